@@ -1,0 +1,37 @@
+#include "core/sha256.h"
+
+#include <openssl/evp.h>
+
+#include <cstdlib>
+
+namespace tw {
+namespace {
+
+std::string to_hex(const unsigned char* data, unsigned int len) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(static_cast<std::size_t>(len) * 2, '0');
+  for (unsigned int i = 0; i < len; ++i) {
+    out[2 * i] = kHex[data[i] >> 4];
+    out[2 * i + 1] = kHex[data[i] & 0xF];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string sha256_hex(std::string_view a, std::string_view b) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx, a.data(), a.size()) != 1 ||
+      EVP_DigestUpdate(ctx, b.data(), b.size()) != 1 || EVP_DigestFinal_ex(ctx, md, &len) != 1) {
+    std::abort();
+  }
+  EVP_MD_CTX_free(ctx);
+  return to_hex(md, len);
+}
+
+std::string sha256_hex(std::string_view data) { return sha256_hex(data, {}); }
+
+}  // namespace tw

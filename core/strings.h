@@ -1,0 +1,40 @@
+#pragma once
+// Small string helpers shared by every module.
+//
+// Thread safety: pure functions. None of them fail; invalid input is handled as documented.
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tw {
+
+std::string_view trim(std::string_view s);
+std::vector<std::string> split(std::string_view s, char sep);
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
+bool starts_with(std::string_view s, std::string_view prefix);
+std::string to_lower(std::string_view s);
+
+// Shell-style glob: '*' any run of characters, '?' one character. Case-sensitive.
+bool glob_match(std::string_view pattern, std::string_view text);
+
+// Replaces invalid UTF-8 sequences with U+FFFD. Valid input is returned unchanged.
+std::string sanitize_utf8(std::string_view s);
+bool is_valid_utf8(std::string_view s);
+
+// A one-line, terminal-safe rendering of untrusted text for logs and error messages: control
+// characters (including ESC and newlines) become \n, \x1b, ...; invalid UTF-8 becomes U+FFFD;
+// text longer than max_bytes is cut at a character boundary and ends with "...".
+std::string printable(std::string_view s, std::size_t max_bytes = 256);
+
+// Cuts s to at most max_bytes without splitting a UTF-8 sequence.
+std::string_view truncate_utf8(std::string_view s, std::size_t max_bytes);
+
+// Removes every occurrence of secret from text (replaced by "[redacted]"). No-op if secret empty.
+std::string redact(std::string text, std::string_view secret);
+
+// 8-4-4-4-12 hexadecimal (any version).
+bool is_uuid(std::string_view s);
+
+}  // namespace tw

@@ -1,0 +1,38 @@
+#pragma once
+// JSON codecs for the token shapes the sources send (SPEC §1, reference §2.3 and §3.3).
+//
+// Decoding is tolerant of what real systems send: camelCase (REST) or snake_case (influxctl)
+// keys, timestamps as RFC 3339 strings or {"seconds","nanos"} objects, unset timestamps absent
+// or null, unknown fields, empty or null permission lists, invalid UTF-8 (replaced by U+FFFD).
+// It is strict about what matters: the body must be one complete JSON array, and every element
+// must be an object with a non-empty string "id" and no id may repeat; otherwise the whole list
+// is rejected, so the caller never acts on a partial inventory.
+//
+// Thread safety: pure functions (each call uses its own parser). Errors: Result with a
+// one-sentence kParse message naming the element index and field.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "core/token.h"
+
+namespace tw::influx {
+
+struct DecodedList {
+  std::vector<Token> tokens;
+  bool replaced_invalid_utf8 = false;  // the body had invalid UTF-8, replaced by U+FFFD
+};
+
+// Decodes a token list. `body` may be modified (padding is appended for the SIMD parser).
+Result<DecodedList> decode_token_list(std::string& body);
+// Decodes one token object (GET/PATCH responses, influxctl token get).
+Result<Token> decode_token(std::string body);
+
+// {"permissions":[{"action":…,"resource":…},…]} for PATCH.
+std::string encode_permissions_update(const std::vector<Permission>& permissions);
+// {"code":…,"message":…} error bodies: the message, or "" if the body is not of that shape.
+std::string decode_error_message(std::string_view body);
+
+}  // namespace tw::influx

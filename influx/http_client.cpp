@@ -1,0 +1,293 @@
+#include "influx/http_client.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <memory>
+#include <optional>
+
+#include "core/strings.h"
+#include "core/version.h"
+
+namespace tw::influx {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+struct CallState {
+  std::optional<Result<HttpResponse>> result;
+  const char* step = "starting";
+  bool timed_out = false;
+  long verify_result = X509_V_OK;
+};
+
+std::string describe(const beast::error_code& ec) {
+  if (ec == beast::error::timeout) return "timed out";
+  if (ec == http::error::body_limit) return "response body is larger than the limit";
+  if (ec == http::error::partial_message || ec == asio::error::eof ||
+      ec == asio::ssl::error::stream_truncated) {
+    return "connection closed before the response was complete";
+  }
+  return ec.message();
+}
+
+template <class Stream>
+asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>& req,
+                               std::size_t max_body, std::chrono::steady_clock::time_point deadline,
+                               std::shared_ptr<CallState> state) {
+  auto& lowest = beast::get_lowest_layer(stream);
+  state->step = "sending the request";
+  lowest.expires_at(deadline);
+  auto [wec, written] = co_await http::async_write(stream, req, kTuple);
+  (void)written;
+  if (wec) {
+    state->result = make_error(wec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                               describe(wec) + " while sending the request");
+    co_return;
+  }
+  state->step = "reading the response";
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(max_body);
+  parser.header_limit(64 * 1024);
+  lowest.expires_at(deadline);
+  auto [rec, read] = co_await http::async_read(stream, buffer, parser, kTuple);
+  (void)read;
+  if (rec) {
+    state->result = make_error(rec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                               describe(rec) + " while reading the response");
+    co_return;
+  }
+  auto msg = parser.release();
+  HttpResponse resp;
+  resp.status = static_cast<int>(msg.result_int());
+  resp.content_type = std::string(msg[http::field::content_type]);
+  resp.body = std::move(msg.body());
+  state->result = std::move(resp);
+}
+
+asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options,
+                               std::chrono::steady_clock::time_point deadline,
+                               std::shared_ptr<CallState> state) {
+  auto executor = co_await asio::this_coro::executor;
+  state->step = "resolving the host name";
+  tcp::resolver resolver(executor);
+  auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kTuple);
+  if (rec) {
+    state->result = make_error(ErrorCode::kNetwork, "cannot resolve host \"" + printable(url.host, 100) +
+                                                        "\": " + rec.message());
+    co_return;
+  }
+
+  http::request<http::string_body> req;
+  auto verb = http::string_to_verb(request.method);
+  req.method(verb);
+  req.target(url.path + request.target);
+  req.version(11);
+  bool default_port = (url.tls() && url.port == "443") || (!url.tls() && url.port == "80");
+  req.set(http::field::host, default_port ? url.host : url.host + ":" + url.port);
+  req.set(http::field::user_agent, std::string("tokenwarden/") + kVersion);
+  req.set(http::field::connection, "close");
+  for (const auto& [k, v] : request.headers) req.set(k, v);
+  if (!request.body.empty()) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = request.body;
+  }
+  req.prepare_payload();
+
+  if (!url.tls()) {
+    beast::tcp_stream stream(executor);
+    state->step = "connecting";
+    stream.expires_at(deadline);
+    auto [cec, ep] = co_await stream.async_connect(endpoints, kTuple);
+    (void)ep;
+    if (cec) {
+      state->result = make_error(cec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                                 describe(cec) + " while connecting");
+      co_return;
+    }
+    co_await exchange(stream, req, options.max_body_bytes, deadline, state);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    co_return;
+  }
+
+  ssl::context ctx(ssl::context::tls_client);
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  beast::error_code ec;
+  if (!options.ca_file.empty()) {
+    ctx.load_verify_file(options.ca_file, ec);
+    if (ec) {
+      state->result = make_error(ErrorCode::kInvalidArgument,
+                                 "cannot load CA file \"" + printable(options.ca_file, 200) +
+                                     "\": " + ec.message());
+      co_return;
+    }
+  } else {
+    ctx.set_default_verify_paths(ec);
+  }
+  ctx.set_verify_mode(ssl::verify_peer);
+  beast::ssl_stream<beast::tcp_stream> stream(executor, ctx);
+  stream.set_verify_callback(ssl::host_name_verification(url.host));
+  beast::error_code addr_ec;
+  asio::ip::make_address(url.host, addr_ec);
+  if (addr_ec &&  // SNI carries host names only (RFC 6066)
+      SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+               const_cast<char*>(url.host.c_str())) != 1) {
+    state->result = make_error(ErrorCode::kNetwork, "cannot set the TLS server name");
+    co_return;
+  }
+  state->step = "connecting";
+  beast::get_lowest_layer(stream).expires_at(deadline);
+  auto [cec, ep] = co_await beast::get_lowest_layer(stream).async_connect(endpoints, kTuple);
+  (void)ep;
+  if (cec) {
+    state->result = make_error(cec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                               describe(cec) + " while connecting");
+    co_return;
+  }
+  state->step = "in the TLS handshake";
+  beast::get_lowest_layer(stream).expires_at(deadline);
+  auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, kTuple);
+  if (hec) {
+    long verify = SSL_get_verify_result(stream.native_handle());
+    std::string why = describe(hec);
+    if (verify != X509_V_OK) {
+      why = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+    }
+    state->result = make_error(hec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                               "TLS handshake failed: " + why);
+    co_return;
+  }
+  co_await exchange(stream, req, options.max_body_bytes, deadline, state);
+  // No TLS close_notify exchange: the connection is closed and many servers never answer it.
+}
+
+}  // namespace
+
+std::string Url::to_string() const {
+  bool default_port = (tls() && port == "443") || (!tls() && port == "80");
+  std::string out = scheme + "://" + host;
+  if (!default_port) out += ":" + port;
+  out += path;
+  return out;
+}
+
+Result<Url> parse_url(std::string_view text) {
+  auto bad = [&](std::string why) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "invalid URL \"" + printable(text, 200) + "\": " + std::move(why));
+  };
+  Url url;
+  std::string_view rest;
+  if (starts_with(text, "http://")) {
+    url.scheme = "http";
+    rest = text.substr(7);
+  } else if (starts_with(text, "https://")) {
+    url.scheme = "https";
+    rest = text.substr(8);
+  } else {
+    return bad("must start with http:// or https://");
+  }
+  auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+  if (authority.find('@') != std::string_view::npos) {
+    return bad("credentials in the URL are not supported (use token_file)");
+  }
+  if (path.find_first_of("?#") != std::string_view::npos) return bad("query strings and fragments are not supported");
+  if (authority.empty()) return bad("no host");
+  if (authority.front() == '[') {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos) return bad("unterminated IPv6 address");
+    url.host = std::string(authority.substr(1, close - 1));
+    authority = authority.substr(close + 1);
+    if (!authority.empty()) {
+      if (authority.front() != ':') return bad("unexpected characters after the IPv6 address");
+      url.port = std::string(authority.substr(1));
+    }
+  } else {
+    auto colon = authority.rfind(':');
+    url.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) url.port = std::string(authority.substr(colon + 1));
+  }
+  if (url.host.empty()) return bad("no host");
+  if (url.port.empty()) {
+    url.port = url.tls() ? "443" : "80";
+  } else {
+    if (url.port.size() > 5 || url.port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(url.port) == 0 || std::stoi(url.port) > 65535) {
+      return bad("invalid port");
+    }
+  }
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  url.path = std::string(path);
+  return url;
+}
+
+Result<HttpResponse> http_request(const Url& base, const HttpRequest& request,
+                                  const HttpOptions& options) {
+  auto started = std::chrono::steady_clock::now();
+  auto deadline = started + options.timeout;
+  asio::io_context ioc(1);
+  auto state = std::make_shared<CallState>();
+  asio::co_spawn(ioc, run_call(base, request, options, deadline, state),
+                 [state](std::exception_ptr e) {
+                   if (e && !state->result) {
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       state->result = make_error(ErrorCode::kNetwork, ex.what());
+                     }
+                   }
+                 });
+  const std::string what = request.method + " " + base.to_string() + request.target;
+  while (!state->result) {
+    if (options.cancel != nullptr && options.cancel->load()) {
+      return make_error(ErrorCode::kCancelled, what + " was cancelled by shutdown");
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline + std::chrono::milliseconds(200)) {
+      // The per-step deadlines should have fired; this is the backstop (e.g. a slow resolver).
+      return make_error(ErrorCode::kTimeout,
+                        what + " timed out after " + format_duration(options.timeout) + " " +
+                            state->step);
+    }
+    if (ioc.stopped()) break;
+    ioc.run_for(std::chrono::milliseconds(50));
+  }
+  if (!state->result) return make_error(ErrorCode::kInternal, what + " ended without a result");
+  auto result = std::move(*state->result);
+  if (!result.ok()) {
+    Error e = result.take_error();
+    if (e.code == ErrorCode::kTimeout) {
+      e.message = what + " timed out after " + format_duration(options.timeout) + " " + state->step;
+    } else {
+      e.message = what + ": " + e.message;
+    }
+    return e;
+  }
+  return result;
+}
+
+std::string_view http_reason(int status) {
+  return http::obsolete_reason(static_cast<http::status>(status));
+}
+
+}  // namespace tw::influx

@@ -1,0 +1,108 @@
+#include "influx/influxctl_source.h"
+
+#include "core/strings.h"
+#include "influx/codec.h"
+#include "influx/subprocess.h"
+
+namespace tw::influx {
+
+InfluxctlClusterClient::InfluxctlClusterClient(SourceConfig config) : config_(std::move(config)) {}
+
+std::string InfluxctlClusterClient::describe() const {
+  std::string s = config_.influxctl_path + " --config " + config_.influxctl_config;
+  if (!config_.profile.empty()) s += " --profile " + config_.profile;
+  return s;
+}
+
+std::vector<std::string> InfluxctlClusterClient::command(std::initializer_list<std::string> args) const {
+  std::vector<std::string> argv{config_.influxctl_path, "--config", config_.influxctl_config};
+  if (!config_.profile.empty()) {
+    argv.emplace_back("--profile");
+    argv.push_back(config_.profile);
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv,
+                                                const CallContext& ctx) const {
+  ProcessOptions opts;
+  opts.timeout = config_.timeout;
+  opts.cancel = ctx.cancel;
+  auto res = run_process(argv, opts);
+  if (!res.ok()) return res.take_error();
+  if (res->signal != 0) {
+    return make_error(ErrorCode::kIo, describe() + " was killed by signal " + std::to_string(res->signal));
+  }
+  if (res->exit_code != 0) {
+    std::string why = summarize_stderr(res->err);
+    return make_error(ErrorCode::kIo, describe() + " exited with status " +
+                                          std::to_string(res->exit_code) +
+                                          (why.empty() ? std::string() : ": " + why));
+  }
+  return std::move(res->out);
+}
+
+Result<TokenList> InfluxctlClusterClient::list_tokens(const CallContext& ctx) {
+  auto out = run(command({"token", "list", "--format", "json", "--include-revoked"}), ctx);
+  if (!out.ok()) return out.take_error();
+  auto decoded = decode_token_list(*out);
+  if (!decoded.ok()) {
+    return make_error(ErrorCode::kParse, describe() + " token list printed an unreadable list: " +
+                                             decoded.error().message);
+  }
+  return TokenList{std::move(decoded->tokens), decoded->replaced_invalid_utf8};
+}
+
+Result<RevokeOutcome> InfluxctlClusterClient::revoke(const std::string& token_id,
+                                                     const CallContext& ctx) {
+  if (token_id.empty() || token_id.front() == '-') {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "refusing to revoke token \"" + printable(token_id, 80) + "\": not a token id");
+  }
+  auto out = run(command({"token", "revoke", "--force", token_id}), ctx);
+  if (out.ok()) return RevokeOutcome::kRevoked;
+  // influxctl's exit codes do not say why it failed; the cluster's list does.
+  auto list = list_tokens(ctx);
+  if (!list.ok()) return out.take_error();
+  for (const auto& t : list->tokens) {
+    if (t.id == token_id) {
+      if (t.revoked_at) return RevokeOutcome::kAlreadyGone;
+      return out.take_error();
+    }
+  }
+  return RevokeOutcome::kAlreadyGone;
+}
+
+Status InfluxctlClusterClient::restrict(const std::string& token_id,
+                                        const std::vector<Permission>& permissions,
+                                        const CallContext& ctx) {
+  if (token_id.empty() || token_id.front() == '-') {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "refusing to restrict token \"" + printable(token_id, 80) + "\": not a token id");
+  }
+  if (permissions.empty()) {
+    return make_error(ErrorCode::kUnsupported,
+                      "influxctl token update cannot remove every permission of token " + token_id +
+                          "; revoke it instead or restrict it through the REST API");
+  }
+  std::vector<std::string> argv = command({"token", "update"});
+  for (const auto& p : permissions) {
+    if (p.action != "read" && p.action != "write") {
+      return make_error(ErrorCode::kUnsupported, "influxctl token update cannot grant action \"" +
+                                                     printable(p.action, 40) + "\"");
+    }
+    if (!p.resource.empty() && p.resource.front() == '-') {
+      return make_error(ErrorCode::kUnsupported, "influxctl token update cannot name database \"" +
+                                                     printable(p.resource, 80) + "\"");
+    }
+    argv.push_back(p.action == "read" ? "--read-database" : "--write-database");
+    argv.push_back(p.resource);
+  }
+  argv.push_back(token_id);
+  auto out = run(std::move(argv), ctx);
+  if (!out.ok()) return out.take_error();
+  return ok_status();
+}
+
+}  // namespace tw::influx

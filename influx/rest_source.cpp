@@ -1,0 +1,128 @@
+// REST Management API client for Clustered (`{url}/tokens`) and Dedicated
+// (`{url}/accounts/{account}/clusters/{cluster}/tokens`).
+#include "influx/rest_source.h"
+
+#include "core/strings.h"
+#include "influx/codec.h"
+#include "influx/management_token.h"
+
+namespace tw::influx {
+namespace {
+
+bool safe_path_segment(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return id != "." && id != "..";
+}
+
+}  // namespace
+
+RestClusterClient::RestClusterClient(SourceConfig config, Url url, std::string credentials_directory)
+    : config_(std::move(config)), url_(std::move(url)), credentials_directory_(std::move(credentials_directory)) {
+  collection_ = config_.type == SourceType::kDedicated
+                    ? "/accounts/" + config_.account_id + "/clusters/" + config_.cluster_id + "/tokens"
+                    : "/tokens";
+}
+
+std::string RestClusterClient::describe() const { return url_.to_string() + collection_; }
+
+Result<HttpResponse> RestClusterClient::call(const std::string& method, const std::string& target,
+                                             std::string body, const CallContext& ctx,
+                                             std::string& secret) {
+  auto token = read_management_token(config_.token_file, credentials_directory_);
+  if (!token.ok()) return token.take_error();
+  secret = std::move(*token);
+  HttpRequest req;
+  req.method = method;
+  req.target = target;
+  req.body = std::move(body);
+  req.headers.emplace_back("Authorization", "Bearer " + secret);
+  req.headers.emplace_back("Accept", "application/json");
+  HttpOptions opts;
+  opts.ca_file = config_.ca_file;
+  opts.timeout = config_.timeout;
+  opts.cancel = ctx.cancel;
+  auto resp = http_request(url_, req, opts);
+  if (!resp.ok()) {
+    Error e = resp.take_error();
+    e.message = redact(std::move(e.message), secret);
+    return e;
+  }
+  return resp;
+}
+
+Error RestClusterClient::status_error(const std::string& method, const std::string& target,
+                                      const HttpResponse& resp, const std::string& secret) const {
+  std::string msg = method + " " + url_.to_string() + target + " answered " +
+                    std::to_string(resp.status);
+  auto reason = http_reason(resp.status);
+  if (!reason.empty() && reason != "<unknown-status>") msg += " " + std::string(reason);
+  std::string detail = decode_error_message(resp.body);
+  if (!detail.empty()) msg += " (" + printable(redact(detail, secret), 200) + ")";
+  if (resp.status == 401) msg += "; check the management token in \"" + config_.token_file + "\"";
+  if (resp.status == 403) msg += "; the management token lacks permission for tokens";
+  return make_error(ErrorCode::kHttpStatus, std::move(msg), resp.status);
+}
+
+Result<TokenList> RestClusterClient::list_tokens(const CallContext& ctx) {
+  std::string secret;
+  auto resp = call("GET", collection_, {}, ctx, secret);
+  if (!resp.ok()) return resp.take_error();
+  if (resp->status != 200) return status_error("GET", collection_, *resp, secret);
+  auto decoded = decode_token_list(resp->body);
+  if (!decoded.ok()) {
+    return make_error(ErrorCode::kParse, "GET " + describe() + " returned an unreadable token list: " +
+                                             decoded.error().message);
+  }
+  return TokenList{std::move(decoded->tokens), decoded->replaced_invalid_utf8};
+}
+
+Result<RevokeOutcome> RestClusterClient::revoke(const std::string& token_id, const CallContext& ctx) {
+  if (!safe_path_segment(token_id)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "refusing to revoke token \"" + printable(token_id, 80) +
+                          "\": the id contains characters that cannot appear in a URL path");
+  }
+  std::string target = collection_ + "/" + token_id;
+  std::string secret;
+  auto resp = call("DELETE", target, {}, ctx, secret);
+  if (!resp.ok()) return resp.take_error();
+  if (resp->status == 204 || resp->status == 200) return RevokeOutcome::kRevoked;
+  if (resp->status == 404) return RevokeOutcome::kAlreadyGone;
+  return status_error("DELETE", target, *resp, secret);
+}
+
+Status RestClusterClient::restrict(const std::string& token_id,
+                                   const std::vector<Permission>& permissions,
+                                   const CallContext& ctx) {
+  if (!safe_path_segment(token_id)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "refusing to restrict token \"" + printable(token_id, 80) +
+                          "\": the id contains characters that cannot appear in a URL path");
+  }
+  std::string target = collection_ + "/" + token_id;
+  std::string secret;
+  auto resp = call("PATCH", target, encode_permissions_update(permissions), ctx, secret);
+  if (!resp.ok()) return resp.take_error();
+  if (resp->status != 200) return status_error("PATCH", target, *resp, secret);
+  auto token = decode_token(std::move(resp->body));
+  if (!token.ok()) {
+    return make_error(ErrorCode::kParse, "PATCH " + url_.to_string() + target +
+                                             " returned an unreadable token: " + token.error().message);
+  }
+  auto wanted = permissions;
+  sort_permissions(wanted);
+  if (token->permissions != wanted) {
+    return make_error(ErrorCode::kHttpStatus,
+                      "PATCH " + url_.to_string() + target + " answered 200 but the token now has " +
+                          printable(permissions_json(token->permissions), 300) + " instead of " +
+                          printable(permissions_json(wanted), 300));
+  }
+  return ok_status();
+}
+
+}  // namespace tw::influx

@@ -1,0 +1,57 @@
+#pragma once
+// The cluster behind interfaces: TokenSource lists tokens, TokenActuator revokes or restricts.
+//
+// Implementations: the REST Management API (clustered, dedicated) and the influxctl runner.
+// Tests inject fakes that script snapshots and failures and count calls.
+//
+// Thread safety: one call at a time per object (the poller owns its cluster's client).
+// Errors: Result values; messages are one sentence naming the cluster and never contain the
+// management token.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "core/token.h"
+
+namespace tw::influx {
+
+struct CallContext {
+  const std::atomic<bool>* cancel = nullptr;  // set on shutdown: calls return kCancelled early
+};
+
+struct TokenList {
+  std::vector<Token> tokens;
+  bool replaced_invalid_utf8 = false;
+};
+
+class TokenSource {
+ public:
+  virtual ~TokenSource() = default;
+  // The complete list, including revoked tokens. Never a partial list.
+  virtual Result<TokenList> list_tokens(const CallContext& ctx) = 0;
+};
+
+enum class RevokeOutcome {
+  kRevoked,      // the cluster revoked it now
+  kAlreadyGone,  // 404: already revoked or no longer exists — counts as done
+};
+
+class TokenActuator {
+ public:
+  virtual ~TokenActuator() = default;
+  virtual Result<RevokeOutcome> revoke(const std::string& token_id, const CallContext& ctx) = 0;
+  // Replaces the token's permissions with exactly `permissions`.
+  virtual Status restrict(const std::string& token_id, const std::vector<Permission>& permissions,
+                          const CallContext& ctx) = 0;
+};
+
+class ClusterClient : public TokenSource, public TokenActuator {
+ public:
+  // "GET https://host/api/v0/tokens" or "influxctl (profile default)" — for logs.
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace tw::influx

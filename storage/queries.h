@@ -1,0 +1,62 @@
+#pragma once
+// Read queries behind the command line: the inventory (now or as of a past time, rebuilt from
+// the audit history) and the audit events.
+//
+// Thread safety: use a Db from one thread. Errors: kDatabase.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "core/token.h"
+
+namespace tw::storage {
+
+class Db;
+
+struct InventoryRow {
+  std::string cluster;
+  Token token;
+  TokenStatus status = TokenStatus::kActive;
+  std::string first_seen;
+  std::string last_seen;
+};
+
+struct InventoryFilter {
+  std::string cluster;                // empty: all
+  std::optional<TokenStatus> status;  // nullopt: all
+};
+
+// The token_inventory view, ordered by cluster and token id.
+Result<std::vector<InventoryRow>> query_inventory(Db& db, const InventoryFilter& filter);
+
+// The inventory as tokenwarden knew it at `at`, replayed from token events recorded up to then.
+// A token recorded active whose expiry is at or before `at` is reported expired.
+Result<std::vector<InventoryRow>> inventory_at(Db& db, Timestamp at, const InventoryFilter& filter);
+
+struct AuditRow {
+  std::int64_t seq = 0;
+  std::string recorded_at;
+  std::optional<std::string> cluster;
+  std::optional<std::string> token_id;
+  std::string event;
+  std::string detail;
+  std::string prev_hash;
+  std::string hash;
+};
+
+struct HistoryFilter {
+  std::string token_id;
+  std::string cluster;
+  std::optional<Timestamp> since;  // inclusive
+  std::optional<Timestamp> until;  // inclusive
+  std::vector<std::string> events;
+  std::int64_t limit = 0;          // 0: no limit; otherwise the most recent `limit` rows
+};
+
+// The audit_log view, ordered by seq.
+Result<std::vector<AuditRow>> query_history(Db& db, const HistoryFilter& filter);
+
+}  // namespace tw::storage

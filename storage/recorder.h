@@ -1,0 +1,68 @@
+#pragma once
+// Records one poll of one cluster: the snapshot diff, its events, token rows and the poll row,
+// in one transaction (SPEC §3).
+//
+// - A failed poll writes its poll row and a poll_failed event, and no token event.
+// - If more than max_vanished_percent of the known tokens vanished, the poll is `suspect`: its
+//   row and a poll_suspect event are written and nothing else, until a later poll sees the same
+//   tokens vanish (same digest) and confirms it.
+// - A poll that changes nothing writes only its poll row.
+// The recorder keeps each cluster's inventory in memory and checks, inside the transaction, that
+// no other process recorded a poll meanwhile (else it reloads), so events are never doubled.
+// `hook` runs inside the transaction of a successful poll, with the inventory after it, so later
+// stages (policy evaluation) commit atomically with the poll.
+//
+// Thread safety: record() may be called from several threads (the store serializes them).
+// Errors: kDatabase; the transaction is rolled back and the in-memory inventory reloaded later.
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/audit_store.h"
+
+namespace tw::storage {
+
+struct PollInput {
+  std::string cluster;
+  Timestamp started_at;
+  Timestamp finished_at;
+  const std::vector<Token>* tokens = nullptr;  // null: the poll failed
+  std::string error;                           // failed: one sentence
+  int max_vanished_percent = 50;
+  bool dry_run = false;                        // compute everything, write nothing
+};
+
+struct PollSummary {
+  PollOutcome outcome = PollOutcome::kOk;
+  std::int64_t poll_id = 0;  // 0 for a dry run
+  std::size_t token_count = 0;
+  std::size_t known = 0;     // known tokens not removed, before this poll
+  std::size_t vanished = 0;
+  bool confirmed_suspect = false;  // this poll confirmed an earlier suspect one
+  std::string message;             // suspect/failed: one sentence
+  EventCounts events{};            // events appended by this poll (including the hook's)
+};
+
+class InventoryRecorder {
+ public:
+  using Hook = std::function<Status(WriteTxn& txn, const Inventory& after, PollSummary& summary)>;
+
+  explicit InventoryRecorder(AuditStore& store) : store_(store) {}
+
+  Result<PollSummary> record(const PollInput& in, const Hook& hook = {});
+
+ private:
+  struct Cache {
+    bool loaded = false;
+    std::int64_t version = 0;  // id of the ok poll the inventory reflects
+    Inventory tokens;
+  };
+  AuditStore& store_;
+  std::mutex mu_;  // guards caches_ (the map, not the entries: one poll per cluster at a time)
+  std::unordered_map<std::string, Cache> caches_;
+};
+
+}  // namespace tw::storage

@@ -1,0 +1,129 @@
+#include "storage/schema.h"
+
+#include <string>
+
+namespace tw::storage {
+namespace {
+
+// Version 1: the audit log with its hash chain, the token inventory and the poll record.
+constexpr const char* kV1 = R"sql(
+CREATE TABLE meta(
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE audit_events(
+  seq         INTEGER PRIMARY KEY,
+  recorded_at TEXT NOT NULL,
+  cluster     TEXT,
+  token_id    TEXT,
+  event       TEXT NOT NULL,
+  detail      TEXT NOT NULL,
+  prev_hash   TEXT NOT NULL,
+  hash        TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_token ON audit_events(token_id);
+CREATE INDEX audit_events_by_cluster ON audit_events(cluster, recorded_at);
+CREATE INDEX audit_events_by_time ON audit_events(recorded_at);
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+-- The last appended row, written in the same transaction: a truncated log is detectable.
+CREATE TABLE chain_head(
+  id   INTEGER PRIMARY KEY CHECK (id = 1),
+  seq  INTEGER NOT NULL,
+  hash TEXT NOT NULL
+);
+
+CREATE TABLE tokens(
+  cluster     TEXT NOT NULL,
+  token_id    TEXT NOT NULL,
+  description TEXT NOT NULL,
+  permissions TEXT NOT NULL,
+  created_at  TEXT,
+  expires_at  TEXT,
+  revoked_at  TEXT,
+  status      TEXT NOT NULL CHECK (status IN ('active', 'expired', 'revoked', 'removed')),
+  first_seen  TEXT NOT NULL,
+  last_seen   TEXT NOT NULL,
+  PRIMARY KEY (cluster, token_id)
+) WITHOUT ROWID;
+
+CREATE TABLE poll_runs(
+  id              INTEGER PRIMARY KEY,
+  cluster         TEXT NOT NULL,
+  started_at      TEXT NOT NULL,
+  finished_at     TEXT NOT NULL,
+  outcome         TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'suspect')),
+  token_count     INTEGER,
+  error           TEXT,
+  vanished_digest TEXT
+);
+CREATE INDEX poll_runs_by_cluster ON poll_runs(cluster, outcome, id);
+
+CREATE VIEW audit_log AS
+  SELECT seq, recorded_at, cluster, token_id, event, detail, prev_hash, hash FROM audit_events;
+
+-- last_seen of a token still listed is the end of the cluster's last successful poll, so an
+-- unchanged poll does not rewrite every token row.
+CREATE VIEW token_inventory AS
+  SELECT t.cluster, t.token_id, t.description, t.permissions, t.created_at, t.expires_at,
+         t.revoked_at, t.status, t.first_seen,
+         CASE WHEN t.status = 'removed' THEN t.last_seen
+              ELSE COALESCE((SELECT p.finished_at FROM poll_runs p
+                             WHERE p.cluster = t.cluster AND p.outcome = 'ok'
+                             ORDER BY p.id DESC LIMIT 1), t.last_seen)
+         END AS last_seen
+  FROM tokens t;
+
+CREATE VIEW polls AS
+  SELECT id, cluster, started_at, finished_at, outcome, token_count, error FROM poll_runs;
+)sql";
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+constexpr Migration kMigrations[] = {{1, kV1}};
+
+}  // namespace
+
+Result<int> schema_version(Db& db) {
+  auto stmt = db.prepare("PRAGMA user_version");
+  if (!stmt.ok()) return stmt.take_error();
+  auto row = stmt->step();
+  if (!row.ok()) return row.take_error();
+  return static_cast<int>(stmt->int64(0));
+}
+
+Status migrate(Db& db) {
+  auto current = schema_version(db);
+  if (!current.ok()) return current.take_error();
+  if (*current > kSchemaVersion) {
+    return make_error(ErrorCode::kDatabase,
+                      "database \"" + db.path() + "\" has schema version " + std::to_string(*current) +
+                          ", newer than this tokenwarden understands (" +
+                          std::to_string(kSchemaVersion) + "); upgrade tokenwarden");
+  }
+  for (const auto& m : kMigrations) {
+    if (m.version <= *current) continue;
+    auto txn = Transaction::begin(db);
+    if (!txn.ok()) return txn.take_error();
+    // Re-check under the write lock: another process may have migrated meanwhile.
+    auto again = schema_version(db);
+    if (!again.ok()) return again.take_error();
+    if (*again >= m.version) continue;
+    auto s = db.exec(m.sql);
+    if (!s.ok()) {
+      return make_error(ErrorCode::kDatabase, "schema migration to version " +
+                                                  std::to_string(m.version) + " failed: " + s.error().message);
+    }
+    TW_RETURN_IF_ERROR(db.exec("PRAGMA user_version = " + std::to_string(m.version)));
+    TW_RETURN_IF_ERROR(txn->commit());
+  }
+  return ok_status();
+}
+
+}  // namespace tw::storage
