@@ -40,6 +40,7 @@ Result<std::int64_t> WriteTxn::append(const NewEvent& event, Timestamp recorded_
     if (!row.ok()) return row.take_error();
     impl_->head_seq = *row ? (*q)->int64(0) : 0;
     impl_->head_hash = *row ? (*q)->text(1) : std::string(kGenesisHash);
+    (*q)->reset();
     impl_->head_loaded = true;
   }
   std::int64_t seq = impl_->head_seq + 1;
@@ -134,6 +135,7 @@ Result<ClusterState> read_cluster_state(Db& db, const std::string& cluster) {
     auto t = parse_rfc3339((*ok)->text(1));
     if (t.ok()) s.last_ok_finished = *t;
   }
+  (*ok)->reset();
   auto sus = db.cached(
       "SELECT id, vanished_digest FROM poll_runs WHERE cluster = ? AND outcome = 'suspect' "
       "ORDER BY id DESC LIMIT 1");
@@ -142,6 +144,7 @@ Result<ClusterState> read_cluster_state(Db& db, const std::string& cluster) {
   row = (*sus)->step();
   if (!row.ok()) return row.take_error();
   if (*row && (*sus)->int64(0) > s.last_ok_poll_id) s.pending_suspect_digest = (*sus)->text(1);
+  (*sus)->reset();
   return s;
 }
 

@@ -1,0 +1,144 @@
+#include "daemon/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "core/version.h"
+#include "daemon/commands.h"
+#include "daemon/config.h"
+
+namespace tw::daemon {
+namespace {
+
+constexpr const char* kDescription =
+    "tokenwarden keeps InfluxDB 3 (Clustered, Cloud Dedicated) database tokens under control:\n"
+    "it polls each cluster's token list, records every change in a tamper-evident SQLite audit\n"
+    "history, checks policies and exports Prometheus metrics.";
+
+constexpr const char* kFooter =
+    "Exit status: 0 success, 1 runtime failure (cluster unreachable, database error),\n"
+    "2 invalid arguments or configuration, 3 `verify` found the audit chain broken.\n"
+    "Documentation: /usr/share/doc/tokenwarden (docs/ in the source tree).";
+
+void add_format(CLI::App* cmd, std::string& format) {
+  cmd->add_option("--format", format, "Output format: table (people), json or csv (scripts)")
+      ->check(CLI::IsMember({"table", "json", "csv"}))
+      ->default_val("table");
+}
+
+OutputFormat fmt(const std::string& s) { return parse_output_format(s).value_or(OutputFormat::kTable); }
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{kDescription, "tokenwarden"};
+  app.footer(kFooter);
+  app.set_version_flag("--version", std::string("tokenwarden ") + kVersion);
+  app.require_subcommand(1, 1);
+  app.fallthrough();
+  GlobalOptions g;
+  g.config_path = kDefaultConfigPath;
+  app.add_option("-c,--config", g.config_path, "Configuration file")
+      ->default_val(kDefaultConfigPath)
+      ->envname("TOKENWARDEN_CONFIG");
+
+  auto* run = app.add_subcommand("run", "Run the daemon in the foreground (systemd Type=notify)");
+  run->footer(
+      "Polls every configured cluster on its schedule and records changes until SIGTERM or\n"
+      "SIGINT. Logs go to stderr (journald). Example:\n  tokenwarden --config /etc/tokenwarden/tokenwarden.toml run");
+
+  PollOptions poll;
+  std::string poll_format;
+  auto* poll_cmd = app.add_subcommand("poll", "Run one full cycle for each cluster, print a summary, exit");
+  poll_cmd->add_option("--cluster", poll.cluster, "Only this cluster");
+  poll_cmd->add_flag("--dry-run", poll.dry_run, "Fetch and compare, but write nothing");
+  add_format(poll_cmd, poll_format);
+  poll_cmd->footer("Exit status 1 if any cluster could not be polled or recorded.\nExample:\n  tokenwarden poll --cluster prod-eu");
+
+  bool print = false;
+  auto* check = app.add_subcommand("check-config", "Validate the configuration and its policies");
+  check->add_flag("--print", print, "Print the effective configuration (defaults filled, secrets redacted)");
+  check->footer("Every problem is listed with its key path, e.g. `clusters[1].url: …`; exit status 2 if any.");
+
+  TokensOptions tokens;
+  std::string tokens_format;
+  auto* tokens_cmd = app.add_subcommand("tokens", "List the token inventory, now or as of a past time");
+  tokens_cmd->add_option("--cluster", tokens.cluster, "Only this cluster");
+  tokens_cmd->add_option("--status", tokens.status, "Only tokens in this status")
+      ->check(CLI::IsMember({"active", "expired", "revoked", "removed"}));
+  tokens_cmd->add_option("--at", tokens.at,
+                         "Rebuild the inventory as it was at TIME from the audit history (RFC 3339, "
+                         "a date like 2026-11-01, or an age like 7d)");
+  tokens_cmd->add_option("--db", tokens.db, "Read this database instead of the configured one");
+  add_format(tokens_cmd, tokens_format);
+  tokens_cmd->footer("Examples:\n  tokenwarden tokens --status active --format csv\n  tokenwarden tokens --at 2026-10-01 --cluster prod-eu");
+
+  HistoryOptions hist;
+  std::string hist_format;
+  auto* hist_cmd = app.add_subcommand("history", "Show audit events");
+  hist_cmd->add_option("--token", hist.token, "Only events about this token id");
+  hist_cmd->add_option("--cluster", hist.cluster, "Only events of this cluster");
+  hist_cmd->add_option("--since", hist.since, "Events recorded at or after TIME (RFC 3339, date, or age like 24h)");
+  hist_cmd->add_option("--until", hist.until, "Events recorded at or before TIME");
+  hist_cmd->add_option("--event", hist.events, "Only these events (repeatable or comma-separated), e.g. token_created");
+  hist_cmd->add_option("--limit", hist.limit, "Only the most recent N events")->check(CLI::NonNegativeNumber);
+  hist_cmd->add_option("--db", hist.db, "Read this database instead of the configured one");
+  add_format(hist_cmd, hist_format);
+  hist_cmd->footer("Examples:\n  tokenwarden history --token 55555555-5555-4555-8555-555555555555\n  tokenwarden history --since 7d --event token_revoked,token_removed --format json");
+
+  VerifyOptions verify;
+  std::string verify_format;
+  auto* verify_cmd = app.add_subcommand("verify", "Check the audit log's hash chain");
+  verify_cmd->add_option("--db", verify.db, "Verify this database (e.g. a backup copy)");
+  verify_cmd->add_option("--format", verify_format, "Output format: table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->default_val("table");
+  verify_cmd->footer("Exit status 3 if the chain is broken; the first bad row is named.");
+
+  DemoOptions demo;
+  std::string demo_interval = "2s";
+  auto* demo_cmd = app.add_subcommand("demo", "Run against a built-in simulated cluster");
+  demo_cmd->add_flag("--once", demo.once, "Exit after the scripted cycles");
+  demo_cmd->add_option("--cycles", demo.cycles, "Number of scripted cycles")->check(CLI::Range(1, 100));
+  demo_cmd->add_option("--interval", demo_interval, "Time between cycles");
+  demo_cmd->add_option("--tokens", demo.tokens, "Number of seeded tokens")->check(CLI::Range(1, 100000));
+  demo_cmd->add_option("--dir", demo.dir, "Keep the demo's database and config here (default: a new temp dir)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (*run) return cmd_run(g);
+  if (*poll_cmd) {
+    poll.format = fmt(poll_format);
+    return cmd_poll(g, poll);
+  }
+  if (*check) return cmd_check_config(g, print);
+  if (*tokens_cmd) {
+    tokens.format = fmt(tokens_format);
+    return cmd_tokens(g, tokens);
+  }
+  if (*hist_cmd) {
+    hist.format = fmt(hist_format);
+    return cmd_history(g, hist);
+  }
+  if (*verify_cmd) {
+    verify.format = fmt(verify_format);
+    return cmd_verify(g, verify);
+  }
+  if (*demo_cmd) {
+    auto d = parse_duration(demo_interval);
+    if (!d.ok()) {
+      print_error("--interval: " + d.error().message);
+      return kExitUsage;
+    }
+    demo.interval = *d;
+    return cmd_demo(g, demo);
+  }
+  return kExitUsage;
+}
+
+}  // namespace tw::daemon

@@ -1,0 +1,320 @@
+#include "daemon/commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/json_writer.h"
+#include "core/log.h"
+#include "core/strings.h"
+#include "daemon/config.h"
+#include "daemon/service.h"
+#include "influx/management_token.h"
+#include "storage/audit_store.h"
+#include "storage/chain.h"
+#include "storage/queries.h"
+
+namespace tw::daemon {
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? std::string() : std::string(v);
+}
+
+// Under systemd (JOURNAL_STREAM set) text lines carry a priority prefix and no timestamp.
+std::shared_ptr<StreamLogSink> make_sink(const SystemClock& clock, LogFormat format, LogLevel level) {
+  bool journald = !env("JOURNAL_STREAM").empty();
+  auto sink = std::make_shared<StreamLogSink>(stderr, format, clock, journald);
+  sink->set_level(level);
+  return sink;
+}
+
+void write_stdout(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
+
+std::optional<Config> load_or_report(const GlobalOptions& g, bool quiet_warnings = false) {
+  SystemClock clock;
+  auto load = load_config_file(g.config_path, clock.now());
+  for (const auto& e : load.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
+  if (!quiet_warnings) {
+    for (const auto& w : load.warnings) std::fprintf(stderr, "tokenwarden: warning: %s\n", w.c_str());
+  }
+  if (!load.config) {
+    std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", load.errors.size(), g.config_path.c_str());
+  }
+  return std::move(load.config);
+}
+
+// The database path: --db if given, else the configuration's.
+std::optional<std::string> database_path(const GlobalOptions& g, const std::string& db) {
+  if (!db.empty()) return db;
+  auto config = load_or_report(g, true);
+  if (!config) return std::nullopt;
+  return config->daemon.database;
+}
+
+Cell time_cell(const std::optional<Timestamp>& t) { return t ? Cell::str(format_timestamp(*t)) : Cell::null(); }
+
+std::string brief_permissions(const std::vector<Permission>& perms) {
+  if (perms.empty()) return "(none)";
+  std::vector<std::string> parts;
+  for (const auto& p : perms) parts.push_back(p.action + ":" + p.resource);
+  return join(parts, " ");
+}
+
+std::int64_t count(const storage::EventCounts& c, EventKind k) { return c[static_cast<std::size_t>(k)]; }
+
+void verify_progress(std::int64_t rows, void*) {
+  std::fprintf(stderr, "\rverifying: %lld rows checked", static_cast<long long>(rows));
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+void print_error(const std::string& message) {
+  std::fprintf(stderr, "tokenwarden: error: %s\n", message.c_str());
+}
+
+int cmd_check_config(const GlobalOptions& g, bool print) {
+  SystemClock clock;
+  auto load = load_config_file(g.config_path, clock.now());
+  for (const auto& e : load.errors) std::fprintf(stderr, "%s\n", e.c_str());
+  for (const auto& w : load.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (!load.config) {
+    std::fprintf(stderr, "%s: %zu problem(s) found\n", g.config_path.c_str(), load.errors.size());
+    return kExitUsage;
+  }
+  const Config& c = *load.config;
+  // Files needed at run time: warn now rather than at 3 a.m.
+  std::string creds = env("CREDENTIALS_DIRECTORY");
+  for (std::size_t i = 0; i < c.clusters.size(); ++i) {
+    const auto& s = c.clusters[i].source;
+    if (!s.token_file.empty()) {
+      std::string path = influx::resolve_token_path(s.token_file, creds);
+      if (::access(path.c_str(), R_OK) != 0) {
+        std::fprintf(stderr, "warning: clusters[%zu].token_file: \"%s\" is not readable by this user\n", i,
+                     printable(path, 200).c_str());
+      }
+    }
+  }
+  if (print) {
+    write_stdout(render_config(c));
+  } else {
+    std::printf("%s: OK (%zu clusters, %zu policies, %zu exemptions)\n", g.config_path.c_str(),
+                c.clusters.size(), c.policies.size(), c.exemptions.size());
+  }
+  return kExitOk;
+}
+
+int cmd_run(const GlobalOptions& g) {
+  auto config = load_or_report(g);
+  if (!config) return kExitUsage;
+  SystemClock clock;
+  auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
+  ServiceDeps deps;
+  deps.clock = &clock;
+  deps.sink = sink;
+  deps.credentials_directory = env("CREDENTIALS_DIRECTORY");
+  auto service = Service::create(std::move(*config), deps);
+  if (!service.ok()) {
+    print_error(service.error().message);
+    return kExitFailure;
+  }
+  return (*service)->run();
+}
+
+int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
+  auto config = load_or_report(g);
+  if (!config) return kExitUsage;
+  if (!o.cluster.empty() && config->find_cluster(o.cluster) == nullptr) {
+    print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " + g.config_path);
+    return kExitUsage;
+  }
+  SystemClock clock;
+  auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
+  Logger log("poller", sink);
+  auto store = storage::AuditStore::open(config->daemon.database, storage::AuditStore::Mode::kReadWrite);
+  if (!store.ok()) {
+    print_error(store.error().message);
+    return kExitFailure;
+  }
+  storage::InventoryRecorder recorder(**store);
+  Table table;
+  table.columns = {{"cluster"},  {"outcome"}, {"tokens"},  {"discovered"}, {"created"},
+                   {"updated"},  {"revoked"}, {"expired"}, {"removed"},    {"duration_ms"},
+                   {"error", true, 100}};
+  bool failed = false;
+  for (const auto& cl : config->clusters) {
+    if (!o.cluster.empty() && cl.name != o.cluster) continue;
+    auto client = influx::make_cluster_client(cl.source, env("CREDENTIALS_DIRECTORY"));
+    if (!client.ok()) {
+      print_error("cluster " + cl.name + ": " + client.error().message);
+      failed = true;
+      continue;
+    }
+    ClusterPoller poller(cl, std::move(*client), recorder, clock, log);
+    RunOptions opts;
+    opts.dry_run = o.dry_run;
+    opts.max_vanished_percent = config->safety.max_vanished_percent;
+    CycleReport rep = poller.run_once(opts);
+    const auto& s = rep.summary;
+    if (!rep.recorded || s.outcome == storage::PollOutcome::kFailed) failed = true;
+    std::string outcome(storage::to_string(s.outcome));
+    if (!rep.recorded) outcome = "not recorded";
+    table.rows.push_back({Cell::str(cl.name), Cell::str(outcome),
+                          Cell::num(static_cast<long long>(s.token_count)),
+                          Cell::num(count(s.events, EventKind::kTokenDiscovered)),
+                          Cell::num(count(s.events, EventKind::kTokenCreated)),
+                          Cell::num(count(s.events, EventKind::kTokenUpdated)),
+                          Cell::num(count(s.events, EventKind::kTokenRevoked)),
+                          Cell::num(count(s.events, EventKind::kTokenExpired)),
+                          Cell::num(count(s.events, EventKind::kTokenRemoved)),
+                          Cell::num(static_cast<long long>(rep.total_time.count())),
+                          rep.error.empty() ? Cell::null() : Cell::str(rep.error)});
+  }
+  write_stdout(render(table, o.format));
+  if (o.dry_run && o.format == OutputFormat::kTable) {
+    std::printf("(dry run: nothing was written to %s)\n", config->daemon.database.c_str());
+  }
+  return failed ? kExitFailure : kExitOk;
+}
+
+int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
+  auto path = database_path(g, o.db);
+  if (!path) return kExitUsage;
+  storage::InventoryFilter filter;
+  filter.cluster = o.cluster;
+  if (!o.status.empty()) {
+    filter.status = parse_token_status(o.status);
+    if (!filter.status) {
+      print_error("--status must be active, expired, revoked or removed, not \"" + printable(o.status, 40) + "\"");
+      return kExitUsage;
+    }
+  }
+  std::optional<Timestamp> at;
+  if (!o.at.empty()) {
+    auto t = parse_time_arg(o.at, SystemClock().now());
+    if (!t.ok()) {
+      print_error("--at: " + t.error().message);
+      return kExitUsage;
+    }
+    at = *t;
+  }
+  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
+  if (!store.ok()) {
+    print_error(store.error().message);
+    return kExitFailure;
+  }
+  auto rows = at ? storage::inventory_at((*store)->db(), *at, filter)
+                 : storage::query_inventory((*store)->db(), filter);
+  if (!rows.ok()) {
+    print_error(rows.error().message);
+    return kExitFailure;
+  }
+  Table table;
+  table.columns = {{"cluster"},           {"token_id"},          {"status"},
+                   {"description", true, 40}, {"permissions", true, 48}, {"created_at", false},
+                   {"expires_at"},        {"revoked_at", false}, {"first_seen", false},
+                   {"last_seen"}};
+  for (const auto& r : *rows) {
+    table.rows.push_back({Cell::str(r.cluster), Cell::str(r.token.id),
+                          Cell::str(std::string(to_string(r.status))), Cell::str(r.token.description),
+                          Cell::json(permissions_json(r.token.permissions), brief_permissions(r.token.permissions)),
+                          time_cell(r.token.created_at),
+                          r.token.expires_at ? Cell::str(format_timestamp(*r.token.expires_at)) : Cell::null(),
+                          time_cell(r.token.revoked_at), Cell::str(r.first_seen), Cell::str(r.last_seen)});
+  }
+  write_stdout(render(table, o.format));
+  return kExitOk;
+}
+
+int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
+  auto path = database_path(g, o.db);
+  if (!path) return kExitUsage;
+  storage::HistoryFilter filter;
+  filter.token_id = o.token;
+  filter.cluster = o.cluster;
+  filter.limit = o.limit;
+  Timestamp now = SystemClock().now();
+  for (const auto& [arg, name, target] :
+       {std::tuple{&o.since, "--since", &filter.since}, std::tuple{&o.until, "--until", &filter.until}}) {
+    if (arg->empty()) continue;
+    auto t = parse_time_arg(*arg, now);
+    if (!t.ok()) {
+      print_error(std::string(name) + ": " + t.error().message);
+      return kExitUsage;
+    }
+    *target = *t;
+  }
+  for (const auto& e : o.events) {
+    for (const auto& part : split(e, ',')) {
+      if (part.empty()) continue;
+      if (!parse_event_kind(part)) {
+        print_error("--event: unknown event \"" + printable(part, 40) + "\" (see docs/database.md)");
+        return kExitUsage;
+      }
+      filter.events.push_back(part);
+    }
+  }
+  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
+  if (!store.ok()) {
+    print_error(store.error().message);
+    return kExitFailure;
+  }
+  auto rows = storage::query_history((*store)->db(), filter);
+  if (!rows.ok()) {
+    print_error(rows.error().message);
+    return kExitFailure;
+  }
+  Table table;
+  table.columns = {{"seq"},        {"recorded_at"},       {"cluster"},          {"token_id"},
+                   {"event"},      {"detail", true, 80},  {"prev_hash", false}, {"hash", false}};
+  for (const auto& r : *rows) {
+    table.rows.push_back({Cell::num(r.seq), Cell::str(r.recorded_at), Cell::opt(r.cluster),
+                          Cell::opt(r.token_id), Cell::str(r.event), Cell::json(r.detail),
+                          Cell::str(r.prev_hash), Cell::str(r.hash)});
+  }
+  write_stdout(render(table, o.format));
+  return kExitOk;
+}
+
+int cmd_verify(const GlobalOptions& g, const VerifyOptions& o) {
+  auto path = database_path(g, o.db);
+  if (!path) return kExitUsage;
+  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
+  if (!store.ok()) {
+    print_error(store.error().message);
+    return kExitFailure;
+  }
+  bool tty = ::isatty(STDERR_FILENO) != 0;
+  auto rep = storage::verify_chain((*store)->db(), tty ? verify_progress : nullptr, nullptr);
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  if (!rep.ok()) {
+    print_error(rep.error().message);
+    return kExitFailure;
+  }
+  if (o.format == OutputFormat::kJson) {
+    std::string out;
+    JsonWriter w(out);
+    w.begin_object().field("database", *path).field("ok", rep->ok).field("rows", rep->rows)
+        .field("head_seq", rep->head_seq).field("head_hash", rep->head_hash);
+    if (!rep->ok) w.field("bad_seq", rep->bad_seq).field("problem", rep->problem);
+    w.field("append_only_triggers", rep->append_only_triggers).end_object();
+    write_stdout(out + "\n");
+  } else if (rep->ok) {
+    std::printf("%s: audit log intact: %lld rows, head seq %lld, hash %s\n", path->c_str(),
+                static_cast<long long>(rep->rows), static_cast<long long>(rep->head_seq),
+                rep->head_hash.empty() ? "-" : rep->head_hash.c_str());
+  }
+  if (!rep->append_only_triggers) {
+    std::fprintf(stderr, "tokenwarden: warning: the append-only triggers of audit_log were removed\n");
+  }
+  if (!rep->ok) {
+    std::fprintf(stderr, "tokenwarden: %s: audit log is BROKEN: %s\n", path->c_str(), rep->problem.c_str());
+    return kExitChainBroken;
+  }
+  return kExitOk;
+}
+
+}  // namespace tw::daemon

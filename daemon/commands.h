@@ -1,0 +1,74 @@
+#pragma once
+// The subcommands of `tokenwarden` (SPEC §4), one function each, returning the exit code:
+// 0 success, 1 runtime failure (cluster unreachable, database error), 2 invalid arguments or
+// configuration, 3 `verify` found the chain broken. Errors go to stderr as one sentence.
+//
+// Thread safety: called once from main.
+
+#include <string>
+#include <vector>
+
+#include "core/time.h"
+#include "daemon/output.h"
+
+namespace tw::daemon {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitChainBroken = 3;
+
+struct GlobalOptions {
+  std::string config_path;
+};
+
+struct PollOptions {
+  std::string cluster;
+  bool dry_run = false;
+  OutputFormat format = OutputFormat::kTable;
+};
+
+struct TokensOptions {
+  std::string db;
+  std::string cluster;
+  std::string status;
+  std::string at;
+  OutputFormat format = OutputFormat::kTable;
+};
+
+struct HistoryOptions {
+  std::string db;
+  std::string token;
+  std::string cluster;
+  std::string since;
+  std::string until;
+  std::vector<std::string> events;
+  long long limit = 0;
+  OutputFormat format = OutputFormat::kTable;
+};
+
+struct VerifyOptions {
+  std::string db;
+  OutputFormat format = OutputFormat::kTable;
+};
+
+struct DemoOptions {
+  bool once = false;
+  int cycles = 4;
+  std::string dir;     // where the demo keeps its database and config; empty: a temp dir
+  Duration interval = std::chrono::seconds(2);
+  int tokens = 40;
+};
+
+int cmd_run(const GlobalOptions& g);
+int cmd_poll(const GlobalOptions& g, const PollOptions& o);
+int cmd_check_config(const GlobalOptions& g, bool print);
+int cmd_tokens(const GlobalOptions& g, const TokensOptions& o);
+int cmd_history(const GlobalOptions& g, const HistoryOptions& o);
+int cmd_verify(const GlobalOptions& g, const VerifyOptions& o);
+int cmd_demo(const GlobalOptions& g, const DemoOptions& o);
+
+// Prints "tokenwarden: error: <message>" to stderr.
+void print_error(const std::string& message);
+
+}  // namespace tw::daemon

@@ -1,0 +1,962 @@
+#include "daemon/config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml.hpp>
+
+#include "core/sha256.h"
+#include "core/strings.h"
+#include "influx/http_client.h"
+
+namespace tw::daemon {
+namespace {
+
+using TomlValue = toml::value;
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string line_of(const TomlValue& v) {
+  auto line = v.location().line();
+  if (line <= 1 && v.location().line_str().empty()) return {};
+  return " (line " + std::to_string(line) + ")";
+}
+
+std::string type_name(const TomlValue& v) {
+  switch (v.type()) {
+    case toml::value_t::boolean: return "a boolean";
+    case toml::value_t::integer: return "an integer";
+    case toml::value_t::floating: return "a float";
+    case toml::value_t::string: return "a string";
+    case toml::value_t::offset_datetime:
+    case toml::value_t::local_datetime:
+    case toml::value_t::local_date:
+    case toml::value_t::local_time: return "a date/time";
+    case toml::value_t::array: return "an array";
+    case toml::value_t::table: return "a table";
+    default: return "empty";
+  }
+}
+
+struct Problems {
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+};
+
+// Reads one TOML table: typed getters record which keys are known; finish() reports the rest.
+class TableReader {
+ public:
+  TableReader(const TomlValue& table, std::string path, Problems& p)
+      : table_(table), path_(std::move(path)), p_(p) {}
+
+  std::string key_path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+  void error(std::string_view key, const std::string& msg) {
+    const TomlValue* v = find(key);
+    p_.errors.push_back(key_path(key) + ": " + msg + (v != nullptr ? line_of(*v) : std::string()));
+  }
+  void warning(std::string_view key, const std::string& msg) {
+    p_.warnings.push_back(key_path(key) + ": " + msg);
+  }
+
+  const TomlValue* find(std::string_view key) const {
+    if (!table_.is_table()) return nullptr;
+    const auto& t = table_.as_table();
+    auto it = t.find(std::string(key));
+    return it == t.end() ? nullptr : &it->second;
+  }
+  bool has(std::string_view key) {
+    known_.insert(std::string(key));
+    return find(key) != nullptr;
+  }
+  // Marks key as known without reading it (handled elsewhere).
+  void know(std::string_view key) { known_.insert(std::string(key)); }
+
+  std::optional<std::string> string(std::string_view key) {
+    know(key);
+    const TomlValue* v = find(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_string()) {
+      error(key, "expected a string, found " + type_name(*v));
+      return std::nullopt;
+    }
+    return v->as_string().str;
+  }
+
+  std::optional<std::int64_t> integer(std::string_view key, std::int64_t min, std::int64_t max) {
+    know(key);
+    const TomlValue* v = find(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_integer()) {
+      error(key, "expected an integer, found " + type_name(*v));
+      return std::nullopt;
+    }
+    auto n = v->as_integer();
+    if (n < min || n > max) {
+      error(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                     ", not " + std::to_string(n));
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  std::optional<bool> boolean(std::string_view key) {
+    know(key);
+    const TomlValue* v = find(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_boolean()) {
+      error(key, "expected true or false, found " + type_name(*v));
+      return std::nullopt;
+    }
+    return v->as_boolean();
+  }
+
+  std::optional<Duration> duration(std::string_view key, Duration min, Duration max) {
+    auto s = string(key);
+    if (!s) {
+      const TomlValue* v = find(key);
+      if (v != nullptr && v->is_integer()) {
+        p_.errors.back() += "; durations are strings like \"30s\", \"5m\", \"12h\", \"90d\"";
+      }
+      return std::nullopt;
+    }
+    auto d = parse_duration(*s);
+    if (!d.ok()) {
+      error(key, d.error().message);
+      return std::nullopt;
+    }
+    if (*d < min || *d > max) {
+      error(key, "must be between " + format_duration(min) + " and " + format_duration(max) +
+                     ", not " + format_duration(*d));
+      return std::nullopt;
+    }
+    return *d;
+  }
+
+  std::optional<Timestamp> time(std::string_view key) {
+    know(key);
+    const TomlValue* v = find(key);
+    if (v == nullptr) return std::nullopt;
+    if (v->is_offset_datetime()) {
+      auto tp = static_cast<std::chrono::system_clock::time_point>(v->as_offset_datetime());
+      return std::chrono::time_point_cast<Duration>(tp);
+    }
+    if (v->is_local_date()) {
+      const auto& d = v->as_local_date();
+      return make_timestamp(d.year, static_cast<unsigned>(d.month) + 1, d.day);
+    }
+    if (v->is_local_datetime()) {
+      error(key, "a date-time needs a time zone (append Z for UTC)");
+      return std::nullopt;
+    }
+    if (v->is_string()) {
+      auto t = parse_rfc3339(v->as_string().str);
+      if (!t.ok()) {
+        error(key, t.error().message);
+        return std::nullopt;
+      }
+      return *t;
+    }
+    error(key, "expected a date-time (TOML datetime or RFC 3339 string), found " + type_name(*v));
+    return std::nullopt;
+  }
+
+  std::optional<std::vector<std::string>> string_array(std::string_view key) {
+    know(key);
+    const TomlValue* v = find(key);
+    if (v == nullptr) return std::nullopt;
+    if (v->is_string()) {
+      error(key, "expected an array of strings, e.g. [\"" + printable(v->as_string().str, 40) + "\"]");
+      return std::nullopt;
+    }
+    if (!v->is_array()) {
+      error(key, "expected an array of strings, found " + type_name(*v));
+      return std::nullopt;
+    }
+    std::vector<std::string> out;
+    std::size_t i = 0;
+    for (const auto& e : v->as_array()) {
+      if (!e.is_string()) {
+        p_.errors.push_back(key_path(key) + "[" + std::to_string(i) + "]: expected a string, found " +
+                            type_name(e) + line_of(e));
+        return std::nullopt;
+      }
+      out.push_back(e.as_string().str);
+      ++i;
+    }
+    return out;
+  }
+
+  std::optional<std::map<std::string, std::string>> string_table(std::string_view key) {
+    know(key);
+    const TomlValue* v = find(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_table()) {
+      error(key, "expected a table like { env = \"prod\" }, found " + type_name(*v));
+      return std::nullopt;
+    }
+    std::map<std::string, std::string> out;
+    bool ok = true;
+    for (const auto& [k, e] : v->as_table()) {
+      if (!e.is_string()) {
+        p_.errors.push_back(key_path(key) + "." + k + ": expected a string, found " + type_name(e) +
+                            line_of(e));
+        ok = false;
+        continue;
+      }
+      out[k] = e.as_string().str;
+    }
+    if (!ok) return std::nullopt;
+    return out;
+  }
+
+  // Reports keys nobody asked for.
+  void finish() {
+    if (!table_.is_table()) return;
+    for (const auto& [k, v] : table_.as_table()) {
+      if (known_.contains(k)) continue;
+      std::string msg = "unknown key";
+      std::string best;
+      std::size_t best_d = 3;
+      for (const auto& candidate : known_) {
+        auto d = edit_distance(k, candidate);
+        if (d < best_d) {
+          best_d = d;
+          best = candidate;
+        }
+      }
+      if (!best.empty()) msg += " (did you mean \"" + best + "\"?)";
+      p_.errors.push_back(key_path(k) + ": " + msg + line_of(v));
+    }
+  }
+
+ private:
+  const TomlValue& table_;
+  std::string path_;
+  Problems& p_;
+  std::set<std::string> known_;
+};
+
+bool valid_name(std::string_view s, bool allow_upper_dot) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (allow_upper_dot) ok = ok || (c >= 'A' && c <= 'Z') || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool valid_label_name(std::string_view s) {
+  if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+bool valid_listen(std::string_view s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view port = s.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) {
+    return false;
+  }
+  return std::stoi(std::string(port)) <= 65535;
+}
+
+bool is_loopback_host(std::string_view host) {
+  return host == "localhost" || host == "::1" || starts_with(host, "127.");
+}
+
+void check_url(TableReader& r, std::string_view key, const std::string& url) {
+  if (url.empty()) return;
+  auto u = influx::parse_url(url);
+  if (!u.ok()) r.error(key, u.error().message);
+}
+
+void read_daemon(const TomlValue* v, Config& c, Problems& p) {
+  if (v == nullptr) return;
+  TableReader r(*v, "daemon", p);
+  if (!v->is_table()) {
+    p.errors.push_back("daemon: expected a table [daemon]");
+    return;
+  }
+  auto& d = c.daemon;
+  if (auto s = r.string("database")) {
+    if (s->empty()) r.error("database", "must not be empty");
+    else d.database = *s;
+  }
+  if (auto x = r.duration("poll_interval", std::chrono::seconds(1), std::chrono::hours(24 * 7))) {
+    d.poll_interval = *x;
+  }
+  if (auto s = r.string("mode")) {
+    if (auto m = policy::parse_mode(*s)) d.mode = *m;
+    else r.error("mode", "must be \"enforce\" or \"monitor\", not \"" + printable(*s, 40) + "\"");
+  }
+  if (auto s = r.string("log_level")) {
+    if (auto l = parse_log_level(*s)) d.log_level = *l;
+    else r.error("log_level", "must be one of trace, debug, info, warn, error");
+  }
+  if (auto s = r.string("log_format")) {
+    if (*s == "text") d.log_format = LogFormat::kText;
+    else if (*s == "json") d.log_format = LogFormat::kJson;
+    else r.error("log_format", "must be \"text\" or \"json\"");
+  }
+  if (auto n = r.integer("max_concurrent_polls", 1, 64)) d.max_concurrent_polls = static_cast<int>(*n);
+  if (auto x = r.duration("poll_jitter", Duration(0), std::chrono::hours(1))) d.poll_jitter = *x;
+  r.finish();
+}
+
+void read_http(const TomlValue* v, Config& c, Problems& p) {
+  if (v == nullptr) return;
+  TableReader r(*v, "http", p);
+  if (auto s = r.string("listen")) {
+    if (!s->empty() && !valid_listen(*s)) {
+      r.error("listen", "expected \"host:port\" (e.g. \"127.0.0.1:9464\") or \"\" to disable");
+    } else {
+      c.http.listen = *s;
+    }
+  }
+  if (auto s = r.string("web_config")) c.http.web_config = *s;
+  r.finish();
+}
+
+void read_safety(const TomlValue* v, Config& c, Problems& p) {
+  if (v == nullptr) return;
+  TableReader r(*v, "safety", p);
+  if (auto n = r.integer("max_actions_per_cycle", 0, 1'000'000)) c.safety.max_actions_per_cycle = static_cast<int>(*n);
+  if (auto n = r.integer("max_actions_percent", 0, 100)) c.safety.max_actions_percent = static_cast<int>(*n);
+  if (auto n = r.integer("max_vanished_percent", 0, 100)) c.safety.max_vanished_percent = static_cast<int>(*n);
+  r.finish();
+}
+
+void read_alerting(const TomlValue* v, Config& c, Problems& p) {
+  if (v == nullptr) return;
+  TableReader r(*v, "alerting", p);
+  if (auto s = r.string("alertmanager_url")) {
+    check_url(r, "alertmanager_url", *s);
+    c.alerting.alertmanager_url = *s;
+  }
+  if (auto s = r.string("webhook_url")) {
+    check_url(r, "webhook_url", *s);
+    c.alerting.webhook_url = *s;
+  }
+  r.finish();
+}
+
+void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p) {
+  std::string path = "clusters[" + std::to_string(index) + "]";
+  if (!v.is_table()) {
+    p.errors.push_back(path + ": expected a table");
+    return;
+  }
+  TableReader r(v, path, p);
+  ClusterConfig cl;
+  auto name = r.string("name");
+  if (!name) {
+    if (!r.has("name")) r.error("name", "is required");
+  } else if (!valid_name(*name, false)) {
+    r.error("name", "\"" + printable(*name, 64) + "\" must be 1-64 characters of a-z, 0-9, _ and -");
+  } else {
+    cl.name = *name;
+  }
+  cl.source.cluster = cl.name;
+  auto type = r.string("type");
+  bool type_ok = false;
+  if (!type) {
+    if (!r.has("type")) r.error("type", "is required (clustered, dedicated or influxctl)");
+  } else if (*type == "clustered") {
+    cl.source.type = influx::SourceType::kClustered;
+    type_ok = true;
+  } else if (*type == "dedicated") {
+    cl.source.type = influx::SourceType::kDedicated;
+    type_ok = true;
+  } else if (*type == "influxctl") {
+    cl.source.type = influx::SourceType::kInfluxctl;
+    type_ok = true;
+  } else {
+    r.error("type", "must be clustered, dedicated or influxctl, not \"" + printable(*type, 40) + "\"");
+  }
+  bool rest = cl.source.type != influx::SourceType::kInfluxctl;
+  auto only_for = [&](std::string_view key, bool allowed, std::string_view what) {
+    if (type_ok && r.has(key) && !allowed) {
+      r.error(key, "is not used by type " + *type + " (" + std::string(what) + ")");
+      return false;
+    }
+    return allowed;
+  };
+
+  auto url = r.string("url");
+  if (only_for("url", rest, "influxctl reads its host from influxctl_config")) {
+    if (!url) {
+      if (type_ok && !r.has("url")) r.error("url", "is required for type " + *type);
+    } else {
+      auto u = influx::parse_url(*url);
+      if (!u.ok()) {
+        r.error("url", u.error().message);
+      } else {
+        cl.source.url = *url;
+        if (!u->tls() && !is_loopback_host(u->host)) {
+          r.warning("url", "plain http sends the management token unencrypted; use https");
+        }
+      }
+    }
+  }
+  auto token_file = r.string("token_file");
+  if (only_for("token_file", rest, "influxctl reads its credentials from influxctl_config")) {
+    if (!token_file || token_file->empty()) {
+      if (type_ok && !token_file) r.error("token_file", "is required for type " + *type);
+      else if (type_ok) r.error("token_file", "must not be empty");
+    } else {
+      cl.source.token_file = *token_file;
+    }
+  }
+  auto ca_file = r.string("ca_file");
+  if (only_for("ca_file", rest, "set the CA in the influxctl profile") && ca_file) {
+    cl.source.ca_file = *ca_file;
+  }
+  if (auto t = r.duration("timeout", std::chrono::milliseconds(100), std::chrono::minutes(10))) {
+    cl.source.timeout = *t;
+  }
+  cl.poll_interval = c.daemon.poll_interval;
+  if (auto t = r.duration("poll_interval", std::chrono::seconds(1), std::chrono::hours(24 * 7))) {
+    cl.poll_interval = *t;
+    cl.poll_interval_overridden = true;
+  }
+  if (auto labels = r.string_table("labels")) {
+    for (const auto& [k, val] : *labels) {
+      if (!valid_label_name(k)) {
+        r.error("labels", "label name \"" + printable(k, 40) + "\" must match [a-zA-Z_][a-zA-Z0-9_]*");
+      }
+    }
+    cl.labels = *labels;
+  }
+  bool dedicated = cl.source.type == influx::SourceType::kDedicated;
+  for (const char* key : {"account_id", "cluster_id"}) {
+    auto s = r.string(key);
+    if (!only_for(key, dedicated, "only dedicated clusters have account and cluster ids")) continue;
+    if (!s) {
+      if (type_ok && !r.has(key)) r.error(key, "is required for type dedicated");
+    } else if (!is_uuid(*s)) {
+      r.error(key, "\"" + printable(*s, 64) + "\" is not a UUID");
+    } else {
+      (std::string_view(key) == "account_id" ? cl.source.account_id : cl.source.cluster_id) = *s;
+    }
+  }
+  bool ctl = cl.source.type == influx::SourceType::kInfluxctl;
+  auto path_s = r.string("influxctl_path");
+  if (only_for("influxctl_path", ctl, "only for type influxctl") && path_s) {
+    if (path_s->empty()) r.error("influxctl_path", "must not be empty");
+    else cl.source.influxctl_path = *path_s;
+  }
+  auto cfg = r.string("influxctl_config");
+  if (only_for("influxctl_config", ctl, "only for type influxctl")) {
+    if (!cfg || cfg->empty()) {
+      if (type_ok) r.error("influxctl_config", "is required for type influxctl");
+    } else {
+      cl.source.influxctl_config = *cfg;
+    }
+  }
+  auto profile = r.string("profile");
+  if (only_for("profile", ctl, "only for type influxctl") && profile) cl.source.profile = *profile;
+  r.finish();
+  c.clusters.push_back(std::move(cl));
+}
+
+void read_scope(const TomlValue& v, const std::string& path, policy::Scope& scope, Problems& p) {
+  TableReader r(v, path, p);
+  if (!v.is_table()) {
+    p.errors.push_back(path + ": expected a table like { clusters = [\"prod-*\"] }");
+    return;
+  }
+  if (auto cl = r.string_array("clusters")) scope.clusters = *cl;
+  if (auto d = r.string("description")) {
+    auto s = policy::validate_regex(*d);
+    if (!s.ok()) r.error("description", s.error().message);
+    scope.description = *d;
+  }
+  if (auto l = r.string_table("labels")) scope.labels = *l;
+  r.finish();
+}
+
+void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) {
+  std::string path = "policies[" + std::to_string(index) + "]";
+  if (!v.is_table()) {
+    p.errors.push_back(path + ": expected a table");
+    return;
+  }
+  TableReader r(v, path, p);
+  policy::PolicySpec ps;
+  auto name = r.string("name");
+  if (!name) {
+    if (!r.has("name")) r.error("name", "is required");
+  } else if (!valid_name(*name, true)) {
+    r.error("name", "\"" + printable(*name, 64) + "\" must be 1-64 characters of a-z, A-Z, 0-9, _, - and .");
+  } else {
+    ps.name = *name;
+  }
+  auto kind_s = r.string("kind");
+  std::optional<policy::Kind> kind;
+  if (!kind_s) {
+    if (!r.has("kind")) {
+      r.error("kind", "is required (max_lifetime, max_age, forbidden_grant, all_databases_grant, "
+                      "max_databases, description_pattern, expires_soon)");
+    }
+  } else {
+    kind = policy::parse_kind(*kind_s);
+    if (!kind) {
+      r.error("kind", "unknown policy kind \"" + printable(*kind_s, 40) +
+                          "\" (max_lifetime, max_age, forbidden_grant, all_databases_grant, "
+                          "max_databases, description_pattern, expires_soon)");
+    } else {
+      ps.kind = *kind;
+    }
+  }
+  using policy::Kind;
+  struct Param {
+    const char* key;
+    std::vector<Kind> kinds;
+  };
+  const std::vector<Param> params{
+      {"max_lifetime", {Kind::kMaxLifetime}},  {"require_expiry", {Kind::kMaxLifetime}},
+      {"max_age", {Kind::kMaxAge}},            {"actions", {Kind::kForbiddenGrant, Kind::kAllDatabasesGrant}},
+      {"databases", {Kind::kForbiddenGrant}},  {"max", {Kind::kMaxDatabases}},
+      {"pattern", {Kind::kDescriptionPattern}}, {"within", {Kind::kExpiresSoon}}};
+  auto applies = [&](const char* key) {
+    for (const auto& prm : params) {
+      if (std::string_view(prm.key) == key) {
+        return kind && std::find(prm.kinds.begin(), prm.kinds.end(), *kind) != prm.kinds.end();
+      }
+    }
+    return false;
+  };
+  auto required = [&](const char* key) {
+    if (kind && applies(key) && !r.has(key)) r.error(key, "is required for kind " + *kind_s);
+  };
+  for (const auto& prm : params) {
+    r.know(prm.key);
+    if (kind && !applies(prm.key) && r.find(prm.key) != nullptr) {
+      r.error(prm.key, "is not a parameter of kind " + *kind_s);
+    }
+  }
+  if (applies("max_lifetime")) {
+    required("max_lifetime");
+    ps.max_lifetime = r.duration("max_lifetime", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 100));
+    if (auto b = r.boolean("require_expiry")) ps.require_expiry = *b;
+  }
+  if (applies("max_age")) {
+    required("max_age");
+    ps.max_age = r.duration("max_age", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 100));
+  }
+  if (applies("actions")) {
+    if (kind == Kind::kForbiddenGrant) required("actions");
+    if (auto a = r.string_array("actions")) {
+      if (a->empty()) r.error("actions", "must list at least one of \"read\", \"write\"");
+      for (const auto& x : *a) {
+        if (x != "read" && x != "write") {
+          r.error("actions", "\"" + printable(x, 40) + "\" is not an action (read, write)");
+        }
+      }
+      ps.actions = *a;
+    } else if (kind == Kind::kAllDatabasesGrant) {
+      ps.actions = {"read", "write"};
+    }
+  }
+  if (applies("databases")) {
+    required("databases");
+    if (auto d = r.string_array("databases")) {
+      if (d->empty()) r.error("databases", "must list at least one database name or glob");
+      ps.databases = *d;
+    }
+  }
+  if (applies("max")) {
+    required("max");
+    ps.max = r.integer("max", 0, 1'000'000);
+  }
+  if (applies("pattern")) {
+    required("pattern");
+    if (auto pat = r.string("pattern")) {
+      auto s = policy::validate_regex(*pat);
+      if (!s.ok()) r.error("pattern", s.error().message);
+      ps.pattern = *pat;
+    }
+  }
+  if (applies("within")) {
+    required("within");
+    ps.within = r.duration("within", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 10));
+  }
+  if (auto s = r.string("severity")) {
+    if (auto sev = policy::parse_severity(*s)) ps.severity = *sev;
+    else r.error("severity", "must be info, warning or critical");
+  }
+  if (auto s = r.string("action")) {
+    if (auto a = policy::parse_action(*s)) {
+      ps.action = *a;
+      if (kind && *a == policy::Action::kRestrict && *kind != Kind::kForbiddenGrant &&
+          *kind != Kind::kAllDatabasesGrant) {
+        r.error("action", "restrict is only possible for forbidden_grant and all_databases_grant");
+      }
+      if (kind && *kind == Kind::kExpiresSoon && *a != policy::Action::kAlert) {
+        r.error("action", "expires_soon is a notice; its action must be alert");
+      }
+    } else {
+      r.error("action", "must be alert, restrict or revoke");
+    }
+  }
+  if (auto s = r.string("mode")) {
+    if (auto m = policy::parse_mode(*s)) ps.mode = *m;
+    else r.error("mode", "must be \"enforce\" or \"monitor\"");
+  }
+  if (auto d = r.duration("grace_period", Duration(0), std::chrono::hours(24 * 366))) ps.grace_period = *d;
+  if (auto d = r.duration("min_token_age", Duration(0), std::chrono::hours(24 * 366))) ps.min_token_age = *d;
+  if (auto b = r.boolean("require_approval")) ps.require_approval = *b;
+  r.know("scope");
+  if (const TomlValue* s = r.find("scope")) read_scope(*s, path + ".scope", ps.scope, p);
+  r.finish();
+  c.policies.push_back(std::move(ps));
+}
+
+void read_exemption(const TomlValue& v, std::size_t index, Config& c, Timestamp now, Problems& p) {
+  std::string path = "exemptions[" + std::to_string(index) + "]";
+  if (!v.is_table()) {
+    p.errors.push_back(path + ": expected a table");
+    return;
+  }
+  TableReader r(v, path, p);
+  policy::ExemptionSpec e;
+  if (auto s = r.string("policy")) {
+    e.policy = *s;
+  } else if (!r.has("policy")) {
+    r.error("policy", "is required (a policy name or \"*\")");
+  }
+  auto token = r.string("token_id");
+  auto desc = r.string("description");
+  if (token && desc) {
+    r.error("token_id", "give either token_id or description, not both");
+  } else if (!token && !desc && !r.has("token_id") && !r.has("description")) {
+    r.error("token_id", "an exemption needs token_id or description");
+  }
+  if (token) {
+    if (token->empty()) r.error("token_id", "must not be empty");
+    e.token_id = *token;
+  }
+  if (desc) {
+    auto s = policy::validate_regex(*desc);
+    if (!s.ok()) r.error("description", s.error().message);
+    e.description = *desc;
+  }
+  if (auto s = r.string("cluster")) e.cluster = *s;
+  if (auto s = r.string("reason")) {
+    if (trim(*s).empty()) r.error("reason", "must say why the exemption exists");
+    e.reason = *s;
+  } else if (!r.has("reason")) {
+    r.error("reason", "is required (why, and a ticket reference)");
+  }
+  if (auto t = r.time("expires")) {
+    e.expires = *t;
+    if (*t > now + std::chrono::hours(24 * 366)) {
+      r.error("expires", format_timestamp(*t) + " is more than one year ahead; exemptions must be renewed at least yearly");
+    } else if (*t <= now) {
+      r.warning("expires", "this exemption expired on " + format_timestamp(*t) + " and has no effect");
+    }
+  } else if (!r.has("expires")) {
+    r.error("expires", "is required (at most one year ahead)");
+  }
+  r.finish();
+  c.exemptions.push_back(std::move(e));
+}
+
+template <class F>
+void read_array_of_tables(const TomlValue& root, const char* key, Problems& p, F&& read_one) {
+  if (!root.contains(key)) return;
+  const auto& v = root.at(key);
+  if (!v.is_array()) {
+    p.errors.push_back(std::string(key) + ": expected an array of tables ([[" + key + "]])" + line_of(v));
+    return;
+  }
+  std::size_t i = 0;
+  for (const auto& e : v.as_array()) read_one(e, i++);
+}
+
+void cross_checks(Config& c, Problems& p) {
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < c.clusters.size(); ++i) {
+    const auto& n = c.clusters[i].name;
+    if (!n.empty() && !names.insert(n).second) {
+      p.errors.push_back("clusters[" + std::to_string(i) + "].name: \"" + n + "\" is used by another cluster");
+    }
+  }
+  std::set<std::string> policies;
+  for (std::size_t i = 0; i < c.policies.size(); ++i) {
+    const auto& n = c.policies[i].name;
+    if (!n.empty() && !policies.insert(n).second) {
+      p.errors.push_back("policies[" + std::to_string(i) + "].name: \"" + n + "\" is used by another policy");
+    }
+    for (const auto& glob : c.policies[i].scope.clusters) {
+      bool any = std::any_of(c.clusters.begin(), c.clusters.end(),
+                             [&](const ClusterConfig& cl) { return glob_match(glob, cl.name); });
+      if (!any) {
+        p.warnings.push_back("policies[" + std::to_string(i) + "].scope.clusters: \"" + glob +
+                             "\" matches no configured cluster");
+      }
+    }
+  }
+  for (std::size_t i = 0; i < c.exemptions.size(); ++i) {
+    const auto& e = c.exemptions[i];
+    if (!e.policy.empty() && e.policy != "*" && !policies.contains(e.policy)) {
+      p.errors.push_back("exemptions[" + std::to_string(i) + "].policy: no policy is named \"" +
+                         printable(e.policy, 64) + "\"");
+    }
+    if (!e.cluster.empty() && !names.contains(e.cluster)) {
+      p.errors.push_back("exemptions[" + std::to_string(i) + "].cluster: no cluster is named \"" +
+                         printable(e.cluster, 64) + "\"");
+    }
+  }
+  if (c.clusters.empty()) p.warnings.push_back("clusters: no [[clusters]] configured; nothing will be polled");
+}
+
+ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now) {
+  ConfigLoad out;
+  Problems p;
+  TomlValue root;
+  try {
+    std::string s(text);
+    std::istringstream in(s);
+    root = toml::parse(in, origin);
+  } catch (const toml::syntax_error& e) {
+    // toml11's message spans several lines with a source excerpt; keep it, it points at the error.
+    out.errors.push_back(origin + ": TOML syntax error: " + std::string(trim(e.what())));
+    return out;
+  } catch (const std::exception& e) {
+    out.errors.push_back(origin + ": cannot parse: " + e.what());
+    return out;
+  }
+  Config c;
+  c.path = origin;
+  c.hash = sha256_hex(text);
+  TableReader top(root, "", p);
+  auto section = [&](const char* key) -> const TomlValue* {
+    top.know(key);
+    if (!root.contains(key)) return nullptr;
+    const auto& v = root.at(key);
+    if (!v.is_table()) {
+      p.errors.push_back(std::string(key) + ": expected a table [" + key + "]" + line_of(v));
+      return nullptr;
+    }
+    return &v;
+  };
+  read_daemon(section("daemon"), c, p);
+  read_http(section("http"), c, p);
+  read_safety(section("safety"), c, p);
+  read_alerting(section("alerting"), c, p);
+  for (const char* key : {"clusters", "policies", "exemptions"}) top.know(key);
+  read_array_of_tables(root, "clusters", p, [&](const TomlValue& v, std::size_t i) { read_cluster(v, i, c, p); });
+  read_array_of_tables(root, "policies", p, [&](const TomlValue& v, std::size_t i) { read_policy(v, i, c, p); });
+  read_array_of_tables(root, "exemptions", p,
+                       [&](const TomlValue& v, std::size_t i) { read_exemption(v, i, c, now, p); });
+  top.finish();
+  cross_checks(c, p);
+  out.errors = std::move(p.errors);
+  out.warnings = std::move(p.warnings);
+  if (out.errors.empty()) out.config = std::move(c);
+  return out;
+}
+
+void toml_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+}
+
+void kv(std::string& out, std::string_view key, std::string_view value) {
+  out += key;
+  out += " = ";
+  toml_string(out, value);
+  out += '\n';
+}
+
+void kv_raw(std::string& out, std::string_view key, const std::string& value) {
+  out += key;
+  out += " = ";
+  out += value;
+  out += '\n';
+}
+
+std::string string_list(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out += ", ";
+    toml_string(out, v[i]);
+  }
+  return out + "]";
+}
+
+std::string inline_table(const std::map<std::string, std::string>& m) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, v] : m) {
+    out += first ? " " : ", ";
+    first = false;
+    out += k + " = ";
+    toml_string(out, v);
+  }
+  return out + (m.empty() ? "}" : " }");
+}
+
+}  // namespace
+
+const ClusterConfig* Config::find_cluster(std::string_view name) const {
+  for (const auto& c : clusters) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+ConfigLoad load_config_file(const std::string& path, Timestamp now) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigLoad out;
+    out.errors.push_back(path + ": cannot read the configuration file: " + std::strerror(errno));
+    return out;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return load(buf.str(), path, now);
+}
+
+ConfigLoad load_config_string(std::string_view text, const std::string& origin, Timestamp now) {
+  return load(text, origin, now);
+}
+
+std::string redact_url(std::string_view url, bool keep_path) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(url.empty() ? "" : "[redacted]");
+  std::string_view rest = url.substr(scheme_end + 3);
+  auto slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  auto at = authority.rfind('@');
+  std::string out(url.substr(0, scheme_end + 3));
+  if (at != std::string_view::npos) out += "[redacted]@";
+  out += authority.substr(at == std::string_view::npos ? 0 : at + 1);
+  if (slash != std::string_view::npos) {
+    if (keep_path) {
+      std::string_view path = rest.substr(slash);
+      out += path.substr(0, path.find('?'));
+      if (path.find('?') != std::string_view::npos) out += "?[redacted]";
+    } else if (rest.size() > slash + 1) {
+      out += "/[redacted]";
+    }
+  }
+  return out;
+}
+
+std::string render_config(const Config& c) {
+  std::string out = "# Effective configuration of " + c.path + " (sha256 " + c.hash + ")\n";
+  out += "# Defaults are filled in; secrets are redacted.\n\n[daemon]\n";
+  kv(out, "database", c.daemon.database);
+  kv(out, "poll_interval", format_duration(c.daemon.poll_interval));
+  kv(out, "mode", policy::to_string(c.daemon.mode));
+  kv(out, "log_level", to_string(c.daemon.log_level));
+  kv(out, "log_format", c.daemon.log_format == LogFormat::kJson ? "json" : "text");
+  kv_raw(out, "max_concurrent_polls", std::to_string(c.daemon.max_concurrent_polls));
+  kv(out, "poll_jitter", format_duration(c.daemon.poll_jitter));
+  out += "\n[http]\n";
+  kv(out, "listen", c.http.listen);
+  kv(out, "web_config", c.http.web_config);
+  out += "\n[safety]\n";
+  kv_raw(out, "max_actions_per_cycle", std::to_string(c.safety.max_actions_per_cycle));
+  kv_raw(out, "max_actions_percent", std::to_string(c.safety.max_actions_percent));
+  kv_raw(out, "max_vanished_percent", std::to_string(c.safety.max_vanished_percent));
+  out += "\n[alerting]\n";
+  kv(out, "alertmanager_url", redact_url(c.alerting.alertmanager_url, true));
+  kv(out, "webhook_url", redact_url(c.alerting.webhook_url, false));
+  for (const auto& cl : c.clusters) {
+    out += "\n[[clusters]]\n";
+    kv(out, "name", cl.name);
+    const auto& s = cl.source;
+    switch (s.type) {
+      case influx::SourceType::kClustered: kv(out, "type", "clustered"); break;
+      case influx::SourceType::kDedicated: kv(out, "type", "dedicated"); break;
+      case influx::SourceType::kInfluxctl: kv(out, "type", "influxctl"); break;
+    }
+    if (s.type != influx::SourceType::kInfluxctl) {
+      kv(out, "url", redact_url(s.url, true));
+      kv(out, "token_file", s.token_file);
+      kv(out, "ca_file", s.ca_file);
+    }
+    if (s.type == influx::SourceType::kDedicated) {
+      kv(out, "account_id", s.account_id);
+      kv(out, "cluster_id", s.cluster_id);
+    }
+    if (s.type == influx::SourceType::kInfluxctl) {
+      kv(out, "influxctl_path", s.influxctl_path);
+      kv(out, "influxctl_config", s.influxctl_config);
+      kv(out, "profile", s.profile);
+    }
+    kv(out, "timeout", format_duration(s.timeout));
+    kv(out, "poll_interval", format_duration(cl.poll_interval));
+    kv_raw(out, "labels", inline_table(cl.labels));
+  }
+  for (const auto& ps : c.policies) {
+    out += "\n[[policies]]\n";
+    kv(out, "name", ps.name);
+    kv(out, "kind", policy::to_string(ps.kind));
+    if (ps.max_lifetime) {
+      kv(out, "max_lifetime", format_duration(*ps.max_lifetime));
+      kv_raw(out, "require_expiry", ps.require_expiry ? "true" : "false");
+    }
+    if (ps.max_age) kv(out, "max_age", format_duration(*ps.max_age));
+    if (!ps.actions.empty()) kv_raw(out, "actions", string_list(ps.actions));
+    if (!ps.databases.empty()) kv_raw(out, "databases", string_list(ps.databases));
+    if (ps.max) kv_raw(out, "max", std::to_string(*ps.max));
+    if (ps.kind == policy::Kind::kDescriptionPattern) kv(out, "pattern", ps.pattern);
+    if (ps.within) kv(out, "within", format_duration(*ps.within));
+    kv(out, "severity", policy::to_string(ps.severity));
+    kv(out, "action", policy::to_string(ps.action));
+    kv(out, "mode", policy::to_string(ps.mode.value_or(c.daemon.mode)));
+    kv(out, "grace_period", format_duration(ps.grace_period));
+    kv(out, "min_token_age", format_duration(ps.min_token_age));
+    kv_raw(out, "require_approval", ps.require_approval ? "true" : "false");
+    std::string scope = "{ clusters = " + string_list(ps.scope.clusters) + ", description = ";
+    toml_string(scope, ps.scope.description);
+    scope += ", labels = " + inline_table(ps.scope.labels) + " }";
+    kv_raw(out, "scope", scope);
+  }
+  for (const auto& e : c.exemptions) {
+    out += "\n[[exemptions]]\n";
+    kv(out, "policy", e.policy);
+    if (!e.token_id.empty()) kv(out, "token_id", e.token_id);
+    if (!e.description.empty()) kv(out, "description", e.description);
+    if (!e.cluster.empty()) kv(out, "cluster", e.cluster);
+    kv(out, "reason", e.reason);
+    kv_raw(out, "expires", format_timestamp(e.expires));
+  }
+  return out;
+}
+
+}  // namespace tw::daemon

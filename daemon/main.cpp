@@ -1,0 +1,14 @@
+// tokenwarden: the one executable; everything else lives in the libraries.
+#include <cstdio>
+#include <exception>
+
+#include "daemon/cli.h"
+
+int main(int argc, char** argv) {
+  try {
+    return tw::daemon::run_cli(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tokenwarden: fatal: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,143 @@
+#include "daemon/output.h"
+
+#include <algorithm>
+
+#include "core/json_writer.h"
+#include "core/strings.h"
+
+namespace tw::daemon {
+namespace {
+
+// Display width in code points (good enough for aligned ASCII-heavy tables).
+std::size_t width(std::string_view s) {
+  std::size_t n = 0;
+  for (char c : s) {
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
+  }
+  return n;
+}
+
+std::string cut(std::string s, std::size_t max) {
+  if (max == 0 || width(s) <= max) return s;
+  std::size_t count = 0, i = 0;
+  for (; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+      if (count == max - 1) break;
+      ++count;
+    }
+  }
+  s.resize(i);
+  return s + "\xE2\x80\xA6";  // …
+}
+
+std::string to_upper_copy(std::string s) {
+  for (auto& c : s) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return s;
+}
+
+std::string table_text(const Cell& c) {
+  switch (c.kind) {
+    case Cell::Kind::kNull: return "-";
+    case Cell::Kind::kJson: return printable(c.brief.empty() ? c.text : c.brief, 4096);
+    default: return printable(c.text, 4096);
+  }
+}
+
+std::string csv_field(const Cell& c) {
+  if (c.kind == Cell::Kind::kNull) return {};
+  std::string v = c.kind == Cell::Kind::kText ? sanitize_utf8(c.text) : c.text;
+  if (c.kind == Cell::Kind::kText && !v.empty() &&
+      (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r')) {
+    v.insert(v.begin(), '\'');
+  }
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char ch : v) {
+    if (ch == '"') out += '"';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::optional<OutputFormat> parse_output_format(std::string_view s) {
+  if (s == "table") return OutputFormat::kTable;
+  if (s == "json") return OutputFormat::kJson;
+  if (s == "csv") return OutputFormat::kCsv;
+  return std::nullopt;
+}
+
+std::string render(const Table& table, OutputFormat format) {
+  std::string out;
+  if (format == OutputFormat::kJson) {
+    JsonWriter w(out);
+    w.begin_array();
+    for (const auto& row : table.rows) {
+      w.begin_object();
+      for (std::size_t i = 0; i < table.columns.size() && i < row.size(); ++i) {
+        w.key(table.columns[i].name);
+        const Cell& c = row[i];
+        switch (c.kind) {
+          case Cell::Kind::kText: w.value(c.text); break;
+          case Cell::Kind::kNull: w.null(); break;
+          default: w.raw(c.text);
+        }
+      }
+      w.end_object();
+    }
+    w.end_array();
+    out += '\n';
+    return out;
+  }
+  if (format == OutputFormat::kCsv) {
+    for (std::size_t i = 0; i < table.columns.size(); ++i) {
+      if (i > 0) out += ',';
+      out += table.columns[i].name;
+    }
+    out += "\r\n";
+    for (const auto& row : table.rows) {
+      for (std::size_t i = 0; i < table.columns.size() && i < row.size(); ++i) {
+        if (i > 0) out += ',';
+        out += csv_field(row[i]);
+      }
+      out += "\r\n";
+    }
+    return out;
+  }
+  std::vector<std::size_t> cols;
+  for (std::size_t i = 0; i < table.columns.size(); ++i) {
+    if (table.columns[i].in_table) cols.push_back(i);
+  }
+  std::vector<std::vector<std::string>> cells;
+  std::vector<std::size_t> widths;
+  for (auto i : cols) widths.push_back(width(to_upper_copy(table.columns[i].name)));
+  for (const auto& row : table.rows) {
+    std::vector<std::string> line;
+    for (std::size_t k = 0; k < cols.size(); ++k) {
+      std::size_t i = cols[k];
+      std::string t = i < row.size() ? cut(table_text(row[i]), table.columns[i].max_width) : "";
+      widths[k] = std::max(widths[k], width(t));
+      line.push_back(std::move(t));
+    }
+    cells.push_back(std::move(line));
+  }
+  auto emit = [&](const std::vector<std::string>& line) {
+    std::string l;
+    for (std::size_t k = 0; k < line.size(); ++k) {
+      l += line[k];
+      if (k + 1 < line.size()) l += std::string(widths[k] - width(line[k]) + 2, ' ');
+    }
+    while (!l.empty() && l.back() == ' ') l.pop_back();
+    out += l + "\n";
+  };
+  std::vector<std::string> header;
+  for (auto i : cols) header.push_back(to_upper_copy(table.columns[i].name));
+  emit(header);
+  for (const auto& line : cells) emit(line);
+  return out;
+}
+
+}  // namespace tw::daemon

@@ -1,0 +1,102 @@
+#include "daemon/poller.h"
+
+#include <chrono>
+
+namespace tw::daemon {
+namespace {
+
+std::int64_t count(const storage::EventCounts& c, EventKind k) { return c[static_cast<std::size_t>(k)]; }
+
+}  // namespace
+
+ClusterPoller::ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::ClusterClient> client,
+                             storage::InventoryRecorder& recorder, const Clock& clock, Logger log)
+    : cluster_(std::move(cluster)), client_(std::move(client)), recorder_(recorder), clock_(clock),
+      log_(std::move(log)) {}
+
+CycleReport ClusterPoller::run_once(const RunOptions& options) {
+  CycleReport rep;
+  rep.cluster = cluster_.name;
+  rep.started_at = clock_.now();
+  auto steady_start = std::chrono::steady_clock::now();
+  influx::CallContext ctx{options.cancel};
+  auto list = client_->list_tokens(ctx);
+  rep.finished_at = clock_.now();
+  rep.fetch_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
+
+  if (!list.ok() && list.error().code == ErrorCode::kCancelled) {
+    // Shutdown interrupted the fetch: nothing happened on the cluster's side worth recording.
+    rep.error = list.error().message;
+    rep.summary.outcome = storage::PollOutcome::kFailed;
+    log_.info("poll abandoned for shutdown", {{"cluster", cluster_.name}});
+    return rep;
+  }
+
+  storage::PollInput in;
+  in.cluster = cluster_.name;
+  in.started_at = rep.started_at;
+  in.finished_at = rep.finished_at;
+  in.max_vanished_percent = options.max_vanished_percent;
+  in.dry_run = options.dry_run;
+  if (list.ok()) {
+    in.tokens = &list->tokens;
+    if (list->replaced_invalid_utf8) {
+      log_.warn("the token list contained invalid UTF-8; it was replaced by U+FFFD",
+                {{"cluster", cluster_.name}});
+    }
+  } else {
+    in.error = list.error().message;
+  }
+
+  auto summary = recorder_.record(in);
+  rep.total_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
+  if (!summary.ok()) {
+    rep.error = summary.error().message;
+    rep.summary.outcome = list.ok() ? storage::PollOutcome::kOk : storage::PollOutcome::kFailed;
+    log_.error("could not record the poll; nothing was written and the next poll will retry",
+               {{"cluster", cluster_.name}, {"error", rep.error}});
+    return rep;
+  }
+  rep.recorded = true;
+  rep.summary = std::move(*summary);
+  const auto& s = rep.summary;
+  switch (s.outcome) {
+    case storage::PollOutcome::kFailed:
+      rep.error = s.message;
+      log_.warn("poll failed", {{"cluster", cluster_.name}, {"error", s.message}});
+      break;
+    case storage::PollOutcome::kSuspect:
+      rep.error = s.message;
+      log_.warn("poll held as suspect", {{"cluster", cluster_.name},
+                                         {"known", static_cast<std::int64_t>(s.known)},
+                                         {"vanished", static_cast<std::int64_t>(s.vanished)},
+                                         {"reason", s.message}});
+      break;
+    case storage::PollOutcome::kOk: {
+      std::int64_t changes = 0;
+      for (auto k : {EventKind::kTokenDiscovered, EventKind::kTokenCreated, EventKind::kTokenUpdated,
+                     EventKind::kTokenRevoked, EventKind::kTokenExpired, EventKind::kTokenRemoved}) {
+        changes += count(s.events, k);
+      }
+      if (s.confirmed_suspect) {
+        log_.warn("vanished tokens confirmed by a second poll; recording their removal",
+                  {{"cluster", cluster_.name}, {"vanished", static_cast<std::int64_t>(s.vanished)}});
+      }
+      LogLevel level = changes > 0 ? LogLevel::kInfo : LogLevel::kDebug;
+      log_.log(level, changes > 0 ? "poll recorded changes" : "poll found no change",
+               {{"cluster", cluster_.name},
+                {"tokens", static_cast<std::int64_t>(s.token_count)},
+                {"discovered", count(s.events, EventKind::kTokenDiscovered)},
+                {"created", count(s.events, EventKind::kTokenCreated)},
+                {"updated", count(s.events, EventKind::kTokenUpdated)},
+                {"revoked", count(s.events, EventKind::kTokenRevoked)},
+                {"expired", count(s.events, EventKind::kTokenExpired)},
+                {"removed", count(s.events, EventKind::kTokenRemoved)},
+                {"duration_ms", static_cast<std::int64_t>(rep.total_time.count())}});
+      break;
+    }
+  }
+  return rep;
+}
+
+}  // namespace tw::daemon

@@ -1,0 +1,56 @@
+#pragma once
+// One poll cycle of one cluster, separate from any timer (STYLE §12): fetch the token list,
+// record the diff in the audit store, report. The scheduler and the `poll` command call
+// run_once(); tests call it directly with a fake source and a manual clock.
+//
+// Thread safety: one run_once() at a time per poller; different pollers may run concurrently.
+// Errors: never thrown; a failed fetch or database write is reported in CycleReport (and
+// logged with cluster=…), and nothing partial is recorded.
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "core/log.h"
+#include "core/time.h"
+#include "daemon/config.h"
+#include "influx/token_source.h"
+#include "storage/recorder.h"
+
+namespace tw::daemon {
+
+struct CycleReport {
+  std::string cluster;
+  Timestamp started_at;
+  Timestamp finished_at;
+  Duration fetch_time{0};
+  Duration total_time{0};
+  storage::PollSummary summary;
+  bool recorded = false;  // false: the database write failed (error says why)
+  std::string error;      // one sentence: fetch failure, suspect reason or database failure
+};
+
+struct RunOptions {
+  const std::atomic<bool>* cancel = nullptr;
+  bool dry_run = false;
+  int max_vanished_percent = 50;
+};
+
+class ClusterPoller {
+ public:
+  ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::ClusterClient> client,
+                storage::InventoryRecorder& recorder, const Clock& clock, Logger log);
+
+  CycleReport run_once(const RunOptions& options);
+  const ClusterConfig& cluster() const { return cluster_; }
+  influx::ClusterClient& client() { return *client_; }
+
+ private:
+  ClusterConfig cluster_;
+  std::unique_ptr<influx::ClusterClient> client_;
+  storage::InventoryRecorder& recorder_;
+  const Clock& clock_;
+  Logger log_;
+};
+
+}  // namespace tw::daemon

@@ -1,0 +1,51 @@
+#pragma once
+// The daemon (`tokenwarden run`): per-cluster schedules on an Asio event loop, cycles on a
+// bounded worker pool, clean shutdown on SIGTERM/SIGINT.
+//
+// Each cluster is polled every poll_interval from its planned time (not the finish time) plus a
+// random jitter of up to daemon.poll_jitter; a cycle that overruns skips the missed slots. At most
+// daemon.max_concurrent_polls cycles run at once. On SIGTERM/SIGINT no new cycle starts; running
+// cycles get 5 s to finish, then their network calls are cancelled; `daemon_stopped` is recorded
+// and run() returns 0. The event loop itself never blocks on the network or the database.
+//
+// Thread safety: run() on one thread; request_stop() from any thread.
+// Errors: create() fails with one sentence if the database cannot be opened or a source cannot
+// be built; run() returns the process exit code.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/log.h"
+#include "core/time.h"
+#include "daemon/config.h"
+#include "daemon/poller.h"
+
+namespace tw::daemon {
+
+struct ServiceDeps {
+  const Clock* clock = nullptr;
+  std::shared_ptr<LogSink> sink;
+  std::string credentials_directory;  // $CREDENTIALS_DIRECTORY
+  bool handle_signals = true;         // false when embedded (demo, tests)
+};
+
+class Service {
+ public:
+  static Result<std::unique_ptr<Service>> create(Config config, ServiceDeps deps);
+  ~Service();
+
+  // Blocks until stopped; returns the exit code (0 after a clean stop).
+  int run();
+  // Asks run() to stop as on SIGTERM. Thread-safe, idempotent.
+  void request_stop();
+  // Called on the event loop after every cycle (tests, demo).
+  void on_cycle(std::function<void(const CycleReport&)> callback);
+
+ private:
+  struct Impl;
+  explicit Service(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tw::daemon
