@@ -17,4 +17,4 @@ endif()
 # Asio/Beast: header-only, separate compilation off; no deprecated APIs.
 add_library(tw_asio INTERFACE)
 target_link_libraries(tw_asio INTERFACE Boost::headers Threads::Threads OpenSSL::SSL OpenSSL::Crypto)
-target_compile_definitions(tw_asio INTERFACE BOOST_ASIO_NO_DEPRECATED BOOST_BEAST_USE_STD_STRING_VIEW)
+target_compile_definitions(tw_asio INTERFACE BOOST_ASIO_NO_DEPRECATED)

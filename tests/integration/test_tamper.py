@@ -33,7 +33,7 @@ def test_append_only_triggers_refuse_edits(recorded):
 
 
 def test_changed_row(recorded):
-    sqlite(recorded, "UPDATE audit_events SET detail = replace(detail, 'db1', 'db9') WHERE seq = 3")
+    sqlite(recorded, "UPDATE audit_events SET detail = replace(detail, '\"read\"', '\"write\"') WHERE seq = 3")
     proc = recorded.run("verify", check=3)
     assert "seq 3" in proc.stderr and "modified" in proc.stderr
 

@@ -231,6 +231,8 @@ max_vanished_percent = 50
 
     # -- database ------------------------------------------------------------------------------
     def query(self, sql, params=()):
+        if not self.db_path.exists():
+            raise FileNotFoundError(self.db_path)
         con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
         try:
             return con.execute(sql, params).fetchall()
@@ -254,6 +256,8 @@ max_vanished_percent = 50
         return [(e["event"], e["token_id"]) for e in self.events(cluster, kinds)]
 
     def polls(self, cluster=None):
+        if not self.db_path.exists():
+            return []
         rows = self.query("SELECT id, cluster, outcome, token_count, error FROM polls ORDER BY id")
         return [dict(zip(("id", "cluster", "outcome", "token_count", "error"), r)) for r in rows
                 if cluster is None or r[1] == cluster]

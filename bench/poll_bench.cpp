@@ -1,0 +1,215 @@
+// tw-bench-poll: measures one cluster's poll cycle against a tokenwarden-sim process.
+//
+//   tw-bench-poll --tokens N [--sim PATH] [--steady K] [--churn K] [--growth K]
+//
+// The simulator runs as a separate process so that the figures are the daemon's alone: CPU time
+// is this thread's (the cycle runs entirely on it: HTTP, parsing, diff, SQLite), peak RSS is this
+// process's. Prints one JSON object; bench/run formats the table.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/json_writer.h"
+#include "daemon/poller.h"
+#include "influx/http_client.h"
+#include "influx/subprocess.h"
+#include "storage/audit_store.h"
+#include "storage/sqlite.h"
+
+namespace {
+
+using namespace tw;
+
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+double wall_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+long peak_rss_kb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+std::uintmax_t file_size(const std::string& p) {
+  std::error_code ec;
+  auto n = std::filesystem::file_size(p, ec);
+  return ec ? 0 : n;
+}
+
+struct Sample {
+  double wall = 0, cpu = 0;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+[[noreturn]] void die(const std::string& m) {
+  std::fprintf(stderr, "tw-bench-poll: %s\n", m.c_str());
+  std::exit(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t tokens = 1000;
+  int steady = 10, churn = 5, growth = 50;
+  std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--tokens") tokens = std::stoul(argv[i + 1]);
+    else if (a == "--sim") sim_path = argv[i + 1];
+    else if (a == "--steady") steady = std::stoi(argv[i + 1]);
+    else if (a == "--churn") churn = std::stoi(argv[i + 1]);
+    else if (a == "--growth") growth = std::stoi(argv[i + 1]);
+    else die("unknown argument " + a);
+  }
+  char tmpl[] = "/tmp/tw-bench-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) die("mkdtemp failed");
+  std::string dir = tmpl;
+  std::string token_file = dir + "/mgmt.token";
+  std::ofstream(token_file) << "bench-management-token\n";
+  std::string port_file = dir + "/port";
+
+  // The simulator, seeded with N tokens, in its own process.
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    std::string n = std::to_string(tokens);
+    execl(sim_path.c_str(), sim_path.c_str(), "--listen", "127.0.0.1:0", "--token-file", token_file.c_str(),
+          "--seed-tokens", n.c_str(), "--seed", "42", "--port-file", port_file.c_str(), nullptr);
+    _exit(127);
+  }
+  std::string port;
+  for (int i = 0; i < 600 && port.empty(); ++i) {
+    std::ifstream in(port_file);
+    std::getline(in, port);
+    if (port.empty()) usleep(50'000);
+  }
+  if (port.empty()) die("the simulator did not start (" + sim_path + ")");
+
+  daemon::ClusterConfig cluster;
+  cluster.name = "bench";
+  cluster.source.cluster = "bench";
+  cluster.source.url = "http://127.0.0.1:" + port + "/api/v0";
+  cluster.source.token_file = token_file;
+  cluster.source.timeout = std::chrono::seconds(60);
+  auto client = influx::make_cluster_client(cluster.source, "");
+  if (!client.ok()) die(client.error().message);
+  std::string db_path = dir + "/audit.db";
+  auto store = storage::AuditStore::open(db_path, storage::AuditStore::Mode::kReadWrite);
+  if (!store.ok()) die(store.error().message);
+  storage::InventoryRecorder recorder(**store);
+  SystemClock clock;
+  daemon::ClusterPoller poller(cluster, std::move(*client), recorder, clock, null_logger());
+  daemon::RunOptions opts;
+
+  auto cycle = [&](const char* what) {
+    double w0 = wall_ms(), c0 = thread_cpu_ms();
+    auto rep = poller.run_once(opts);
+    Sample s{wall_ms() - w0, thread_cpu_ms() - c0};
+    if (!rep.recorded || rep.summary.outcome != storage::PollOutcome::kOk) {
+      die(std::string(what) + " poll failed: " + rep.error);
+    }
+    return s;
+  };
+  auto checkpoint = [&] {
+    auto s = (*store)->db().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    if (!s.ok()) die(s.error().message);
+  };
+  auto db_bytes = [&] { return file_size(db_path) + file_size(db_path + "-wal"); };
+
+  Sample first = cycle("first");
+  long rss_after_first = peak_rss_kb();
+  checkpoint();
+  auto size_after_first = db_bytes();
+
+  std::vector<double> sw, sc;
+  for (int i = 0; i < steady; ++i) {
+    auto s = cycle("steady");
+    sw.push_back(s.wall);
+    sc.push_back(s.cpu);
+  }
+  checkpoint();
+  auto before_growth = db_bytes();
+  for (int i = 0; i < growth; ++i) cycle("growth");
+  checkpoint();
+  auto after_growth = db_bytes();
+
+  influx::Url control;
+  control.scheme = "http";
+  control.host = "127.0.0.1";
+  control.port = port;
+  std::vector<double> cw, cc;
+  std::int64_t churn_events = 0;
+  for (int i = 0; i < churn; ++i) {
+    influx::HttpRequest req;
+    req.method = "POST";
+    req.target = "/_sim/churn";
+    req.body = "{\"percent\":1,\"seed\":" + std::to_string(100 + i) + "}";
+    auto r = influx::http_request(control, req, {});
+    if (!r.ok() || r->status != 200) die("churn request failed");
+    std::int64_t before = 0;
+    {
+      auto st = (*store)->db().prepare("SELECT COUNT(*) FROM audit_events");
+      (void)st->step();
+      before = st->int64(0);
+    }
+    auto s = cycle("churn");
+    auto st = (*store)->db().prepare("SELECT COUNT(*) FROM audit_events");
+    (void)st->step();
+    churn_events += st->int64(0) - before;
+    cw.push_back(s.wall);
+    cc.push_back(s.cpu);
+  }
+  checkpoint();
+
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object()
+      .field("tokens", static_cast<std::int64_t>(tokens))
+      .field("first_wall_ms", first.wall)
+      .field("first_cpu_ms", first.cpu)
+      .field("steady_wall_ms", median(sw))
+      .field("steady_cpu_ms", median(sc))
+      .field("churn_wall_ms", median(cw))
+      .field("churn_cpu_ms", median(cc))
+      .field("churn_events_per_poll", churn > 0 ? churn_events / churn : 0)
+      .field("peak_rss_kb_after_first", static_cast<std::int64_t>(rss_after_first))
+      .field("peak_rss_kb", static_cast<std::int64_t>(peak_rss_kb()))
+      .field("db_bytes_after_first", static_cast<std::int64_t>(size_after_first))
+      .field("db_growth_per_unchanged_poll",
+             growth > 0 ? (static_cast<double>(after_growth) - static_cast<double>(before_growth)) / growth : 0.0)
+      .field("db_bytes_final", static_cast<std::int64_t>(db_bytes()))
+      .end_object();
+  std::puts(out.c_str());
+  std::filesystem::remove_all(dir);
+  return 0;
+}

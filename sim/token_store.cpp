@@ -1,0 +1,428 @@
+#include "sim/token_store.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+
+#include "sim/generator.h"
+#include "sim/wire.h"
+
+namespace tw::sim {
+namespace {
+
+constexpr std::size_t kMaxLoggedBody = 64 * 1024;
+
+// 64 bytes from the system CSPRNG (falls back to random_device if OpenSSL cannot).
+void random_bytes(unsigned char* out, int n) {
+  if (RAND_bytes(out, n) == 1) return;
+  std::random_device rd;
+  for (int i = 0; i < n; ++i) out[i] = static_cast<unsigned char>(rd());
+}
+
+std::string random_access_token() {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  unsigned char bytes[66];  // 86 base64url characters carry 516 bits
+  random_bytes(bytes, sizeof bytes);
+  std::string out = "apiv1_";
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char b : bytes) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 6 && out.size() < 6 + 86) {
+      bits -= 6;
+      out += kAlphabet[(acc >> bits) & 0x3F];
+    }
+  }
+  return out;
+}
+
+std::uint64_t random_seed() {
+  unsigned char b[8];
+  random_bytes(b, sizeof b);
+  std::uint64_t s = 0;
+  for (unsigned char c : b) s = (s << 8) | c;
+  return s;
+}
+
+}  // namespace
+
+const char* to_string(ClockMode mode) {
+  switch (mode) {
+    case ClockMode::kReal:
+      return "real";
+    case ClockMode::kFrozen:
+      return "frozen";
+    case ClockMode::kOffset:
+      return "offset";
+  }
+  return "unknown";
+}
+
+const char* to_string(AuthResult auth) {
+  switch (auth) {
+    case AuthResult::kOk:
+      return "ok";
+    case AuthResult::kMissing:
+      return "missing";
+    case AuthResult::kInvalid:
+      return "invalid";
+  }
+  return "unknown";
+}
+
+TokenStore::TokenStore(std::string account_id, std::string cluster_id, const Clock* real_clock)
+    : account_id_(std::move(account_id)), cluster_id_(std::move(cluster_id)) {
+  if (real_clock == nullptr) {
+    owned_clock_ = std::make_unique<SystemClock>();
+    real_clock = owned_clock_.get();
+  }
+  real_clock_ = real_clock;
+}
+
+// --- clock ---------------------------------------------------------------------------------
+
+Timestamp TokenStore::now_locked() const {
+  switch (mode_) {
+    case ClockMode::kFrozen:
+      return frozen_at_;
+    case ClockMode::kOffset:
+      return real_clock_->now() + offset_;
+    case ClockMode::kReal:
+      break;
+  }
+  return real_clock_->now();
+}
+
+Timestamp TokenStore::now() const {
+  std::lock_guard lock(mu_);
+  return now_locked();
+}
+
+ClockMode TokenStore::clock_mode() const {
+  std::lock_guard lock(mu_);
+  return mode_;
+}
+
+void TokenStore::freeze_clock(Timestamp at) {
+  std::lock_guard lock(mu_);
+  mode_ = ClockMode::kFrozen;
+  frozen_at_ = at;
+}
+
+void TokenStore::advance_clock(Duration by) {
+  std::lock_guard lock(mu_);
+  switch (mode_) {
+    case ClockMode::kFrozen:
+      frozen_at_ += by;
+      break;
+    case ClockMode::kOffset:
+      offset_ += by;
+      break;
+    case ClockMode::kReal:
+      mode_ = ClockMode::kOffset;
+      offset_ = by;
+      break;
+  }
+}
+
+void TokenStore::use_real_clock() {
+  std::lock_guard lock(mu_);
+  mode_ = ClockMode::kReal;
+  offset_ = Duration(0);
+}
+
+// --- tokens --------------------------------------------------------------------------------
+
+TokenStore::Entry* TokenStore::find_locked(const std::string& id) {
+  auto it = index_.find(id);
+  return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+void TokenStore::upsert_locked(Token token) {
+  if (Entry* e = find_locked(token.id)) {
+    e->token = std::move(token);
+    e->json.clear();
+  } else {
+    index_.emplace(token.id, entries_.size());
+    entries_.push_back(Entry{std::move(token), {}});
+  }
+  invalidate_locked();
+}
+
+Token TokenStore::put(Token token) {
+  std::lock_guard lock(mu_);
+  if (token.id.empty()) {
+    Rng rng(random_seed());
+    token.id = random_uuid(rng);
+  }
+  if (!token.created_at) token.created_at = now_locked();
+  Token copy = token;
+  upsert_locked(std::move(token));
+  return copy;
+}
+
+bool TokenStore::replace(Token token) {
+  std::lock_guard lock(mu_);
+  Entry* e = find_locked(token.id);
+  if (e == nullptr) return false;
+  if (!token.created_at) token.created_at = e->token.created_at;
+  e->token = std::move(token);
+  e->json.clear();
+  invalidate_locked();
+  return true;
+}
+
+std::size_t TokenStore::generate(std::size_t n, std::uint64_t seed) {
+  std::lock_guard lock(mu_);
+  Rng rng(seed);
+  Timestamp now = now_locked();
+  entries_.reserve(entries_.size() + n);
+  index_.reserve(entries_.size() + n);
+  for (std::size_t i = 0; i < n; ++i) upsert_locked(generate_token(rng, now));
+  // Serialize now, so that the first GET after seeding is as fast as later ones.
+  for (const auto& e : entries_) {
+    if (e.json.empty()) append_api_token(e.json, e.token, account_id_, cluster_id_);
+  }
+  return n;
+}
+
+CreatedToken TokenStore::create(std::string description, std::vector<Permission> permissions,
+                                std::optional<Timestamp> expires_at) {
+  std::lock_guard lock(mu_);
+  CreatedToken out;
+  Rng rng(random_seed());
+  out.token.id = random_uuid(rng);
+  out.token.description = std::move(description);
+  sort_permissions(permissions);
+  out.token.permissions = std::move(permissions);
+  out.token.created_at = now_locked();
+  out.token.expires_at = expires_at;
+  out.access_token = random_access_token();
+  upsert_locked(out.token);
+  return out;
+}
+
+Result<Token> TokenStore::update(const std::string& id, std::optional<std::string> description,
+                                 std::optional<std::vector<Permission>> permissions) {
+  std::lock_guard lock(mu_);
+  Entry* e = find_locked(id);
+  if (e == nullptr) return make_error(ErrorCode::kNotFound, "token not found", 404);
+  if (e->token.revoked_at) return make_error(ErrorCode::kInvalidArgument, "token is revoked", 409);
+  if (description) e->token.description = std::move(*description);
+  if (permissions) {
+    sort_permissions(*permissions);
+    e->token.permissions = std::move(*permissions);
+  }
+  e->json.clear();
+  invalidate_locked();
+  return e->token;
+}
+
+Result<Token> TokenStore::revoke(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Entry* e = find_locked(id);
+  if (e == nullptr) return make_error(ErrorCode::kNotFound, "token not found", 404);
+  if (e->token.revoked_at) return make_error(ErrorCode::kNotFound, "token is already revoked", 404);
+  e->token.revoked_at = now_locked();
+  e->json.clear();
+  invalidate_locked();
+  return e->token;
+}
+
+bool TokenStore::remove(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = index_.find(id);
+  if (it == index_.end()) return false;
+  std::size_t pos = it->second;
+  entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(pos));
+  index_.erase(it);
+  for (auto& [key, i] : index_) {
+    if (i > pos) --i;
+  }
+  invalidate_locked();
+  return true;
+}
+
+std::optional<Token> TokenStore::get(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = index_.find(id);
+  if (it == index_.end()) return std::nullopt;
+  return entries_[it->second].token;
+}
+
+std::vector<Token> TokenStore::list(bool include_revoked) const {
+  std::lock_guard lock(mu_);
+  std::vector<Token> out;
+  out.reserve(entries_.size());
+  for (const auto& e : entries_) {
+    if (include_revoked || !e.token.revoked_at) out.push_back(e.token);
+  }
+  return out;
+}
+
+std::size_t TokenStore::size() const {
+  std::lock_guard lock(mu_);
+  return entries_.size();
+}
+
+ChurnResult TokenStore::churn(double percent, std::uint64_t seed) {
+  std::lock_guard lock(mu_);
+  ChurnResult result;
+  if (!(percent > 0)) return result;
+  auto n = static_cast<std::size_t>(
+      std::llround(static_cast<double>(entries_.size()) * std::min(percent, 100.0) / 100.0));
+  if (n == 0) n = 1;
+  std::size_t to_create = (n + 2) / 3;
+  std::size_t to_update = (n + 1) / 3;
+  std::size_t to_revoke = n / 3;
+  Rng rng(seed);
+  Timestamp now = now_locked();
+
+  // Active tokens, shuffled (Fisher-Yates with our Rng, deterministic): the first to_update are
+  // updated, the next to_revoke revoked.
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (!entries_[i].token.revoked_at) active.push_back(i);
+  }
+  for (std::size_t i = active.size(); i > 1; --i) {
+    std::swap(active[i - 1], active[static_cast<std::size_t>(rng.below(i))]);
+  }
+  std::size_t next = 0;
+  for (; result.updated < to_update && next < active.size(); ++next) {
+    Entry& e = entries_[active[next]];
+    if (rng.chance(50)) {
+      e.token.permissions = generate_permissions(rng);
+    } else {
+      e.token.description = generate_description(rng);
+    }
+    e.json.clear();
+    ++result.updated;
+  }
+  for (; result.revoked < to_revoke && next < active.size(); ++next) {
+    Entry& e = entries_[active[next]];
+    e.token.revoked_at = now;
+    e.json.clear();
+    ++result.revoked;
+  }
+  for (; result.created < to_create; ++result.created) {
+    Token t = generate_token(rng, now);
+    t.created_at = now;
+    if (t.expires_at) t.expires_at = now + std::chrono::days(90);
+    t.revoked_at.reset();
+    upsert_locked(std::move(t));
+  }
+  invalidate_locked();
+  return result;
+}
+
+void TokenStore::reset() {
+  std::lock_guard lock(mu_);
+  entries_.clear();
+  index_.clear();
+  invalidate_locked();
+  faults_.clear();
+  requests_.clear();
+  next_seq_ = 1;
+  mode_ = ClockMode::kReal;
+  offset_ = Duration(0);
+}
+
+// --- JSON ----------------------------------------------------------------------------------
+
+std::string TokenStore::token_json(const Token& token, const std::string* access_token) const {
+  std::string out;
+  append_api_token(out, token, account_id_, cluster_id_, access_token);
+  return out;
+}
+
+std::shared_ptr<const std::string> TokenStore::list_json(bool include_revoked) const {
+  std::lock_guard lock(mu_);
+  auto& cached = list_cache_[include_revoked ? 1 : 0];
+  if (cached) return cached;
+  std::size_t total = 2;
+  for (const auto& e : entries_) {
+    if (e.json.empty()) append_api_token(e.json, e.token, account_id_, cluster_id_);
+    total += e.json.size() + 1;
+  }
+  auto body = std::make_shared<std::string>();
+  body->reserve(total);
+  *body += '[';
+  bool first = true;
+  for (const auto& e : entries_) {
+    if (!include_revoked && e.token.revoked_at) continue;
+    if (!first) *body += ',';
+    first = false;
+    *body += e.json;
+  }
+  *body += ']';
+  cached = std::move(body);
+  return cached;
+}
+
+// --- faults --------------------------------------------------------------------------------
+
+std::uint64_t TokenStore::add_fault(FaultSpec spec) {
+  std::lock_guard lock(mu_);
+  std::uint64_t id = next_fault_id_++;
+  faults_.push_back(Fault{id, std::move(spec), 0});
+  return id;
+}
+
+bool TokenStore::remove_fault(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  auto it =
+      std::find_if(faults_.begin(), faults_.end(), [&](const Fault& f) { return f.id == id; });
+  if (it == faults_.end()) return false;
+  faults_.erase(it);
+  return true;
+}
+
+void TokenStore::clear_faults() {
+  std::lock_guard lock(mu_);
+  faults_.clear();
+}
+
+std::vector<Fault> TokenStore::faults() const {
+  std::lock_guard lock(mu_);
+  return faults_;
+}
+
+std::optional<FaultSpec> TokenStore::take_fault(std::string_view method, std::string_view path) {
+  std::lock_guard lock(mu_);
+  for (auto it = faults_.begin(); it != faults_.end(); ++it) {
+    if (!fault_matches(it->spec, method, path)) continue;
+    FaultSpec spec = it->spec;
+    ++it->hits;
+    if (it->spec.count != 0 && it->hits >= it->spec.count) faults_.erase(it);
+    return spec;
+  }
+  return std::nullopt;
+}
+
+// --- request log ---------------------------------------------------------------------------
+
+std::uint64_t TokenStore::record(RequestRecord r) {
+  std::lock_guard lock(mu_);
+  r.seq = next_seq_++;
+  if (r.body && r.body->size() > kMaxLoggedBody) r.body->resize(kMaxLoggedBody);
+  requests_.push_back(std::move(r));
+  while (requests_.size() > kMaxRequestRecords) requests_.pop_front();
+  return requests_.back().seq;
+}
+
+std::vector<RequestRecord> TokenStore::requests() const {
+  std::lock_guard lock(mu_);
+  return {requests_.begin(), requests_.end()};
+}
+
+void TokenStore::clear_requests() {
+  std::lock_guard lock(mu_);
+  requests_.clear();
+}
+
+}  // namespace tw::sim
