@@ -1,5 +1,6 @@
 #include "core/log.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "core/json_writer.h"
@@ -46,6 +47,10 @@ int syslog_priority(LogLevel level) {
 }  // namespace
 
 LogField::LogField(std::string_view k, double v) : key(k), number(true) {
+  if (!std::isfinite(v)) {
+    value = "null";  // valid in JSON lines; text lines show it as is
+    return;
+  }
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v);
   value = buf;

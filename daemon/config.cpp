@@ -488,7 +488,14 @@ void read_scope(const TomlValue& v, const std::string& path, policy::Scope& scop
     if (!s.ok()) r.error("description", s.error().message);
     scope.description = *d;
   }
-  if (auto l = r.string_table("labels")) scope.labels = *l;
+  if (auto l = r.string_table("labels")) {
+    for (const auto& [k, value] : *l) {
+      if (!valid_label_name(k)) {
+        r.error("labels", "label name \"" + printable(k, 40) + "\" must match [a-zA-Z_][a-zA-Z0-9_]*");
+      }
+    }
+    scope.labels = *l;
+  }
   r.finish();
 }
 
@@ -822,7 +829,8 @@ std::string inline_table(const std::map<std::string, std::string>& m) {
   for (const auto& [k, v] : m) {
     out += first ? " " : ", ";
     first = false;
-    out += k + " = ";
+    toml_string(out, k);  // quoted keys are valid TOML whatever the name
+    out += " = ";
     toml_string(out, v);
   }
   return out + (m.empty() ? "}" : " }");
@@ -857,18 +865,19 @@ std::string redact_url(std::string_view url, bool keep_path) {
   auto scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) return std::string(url.empty() ? "" : "[redacted]");
   std::string_view rest = url.substr(scheme_end + 3);
-  auto slash = rest.find('/');
+  auto slash = rest.find_first_of("/?#");
   std::string_view authority = rest.substr(0, slash);
   auto at = authority.rfind('@');
   std::string out(url.substr(0, scheme_end + 3));
   if (at != std::string_view::npos) out += "[redacted]@";
   out += authority.substr(at == std::string_view::npos ? 0 : at + 1);
   if (slash != std::string_view::npos) {
+    std::string_view tail = rest.substr(slash);
+    auto query = tail.find_first_of("?#");
     if (keep_path) {
-      std::string_view path = rest.substr(slash);
-      out += path.substr(0, path.find('?'));
-      if (path.find('?') != std::string_view::npos) out += "?[redacted]";
-    } else if (rest.size() > slash + 1) {
+      out += tail.substr(0, query);
+      if (query != std::string_view::npos) out += "?[redacted]";
+    } else if (tail.size() > 1) {
       out += "/[redacted]";
     }
   }

@@ -162,6 +162,9 @@ Result<std::optional<Timestamp>> timestamp_of(od::value& v, const std::string& w
           nanos = *n;
         }
       }
+      // influxctl renders protobuf Timestamps; the zero value (1970-01-01, which its table output
+      // shows for unset times) means "not set", not "expired in 1970".
+      if (seconds == 0 && nanos == 0) return std::optional<Timestamp>{};
       // Protobuf Timestamp range: 0001-01-01 .. 9999-12-31.
       if (seconds < -62135596800 || seconds > 253402300799 || nanos < 0 || nanos > 999999999) {
         return parse_error(what + " is out of range");

@@ -99,8 +99,7 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
   req.method(verb);
   req.target(url.path + request.target);
   req.version(11);
-  bool default_port = (url.tls() && url.port == "443") || (!url.tls() && url.port == "80");
-  req.set(http::field::host, default_port ? url.host : url.host + ":" + url.port);
+  req.set(http::field::host, url.authority());
   req.set(http::field::user_agent, std::string("tokenwarden/") + kVersion);
   req.set(http::field::connection, "close");
   for (const auto& [k, v] : request.headers) req.set(k, v);
@@ -181,18 +180,31 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
 
 }  // namespace
 
-std::string Url::to_string() const {
+std::string Url::authority() const {
   bool default_port = (tls() && port == "443") || (!tls() && port == "80");
-  std::string out = scheme + "://" + host;
+  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   if (!default_port) out += ":" + port;
-  out += path;
   return out;
 }
 
+std::string Url::to_string() const { return scheme + "://" + authority() + path; }
+
 Result<Url> parse_url(std::string_view text) {
+  // The URL is quoted in messages without anything that could be a credential.
+  auto shown = [&] {
+    std::string s(text);
+    auto scheme_end = s.find("://");
+    auto at = s.find('@', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+    auto end = s.find_first_of("/?#", scheme_end == std::string::npos ? 0 : scheme_end + 3);
+    if (at != std::string::npos && (end == std::string::npos || at < end)) {
+      s.replace(scheme_end + 3, at - scheme_end - 3, "[redacted]");
+    }
+    auto q = s.find_first_of("?#");
+    if (q != std::string::npos) s = s.substr(0, q) + "?[redacted]";
+    return printable(s, 200);
+  };
   auto bad = [&](std::string why) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "invalid URL \"" + printable(text, 200) + "\": " + std::move(why));
+    return make_error(ErrorCode::kInvalidArgument, "invalid URL \"" + shown() + "\": " + std::move(why));
   };
   Url url;
   std::string_view rest;
@@ -205,18 +217,21 @@ Result<Url> parse_url(std::string_view text) {
   } else {
     return bad("must start with http:// or https://");
   }
+  if (rest.find_first_of("?#") != std::string_view::npos) {
+    return bad("query strings and fragments are not supported");
+  }
   auto slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
   if (authority.find('@') != std::string_view::npos) {
     return bad("credentials in the URL are not supported (use token_file)");
   }
-  if (path.find_first_of("?#") != std::string_view::npos) return bad("query strings and fragments are not supported");
   if (authority.empty()) return bad("no host");
   if (authority.front() == '[') {
     auto close = authority.find(']');
     if (close == std::string_view::npos) return bad("unterminated IPv6 address");
     url.host = std::string(authority.substr(1, close - 1));
+    if (url.host.empty()) return bad("empty IPv6 address");
     authority = authority.substr(close + 1);
     if (!authority.empty()) {
       if (authority.front() != ':') return bad("unexpected characters after the IPv6 address");

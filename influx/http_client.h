@@ -30,6 +30,8 @@ struct Url {
   std::string port;    // always set ("80"/"443" by default)
   std::string path;    // without trailing '/', may be empty
   bool tls() const { return scheme == "https"; }
+  // host[:port] as in a Host header: IPv6 literals in brackets, default ports left out.
+  std::string authority() const;
   // scheme://host[:port]path — for messages; never contains credentials.
   std::string to_string() const;
 };

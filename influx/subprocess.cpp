@@ -125,8 +125,8 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
         if (result.out.size() + len > options.max_stdout_bytes) {
           kill_and_reap(pid);
           return make_error(ErrorCode::kIo, "\"" + printable(program, 200) + "\" wrote more than " +
-                                                std::to_string(options.max_stdout_bytes >> 20) +
-                                                " MiB to stdout");
+                                                std::to_string(options.max_stdout_bytes) +
+                                                " bytes to stdout");
         }
         result.out.append(buf, len);
       } else if (result.err.size() < kMaxStderr) {
@@ -146,8 +146,11 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
     if (w < 0 && errno != EINTR) {
       return make_error(ErrorCode::kIo, std::string("waitpid failed: ") + std::strerror(errno));
     }
-    if (std::chrono::steady_clock::now() >= deadline ||
-        (options.cancel != nullptr && options.cancel->load())) {
+    if (options.cancel != nullptr && options.cancel->load()) {
+      kill_and_reap(pid);
+      return make_error(ErrorCode::kCancelled, "\"" + printable(program, 200) + "\" was stopped by shutdown");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
       kill_and_reap(pid);
       return make_error(ErrorCode::kTimeout, "\"" + printable(program, 200) + "\" did not exit within " +
                                                  format_duration(options.timeout) + " and was killed");

@@ -96,7 +96,7 @@ Result<VerifyReport> verify_chain(Db& db, void (*progress)(std::int64_t, void*),
                                    " but the log ends at seq " + std::to_string(rep.head_seq) +
                                    ": rows were deleted from the end");
       } else {
-        fail(hseq, "the log continues past the recorded chain head (seq " + std::to_string(hseq) +
+        fail(hseq + 1, "the log continues past the recorded chain head (seq " + std::to_string(hseq) +
                        "): rows were appended or rewritten outside tokenwarden");
       }
     }

@@ -1,0 +1,281 @@
+// Tests for daemon/poller.h: ClusterPoller::run_once with a scripted fake ClusterClient, a real
+// temp-file audit store and a manual clock.
+
+#include "daemon/poller.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/audit_store.h"
+#include "storage/recorder.h"
+#include "storage/sqlite.h"
+#include "tests/unit/core/test_support.h"
+
+namespace tw::daemon {
+namespace {
+
+using tw::testing::ts;
+
+Token token(std::string id, std::string description = "d") {
+  Token t;
+  t.id = std::move(id);
+  t.description = std::move(description);
+  t.permissions = {{"read", "db1"}};
+  t.created_at = ts("2025-12-01T00:00:00Z");
+  return t;
+}
+
+std::vector<Token> tokens(int n) {
+  std::vector<Token> out;
+  for (int i = 0; i < n; ++i) out.push_back(token("tok-" + std::to_string(i)));
+  return out;
+}
+
+// Scripted list results; counts calls; advances the manual clock to simulate fetch time.
+class FakeClient final : public influx::ClusterClient {
+ public:
+  struct Shared {
+    std::deque<Result<influx::TokenList>> script;
+    int list_calls = 0;
+    int revoke_calls = 0;
+    int restrict_calls = 0;
+    const std::atomic<bool>* last_cancel = nullptr;
+  };
+  FakeClient(std::shared_ptr<Shared> shared, ManualClock& clock, Duration fetch_time)
+      : shared_(std::move(shared)), clock_(clock), fetch_time_(fetch_time) {}
+
+  Result<influx::TokenList> list_tokens(const influx::CallContext& ctx) override {
+    ++shared_->list_calls;
+    shared_->last_cancel = ctx.cancel;
+    clock_.advance(fetch_time_);
+    if (shared_->script.empty()) return make_error(ErrorCode::kInternal, "script exhausted");
+    auto r = std::move(shared_->script.front());
+    shared_->script.pop_front();
+    return r;
+  }
+  Result<influx::RevokeOutcome> revoke(const std::string&, const influx::CallContext&) override {
+    ++shared_->revoke_calls;
+    return make_error(ErrorCode::kUnsupported, "not in this test");
+  }
+  Status restrict(const std::string&, const std::vector<Permission>&,
+                  const influx::CallContext&) override {
+    ++shared_->restrict_calls;
+    return make_error(ErrorCode::kUnsupported, "not in this test");
+  }
+  std::string describe() const override { return "fake"; }
+
+ private:
+  std::shared_ptr<Shared> shared_;
+  ManualClock& clock_;
+  Duration fetch_time_;
+};
+
+class PollerTest : public ::testing::Test {
+ protected:
+  PollerTest() {
+    auto s =
+        storage::AuditStore::open(dir_.file("audit.db"), storage::AuditStore::Mode::kReadWrite);
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    if (s.ok()) store_ = std::move(*s);
+  }
+  void SetUp() override {
+    ASSERT_NE(store_, nullptr);
+    recorder_ = std::make_unique<storage::InventoryRecorder>(*store_);
+    ClusterConfig cfg;
+    cfg.name = "prod-eu";
+    cfg.source.cluster = "prod-eu";
+    cfg.poll_interval = std::chrono::minutes(1);
+    poller_ = std::make_unique<ClusterPoller>(
+        cfg, std::make_unique<FakeClient>(fake_, clock_, std::chrono::milliseconds(1500)),
+        *recorder_, clock_, Logger("poller", sink_));
+  }
+
+  void script_ok(std::vector<Token> list, bool replaced = false) {
+    fake_->script.emplace_back(influx::TokenList{std::move(list), replaced});
+  }
+  void script_error(ErrorCode code, std::string message) {
+    fake_->script.emplace_back(make_error(code, std::move(message)));
+  }
+  CycleReport run(RunOptions options = {}) {
+    auto rep = poller_->run_once(options);
+    clock_.advance(std::chrono::minutes(1));
+    return rep;
+  }
+  std::int64_t count(const std::string& sql) {
+    auto db = storage::Db::open(dir_.file("audit.db"), storage::Db::Mode::kReadOnly);
+    EXPECT_TRUE(db.ok());
+    auto st = (*db)->prepare(sql);
+    EXPECT_TRUE(st.ok()) << sql;
+    auto row = st->step();
+    EXPECT_TRUE(row.ok() && *row);
+    return st->int64(0);
+  }
+  static std::int64_t n(const storage::EventCounts& c, EventKind k) {
+    return c[static_cast<std::size_t>(k)];
+  }
+
+  tw::testing::TempDir dir_;
+  std::unique_ptr<storage::AuditStore> store_;
+  std::unique_ptr<storage::InventoryRecorder> recorder_;
+  ManualClock clock_{ts("2026-01-01T00:00:00Z")};
+  std::shared_ptr<FakeClient::Shared> fake_ = std::make_shared<FakeClient::Shared>();
+  std::shared_ptr<MemoryLogSink> sink_ = std::make_shared<MemoryLogSink>();
+  std::unique_ptr<ClusterPoller> poller_;
+};
+
+TEST_F(PollerTest, SuccessfulFirstPoll) {
+  script_ok(tokens(3));
+  Timestamp start = clock_.now();
+  auto rep = run();
+  EXPECT_EQ(rep.cluster, "prod-eu");
+  EXPECT_TRUE(rep.recorded);
+  EXPECT_TRUE(rep.error.empty()) << rep.error;
+  EXPECT_EQ(rep.started_at, start);
+  EXPECT_EQ(rep.finished_at, start + std::chrono::milliseconds(1500))
+      << "finish is read after the fetch";
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kOk);
+  EXPECT_GT(rep.summary.poll_id, 0);
+  EXPECT_EQ(rep.summary.token_count, 3u);
+  EXPECT_EQ(n(rep.summary.events, EventKind::kTokenDiscovered), 3);
+  EXPECT_EQ(fake_->list_calls, 1);
+  EXPECT_EQ(fake_->revoke_calls + fake_->restrict_calls, 0) << "polling never acts";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM polls WHERE outcome = 'ok'"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'token_discovered'"), 3);
+}
+
+TEST_F(PollerTest, UnchangedPollRecordsNoEvents) {
+  script_ok(tokens(3));
+  script_ok(tokens(3));
+  run();
+  auto rep = run();
+  EXPECT_TRUE(rep.recorded);
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kOk);
+  for (int k = 0; k < kEventKindCount; ++k)
+    EXPECT_EQ(rep.summary.events[static_cast<std::size_t>(k)], 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log"), 3);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM polls"), 2);
+}
+
+TEST_F(PollerTest, FailedFetchIsRecordedAsFailed) {
+  script_ok(tokens(2));
+  script_error(ErrorCode::kNetwork,
+               "GET https://h/api/v0/tokens: connection refused while connecting");
+  run();
+  auto rep = run();
+  EXPECT_TRUE(rep.recorded);
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kFailed);
+  EXPECT_EQ(rep.error, "GET https://h/api/v0/tokens: connection refused while connecting");
+  EXPECT_EQ(n(rep.summary.events, EventKind::kPollFailed), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM polls WHERE outcome = 'failed'"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'poll_failed'"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM token_inventory WHERE status = 'active'"), 2);
+}
+
+TEST_F(PollerTest, SuspectPollIsReported) {
+  script_ok(tokens(10));
+  script_ok(tokens(2));
+  script_ok(tokens(2));
+  run();
+  auto rep = run();
+  EXPECT_TRUE(rep.recorded);
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kSuspect);
+  EXPECT_EQ(rep.summary.known, 10u);
+  EXPECT_EQ(rep.summary.vanished, 8u);
+  EXPECT_FALSE(rep.error.empty());
+  EXPECT_EQ(rep.error, rep.summary.message);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'token_removed'"), 0);
+
+  auto confirm = run();
+  EXPECT_EQ(confirm.summary.outcome, storage::PollOutcome::kOk);
+  EXPECT_TRUE(confirm.summary.confirmed_suspect);
+  EXPECT_TRUE(confirm.error.empty());
+  EXPECT_EQ(n(confirm.summary.events, EventKind::kTokenRemoved), 8);
+}
+
+TEST_F(PollerTest, MaxVanishedPercentIsPassedThrough) {
+  script_ok(tokens(10));
+  script_ok(tokens(2));
+  run();
+  RunOptions o;
+  o.max_vanished_percent = 100;
+  auto rep = run(o);
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kOk);
+  EXPECT_EQ(n(rep.summary.events, EventKind::kTokenRemoved), 8);
+}
+
+TEST_F(PollerTest, CancelledFetchRecordsNothing) {
+  script_ok(tokens(2));
+  script_error(ErrorCode::kCancelled, "GET https://h/api/v0/tokens was cancelled by shutdown");
+  run();
+  std::int64_t audit = count("SELECT COUNT(*) FROM audit_log");
+  std::int64_t polls = count("SELECT COUNT(*) FROM polls");
+  std::atomic<bool> cancel{true};
+  RunOptions o;
+  o.cancel = &cancel;
+  auto rep = run(o);
+  EXPECT_FALSE(rep.recorded);
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kFailed);
+  EXPECT_EQ(rep.summary.poll_id, 0);
+  EXPECT_NE(rep.error.find("cancelled"), std::string::npos) << rep.error;
+  EXPECT_EQ(fake_->last_cancel, &cancel) << "the cancel flag reaches the source";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log"), audit);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM polls"), polls);
+}
+
+TEST_F(PollerTest, DryRunWritesNothingButReports) {
+  script_ok(tokens(4));
+  RunOptions o;
+  o.dry_run = true;
+  auto rep = run(o);
+  EXPECT_TRUE(rep.recorded);
+  EXPECT_EQ(rep.summary.poll_id, 0);
+  EXPECT_EQ(n(rep.summary.events, EventKind::kTokenDiscovered), 4);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM polls"), 0);
+}
+
+TEST_F(PollerTest, InvalidUtf8ListIsRecordedAndWarned) {
+  Token t = token("a", "bad \xEF\xBF\xBD");
+  script_ok({t}, true);
+  auto rep = run();
+  EXPECT_TRUE(rep.recorded);
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kOk);
+  bool warned = false;
+  for (const auto& line : sink_->lines()) {
+    if (line.rfind("warn poller:", 0) == 0 && line.find("cluster=prod-eu") != std::string::npos)
+      warned = true;
+  }
+  EXPECT_TRUE(warned);
+}
+
+TEST_F(PollerTest, DatabaseFailureIsReportedNotThrown) {
+  script_ok(tokens(2));
+  run();
+  {
+    auto db = storage::Db::open(dir_.file("audit.db"), storage::Db::Mode::kReadWrite);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->exec("DROP VIEW polls; DROP TABLE poll_runs;").ok());
+  }
+  script_ok(tokens(3));
+  auto rep = run();
+  EXPECT_FALSE(rep.recorded);
+  EXPECT_FALSE(rep.error.empty());
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kOk) << "the fetch itself succeeded";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log"), 2) << "nothing partial was written";
+}
+
+TEST_F(PollerTest, EachRunCallsTheSourceOnce) {
+  for (int i = 0; i < 5; ++i) script_ok(tokens(1));
+  for (int i = 0; i < 5; ++i) run();
+  EXPECT_EQ(fake_->list_calls, 5);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM polls"), 5);
+  EXPECT_EQ(poller_->cluster().name, "prod-eu");
+  EXPECT_EQ(poller_->client().describe(), "fake");
+}
+
+}  // namespace
+}  // namespace tw::daemon

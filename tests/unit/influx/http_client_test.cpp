@@ -1,0 +1,121 @@
+// Tests for influx/http_client.h: URL parsing (the request path itself is covered through
+// RestClusterClient in rest_source_test.cpp).
+
+#include "influx/http_client.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/unit/core/test_support.h"
+
+namespace tw::influx {
+namespace {
+
+using tw::testing::PrintTo;
+
+struct UrlCase {
+  std::string name;
+  std::string text;
+  std::string scheme, host, port, path;
+  std::string to_string;
+};
+
+class ParseUrlOk : public ::testing::TestWithParam<UrlCase> {};
+
+TEST_P(ParseUrlOk, Parses) {
+  const auto& c = GetParam();
+  auto u = parse_url(c.text);
+  ASSERT_TRUE(u.ok()) << c.text << ": " << u.error().message;
+  EXPECT_EQ(u->scheme, c.scheme);
+  EXPECT_EQ(u->host, c.host);
+  EXPECT_EQ(u->port, c.port);
+  EXPECT_EQ(u->path, c.path);
+  EXPECT_EQ(u->tls(), c.scheme == "https");
+  EXPECT_EQ(u->to_string(), c.to_string);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ParseUrlOk,
+    ::testing::Values(
+        UrlCase{"https default port", "https://influxdb.example.com/api/v0", "https",
+                "influxdb.example.com", "443", "/api/v0", "https://influxdb.example.com/api/v0"},
+        UrlCase{"http default port", "http://h", "http", "h", "80", "", "http://h"},
+        UrlCase{"explicit port", "http://127.0.0.1:8086/api/v0", "http", "127.0.0.1", "8086",
+                "/api/v0", "http://127.0.0.1:8086/api/v0"},
+        UrlCase{"explicit default port", "https://h:443/x", "https", "h", "443", "/x",
+                "https://h/x"},
+        UrlCase{"https on 80 keeps port", "https://h:80", "https", "h", "80", "", "https://h:80"},
+        UrlCase{"max port", "http://h:65535", "http", "h", "65535", "", "http://h:65535"},
+        UrlCase{"port 1", "http://h:1/", "http", "h", "1", "", "http://h:1"},
+        UrlCase{"trailing slash", "https://h/api/v0/", "https", "h", "443", "/api/v0",
+                "https://h/api/v0"},
+        UrlCase{"many trailing slashes", "https://h/api/v0///", "https", "h", "443", "/api/v0",
+                "https://h/api/v0"},
+        UrlCase{"root slash", "https://h/", "https", "h", "443", "", "https://h"},
+        UrlCase{"ipv6 with port", "http://[::1]:8080/api", "http", "::1", "8080", "/api",
+                "http://[::1]:8080/api"},
+        UrlCase{"ipv6 default port", "https://[2001:db8::1]", "https", "2001:db8::1", "443", "",
+                "https://[2001:db8::1]"},
+        UrlCase{"ipv6 trailing slash", "http://[::1]/", "http", "::1", "80", "", "http://[::1]"}),
+    tw::testing::CaseName());
+
+struct BadUrlCase {
+  std::string name;
+  std::string text;
+  std::string secret;  // must not appear in the message ("" if none)
+};
+
+class ParseUrlBad : public ::testing::TestWithParam<BadUrlCase> {};
+
+TEST_P(ParseUrlBad, Rejects) {
+  const auto& c = GetParam();
+  auto u = parse_url(c.text);
+  ASSERT_FALSE(u.ok()) << c.text << " parsed as host \"" << u->host << "\" port \"" << u->port
+                       << "\" path \"" << u->path << "\"";
+  EXPECT_EQ(u.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(u.error().message.find("invalid URL"), std::string::npos) << u.error().message;
+  if (!c.secret.empty()) {
+    EXPECT_EQ(u.error().message.find(c.secret), std::string::npos)
+        << "the error message repeats a credential: " << u.error().message;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ParseUrlBad,
+    ::testing::Values(
+        BadUrlCase{"empty", "", ""}, BadUrlCase{"no scheme", "influxdb.example.com/api", ""},
+        BadUrlCase{"ftp", "ftp://h/x", ""}, BadUrlCase{"no host", "http://", ""},
+        BadUrlCase{"no host with path", "https:///api", ""},
+        BadUrlCase{"no host with port", "http://:80", ""},
+        BadUrlCase{"credentials", "https://user:hunter2secret@h/x", "hunter2secret"},
+        BadUrlCase{"user only", "https://admin@h/x", ""},
+        BadUrlCase{"query", "https://h/api?token=abc", ""},
+        BadUrlCase{"fragment", "https://h/api#frag", ""},
+        BadUrlCase{"query right after host", "https://h?token=querysecret", "querysecret"},
+        BadUrlCase{"query after port", "https://h:8443?x=1", ""},
+        BadUrlCase{"fragment right after host", "https://h#frag", ""},
+        BadUrlCase{"port zero", "http://h:0", ""}, BadUrlCase{"port too big", "http://h:65536", ""},
+        BadUrlCase{"port huge", "http://h:999999", ""},
+        BadUrlCase{"port letters", "http://h:abc", ""},
+        BadUrlCase{"port negative", "http://h:-1", ""},
+        BadUrlCase{"unterminated ipv6", "http://[::1/x", ""},
+        BadUrlCase{"junk after ipv6", "http://[::1]x/", ""},
+        BadUrlCase{"empty ipv6", "http://[]:80/", ""}),
+    tw::testing::CaseName());
+
+TEST(ParseUrl, ToStringNeverContainsCredentials) {
+  // Credentials are rejected, so no Url ever carries them; to_string is safe for messages.
+  auto u = parse_url("https://h:8443/api/v0");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->to_string(), "https://h:8443/api/v0");
+}
+
+TEST(HttpReason, KnownStatuses) {
+  EXPECT_EQ(http_reason(200), "OK");
+  EXPECT_EQ(http_reason(404), "Not Found");
+  EXPECT_EQ(http_reason(401), "Unauthorized");
+}
+
+}  // namespace
+}  // namespace tw::influx
