@@ -6,6 +6,7 @@
 // is this thread's (the cycle runs entirely on it: HTTP, parsing, diff, SQLite), peak RSS is this
 // process's. Prints one JSON object; bench/run formats the table.
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -73,6 +74,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   std::size_t tokens = 1000;
   int steady = 10, churn = 5, growth = 50;
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";

@@ -189,17 +189,32 @@ Result<Timestamp> parse_rfc3339(std::string_view text) {
 void append_timestamp(std::string& out, Timestamp t) {
   auto day_point = std::chrono::floor<days>(t);
   std::chrono::year_month_day ymd{day_point};
-  auto in_day = t - day_point;
-  auto ms = in_day.count();
-  int hour = static_cast<int>(ms / 3'600'000);
-  int minute = static_cast<int>(ms / 60'000 % 60);
-  int second = static_cast<int>(ms / 1000 % 60);
-  int millis = static_cast<int>(ms % 1000);
-  char buf[32];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ",
-                        static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                        static_cast<unsigned>(ymd.day()), hour, minute, second, millis);
-  out.append(buf, static_cast<std::size_t>(n));
+  auto ms = (t - day_point).count();
+  auto two = [](char* p, unsigned v) {
+    p[0] = static_cast<char>('0' + v / 10);
+    p[1] = static_cast<char>('0' + v % 10);
+  };
+  // YYYY-MM-DDTHH:MM:SS.mmmZ, written by hand: this runs for every timestamp of every event.
+  char buf[24];
+  auto year = static_cast<unsigned>(static_cast<int>(ymd.year()));
+  two(buf, year / 100 % 100);
+  two(buf + 2, year % 100);
+  buf[4] = '-';
+  two(buf + 5, static_cast<unsigned>(ymd.month()));
+  buf[7] = '-';
+  two(buf + 8, static_cast<unsigned>(ymd.day()));
+  buf[10] = 'T';
+  two(buf + 11, static_cast<unsigned>(ms / 3'600'000));
+  buf[13] = ':';
+  two(buf + 14, static_cast<unsigned>(ms / 60'000 % 60));
+  buf[16] = ':';
+  two(buf + 17, static_cast<unsigned>(ms / 1000 % 60));
+  buf[19] = '.';
+  auto milli = static_cast<unsigned>(ms % 1000);
+  buf[20] = static_cast<char>('0' + milli / 100);
+  two(buf + 21, milli % 100);
+  buf[23] = 'Z';
+  out.append(buf, sizeof buf);
 }
 
 std::string format_timestamp(Timestamp t) {

@@ -1,6 +1,7 @@
 #include "daemon/poller.h"
 
 #include <chrono>
+#include <optional>
 
 namespace tw::daemon {
 namespace {
@@ -18,41 +19,59 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   CycleReport rep;
   rep.cluster = cluster_.name;
   rep.started_at = clock_.now();
-  auto steady_start = std::chrono::steady_clock::now();
-  influx::CallContext ctx{options.cancel};
-  auto list = client_->list_tokens(ctx);
-  rep.finished_at = clock_.now();
-  rep.fetch_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
+  const auto steady_start = std::chrono::steady_clock::now();
+  influx::CallContext ctx;
+  ctx.cancel = options.cancel;
+  // Offer the digest of the last list recorded whole; if no active token can expire before the
+  // fetch ends, an identical list lets the source skip decoding and the recorder skip the diff.
+  ctx.known_digest = recorder_.known_digest(cluster_.name, rep.started_at + cluster_.source.timeout);
 
-  if (!list.ok() && list.error().code == ErrorCode::kCancelled) {
-    // Shutdown interrupted the fetch: nothing happened on the cluster's side worth recording.
-    rep.error = list.error().message;
-    rep.summary.outcome = storage::PollOutcome::kFailed;
-    log_.info("poll abandoned for shutdown", {{"cluster", cluster_.name}});
-    return rep;
-  }
-
-  storage::PollInput in;
-  in.cluster = cluster_.name;
-  in.started_at = rep.started_at;
-  in.finished_at = rep.finished_at;
-  in.max_vanished_percent = options.max_vanished_percent;
-  in.dry_run = options.dry_run;
-  if (list.ok()) {
-    in.tokens = &list->tokens;
+  auto fetch = [&]() -> std::optional<storage::PollInput> {
+    auto list = client_->list_tokens(ctx);
+    rep.finished_at = clock_.now();
+    rep.fetch_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
+    if (!list.ok() && list.error().code == ErrorCode::kCancelled) {
+      // Shutdown interrupted the fetch: nothing happened worth recording.
+      rep.error = list.error().message;
+      rep.summary.outcome = storage::PollOutcome::kFailed;
+      log_.info("poll abandoned for shutdown", {{"cluster", cluster_.name}});
+      return std::nullopt;
+    }
+    storage::PollInput in;
+    in.cluster = cluster_.name;
+    in.started_at = rep.started_at;
+    in.finished_at = rep.finished_at;
+    in.max_vanished_percent = options.max_vanished_percent;
+    in.dry_run = options.dry_run;
+    if (!list.ok()) {
+      in.error = list.error().message;
+      return in;
+    }
+    in.unchanged = list->unchanged;
+    in.digest = std::move(list->digest);
+    if (!list->unchanged) in.tokens = std::move(list->tokens);
     if (list->replaced_invalid_utf8) {
       log_.warn("the token list contained invalid UTF-8; it was replaced by U+FFFD",
                 {{"cluster", cluster_.name}});
     }
-  } else {
-    in.error = list.error().message;
-  }
+    return in;
+  };
 
-  auto summary = recorder_.record(in);
+  auto in = fetch();
+  if (!in) return rep;
+  const bool fetched_ok = in->tokens.has_value() || in->unchanged;
+  auto summary = recorder_.record(std::move(*in));
+  if (summary.ok() && summary->needs_full_list) {
+    // Another writer recorded a poll, or a token expired meanwhile: fetch and compare in full.
+    ctx.known_digest.clear();
+    in = fetch();
+    if (!in) return rep;
+    summary = recorder_.record(std::move(*in));
+  }
   rep.total_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
   if (!summary.ok()) {
     rep.error = summary.error().message;
-    rep.summary.outcome = list.ok() ? storage::PollOutcome::kOk : storage::PollOutcome::kFailed;
+    rep.summary.outcome = fetched_ok ? storage::PollOutcome::kOk : storage::PollOutcome::kFailed;
     log_.error("could not record the poll; nothing was written and the next poll will retry",
                {{"cluster", cluster_.name}, {"error", rep.error}});
     return rep;

@@ -1,342 +1,238 @@
 #include "influx/codec.h"
 
-#include <simdjson.h>
-
-#include <charconv>
-#include <cstdint>
 #include <unordered_set>
 
 #include "core/json_writer.h"
+#include "core/sha256.h"
 #include "core/strings.h"
+#include "influx/json_reader.h"
 
 namespace tw::influx {
 namespace {
 
-namespace od = simdjson::ondemand;
+using Kind = JsonReader::Kind;
 
 Error parse_error(std::string message) { return make_error(ErrorCode::kParse, std::move(message)); }
 
-std::string where(std::size_t index, std::string_view field) {
-  return "token #" + std::to_string(index) + " field \"" + std::string(field) + "\"";
-}
-
-std::string simd_message(simdjson::error_code e) { return simdjson::error_message(e); }
-
-// Appends code point cp as UTF-8.
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::kObject: return "an object";
+    case Kind::kArray: return "an array";
+    case Kind::kString: return "a string";
+    case Kind::kNumber: return "a number";
+    case Kind::kBool: return "a boolean";
+    case Kind::kNull: return "null";
+    case Kind::kNone: return "not a JSON value";
   }
+  return "unknown";
 }
 
-bool read_hex4(std::string_view s, std::size_t pos, std::uint32_t& out) {
-  if (pos + 4 > s.size()) return false;
-  std::uint32_t v = 0;
-  for (std::size_t i = 0; i < 4; ++i) {
-    char c = s[pos + i];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= static_cast<std::uint32_t>(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= static_cast<std::uint32_t>(c - 'A' + 10);
-    else return false;
+// Names a field in error messages; the text is built only when an error is reported.
+struct Where {
+  std::size_t index;
+  std::string_view field;
+  std::string str() const {
+    return "token #" + std::to_string(index) + " field \"" + std::string(field) + "\"";
   }
-  out = v;
-  return true;
+};
+
+// The reader's own error (malformed JSON) wins over a shape error: it is the real cause.
+Error fail(JsonReader& r, const std::string& shape_error) {
+  if (!r.ok()) return parse_error("response is not valid JSON: " + r.error());
+  return parse_error(shape_error);
 }
 
-// Unescapes a raw JSON string token (with quotes), replacing lone surrogates by U+FFFD.
-// Used only when the strict unescaper refused a description.
-bool tolerant_unescape(std::string_view raw, std::string& out) {
-  auto open = raw.find('"');
-  auto close = raw.rfind('"');
-  if (open == std::string_view::npos || close <= open) return false;
-  std::string_view s = raw.substr(open + 1, close - open - 1);
-  out.clear();
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (c != '\\') {
-      out += c;
-      continue;
-    }
-    if (++i >= s.size()) return false;
-    switch (s[i]) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '/': out += '/'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'u': {
-        std::uint32_t cp = 0;
-        if (!read_hex4(s, i + 1, cp)) return false;
-        i += 4;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-          std::uint32_t lo = 0;
-          if (i + 2 < s.size() && s[i + 1] == '\\' && s[i + 2] == 'u' && read_hex4(s, i + 3, lo) &&
-              lo >= 0xDC00 && lo <= 0xDFFF) {
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            i += 6;
-          } else {
-            cp = 0xFFFD;
-          }
-        } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-          cp = 0xFFFD;
-        }
-        append_utf8(out, cp);
-        break;
-      }
-      default: return false;
-    }
+Result<std::int64_t> integer_of(JsonReader& r, const Where& at, const char* suffix) {
+  auto what = [&] { return at.str() + suffix; };
+  std::int64_t n = 0;
+  Kind k = r.peek();
+  if (k == Kind::kNumber) {
+    if (!r.read_integer(n)) return fail(r, what() + " is not an integer");
+    return n;
   }
-  return true;
-}
-
-Result<std::int64_t> integer_of(od::value& v, std::string_view what) {
-  auto type = v.type();
-  if (type.error()) return parse_error(std::string(what) + ": " + simd_message(type.error()));
-  if (type.value_unsafe() == od::json_type::number) {
-    std::int64_t n = 0;
-    if (auto e = v.get_int64().get(n); e) {
-      return parse_error(std::string(what) + " is not an integer");
+  if (k == Kind::kString) {  // proto3 JSON renders int64 as a string
+    std::string s;
+    if (!r.read_string(s)) return fail(r, what() + " is not a string");
+    JsonReader inner(s);
+    if (inner.peek() != Kind::kNumber || !inner.read_integer(n) || !inner.at_end()) {
+      return parse_error(what() + " is not an integer");
     }
     return n;
   }
-  if (type.value_unsafe() == od::json_type::string) {  // proto3 JSON renders int64 as a string
-    std::string_view s;
-    if (auto e = v.get_string().get(s); e) return parse_error(std::string(what) + " is not a string");
-    std::int64_t n = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-    if (ec != std::errc() || p != s.data() + s.size()) {
-      return parse_error(std::string(what) + " is not an integer");
-    }
-    return n;
-  }
-  return parse_error(std::string(what) + " is not a number");
+  return fail(r, what() + " is not a number");
 }
 
 // A timestamp: RFC 3339 string, {"seconds","nanos"} object, or null.
-Result<std::optional<Timestamp>> timestamp_of(od::value& v, const std::string& what) {
-  auto type = v.type();
-  if (type.error()) return parse_error(what + ": " + simd_message(type.error()));
-  switch (type.value_unsafe()) {
-    case od::json_type::null:
+Result<std::optional<Timestamp>> timestamp_of(JsonReader& r, const Where& at) {
+  switch (r.peek()) {
+    case Kind::kNull:
+      if (!r.read_null()) return fail(r, at.str());
       return std::optional<Timestamp>{};
-    case od::json_type::string: {
-      std::string_view s;
-      if (auto e = v.get_string().get(s); e) return parse_error(what + ": " + simd_message(e));
+    case Kind::kString: {
+      std::string s;
+      if (!r.read_string(s)) return fail(r, at.str());
       if (s.empty()) return std::optional<Timestamp>{};
       auto t = parse_rfc3339(s);
-      if (!t.ok()) return parse_error(what + ": " + t.error().message);
+      if (!t.ok()) return parse_error(at.str() + ": " + t.error().message);
       return std::optional<Timestamp>{*t};
     }
-    case od::json_type::object: {
-      od::object obj;
-      if (auto e = v.get_object().get(obj); e) return parse_error(what + ": " + simd_message(e));
+    case Kind::kObject: {
+      if (!r.enter_object()) return fail(r, at.str());
       std::int64_t seconds = 0, nanos = 0;
-      for (auto field : obj) {
-        std::string_view key;
-        if (auto e = field.unescaped_key().get(key); e) return parse_error(what + ": " + simd_message(e));
-        od::value fv;
-        if (auto e = field.value().get(fv); e) return parse_error(what + ": " + simd_message(e));
+      std::string key;
+      while (r.next_member(key)) {
         if (key == "seconds") {
-          auto n = integer_of(fv, what + ".seconds");
+          auto n = integer_of(r, at, ".seconds");
           if (!n.ok()) return n.take_error();
           seconds = *n;
         } else if (key == "nanos") {
-          auto n = integer_of(fv, what + ".nanos");
+          auto n = integer_of(r, at, ".nanos");
           if (!n.ok()) return n.take_error();
           nanos = *n;
+        } else if (!r.skip_value()) {
+          return fail(r, at.str());
         }
       }
+      if (!r.ok()) return fail(r, at.str());
       // influxctl renders protobuf Timestamps; the zero value (1970-01-01, which its table output
       // shows for unset times) means "not set", not "expired in 1970".
       if (seconds == 0 && nanos == 0) return std::optional<Timestamp>{};
       // Protobuf Timestamp range: 0001-01-01 .. 9999-12-31.
       if (seconds < -62135596800 || seconds > 253402300799 || nanos < 0 || nanos > 999999999) {
-        return parse_error(what + " is out of range");
+        return parse_error(at.str() + " is out of range");
       }
       return std::optional<Timestamp>{Timestamp(Duration(seconds * 1000 + nanos / 1'000'000))};
     }
     default:
-      return parse_error(what + " is neither a timestamp string nor a {seconds, nanos} object");
+      return fail(r, at.str() + " is neither a timestamp string nor a {seconds, nanos} object");
   }
 }
 
-Result<std::vector<Permission>> permissions_of(od::value& v, const std::string& what) {
+Result<std::vector<Permission>> permissions_of(JsonReader& r, const Where& at) {
   std::vector<Permission> out;
-  auto type = v.type();
-  if (type.error()) return parse_error(what + ": " + simd_message(type.error()));
-  if (type.value_unsafe() == od::json_type::null) return out;
-  if (type.value_unsafe() == od::json_type::object) {
-    // The Clustered docs show `"permissions": {}` for an empty list; accept only an empty object.
-    od::object obj;
-    if (auto e = v.get_object().get(obj); e) return parse_error(what + ": " + simd_message(e));
-    for (auto field : obj) {
-      (void)field;
-      return parse_error(what + " is an object, expected an array");
-    }
+  Kind k = r.peek();
+  if (k == Kind::kNull) {
+    if (!r.read_null()) return fail(r, at.str());
     return out;
   }
-  od::array arr;
-  if (auto e = v.get_array().get(arr); e) return parse_error(what + " is not an array");
-  for (auto elem : arr) {
-    od::object obj;
-    if (auto e = elem.get_object().get(obj); e) return parse_error(what + " has an element that is not an object");
+  if (k == Kind::kObject) {
+    // The Clustered docs show `"permissions": {}` for an empty list; accept only an empty object.
+    std::string key;
+    if (!r.enter_object()) return fail(r, at.str());
+    if (r.next_member(key)) return parse_error(at.str() + " is an object, expected an array");
+    if (!r.ok()) return fail(r, at.str());
+    return out;
+  }
+  if (k != Kind::kArray || !r.enter_array()) return fail(r, at.str() + " is not an array");
+  std::string key;
+  while (r.next_element()) {
+    if (r.peek() != Kind::kObject || !r.enter_object()) {
+      return fail(r, at.str() + " has an element that is not an object");
+    }
     Permission p;
-    for (auto field : obj) {
-      std::string_view key;
-      if (auto e = field.unescaped_key().get(key); e) return parse_error(what + ": " + simd_message(e));
-      od::value fv;
-      if (auto e = field.value().get(fv); e) return parse_error(what + ": " + simd_message(e));
+    while (r.next_member(key)) {
       if (key == "action" || key == "resource") {
-        std::string_view s;
-        if (auto e = fv.get_string().get(s); e) {
-          return parse_error(what + "." + std::string(key) + " is not a string");
-        }
-        (key == "action" ? p.action : p.resource) = std::string(s);
+        if (r.peek() != Kind::kString) return fail(r, at.str() + "." + key + " is not a string");
+        if (!r.read_string(key == "action" ? p.action : p.resource)) return fail(r, at.str());
+      } else if (!r.skip_value()) {
+        return fail(r, at.str());
       }
     }
+    if (!r.ok()) return fail(r, at.str());
     if (p.action.empty() || p.resource.empty()) {
-      return parse_error(what + " has an element without \"action\" or \"resource\"");
+      return parse_error(at.str() + " has an element without \"action\" or \"resource\"");
     }
     out.push_back(std::move(p));
   }
+  if (!r.ok()) return fail(r, at.str());
   sort_permissions(out);
   return out;
 }
 
-Result<Token> token_of(od::object obj, std::size_t index) {
+// Reads one token object; the reader is positioned at its '{'.
+Result<Token> token_of(JsonReader& r, std::size_t index) {
+  const std::string where = "token #" + std::to_string(index);
+  if (r.peek() != Kind::kObject) {
+    return fail(r, where + " is not a JSON object (it is " + kind_name(r.peek()) + ")");
+  }
+  r.enter_object();
   Token t;
   bool has_id = false;
-  for (auto field : obj) {
-    std::string_view key;
-    if (auto e = field.unescaped_key().get(key); e) {
-      return parse_error("token #" + std::to_string(index) + ": " + simd_message(e));
-    }
-    od::value v;
-    if (auto e = field.value().get(v); e) {
-      return parse_error(where(index, key) + ": " + simd_message(e));
-    }
+  std::string key;
+  while (r.next_member(key)) {
+    Where at{index, key};
     if (key == "id") {
-      std::string_view s;
-      if (auto e = v.get_string().get(s); e || s.empty()) {
-        return parse_error(where(index, key) + " is not a non-empty string");
+      if (r.peek() != Kind::kString || !r.read_string(t.id) || t.id.empty()) {
+        return fail(r, at.str() + " is not a non-empty string");
       }
-      t.id = std::string(s);
       has_id = true;
     } else if (key == "description") {
-      auto type = v.type();
-      if (type.error()) return parse_error(where(index, key) + ": " + simd_message(type.error()));
-      if (type.value_unsafe() == od::json_type::null) continue;
-      std::string_view s;
-      if (auto e = v.get_string().get(s); !e) {
-        t.description = std::string(s);
-      } else {
-        std::string_view raw = v.raw_json_token();
-        if (!tolerant_unescape(raw, t.description)) {
-          return parse_error(where(index, key) + " is not a string");
-        }
+      Kind k = r.peek();
+      if (k == Kind::kNull) {
+        if (!r.read_null()) return fail(r, at.str());
+      } else if (k != Kind::kString || !r.read_string(t.description)) {
+        return fail(r, at.str() + " is not a string");
       }
     } else if (key == "permissions") {
-      auto p = permissions_of(v, where(index, key));
+      auto p = permissions_of(r, at);
       if (!p.ok()) return p.take_error();
       t.permissions = std::move(*p);
     } else if (key == "createdAt" || key == "created_at" || key == "expiresAt" ||
                key == "expires_at" || key == "revokedAt" || key == "revoked_at") {
-      auto ts = timestamp_of(v, where(index, key));
+      auto ts = timestamp_of(r, at);
       if (!ts.ok()) return ts.take_error();
       char c = key[0];
       (c == 'c' ? t.created_at : c == 'e' ? t.expires_at : t.revoked_at) = *ts;
+    } else if (!r.skip_value()) {
+      // Unknown fields (accountId, clusterId, accessToken, …) are ignored, but must be JSON.
+      return fail(r, at.str());
     }
-    // Unknown fields (accountId, clusterId, accessToken, …) are ignored.
   }
-  if (!has_id) return parse_error("token #" + std::to_string(index) + " has no \"id\"");
+  if (!r.ok()) return fail(r, where);
+  if (!has_id) return parse_error(where + " has no \"id\"");
   return t;
-}
-
-// True when nothing but whitespace follows the value just consumed.
-bool at_end(od::document& doc) {
-  const char* loc = nullptr;
-  auto e = doc.current_location().get(loc);
-  return e == simdjson::OUT_OF_BOUNDS;
-}
-
-// Ensures the buffer has simdjson's padding and valid UTF-8.
-bool prepare(std::string& body) {
-  bool replaced = false;
-  if (!simdjson::validate_utf8(body.data(), body.size())) {
-    body = sanitize_utf8(body);
-    replaced = true;
-  }
-  body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  return replaced;
 }
 
 }  // namespace
 
-Result<DecodedList> decode_token_list(std::string& body) {
+Result<DecodedList> decode_token_list(std::string_view body) {
   DecodedList out;
-  out.replaced_invalid_utf8 = prepare(body);
-  od::parser parser;
-  simdjson::padded_string_view view(body.data(), body.size(), body.capacity());
-  od::document doc;
-  if (auto e = parser.iterate(view).get(doc); e) {
-    return parse_error("response is not valid JSON (" + simd_message(e) + ")");
+  JsonReader r(body);
+  Kind top = r.peek();
+  if (top != Kind::kArray) {
+    if (top == Kind::kNone) return fail(r, "response is not valid JSON: " + std::string(r.at_end() ? "it is empty" : "it does not start with a JSON value"));
+    return parse_error(std::string("response is not a JSON array of tokens (it is ") + kind_name(top) + ")");
   }
-  od::array arr;
-  if (auto e = doc.get_array().get(arr); e) {
-    return parse_error("response is not a JSON array of tokens (" + simd_message(e) + ")");
-  }
-  std::unordered_set<std::string_view> seen;
+  r.enter_array();
+  out.tokens.reserve(body.size() / 200);  // a typical token takes 200-300 bytes of JSON
   std::size_t index = 0;
-  for (auto elem : arr) {
-    od::object obj;
-    if (auto e = elem.get_object().get(obj); e) {
-      return parse_error("token #" + std::to_string(index) + " is not a JSON object (" +
-                         simd_message(e) + ")");
-    }
-    auto t = token_of(obj, index);
+  while (r.next_element()) {
+    auto t = token_of(r, index);
     if (!t.ok()) return t.take_error();
     out.tokens.push_back(std::move(*t));
     ++index;
   }
-  if (!at_end(doc)) return parse_error("response has trailing data after the token array");
+  if (!r.ok()) return fail(r, "response is not valid JSON");
+  if (!r.at_end()) return parse_error("response has trailing data after the token array");
+  std::unordered_set<std::string_view> seen;
   seen.reserve(out.tokens.size());
   for (const auto& t : out.tokens) {
     if (!seen.insert(t.id).second) {
       return parse_error("token id \"" + printable(t.id, 80) + "\" appears twice in the list");
     }
   }
+  out.replaced_invalid_utf8 = r.replaced_invalid_utf8();
   return out;
 }
 
+std::string list_digest(std::string_view body) { return sha256_hex(body); }
+
 Result<Token> decode_token(std::string body) {
-  prepare(body);
-  od::parser parser;
-  simdjson::padded_string_view view(body.data(), body.size(), body.capacity());
-  od::document doc;
-  if (auto e = parser.iterate(view).get(doc); e) {
-    return parse_error("response is not valid JSON (" + simd_message(e) + ")");
-  }
-  od::object obj;
-  if (auto e = doc.get_object().get(obj); e) return parse_error("response is not a JSON object");
-  auto t = token_of(obj, 0);
+  JsonReader r(body);
+  if (r.peek() != Kind::kObject) return fail(r, "response is not a JSON object");
+  auto t = token_of(r, 0);
   if (!t.ok()) return t;
-  if (!at_end(doc)) return parse_error("response has trailing data after the token");
+  if (!r.at_end()) return parse_error("response has trailing data after the token");
   return t;
 }
 
@@ -348,25 +244,21 @@ std::string encode_permissions_update(const std::vector<Permission>& permissions
 }
 
 std::string decode_error_message(std::string_view body) {
-  std::string copy(body);
-  copy.reserve(copy.size() + simdjson::SIMDJSON_PADDING);
-  if (!simdjson::validate_utf8(copy.data(), copy.size())) return {};
-  od::parser parser;
-  simdjson::padded_string_view view(copy.data(), copy.size(), copy.capacity());
-  od::document doc;
-  if (parser.iterate(view).get(doc)) return {};
-  od::object obj;
-  if (doc.get_object().get(obj)) return {};
-  for (auto field : obj) {
-    std::string_view key;
-    if (field.unescaped_key().get(key)) return {};
-    if (key == "message") {
-      std::string_view s;
-      if (field.value().get_string().get(s)) return {};
-      return std::string(s);
+  if (!is_valid_utf8(body)) return {};
+  JsonReader r(body);
+  if (r.peek() != Kind::kObject || !r.enter_object()) return {};
+  std::string key, message;
+  bool found = false;
+  while (r.next_member(key)) {
+    if (key == "message" && r.peek() == Kind::kString) {
+      if (!r.read_string(message)) return {};
+      found = true;
+    } else if (!r.skip_value()) {
+      return {};
     }
   }
-  return {};
+  if (!r.ok() || !r.at_end()) return found ? message : std::string();
+  return message;
 }
 
 }  // namespace tw::influx

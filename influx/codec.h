@@ -1,7 +1,8 @@
 #pragma once
 // JSON codecs for the token shapes the sources send (SPEC §1, reference §2.3 and §3.3).
 //
-// Decoding is tolerant of what real systems send: camelCase (REST) or snake_case (influxctl)
+// Decoding (influx/json_reader.h: no DOM, no index, memory ≈ the tokens themselves) is tolerant
+// of what real systems send: camelCase (REST) or snake_case (influxctl)
 // keys, timestamps as RFC 3339 strings or {"seconds","nanos"} objects, unset timestamps absent
 // or null, unknown fields, empty or null permission lists, invalid UTF-8 (replaced by U+FFFD).
 // It is strict about what matters: the body must be one complete JSON array, and every element
@@ -25,8 +26,9 @@ struct DecodedList {
   bool replaced_invalid_utf8 = false;  // the body had invalid UTF-8, replaced by U+FFFD
 };
 
-// Decodes a token list. `body` may be modified (padding is appended for the SIMD parser).
-Result<DecodedList> decode_token_list(std::string& body);
+Result<DecodedList> decode_token_list(std::string_view body);
+// The digest identifying a list body (SHA-256, hex), for TokenList::digest.
+std::string list_digest(std::string_view body);
 // Decodes one token object (GET/PATCH responses, influxctl token get).
 Result<Token> decode_token(std::string body);
 

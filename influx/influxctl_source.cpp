@@ -46,12 +46,20 @@ Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv,
 Result<TokenList> InfluxctlClusterClient::list_tokens(const CallContext& ctx) {
   auto out = run(command({"token", "list", "--format", "json", "--include-revoked"}), ctx);
   if (!out.ok()) return out.take_error();
+  TokenList list;
+  list.digest = list_digest(*out);
+  if (!ctx.known_digest.empty() && ctx.known_digest == list.digest) {
+    list.unchanged = true;
+    return list;
+  }
   auto decoded = decode_token_list(*out);
   if (!decoded.ok()) {
     return make_error(ErrorCode::kParse, describe() + " token list printed an unreadable list: " +
                                              decoded.error().message);
   }
-  return TokenList{std::move(decoded->tokens), decoded->replaced_invalid_utf8};
+  list.tokens = std::move(decoded->tokens);
+  list.replaced_invalid_utf8 = decoded->replaced_invalid_utf8;
+  return list;
 }
 
 Result<RevokeOutcome> InfluxctlClusterClient::revoke(const std::string& token_id,
@@ -63,7 +71,8 @@ Result<RevokeOutcome> InfluxctlClusterClient::revoke(const std::string& token_id
   auto out = run(command({"token", "revoke", "--force", token_id}), ctx);
   if (out.ok()) return RevokeOutcome::kRevoked;
   // influxctl's exit codes do not say why it failed; the cluster's list does.
-  auto list = list_tokens(ctx);
+  CallContext fresh{ctx.cancel, {}};
+  auto list = list_tokens(fresh);
   if (!list.ok()) return out.take_error();
   for (const auto& t : list->tokens) {
     if (t.id == token_id) {

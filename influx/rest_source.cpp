@@ -57,13 +57,28 @@ Result<HttpResponse> RestClusterClient::call(const std::string& method, const st
 
 Error RestClusterClient::status_error(const std::string& method, const std::string& target,
                                       const HttpResponse& resp, const std::string& secret) const {
-  std::string msg = method + " " + url_.to_string() + target + " answered " +
-                    std::to_string(resp.status);
+  std::string msg = method;
+  msg += ' ';
+  msg += url_.to_string();
+  msg += target;
+  msg += " answered ";
+  msg += std::to_string(resp.status);
   auto reason = http_reason(resp.status);
-  if (!reason.empty() && reason != "<unknown-status>") msg += " " + std::string(reason);
+  if (!reason.empty() && reason != "<unknown-status>") {
+    msg += ' ';
+    msg += reason;
+  }
   std::string detail = decode_error_message(resp.body);
-  if (!detail.empty()) msg += " (" + printable(redact(detail, secret), 200) + ")";
-  if (resp.status == 401) msg += "; check the management token in \"" + config_.token_file + "\"";
+  if (!detail.empty()) {
+    msg += " (";
+    msg += printable(redact(detail, secret), 200);
+    msg += ')';
+  }
+  if (resp.status == 401) {
+    msg += "; check the management token in \"";
+    msg += config_.token_file;
+    msg += '"';
+  }
   if (resp.status == 403) msg += "; the management token lacks permission for tokens";
   return make_error(ErrorCode::kHttpStatus, std::move(msg), resp.status);
 }
@@ -73,12 +88,20 @@ Result<TokenList> RestClusterClient::list_tokens(const CallContext& ctx) {
   auto resp = call("GET", collection_, {}, ctx, secret);
   if (!resp.ok()) return resp.take_error();
   if (resp->status != 200) return status_error("GET", collection_, *resp, secret);
+  TokenList list;
+  list.digest = list_digest(resp->body);
+  if (!ctx.known_digest.empty() && ctx.known_digest == list.digest) {
+    list.unchanged = true;
+    return list;
+  }
   auto decoded = decode_token_list(resp->body);
   if (!decoded.ok()) {
     return make_error(ErrorCode::kParse, "GET " + describe() + " returned an unreadable token list: " +
                                              decoded.error().message);
   }
-  return TokenList{std::move(decoded->tokens), decoded->replaced_invalid_utf8};
+  list.tokens = std::move(decoded->tokens);
+  list.replaced_invalid_utf8 = decoded->replaced_invalid_utf8;
+  return list;
 }
 
 Result<RevokeOutcome> RestClusterClient::revoke(const std::string& token_id, const CallContext& ctx) {

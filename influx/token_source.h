@@ -9,6 +9,7 @@
 // management token.
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,10 +21,15 @@ namespace tw::influx {
 
 struct CallContext {
   const std::atomic<bool>* cancel = nullptr;  // set on shutdown: calls return kCancelled early
+  // list_tokens: the digest of a list already known whole. If the cluster sends exactly the
+  // same bytes again, the list is not decoded and TokenList::unchanged is set (like an ETag).
+  std::string known_digest;
 };
 
 struct TokenList {
-  std::vector<Token> tokens;
+  std::vector<Token> tokens;  // empty when unchanged
+  std::string digest;         // SHA-256 of the body as received
+  bool unchanged = false;     // the body equals CallContext::known_digest
   bool replaced_invalid_utf8 = false;
 };
 

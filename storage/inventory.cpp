@@ -11,6 +11,7 @@ namespace {
 
 std::string state_detail(const Token& t, TokenStatus status, bool reappeared) {
   std::string out;
+  out.reserve(256);
   append_token_state_json(out, t);
   out.pop_back();  // reopen the object to add fields
   out += ",\"status\":";
@@ -60,55 +61,105 @@ std::string update_detail(const Token& before, const Token& after, bool include_
 
 }  // namespace
 
-DiffResult diff_inventory(const std::string& cluster, const Inventory& known,
-                          const std::vector<Token>& fetched, Timestamp now, bool first_poll,
-                          Timestamp last_ok_poll) {
-  DiffResult out;
-  std::unordered_set<std::string_view> seen;
-  seen.reserve(fetched.size());
+ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetched, Timestamp now) {
+  ChangePlan plan;
+  std::size_t matched = 0;  // known present tokens that are listed again
   for (const auto& t : fetched) {
-    seen.insert(t.id);
     TokenStatus status = status_at(t, now);
     auto it = known.find(t.id);
-    if (it == known.end() || it->second.status == TokenStatus::kRemoved) {
-      bool reappeared = it != known.end();
-      EventKind kind = first_poll && !reappeared ? EventKind::kTokenDiscovered : EventKind::kTokenCreated;
-      out.events.push_back({kind, cluster, t.id, state_detail(t, status, reappeared)});
-      out.upserts.push_back({t, status, reappeared ? it->second.first_seen : now, now});
+    if (it == known.end()) {
+      plan.changes.push_back({Change::Type::kNew, &t, nullptr, status});
       continue;
     }
     const KnownToken& k = it->second;
-    if (k.token == t && k.status == status) continue;  // the common case: nothing changed
-
-    bool newly_revoked = !k.token.revoked_at && t.revoked_at;
-    std::string update = update_detail(k.token, t, !newly_revoked);
-    if (!update.empty()) {
-      out.events.push_back({EventKind::kTokenUpdated, cluster, t.id, std::move(update)});
+    if (k.status == TokenStatus::kRemoved) {
+      plan.changes.push_back({Change::Type::kNew, &t, &k, status});
+      continue;
     }
-    if (newly_revoked) {
-      std::string d;
-      JsonWriter(d).begin_object().field("revoked_at", t.revoked_at).end_object();
-      out.events.push_back({EventKind::kTokenRevoked, cluster, t.id, std::move(d)});
-    } else if (status == TokenStatus::kExpired && k.status != TokenStatus::kExpired) {
-      std::string d;
-      JsonWriter(d).begin_object().field("expires_at", t.expires_at).end_object();
-      out.events.push_back({EventKind::kTokenExpired, cluster, t.id, std::move(d)});
-    }
-    out.upserts.push_back({t, status, k.first_seen, now});
+    ++matched;
+    if (k.status == status && k.token == t) continue;  // the common case: nothing changed
+    plan.changes.push_back({Change::Type::kChanged, &t, &k, status});
   }
-
   for (const auto& [id, k] : known) {
-    if (k.status == TokenStatus::kRemoved) continue;
-    ++out.known_present;
-    if (!seen.contains(id)) out.vanished_ids.push_back(id);
+    if (k.status != TokenStatus::kRemoved) ++plan.known_present;
   }
-  std::sort(out.vanished_ids.begin(), out.vanished_ids.end());
-  for (const auto& id : out.vanished_ids) {
-    const KnownToken& k = known.at(id);
-    std::string d;
-    JsonWriter(d).begin_object().field("previous_status", to_string(k.status)).end_object();
-    out.events.push_back({EventKind::kTokenRemoved, cluster, id, std::move(d)});
-    out.upserts.push_back({k.token, TokenStatus::kRemoved, k.first_seen, last_ok_poll});
+  if (matched < plan.known_present) {
+    // Ids are unique in both inputs, so only now is a set of the listed ids needed.
+    std::unordered_set<std::string_view> listed;
+    listed.reserve(fetched.size());
+    for (const auto& t : fetched) listed.insert(t.id);
+    std::vector<const KnownToken*> vanished;
+    for (const auto& [id, k] : known) {
+      if (k.status != TokenStatus::kRemoved && !listed.contains(id)) vanished.push_back(&k);
+    }
+    std::sort(vanished.begin(), vanished.end(),
+              [](const KnownToken* a, const KnownToken* b) { return a->token.id < b->token.id; });
+    for (const KnownToken* k : vanished) {
+      plan.vanished_ids.push_back(k->token.id);
+      plan.changes.push_back({Change::Type::kVanished, &k->token, k, TokenStatus::kRemoved});
+    }
+  }
+  return plan;
+}
+
+std::vector<NewEvent> change_events(const std::string& cluster, const Change& c, bool first_poll) {
+  std::vector<NewEvent> out;
+  const Token& t = *c.token;
+  switch (c.type) {
+    case Change::Type::kNew: {
+      bool reappeared = c.before != nullptr;
+      EventKind kind = first_poll && !reappeared ? EventKind::kTokenDiscovered : EventKind::kTokenCreated;
+      out.push_back({kind, cluster, t.id, state_detail(t, c.status, reappeared)});
+      break;
+    }
+    case Change::Type::kChanged: {
+      const KnownToken& k = *c.before;
+      bool newly_revoked = !k.token.revoked_at && t.revoked_at;
+      std::string update = update_detail(k.token, t, !newly_revoked);
+      if (!update.empty()) out.push_back({EventKind::kTokenUpdated, cluster, t.id, std::move(update)});
+      if (newly_revoked) {
+        std::string d;
+        JsonWriter(d).begin_object().field("revoked_at", t.revoked_at).end_object();
+        out.push_back({EventKind::kTokenRevoked, cluster, t.id, std::move(d)});
+      } else if (c.status == TokenStatus::kExpired && k.status != TokenStatus::kExpired) {
+        std::string d;
+        JsonWriter(d).begin_object().field("expires_at", t.expires_at).end_object();
+        out.push_back({EventKind::kTokenExpired, cluster, t.id, std::move(d)});
+      }
+      break;
+    }
+    case Change::Type::kVanished: {
+      std::string d;
+      JsonWriter(d).begin_object().field("previous_status", to_string(c.before->status)).end_object();
+      out.push_back({EventKind::kTokenRemoved, cluster, t.id, std::move(d)});
+      break;
+    }
+  }
+  return out;
+}
+
+KnownToken change_row(const Change& c, Timestamp now, Timestamp last_ok_poll) {
+  switch (c.type) {
+    case Change::Type::kNew:
+      return {*c.token, c.status, c.before != nullptr ? c.before->first_seen : now, now};
+    case Change::Type::kChanged:
+      return {*c.token, c.status, c.before->first_seen, now};
+    case Change::Type::kVanished:
+      return {c.before->token, TokenStatus::kRemoved, c.before->first_seen, last_ok_poll};
+  }
+  return {};
+}
+
+DiffResult diff_inventory(const std::string& cluster, const Inventory& known,
+                          const std::vector<Token>& fetched, Timestamp now, bool first_poll,
+                          Timestamp last_ok_poll) {
+  ChangePlan plan = plan_changes(known, fetched, now);
+  DiffResult out;
+  out.known_present = plan.known_present;
+  out.vanished_ids = std::move(plan.vanished_ids);
+  for (const auto& c : plan.changes) {
+    for (auto& e : change_events(cluster, c, first_poll)) out.events.push_back(std::move(e));
+    out.upserts.push_back(change_row(c, now, last_ok_poll));
   }
   return out;
 }
@@ -127,6 +178,16 @@ void apply_upserts(Inventory& inventory, std::vector<KnownToken> upserts) {
     std::string id = u.token.id;
     inventory.insert_or_assign(std::move(id), std::move(u));
   }
+}
+
+Timestamp next_expiry(const Inventory& inventory) {
+  Timestamp next = Timestamp::max();
+  for (const auto& [id, k] : inventory) {
+    if (k.status == TokenStatus::kActive && k.token.expires_at && *k.token.expires_at < next) {
+      next = *k.token.expires_at;
+    }
+  }
+  return next;
 }
 
 }  // namespace tw::storage

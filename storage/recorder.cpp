@@ -1,15 +1,23 @@
 #include "storage/recorder.h"
 
 #include "core/json_writer.h"
+#include <algorithm>
 
 namespace tw::storage {
 
-Result<PollSummary> InventoryRecorder::record(const PollInput& in, const Hook& hook) {
-  Cache* cache = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    cache = &caches_[in.cluster];
-  }
+InventoryRecorder::Cache& InventoryRecorder::cache_for(const std::string& cluster) {
+  std::lock_guard lock(mu_);
+  return caches_[cluster];
+}
+
+std::string InventoryRecorder::known_digest(const std::string& cluster, Timestamp horizon) {
+  Cache& cache = cache_for(cluster);
+  if (!cache.loaded || cache.digest.empty() || cache.next_expiry <= horizon) return {};
+  return cache.digest;
+}
+
+Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
+  Cache& cache = cache_for(in.cluster);
   PollSummary summary;
   auto txn = store_.begin();
   if (!txn.ok()) return txn.take_error();
@@ -20,7 +28,7 @@ Result<PollSummary> InventoryRecorder::record(const PollInput& in, const Hook& h
   poll.started_at = in.started_at;
   poll.finished_at = in.finished_at;
 
-  if (in.tokens == nullptr) {
+  if (!in.tokens && !in.unchanged) {
     summary.outcome = PollOutcome::kFailed;
     summary.message = in.error;
     poll.outcome = PollOutcome::kFailed;
@@ -40,32 +48,68 @@ Result<PollSummary> InventoryRecorder::record(const PollInput& in, const Hook& h
 
   auto state = txn->cluster_state(in.cluster);
   if (!state.ok()) return state.take_error();
-  if (!cache->loaded || cache->version != state->last_ok_poll_id) {
-    auto inv = txn->load_inventory(in.cluster);
-    if (!inv.ok()) return inv.take_error();
-    cache->tokens = std::move(*inv);
-    cache->version = state->last_ok_poll_id;
-    cache->loaded = true;
+  bool current = cache.loaded && cache.version == state->last_ok_poll_id;
+
+  if (in.unchanged) {
+    // The same bytes as the list behind the cached inventory: nothing changed, unless another
+    // writer recorded a poll meanwhile or a token has expired since.
+    if (!current || cache.digest.empty() || cache.digest != in.digest || cache.next_expiry <= now) {
+      summary.needs_full_list = true;
+      return summary;  // rolled back: nothing written
+    }
+    summary.token_count = cache.listed;
+    summary.known = cache.listed;
+    poll.outcome = PollOutcome::kOk;
+    poll.token_count = static_cast<std::int64_t>(cache.listed);
+    auto id = txn->insert_poll(poll);
+    if (!id.ok()) return id.take_error();
+    summary.poll_id = *id;
+    if (hook) {
+      cache.loaded = false;  // until committed
+      auto s = hook(*txn, cache.tokens, summary);
+      if (!s.ok()) return s.take_error();
+      cache.loaded = true;
+    }
+    if (in.dry_run) {
+      summary.poll_id = 0;
+      summary.events = txn->appended();
+      return summary;
+    }
+    cache.loaded = false;
+    TW_RETURN_IF_ERROR(txn->commit());
+    cache.version = *id;
+    cache.loaded = true;
+    summary.events = txn->appended();
+    return summary;
   }
 
-  DiffResult diff = diff_inventory(in.cluster, cache->tokens, *in.tokens, now, !state->ever_ok,
-                                   state->last_ok_finished.value_or(now));
-  summary.token_count = in.tokens->size();
-  summary.known = diff.known_present;
-  summary.vanished = diff.vanished_ids.size();
-  poll.token_count = static_cast<std::int64_t>(in.tokens->size());
+  if (!current) {
+    auto inv = txn->load_inventory(in.cluster);
+    if (!inv.ok()) return inv.take_error();
+    cache.tokens = std::move(*inv);
+    cache.version = state->last_ok_poll_id;
+    cache.digest.clear();
+    cache.loaded = true;
+  }
+
+  std::vector<Token>& fetched = *in.tokens;
+  ChangePlan plan = plan_changes(cache.tokens, fetched, now);
+  summary.token_count = fetched.size();
+  summary.known = plan.known_present;
+  summary.vanished = plan.vanished_ids.size();
+  poll.token_count = static_cast<std::int64_t>(fetched.size());
 
   bool too_many_vanished =
-      diff.known_present > 0 &&
-      diff.vanished_ids.size() * 100 > static_cast<std::size_t>(in.max_vanished_percent) * diff.known_present;
+      plan.known_present > 0 &&
+      plan.vanished_ids.size() * 100 > static_cast<std::size_t>(in.max_vanished_percent) * plan.known_present;
   if (too_many_vanished) {
-    std::string digest = vanished_digest(diff.vanished_ids);
+    std::string digest = vanished_digest(plan.vanished_ids);
     if (state->pending_suspect_digest == digest) {
       summary.confirmed_suspect = true;
     } else {
       summary.outcome = PollOutcome::kSuspect;
-      summary.message = std::to_string(diff.vanished_ids.size()) + " of " +
-                        std::to_string(diff.known_present) + " known tokens vanished (more than " +
+      summary.message = std::to_string(plan.vanished_ids.size()) + " of " +
+                        std::to_string(plan.known_present) + " known tokens vanished (more than " +
                         std::to_string(in.max_vanished_percent) +
                         "%); nothing is recorded until the next poll confirms it";
       poll.outcome = PollOutcome::kSuspect;
@@ -74,9 +118,9 @@ Result<PollSummary> InventoryRecorder::record(const PollInput& in, const Hook& h
       if (in.dry_run) return summary;
       std::string d;
       JsonWriter(d).begin_object()
-          .field("known", static_cast<std::int64_t>(diff.known_present))
-          .field("vanished", static_cast<std::int64_t>(diff.vanished_ids.size()))
-          .field("listed", static_cast<std::int64_t>(in.tokens->size()))
+          .field("known", static_cast<std::int64_t>(plan.known_present))
+          .field("vanished", static_cast<std::int64_t>(plan.vanished_ids.size()))
+          .field("listed", static_cast<std::int64_t>(fetched.size()))
           .field("max_vanished_percent", in.max_vanished_percent)
           .field("digest", digest)
           .end_object();
@@ -91,21 +135,50 @@ Result<PollSummary> InventoryRecorder::record(const PollInput& in, const Hook& h
     }
   }
 
-  for (const auto& e : diff.events) {
-    auto seq = txn->append(e, now);
-    if (!seq.ok()) return seq.take_error();
+  // Events and rows are written change by change: a first poll of 100k tokens never holds 100k
+  // event details at once.
+  const bool first_poll = !state->ever_ok;
+  const Timestamp last_ok = state->last_ok_finished.value_or(now);
+  for (const auto& c : plan.changes) {
+    for (const auto& e : change_events(in.cluster, c, first_poll)) {
+      auto seq = txn->append(e, now);
+      if (!seq.ok()) return seq.take_error();
+    }
   }
-  for (const auto& u : diff.upserts) TW_RETURN_IF_ERROR(txn->put_token(in.cluster, u));
+  // Rows in key order: B-tree appends touch far fewer pages than inserts in list order.
+  std::vector<const Change*> by_id;
+  by_id.reserve(plan.changes.size());
+  for (const auto& c : plan.changes) by_id.push_back(&c);
+  std::sort(by_id.begin(), by_id.end(),
+            [](const Change* a, const Change* b) { return a->token->id < b->token->id; });
+  for (const Change* c : by_id) {
+    TW_RETURN_IF_ERROR(txn->put_token(in.cluster, change_row(*c, now, last_ok)));
+  }
   poll.outcome = PollOutcome::kOk;
   auto id = txn->insert_poll(poll);
   if (!id.ok()) return id.take_error();
   summary.poll_id = *id;
 
-  // From here the cache runs ahead of the database; any failure invalidates it.
-  apply_upserts(cache->tokens, std::move(diff.upserts));
-  cache->loaded = false;
+  // From here the cache runs ahead of the database; any failure leaves it marked unloaded.
+  // Listed tokens move into the cache; vanished ones only change their row.
+  cache.loaded = false;
+  for (const auto& c : plan.changes) {
+    if (c.type == Change::Type::kVanished) {
+      KnownToken& k = cache.tokens[c.token->id];
+      k.status = TokenStatus::kRemoved;
+      k.last_seen = last_ok;
+    }
+  }
+  for (const auto& c : plan.changes) {
+    if (c.type == Change::Type::kVanished) continue;
+    Timestamp first_seen = c.before != nullptr ? c.before->first_seen : now;
+    Token& t = fetched[static_cast<std::size_t>(c.token - fetched.data())];  // owned by this call
+    std::string id_copy = t.id;
+    cache.tokens.insert_or_assign(std::move(id_copy), KnownToken{std::move(t), c.status, first_seen, now});
+  }
+  cache.next_expiry = next_expiry(cache.tokens);
   if (hook) {
-    auto s = hook(*txn, cache->tokens, summary);
+    auto s = hook(*txn, cache.tokens, summary);
     if (!s.ok()) return s.take_error();
   }
   if (in.dry_run) {
@@ -114,8 +187,10 @@ Result<PollSummary> InventoryRecorder::record(const PollInput& in, const Hook& h
     return summary;  // rolled back; the cache reloads next time
   }
   TW_RETURN_IF_ERROR(txn->commit());
-  cache->version = *id;
-  cache->loaded = true;
+  cache.version = *id;
+  cache.digest = in.digest;
+  cache.listed = fetched.size();
+  cache.loaded = true;
   summary.events = txn->appended();
   return summary;
 }

@@ -9,14 +9,19 @@
 // - A poll that changes nothing writes only its poll row.
 // The recorder keeps each cluster's inventory in memory and checks, inside the transaction, that
 // no other process recorded a poll meanwhile (else it reloads), so events are never doubled.
+// It also remembers the digest of the last list it recorded whole: a source told that digest
+// (known_digest) may answer "unchanged" instead of a list, and then, unless a token has expired
+// since, only the poll row is written — the steady state costs no decoding and no diff.
 // `hook` runs inside the transaction of a successful poll, with the inventory after it, so later
 // stages (policy evaluation) commit atomically with the poll.
 //
-// Thread safety: record() may be called from several threads (the store serializes them).
+// Thread safety: record() and known_digest() may be called from several threads (the store
+// serializes writers); one poll per cluster at a time.
 // Errors: kDatabase; the transaction is rolled back and the in-memory inventory reloaded later.
 
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,10 +34,12 @@ struct PollInput {
   std::string cluster;
   Timestamp started_at;
   Timestamp finished_at;
-  const std::vector<Token>* tokens = nullptr;  // null: the poll failed
-  std::string error;                           // failed: one sentence
+  std::optional<std::vector<Token>> tokens;  // nullopt: the poll failed (error says why)
+  bool unchanged = false;   // the source found the list identical to known_digest()
+  std::string digest;       // the list's digest, if the source gave one
+  std::string error;        // failed: one sentence
   int max_vanished_percent = 50;
-  bool dry_run = false;                        // compute everything, write nothing
+  bool dry_run = false;     // compute everything, write nothing
 };
 
 struct PollSummary {
@@ -42,6 +49,7 @@ struct PollSummary {
   std::size_t known = 0;     // known tokens not removed, before this poll
   std::size_t vanished = 0;
   bool confirmed_suspect = false;  // this poll confirmed an earlier suspect one
+  bool needs_full_list = false;    // "unchanged" could not be used; fetch without known_digest
   std::string message;             // suspect/failed: one sentence
   EventCounts events{};            // events appended by this poll (including the hook's)
 };
@@ -52,14 +60,23 @@ class InventoryRecorder {
 
   explicit InventoryRecorder(AuditStore& store) : store_(store) {}
 
-  Result<PollSummary> record(const PollInput& in, const Hook& hook = {});
+  Result<PollSummary> record(PollInput in, const Hook& hook = {});
+
+  // The digest of the cluster's last list recorded whole, if an identical list polled before
+  // `horizon` would change nothing (no active token expires before then); else "".
+  std::string known_digest(const std::string& cluster, Timestamp horizon);
 
  private:
   struct Cache {
     bool loaded = false;
     std::int64_t version = 0;  // id of the ok poll the inventory reflects
     Inventory tokens;
+    std::string digest;        // of the list behind `version` ("" if unknown)
+    std::size_t listed = 0;    // tokens in that list
+    Timestamp next_expiry = Timestamp::max();
   };
+  Cache& cache_for(const std::string& cluster);
+
   AuditStore& store_;
   std::mutex mu_;  // guards caches_ (the map, not the entries: one poll per cluster at a time)
   std::unordered_map<std::string, Cache> caches_;

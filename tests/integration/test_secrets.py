@@ -24,9 +24,11 @@ def test_management_token_never_leaks(tmp_path, sim_factory, tw_factory):
         outputs += [p.stdout, p.stderr]
     sim.clear_faults()
     # The daemon's own log.
+    before = len(tw.polls())
     tw.start_daemon()
-    twtest.wait_for(lambda: len(tw.polls()) >= 7, what="daemon polls")
+    twtest.wait_for(lambda: len(tw.polls()) >= before + 2, what="daemon polls")
     sim.api("DELETE", f"/tokens/{a['id']}")
+    twtest.wait_for(lambda: ("token_revoked", a["id"]) in tw.token_events(), what="the revocation")
     assert tw.stop_daemon() == 0
     outputs.append(tw.daemon_log())
     for text in outputs:

@@ -44,6 +44,7 @@ class FakeClient final : public influx::ClusterClient {
     int revoke_calls = 0;
     int restrict_calls = 0;
     const std::atomic<bool>* last_cancel = nullptr;
+    std::string last_known_digest;
   };
   FakeClient(std::shared_ptr<Shared> shared, ManualClock& clock, Duration fetch_time)
       : shared_(std::move(shared)), clock_(clock), fetch_time_(fetch_time) {}
@@ -55,6 +56,12 @@ class FakeClient final : public influx::ClusterClient {
     if (shared_->script.empty()) return make_error(ErrorCode::kInternal, "script exhausted");
     auto r = std::move(shared_->script.front());
     shared_->script.pop_front();
+    shared_->last_known_digest = ctx.known_digest;
+    // Behave like a real source: the same digest as the caller knows means "unchanged".
+    if (r.ok() && !r->digest.empty() && r->digest == ctx.known_digest) {
+      r->unchanged = true;
+      r->tokens.clear();
+    }
     return r;
   }
   Result<influx::RevokeOutcome> revoke(const std::string&, const influx::CallContext&) override {
@@ -95,7 +102,16 @@ class PollerTest : public ::testing::Test {
   }
 
   void script_ok(std::vector<Token> list, bool replaced = false) {
-    fake_->script.emplace_back(influx::TokenList{std::move(list), replaced});
+    influx::TokenList l;
+    l.tokens = std::move(list);
+    l.replaced_invalid_utf8 = replaced;
+    fake_->script.emplace_back(std::move(l));
+  }
+  void script_digest(std::vector<Token> list, std::string digest) {
+    influx::TokenList l;
+    l.tokens = std::move(list);
+    l.digest = std::move(digest);
+    fake_->script.emplace_back(std::move(l));
   }
   void script_error(ErrorCode code, std::string message) {
     fake_->script.emplace_back(make_error(code, std::move(message)));
@@ -275,6 +291,39 @@ TEST_F(PollerTest, EachRunCallsTheSourceOnce) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM polls"), 5);
   EXPECT_EQ(poller_->cluster().name, "prod-eu");
   EXPECT_EQ(poller_->client().describe(), "fake");
+}
+
+TEST_F(PollerTest, SteadyStateOffersTheKnownDigestAndRecordsOnlyAPollRow) {
+  script_digest(tokens(3), "d1");
+  auto first = run();
+  ASSERT_TRUE(first.recorded);
+  EXPECT_EQ(fake_->last_known_digest, "");
+  script_digest(tokens(3), "d1");
+  auto second = run();
+  ASSERT_TRUE(second.recorded) << second.error;
+  EXPECT_EQ(fake_->last_known_digest, "d1");
+  EXPECT_EQ(second.summary.outcome, storage::PollOutcome::kOk);
+  EXPECT_EQ(second.summary.token_count, 3u);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log"), 3);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM polls"), 2);
+  EXPECT_EQ(fake_->list_calls, 2);
+}
+
+TEST_F(PollerTest, FallsBackToTheFullListWhenTheShortcutCannotBeUsed) {
+  auto list = tokens(2);
+  list[0].expires_at = clock_.now() + std::chrono::minutes(2);
+  script_digest(list, "d1");
+  ASSERT_TRUE(run().recorded);  // the clock moves 1.5 s per fetch and 1 min per run
+  // The next poll can end after the expiry: no digest is offered, the full list is compared.
+  script_digest(list, "d1");
+  auto rep = run();
+  ASSERT_TRUE(rep.recorded) << rep.error;
+  EXPECT_EQ(fake_->last_known_digest, "d1") << "the expiry was still 1 minute away";
+  script_digest(list, "d1");
+  rep = run();
+  ASSERT_TRUE(rep.recorded) << rep.error;
+  EXPECT_EQ(fake_->last_known_digest, "");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'token_expired'"), 1);
 }
 
 }  // namespace

@@ -234,7 +234,8 @@ TEST_F(RestClientTest, CancelledCallReturnsEarly) {
   });
   auto c = client(server, SourceType::kClustered, std::chrono::seconds(20));
   std::atomic<bool> cancel{true};
-  CallContext ctx{&cancel};
+  CallContext ctx;
+  ctx.cancel = &cancel;
   auto start = std::chrono::steady_clock::now();
   auto list = c->list_tokens(ctx);
   ASSERT_FALSE(list.ok());
@@ -407,6 +408,39 @@ TEST(MakeClusterClient, BuildsTheRightClient) {
   ASSERT_TRUE(i.ok());
   EXPECT_EQ((*i)->describe(),
             "/usr/local/bin/influxctl --config /etc/influxctl.toml --profile prod");
+}
+
+}  // namespace
+}  // namespace tw::influx
+
+namespace tw::influx {
+namespace {
+
+TEST_F(RestClientTest, IdenticalListIsReportedUnchangedWithoutDecoding) {
+  std::string body = kList;
+  TestHttpServer server([&](const RecordedRequest&) { return CannedResponse{200, body}; });
+  auto c = client(server);
+  auto first = c->list_tokens(ctx_);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_FALSE(first->unchanged);
+  EXPECT_EQ(first->digest, list_digest(kList));
+  ASSERT_EQ(first->digest.size(), 64u);
+
+  CallContext known;
+  known.known_digest = first->digest;
+  auto again = c->list_tokens(known);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_TRUE(again->unchanged);
+  EXPECT_TRUE(again->tokens.empty());
+  EXPECT_EQ(again->digest, first->digest);
+
+  // One byte more and the list is decoded again.
+  body += " ";
+  auto changed = c->list_tokens(known);
+  ASSERT_TRUE(changed.ok()) << changed.error().message;
+  EXPECT_FALSE(changed->unchanged);
+  EXPECT_EQ(changed->tokens.size(), 2u);
+  EXPECT_NE(changed->digest, first->digest);
 }
 
 }  // namespace

@@ -498,5 +498,116 @@ TEST_F(RecorderTest, ReadClusterState) {
   EXPECT_EQ(inv->at("tok-01").token, tokens[1]);
 }
 
+
+// --- the unchanged-list shortcut ----------------------------------------------------------------
+
+class UnchangedListTest : public RecorderTest {
+ protected:
+  // A poll whose source reported the same bytes as `digest`.
+  Result<PollSummary> poll_unchanged(InventoryRecorder& rec, const std::string& digest,
+                                     const InventoryRecorder::Hook& hook = {}) {
+    PollInput in;
+    in.cluster = "prod";
+    in.finished_at = clock_.now();
+    in.started_at = in.finished_at - std::chrono::seconds(1);
+    in.unchanged = true;
+    in.digest = digest;
+    auto r = rec.record(in, hook);
+    clock_.advance(std::chrono::minutes(1));
+    return r;
+  }
+  Result<PollSummary> poll_with_digest(InventoryRecorder& rec, const std::vector<Token>& tokens,
+                                       const std::string& digest) {
+    PollInput in;
+    in.cluster = "prod";
+    in.finished_at = clock_.now();
+    in.started_at = in.finished_at - std::chrono::seconds(1);
+    in.tokens = tokens;
+    in.digest = digest;
+    auto r = rec.record(in);
+    clock_.advance(std::chrono::minutes(1));
+    return r;
+  }
+};
+
+TEST_F(UnchangedListTest, KnownDigestOnlyAfterAListWasRecordedWhole) {
+  EXPECT_EQ(rec_.known_digest("prod", clock_.now()), "");
+  auto tokens = make_tokens(4);
+  ASSERT_TRUE(poll_with_digest(rec_, tokens, "digest-1").ok());
+  EXPECT_EQ(rec_.known_digest("prod", clock_.now()), "digest-1");
+  EXPECT_EQ(rec_.known_digest("other", clock_.now()), "");
+}
+
+TEST_F(UnchangedListTest, UnchangedListWritesOnlyThePollRowAndRunsTheHook) {
+  auto tokens = make_tokens(4);
+  ASSERT_TRUE(poll_with_digest(rec_, tokens, "digest-1").ok());
+  std::int64_t audit_before = audit_rows();
+  std::size_t hook_saw = 0;
+  auto s = poll_unchanged(rec_, "digest-1", [&](WriteTxn&, const Inventory& inv, PollSummary&) {
+    hook_saw = inv.size();
+    return ok_status();
+  });
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_FALSE(s->needs_full_list);
+  EXPECT_EQ(s->outcome, PollOutcome::kOk);
+  EXPECT_EQ(s->token_count, 4u);
+  EXPECT_EQ(hook_saw, 4u);
+  EXPECT_EQ(audit_rows(), audit_before);
+  EXPECT_EQ(poll_rows(), 2);
+  EXPECT_EQ(count("SELECT token_count FROM polls ORDER BY id DESC LIMIT 1"), 4);
+  // last_seen of listed tokens follows the latest successful poll.
+  EXPECT_EQ(inventory()[0].last_seen, text("SELECT MAX(finished_at) FROM polls"));
+}
+
+TEST_F(UnchangedListTest, ADifferentDigestNeedsTheFullList) {
+  ASSERT_TRUE(poll_with_digest(rec_, make_tokens(2), "digest-1").ok());
+  auto s = poll_unchanged(rec_, "digest-2");
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->needs_full_list);
+  EXPECT_EQ(poll_rows(), 1) << "nothing may be written for a poll that needs the full list";
+}
+
+TEST_F(UnchangedListTest, AnExpiryPassingNeedsTheFullList) {
+  auto tokens = make_tokens(2);
+  tokens[1].expires_at = clock_.now() + std::chrono::minutes(3);
+  ASSERT_TRUE(poll_with_digest(rec_, tokens, "digest-1").ok());
+  // Before the expiry the digest is offered; not for a poll that could end after it.
+  EXPECT_EQ(rec_.known_digest("prod", clock_.now()), "digest-1");
+  EXPECT_EQ(rec_.known_digest("prod", clock_.now() + std::chrono::minutes(5)), "");
+  ASSERT_TRUE(poll_unchanged(rec_, "digest-1")->needs_full_list == false);
+  clock_.advance(std::chrono::minutes(2));  // now past the expiry
+  auto s = poll_unchanged(rec_, "digest-1");
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->needs_full_list);
+  // The full list then records the expiry exactly once.
+  auto full = poll_with_digest(rec_, tokens, "digest-1");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(n(full->events, EventKind::kTokenExpired), 1);
+}
+
+TEST_F(UnchangedListTest, AnotherWriterInvalidatesTheShortcut) {
+  auto tokens = make_tokens(3);
+  ASSERT_TRUE(poll_with_digest(rec_, tokens, "digest-1").ok());
+  InventoryRecorder other(*store_);  // e.g. a manual `tokenwarden poll` while the daemon runs
+  tokens.push_back(make_token("new-one"));
+  ASSERT_TRUE(poll_with_digest(other, tokens, "digest-2").ok());
+  auto s = poll_unchanged(rec_, "digest-1");
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->needs_full_list);
+  auto full = poll_with_digest(rec_, tokens, "digest-2");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(n(full->events, EventKind::kTokenCreated), 0) << "the other writer already recorded it";
+  EXPECT_EQ(events_of("token_created"), 1);
+}
+
+TEST_F(UnchangedListTest, SuspectPollDoesNotReplaceTheKnownDigest) {
+  ASSERT_TRUE(poll_with_digest(rec_, make_tokens(10), "digest-full").ok());
+  auto s = poll_with_digest(rec_, {}, "digest-empty");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->outcome, PollOutcome::kSuspect);
+  EXPECT_EQ(rec_.known_digest("prod", clock_.now()), "digest-full");
+  EXPECT_TRUE(poll_unchanged(rec_, "digest-empty")->needs_full_list);
+}
+
 }  // namespace
 }  // namespace tw::storage

@@ -103,7 +103,7 @@ class StoreTest : public ::testing::Test {
     in.cluster = cluster;
     in.finished_at = clock_.now();
     in.started_at = in.finished_at - std::chrono::seconds(1);
-    in.tokens = tokens;
+    if (tokens != nullptr) in.tokens = *tokens;
     in.error = tokens == nullptr ? "GET https://h/api/v0/tokens: connection refused" : "";
     in.max_vanished_percent = max_vanished_percent;
     in.dry_run = dry_run;
