@@ -6,7 +6,6 @@
 // is this thread's (the cycle runs entirely on it: HTTP, parsing, diff, SQLite), peak RSS is this
 // process's. Prints one JSON object; bench/run formats the table.
 #include <fcntl.h>
-#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -24,6 +23,7 @@
 #include <vector>
 
 #include "core/json_writer.h"
+#include "daemon/cli.h"
 #include "daemon/poller.h"
 #include "influx/http_client.h"
 #include "influx/subprocess.h"
@@ -74,9 +74,9 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  daemon::configure_process();  // as tokenwarden itself does
   std::size_t tokens = 1000;
-  int steady = 10, churn = 5, growth = 50;
+  int steady = 10, churn = 5, growth = 200;
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -149,12 +149,22 @@ int main(int argc, char** argv) {
   checkpoint();
   auto size_after_first = db_bytes();
 
-  std::vector<double> sw, sc;
+  std::vector<double> sw, sc, fw, fc;
   for (int i = 0; i < steady; ++i) {
     auto s = cycle("steady");
     sw.push_back(s.wall);
     sc.push_back(s.cpu);
   }
+  // The same unchanged list, decoded and compared in full (what a list that differs in bytes but
+  // not in content, or the first poll after a restart, costs).
+  opts.full_compare = true;
+  for (int i = 0; i < steady; ++i) {
+    auto s = cycle("full compare");
+    fw.push_back(s.wall);
+    fc.push_back(s.cpu);
+  }
+  opts.full_compare = false;
+  long rss_after_full = peak_rss_kb();
   checkpoint();
   auto before_growth = db_bytes();
   for (int i = 0; i < growth; ++i) cycle("growth");
@@ -201,10 +211,13 @@ int main(int argc, char** argv) {
       .field("first_cpu_ms", first.cpu)
       .field("steady_wall_ms", median(sw))
       .field("steady_cpu_ms", median(sc))
+      .field("full_compare_wall_ms", median(fw))
+      .field("full_compare_cpu_ms", median(fc))
       .field("churn_wall_ms", median(cw))
       .field("churn_cpu_ms", median(cc))
       .field("churn_events_per_poll", churn > 0 ? churn_events / churn : 0)
       .field("peak_rss_kb_after_first", static_cast<std::int64_t>(rss_after_first))
+      .field("peak_rss_kb_after_full_compare", static_cast<std::int64_t>(rss_after_full))
       .field("peak_rss_kb", static_cast<std::int64_t>(peak_rss_kb()))
       .field("db_bytes_after_first", static_cast<std::int64_t>(size_after_first))
       .field("db_growth_per_unchanged_poll",

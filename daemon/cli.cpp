@@ -1,5 +1,7 @@
 #include "daemon/cli.h"
 
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -30,7 +32,13 @@ OutputFormat fmt(const std::string& s) { return parse_output_format(s).value_or(
 
 }  // namespace
 
+void configure_process() {
+  // glibc raises its mmap threshold after the first large free; pin it instead.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+}
+
 int run_cli(int argc, char** argv) {
+  configure_process();
   CLI::App app{kDescription, "tokenwarden"};
   app.footer(kFooter);
   app.set_version_flag("--version", std::string("tokenwarden ") + kVersion);

@@ -34,6 +34,7 @@ struct RunOptions {
   const std::atomic<bool>* cancel = nullptr;
   bool dry_run = false;
   int max_vanished_percent = 50;
+  bool full_compare = false;  // never use the unchanged-list shortcut (benchmarks)
 };
 
 class ClusterPoller {
