@@ -50,7 +50,7 @@ int run_cli(int argc, char** argv) {
       ->default_val(kDefaultConfigPath)
       ->envname("TOKENWARDEN_CONFIG");
 
-  auto* run = app.add_subcommand("run", "Run the daemon in the foreground (systemd Type=notify)");
+  auto* run = app.add_subcommand("run", "Run the daemon in the foreground (for systemd or a terminal)");
   run->footer(
       "Polls every configured cluster on its schedule and records changes until SIGTERM or\n"
       "SIGINT. Logs go to stderr (journald). Example:\n  tokenwarden --config /etc/tokenwarden/tokenwarden.toml run");
