@@ -8,7 +8,8 @@ namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
-// Decodes one UTF-8 sequence at s[pos]. Returns its length, or 0 if invalid.
+}  // namespace
+
 std::size_t utf8_sequence(std::string_view s, std::size_t pos, std::uint32_t& cp) {
   auto b0 = static_cast<unsigned char>(s[pos]);
   if (b0 < 0x80) {
@@ -41,8 +42,6 @@ std::size_t utf8_sequence(std::string_view s, std::size_t pos, std::uint32_t& cp
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return len;
 }
-
-}  // namespace
 
 std::string_view trim(std::string_view s) {
   const char* ws = " \t\r\n\f\v";

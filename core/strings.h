@@ -4,6 +4,7 @@
 // Thread safety: pure functions. None of them fail; invalid input is handled as documented.
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,10 @@ std::string to_lower(std::string_view s);
 
 // Shell-style glob: '*' any run of characters, '?' one character. Case-sensitive.
 bool glob_match(std::string_view pattern, std::string_view text);
+
+// Length of the valid UTF-8 sequence starting at s[pos] (1 for ASCII), or 0 if the bytes there
+// are not valid UTF-8 (overlong, surrogate, beyond U+10FFFF, truncated). Sets `cp`.
+std::size_t utf8_sequence(std::string_view s, std::size_t pos, std::uint32_t& cp);
 
 // Replaces invalid UTF-8 sequences with U+FFFD. Valid input is returned unchanged.
 std::string sanitize_utf8(std::string_view s);

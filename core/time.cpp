@@ -248,6 +248,13 @@ Result<Timestamp> parse_time_arg(std::string_view text, Timestamp now) {
                         "\" (use RFC 3339, a date like 2026-11-01, \"now\", or an age like 7d)");
 }
 
+std::optional<Timestamp> parse_optional_timestamp(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  auto t = parse_rfc3339(*text);
+  if (!t.ok()) return std::nullopt;
+  return *t;
+}
+
 Timestamp SystemClock::now() const {
   return std::chrono::time_point_cast<Duration>(std::chrono::system_clock::now());
 }

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,6 +29,8 @@ std::string format_duration(Duration d);
 // RFC 3339: "2025-01-02T03:04:05Z", fractional seconds (any number of digits, truncated to
 // milliseconds), "Z"/"z" or a "+hh:mm"/"+hhmm" offset; 'T', 't' or ' ' between date and time.
 Result<Timestamp> parse_rfc3339(std::string_view text);
+// Stored optional timestamps (database columns): nullopt for NULL or unreadable text.
+std::optional<Timestamp> parse_optional_timestamp(const std::optional<std::string>& text);
 // "YYYY-MM-DDTHH:MM:SS.mmmZ", the database and API format.
 std::string format_timestamp(Timestamp t);
 void append_timestamp(std::string& out, Timestamp t);

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/strings.h"
+
 namespace tw::influx {
 namespace {
 
@@ -39,30 +41,6 @@ bool hex4(std::string_view s, std::size_t pos, std::uint32_t& out) {
   }
   out = v;
   return true;
-}
-
-// Length of the valid UTF-8 sequence at s[pos] (lead byte >= 0x80), or 0.
-std::size_t utf8_length(std::string_view s, std::size_t pos) {
-  auto b0 = static_cast<unsigned char>(s[pos]);
-  std::size_t len = 0;
-  std::uint32_t cp = 0, min = 0;
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2, cp = b0 & 0x1Fu, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3, cp = b0 & 0x0Fu, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4, cp = b0 & 0x07u, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (pos + len > s.size()) return 0;
-  for (std::size_t i = 1; i < len; ++i) {
-    auto b = static_cast<unsigned char>(s[pos + i]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3Fu);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
 }
 
 }  // namespace
@@ -184,7 +162,8 @@ bool JsonReader::read_string(std::string& out) {
     }
     if (c < 0x20) return fail("no control character inside a string");
     if (c >= 0x80) {
-      std::size_t len = utf8_length(s_, pos_);
+      std::uint32_t cp = 0;
+      std::size_t len = utf8_sequence(s_, pos_, cp);
       if (len == 0) {
         out += "\xEF\xBF\xBD";
         replaced_ = true;

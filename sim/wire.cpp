@@ -34,18 +34,8 @@ void append_api_token(std::string& out, const Token& token, std::string_view acc
   append_json_string(out, token.id);
   out += ",\"description\":";
   append_json_string(out, token.description);
-  out += ",\"permissions\":[";
-  bool first = true;
-  for (const auto& p : token.permissions) {
-    if (!first) out += ',';
-    first = false;
-    out += "{\"action\":";
-    append_json_string(out, p.action);
-    out += ",\"resource\":";
-    append_json_string(out, p.resource);
-    out += '}';
-  }
-  out += ']';
+  out += ",\"permissions\":";
+  append_permissions_json(out, token.permissions);
   if (token.created_at) append_timestamp_field(out, "createdAt", *token.created_at);
   if (token.expires_at) append_timestamp_field(out, "expiresAt", *token.expires_at);
   if (token.revoked_at) append_timestamp_field(out, "revokedAt", *token.revoked_at);

@@ -148,17 +148,6 @@ Result<ClusterState> read_cluster_state(Db& db, const std::string& cluster) {
   return s;
 }
 
-namespace {
-
-std::optional<Timestamp> opt_time(const std::optional<std::string>& s) {
-  if (!s) return std::nullopt;
-  auto t = parse_rfc3339(*s);
-  if (!t.ok()) return std::nullopt;
-  return *t;
-}
-
-}  // namespace
-
 Result<Inventory> read_inventory(Db& db, const std::string& cluster) {
   Inventory inv;
   auto st = db.prepare(
@@ -179,12 +168,12 @@ Result<Inventory> read_inventory(Db& db, const std::string& cluster) {
                                                   cluster + ": " + perms.error().message);
     }
     k.token.permissions = std::move(*perms);
-    k.token.created_at = opt_time(st->opt_text(3));
-    k.token.expires_at = opt_time(st->opt_text(4));
-    k.token.revoked_at = opt_time(st->opt_text(5));
+    k.token.created_at = parse_optional_timestamp(st->opt_text(3));
+    k.token.expires_at = parse_optional_timestamp(st->opt_text(4));
+    k.token.revoked_at = parse_optional_timestamp(st->opt_text(5));
     k.status = parse_token_status(st->text(6)).value_or(TokenStatus::kActive);
-    k.first_seen = opt_time(st->opt_text(7)).value_or(Timestamp{});
-    k.last_seen = opt_time(st->opt_text(8)).value_or(Timestamp{});
+    k.first_seen = parse_optional_timestamp(st->opt_text(7)).value_or(Timestamp{});
+    k.last_seen = parse_optional_timestamp(st->opt_text(8)).value_or(Timestamp{});
     std::string id = k.token.id;
     inv.emplace(std::move(id), std::move(k));
   }

@@ -9,13 +9,6 @@
 namespace tw::storage {
 namespace {
 
-std::optional<Timestamp> opt_time(const std::optional<std::string>& s) {
-  if (!s) return std::nullopt;
-  auto t = parse_rfc3339(*s);
-  if (!t.ok()) return std::nullopt;
-  return *t;
-}
-
 std::optional<Timestamp> json_time(const nlohmann::json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_string()) return std::nullopt;
@@ -60,9 +53,9 @@ Result<std::vector<InventoryRow>> query_inventory(Db& db, const InventoryFilter&
     row.token.description = st->text(2);
     auto perms = parse_permissions_json(st->text(3));
     if (perms.ok()) row.token.permissions = std::move(*perms);
-    row.token.created_at = opt_time(st->opt_text(4));
-    row.token.expires_at = opt_time(st->opt_text(5));
-    row.token.revoked_at = opt_time(st->opt_text(6));
+    row.token.created_at = parse_optional_timestamp(st->opt_text(4));
+    row.token.expires_at = parse_optional_timestamp(st->opt_text(5));
+    row.token.revoked_at = parse_optional_timestamp(st->opt_text(6));
     row.status = parse_token_status(st->text(7)).value_or(TokenStatus::kActive);
     row.first_seen = st->text(8);
     row.last_seen = st->text(9);

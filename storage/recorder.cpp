@@ -5,6 +5,21 @@
 
 namespace tw::storage {
 
+namespace {
+
+// Commits a poll that records no token change: its one event and its row.
+Result<std::int64_t> commit_poll_with_event(WriteTxn& txn, const PollRecord& poll, NewEvent event,
+                                            Timestamp now) {
+  auto seq = txn.append(event, now);
+  if (!seq.ok()) return seq.take_error();
+  auto id = txn.insert_poll(poll);
+  if (!id.ok()) return id.take_error();
+  TW_RETURN_IF_ERROR(txn.commit());
+  return id;
+}
+
+}  // namespace
+
 InventoryRecorder::Cache& InventoryRecorder::cache_for(const std::string& cluster) {
   std::lock_guard lock(mu_);
   return caches_[cluster];
@@ -36,11 +51,8 @@ Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
     std::string d;
     JsonWriter(d).begin_object().field("error", in.error).field("started_at", in.started_at).end_object();
     if (in.dry_run) return summary;
-    auto seq = txn->append({EventKind::kPollFailed, in.cluster, {}, std::move(d)}, now);
-    if (!seq.ok()) return seq.take_error();
-    auto id = txn->insert_poll(poll);
+    auto id = commit_poll_with_event(*txn, poll, {EventKind::kPollFailed, in.cluster, {}, std::move(d)}, now);
     if (!id.ok()) return id.take_error();
-    TW_RETURN_IF_ERROR(txn->commit());
     summary.poll_id = *id;
     summary.events = txn->appended();
     return summary;
@@ -124,11 +136,8 @@ Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
           .field("max_vanished_percent", in.max_vanished_percent)
           .field("digest", digest)
           .end_object();
-      auto seq = txn->append({EventKind::kPollSuspect, in.cluster, {}, std::move(d)}, now);
-      if (!seq.ok()) return seq.take_error();
-      auto id = txn->insert_poll(poll);
+      auto id = commit_poll_with_event(*txn, poll, {EventKind::kPollSuspect, in.cluster, {}, std::move(d)}, now);
       if (!id.ok()) return id.take_error();
-      TW_RETURN_IF_ERROR(txn->commit());
       summary.poll_id = *id;
       summary.events = txn->appended();
       return summary;
