@@ -233,11 +233,18 @@ max_vanished_percent = 50
     def query(self, sql, params=()):
         if not self.db_path.exists():
             raise FileNotFoundError(self.db_path)
-        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
-        try:
-            return con.execute(sql, params).fetchall()
-        finally:
-            con.close()
+        # The daemon creates the file a moment before its schema exists; retry briefly then.
+        deadline = time.monotonic() + 5
+        while True:
+            con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+            try:
+                return con.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as e:
+                if "no such table" not in str(e) or time.monotonic() > deadline:
+                    raise
+            finally:
+                con.close()
+            time.sleep(0.05)
 
     def events(self, cluster=None, kinds=None):
         rows = self.query("SELECT seq, cluster, token_id, event, detail FROM audit_log ORDER BY seq")
