@@ -161,3 +161,33 @@ def test_dry_run_writes_nothing(tmp_path, sim_factory, tw_factory):
     assert out[0]["created"] == 1
     assert tw.query("SELECT COUNT(*) FROM audit_log")[0][0] == before
     assert len(tw.polls()) == polls
+
+
+def test_token_file_is_reread_and_credentials_directory(tmp_path, sim_factory, tw_factory):
+    sim = sim_factory()
+    sim.create("one", [])
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "c1.token").write_text(twtest.MANAGEMENT_TOKEN + "\n")
+    block = f"""
+[[clusters]]
+name = "c1"
+type = "clustered"
+url = "{sim.base_url}"
+token_file = "c1.token"
+timeout = "3s"
+"""
+    tw = tw_factory([block])
+    env = {"CREDENTIALS_DIRECTORY": str(creds)}
+    tw.run("poll", check=0, env=env)
+    # Rotation: the cluster now wants a new token; the file is read again before the next poll.
+    rotated = "mgmt-ROTATED-0123456789abcdef"
+    sim.token_file.write_text(rotated + "\n")
+    proc = tw.run("poll", check=1, env=env)
+    assert "answered 401" in proc.stderr
+    (creds / "c1.token").write_text(rotated + "\n")
+    tw.run("poll", check=0, env=env)
+    assert [p["outcome"] for p in tw.polls()] == ["ok", "failed", "ok"]
+    # Without the credentials directory the relative name does not resolve.
+    proc = tw.run("poll", check=1)
+    assert "cannot read token file" in proc.stderr
