@@ -94,6 +94,47 @@ int run_cli(int argc, char** argv) {
   add_format(hist_cmd, hist_format);
   hist_cmd->footer("Examples:\n  tokenwarden history --token 55555555-5555-4555-8555-555555555555\n  tokenwarden history --since 7d --event token_revoked,token_removed --format json");
 
+  ViolationsOptions viol;
+  std::string viol_format;
+  auto* viol_cmd = app.add_subcommand("violations", "List policy violations and their actions");
+  viol_cmd->add_flag("--open", viol.open_only, "Only unresolved violations (any state but resolved)");
+  viol_cmd->add_option("--cluster", viol.cluster, "Only this cluster");
+  viol_cmd->add_option("--policy", viol.policy, "Only this policy");
+  viol_cmd->add_option("--db", viol.db, "Read this database instead of the configured one");
+  add_format(viol_cmd, viol_format);
+  viol_cmd->footer(
+      "Each violation shows its latest action (ACTION_ID, ACTION_STATE): approve the ones\n"
+      "awaiting approval with `tokenwarden approve ACTION_ID`.\nExamples:\n"
+      "  tokenwarden violations --open\n  tokenwarden violations --policy max-lifetime-90d --format csv");
+
+  ApproveOptions approve;
+  auto* approve_cmd = app.add_subcommand("approve", "Release actions that wait for approval or a safety halt");
+  approve_cmd->add_option("action_ids", approve.action_ids, "Actions awaiting approval (see `violations`)")
+      ->check(CLI::PositiveNumber);
+  approve_cmd->add_option("--cluster", approve.cluster, "With --all: the cluster to release");
+  approve_cmd->add_flag("--all", approve.all,
+                        "Approve every action awaiting approval on --cluster and release its halted enforcement");
+  approve_cmd->add_option("--by", approve.by, "Who approves (default: the invoking user)");
+  approve_cmd->add_option("--db", approve.db, "Write to this database instead of the configured one");
+  approve_cmd->footer(
+      "The approval is recorded (action_approved, with who approved) and the daemon runs the\n"
+      "actions at its next poll of the cluster, after checking again that they are still due.\n"
+      "Examples:\n  tokenwarden approve 17 18 --by alice\n  tokenwarden approve --cluster prod-eu --all");
+
+  SimulateOptions sim;
+  std::string sim_format;
+  auto* sim_cmd = app.add_subcommand("simulate", "Preview candidate policies against the recorded inventory");
+  sim_cmd->add_option("--policies", sim.policies_file, "TOML file with [[policies]] and [[exemptions]]")->required();
+  sim_cmd->add_option("--cluster", sim.cluster, "Only this cluster");
+  sim_cmd->add_flag("--tokens", sim.tokens, "One row per flagged token instead of a summary per policy");
+  sim_cmd->add_option("--db", sim.db, "Read this database instead of the configured one");
+  add_format(sim_cmd, sim_format);
+  sim_cmd->footer(
+      "Evaluates the candidate policies (with the configured clusters, mode and safety limits) against\n"
+      "the last recorded inventory and shows what would be flagged, restricted or revoked, when, and\n"
+      "whether the safety limits would halt it. Writes nothing.\n"
+      "Example:\n  tokenwarden simulate --policies /etc/tokenwarden/candidate.toml --tokens");
+
   VerifyOptions verify;
   std::string verify_format;
   auto* verify_cmd = app.add_subcommand("verify", "Check the audit log's hash chain");
@@ -132,6 +173,15 @@ int run_cli(int argc, char** argv) {
   if (*hist_cmd) {
     hist.format = fmt(hist_format);
     return cmd_history(g, hist);
+  }
+  if (*viol_cmd) {
+    viol.format = fmt(viol_format);
+    return cmd_violations(g, viol);
+  }
+  if (*approve_cmd) return cmd_approve(g, approve);
+  if (*sim_cmd) {
+    sim.format = fmt(sim_format);
+    return cmd_simulate(g, sim);
   }
   if (*verify_cmd) {
     verify.format = fmt(verify_format);

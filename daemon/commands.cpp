@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "daemon/config.h"
+#include "daemon/runtime.h"
 #include "daemon/service.h"
 #include "influx/management_token.h"
 #include "storage/audit_store.h"
@@ -133,36 +134,33 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
   }
   SystemClock clock;
   auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
-  Logger log("poller", sink);
-  auto store = storage::AuditStore::open(config->daemon.database, storage::AuditStore::Mode::kReadWrite);
-  if (!store.ok()) {
-    print_error(store.error().message);
+  RuntimeOptions ro;
+  ro.credentials_directory = env("CREDENTIALS_DIRECTORY");
+  ro.only_cluster = o.cluster;
+  ro.alerting = !o.dry_run;
+  auto rt = build_runtime(*config, clock, sink, ro);
+  if (!rt.ok()) {
+    print_error(rt.error().message);
     return kExitFailure;
   }
-  storage::InventoryRecorder recorder(**store);
   Table table;
-  table.columns = {{"cluster"},  {"outcome"}, {"tokens"},  {"discovered"}, {"created"},
-                   {"updated"},  {"revoked"}, {"expired"}, {"removed"},    {"duration_ms"},
-                   {"error", true, 100}};
+  table.columns = {{"cluster"},         {"outcome"},          {"tokens"},          {"discovered", false},
+                   {"created"},         {"updated"},          {"revoked"},         {"expired", false},
+                   {"removed"},         {"violations_opened"}, {"violations_resolved"}, {"actions_planned"},
+                   {"actions_awaiting_approval", false}, {"actions_skipped", false}, {"actions_halted", false},
+                   {"actions_succeeded"}, {"actions_failed"}, {"duration_ms", false}, {"error", true, 100}};
   bool failed = false;
-  for (const auto& cl : config->clusters) {
-    if (!o.cluster.empty() && cl.name != o.cluster) continue;
-    auto client = influx::make_cluster_client(cl.source, env("CREDENTIALS_DIRECTORY"));
-    if (!client.ok()) {
-      print_error("cluster " + cl.name + ": " + client.error().message);
-      failed = true;
-      continue;
-    }
-    ClusterPoller poller(cl, std::move(*client), recorder, clock, log);
+  for (auto& poller : rt->pollers) {
     RunOptions opts;
     opts.dry_run = o.dry_run;
     opts.max_vanished_percent = config->safety.max_vanished_percent;
-    CycleReport rep = poller.run_once(opts);
+    CycleReport rep = poller->run_once(opts);
     const auto& s = rep.summary;
+    const auto& e = rep.enforcement;
     if (!rep.recorded || s.outcome == storage::PollOutcome::kFailed) failed = true;
     std::string outcome(storage::to_string(s.outcome));
     if (!rep.recorded) outcome = "not recorded";
-    table.rows.push_back({Cell::str(cl.name), Cell::str(outcome),
+    table.rows.push_back({Cell::str(rep.cluster), Cell::str(outcome),
                           Cell::num(static_cast<long long>(s.token_count)),
                           Cell::num(count(s.events, EventKind::kTokenDiscovered)),
                           Cell::num(count(s.events, EventKind::kTokenCreated)),
@@ -170,12 +168,15 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
                           Cell::num(count(s.events, EventKind::kTokenRevoked)),
                           Cell::num(count(s.events, EventKind::kTokenExpired)),
                           Cell::num(count(s.events, EventKind::kTokenRemoved)),
+                          Cell::num(e.opened), Cell::num(e.resolved), Cell::num(e.planned),
+                          Cell::num(e.awaiting_approval), Cell::num(e.skipped), Cell::num(e.halted),
+                          Cell::num(e.succeeded + e.reconciled), Cell::num(e.failed),
                           Cell::num(static_cast<long long>(rep.total_time.count())),
                           rep.error.empty() ? Cell::null() : Cell::str(rep.error)});
   }
   write_stdout(render(table, o.format));
   if (o.dry_run && o.format == OutputFormat::kTable) {
-    std::printf("(dry run: nothing was written to %s)\n", config->daemon.database.c_str());
+    std::printf("(dry run: nothing was written to %s and no action was run)\n", config->daemon.database.c_str());
   }
   return failed ? kExitFailure : kExitOk;
 }

@@ -52,6 +52,30 @@ struct VerifyOptions {
   OutputFormat format = OutputFormat::kTable;
 };
 
+struct ViolationsOptions {
+  std::string db;
+  bool open_only = false;
+  std::string cluster;
+  std::string policy;
+  OutputFormat format = OutputFormat::kTable;
+};
+
+struct ApproveOptions {
+  std::string db;
+  std::vector<long long> action_ids;
+  std::string cluster;
+  bool all = false;
+  std::string by;  // empty: the invoking user
+};
+
+struct SimulateOptions {
+  std::string policies_file;
+  std::string db;
+  std::string cluster;
+  bool tokens = false;  // one row per flagged token instead of a summary per policy
+  OutputFormat format = OutputFormat::kTable;
+};
+
 struct DemoOptions {
   bool once = false;
   int cycles = 4;
@@ -66,6 +90,9 @@ int cmd_check_config(const GlobalOptions& g, bool print);
 int cmd_tokens(const GlobalOptions& g, const TokensOptions& o);
 int cmd_history(const GlobalOptions& g, const HistoryOptions& o);
 int cmd_verify(const GlobalOptions& g, const VerifyOptions& o);
+int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o);
+int cmd_approve(const GlobalOptions& g, const ApproveOptions& o);
+int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o);
 int cmd_demo(const GlobalOptions& g, const DemoOptions& o);
 
 // Prints "tokenwarden: error: <message>" to stderr.

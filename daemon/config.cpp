@@ -735,7 +735,9 @@ void cross_checks(Config& c, Problems& p) {
   if (c.clusters.empty()) p.warnings.push_back("clusters: no [[clusters]] configured; nothing will be polled");
 }
 
-ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now) {
+// `base` set: a policy file, which holds only [[policies]] and [[exemptions]]; the result is
+// `base` with those replaced.
+ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now, const Config* base = nullptr) {
   ConfigLoad out;
   Problems p;
   TomlValue root;
@@ -752,8 +754,14 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now)
     return out;
   }
   Config c;
-  c.path = origin;
-  c.hash = sha256_hex(text);
+  if (base != nullptr) {
+    c = *base;
+    c.policies.clear();
+    c.exemptions.clear();
+  } else {
+    c.path = origin;
+    c.hash = sha256_hex(text);
+  }
   TableReader top(root, "", p);
   auto section = [&](const char* key) -> const TomlValue* {
     top.know(key);
@@ -765,12 +773,15 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now)
     }
     return &v;
   };
-  read_daemon(section("daemon"), c, p);
-  read_http(section("http"), c, p);
-  read_safety(section("safety"), c, p);
-  read_alerting(section("alerting"), c, p);
-  for (const char* key : {"clusters", "policies", "exemptions"}) top.know(key);
-  read_array_of_tables(root, "clusters", p, [&](const TomlValue& v, std::size_t i) { read_cluster(v, i, c, p); });
+  if (base == nullptr) {
+    read_daemon(section("daemon"), c, p);
+    read_http(section("http"), c, p);
+    read_safety(section("safety"), c, p);
+    read_alerting(section("alerting"), c, p);
+    top.know("clusters");
+    read_array_of_tables(root, "clusters", p, [&](const TomlValue& v, std::size_t i) { read_cluster(v, i, c, p); });
+  }
+  for (const char* key : {"policies", "exemptions"}) top.know(key);
   read_array_of_tables(root, "policies", p, [&](const TomlValue& v, std::size_t i) { read_policy(v, i, c, p); });
   read_array_of_tables(root, "exemptions", p,
                        [&](const TomlValue& v, std::size_t i) { read_exemption(v, i, c, now, p); });
@@ -859,6 +870,18 @@ ConfigLoad load_config_file(const std::string& path, Timestamp now) {
 
 ConfigLoad load_config_string(std::string_view text, const std::string& origin, Timestamp now) {
   return load(text, origin, now);
+}
+
+ConfigLoad load_policy_file(const std::string& path, const Config& base, Timestamp now) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigLoad out;
+    out.errors.push_back(path + ": cannot read the policy file: " + std::strerror(errno));
+    return out;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return load(buf.str(), path, now, &base);
 }
 
 std::string redact_url(std::string_view url, bool keep_path) {

@@ -81,6 +81,11 @@ struct ConfigLoad {
 ConfigLoad load_config_file(const std::string& path, Timestamp now);
 ConfigLoad load_config_string(std::string_view text, const std::string& origin, Timestamp now);
 
+// A candidate policy file for `simulate`: only [[policies]] and [[exemptions]], validated
+// exactly like the configuration's (exemptions may name the base's clusters). The result is
+// `base` with its policies and exemptions replaced.
+ConfigLoad load_policy_file(const std::string& path, const Config& base, Timestamp now);
+
 // The effective configuration as TOML, defaults filled in, secrets redacted.
 std::string render_config(const Config& config);
 

@@ -13,9 +13,10 @@ std::int64_t count(const storage::EventCounts& c, EventKind k) { return c[static
 }  // namespace
 
 ClusterPoller::ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::ClusterClient> client,
-                             storage::InventoryRecorder& recorder, const Clock& clock, Logger log)
+                             storage::InventoryRecorder& recorder, const Clock& clock, Logger log,
+                             std::unique_ptr<Enforcer> enforcer)
     : cluster_(std::move(cluster)), client_(std::move(client)), recorder_(recorder), clock_(clock),
-      log_(std::move(log)) {}
+      log_(std::move(log)), enforcer_(std::move(enforcer)) {}
 
 CycleReport ClusterPoller::run_once(const RunOptions& options) {
   CycleReport rep;
@@ -61,18 +62,39 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     return in;
   };
 
+  // Policy evaluation runs inside the poll's transaction, only for a successful poll.
+  bool hook_ran = false;
+  storage::InventoryRecorder::Hook hook;
+  if (enforcer_) {
+    hook = [&](storage::WriteTxn& txn, const storage::Inventory& inventory, storage::PollSummary& s) {
+      hook_ran = true;
+      bool changed = false;
+      for (auto k : {EventKind::kTokenDiscovered, EventKind::kTokenCreated, EventKind::kTokenUpdated,
+                     EventKind::kTokenRevoked, EventKind::kTokenExpired, EventKind::kTokenRemoved}) {
+        changed = changed || s.events[static_cast<std::size_t>(k)] > 0;
+      }
+      rep.enforcement = EnforcementReport{};
+      return enforcer_->on_poll(txn, inventory, changed, rep.finished_at, rep.enforcement);
+    };
+  }
+
   auto in = fetch();
   if (!in) return rep;
   const bool fetched_ok = in->tokens.has_value() || in->unchanged;
   bool decoded = in->tokens.has_value();
-  auto summary = recorder_.record(std::move(*in));
+  auto summary = recorder_.record(std::move(*in), hook);
   if (summary.ok() && summary->needs_full_list) {
     // Another writer recorded a poll, or a token expired meanwhile: fetch and compare in full.
     ctx.known_digest.clear();
     in = fetch();
     if (!in) return rep;
     decoded = decoded || in->tokens.has_value();
-    summary = recorder_.record(std::move(*in));
+    summary = recorder_.record(std::move(*in), hook);
+  }
+  const bool committed = summary.ok() && summary->poll_id != 0 && summary->outcome == storage::PollOutcome::kOk;
+  if (hook_ran) enforcer_->after_commit(committed);
+  if (hook_ran && committed && !options.dry_run && !rep.enforcement.to_run.empty()) {
+    enforcer_->execute(recorder_.store(), *client_, ctx, rep.enforcement);
   }
   if (decoded) {
     // A decoded list leaves tens of MB of small freed blocks at 100k tokens; hand the free pages

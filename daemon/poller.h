@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "daemon/config.h"
+#include "daemon/enforcer.h"
 #include "influx/token_source.h"
 #include "storage/recorder.h"
 
@@ -28,6 +29,7 @@ struct CycleReport {
   storage::PollSummary summary;
   bool recorded = false;  // false: the database write failed (error says why)
   std::string error;      // one sentence: fetch failure, suspect reason or database failure
+  EnforcementReport enforcement;  // what policy evaluation and enforcement did this cycle
 };
 
 struct RunOptions {
@@ -39,12 +41,15 @@ struct RunOptions {
 
 class ClusterPoller {
  public:
+  // `enforcer` may be null (no policy evaluation).
   ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::ClusterClient> client,
-                storage::InventoryRecorder& recorder, const Clock& clock, Logger log);
+                storage::InventoryRecorder& recorder, const Clock& clock, Logger log,
+                std::unique_ptr<Enforcer> enforcer = nullptr);
 
   CycleReport run_once(const RunOptions& options);
   const ClusterConfig& cluster() const { return cluster_; }
   influx::ClusterClient& client() { return *client_; }
+  Enforcer* enforcer() { return enforcer_.get(); }
 
  private:
   ClusterConfig cluster_;
@@ -52,6 +57,7 @@ class ClusterPoller {
   storage::InventoryRecorder& recorder_;
   const Clock& clock_;
   Logger log_;
+  std::unique_ptr<Enforcer> enforcer_;
 };
 
 }  // namespace tw::daemon

@@ -14,6 +14,7 @@
 #include "core/json_writer.h"
 #include "core/version.h"
 #include "daemon/records.h"
+#include "daemon/runtime.h"
 #include "storage/audit_store.h"
 
 namespace tw::daemon {
@@ -22,7 +23,7 @@ namespace asio = boost::asio;
 
 struct Service::Impl {
   struct Slot {
-    std::unique_ptr<ClusterPoller> poller;
+    ClusterPoller* poller = nullptr;
     std::unique_ptr<asio::steady_timer> timer;
     Timestamp planned;
     bool running = false;
@@ -31,8 +32,7 @@ struct Service::Impl {
   Config config;
   ServiceDeps deps;
   Logger log;
-  std::unique_ptr<storage::AuditStore> store;
-  std::unique_ptr<storage::InventoryRecorder> recorder;
+  Runtime rt;
   asio::io_context ioc{1};
   std::unique_ptr<asio::thread_pool> pool;
   std::unique_ptr<asio::signal_set> signals;
@@ -132,7 +132,7 @@ struct Service::Impl {
     std::string d;
     JsonWriter(d).begin_object().field("version", kVersion).field("pid", static_cast<std::int64_t>(::getpid()))
         .end_object();
-    auto s = append_daemon_event(*store, EventKind::kDaemonStopped, d, deps.clock->now());
+    auto s = append_daemon_event(*rt.store, EventKind::kDaemonStopped, d, deps.clock->now());
     if (!s.ok()) log.error("could not record daemon_stopped", {{"error", s.error().message}});
     log.info("stopped");
     guard.reset();
@@ -167,18 +167,14 @@ void Service::request_stop() {
 
 Result<std::unique_ptr<Service>> Service::create(Config config, ServiceDeps deps) {
   auto impl = std::make_unique<Impl>(std::move(config), std::move(deps));
-  auto store = storage::AuditStore::open(impl->config.daemon.database, storage::AuditStore::Mode::kReadWrite);
-  if (!store.ok()) return store.take_error();
-  impl->store = std::move(*store);
-  impl->recorder = std::make_unique<storage::InventoryRecorder>(*impl->store);
-  for (const auto& cl : impl->config.clusters) {
-    auto client = influx::make_cluster_client(cl.source, impl->deps.credentials_directory);
-    if (!client.ok()) {
-      return make_error(client.error().code, "cluster " + cl.name + ": " + client.error().message);
-    }
+  RuntimeOptions ro;
+  ro.credentials_directory = impl->deps.credentials_directory;
+  auto rt = build_runtime(impl->config, *impl->deps.clock, impl->deps.sink, ro);
+  if (!rt.ok()) return rt.take_error();
+  impl->rt = std::move(*rt);
+  for (auto& poller : impl->rt.pollers) {
     Impl::Slot slot;
-    slot.poller = std::make_unique<ClusterPoller>(cl, std::move(*client), *impl->recorder,
-                                                  *impl->deps.clock, impl->log.child("poller"));
+    slot.poller = poller.get();
     slot.timer = std::make_unique<asio::steady_timer>(impl->ioc);
     impl->slots.push_back(std::move(slot));
   }
@@ -187,7 +183,7 @@ Result<std::unique_ptr<Service>> Service::create(Config config, ServiceDeps deps
 
 int Service::run() {
   Impl& s = *impl_;
-  auto started = record_startup(*s.store, s.config, s.deps.clock->now());
+  auto started = record_startup(*s.rt.store, s.config, s.deps.clock->now());
   if (!started.ok()) {
     s.log.error("cannot record daemon start in the audit log", {{"error", started.error().message}});
     return 1;

@@ -59,6 +59,7 @@ class InventoryRecorder {
   using Hook = std::function<Status(WriteTxn& txn, const Inventory& after, PollSummary& summary)>;
 
   explicit InventoryRecorder(AuditStore& store) : store_(store) {}
+  AuditStore& store() { return store_; }
 
   Result<PollSummary> record(PollInput in, const Hook& hook = {});
 

@@ -82,11 +82,82 @@ CREATE VIEW polls AS
   SELECT id, cluster, started_at, finished_at, outcome, token_count, error FROM poll_runs;
 )sql";
 
+// Version 2: policy violations, enforcement actions, per-cluster halts, exemption use.
+constexpr const char* kV2 = R"sql(
+CREATE TABLE violation_records(
+  id          INTEGER PRIMARY KEY,
+  cluster     TEXT NOT NULL,
+  token_id    TEXT NOT NULL,
+  policy      TEXT NOT NULL,
+  severity    TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+  state       TEXT NOT NULL CHECK (state IN ('open', 'awaiting_approval', 'enforcing', 'enforced',
+                                             'failed', 'halted', 'skipped', 'resolved')),
+  action      TEXT NOT NULL CHECK (action IN ('alert', 'restrict', 'revoke')),
+  opened_at   TEXT NOT NULL,
+  due_at      TEXT,
+  resolved_at TEXT,
+  resolution  TEXT CHECK (resolution IN ('compliant', 'revoked', 'restricted', 'exempted',
+                                         'removed', 'policy_removed')),
+  detail      TEXT NOT NULL,
+  released    INTEGER NOT NULL DEFAULT 0
+);
+-- At most one unresolved violation per token and policy.
+CREATE UNIQUE INDEX violation_records_open ON violation_records(cluster, token_id, policy)
+  WHERE state != 'resolved';
+CREATE INDEX violation_records_by_state ON violation_records(cluster, state);
+
+CREATE TABLE action_records(
+  id                 INTEGER PRIMARY KEY,
+  violation_id       INTEGER NOT NULL REFERENCES violation_records(id),
+  cluster            TEXT NOT NULL,
+  token_id           TEXT NOT NULL,
+  policy             TEXT NOT NULL,
+  action             TEXT NOT NULL CHECK (action IN ('restrict', 'revoke')),
+  state              TEXT NOT NULL CHECK (state IN ('planned', 'awaiting_approval', 'succeeded',
+                                                    'failed', 'skipped')),
+  planned_at         TEXT NOT NULL,
+  completed_at       TEXT,
+  attempts           INTEGER NOT NULL DEFAULT 0,
+  error              TEXT,
+  target_permissions TEXT,
+  next_attempt_at    TEXT,
+  attempt_started_at TEXT,
+  approved_by        TEXT,
+  approved_at        TEXT
+);
+CREATE INDEX action_records_by_state ON action_records(cluster, state);
+CREATE INDEX action_records_by_violation ON action_records(violation_id);
+
+CREATE TABLE enforcement_state(
+  cluster   TEXT PRIMARY KEY,
+  halted    INTEGER NOT NULL,
+  halted_at TEXT,
+  detail    TEXT
+) WITHOUT ROWID;
+
+CREATE TABLE exemption_uses(
+  exemption        TEXT NOT NULL,
+  cluster          TEXT NOT NULL,
+  token_id         TEXT NOT NULL,
+  first_applied_at TEXT NOT NULL,
+  PRIMARY KEY (exemption, cluster, token_id)
+) WITHOUT ROWID;
+
+CREATE VIEW violations AS
+  SELECT id, cluster, token_id, policy, severity, state, action, opened_at, resolved_at, resolution,
+         detail
+  FROM violation_records;
+
+CREATE VIEW enforcement_actions AS
+  SELECT id, violation_id, cluster, token_id, action, state, planned_at, completed_at, attempts, error
+  FROM action_records;
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
 };
-constexpr Migration kMigrations[] = {{1, kV1}};
+constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}};
 
 }  // namespace
 

@@ -10,7 +10,7 @@
 
 namespace tw::storage {
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 Result<int> schema_version(Db& db);
 // Brings a read-write database to kSchemaVersion.

@@ -1,0 +1,195 @@
+#include "daemon/alerts.h"
+
+#include "core/json_writer.h"
+#include "core/version.h"
+#include "daemon/config.h"
+#include "influx/http_client.h"
+
+namespace tw::daemon {
+namespace {
+
+std::string fingerprint(const Alert& a) {
+  std::string f;
+  for (const auto& [k, v] : a.labels) {
+    f += k;
+    f += '=';
+    f += v;
+    f += '\n';
+  }
+  return f;
+}
+
+}  // namespace
+
+AlertDispatcher::AlertDispatcher(AlertingOptions options, const Clock& clock, Logger log)
+    : options_(std::move(options)), clock_(clock), log_(std::move(log)) {
+  worker_ = std::thread([this] { run(); });
+}
+
+AlertDispatcher::~AlertDispatcher() { stop(); }
+
+void AlertDispatcher::stop() {
+  {
+    std::unique_lock lock(mu_);
+    if (stopping_) {
+      if (worker_.joinable() && std::this_thread::get_id() != worker_.get_id()) {
+        lock.unlock();
+        worker_.join();
+      }
+      return;
+    }
+    // Give queued deliveries a moment (resolved alerts, last state changes).
+    cv_.wait_for(lock, std::chrono::seconds(2), [this] {
+      return !busy_ && webhook_queue_.empty() && resolved_.empty() && !post_active_now_;
+    });
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+bool AlertDispatcher::idle(Duration timeout) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [this] {
+    return !busy_ && webhook_queue_.empty() && resolved_.empty() && !post_active_now_;
+  });
+}
+
+void AlertDispatcher::set_active(const std::string& cluster, std::vector<Alert> alerts) {
+  if (options_.alertmanager_url.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    auto& current = active_[cluster];
+    std::map<std::string, const Alert*> next;
+    for (const auto& a : alerts) next[fingerprint(a)] = &a;
+    for (const auto& a : current) {
+      if (!next.contains(fingerprint(a))) resolved_.push_back(a);
+    }
+    bool changed = current.size() != alerts.size() || !resolved_.empty();
+    if (!changed) {
+      std::map<std::string, bool> old;
+      for (const auto& a : current) old[fingerprint(a)] = true;
+      for (const auto& [f, a] : next) changed = changed || !old.contains(f);
+    }
+    current = std::move(alerts);
+    if (changed) post_active_now_ = true;
+  }
+  cv_.notify_all();
+}
+
+void AlertDispatcher::state_changed(const StateChange& c) {
+  if (options_.webhook_url.empty()) return;
+  std::string body;
+  JsonWriter w(body);
+  w.begin_object().field("source", "tokenwarden").field("version", kVersion).field("event", c.event)
+      .field("at", c.at).field("cluster", c.cluster).field("token_id", c.token_id).field("policy", c.policy)
+      .field("severity", c.severity).field("violation_id", c.violation_id).field("state", c.state)
+      .key("detail").raw(c.detail.empty() ? "{}" : c.detail).end_object();
+  {
+    std::lock_guard lock(mu_);
+    if (webhook_queue_.size() >= options_.queue_capacity) {
+      webhook_queue_.pop_front();
+      ++counters_.dropped;
+      log_.warn("alert queue full: the oldest webhook message was dropped",
+                {{"receiver", "webhook"}, {"capacity", static_cast<std::int64_t>(options_.queue_capacity)},
+                 {"dropped_total", counters_.dropped.load()}});
+    }
+    webhook_queue_.push_back(std::move(body));
+  }
+  cv_.notify_all();
+}
+
+std::string AlertDispatcher::alertmanager_body(const std::vector<Alert>& alerts, Timestamp ends_at) {
+  std::string body;
+  JsonWriter w(body);
+  w.begin_array();
+  for (const auto& a : alerts) {
+    w.begin_object();
+    w.key("labels").begin_object();
+    for (const auto& [k, v] : a.labels) w.field(k, v);
+    w.end_object();
+    w.key("annotations").begin_object();
+    for (const auto& [k, v] : a.annotations) w.field(k, v);
+    w.end_object();
+    w.field("startsAt", a.starts_at).field("endsAt", ends_at).field("generatorURL", "");
+    w.end_object();
+  }
+  w.end_array();
+  return body;
+}
+
+bool AlertDispatcher::post(const std::string& url, const std::string& body, const char* receiver) {
+  auto parsed = influx::parse_url(url);
+  if (!parsed.ok()) {
+    log_.error("cannot deliver alerts: invalid URL", {{"receiver", receiver}, {"error", parsed.error().message}});
+    return false;
+  }
+  std::string target = std::string(receiver) == "alertmanager" ? "/api/v2/alerts" : "";
+  influx::HttpRequest req;
+  req.method = "POST";
+  req.target = target;
+  req.body = body;
+  req.headers.emplace_back("Accept", "application/json");
+  influx::HttpOptions opts;
+  opts.timeout = options_.timeout;
+  opts.max_body_bytes = 1 << 20;
+  std::string last_error;
+  for (int attempt = 1; attempt <= options_.attempts; ++attempt) {
+    auto r = influx::http_request(*parsed, req, opts);
+    if (r.ok() && r->status >= 200 && r->status < 300) return true;
+    last_error = r.ok() ? "answered " + std::to_string(r->status) : r.error().message;
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, std::chrono::milliseconds(250 << attempt), [this] { return stopping_; })) break;
+  }
+  log_.warn("alert delivery failed", {{"receiver", receiver}, {"url", redact_url(url, receiver[0] == 'a')},
+                                      {"error", last_error}});
+  return false;
+}
+
+void AlertDispatcher::run() {
+  Timestamp last_repost = clock_.now();
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait_for(lock, std::chrono::seconds(1), [this] {
+      return stopping_ || !webhook_queue_.empty() || !resolved_.empty() || post_active_now_;
+    });
+    if (stopping_) return;
+    const Timestamp now = clock_.now();
+    bool repost_due = !active_.empty() && now - last_repost >= options_.repost;
+    if (webhook_queue_.empty() && resolved_.empty() && !post_active_now_ && !repost_due) continue;
+    busy_ = true;
+    std::vector<Alert> resolved = std::move(resolved_);
+    resolved_.clear();
+    std::vector<Alert> active;
+    if (post_active_now_ || repost_due) {
+      for (const auto& [cluster, alerts] : active_) active.insert(active.end(), alerts.begin(), alerts.end());
+      post_active_now_ = false;
+      last_repost = now;
+    }
+    std::deque<std::string> hooks = std::move(webhook_queue_);
+    webhook_queue_.clear();
+    lock.unlock();
+
+    auto deliver_alerts = [&](const std::vector<Alert>& alerts, Timestamp ends_at) {
+      for (std::size_t i = 0; i < alerts.size(); i += 500) {  // bounded bodies
+        std::vector<Alert> chunk(alerts.begin() + static_cast<std::ptrdiff_t>(i),
+                                 alerts.begin() + static_cast<std::ptrdiff_t>(std::min(alerts.size(), i + 500)));
+        bool ok = post(options_.alertmanager_url, alertmanager_body(chunk, ends_at), "alertmanager");
+        (ok ? counters_.alertmanager_ok : counters_.alertmanager_failed) += static_cast<std::int64_t>(chunk.size());
+      }
+    };
+    if (!options_.alertmanager_url.empty()) {
+      if (!resolved.empty()) deliver_alerts(resolved, now);
+      if (!active.empty()) deliver_alerts(active, now + 3 * options_.repost);
+    }
+    for (const auto& body : hooks) {
+      bool ok = post(options_.webhook_url, body, "webhook");
+      ++(ok ? counters_.webhook_ok : counters_.webhook_failed);
+    }
+    lock.lock();
+    busy_ = false;
+    cv_.notify_all();
+  }
+}
+
+}  // namespace tw::daemon

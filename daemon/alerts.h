@@ -1,0 +1,84 @@
+#pragma once
+// Delivers alerts without ever blocking polling: Alertmanager API v2 (`POST /api/v2/alerts`)
+// and a generic JSON webhook, from one worker thread with a bounded queue.
+//
+// Alertmanager: every active alert is posted when it appears and re-posted every `repost`
+// interval with endsAt = now + 3 intervals, so alerts end by themselves if tokenwarden stops;
+// an alert that leaves the active set is posted once more with endsAt = now (resolved).
+// Webhook: one POST per violation state change (the audit event and the violation).
+// Failed deliveries are retried (`attempts`, with back-off); when the queue is full the oldest
+// webhook message is dropped. Every delivery, failure and drop is counted and logged.
+//
+// Thread safety: set_active/state_changed from any thread; counters are atomic.
+// Errors: never thrown; failures are counted and logged with the receiver and one sentence.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/log.h"
+#include "core/time.h"
+#include "daemon/alert_sink.h"
+
+namespace tw::daemon {
+
+struct AlertingOptions {
+  std::string alertmanager_url;  // base URL, e.g. http://127.0.0.1:9093
+  std::string webhook_url;
+  Duration repost = std::chrono::minutes(1);
+  Duration timeout = std::chrono::seconds(5);
+  std::size_t queue_capacity = 1000;  // webhook messages waiting
+  int attempts = 3;
+};
+
+struct AlertCounters {
+  std::atomic<std::int64_t> alertmanager_ok{0};
+  std::atomic<std::int64_t> alertmanager_failed{0};
+  std::atomic<std::int64_t> webhook_ok{0};
+  std::atomic<std::int64_t> webhook_failed{0};
+  std::atomic<std::int64_t> dropped{0};
+};
+
+class AlertDispatcher final : public AlertSink {
+ public:
+  AlertDispatcher(AlertingOptions options, const Clock& clock, Logger log);
+  ~AlertDispatcher() override;  // delivers what is queued for up to 2 s, then stops
+
+  void set_active(const std::string& cluster, std::vector<Alert> alerts) override;
+  void state_changed(const StateChange& change) override;
+
+  const AlertCounters& counters() const { return counters_; }
+  // Waits until nothing is queued (tests).
+  bool idle(Duration timeout);
+  void stop();
+
+  // The JSON body of POST /api/v2/alerts for these alerts.
+  static std::string alertmanager_body(const std::vector<Alert>& alerts, Timestamp ends_at);
+
+ private:
+  void run();
+  bool post(const std::string& url, const std::string& body, const char* receiver);
+
+  AlertingOptions options_;
+  const Clock& clock_;
+  Logger log_;
+  AlertCounters counters_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  bool busy_ = false;
+  std::map<std::string, std::vector<Alert>> active_;  // by cluster
+  std::vector<Alert> resolved_;                       // to post once with endsAt = now
+  bool post_active_now_ = false;
+  std::deque<std::string> webhook_queue_;
+  std::thread worker_;
+};
+
+}  // namespace tw::daemon

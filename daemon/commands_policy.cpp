@@ -1,0 +1,310 @@
+// The policy commands: violations, approve, simulate.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include "core/json_writer.h"
+#include "core/strings.h"
+#include "daemon/commands.h"
+#include "daemon/config.h"
+#include "daemon/enforcer.h"
+#include "storage/audit_store.h"
+#include "storage/enforcement.h"
+#include "storage/queries.h"
+
+namespace tw::daemon {
+namespace {
+
+void write_stdout(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
+
+std::optional<Config> load_config(const GlobalOptions& g) {
+  SystemClock clock;
+  auto load = load_config_file(g.config_path, clock.now());
+  for (const auto& e : load.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
+  if (!load.config) std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", load.errors.size(), g.config_path.c_str());
+  return std::move(load.config);
+}
+
+std::optional<std::string> db_path(const GlobalOptions& g, const std::string& db) {
+  if (!db.empty()) return db;
+  auto c = load_config(g);
+  if (!c) return std::nullopt;
+  return c->daemon.database;
+}
+
+std::string invoking_user() {
+  for (const char* var : {"SUDO_USER", "USER", "LOGNAME"}) {
+    const char* v = std::getenv(var);
+    if (v != nullptr && *v != '\0') return v;
+  }
+  if (passwd* pw = getpwuid(getuid()); pw != nullptr) return pw->pw_name;
+  return "uid " + std::to_string(getuid());
+}
+
+}  // namespace
+
+int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o) {
+  auto path = db_path(g, o.db);
+  if (!path) return kExitUsage;
+  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
+  if (!store.ok()) {
+    print_error(store.error().message);
+    return kExitFailure;
+  }
+  storage::ViolationFilter f;
+  f.open_only = o.open_only;
+  f.cluster = o.cluster;
+  f.policy = o.policy;
+  auto rows = storage::query_violations((*store)->db(), f);
+  auto actions = storage::query_actions((*store)->db(), o.cluster);
+  if (!rows.ok() || !actions.ok()) {
+    print_error(!rows.ok() ? rows.error().message : actions.error().message);
+    return kExitFailure;
+  }
+  std::map<std::int64_t, const storage::ActionRow*> latest;
+  for (const auto& a : *actions) latest[a.violation_id] = &a;  // ordered by id: the last wins
+  Table t;
+  t.columns = {{"id"},          {"cluster"},          {"token_id"},   {"policy"},        {"severity"},
+               {"state"},       {"action"},           {"opened_at"},  {"action_due_at"}, {"resolved_at", false},
+               {"resolution"},  {"action_id"},        {"action_state"}, {"attempts", false},
+               {"error", false}, {"detail", false}};
+  for (const auto& v : *rows) {
+    auto it = latest.find(v.id);
+    const storage::ActionRow* a = it == latest.end() ? nullptr : it->second;
+    auto opt_time = [](const std::optional<Timestamp>& ts) { return ts ? Cell::str(format_timestamp(*ts)) : Cell::null(); };
+    t.rows.push_back({Cell::num(v.id), Cell::str(v.cluster), Cell::str(v.token_id), Cell::str(v.policy),
+                      Cell::str(v.severity), Cell::str(std::string(to_string(v.state))), Cell::str(v.action),
+                      Cell::str(format_timestamp(v.opened_at)), opt_time(v.due_at), opt_time(v.resolved_at),
+                      v.resolution ? Cell::str(std::string(to_string(*v.resolution))) : Cell::null(),
+                      a ? Cell::num(a->id) : Cell::null(),
+                      a ? Cell::str(std::string(to_string(a->state))) : Cell::null(),
+                      a ? Cell::num(a->attempts) : Cell::null(),
+                      a && !a->error.empty() ? Cell::str(a->error) : Cell::null(), Cell::json(v.detail)});
+  }
+  write_stdout(render(t, o.format));
+  return kExitOk;
+}
+
+int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
+  if (o.all == o.cluster.empty()) {
+    print_error("use --cluster NAME together with --all to release a cluster, or leave both out");
+    return kExitUsage;
+  }
+  if (o.all == !o.action_ids.empty()) {
+    print_error(o.all ? "give action ids or --cluster NAME --all, not both"
+                      : "name the actions to approve (see `tokenwarden violations`), or use --cluster NAME --all");
+    return kExitUsage;
+  }
+  auto path = db_path(g, o.db);
+  if (!path) return kExitUsage;
+  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadWrite);
+  if (!store.ok()) {
+    print_error(store.error().message);
+    return kExitFailure;
+  }
+  const std::string by = o.by.empty() ? invoking_user() : o.by;
+  SystemClock clock;
+  const Timestamp now = clock.now();
+  auto txn = (*store)->begin();
+  if (!txn.ok()) {
+    print_error(txn.error().message);
+    return kExitFailure;
+  }
+  auto event = [&](const storage::ActionRow* a, std::int64_t violation_id, const std::string& cluster,
+                   const std::string& token, const char* scope) {
+    std::string d;
+    JsonWriter w(d);
+    w.begin_object();
+    if (a != nullptr) w.field("action_id", a->id).field("action", a->action).field("policy", a->policy);
+    w.field("violation_id", violation_id).field("by", by).field("scope", scope).end_object();
+    return txn->append({EventKind::kActionApproved, cluster, token, d}, now);
+  };
+  int approved = 0, released = 0;
+  if (o.all) {
+    auto pending = storage::pending_actions(txn->db(), o.cluster);
+    auto open = storage::open_violations(txn->db(), o.cluster);
+    if (!pending.ok() || !open.ok()) {
+      print_error(!pending.ok() ? pending.error().message : open.error().message);
+      return kExitFailure;
+    }
+    for (const auto& a : *pending) {
+      if (a.state != storage::ActionState::kAwaitingApproval) continue;
+      if (!storage::approve_action(*txn, a.id, by, now).ok() || !event(&a, a.violation_id, a.cluster, a.token_id, "action").ok()) {
+        print_error("cannot record the approval of action " + std::to_string(a.id));
+        return kExitFailure;
+      }
+      ++approved;
+    }
+    for (const auto& v : *open) {
+      if (v.state != storage::ViolationState::kHalted || v.released) continue;
+      if (!storage::release_violation(*txn, v.id).ok() || !event(nullptr, v.id, v.cluster, v.token_id, "halt").ok()) {
+        print_error("cannot record the release of violation " + std::to_string(v.id));
+        return kExitFailure;
+      }
+      ++released;
+    }
+  } else {
+    for (long long id : o.action_ids) {
+      auto a = storage::find_action(txn->db(), id);
+      if (!a.ok()) {
+        print_error(a.error().message);
+        return kExitFailure;
+      }
+      if (!*a) {
+        print_error("no action has id " + std::to_string(id) + " (see `tokenwarden violations`)");
+        return kExitFailure;
+      }
+      if ((*a)->state != storage::ActionState::kAwaitingApproval) {
+        print_error("action " + std::to_string(id) + " is " + std::string(to_string((*a)->state)) +
+                    ", not awaiting approval; nothing was approved");
+        return kExitFailure;
+      }
+      if (!storage::approve_action(*txn, id, by, now).ok() ||
+          !event(&**a, (*a)->violation_id, (*a)->cluster, (*a)->token_id, "action").ok()) {
+        print_error("cannot record the approval of action " + std::to_string(id));
+        return kExitFailure;
+      }
+      ++approved;
+    }
+  }
+  auto s = txn->commit();
+  if (!s.ok()) {
+    print_error(s.error().message);
+    return kExitFailure;
+  }
+  if (approved == 0 && released == 0) {
+    std::printf("nothing awaits approval on cluster %s\n", o.cluster.c_str());
+  } else {
+    std::printf("approved %d action(s) and released %d halted violation(s) as %s; they run at the next poll%s\n",
+                approved, released, by.c_str(), o.cluster.empty() ? "" : (" of " + o.cluster).c_str());
+  }
+  return kExitOk;
+}
+
+int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
+  auto base = load_config(g);
+  if (!base) return kExitUsage;
+  SystemClock clock;
+  const Timestamp now = clock.now();
+  auto candidate = load_policy_file(o.policies_file, *base, now);
+  for (const auto& e : candidate.errors) std::fprintf(stderr, "%s\n", e.c_str());
+  for (const auto& w : candidate.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (!candidate.config) {
+    std::fprintf(stderr, "%s: %zu problem(s) found\n", o.policies_file.c_str(), candidate.errors.size());
+    return kExitUsage;
+  }
+  auto set = compile_policies(*candidate.config);
+  if (!set.ok()) {
+    print_error(set.error().message);
+    return kExitUsage;
+  }
+  auto store = storage::AuditStore::open(o.db.empty() ? base->daemon.database : o.db,
+                                         storage::AuditStore::Mode::kReadOnly);
+  if (!store.ok()) {
+    print_error(store.error().message);
+    return kExitFailure;
+  }
+  const EnforcementSettings settings = enforcement_settings(*candidate.config);
+  Table summary;
+  summary.columns = {{"cluster"},    {"policy"},     {"kind"},           {"severity"},       {"action"},
+                     {"mode"},       {"tokens"},     {"violations"},     {"exempted"},       {"would_alert"},
+                     {"would_restrict"}, {"would_revoke"}, {"first_action_at"}, {"halts"}};
+  Table detail;
+  detail.columns = {{"cluster"}, {"policy"},  {"token_id"}, {"description", true, 40},
+                    {"reason", true, 60}, {"exempt_by", false}, {"outcome"}, {"action_at"}};
+  // Clusters: every one configured, and any other found in the recorded inventory.
+  std::map<std::string, policy::ClusterInfo> clusters;
+  for (const auto& c : candidate.config->clusters) clusters[c.name] = {c.name, c.labels};
+  auto all = storage::query_inventory((*store)->db(), {});
+  if (!all.ok()) {
+    print_error(all.error().message);
+    return kExitFailure;
+  }
+  for (const auto& r : *all) {
+    if (!clusters.contains(r.cluster)) clusters[r.cluster] = {r.cluster, {}};
+  }
+  const auto& specs = (*set)->specs();
+  for (const auto& [name, info] : clusters) {
+    if (!o.cluster.empty() && name != o.cluster) continue;
+    std::vector<storage::InventoryRow> rows;
+    for (const auto& r : *all) {
+      if (r.cluster == name && r.status != TokenStatus::kRemoved) rows.push_back(r);
+    }
+    std::vector<policy::Subject> subjects;
+    std::size_t active = 0;
+    for (const auto& r : rows) {
+      subjects.push_back({&r.token, parse_rfc3339(r.first_seen).value_or(now)});
+      if (status_at(r.token, now) == TokenStatus::kActive) ++active;
+    }
+    auto eval = policy::evaluate(**set, info, subjects, now);
+    struct Counts {
+      std::int64_t violations = 0, exempted = 0, alert = 0, restrict = 0, revoke = 0;
+    };
+    std::vector<Counts> per(specs.size());
+    std::map<Timestamp, std::int64_t> destructive_at;  // actions falling due together
+    for (const auto& f : eval.findings) {
+      const auto& p = specs[f.policy];
+      auto& c = per[f.policy];
+      const Token& t = *subjects[f.subject].token;
+      std::string outcome;
+      if (f.exempt()) {
+        ++c.exempted;
+        outcome = "exempt";
+      } else {
+        ++c.violations;
+        bool monitor = p.mode.value_or(settings.mode) == policy::Mode::kMonitor;
+        if (p.action == policy::Action::kAlert) {
+          ++c.alert, outcome = "alert";
+        } else if (monitor) {
+          ++c.alert, outcome = std::string("alert (monitor: would ") + std::string(policy::to_string(p.action)) + ")";
+        } else {
+          ++(p.action == policy::Action::kRevoke ? c.revoke : c.restrict);
+          outcome = std::string(policy::to_string(p.action)) + (p.require_approval ? " after approval" : "");
+          if (!p.require_approval) ++destructive_at[now + p.grace_period];
+        }
+      }
+      if (o.tokens) {
+        detail.rows.push_back({Cell::str(name), Cell::str(p.name), Cell::str(t.id), Cell::str(t.description),
+                               Cell::str(f.exempt() ? "exempt" : (*set)->explain(f.policy, t, now)),
+                               f.exempt() ? Cell::str((*set)->exemptions()[static_cast<std::size_t>(f.exemption)].reason)
+                                          : Cell::null(),
+                               Cell::str(outcome),
+                               p.action == policy::Action::kAlert || f.exempt()
+                                   ? Cell::null()
+                                   : Cell::str(format_timestamp(now + p.grace_period))});
+      }
+    }
+    auto halts = [&](const Timestamp& at) {
+      auto it = destructive_at.find(at);
+      if (it == destructive_at.end()) return false;
+      auto n = static_cast<std::size_t>(it->second);
+      return n > static_cast<std::size_t>(settings.max_actions_per_cycle) ||
+             n * 100 > static_cast<std::size_t>(settings.max_actions_percent) * active;
+    };
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const auto& p = specs[i];
+      if (!(*set)->applies_to(i, info)) continue;
+      const auto& c = per[i];
+      bool destructive = c.restrict + c.revoke > 0 && !p.require_approval;
+      summary.rows.push_back(
+          {Cell::str(name), Cell::str(p.name), Cell::str(std::string(policy::to_string(p.kind))),
+           Cell::str(std::string(policy::to_string(p.severity))), Cell::str(std::string(policy::to_string(p.action))),
+           Cell::str(std::string(policy::to_string(p.mode.value_or(settings.mode)))),
+           Cell::num(static_cast<long long>(subjects.size())), Cell::num(c.violations), Cell::num(c.exempted),
+           Cell::num(c.alert), Cell::num(c.restrict), Cell::num(c.revoke),
+           destructive ? Cell::str(format_timestamp(now + p.grace_period)) : Cell::null(),
+           Cell::boolean(destructive && halts(now + p.grace_period))});
+    }
+  }
+  write_stdout(render(o.tokens ? detail : summary, o.format));
+  if (o.format == OutputFormat::kTable) {
+    std::printf("(simulation against the inventory recorded in %s; nothing was written)\n",
+                (o.db.empty() ? base->daemon.database : o.db).c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace tw::daemon

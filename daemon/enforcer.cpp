@@ -1,0 +1,600 @@
+#include "daemon/enforcer.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "core/json_writer.h"
+#include "core/strings.h"
+#include "storage/sqlite.h"
+
+namespace tw::daemon {
+namespace {
+
+using storage::ActionState;
+using storage::Resolution;
+using storage::ViolationState;
+
+std::string key_of(const std::string& token, const std::string& policy) {
+  std::string k;
+  k.reserve(token.size() + policy.size() + 1);
+  k += token;
+  k += '\0';
+  k += policy;
+  return k;
+}
+
+// 30 s, 1 min, 2 min, 4 min between the five attempts.
+Duration backoff(int attempts) {
+  return std::chrono::seconds(30) * (1 << std::min(std::max(attempts - 1, 0), 4));
+}
+
+bool is_active(const storage::KnownToken& k, Timestamp now) {
+  return k.status != TokenStatus::kRemoved && status_at(k.token, now) == TokenStatus::kActive;
+}
+
+}  // namespace
+
+EnforcementSettings enforcement_settings(const Config& config) {
+  EnforcementSettings s;
+  s.mode = config.daemon.mode;
+  s.max_actions_per_cycle = config.safety.max_actions_per_cycle;
+  s.max_actions_percent = config.safety.max_actions_percent;
+  return s;
+}
+
+Result<std::shared_ptr<const policy::PolicySet>> compile_policies(const Config& config) {
+  return policy::PolicySet::compile(config.policies, config.exemptions);
+}
+
+Enforcer::Enforcer(ClusterConfig cluster, const Clock& clock, Logger log, AlertSink* sink)
+    : cluster_(std::move(cluster)), info_{cluster_.name, cluster_.labels}, clock_(clock), log_(std::move(log)),
+      sink_(sink) {}
+
+void Enforcer::configure(std::shared_ptr<const policy::PolicySet> policies, EnforcementSettings settings) {
+  policies_ = std::move(policies);
+  settings_ = settings;
+  configured_changed_ = true;
+  alerts_dirty_ = true;
+}
+
+policy::Mode Enforcer::mode_of(const policy::PolicySpec& p) const { return p.mode.value_or(settings_.mode); }
+
+Status Enforcer::load(storage::WriteTxn& txn) {
+  auto rows = storage::open_violations(txn.db(), cluster_.name);
+  if (!rows.ok()) return rows.take_error();
+  open_.clear();
+  for (auto& v : *rows) {
+    std::string k = key_of(v.token_id, v.policy);
+    open_.emplace(std::move(k), std::move(v));
+  }
+  auto halted = storage::cluster_halted(txn.db(), cluster_.name);
+  if (!halted.ok()) return halted.take_error();
+  halted_ = *halted;
+  loaded_ = true;
+  alerts_dirty_ = true;
+  return ok_status();
+}
+
+Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id, std::string detail,
+                        Timestamp now, const storage::ViolationRow* v) {
+  if (v != nullptr) {
+    StateChange c;
+    c.event = std::string(to_string(kind));
+    c.cluster = cluster_.name;
+    c.token_id = token_id;
+    c.policy = v->policy;
+    c.severity = v->severity;
+    c.state = std::string(to_string(v->state));
+    c.violation_id = v->id;
+    c.at = now;
+    c.detail = detail;
+    outbox_.push_back(std::move(c));
+  }
+  auto seq = txn.append({kind, cluster_.name, token_id, std::move(detail)}, now);
+  if (!seq.ok()) return seq.take_error();
+  return ok_status();
+}
+
+Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const Token& token, Timestamp now,
+                                EnforcementReport& report) {
+  const policy::PolicySpec& p = policies_->specs()[pi];
+  storage::ViolationRow v;
+  v.cluster = cluster_.name;
+  v.token_id = token.id;
+  v.policy = p.name;
+  v.severity = std::string(policy::to_string(p.severity));
+  v.action = std::string(policy::to_string(p.action));
+  v.state = ViolationState::kOpen;
+  v.opened_at = now;
+  if (p.action != policy::Action::kAlert) v.due_at = now + p.grace_period;
+  std::string reason = policies_->explain(pi, token, now);
+  {
+    JsonWriter w(v.detail);
+    w.begin_object().field("reason", reason).field("kind", policy::to_string(p.kind))
+        .field("token_description", token.description).end_object();
+  }
+  auto id = storage::insert_violation(txn, v);
+  if (!id.ok()) return id.take_error();
+  v.id = *id;
+  std::string d;
+  JsonWriter w(d);
+  w.begin_object().field("violation_id", v.id).field("policy", p.name).field("severity", v.severity)
+      .field("action", v.action).field("reason", reason).field("action_due_at", v.due_at)
+      .field("mode", policy::to_string(mode_of(p))).end_object();
+  TW_RETURN_IF_ERROR(record(txn, EventKind::kViolationOpened, token.id, std::move(d), now, &v));
+  log_.warn("violation opened", {{"cluster", cluster_.name}, {"token_id", token.id}, {"policy", p.name},
+                                 {"severity", v.severity}, {"reason", reason}});
+  ++report.opened;
+  alerts_dirty_ = true;
+  std::string k = key_of(v.token_id, v.policy);
+  open_.emplace(std::move(k), std::move(v));
+  return ok_status();
+}
+
+Status Enforcer::resolve(storage::WriteTxn& txn, storage::ViolationRow& v, Resolution resolution,
+                         const std::string& why, Timestamp now, EnforcementReport& report) {
+  TW_RETURN_IF_ERROR(storage::resolve_violation(txn, v.id, resolution, now));
+  v.state = ViolationState::kResolved;
+  v.resolution = resolution;
+  v.resolved_at = now;
+  std::string d;
+  JsonWriter(d).begin_object().field("violation_id", v.id).field("policy", v.policy)
+      .field("resolution", to_string(resolution)).field("why", why).end_object();
+  TW_RETURN_IF_ERROR(record(txn, EventKind::kViolationResolved, v.token_id, std::move(d), now, &v));
+  log_.info("violation resolved", {{"cluster", cluster_.name}, {"token_id", v.token_id}, {"policy", v.policy},
+                                   {"resolution", to_string(resolution)}});
+  ++report.resolved;
+  alerts_dirty_ = true;
+  return ok_status();
+}
+
+Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory, bool inventory_changed,
+                         Timestamp now, EnforcementReport& report) {
+  if (!policies_) return ok_status();
+  outbox_.clear();
+  // An outside writer (an `approve`, a manual `poll`) makes the cached state stale.
+  auto dv = txn.db().cached("PRAGMA data_version");
+  if (!dv.ok()) return dv.take_error();
+  auto row = (*dv)->step();
+  if (!row.ok()) return row.take_error();
+  std::int64_t version = (*dv)->int64(0);
+  (*dv)->reset();
+  bool force = false;
+  if (!loaded_ || version != data_version_) {
+    TW_RETURN_IF_ERROR(load(txn));
+    data_version_ = version;
+    force = true;
+  }
+  if (!force && !inventory_changed && !configured_changed_ && now < next_change_) return ok_status();
+  configured_changed_ = false;
+  report.evaluated = true;
+
+  std::vector<policy::Subject> subjects;
+  subjects.reserve(inventory.size());
+  for (const auto& [id, k] : inventory) {
+    if (k.status != TokenStatus::kRemoved) subjects.push_back({&k.token, k.first_seen});
+  }
+  const policy::Evaluation eval = policy::evaluate(*policies_, info_, subjects, now);
+  const auto& specs = policies_->specs();
+  std::unordered_map<std::string, const policy::Finding*> found;
+  found.reserve(eval.findings.size());
+  for (const auto& f : eval.findings) {
+    found.emplace(key_of(subjects[f.subject].token->id, specs[f.policy].name), &f);
+  }
+
+  // 1. Violations that no longer hold are resolved, with the reason they ended.
+  std::vector<std::string> ended;
+  for (auto& [k, v] : open_) {
+    std::optional<Resolution> resolution;
+    std::string why;
+    auto t = inventory.find(v.token_id);
+    if (policies_->find(v.policy) == nullptr) {
+      resolution = Resolution::kPolicyRemoved, why = "the policy is no longer configured";
+    } else if (t == inventory.end() || t->second.status == TokenStatus::kRemoved) {
+      resolution = Resolution::kRemoved, why = "the token is no longer listed";
+    } else if (t->second.token.revoked_at) {
+      resolution = Resolution::kRevoked, why = "the token is revoked";
+    } else if (status_at(t->second.token, now) == TokenStatus::kExpired) {
+      resolution = Resolution::kCompliant, why = "the token expired";
+    } else if (auto f = found.find(k); f == found.end()) {
+      bool restricted = v.state == ViolationState::kEnforced && v.action == "restrict";
+      resolution = restricted ? Resolution::kRestricted : Resolution::kCompliant;
+      why = restricted ? "the token was restricted" : "the token complies again";
+    } else if (f->second->exempt()) {
+      resolution = Resolution::kExempted, why = "an exemption now covers it";
+    }
+    if (resolution) {
+      TW_RETURN_IF_ERROR(resolve(txn, v, *resolution, why, now, report));
+      ended.push_back(k);
+    }
+  }
+
+  // 2. New violations open; exemptions that suppress one are recorded once per token.
+  for (const auto& f : eval.findings) {
+    const Token& token = *subjects[f.subject].token;
+    const policy::PolicySpec& p = specs[f.policy];
+    if (f.exempt()) {
+      const auto& e = policies_->exemptions()[static_cast<std::size_t>(f.exemption)];
+      std::string ek = policies_->exemption_key(static_cast<std::size_t>(f.exemption));
+      auto fresh = storage::note_exemption_use(txn, ek, cluster_.name, token.id, now);
+      if (!fresh.ok()) return fresh.take_error();
+      if (*fresh) {
+        std::string d;
+        JsonWriter(d).begin_object().field("exemption", ek).field("policy", p.name)
+            .field("exemption_policy", e.policy).field("reason", e.reason).field("expires", e.expires).end_object();
+        TW_RETURN_IF_ERROR(record(txn, EventKind::kExemptionApplied, token.id, std::move(d), now, nullptr));
+        ++report.exemptions_applied;
+      }
+      continue;
+    }
+    if (open_.contains(key_of(token.id, p.name))) continue;
+    TW_RETURN_IF_ERROR(open_violation(txn, f.policy, token, now, report));
+  }
+
+  // Actions of violations that ended are settled before the ended violations leave the cache.
+  TW_RETURN_IF_ERROR(settle_pending(txn, inventory, now, report));
+  for (const auto& k : ended) open_.erase(k);
+
+  // 3. Due violations get their action planned (or skipped, held for approval, halted).
+  TW_RETURN_IF_ERROR(plan(txn, inventory, now, report));
+
+  // 4. What runs after the commit, and when to look again.
+  next_change_ = eval.next_change;
+  auto pending = storage::pending_actions(txn.db(), cluster_.name);
+  if (!pending.ok()) return pending.take_error();
+  const Timestamp stale = now - (2 * cluster_.source.timeout + std::chrono::minutes(1));
+  for (auto& a : *pending) {
+    if (a.state != ActionState::kPlanned) continue;
+    if (a.next_attempt_at && *a.next_attempt_at > now) {
+      next_change_ = std::min(next_change_, *a.next_attempt_at);
+      continue;
+    }
+    if (a.attempt_started_at && *a.attempt_started_at >= stale) continue;  // running elsewhere
+    report.to_run.push_back({std::move(a)});
+  }
+  for (const auto& [k, v] : open_) {
+    if (v.due_at && *v.due_at > now && v.state == ViolationState::kOpen) next_change_ = std::min(next_change_, *v.due_at);
+  }
+  if (!report.to_run.empty()) next_change_ = now;  // outcomes change the state: look again next cycle
+  if (alerts_dirty_) rebuild_alerts(now);
+  return ok_status();
+}
+
+Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
+                                EnforcementReport& report) {
+  auto pending = storage::pending_actions(txn.db(), cluster_.name);
+  if (!pending.ok()) return pending.take_error();
+  for (const auto& a : *pending) {
+    auto v = std::find_if(open_.begin(), open_.end(), [&](const auto& e) { return e.second.id == a.violation_id; });
+    bool resolved = v == open_.end() || v->second.state == ViolationState::kResolved;
+    if (!resolved) continue;
+    // The violation ended; the action must not run. It may already have done its work (a crash
+    // lost the outcome): then it succeeded, and nothing is sent again.
+    auto t = inventory.find(a.token_id);
+    bool gone = t == inventory.end() || t->second.status == TokenStatus::kRemoved || t->second.token.revoked_at;
+    bool done = a.action == "revoke" ? gone
+                                     : (!gone && t->second.token.permissions == a.target);
+    ActionState state = done ? ActionState::kSucceeded : ActionState::kSkipped;
+    std::string why = done ? (a.attempts > 0 ? "an earlier attempt took effect (confirmed by this poll)"
+                                             : "the token was already in the wanted state")
+                           : "the violation ended before the action ran";
+    TW_RETURN_IF_ERROR(storage::finish_action(txn, a.id, state, now, done ? "" : why, std::nullopt));
+    std::string d;
+    JsonWriter(d).begin_object().field("action_id", a.id).field("violation_id", a.violation_id)
+        .field("policy", a.policy).field("action", a.action)
+        .field(done ? "outcome" : "reason", done ? "reconciled" : "resolved").field("why", why).end_object();
+    const storage::ViolationRow* vr = v == open_.end() ? nullptr : &v->second;
+    TW_RETURN_IF_ERROR(record(txn, done ? EventKind::kActionSucceeded : EventKind::kActionSkipped, a.token_id,
+                              std::move(d), now, vr));
+    if (done) {
+      ++report.reconciled;
+    } else {
+      ++report.skipped;
+    }
+  }
+  return ok_status();
+}
+
+Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
+                      EnforcementReport& report) {
+  std::vector<storage::ViolationRow*> due;
+  for (auto& [k, v] : open_) {
+    const policy::PolicySpec* p = policies_->find(v.policy);
+    if (p == nullptr || p->action == policy::Action::kAlert) continue;
+    if (v.state != ViolationState::kOpen && v.state != ViolationState::kSkipped && v.state != ViolationState::kHalted) {
+      continue;  // planned, awaiting approval, running, done or failed for good
+    }
+    if (v.opened_at + p->grace_period > now) continue;
+    due.push_back(&v);
+  }
+  std::sort(due.begin(), due.end(), [](auto* a, auto* b) { return a->id < b->id; });
+
+  std::vector<storage::ViolationRow*> candidates;
+  for (auto* v : due) {
+    const policy::PolicySpec& p = *policies_->find(v->policy);
+    std::string action(policy::to_string(p.action));
+    if (mode_of(p) == policy::Mode::kMonitor) {
+      if (v->state == ViolationState::kSkipped) continue;  // already recorded
+      storage::ActionRow a;
+      a.violation_id = v->id;
+      a.cluster = cluster_.name;
+      a.token_id = v->token_id;
+      a.policy = v->policy;
+      a.action = action;
+      a.state = ActionState::kSkipped;
+      a.planned_at = now;
+      a.completed_at = now;
+      a.error = "monitor mode";
+      auto id = storage::insert_action(txn, a);
+      if (!id.ok()) return id.take_error();
+      TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kSkipped));
+      v->state = ViolationState::kSkipped;
+      std::string d;
+      JsonWriter(d).begin_object().field("action_id", *id).field("violation_id", v->id).field("policy", v->policy)
+          .field("action", action).field("reason", "monitor").end_object();
+      TW_RETURN_IF_ERROR(record(txn, EventKind::kActionSkipped, v->token_id, std::move(d), now, v));
+      log_.info("action skipped: monitor mode", {{"cluster", cluster_.name}, {"token_id", v->token_id},
+                                                 {"policy", v->policy}, {"action", action}});
+      ++report.skipped;
+      continue;
+    }
+    if (p.require_approval) {
+      storage::ActionRow a;
+      a.violation_id = v->id;
+      a.cluster = cluster_.name;
+      a.token_id = v->token_id;
+      a.policy = v->policy;
+      a.action = action;
+      a.state = ActionState::kAwaitingApproval;
+      a.planned_at = now;
+      auto t = inventory.find(v->token_id);
+      if (p.action == policy::Action::kRestrict && t != inventory.end()) {
+        a.target = policies_->compliant_permissions(*policies_->index_of(p.name), t->second.token);
+      }
+      auto id = storage::insert_action(txn, a);
+      if (!id.ok()) return id.take_error();
+      TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kAwaitingApproval));
+      v->state = ViolationState::kAwaitingApproval;
+      std::string d;
+      JsonWriter w(d);
+      w.begin_object().field("action_id", *id).field("violation_id", v->id).field("policy", v->policy)
+          .field("action", action).field("awaiting_approval", true);
+      if (p.action == policy::Action::kRestrict) w.key("permissions").raw(permissions_json(a.target));
+      w.end_object();
+      TW_RETURN_IF_ERROR(record(txn, EventKind::kActionPlanned, v->token_id, std::move(d), now, v));
+      log_.warn("action awaits approval", {{"cluster", cluster_.name}, {"token_id", v->token_id},
+                                           {"policy", v->policy}, {"action", action}, {"action_id", *id}});
+      ++report.awaiting_approval;
+      alerts_dirty_ = true;
+      continue;
+    }
+    candidates.push_back(v);
+  }
+
+  // Safety limits: counted over the actions nobody released by hand.
+  std::size_t unreleased = static_cast<std::size_t>(
+      std::count_if(candidates.begin(), candidates.end(), [](auto* v) { return !v->released; }));
+  std::size_t active = 0;
+  for (const auto& [id, k] : inventory) if (is_active(k, now)) ++active;
+  bool over = unreleased > 0 &&
+              (unreleased > static_cast<std::size_t>(settings_.max_actions_per_cycle) ||
+               unreleased * 100 > static_cast<std::size_t>(settings_.max_actions_percent) * active);
+  if (over) {
+    for (auto* v : candidates) {
+      if (v->released || v->state == ViolationState::kHalted) continue;
+      TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kHalted));
+      v->state = ViolationState::kHalted;
+    }
+    report.halted = static_cast<int>(unreleased);
+    if (!halted_) {
+      std::string d;
+      JsonWriter(d).begin_object().field("planned", static_cast<std::int64_t>(unreleased))
+          .field("active_tokens", static_cast<std::int64_t>(active))
+          .field("max_actions_per_cycle", settings_.max_actions_per_cycle)
+          .field("max_actions_percent", settings_.max_actions_percent).end_object();
+      TW_RETURN_IF_ERROR(storage::set_cluster_halted(txn, cluster_.name, true, now, d));
+      TW_RETURN_IF_ERROR(record(txn, EventKind::kEnforcementHalted, {}, d, now, nullptr));
+      halted_ = true;
+      alerts_dirty_ = true;
+      log_.error("enforcement halted: the cycle planned more actions than the safety limits allow; none runs",
+                 {{"cluster", cluster_.name}, {"planned", static_cast<std::int64_t>(unreleased)},
+                  {"active_tokens", static_cast<std::int64_t>(active)},
+                  {"max_actions_per_cycle", settings_.max_actions_per_cycle},
+                  {"max_actions_percent", settings_.max_actions_percent}});
+    }
+  } else if (halted_ && unreleased == 0 &&
+             std::none_of(open_.begin(), open_.end(),
+                          [](const auto& e) { return e.second.state == ViolationState::kHalted; })) {
+    TW_RETURN_IF_ERROR(storage::set_cluster_halted(txn, cluster_.name, false, now, "{}"));
+    halted_ = false;
+    alerts_dirty_ = true;
+    log_.info("enforcement resumed: the plan is within the safety limits", {{"cluster", cluster_.name}});
+  }
+
+  for (auto* v : candidates) {
+    if (over && !v->released) continue;
+    const std::size_t pi = *policies_->index_of(v->policy);
+    const policy::PolicySpec& p = policies_->specs()[pi];
+    storage::ActionRow a;
+    a.violation_id = v->id;
+    a.cluster = cluster_.name;
+    a.token_id = v->token_id;
+    a.policy = v->policy;
+    a.action = std::string(policy::to_string(p.action));
+    a.state = ActionState::kPlanned;
+    a.planned_at = now;
+    auto t = inventory.find(v->token_id);
+    if (p.action == policy::Action::kRestrict && t != inventory.end()) {
+      a.target = policies_->compliant_permissions(pi, t->second.token);
+    }
+    auto id = storage::insert_action(txn, a);
+    if (!id.ok()) return id.take_error();
+    TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kEnforcing));
+    v->state = ViolationState::kEnforcing;
+    std::string d;
+    JsonWriter w(d);
+    w.begin_object().field("action_id", *id).field("violation_id", v->id).field("policy", v->policy)
+        .field("action", a.action).field("released", v->released);
+    if (p.action == policy::Action::kRestrict) w.key("permissions").raw(permissions_json(a.target));
+    w.end_object();
+    TW_RETURN_IF_ERROR(record(txn, EventKind::kActionPlanned, v->token_id, std::move(d), now, v));
+    ++report.planned;
+  }
+  return ok_status();
+}
+
+void Enforcer::after_commit(bool committed) {
+  if (!committed) {
+    // The cache may hold what was rolled back: read it again next time.
+    loaded_ = false;
+    configured_changed_ = true;
+    outbox_.clear();
+    return;
+  }
+  if (sink_ != nullptr) {
+    for (const auto& c : outbox_) sink_->state_changed(c);
+    if (alerts_dirty_) {
+      sink_->set_active(cluster_.name, alerts_);
+      alerts_dirty_ = false;
+    }
+  }
+  outbox_.clear();
+}
+
+void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuator, const influx::CallContext& ctx,
+                       EnforcementReport& report) {
+  for (auto& run : report.to_run) {
+    const storage::ActionRow& a = run.action;
+    Timestamp now = clock_.now();
+    {
+      auto txn = store.begin();
+      if (!txn.ok()) {
+        log_.error("cannot claim an action", {{"cluster", cluster_.name}, {"error", txn.error().message}});
+        return;
+      }
+      auto claimed = storage::claim_action(*txn, a.id, now, now - (2 * cluster_.source.timeout + std::chrono::minutes(1)));
+      if (!claimed.ok() || !*claimed || !txn->commit().ok()) continue;  // someone else has it
+    }
+    const int attempt = a.attempts + 1;
+    log_.warn(a.action == "revoke" ? "revoking token" : "restricting token",
+              {{"cluster", cluster_.name}, {"token_id", a.token_id}, {"policy", a.policy},
+               {"action_id", a.id}, {"attempt", attempt}});
+    std::string outcome;
+    std::string error;
+    if (a.action == "revoke") {
+      auto r = actuator.revoke(a.token_id, ctx);
+      if (r.ok()) outcome = *r == influx::RevokeOutcome::kRevoked ? "revoked" : "already_gone";
+      else error = r.error().message;
+    } else {
+      auto r = actuator.restrict(a.token_id, a.target, ctx);
+      if (r.ok()) outcome = "restricted";
+      else error = r.error().message;
+    }
+    if (!error.empty() && ctx.cancel != nullptr && ctx.cancel->load()) {
+      // Shutdown: the attempt stays claimed and is reconciled against the next poll.
+      log_.info("action interrupted by shutdown", {{"cluster", cluster_.name}, {"action_id", a.id}});
+      return;
+    }
+    now = clock_.now();
+    auto txn = store.begin();
+    if (!txn.ok()) {
+      log_.error("cannot record an action's outcome; the next poll reconciles it",
+                 {{"cluster", cluster_.name}, {"action_id", a.id}, {"error", txn.error().message}});
+      continue;
+    }
+    auto v = std::find_if(open_.begin(), open_.end(), [&](const auto& e) { return e.second.id == a.violation_id; });
+    storage::ViolationRow* vr = v == open_.end() ? nullptr : &v->second;
+    Status s;
+    std::string d;
+    JsonWriter w(d);
+    w.begin_object().field("action_id", a.id).field("violation_id", a.violation_id).field("policy", a.policy)
+        .field("action", a.action).field("attempt", attempt);
+    if (error.empty()) {
+      w.field("outcome", outcome).end_object();
+      s = storage::finish_action(*txn, a.id, ActionState::kSucceeded, now, "", std::nullopt);
+      if (s.ok() && vr != nullptr) s = storage::set_violation_state(*txn, vr->id, ViolationState::kEnforced);
+      if (s.ok() && vr != nullptr) vr->state = ViolationState::kEnforced;
+      if (s.ok()) s = record(*txn, EventKind::kActionSucceeded, a.token_id, d, now, vr);
+    } else {
+      bool final = attempt >= kMaxAttempts;
+      std::optional<Timestamp> retry;
+      if (!final) retry = now + backoff(attempt);
+      w.field("error", error).field("final", final).field("retry_at", retry).end_object();
+      s = storage::finish_action(*txn, a.id, final ? ActionState::kFailed : ActionState::kPlanned, now, error, retry);
+      if (s.ok() && final && vr != nullptr) s = storage::set_violation_state(*txn, vr->id, ViolationState::kFailed);
+      if (s.ok() && final && vr != nullptr) vr->state = ViolationState::kFailed;
+      if (s.ok()) s = record(*txn, EventKind::kActionFailed, a.token_id, d, now, vr);
+      if (retry) next_change_ = std::min(next_change_, *retry);
+    }
+    if (s.ok()) s = txn->commit();
+    if (!s.ok()) {
+      log_.error("cannot record an action's outcome; the next poll reconciles it",
+                 {{"cluster", cluster_.name}, {"action_id", a.id}, {"error", s.error().message}});
+      loaded_ = false;
+      continue;
+    }
+    if (error.empty()) {
+      ++report.succeeded;
+      log_.warn(a.action == "revoke" ? "token revoked" : "token restricted",
+                {{"cluster", cluster_.name}, {"token_id", a.token_id}, {"policy", a.policy}, {"outcome", outcome}});
+    } else {
+      ++report.failed;
+      log_.error(attempt >= kMaxAttempts ? "action failed for good" : "action failed; it will be retried",
+                 {{"cluster", cluster_.name}, {"token_id", a.token_id}, {"policy", a.policy},
+                  {"attempt", attempt}, {"error", error}});
+    }
+    alerts_dirty_ = true;
+    rebuild_alerts(now);
+    after_commit(true);
+  }
+}
+
+void Enforcer::rebuild_alerts(Timestamp now) {
+  alerts_.clear();
+  for (const auto& [k, v] : open_) {
+    if (v.state == ViolationState::kResolved) continue;
+    Alert a;
+    a.labels = {{"alertname", "TokenPolicyViolation"}, {"cluster", v.cluster}, {"policy", v.policy},
+                {"severity", v.severity}, {"token_id", v.token_id}};
+    // The stored detail is our own JSON: {"reason":…,"kind":…,"token_description":…}.
+    auto detail = nlohmann::json::parse(v.detail, nullptr, false);
+    auto field = [&](const char* name) {
+      return detail.is_object() && detail.contains(name) && detail[name].is_string()
+                 ? detail[name].get<std::string>()
+                 : std::string();
+    };
+    std::string reason = field("reason");
+    std::string token_description = field("token_description");
+    a.annotations["summary"] = "Token " + v.token_id + " on " + v.cluster + " violates policy " + v.policy;
+    a.annotations["description"] = printable(reason, 500) + " (token description: \"" +
+                                   printable(token_description, 200) + "\")";
+    a.annotations["state"] = std::string(to_string(v.state));
+    a.annotations["action"] = v.action;
+    if (v.due_at) a.annotations["planned_action_at"] = format_timestamp(*v.due_at);
+    a.starts_at = v.opened_at;
+    alerts_.push_back(std::move(a));
+    if (v.state == ViolationState::kFailed) {
+      Alert f;
+      f.labels = {{"alertname", "TokenActionFailed"}, {"cluster", v.cluster}, {"policy", v.policy},
+                  {"severity", "critical"}, {"token_id", v.token_id}};
+      f.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
+                                 " failed " + std::to_string(kMaxAttempts) + " times";
+      f.annotations["description"] = "See `tokenwarden violations --cluster " + v.cluster + "` and the audit log.";
+      f.starts_at = now;
+      alerts_.push_back(std::move(f));
+    }
+  }
+  if (halted_) {
+    Alert h;
+    h.labels = {{"alertname", "TokenEnforcementHalted"}, {"cluster", cluster_.name}, {"severity", "critical"}};
+    h.annotations["summary"] = "Enforcement on " + cluster_.name + " is halted by the safety limits";
+    h.annotations["description"] = "More actions were planned than [safety] allows; none runs. Review them with "
+                                   "`tokenwarden violations --cluster " + cluster_.name +
+                                   "`, then release with `tokenwarden approve --cluster " + cluster_.name + " --all`.";
+    h.starts_at = now;
+    alerts_.push_back(std::move(h));
+  }
+  alerts_dirty_ = true;
+}
+
+}  // namespace tw::daemon

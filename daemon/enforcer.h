@@ -1,0 +1,126 @@
+#pragma once
+// Policy enforcement for one cluster (SPEC §2 "Violation lifecycle", §3): after every successful
+// poll, inside the poll's transaction, the policies are evaluated and violations opened,
+// resolved, exempted, and — once due — their actions planned, awaiting approval, skipped
+// (monitor) or halted (safety limits). After the commit, planned actions run through the
+// cluster's TokenActuator, each claimed durably before the call and recorded with its outcome.
+//
+// Safety rules, all enforced here:
+// - only data from a successful poll is acted on (the hook never runs for failed or suspect
+//   polls) and every action is re-checked against that poll's inventory before it runs;
+// - monitor mode (daemon or policy) records `action_skipped` and changes nothing;
+// - if a cycle would plan more destructive actions than max_actions_per_cycle or
+//   max_actions_percent of the active tokens, none runs: the cluster is halted until the plan
+//   fits or an operator releases it (`approve --cluster N --all`);
+// - an action is planned (row + event committed) before it runs, claimed (attempt recorded)
+//   before the request, and an action whose outcome was lost in a crash is reconciled against
+//   the next poll (token already revoked/restricted: succeeded, nothing sent again);
+// - failures are retried with back-off, at most 5 attempts, then failed for good and alerted.
+// An unchanged inventory is not re-evaluated until a clock-driven verdict, a due action or an
+// outside change (approval) needs it, so the steady-state cycle stays cheap.
+//
+// Thread safety: one cluster's poll at a time (the poller's thread); configure() between polls.
+// Errors: on_poll returns kDatabase errors (the poll's transaction then rolls back); execution
+// failures are recorded, logged and retried, never thrown.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/log.h"
+#include "core/time.h"
+#include "daemon/alert_sink.h"
+#include "daemon/config.h"
+#include "influx/token_source.h"
+#include "policy/engine.h"
+#include "storage/audit_store.h"
+#include "storage/enforcement.h"
+
+namespace tw::daemon {
+
+struct EnforcementSettings {
+  policy::Mode mode = policy::Mode::kEnforce;
+  int max_actions_per_cycle = 10;
+  int max_actions_percent = 10;
+};
+
+// An action to run after the poll committed.
+struct PendingRun {
+  storage::ActionRow action;
+};
+
+struct EnforcementReport {
+  bool evaluated = false;
+  int opened = 0;
+  int resolved = 0;
+  int exemptions_applied = 0;
+  int planned = 0;
+  int awaiting_approval = 0;
+  int skipped = 0;
+  int halted = 0;           // actions held back by the safety limits this cycle
+  int succeeded = 0;
+  int failed = 0;
+  int reconciled = 0;       // actions found done by the next poll (no request sent)
+  std::vector<PendingRun> to_run;
+};
+
+// The daemon-wide enforcement settings and compiled policies of a configuration.
+EnforcementSettings enforcement_settings(const Config& config);
+Result<std::shared_ptr<const policy::PolicySet>> compile_policies(const Config& config);
+
+class Enforcer {
+ public:
+  Enforcer(ClusterConfig cluster, const Clock& clock, Logger log, AlertSink* sink);
+
+  void configure(std::shared_ptr<const policy::PolicySet> policies, EnforcementSettings settings);
+
+  // In the poll's transaction. `inventory_changed`: the poll recorded token events or the
+  // inventory was reloaded.
+  Status on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory, bool inventory_changed,
+                 Timestamp now, EnforcementReport& report);
+  // After the poll's transaction committed (or was rolled back: `committed` false).
+  void after_commit(bool committed);
+  // Runs report.to_run. Never called after a failed, suspect or dry-run poll.
+  void execute(storage::AuditStore& store, influx::TokenActuator& actuator, const influx::CallContext& ctx,
+               EnforcementReport& report);
+
+  static constexpr int kMaxAttempts = 5;
+
+ private:
+  Status load(storage::WriteTxn& txn);
+  Status record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id, std::string detail,
+                Timestamp now, const storage::ViolationRow* violation);
+  Status open_violation(storage::WriteTxn& txn, std::size_t policy, const Token& token, Timestamp now,
+                        EnforcementReport& report);
+  Status resolve(storage::WriteTxn& txn, storage::ViolationRow& v, storage::Resolution resolution,
+                 const std::string& why, Timestamp now, EnforcementReport& report);
+  Status plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
+              EnforcementReport& report);
+  Status settle_pending(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
+                        EnforcementReport& report);
+  void rebuild_alerts(Timestamp now);
+  policy::Mode mode_of(const policy::PolicySpec& p) const;
+
+  ClusterConfig cluster_;
+  policy::ClusterInfo info_;
+  const Clock& clock_;
+  Logger log_;
+  AlertSink* sink_;
+  std::shared_ptr<const policy::PolicySet> policies_;
+  EnforcementSettings settings_;
+  bool configured_changed_ = true;
+
+  // Cached state, valid while the database has no outside writer (PRAGMA data_version).
+  bool loaded_ = false;
+  std::int64_t data_version_ = -1;
+  std::unordered_map<std::string, storage::ViolationRow> open_;  // key: token_id '\0' policy
+  bool halted_ = false;
+  Timestamp next_change_ = Timestamp::min();
+  std::vector<Alert> alerts_;
+  bool alerts_dirty_ = true;
+  std::vector<StateChange> outbox_;  // sent after commit
+};
+
+}  // namespace tw::daemon

@@ -1,0 +1,43 @@
+#pragma once
+// The parts of a running tokenwarden built from one configuration — audit store, recorder,
+// compiled policies, alert dispatcher and one poller (with its enforcer) per cluster — shared by
+// `run`, `poll` and `demo` so each composes them the same way.
+//
+// Member order is destruction order in reverse: pollers (whose enforcers hold the alert sink)
+// go first, the store last.
+//
+// Thread safety: build once; the parts document their own.
+// Errors: build_runtime fails with one sentence (database, a source that cannot be built,
+// policies that do not compile).
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/log.h"
+#include "daemon/alerts.h"
+#include "daemon/config.h"
+#include "daemon/poller.h"
+#include "storage/audit_store.h"
+#include "storage/recorder.h"
+
+namespace tw::daemon {
+
+struct Runtime {
+  std::unique_ptr<storage::AuditStore> store;
+  std::unique_ptr<storage::InventoryRecorder> recorder;
+  std::shared_ptr<const policy::PolicySet> policies;
+  std::unique_ptr<AlertDispatcher> alerts;  // null when no receiver is configured
+  std::vector<std::unique_ptr<ClusterPoller>> pollers;
+};
+
+struct RuntimeOptions {
+  std::string credentials_directory;
+  std::string only_cluster;  // build one cluster's poller only ("" = all)
+  bool alerting = true;      // false: no alert delivery (dry runs)
+};
+
+Result<Runtime> build_runtime(const Config& config, const Clock& clock, const std::shared_ptr<LogSink>& sink,
+                              const RuntimeOptions& options);
+
+}  // namespace tw::daemon

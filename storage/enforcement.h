@@ -1,0 +1,101 @@
+#pragma once
+// Rows of policy enforcement (SPEC §3 views `violations` and `enforcement_actions`): violations,
+// the actions planned for them, per-cluster halts and exemption use.
+//
+// Writes go through a WriteTxn, so they commit with the poll that caused them; the executor's
+// attempt bookkeeping (claim, outcome) uses short transactions of its own. Claiming an action is
+// atomic: two processes (the daemon and a manual `poll`) never run the same action.
+//
+// Thread safety: as the Db or WriteTxn used. Errors: kDatabase.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "core/token.h"
+
+namespace tw::storage {
+
+class Db;
+class WriteTxn;
+
+enum class ViolationState { kOpen, kAwaitingApproval, kEnforcing, kEnforced, kFailed, kHalted, kSkipped, kResolved };
+enum class Resolution { kCompliant, kRevoked, kRestricted, kExempted, kRemoved, kPolicyRemoved };
+enum class ActionState { kPlanned, kAwaitingApproval, kSucceeded, kFailed, kSkipped };
+
+std::string_view to_string(ViolationState s);
+std::string_view to_string(Resolution r);
+std::string_view to_string(ActionState s);
+std::optional<ViolationState> parse_violation_state(std::string_view s);
+std::optional<ActionState> parse_action_state(std::string_view s);
+
+struct ViolationRow {
+  std::int64_t id = 0;
+  std::string cluster;
+  std::string token_id;
+  std::string policy;
+  std::string severity;
+  std::string action;  // alert | restrict | revoke (as configured when opened)
+  ViolationState state = ViolationState::kOpen;
+  Timestamp opened_at;
+  std::optional<Timestamp> due_at;  // when the action becomes due (nullopt for alert-only)
+  std::optional<Timestamp> resolved_at;
+  std::optional<Resolution> resolution;
+  std::string detail;  // JSON
+  bool released = false;  // approved past a halt
+};
+
+struct ActionRow {
+  std::int64_t id = 0;
+  std::int64_t violation_id = 0;
+  std::string cluster;
+  std::string token_id;
+  std::string policy;
+  std::string action;  // restrict | revoke
+  ActionState state = ActionState::kPlanned;
+  Timestamp planned_at;
+  std::optional<Timestamp> completed_at;
+  int attempts = 0;
+  std::string error;
+  std::vector<Permission> target;  // restrict: the permissions to leave
+  std::optional<Timestamp> next_attempt_at;
+  std::optional<Timestamp> attempt_started_at;  // set while an attempt has no recorded outcome
+  std::string approved_by;
+};
+
+// Reads (any Db).
+Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& cluster);
+Result<std::vector<ActionRow>> pending_actions(Db& db, const std::string& cluster);  // planned, awaiting
+Result<std::optional<ActionRow>> find_action(Db& db, std::int64_t id);
+Result<bool> cluster_halted(Db& db, const std::string& cluster);
+
+struct ViolationFilter {
+  bool open_only = false;
+  std::string cluster;
+  std::string policy;
+};
+Result<std::vector<ViolationRow>> query_violations(Db& db, const ViolationFilter& filter);
+Result<std::vector<ActionRow>> query_actions(Db& db, const std::string& cluster);
+
+// Writes, inside a WriteTxn.
+Result<std::int64_t> insert_violation(WriteTxn& txn, const ViolationRow& v);
+Status set_violation_state(WriteTxn& txn, std::int64_t id, ViolationState state);
+Status resolve_violation(WriteTxn& txn, std::int64_t id, Resolution resolution, Timestamp at);
+Status release_violation(WriteTxn& txn, std::int64_t id);
+Result<std::int64_t> insert_action(WriteTxn& txn, const ActionRow& a);
+Status approve_action(WriteTxn& txn, std::int64_t id, const std::string& by, Timestamp at);
+// Marks the start of an attempt (attempts + 1) if the action is still planned and not claimed
+// since `stale_before`; false if someone else holds it or it is no longer planned.
+Result<bool> claim_action(WriteTxn& txn, std::int64_t id, Timestamp now, Timestamp stale_before);
+Status finish_action(WriteTxn& txn, std::int64_t id, ActionState state, Timestamp at, const std::string& error,
+                     std::optional<Timestamp> next_attempt_at);
+Status set_cluster_halted(WriteTxn& txn, const std::string& cluster, bool halted, Timestamp at,
+                          const std::string& detail);
+// true if this (exemption, cluster, token) was not recorded before (and records it).
+Result<bool> note_exemption_use(WriteTxn& txn, const std::string& exemption, const std::string& cluster,
+                                const std::string& token_id, Timestamp at);
+
+}  // namespace tw::storage
