@@ -422,7 +422,7 @@ TEST_F(RecorderTest, SchemaVersionAndPragmas) {
   auto v = schema_version(store_->db());
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 1);
+  EXPECT_EQ(kSchemaVersion, 2);
   EXPECT_EQ(text("PRAGMA journal_mode"), "wal");
   for (const char* view : {"audit_log", "token_inventory", "polls"}) {
     EXPECT_EQ(
