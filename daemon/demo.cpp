@@ -23,6 +23,7 @@
 #include "sim/server.h"
 #include "storage/audit_store.h"
 #include "storage/chain.h"
+#include "storage/enforcement.h"
 #include "storage/queries.h"
 
 namespace tw::daemon {
@@ -168,28 +169,61 @@ std::string describe_event(const storage::AuditRow& r) {
   if (r.event == "token_removed") return "no longer listed (was " + str(d, "previous_status") + ")";
   if (r.event == "poll_failed") return printable(str(d, "error"), 90);
   if (r.event == "poll_suspect") return "held: " + std::to_string(d.value("vanished", 0)) + " tokens vanished";
+  if (r.event == "violation_opened") {
+    std::string due = d.contains("action_due_at") && d["action_due_at"].is_string()
+                          ? ", " + str(d, "action") + " due " + str(d, "action_due_at")
+                          : "";
+    return str(d, "policy") + ": " + printable(str(d, "reason"), 60) + due;
+  }
+  if (r.event == "violation_resolved") return str(d, "policy") + ": " + str(d, "resolution");
+  if (r.event == "action_planned") {
+    return str(d, "action") + " planned for " + str(d, "policy") +
+           (d.value("awaiting_approval", false) ? " (awaits approval)" : "");
+  }
+  if (r.event == "action_skipped") return str(d, "action") + " skipped (" + str(d, "reason") + ") for " + str(d, "policy");
+  if (r.event == "action_succeeded") return str(d, "action") + " done: " + str(d, "outcome");
+  if (r.event == "action_failed") return str(d, "action") + " failed: " + printable(str(d, "error"), 60);
+  if (r.event == "enforcement_halted") return "halted: " + std::to_string(d.value("planned", 0)) + " actions exceed the limits";
+  if (r.event == "exemption_applied") return str(d, "policy") + " exempted: " + printable(str(d, "reason"), 60);
   return printable(r.detail, 70);
+}
+
+// Lower is shown first: what tokenwarden did, then what it found, then the inventory churn.
+int priority(const std::string& event) {
+  if (starts_with(event, "action_") || event == "enforcement_halted") return 0;
+  if (event == "violation_resolved" || event == "exemption_applied" || starts_with(event, "poll_")) return 1;
+  if (starts_with(event, "token_") && event != "token_discovered") return 2;
+  if (event == "violation_opened") return 3;
+  return 4;
 }
 
 void print_events(storage::Db& db, std::int64_t& last_seq, std::size_t max_lines) {
   storage::HistoryFilter f;
   auto rows = storage::query_history(db, f);
   if (!rows.ok()) return;
-  std::size_t shown = 0, skipped = 0;
+  std::vector<const storage::AuditRow*> fresh;
+  std::map<std::string, int> counts;
   for (const auto& r : *rows) {
     if (r.seq <= last_seq) continue;
     last_seq = r.seq;
     if (r.event == "daemon_started" || r.event == "config_applied") continue;
-    if (shown >= max_lines) {
-      ++skipped;
-      continue;
-    }
-    ++shown;
-    std::string what = describe_event(r);
-    std::printf("      %-17s %-13s %-8s %s\n", r.event.c_str(), r.cluster.value_or("-").c_str(),
-                r.token_id ? short_id(*r.token_id).c_str() : "-", what.c_str());
+    fresh.push_back(&r);
+    ++counts[r.event];
   }
-  if (skipped > 0) std::printf("      … and %zu more events (tokenwarden history)\n", skipped);
+  if (fresh.empty()) return;
+  std::vector<std::string> parts;
+  for (const auto& [event, n] : counts) parts.push_back(std::to_string(n) + " " + event);
+  std::printf("    recorded: %s\n", join(parts, ", ").c_str());
+  std::stable_sort(fresh.begin(), fresh.end(),
+                   [](const auto* a, const auto* b) { return priority(a->event) < priority(b->event); });
+  std::size_t shown = 0;
+  for (const auto* r : fresh) {
+    if (shown == max_lines) break;
+    ++shown;
+    std::printf("      %-18s %-13s %-8s %s\n", r->event.c_str(), r->cluster.value_or("-").c_str(),
+                r->token_id ? short_id(*r->token_id).c_str() : "-", describe_event(*r).c_str());
+  }
+  if (fresh.size() > shown) std::printf("      … %zu more in `tokenwarden history`\n", fresh.size() - shown);
 }
 
 }  // namespace
@@ -241,9 +275,11 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
     clusters.push_back({name, flavor, std::move(*server)});
   }
 
+  SystemClock clock;
   std::string cfg = "[daemon]\ndatabase = \"" + dir + "/audit.db\"\npoll_interval = \"" +
                     format_duration(o.interval) +
-                    "\"\npoll_jitter = \"0s\"\nmode = \"monitor\"\nlog_level = \"warn\"\n\n[http]\nlisten = \"\"\n";
+                    "\"\npoll_jitter = \"0s\"\nmode = \"enforce\"\nlog_level = \"error\"\n\n[http]\nlisten = \"\"\n"
+                    "\n[safety]\nmax_actions_per_cycle = 10\nmax_actions_percent = 25\n";
   for (const auto& c : clusters) {
     cfg += "\n[[clusters]]\nname = \"" + c.name + "\"\ntype = \"" +
            (c.flavor == sim::Flavor::kClustered ? "clustered" : "dedicated") + "\"\nurl = \"" +
@@ -253,9 +289,49 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
     }
     cfg += std::string("labels = { env = \"") + (c.name == "prod-eu" ? "prod" : "staging") + "\" }\n";
   }
+  cfg += R"toml(
+# The simulated clusters are disposable, so the demo enforces right away (grace 0s).
+[[policies]]
+name = "no-global-write"
+kind = "all_databases_grant"
+actions = ["write"]
+severity = "critical"
+action = "restrict"
+grace_period = "0s"
+
+[[policies]]
+name = "no-temporary-ci-on-prod"
+kind = "forbidden_grant"
+actions = ["write"]
+databases = ["metrics_prod*"]
+severity = "critical"
+action = "revoke"
+grace_period = "0s"
+scope = { clusters = ["prod-*"], description = '^ci pipeline \(temporary\)' }
+
+[[policies]]
+name = "must-expire-within-1y"
+kind = "max_lifetime"
+max_lifetime = "365d"
+severity = "warning"
+action = "alert"
+
+[[policies]]
+name = "owner-in-description"
+kind = "description_pattern"
+pattern = "^(svc-|telegraf |grafana |ci )"
+severity = "info"
+action = "revoke"
+mode = "monitor"
+grace_period = "0s"
+
+[[exemptions]]
+policy = "must-expire-within-1y"
+description = "^grafana"
+reason = "dashboards are read-only; reviewed quarterly (demo)"
+expires = )toml" + format_timestamp(clock.now() + std::chrono::hours(24 * 90)) + "\n";
   const std::string config_path = dir + "/tokenwarden.toml";
   std::ofstream(config_path) << cfg;
-  SystemClock clock;
   auto load = load_config_string(cfg, config_path, clock.now());
   if (!load.config) {
     print_error("demo configuration is invalid: " + (load.errors.empty() ? "" : load.errors[0]));
@@ -272,8 +348,9 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
   std::printf("  database      %s/audit.db\n  config        %s\n\n", dir.c_str(), config_path.c_str());
   std::fflush(stdout);
 
+  // The narrative is the demo's output; the daemon's own log shows only errors here.
   auto sink = std::make_shared<StreamLogSink>(stderr, LogFormat::kText, clock);
-  sink->set_level(LogLevel::kWarn);
+  sink->set_level(LogLevel::kError);
   ServiceDeps deps;
   deps.clock = &clock;
   deps.sink = sink;
@@ -322,7 +399,7 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
                   r.error.empty() ? counts_line(r).c_str() : printable(r.error, 110).c_str());
     }
     lock.unlock();
-    if (store.ok()) print_events((*store)->db(), last_seq, k == 1 ? 4 : 12);
+    if (store.ok()) print_events((*store)->db(), last_seq, 10);
     if (k < static_cast<std::size_t>(o.cycles)) {
       for (const auto& line : script_step(k, clusters)) std::printf("   ~ %s\n", line.c_str());
     }
@@ -342,6 +419,23 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
                     m.count("revoked") ? m.at("revoked") : 0, m.count("removed") ? m.at("removed") : 0);
       }
     }
+    auto viol = storage::query_violations((*store)->db(), {});
+    auto acts = storage::query_actions((*store)->db(), "");
+    if (viol.ok() && acts.ok()) {
+      std::map<std::string, int> open_by_policy, actions_by_state;
+      int resolved = 0;
+      for (const auto& v : *viol) {
+        if (v.state == storage::ViolationState::kResolved) ++resolved;
+        else ++open_by_policy[v.policy];
+      }
+      for (const auto& a : *acts) actions_by_state[a.action + " " + std::string(to_string(a.state))]++;
+      std::vector<std::string> open_parts, action_parts;
+      for (const auto& [p, n] : open_by_policy) open_parts.push_back(p + " " + std::to_string(n));
+      for (const auto& [k, n] : actions_by_state) action_parts.push_back(k + " " + std::to_string(n));
+      std::printf("\nviolations (tokenwarden violations): %d resolved; open: %s\n", resolved,
+                  open_parts.empty() ? "none" : join(open_parts, ", ").c_str());
+      std::printf("actions: %s\n", action_parts.empty() ? "none" : join(action_parts, ", ").c_str());
+    }
     auto v = storage::verify_chain((*store)->db());
     if (v.ok()) {
       std::printf("\naudit log: %lld events, hash chain %s, head seq %lld hash %s\n",
@@ -351,10 +445,11 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
     std::printf(
         "\nexplore it:\n"
         "  tokenwarden --config %s tokens\n"
+        "  tokenwarden --config %s violations --open\n"
         "  tokenwarden --config %s history --since 10m\n"
         "  tokenwarden --config %s tokens --at <a time from the history>\n"
         "  tokenwarden --config %s verify\n",
-        config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str());
+        config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str());
     if (!o.once) {
       std::printf("\nthe daemon keeps polling (the simulators keep changing a little); Ctrl-C stops it\n");
     }

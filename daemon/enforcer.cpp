@@ -1,6 +1,10 @@
 #include "daemon/enforcer.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <nlohmann/json.hpp>
 
 #include "core/json_writer.h"
@@ -26,6 +30,15 @@ std::string key_of(const std::string& token, const std::string& policy) {
 // 30 s, 1 min, 2 min, 4 min between the five attempts.
 Duration backoff(int attempts) {
   return std::chrono::seconds(30) * (1 << std::min(std::max(attempts - 1, 0), 4));
+}
+
+// An attempt without an outcome is abandoned if the process that made it is gone (a crash, a
+// restart), or if it is older than any request could take.
+bool attempt_abandoned(const storage::ActionRow& a, Timestamp now, Duration timeout) {
+  if (!a.attempt_started_at) return true;
+  if (a.attempt_pid <= 0 || a.attempt_pid == static_cast<std::int64_t>(::getpid())) return true;
+  if (::kill(static_cast<pid_t>(a.attempt_pid), 0) != 0 && errno == ESRCH) return true;
+  return *a.attempt_started_at < now - (2 * timeout + std::chrono::minutes(1));
 }
 
 bool is_active(const storage::KnownToken& k, Timestamp now) {
@@ -242,14 +255,13 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
   next_change_ = eval.next_change;
   auto pending = storage::pending_actions(txn.db(), cluster_.name);
   if (!pending.ok()) return pending.take_error();
-  const Timestamp stale = now - (2 * cluster_.source.timeout + std::chrono::minutes(1));
   for (auto& a : *pending) {
     if (a.state != ActionState::kPlanned) continue;
     if (a.next_attempt_at && *a.next_attempt_at > now) {
       next_change_ = std::min(next_change_, *a.next_attempt_at);
       continue;
     }
-    if (a.attempt_started_at && *a.attempt_started_at >= stale) continue;  // running elsewhere
+    if (a.attempt_started_at && !attempt_abandoned(a, now, cluster_.source.timeout)) continue;  // running in another process
     report.to_run.push_back({std::move(a)});
   }
   for (const auto& [k, v] : open_) {
@@ -472,7 +484,8 @@ void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuat
         log_.error("cannot claim an action", {{"cluster", cluster_.name}, {"error", txn.error().message}});
         return;
       }
-      auto claimed = storage::claim_action(*txn, a.id, now, now - (2 * cluster_.source.timeout + std::chrono::minutes(1)));
+      auto claimed = storage::claim_action(*txn, a.id, now, static_cast<std::int64_t>(::getpid()),
+                                           a.attempt_started_at);
       if (!claimed.ok() || !*claimed || !txn->commit().ok()) continue;  // someone else has it
     }
     const int attempt = a.attempts + 1;

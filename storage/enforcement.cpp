@@ -51,7 +51,8 @@ ViolationRow read_violation(const Stmt& st) {
 
 constexpr const char* kActionColumns =
     "id, violation_id, cluster, token_id, policy, action, state, planned_at, completed_at, "
-    "attempts, error, target_permissions, next_attempt_at, attempt_started_at, approved_by";
+    "attempts, error, target_permissions, next_attempt_at, attempt_started_at, approved_by, "
+    "attempt_pid";
 
 ActionRow read_action(const Stmt& st) {
   ActionRow a;
@@ -73,6 +74,7 @@ ActionRow read_action(const Stmt& st) {
   a.next_attempt_at = parse_optional_timestamp(st.opt_text(12));
   a.attempt_started_at = parse_optional_timestamp(st.opt_text(13));
   a.approved_by = st.text(14);
+  a.attempt_pid = st.int64(15);
   return a;
 }
 
@@ -218,11 +220,12 @@ Status approve_action(WriteTxn& txn, std::int64_t id, const std::string& by, Tim
                   {by, format_timestamp(at), std::to_string(id)});
 }
 
-Result<bool> claim_action(WriteTxn& txn, std::int64_t id, Timestamp now, Timestamp stale_before) {
+Result<bool> claim_action(WriteTxn& txn, std::int64_t id, Timestamp now, std::int64_t pid,
+                          const std::optional<Timestamp>& seen) {
   auto s = exec_one(txn,
-                    "UPDATE action_records SET attempts = attempts + 1, attempt_started_at = ? "
-                    "WHERE id = ? AND state = 'planned' AND (attempt_started_at IS NULL OR attempt_started_at < ?)",
-                    {format_timestamp(now), std::to_string(id), format_timestamp(stale_before)});
+                    "UPDATE action_records SET attempts = attempts + 1, attempt_started_at = ?, attempt_pid = ? "
+                    "WHERE id = ? AND state = 'planned' AND attempt_started_at IS ?",
+                    {format_timestamp(now), std::to_string(pid), std::to_string(id), ts_or_null(seen)});
   if (!s.ok()) return s.take_error();
   auto ch = txn.db().prepare("SELECT changes()");
   if (!ch.ok()) return ch.take_error();
@@ -236,7 +239,7 @@ Status finish_action(WriteTxn& txn, std::int64_t id, ActionState state, Timestam
   bool done = state != ActionState::kPlanned;
   return exec_one(txn,
                   "UPDATE action_records SET state = ?, completed_at = ?, error = ?, next_attempt_at = ?, "
-                  "attempt_started_at = NULL WHERE id = ?",
+                  "attempt_started_at = NULL, attempt_pid = NULL WHERE id = ?",
                   {std::string(to_string(state)), done ? std::optional<std::string>(format_timestamp(at)) : std::nullopt,
                    error.empty() ? std::nullopt : std::optional<std::string>(error), ts_or_null(next_attempt_at),
                    std::to_string(id)});

@@ -63,6 +63,7 @@ struct ActionRow {
   std::vector<Permission> target;  // restrict: the permissions to leave
   std::optional<Timestamp> next_attempt_at;
   std::optional<Timestamp> attempt_started_at;  // set while an attempt has no recorded outcome
+  std::int64_t attempt_pid = 0;                 // the process that made that attempt
   std::string approved_by;
 };
 
@@ -87,9 +88,11 @@ Status resolve_violation(WriteTxn& txn, std::int64_t id, Resolution resolution, 
 Status release_violation(WriteTxn& txn, std::int64_t id);
 Result<std::int64_t> insert_action(WriteTxn& txn, const ActionRow& a);
 Status approve_action(WriteTxn& txn, std::int64_t id, const std::string& by, Timestamp at);
-// Marks the start of an attempt (attempts + 1) if the action is still planned and not claimed
-// since `stale_before`; false if someone else holds it or it is no longer planned.
-Result<bool> claim_action(WriteTxn& txn, std::int64_t id, Timestamp now, Timestamp stale_before);
+// Marks the start of an attempt (attempts + 1, by process `pid`) if the action is still planned
+// and its attempt marker is still `seen` (compare-and-swap: nullopt = no attempt in progress);
+// false if another process claimed it first or it is no longer planned.
+Result<bool> claim_action(WriteTxn& txn, std::int64_t id, Timestamp now, std::int64_t pid,
+                          const std::optional<Timestamp>& seen);
 Status finish_action(WriteTxn& txn, std::int64_t id, ActionState state, Timestamp at, const std::string& error,
                      std::optional<Timestamp> next_attempt_at);
 Status set_cluster_halted(WriteTxn& txn, const std::string& cluster, bool halted, Timestamp at,

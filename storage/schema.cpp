@@ -122,6 +122,7 @@ CREATE TABLE action_records(
   target_permissions TEXT,
   next_attempt_at    TEXT,
   attempt_started_at TEXT,
+  attempt_pid        INTEGER,
   approved_by        TEXT,
   approved_at        TEXT
 );
