@@ -210,7 +210,9 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
     } else if (status_at(t->second.token, now) == TokenStatus::kExpired) {
       resolution = Resolution::kCompliant, why = "the token expired";
     } else if (auto f = found.find(k); f == found.end()) {
-      bool restricted = v.state == ViolationState::kEnforced && v.action == "restrict";
+      // Compliant after our restrict — recorded or still in flight when a crash lost its outcome.
+      bool restricted = (v.state == ViolationState::kEnforced || v.state == ViolationState::kEnforcing) &&
+                        v.action == "restrict";
       resolution = restricted ? Resolution::kRestricted : Resolution::kCompliant;
       why = restricted ? "the token was restricted" : "the token complies again";
     } else if (f->second->exempt()) {

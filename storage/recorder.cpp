@@ -187,6 +187,7 @@ Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
   }
   cache.next_expiry = next_expiry(cache.tokens);
   if (hook) {
+    summary.events = txn->appended();  // the hook sees what this poll recorded
     auto s = hook(*txn, cache.tokens, summary);
     if (!s.ok()) return s.take_error();
   }

@@ -186,7 +186,8 @@ def make_test_ca(workdir: Path) -> dict:
 class Tokenwarden:
     """Runs the tokenwarden binary against a config written into a temp dir."""
 
-    def __init__(self, workdir: Path, clusters: list[str], extra: str = "", mode="enforce"):
+    def __init__(self, workdir: Path, clusters: list[str], extra: str = "", mode="enforce",
+                 safety: str = "", alerting: str = ""):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.workdir / "audit.db"
@@ -204,7 +205,7 @@ listen = ""
 
 [safety]
 max_vanished_percent = 50
-""" + "\n".join(clusters) + "\n" + extra
+""" + safety + "\n[alerting]\n" + alerting + "\n" + "\n".join(clusters) + "\n" + extra
         self.config_path.write_text(text)
         self.daemon = None
         self.daemon_stderr = self.workdir / "daemon.stderr"

@@ -609,5 +609,18 @@ TEST_F(UnchangedListTest, SuspectPollDoesNotReplaceTheKnownDigest) {
   EXPECT_TRUE(poll_unchanged(rec_, "digest-empty")->needs_full_list);
 }
 
+TEST_F(RecorderTest, HookSeesTheEventsOfItsPoll) {
+  auto tokens = make_tokens(2);
+  poll_ok(rec_, tokens);
+  tokens.push_back(make_token("fresh"));
+  std::int64_t created_seen = -1;
+  auto r = poll(rec_, &tokens, "prod", 50, false, [&](WriteTxn&, const Inventory&, PollSummary& s) {
+    created_seen = n(s.events, EventKind::kTokenCreated);
+    return ok_status();
+  });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(created_seen, 1) << "a hook deciding whether to re-evaluate needs this poll's changes";
+}
+
 }  // namespace
 }  // namespace tw::storage
