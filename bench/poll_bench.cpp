@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/json_writer.h"
+#include "bench/bench_policies.h"
 #include "daemon/cli.h"
 #include "daemon/poller.h"
 #include "influx/http_client.h"
@@ -77,14 +78,21 @@ int main(int argc, char** argv) {
   daemon::configure_process();  // as tokenwarden itself does
   std::size_t tokens = 1000;
   int steady = 10, churn = 5, growth = 200;
+  bool with_policies = false;
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--tokens") tokens = std::stoul(argv[i + 1]);
-    else if (a == "--sim") sim_path = argv[i + 1];
-    else if (a == "--steady") steady = std::stoi(argv[i + 1]);
-    else if (a == "--churn") churn = std::stoi(argv[i + 1]);
-    else if (a == "--growth") growth = std::stoi(argv[i + 1]);
+    std::string v = i + 1 < argc ? argv[i + 1] : "";
+    if (a == "--policies") {
+      with_policies = true;
+      continue;
+    }
+    ++i;
+    if (a == "--tokens") tokens = std::stoul(v);
+    else if (a == "--sim") sim_path = v;
+    else if (a == "--steady") steady = std::stoi(v);
+    else if (a == "--churn") churn = std::stoi(v);
+    else if (a == "--growth") growth = std::stoi(v);
     else die("unknown argument " + a);
   }
   char tmpl[] = "/tmp/tw-bench-XXXXXX";
@@ -126,12 +134,23 @@ int main(int argc, char** argv) {
   if (!store.ok()) die(store.error().message);
   storage::InventoryRecorder recorder(**store);
   SystemClock clock;
-  daemon::ClusterPoller poller(cluster, std::move(*client), recorder, clock, null_logger());
+  // With --policies: the 50 policies of the evaluation benchmark (all `alert`: cycles plan no
+  // action), evaluated inside every poll as the daemon does.
+  std::unique_ptr<daemon::Enforcer> enforcer;
+  if (with_policies) {
+    auto set = policy::PolicySet::compile(bench::fifty_policies(), bench::twenty_exemptions({}, clock.now()));
+    if (!set.ok()) die(set.error().message);
+    enforcer = std::make_unique<daemon::Enforcer>(cluster, clock, null_logger(), nullptr);
+    enforcer->configure(*set, daemon::EnforcementSettings{});
+  }
+  daemon::ClusterPoller poller(cluster, std::move(*client), recorder, clock, null_logger(), std::move(enforcer));
   daemon::RunOptions opts;
 
+  int evaluations = 0;  // cycles in which the policies were evaluated again
   auto cycle = [&](const char* what) {
     double w0 = wall_ms(), c0 = thread_cpu_ms();
     auto rep = poller.run_once(opts);
+    if (rep.enforcement.evaluated) ++evaluations;
     Sample s{wall_ms() - w0, thread_cpu_ms() - c0};
     if (!rep.recorded || rep.summary.outcome != storage::PollOutcome::kOk) {
       die(std::string(what) + " poll failed: " + rep.error);
@@ -150,6 +169,7 @@ int main(int argc, char** argv) {
   auto size_after_first = db_bytes();
 
   std::vector<double> sw, sc, fw, fc;
+  evaluations = 0;
   for (int i = 0; i < steady; ++i) {
     auto s = cycle("steady");
     sw.push_back(s.wall);
@@ -165,6 +185,7 @@ int main(int argc, char** argv) {
   }
   opts.full_compare = false;
   long rss_after_full = peak_rss_kb();
+  const int steady_evaluations = evaluations;
   checkpoint();
   auto before_growth = db_bytes();
   for (int i = 0; i < growth; ++i) cycle("growth");
@@ -207,6 +228,8 @@ int main(int argc, char** argv) {
   JsonWriter w(out);
   w.begin_object()
       .field("tokens", static_cast<std::int64_t>(tokens))
+      .field("policies", with_policies ? 50 : 0)
+      .field("evaluations_in_unchanged_cycles", steady_evaluations)
       .field("first_wall_ms", first.wall)
       .field("first_cpu_ms", first.cpu)
       .field("steady_wall_ms", median(sw))

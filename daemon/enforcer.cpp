@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
+#include <unordered_set>
 #include <nlohmann/json.hpp>
 
 #include "core/json_writer.h"
@@ -65,9 +67,18 @@ Enforcer::Enforcer(ClusterConfig cluster, const Clock& clock, Logger log, AlertS
 
 void Enforcer::configure(std::shared_ptr<const policy::PolicySet> policies, EnforcementSettings settings) {
   policies_ = std::move(policies);
+  index_.clear();
+  if (policies_) {
+    for (std::size_t i = 0; i < policies_->specs().size(); ++i) index_.emplace(policies_->specs()[i].name, i);
+  }
   settings_ = settings;
   configured_changed_ = true;
   alerts_dirty_ = true;
+}
+
+const policy::PolicySpec* Enforcer::spec(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &policies_->specs()[it->second];
 }
 
 policy::Mode Enforcer::mode_of(const policy::PolicySpec& p) const { return p.mode.value_or(settings_.mode); }
@@ -77,20 +88,35 @@ Status Enforcer::load(storage::WriteTxn& txn) {
   if (!rows.ok()) return rows.take_error();
   open_.clear();
   for (auto& v : *rows) {
-    std::string k = key_of(v.token_id, v.policy);
-    open_.emplace(std::move(k), std::move(v));
+    if (sink_ == nullptr) v.detail.clear();  // only alerts read it; 42k violations would hold ~10 MB
+    std::string id = v.token_id;
+    open_[std::move(id)].push_back(std::move(v));
   }
+  auto uses = storage::exemption_uses(txn.db(), cluster_.name);
+  if (!uses.ok()) return uses.take_error();
+  exemption_uses_.clear();
+  for (const auto& [exemption, token] : *uses) exemption_uses_.insert(key_of(exemption, token));
   auto halted = storage::cluster_halted(txn.db(), cluster_.name);
   if (!halted.ok()) return halted.take_error();
   halted_ = *halted;
   loaded_ = true;
+  evaluated_once_ = false;  // the cached verdict times belong to the old state
   alerts_dirty_ = true;
   return ok_status();
 }
 
+storage::ViolationRow* Enforcer::find_violation(std::int64_t id) {
+  for (auto& [token, vs] : open_) {
+    for (auto& v : vs) {
+      if (v.id == id) return &v;
+    }
+  }
+  return nullptr;
+}
+
 Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id, std::string detail,
                         Timestamp now, const storage::ViolationRow* v) {
-  if (v != nullptr) {
+  if (v != nullptr && sink_ != nullptr) {
     StateChange c;
     c.event = std::string(to_string(kind));
     c.cluster = cluster_.name;
@@ -139,8 +165,8 @@ Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const To
                                  {"severity", v.severity}, {"reason", reason}});
   ++report.opened;
   alerts_dirty_ = true;
-  std::string k = key_of(v.token_id, v.policy);
-  open_.emplace(std::move(k), std::move(v));
+  if (sink_ == nullptr) v.detail.clear();
+  open_[token.id].push_back(std::move(v));
   return ok_status();
 }
 
@@ -161,78 +187,64 @@ Status Enforcer::resolve(storage::WriteTxn& txn, storage::ViolationRow& v, Resol
   return ok_status();
 }
 
-Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory, bool inventory_changed,
-                         Timestamp now, EnforcementReport& report) {
-  if (!policies_) return ok_status();
-  outbox_.clear();
-  // An outside writer (an `approve`, a manual `poll`) makes the cached state stale.
-  auto dv = txn.db().cached("PRAGMA data_version");
-  if (!dv.ok()) return dv.take_error();
-  auto row = (*dv)->step();
-  if (!row.ok()) return row.take_error();
-  std::int64_t version = (*dv)->int64(0);
-  (*dv)->reset();
-  bool force = false;
-  if (!loaded_ || version != data_version_) {
-    TW_RETURN_IF_ERROR(load(txn));
-    data_version_ = version;
-    force = true;
-  }
-  if (!force && !inventory_changed && !configured_changed_ && now < next_change_) return ok_status();
-  configured_changed_ = false;
-  report.evaluated = true;
-
-  std::vector<policy::Subject> subjects;
-  subjects.reserve(inventory.size());
-  for (const auto& [id, k] : inventory) {
-    if (k.status != TokenStatus::kRemoved) subjects.push_back({&k.token, k.first_seen});
-  }
-  const policy::Evaluation eval = policy::evaluate(*policies_, info_, subjects, now);
+Status Enforcer::reconcile_token(storage::WriteTxn& txn, const std::string& id, const storage::KnownToken* known,
+                                 std::span<const policy::Finding> findings,
+                                 std::span<const policy::Subject> subjects, Timestamp now,
+                                 EnforcementReport& report) {
   const auto& specs = policies_->specs();
-  std::unordered_map<std::string, const policy::Finding*> found;
-  found.reserve(eval.findings.size());
-  for (const auto& f : eval.findings) {
-    found.emplace(key_of(subjects[f.subject].token->id, specs[f.policy].name), &f);
-  }
-
+  auto finding_for = [&](const std::string& policy) -> const policy::Finding* {
+    auto pi = index_.find(policy);
+    if (pi == index_.end()) return nullptr;
+    for (const auto& f : findings) {
+      if (f.policy == pi->second) return &f;
+    }
+    return nullptr;
+  };
   // 1. Violations that no longer hold are resolved, with the reason they ended.
-  std::vector<std::string> ended;
-  for (auto& [k, v] : open_) {
-    std::optional<Resolution> resolution;
-    std::string why;
-    auto t = inventory.find(v.token_id);
-    if (policies_->find(v.policy) == nullptr) {
-      resolution = Resolution::kPolicyRemoved, why = "the policy is no longer configured";
-    } else if (t == inventory.end() || t->second.status == TokenStatus::kRemoved) {
-      resolution = Resolution::kRemoved, why = "the token is no longer listed";
-    } else if (t->second.token.revoked_at) {
-      resolution = Resolution::kRevoked, why = "the token is revoked";
-    } else if (status_at(t->second.token, now) == TokenStatus::kExpired) {
-      resolution = Resolution::kCompliant, why = "the token expired";
-    } else if (auto f = found.find(k); f == found.end()) {
-      // Compliant after our restrict — recorded or still in flight when a crash lost its outcome.
-      bool restricted = (v.state == ViolationState::kEnforced || v.state == ViolationState::kEnforcing) &&
-                        v.action == "restrict";
-      resolution = restricted ? Resolution::kRestricted : Resolution::kCompliant;
-      why = restricted ? "the token was restricted" : "the token complies again";
-    } else if (f->second->exempt()) {
-      resolution = Resolution::kExempted, why = "an exemption now covers it";
+  if (auto it = open_.find(id); it != open_.end()) {
+    auto& vs = it->second;
+    for (auto v = vs.begin(); v != vs.end();) {
+      std::optional<Resolution> resolution;
+      std::string why;
+      const policy::Finding* f = nullptr;
+      if (spec(v->policy) == nullptr) {
+        resolution = Resolution::kPolicyRemoved, why = "the policy is no longer configured";
+      } else if (known == nullptr || known->status == TokenStatus::kRemoved) {
+        resolution = Resolution::kRemoved, why = "the token is no longer listed";
+      } else if (known->token.revoked_at) {
+        resolution = Resolution::kRevoked, why = "the token is revoked";
+      } else if (status_at(known->token, now) == TokenStatus::kExpired) {
+        resolution = Resolution::kCompliant, why = "the token expired";
+      } else if (f = finding_for(v->policy); f == nullptr) {
+        // Compliant after our restrict — recorded, or still in flight when a crash lost its outcome.
+        bool restricted = (v->state == ViolationState::kEnforced || v->state == ViolationState::kEnforcing) &&
+                          v->action == "restrict";
+        resolution = restricted ? Resolution::kRestricted : Resolution::kCompliant;
+        why = restricted ? "the token was restricted" : "the token complies again";
+      } else if (f->exempt()) {
+        resolution = Resolution::kExempted, why = "an exemption now covers it";
+      }
+      if (!resolution) {
+        ++v;
+        continue;
+      }
+      TW_RETURN_IF_ERROR(resolve(txn, *v, *resolution, why, now, report));
+      v = vs.erase(v);
     }
-    if (resolution) {
-      TW_RETURN_IF_ERROR(resolve(txn, v, *resolution, why, now, report));
-      ended.push_back(k);
-    }
+    if (vs.empty()) open_.erase(it);
   }
-
   // 2. New violations open; exemptions that suppress one are recorded once per token.
-  for (const auto& f : eval.findings) {
+  for (const auto& f : findings) {
     const Token& token = *subjects[f.subject].token;
     const policy::PolicySpec& p = specs[f.policy];
     if (f.exempt()) {
       const auto& e = policies_->exemptions()[static_cast<std::size_t>(f.exemption)];
       std::string ek = policies_->exemption_key(static_cast<std::size_t>(f.exemption));
+      std::string use = key_of(ek, token.id);
+      if (exemption_uses_.contains(use)) continue;
       auto fresh = storage::note_exemption_use(txn, ek, cluster_.name, token.id, now);
       if (!fresh.ok()) return fresh.take_error();
+      exemption_uses_.insert(std::move(use));
       if (*fresh) {
         std::string d;
         JsonWriter(d).begin_object().field("exemption", ek).field("policy", p.name)
@@ -242,35 +254,125 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
       }
       continue;
     }
-    if (open_.contains(key_of(token.id, p.name))) continue;
-    TW_RETURN_IF_ERROR(open_violation(txn, f.policy, token, now, report));
+    auto it = open_.find(token.id);
+    bool is_open = it != open_.end() &&
+                   std::any_of(it->second.begin(), it->second.end(),
+                               [&](const storage::ViolationRow& v) { return v.policy == p.name; });
+    if (!is_open) TW_RETURN_IF_ERROR(open_violation(txn, f.policy, token, now, report));
+  }
+  return ok_status();
+}
+
+void Enforcer::remember_clock(const std::string& id, Timestamp next) {
+  if (next == Timestamp::max()) return;
+  clock_heap_.emplace_back(next, id);
+  std::push_heap(clock_heap_.begin(), clock_heap_.end(), std::greater<>());
+}
+
+Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory,
+                         const storage::PollSummary& poll, Timestamp now, EnforcementReport& report) {
+  if (!policies_) return ok_status();
+  outbox_.clear();
+  // An outside writer (an `approve`, a manual `poll`) makes the cached state stale.
+  auto dv = txn.db().cached("PRAGMA data_version");
+  if (!dv.ok()) return dv.take_error();
+  auto row = (*dv)->step();
+  if (!row.ok()) return row.take_error();
+  std::int64_t version = (*dv)->int64(0);
+  (*dv)->reset();
+  if (!loaded_ || version != data_version_) {
+    TW_RETURN_IF_ERROR(load(txn));
+    data_version_ = version;
   }
 
-  // Actions of violations that ended are settled before the ended violations leave the cache.
-  TW_RETURN_IF_ERROR(settle_pending(txn, inventory, now, report));
-  for (const auto& k : ended) open_.erase(k);
+  // Which tokens to judge again: all of them, or only those that changed or whose time came.
+  // Superseded times stay in the heap (judging a token again is harmless); a full evaluation
+  // rebuilds it before it grows past twice the inventory.
+  bool full = !evaluated_once_ || configured_changed_ || poll.inventory_reloaded ||
+              poll.changed_tokens.size() * 10 > inventory.size() || clock_heap_.size() > 2 * inventory.size() + 64;
+  std::vector<std::string> ids;
+  if (!full) {
+    ids = poll.changed_tokens;
+    while (!clock_heap_.empty() && clock_heap_.front().first <= now) {
+      std::pop_heap(clock_heap_.begin(), clock_heap_.end(), std::greater<>());
+      ids.push_back(std::move(clock_heap_.back().second));
+      clock_heap_.pop_back();
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (ids.empty() && now < next_due_) return ok_status();  // nothing can have changed
+  }
+  configured_changed_ = false;
 
-  // 3. Due violations get their action planned (or skipped, held for approval, halted).
+  std::vector<policy::Subject> subjects;
+  std::vector<const std::string*> absent;  // judged ids that are not (or no longer) listed
+  if (full) {
+    subjects.reserve(inventory.size());
+    for (const auto& [id, k] : inventory) {
+      if (k.status != TokenStatus::kRemoved) subjects.push_back({&k.token, k.first_seen});
+    }
+  } else {
+    for (const auto& id : ids) {
+      auto k = inventory.find(id);
+      if (k != inventory.end() && k->second.status != TokenStatus::kRemoved) {
+        subjects.push_back({&k->second.token, k->second.first_seen});
+      } else {
+        absent.push_back(&id);
+      }
+    }
+  }
+  report.evaluated = !subjects.empty() || !absent.empty() || full;
+  const policy::Evaluation eval = policy::evaluate(*policies_, info_, subjects, now);
+  if (full) clock_heap_.clear();
+  for (std::size_t i = 0; i < subjects.size(); ++i) remember_clock(subjects[i].token->id, eval.subject_next_change[i]);
+  evaluated_once_ = true;
+
+  // Reconcile token by token (findings are ordered by subject).
+  std::size_t fi = 0;
+  std::unordered_set<std::string_view> judged;
+  if (full) judged.reserve(subjects.size());
+  for (std::size_t si = 0; si < subjects.size(); ++si) {
+    std::size_t begin = fi;
+    while (fi < eval.findings.size() && eval.findings[fi].subject == si) ++fi;
+    const std::string& id = subjects[si].token->id;
+    if (full) judged.insert(id);
+    const storage::KnownToken& k = inventory.at(id);
+    TW_RETURN_IF_ERROR(reconcile_token(txn, id, &k, std::span(eval.findings).subspan(begin, fi - begin),
+                                       subjects, now, report));
+  }
+  // Open violations of tokens no longer listed (or removed).
+  std::vector<std::string> gone;
+  if (full) {
+    for (const auto& [id, vs] : open_) {
+      if (!judged.contains(id)) gone.push_back(id);
+    }
+  } else {
+    for (const auto* id : absent) gone.push_back(*id);
+  }
+  for (const auto& id : gone) {
+    auto k = inventory.find(id);
+    TW_RETURN_IF_ERROR(reconcile_token(txn, id, k == inventory.end() ? nullptr : &k->second, {}, subjects, now,
+                                       report));
+  }
+
+  // Actions of violations that ended are settled; due violations get their action planned.
+  TW_RETURN_IF_ERROR(settle_pending(txn, inventory, now, report));
   TW_RETURN_IF_ERROR(plan(txn, inventory, now, report));
 
-  // 4. What runs after the commit, and when to look again.
-  next_change_ = eval.next_change;
+  // What runs after the commit, and when there is work again without a change.
   auto pending = storage::pending_actions(txn.db(), cluster_.name);
   if (!pending.ok()) return pending.take_error();
   for (auto& a : *pending) {
     if (a.state != ActionState::kPlanned) continue;
     if (a.next_attempt_at && *a.next_attempt_at > now) {
-      next_change_ = std::min(next_change_, *a.next_attempt_at);
+      next_due_ = std::min(next_due_, *a.next_attempt_at);
       continue;
     }
-    if (a.attempt_started_at && !attempt_abandoned(a, now, cluster_.source.timeout)) continue;  // running in another process
+    if (a.attempt_started_at && !attempt_abandoned(a, now, cluster_.source.timeout)) continue;  // running elsewhere
     report.to_run.push_back({std::move(a)});
   }
-  for (const auto& [k, v] : open_) {
-    if (v.due_at && *v.due_at > now && v.state == ViolationState::kOpen) next_change_ = std::min(next_change_, *v.due_at);
-  }
-  if (!report.to_run.empty()) next_change_ = now;  // outcomes change the state: look again next cycle
-  if (alerts_dirty_) rebuild_alerts(now);
+  if (!report.to_run.empty()) next_due_ = now;  // outcomes change the state: look again next cycle
+  if (alerts_dirty_ && sink_ != nullptr) rebuild_alerts(now);
   return ok_status();
 }
 
@@ -279,9 +381,8 @@ Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory
   auto pending = storage::pending_actions(txn.db(), cluster_.name);
   if (!pending.ok()) return pending.take_error();
   for (const auto& a : *pending) {
-    auto v = std::find_if(open_.begin(), open_.end(), [&](const auto& e) { return e.second.id == a.violation_id; });
-    bool resolved = v == open_.end() || v->second.state == ViolationState::kResolved;
-    if (!resolved) continue;
+    storage::ViolationRow* vr = find_violation(a.violation_id);
+    if (vr != nullptr && vr->state != ViolationState::kResolved) continue;
     // The violation ended; the action must not run. It may already have done its work (a crash
     // lost the outcome): then it succeeded, and nothing is sent again.
     auto t = inventory.find(a.token_id);
@@ -297,7 +398,6 @@ Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory
     JsonWriter(d).begin_object().field("action_id", a.id).field("violation_id", a.violation_id)
         .field("policy", a.policy).field("action", a.action)
         .field(done ? "outcome" : "reason", done ? "reconciled" : "resolved").field("why", why).end_object();
-    const storage::ViolationRow* vr = v == open_.end() ? nullptr : &v->second;
     TW_RETURN_IF_ERROR(record(txn, done ? EventKind::kActionSucceeded : EventKind::kActionSkipped, a.token_id,
                               std::move(d), now, vr));
     if (done) {
@@ -312,20 +412,29 @@ Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory
 Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
                       EnforcementReport& report) {
   std::vector<storage::ViolationRow*> due;
-  for (auto& [k, v] : open_) {
-    const policy::PolicySpec* p = policies_->find(v.policy);
-    if (p == nullptr || p->action == policy::Action::kAlert) continue;
-    if (v.state != ViolationState::kOpen && v.state != ViolationState::kSkipped && v.state != ViolationState::kHalted) {
-      continue;  // planned, awaiting approval, running, done or failed for good
+  next_due_ = Timestamp::max();
+  for (auto& [token, vs] : open_) {
+    for (auto& v : vs) {
+      const policy::PolicySpec* p = spec(v.policy);
+      if (p == nullptr || p->action == policy::Action::kAlert) continue;
+      if (v.state != ViolationState::kOpen && v.state != ViolationState::kSkipped &&
+          v.state != ViolationState::kHalted) {
+        continue;  // planned, awaiting approval, running, done or failed for good
+      }
+      if (v.opened_at + p->grace_period > now) {
+        next_due_ = std::min(next_due_, v.opened_at + p->grace_period);
+        continue;
+      }
+      // Halted, and open in monitor mode, stay due: every cycle checks them again.
+      next_due_ = now;
+      due.push_back(&v);
     }
-    if (v.opened_at + p->grace_period > now) continue;
-    due.push_back(&v);
   }
   std::sort(due.begin(), due.end(), [](auto* a, auto* b) { return a->id < b->id; });
 
   std::vector<storage::ViolationRow*> candidates;
   for (auto* v : due) {
-    const policy::PolicySpec& p = *policies_->find(v->policy);
+    const policy::PolicySpec& p = *spec(v->policy);
     std::string action(policy::to_string(p.action));
     if (mode_of(p) == policy::Mode::kMonitor) {
       if (v->state == ViolationState::kSkipped) continue;  // already recorded
@@ -363,7 +472,7 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
       a.planned_at = now;
       auto t = inventory.find(v->token_id);
       if (p.action == policy::Action::kRestrict && t != inventory.end()) {
-        a.target = policies_->compliant_permissions(*policies_->index_of(p.name), t->second.token);
+        a.target = policies_->compliant_permissions(index_.at(p.name), t->second.token);
       }
       auto id = storage::insert_action(txn, a);
       if (!id.ok()) return id.take_error();
@@ -416,9 +525,7 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
                   {"max_actions_per_cycle", settings_.max_actions_per_cycle},
                   {"max_actions_percent", settings_.max_actions_percent}});
     }
-  } else if (halted_ && unreleased == 0 &&
-             std::none_of(open_.begin(), open_.end(),
-                          [](const auto& e) { return e.second.state == ViolationState::kHalted; })) {
+  } else if (halted_) {  // the plan fits: everything due is planned below, nothing stays halted
     TW_RETURN_IF_ERROR(storage::set_cluster_halted(txn, cluster_.name, false, now, "{}"));
     halted_ = false;
     alerts_dirty_ = true;
@@ -427,7 +534,7 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
 
   for (auto* v : candidates) {
     if (over && !v->released) continue;
-    const std::size_t pi = *policies_->index_of(v->policy);
+    const std::size_t pi = index_.at(v->policy);
     const policy::PolicySpec& p = policies_->specs()[pi];
     storage::ActionRow a;
     a.violation_id = v->id;
@@ -517,8 +624,7 @@ void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuat
                  {{"cluster", cluster_.name}, {"action_id", a.id}, {"error", txn.error().message}});
       continue;
     }
-    auto v = std::find_if(open_.begin(), open_.end(), [&](const auto& e) { return e.second.id == a.violation_id; });
-    storage::ViolationRow* vr = v == open_.end() ? nullptr : &v->second;
+    storage::ViolationRow* vr = find_violation(a.violation_id);
     Status s;
     std::string d;
     JsonWriter w(d);
@@ -539,7 +645,7 @@ void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuat
       if (s.ok() && final && vr != nullptr) s = storage::set_violation_state(*txn, vr->id, ViolationState::kFailed);
       if (s.ok() && final && vr != nullptr) vr->state = ViolationState::kFailed;
       if (s.ok()) s = record(*txn, EventKind::kActionFailed, a.token_id, d, now, vr);
-      if (retry) next_change_ = std::min(next_change_, *retry);
+      if (retry) next_due_ = std::min(next_due_, *retry);
     }
     if (s.ok()) s = txn->commit();
     if (!s.ok()) {
@@ -559,14 +665,15 @@ void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuat
                   {"attempt", attempt}, {"error", error}});
     }
     alerts_dirty_ = true;
-    rebuild_alerts(now);
+    if (sink_ != nullptr) rebuild_alerts(now);
     after_commit(true);
   }
 }
 
 void Enforcer::rebuild_alerts(Timestamp now) {
   alerts_.clear();
-  for (const auto& [k, v] : open_) {
+  for (const auto& [token, vs] : open_) {
+   for (const auto& v : vs) {
     if (v.state == ViolationState::kResolved) continue;
     Alert a;
     a.labels = {{"alertname", "TokenPolicyViolation"}, {"cluster", v.cluster}, {"policy", v.policy},
@@ -598,6 +705,7 @@ void Enforcer::rebuild_alerts(Timestamp now) {
       f.starts_at = now;
       alerts_.push_back(std::move(f));
     }
+   }
   }
   if (halted_) {
     Alert h;

@@ -25,6 +25,8 @@
 
 #include <memory>
 #include <optional>
+#include <span>
+#include <unordered_set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -37,6 +39,7 @@
 #include "policy/engine.h"
 #include "storage/audit_store.h"
 #include "storage/enforcement.h"
+#include "storage/recorder.h"
 
 namespace tw::daemon {
 
@@ -76,9 +79,8 @@ class Enforcer {
 
   void configure(std::shared_ptr<const policy::PolicySet> policies, EnforcementSettings settings);
 
-  // In the poll's transaction. `inventory_changed`: the poll recorded token events or the
-  // inventory was reloaded.
-  Status on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory, bool inventory_changed,
+  // In the poll's transaction, with the inventory after the poll and what the poll changed.
+  Status on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory, const storage::PollSummary& poll,
                  Timestamp now, EnforcementReport& report);
   // After the poll's transaction committed (or was rolled back: `committed` false).
   void after_commit(bool committed);
@@ -92,6 +94,11 @@ class Enforcer {
   Status load(storage::WriteTxn& txn);
   Status record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id, std::string detail,
                 Timestamp now, const storage::ViolationRow* violation);
+  Status reconcile_token(storage::WriteTxn& txn, const std::string& id, const storage::KnownToken* known,
+                         std::span<const policy::Finding> findings, std::span<const policy::Subject> subjects,
+                         Timestamp now, EnforcementReport& report);
+  void remember_clock(const std::string& id, Timestamp next);
+  storage::ViolationRow* find_violation(std::int64_t id);
   Status open_violation(storage::WriteTxn& txn, std::size_t policy, const Token& token, Timestamp now,
                         EnforcementReport& report);
   Status resolve(storage::WriteTxn& txn, storage::ViolationRow& v, storage::Resolution resolution,
@@ -102,6 +109,7 @@ class Enforcer {
                         EnforcementReport& report);
   void rebuild_alerts(Timestamp now);
   policy::Mode mode_of(const policy::PolicySpec& p) const;
+  const policy::PolicySpec* spec(const std::string& name) const;
 
   ClusterConfig cluster_;
   policy::ClusterInfo info_;
@@ -109,15 +117,22 @@ class Enforcer {
   Logger log_;
   AlertSink* sink_;
   std::shared_ptr<const policy::PolicySet> policies_;
+  std::unordered_map<std::string, std::size_t> index_;  // policy name -> index in policies_
   EnforcementSettings settings_;
   bool configured_changed_ = true;
 
   // Cached state, valid while the database has no outside writer (PRAGMA data_version).
   bool loaded_ = false;
   std::int64_t data_version_ = -1;
-  std::unordered_map<std::string, storage::ViolationRow> open_;  // key: token_id '\0' policy
+  std::unordered_map<std::string, std::vector<storage::ViolationRow>> open_;  // by token id
+  std::unordered_set<std::string> exemption_uses_;  // exemption key '\0' token id, recorded
   bool halted_ = false;
-  Timestamp next_change_ = Timestamp::min();
+  // Incremental evaluation: verdicts depend only on the token and the time, so after a full
+  // evaluation only changed tokens, and tokens whose clock-driven verdict time has come, are
+  // judged again. clock_heap_ is a min-heap of (time, token id).
+  bool evaluated_once_ = false;
+  std::vector<std::pair<Timestamp, std::string>> clock_heap_;
+  Timestamp next_due_ = Timestamp::min();  // an action comes due or is retried
   std::vector<Alert> alerts_;
   bool alerts_dirty_ = true;
   std::vector<StateChange> outbox_;  // sent after commit

@@ -68,13 +68,8 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   if (enforcer_) {
     hook = [&](storage::WriteTxn& txn, const storage::Inventory& inventory, storage::PollSummary& s) {
       hook_ran = true;
-      bool changed = false;
-      for (auto k : {EventKind::kTokenDiscovered, EventKind::kTokenCreated, EventKind::kTokenUpdated,
-                     EventKind::kTokenRevoked, EventKind::kTokenExpired, EventKind::kTokenRemoved}) {
-        changed = changed || s.events[static_cast<std::size_t>(k)] > 0;
-      }
       rep.enforcement = EnforcementReport{};
-      return enforcer_->on_poll(txn, inventory, changed, rep.finished_at, rep.enforcement);
+      return enforcer_->on_poll(txn, inventory, s, rep.finished_at, rep.enforcement);
     };
   }
 

@@ -224,6 +224,7 @@ std::string PolicySet::exemption_key(std::size_t exemption) const {
 Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<const Subject> subjects,
                     Timestamp now) {
   Evaluation out;
+  out.subject_next_change.assign(subjects.size(), Timestamp::max());
   const auto& specs = set.specs_;
   const PolicySet::Compiled& c = *set.compiled_;
   std::vector<std::uint32_t> applicable;
@@ -237,8 +238,11 @@ Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<
     const auto& e = set.exemptions_[i];
     if ((e.cluster.empty() || e.cluster == cluster.name) && e.expires > now) exemption_live[i] = 1;
   }
+  Timestamp* subject_next = nullptr;
   auto lower = [&](Timestamp t) {
-    if (t > now && t < out.next_change) out.next_change = t;
+    if (t <= now) return;
+    if (t < out.next_change) out.next_change = t;
+    if (subject_next != nullptr && t < *subject_next) *subject_next = t;
   };
   std::vector<char> hits(c.regexes.size(), 0);
   std::vector<int> scratch;
@@ -247,6 +251,7 @@ Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<
   for (std::size_t si = 0; si < subjects.size(); ++si) {
     const Subject& s = subjects[si];
     const Token& t = *s.token;
+    subject_next = &out.subject_next_change[si];
     if (t.revoked_at || (t.expires_at && *t.expires_at <= now)) continue;  // not judged
     if (t.expires_at) lower(*t.expires_at);  // it stops being judged then
     const Timestamp base = age_base(s);

@@ -48,6 +48,10 @@ struct Finding {
 struct Evaluation {
   std::vector<Finding> findings;  // by subject, then policy
   Timestamp next_change = Timestamp::max();
+  // Per subject: the earliest time its verdicts could change by the clock alone (max(): never).
+  // Verdicts depend only on the token, its cluster, the policies and the time, so a caller may
+  // re-evaluate just the subjects whose time has come.
+  std::vector<Timestamp> subject_next_change;
   std::size_t judged = 0;  // (token, policy) pairs judged
 };
 

@@ -145,6 +145,20 @@ Result<bool> cluster_halted(Db& db, const std::string& cluster) {
   return *r && st->int64(0) != 0;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> exemption_uses(Db& db, const std::string& cluster) {
+  auto st = db.prepare("SELECT exemption, token_id FROM exemption_uses WHERE cluster = ?");
+  if (!st.ok()) return st.take_error();
+  st->bind(1, cluster);
+  std::vector<std::pair<std::string, std::string>> out;
+  while (true) {
+    auto r = st->step();
+    if (!r.ok()) return r.take_error();
+    if (!*r) break;
+    out.emplace_back(st->text(0), st->text(1));
+  }
+  return out;
+}
+
 Result<std::vector<ViolationRow>> query_violations(Db& db, const ViolationFilter& f) {
   std::string sql = std::string("SELECT ") + kViolationColumns + " FROM violation_records WHERE 1";
   std::vector<std::string> args;

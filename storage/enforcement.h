@@ -72,6 +72,8 @@ Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& clu
 Result<std::vector<ActionRow>> pending_actions(Db& db, const std::string& cluster);  // planned, awaiting
 Result<std::optional<ActionRow>> find_action(Db& db, std::int64_t id);
 Result<bool> cluster_halted(Db& db, const std::string& cluster);
+// (exemption key, token id) pairs recorded for a cluster.
+Result<std::vector<std::pair<std::string, std::string>>> exemption_uses(Db& db, const std::string& cluster);
 
 struct ViolationFilter {
   bool open_only = false;

@@ -102,6 +102,7 @@ Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
     cache.version = state->last_ok_poll_id;
     cache.digest.clear();
     cache.loaded = true;
+    summary.inventory_reloaded = true;
   }
 
   std::vector<Token>& fetched = *in.tokens;
@@ -144,6 +145,8 @@ Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
     }
   }
 
+  summary.changed_tokens.reserve(plan.changes.size());
+  for (const auto& c : plan.changes) summary.changed_tokens.push_back(c.token->id);
   // Events and rows are written change by change: a first poll of 100k tokens never holds 100k
   // event details at once.
   const bool first_poll = !state->ever_ok;

@@ -52,6 +52,11 @@ struct PollSummary {
   bool needs_full_list = false;    // "unchanged" could not be used; fetch without known_digest
   std::string message;             // suspect/failed: one sentence
   EventCounts events{};            // events appended by this poll (including the hook's)
+  // Tokens this poll recorded a change for (new, changed, vanished); `inventory_reloaded`: the
+  // in-memory inventory was read again from the database (another writer), so any token may
+  // have changed.
+  std::vector<std::string> changed_tokens;
+  bool inventory_reloaded = false;
 };
 
 class InventoryRecorder {
