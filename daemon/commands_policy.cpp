@@ -268,7 +268,7 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
       }
       if (o.tokens) {
         detail.rows.push_back({Cell::str(name), Cell::str(p.name), Cell::str(t.id), Cell::str(t.description),
-                               Cell::str(f.exempt() ? "exempt" : (*set)->explain(f.policy, t, now)),
+                               Cell::str(f.exempt() ? "exempt" : (*set)->explain(f.policy, subjects[f.subject], now)),
                                f.exempt() ? Cell::str((*set)->exemptions()[static_cast<std::size_t>(f.exemption)].reason)
                                           : Cell::null(),
                                Cell::str(outcome),

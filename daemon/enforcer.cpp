@@ -134,8 +134,9 @@ Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::strin
   return ok_status();
 }
 
-Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const Token& token, Timestamp now,
-                                EnforcementReport& report) {
+Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const policy::Subject& subject,
+                                Timestamp now, EnforcementReport& report) {
+  const Token& token = *subject.token;
   const policy::PolicySpec& p = policies_->specs()[pi];
   storage::ViolationRow v;
   v.cluster = cluster_.name;
@@ -146,7 +147,7 @@ Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const To
   v.state = ViolationState::kOpen;
   v.opened_at = now;
   if (p.action != policy::Action::kAlert) v.due_at = now + p.grace_period;
-  std::string reason = policies_->explain(pi, token, now);
+  std::string reason = policies_->explain(pi, subject, now);
   {
     JsonWriter w(v.detail);
     w.begin_object().field("reason", reason).field("kind", policy::to_string(p.kind))
@@ -258,7 +259,7 @@ Status Enforcer::reconcile_token(storage::WriteTxn& txn, const std::string& id, 
     bool is_open = it != open_.end() &&
                    std::any_of(it->second.begin(), it->second.end(),
                                [&](const storage::ViolationRow& v) { return v.policy == p.name; });
-    if (!is_open) TW_RETURN_IF_ERROR(open_violation(txn, f.policy, token, now, report));
+    if (!is_open) TW_RETURN_IF_ERROR(open_violation(txn, f.policy, subjects[f.subject], now, report));
   }
   return ok_status();
 }
@@ -364,11 +365,41 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
   if (!pending.ok()) return pending.take_error();
   for (auto& a : *pending) {
     if (a.state != ActionState::kPlanned) continue;
+    storage::ViolationRow* v = find_violation(a.violation_id);
+    const policy::PolicySpec* p = v != nullptr ? spec(v->policy) : nullptr;
+    if (v == nullptr || p == nullptr) continue;  // settled above
+    if (mode_of(*p) == policy::Mode::kMonitor) {
+      // Monitor mode came after the action was planned (or approved): it must not run now.
+      TW_RETURN_IF_ERROR(storage::finish_action(txn, a.id, ActionState::kSkipped, now, "monitor mode", std::nullopt));
+      TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kSkipped));
+      v->state = ViolationState::kSkipped;
+      std::string d;
+      JsonWriter(d).begin_object().field("action_id", a.id).field("violation_id", v->id).field("policy", v->policy)
+          .field("action", a.action).field("reason", "monitor").end_object();
+      TW_RETURN_IF_ERROR(record(txn, EventKind::kActionSkipped, a.token_id, std::move(d), now, v));
+      ++report.skipped;
+      continue;
+    }
     if (a.next_attempt_at && *a.next_attempt_at > now) {
       next_due_ = std::min(next_due_, *a.next_attempt_at);
       continue;
     }
-    if (a.attempt_started_at && !attempt_abandoned(a, now, cluster_.source.timeout)) continue;  // running elsewhere
+    if (a.attempt_started_at && !attempt_abandoned(a, now, cluster_.source.timeout)) {
+      // Running in another process; if that attempt never ends, take it over once it is stale.
+      next_due_ = std::min(next_due_, *a.attempt_started_at + 2 * cluster_.source.timeout + std::chrono::minutes(1) +
+                                          Duration(1));
+      continue;
+    }
+    if (a.action == "restrict") {
+      // Restrict to what complies *now*: permissions removed since the plan must not come back.
+      auto t = inventory.find(a.token_id);
+      if (t == inventory.end()) continue;
+      auto target = policies_->compliant_permissions(index_.at(v->policy), t->second.token);
+      if (target != a.target) {
+        TW_RETURN_IF_ERROR(storage::set_action_target(txn, a.id, target));
+        a.target = std::move(target);
+      }
+    }
     report.to_run.push_back({std::move(a)});
   }
   if (!report.to_run.empty()) next_due_ = now;  // outcomes change the state: look again next cycle

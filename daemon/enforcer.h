@@ -99,8 +99,8 @@ class Enforcer {
                          Timestamp now, EnforcementReport& report);
   void remember_clock(const std::string& id, Timestamp next);
   storage::ViolationRow* find_violation(std::int64_t id);
-  Status open_violation(storage::WriteTxn& txn, std::size_t policy, const Token& token, Timestamp now,
-                        EnforcementReport& report);
+  Status open_violation(storage::WriteTxn& txn, std::size_t policy, const policy::Subject& subject,
+                        Timestamp now, EnforcementReport& report);
   Status resolve(storage::WriteTxn& txn, storage::ViolationRow& v, storage::Resolution resolution,
                  const std::string& why, Timestamp now, EnforcementReport& report);
   Status plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,

@@ -173,9 +173,10 @@ std::vector<Permission> PolicySet::compliant_permissions(std::size_t policy, con
   return out;
 }
 
-std::string PolicySet::explain(std::size_t policy, const Token& t, Timestamp now) const {
+std::string PolicySet::explain(std::size_t policy, const Subject& subject, Timestamp now) const {
   const PolicySpec& p = specs_[policy];
-  Timestamp created = t.created_at.value_or(now);
+  const Token& t = *subject.token;
+  const Timestamp created = age_base(subject);
   switch (p.kind) {
     case Kind::kMaxLifetime:
       if (!t.expires_at) return "the token never expires (require_expiry)";

@@ -68,8 +68,9 @@ class PolicySet {
   // Whether the policy applies to tokens of this cluster at all (cluster globs and labels).
   bool applies_to(std::size_t policy, const ClusterInfo& cluster) const;
 
-  // One sentence saying why a token violates a policy (for audit details and alerts).
-  std::string explain(std::size_t policy, const Token& token, Timestamp now) const;
+  // One sentence saying why a token violates a policy (for audit details and alerts); ages are
+  // measured as evaluate() measures them (created_at, else first seen).
+  std::string explain(std::size_t policy, const Subject& subject, Timestamp now) const;
   // The permissions that do not violate (what `restrict` leaves the token).
   std::vector<Permission> compliant_permissions(std::size_t policy, const Token& token) const;
   // A stable identity for an exemption across reloads (its fields hashed), for the audit log.

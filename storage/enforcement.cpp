@@ -234,6 +234,11 @@ Status approve_action(WriteTxn& txn, std::int64_t id, const std::string& by, Tim
                   {by, format_timestamp(at), std::to_string(id)});
 }
 
+Status set_action_target(WriteTxn& txn, std::int64_t id, const std::vector<Permission>& target) {
+  return exec_one(txn, "UPDATE action_records SET target_permissions = ? WHERE id = ?",
+                  {permissions_json(target), std::to_string(id)});
+}
+
 Result<bool> claim_action(WriteTxn& txn, std::int64_t id, Timestamp now, std::int64_t pid,
                           const std::optional<Timestamp>& seen) {
   auto s = exec_one(txn,

@@ -90,6 +90,7 @@ Status resolve_violation(WriteTxn& txn, std::int64_t id, Resolution resolution, 
 Status release_violation(WriteTxn& txn, std::int64_t id);
 Result<std::int64_t> insert_action(WriteTxn& txn, const ActionRow& a);
 Status approve_action(WriteTxn& txn, std::int64_t id, const std::string& by, Timestamp at);
+Status set_action_target(WriteTxn& txn, std::int64_t id, const std::vector<Permission>& target);
 // Marks the start of an attempt (attempts + 1, by process `pid`) if the action is still planned
 // and its attempt marker is still `seen` (compare-and-swap: nullopt = no attempt in progress);
 // false if another process claimed it first or it is no longer planned.
