@@ -1,6 +1,7 @@
 #include "daemon/poller.h"
 
 #include <malloc.h>
+#include <cstdlib>
 
 #include <chrono>
 #include <optional>
@@ -94,7 +95,7 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   if (decoded) {
     // A decoded list leaves tens of MB of small freed blocks at 100k tokens; hand the free pages
     // back so the next poll does not start from a fragmented, fully resident heap.
-    malloc_trim(0);
+    if (std::getenv("TW_NO_TRIM") == nullptr) malloc_trim(0);
   }
   rep.total_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
   if (!summary.ok()) {

@@ -188,7 +188,7 @@ Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
     std::string id_copy = t.id;
     cache.tokens.insert_or_assign(std::move(id_copy), KnownToken{std::move(t), c.status, first_seen, now});
   }
-  cache.next_expiry = next_expiry(cache.tokens);
+  if (!plan.changes.empty() || !current) cache.next_expiry = next_expiry(cache.tokens);
   if (hook) {
     summary.events = txn->appended();  // the hook sees what this poll recorded
     auto s = hook(*txn, cache.tokens, summary);
