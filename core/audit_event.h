@@ -3,6 +3,8 @@
 //
 // Thread safety: plain value types.
 
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +35,9 @@ enum class EventKind {
 };
 
 inline constexpr int kEventKindCount = 20;
+
+// Events appended, per kind (indexed by EventKind).
+using EventCounts = std::array<std::int64_t, kEventKindCount>;
 
 std::string_view to_string(EventKind kind);
 std::optional<EventKind> parse_event_kind(std::string_view name);

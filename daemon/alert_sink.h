@@ -41,6 +41,8 @@ class AlertSink {
   // alerts missing from it are resolved).
   virtual void set_active(const std::string& cluster, std::vector<Alert> alerts) = 0;
   virtual void state_changed(const StateChange& change) = 0;
+  // false: no receiver is configured, so callers need not build alerts at all.
+  virtual bool wanted() const { return true; }
 };
 
 }  // namespace tw::daemon

@@ -55,10 +55,26 @@ bool AlertDispatcher::idle(Duration timeout) {
   });
 }
 
-void AlertDispatcher::set_active(const std::string& cluster, std::vector<Alert> alerts) {
-  if (options_.alertmanager_url.empty()) return;
+bool AlertDispatcher::wanted() const {
+  std::lock_guard lock(mu_);
+  return !options_.alertmanager_url.empty() || !options_.webhook_url.empty();
+}
+
+void AlertDispatcher::reconfigure(const std::string& alertmanager_url, const std::string& webhook_url) {
   {
     std::lock_guard lock(mu_);
+    options_.alertmanager_url = alertmanager_url;
+    options_.webhook_url = webhook_url;
+    if (alertmanager_url.empty()) active_.clear();
+    post_active_now_ = !active_.empty();
+  }
+  cv_.notify_all();
+}
+
+void AlertDispatcher::set_active(const std::string& cluster, std::vector<Alert> alerts) {
+  {
+    std::lock_guard lock(mu_);
+    if (options_.alertmanager_url.empty()) return;
     auto& current = active_[cluster];
     std::map<std::string, const Alert*> next;
     for (const auto& a : alerts) next[fingerprint(a)] = &a;
@@ -78,7 +94,10 @@ void AlertDispatcher::set_active(const std::string& cluster, std::vector<Alert> 
 }
 
 void AlertDispatcher::state_changed(const StateChange& c) {
-  if (options_.webhook_url.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    if (options_.webhook_url.empty()) return;
+  }
   std::string body;
   JsonWriter w(body);
   w.begin_object().field("source", "tokenwarden").field("version", kVersion).field("event", c.event)
@@ -168,22 +187,25 @@ void AlertDispatcher::run() {
     }
     std::deque<std::string> hooks = std::move(webhook_queue_);
     webhook_queue_.clear();
+    const std::string alertmanager_url = options_.alertmanager_url;
+    const std::string webhook_url = options_.webhook_url;
     lock.unlock();
 
     auto deliver_alerts = [&](const std::vector<Alert>& alerts, Timestamp ends_at) {
       for (std::size_t i = 0; i < alerts.size(); i += 500) {  // bounded bodies
         std::vector<Alert> chunk(alerts.begin() + static_cast<std::ptrdiff_t>(i),
                                  alerts.begin() + static_cast<std::ptrdiff_t>(std::min(alerts.size(), i + 500)));
-        bool ok = post(options_.alertmanager_url, alertmanager_body(chunk, ends_at), "alertmanager");
+        bool ok = post(alertmanager_url, alertmanager_body(chunk, ends_at), "alertmanager");
         (ok ? counters_.alertmanager_ok : counters_.alertmanager_failed) += static_cast<std::int64_t>(chunk.size());
       }
     };
-    if (!options_.alertmanager_url.empty()) {
+    if (!alertmanager_url.empty()) {
       if (!resolved.empty()) deliver_alerts(resolved, now);
       if (!active.empty()) deliver_alerts(active, now + 3 * options_.repost);
     }
     for (const auto& body : hooks) {
-      bool ok = post(options_.webhook_url, body, "webhook");
+      if (webhook_url.empty()) break;
+      bool ok = post(webhook_url, body, "webhook");
       ++(ok ? counters_.webhook_ok : counters_.webhook_failed);
     }
     lock.lock();

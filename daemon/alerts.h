@@ -52,6 +52,9 @@ class AlertDispatcher final : public AlertSink {
 
   void set_active(const std::string& cluster, std::vector<Alert> alerts) override;
   void state_changed(const StateChange& change) override;
+  bool wanted() const override;
+  // New receivers (a reload); queued messages go to the new ones.
+  void reconfigure(const std::string& alertmanager_url, const std::string& webhook_url);
 
   const AlertCounters& counters() const { return counters_; }
   // Waits until nothing is queued (tests).
@@ -70,7 +73,7 @@ class AlertDispatcher final : public AlertSink {
   Logger log_;
   AlertCounters counters_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
   bool busy_ = false;

@@ -151,6 +151,9 @@ int run_cli(int argc, char** argv) {
   demo_cmd->add_option("--cycles", demo.cycles, "Number of scripted cycles")->check(CLI::Range(1, 100));
   demo_cmd->add_option("--interval", demo_interval, "Time between cycles");
   demo_cmd->add_option("--tokens", demo.tokens, "Number of seeded tokens")->check(CLI::Range(1, 100000));
+  demo_cmd->add_option("--listen", demo.listen,
+                       "Serve /metrics, /healthz and /readyz here while the demo runs (\"\" disables; a busy port "
+                       "falls back to a free one)");
   demo_cmd->add_option("--dir", demo.dir, "Keep the demo's database and config here (default: a new temp dir)");
 
   try {

@@ -117,6 +117,7 @@ int cmd_run(const GlobalOptions& g) {
   deps.clock = &clock;
   deps.sink = sink;
   deps.credentials_directory = env("CREDENTIALS_DIRECTORY");
+  deps.set_log_format = [sink](LogFormat f) { sink->set_format(f); };
   auto service = Service::create(std::move(*config), deps);
   if (!service.ok()) {
     print_error(service.error().message);

@@ -5,6 +5,10 @@
 #include <set>
 #include <sstream>
 #include <toml.hpp>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "core/sha256.h"
 #include "core/strings.h"
@@ -332,6 +336,99 @@ void read_http(const TomlValue* v, Config& c, Problems& p) {
   }
   if (auto s = r.string("web_config")) c.http.web_config = *s;
   r.finish();
+}
+
+std::string directory_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return {};
+  return path.substr(0, slash + 1);
+}
+
+std::string resolve_relative(const std::string& file, const std::string& base_path) {
+  if (file.empty() || file.front() == '/') return file;
+  return directory_of(base_path) + file;
+}
+
+bool is_bcrypt_hash(std::string_view h) {
+  if (h.size() != 60 || h[0] != '$' || h[1] != '2' || h[3] != '$' || h[6] != '$') return false;
+  if (h[2] != 'a' && h[2] != 'b' && h[2] != 'y') return false;
+  if (!std::isdigit(static_cast<unsigned char>(h[4])) || !std::isdigit(static_cast<unsigned char>(h[5]))) return false;
+  return std::all_of(h.begin() + 7, h.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '/';
+  });
+}
+
+std::optional<metrics::WebConfig> parse_web_config(const std::string& text, const std::string& path,
+                                                   const std::string& prefix, std::vector<std::string>& errors) {
+  TomlValue root;
+  try {
+    std::istringstream in(text);
+    root = toml::parse(in, path);
+  } catch (const std::exception& e) {
+    // Only the first line of toml11's message, and the line number: the source excerpt would echo
+    // the line, which may hold a password typed where a hash belongs (`alice = hunter2`).
+    std::string_view what = trim(e.what());
+    what = what.substr(0, what.find('\n'));
+    if (starts_with(what, "[error] ")) what.remove_prefix(8);
+    std::string line;
+    if (const auto* t = dynamic_cast<const toml::exception*>(&e)) {
+      line = " (line " + std::to_string(t->location().line()) + ")";
+    }
+    errors.push_back(prefix + ": " + path + ": TOML syntax error: " + std::string(what) + line);
+    return std::nullopt;
+  }
+  Problems p;
+  metrics::WebConfig web;
+  TableReader top(root, "", p);
+  top.know("tls");
+  top.know("basic_auth");
+  if (root.contains("tls")) {
+    const auto& v = root.at("tls");
+    TableReader r(v, "tls", p);
+    if (!v.is_table()) {
+      p.errors.push_back("tls: expected a table [tls]" + line_of(v));
+    } else {
+      if (auto s = r.string("cert_file")) web.tls_cert_file = resolve_relative(*s, path);
+      if (auto s = r.string("key_file")) web.tls_key_file = resolve_relative(*s, path);
+      if (auto s = r.string("client_ca_file")) web.tls_client_ca_file = resolve_relative(*s, path);
+      if (web.tls_cert_file.empty() != web.tls_key_file.empty()) {
+        p.errors.push_back("tls: cert_file and key_file must be set together");
+      }
+      if (!web.tls_client_ca_file.empty() && web.tls_cert_file.empty()) {
+        p.errors.push_back("tls.client_ca_file: needs cert_file and key_file (client certificates need TLS)");
+      }
+      for (const auto* f : {&web.tls_cert_file, &web.tls_key_file, &web.tls_client_ca_file}) {
+        if (!f->empty() && ::access(f->c_str(), R_OK) != 0) {
+          p.errors.push_back("tls: \"" + printable(*f, 200) + "\" is not readable: " + std::strerror(errno));
+        }
+      }
+      r.finish();
+    }
+  }
+  if (root.contains("basic_auth")) {
+    const auto& v = root.at("basic_auth");
+    TableReader r(v, "basic_auth", p);
+    // Not a table (`basic_auth = "…"`) would otherwise be read as "no users": auth silently off.
+    if (!v.is_table()) p.errors.push_back("basic_auth: expected a table [basic_auth.users]" + line_of(v));
+    if (auto users = r.string_table("users")) {
+      for (const auto& [name, hash] : *users) {
+        if (name.empty() || name.find(':') != std::string::npos) {
+          p.errors.push_back("basic_auth.users: \"" + printable(name, 64) + "\" is not a valid user name (no ':')");
+        } else if (!is_bcrypt_hash(hash)) {
+          // Never echo the value: it might be a password typed where the hash belongs.
+          p.errors.push_back("basic_auth.users." + name +
+                             ": expected a bcrypt hash ($2y$…, 60 characters, e.g. from `htpasswd -nBC 10 \"\" | tr -d ':'`)");
+        } else {
+          web.users[name] = hash;
+        }
+      }
+    }
+    r.finish();
+  }
+  top.finish();
+  for (const auto& e : p.errors) errors.push_back(prefix + ": " + path + ": " + e);
+  if (!p.errors.empty()) return std::nullopt;
+  return web;
 }
 
 void read_safety(const TomlValue* v, Config& c, Problems& p) {
@@ -778,6 +875,10 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
     read_http(section("http"), c, p);
     read_safety(section("safety"), c, p);
     read_alerting(section("alerting"), c, p);
+    if (!c.http.web_config.empty() && !c.http.listen.empty()) {
+      auto web = load_web_config_file(resolve_relative(c.http.web_config, origin), "http.web_config", p.errors);
+      if (web) c.http.web = std::move(*web);
+    }
     top.know("clusters");
     read_array_of_tables(root, "clusters", p, [&](const TomlValue& v, std::size_t i) { read_cluster(v, i, c, p); });
   }
@@ -866,6 +967,18 @@ ConfigLoad load_config_file(const std::string& path, Timestamp now) {
   std::ostringstream buf;
   buf << in.rdbuf();
   return load(buf.str(), path, now);
+}
+
+std::optional<metrics::WebConfig> load_web_config_file(const std::string& path, const std::string& key_prefix,
+                                                      std::vector<std::string>& errors) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    errors.push_back(key_prefix + ": cannot read \"" + printable(path, 200) + "\": " + std::strerror(errno));
+    return std::nullopt;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return parse_web_config(buf.str(), path, key_prefix, errors);
 }
 
 ConfigLoad load_config_string(std::string_view text, const std::string& origin, Timestamp now) {

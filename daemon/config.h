@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "influx/source_config.h"
+#include "metrics/http_endpoint.h"
 #include "policy/policy_spec.h"
 
 namespace tw::daemon {
@@ -34,7 +35,8 @@ struct DaemonSection {
 
 struct HttpSection {
   std::string listen = "127.0.0.1:9464";  // "" disables the endpoint
-  std::string web_config;
+  std::string web_config;                 // as written; relative paths are from the config file
+  metrics::WebConfig web;                 // the web config file's contents, loaded and checked
 };
 
 struct SafetySection {
@@ -80,6 +82,12 @@ struct ConfigLoad {
 // as written (token_file may be a systemd credential name).
 ConfigLoad load_config_file(const std::string& path, Timestamp now);
 ConfigLoad load_config_string(std::string_view text, const std::string& origin, Timestamp now);
+
+// The [http] web_config file (docs/operations.md): `[tls]` cert_file, key_file, client_ca_file and
+// `[basic_auth.users]` name = "bcrypt hash". Relative file names are resolved against the web
+// config's directory. Problems are appended to `errors`, prefixed with `key_prefix`.
+std::optional<metrics::WebConfig> load_web_config_file(const std::string& path, const std::string& key_prefix,
+                                                      std::vector<std::string>& errors);
 
 // A candidate policy file for `simulate`: only [[policies]] and [[exemptions]], validated
 // exactly like the configuration's (exemptions may name the base's clusters). The result is

@@ -1,6 +1,9 @@
 // `tokenwarden demo`: the daemon against two built-in simulated clusters whose tokens change
 // between cycles, narrated on stdout.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +31,25 @@
 
 namespace tw::daemon {
 namespace {
+
+// The demo's listen address: as asked, or the same host on a free port if that port is taken
+// (a second demo, or a real tokenwarden on 9464). "" disables the endpoint.
+std::string demo_listen(const std::string& wanted) {
+  if (wanted.empty()) return wanted;
+  auto colon = wanted.rfind(':');
+  if (colon == std::string::npos) return wanted;  // the service reports the bad address
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  const std::string host = wanted.substr(0, colon);
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) return wanted;
+  const long port = std::strtol(wanted.c_str() + colon + 1, nullptr, 10);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return wanted;
+  const bool free = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return free ? wanted : host + ":0";
+}
 
 namespace fs = std::filesystem;
 
@@ -276,10 +298,11 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
   }
 
   SystemClock clock;
+  const std::string listen = demo_listen(o.listen);
   std::string cfg = "[daemon]\ndatabase = \"" + dir + "/audit.db\"\npoll_interval = \"" +
                     format_duration(o.interval) +
-                    "\"\npoll_jitter = \"0s\"\nmode = \"enforce\"\nlog_level = \"error\"\n\n[http]\nlisten = \"\"\n"
-                    "\n[safety]\nmax_actions_per_cycle = 10\nmax_actions_percent = 25\n";
+                    "\"\npoll_jitter = \"0s\"\nmode = \"enforce\"\nlog_level = \"error\"\n\n[http]\nlisten = \"" + listen +
+                    "\"\n\n[safety]\nmax_actions_per_cycle = 10\nmax_actions_percent = 25\n";
   for (const auto& c : clusters) {
     cfg += "\n[[clusters]]\nname = \"" + c.name + "\"\ntype = \"" +
            (c.flavor == sim::Flavor::kClustered ? "clustered" : "dedicated") + "\"\nurl = \"" +
@@ -381,6 +404,14 @@ expires = )toml" + format_timestamp(clock.now() + std::chrono::hours(24 * 90)) +
   for (int i = 0; i < 200 && !store.ok(); ++i) {  // the daemon creates it on start
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     store = storage::AuditStore::open(dir + "/audit.db", storage::AuditStore::Mode::kReadOnly);
+  }
+  for (int i = 0; i < 200 && !listen.empty() && (*service)->endpoint_url().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!listen.empty() && !(*service)->endpoint_url().empty()) {
+    const std::string u = (*service)->endpoint_url();
+    std::printf("  metrics       %s/metrics  (also /healthz, /readyz)\n\n", u.c_str());
+    std::fflush(stdout);
   }
   std::int64_t last_seq = 0;
   bool interrupted = false;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <functional>
+#include <map>
 #include <unordered_set>
 #include <nlohmann/json.hpp>
 
@@ -88,7 +89,7 @@ Status Enforcer::load(storage::WriteTxn& txn) {
   if (!rows.ok()) return rows.take_error();
   open_.clear();
   for (auto& v : *rows) {
-    if (sink_ == nullptr) v.detail.clear();  // only alerts read it; 42k violations would hold ~10 MB
+    if (!alerting()) v.detail.clear();  // only alerts read it; 42k violations would hold ~10 MB
     std::string id = v.token_id;
     open_[std::move(id)].push_back(std::move(v));
   }
@@ -100,6 +101,7 @@ Status Enforcer::load(storage::WriteTxn& txn) {
   if (!halted.ok()) return halted.take_error();
   halted_ = *halted;
   loaded_ = true;
+  counts_dirty_ = true;
   evaluated_once_ = false;  // the cached verdict times belong to the old state
   alerts_dirty_ = true;
   return ok_status();
@@ -116,7 +118,7 @@ storage::ViolationRow* Enforcer::find_violation(std::int64_t id) {
 
 Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id, std::string detail,
                         Timestamp now, const storage::ViolationRow* v) {
-  if (v != nullptr && sink_ != nullptr) {
+  if (v != nullptr && alerting()) {
     StateChange c;
     c.event = std::string(to_string(kind));
     c.cluster = cluster_.name;
@@ -166,7 +168,9 @@ Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const po
                                  {"severity", v.severity}, {"reason", reason}});
   ++report.opened;
   alerts_dirty_ = true;
-  if (sink_ == nullptr) v.detail.clear();
+  counts_dirty_ = true;
+  if (metrics_ != nullptr) metrics_->violation_opened(cluster_.name, p.name);
+  if (!alerting()) v.detail.clear();
   open_[token.id].push_back(std::move(v));
   return ok_status();
 }
@@ -185,6 +189,7 @@ Status Enforcer::resolve(storage::WriteTxn& txn, storage::ViolationRow& v, Resol
                                    {"resolution", to_string(resolution)}});
   ++report.resolved;
   alerts_dirty_ = true;
+  counts_dirty_ = true;
   return ok_status();
 }
 
@@ -378,6 +383,7 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
           .field("action", a.action).field("reason", "monitor").end_object();
       TW_RETURN_IF_ERROR(record(txn, EventKind::kActionSkipped, a.token_id, std::move(d), now, v));
       ++report.skipped;
+      count_action(a.policy, a.action, "skipped");
       continue;
     }
     if (a.next_attempt_at && *a.next_attempt_at > now) {
@@ -403,7 +409,7 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
     report.to_run.push_back({std::move(a)});
   }
   if (!report.to_run.empty()) next_due_ = now;  // outcomes change the state: look again next cycle
-  if (alerts_dirty_ && sink_ != nullptr) rebuild_alerts(now);
+  if (alerts_dirty_ && alerting()) rebuild_alerts(now);
   return ok_status();
 }
 
@@ -436,6 +442,7 @@ Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory
     } else {
       ++report.skipped;
     }
+    count_action(a.policy, a.action, done ? "succeeded" : "skipped");
   }
   return ok_status();
 }
@@ -490,6 +497,7 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
       log_.info("action skipped: monitor mode", {{"cluster", cluster_.name}, {"token_id", v->token_id},
                                                  {"policy", v->policy}, {"action", action}});
       ++report.skipped;
+      count_action(v->policy, action, "skipped");
       continue;
     }
     if (p.require_approval) {
@@ -550,6 +558,7 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
       TW_RETURN_IF_ERROR(record(txn, EventKind::kEnforcementHalted, {}, d, now, nullptr));
       halted_ = true;
       alerts_dirty_ = true;
+      counts_dirty_ = true;
       log_.error("enforcement halted: the cycle planned more actions than the safety limits allow; none runs",
                  {{"cluster", cluster_.name}, {"planned", static_cast<std::int64_t>(unreleased)},
                   {"active_tokens", static_cast<std::int64_t>(active)},
@@ -560,6 +569,7 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
     TW_RETURN_IF_ERROR(storage::set_cluster_halted(txn, cluster_.name, false, now, "{}"));
     halted_ = false;
     alerts_dirty_ = true;
+    counts_dirty_ = true;
     log_.info("enforcement resumed: the plan is within the safety limits", {{"cluster", cluster_.name}});
   }
 
@@ -595,7 +605,23 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
   return ok_status();
 }
 
+void Enforcer::count_action(const std::string& policy, const std::string& action, std::string_view result) {
+  if (metrics_ != nullptr) metrics_->action(cluster_.name, policy, action, result);
+}
+
+void Enforcer::publish_metrics() {
+  if (metrics_ == nullptr || !counts_dirty_) return;
+  std::map<std::pair<std::string, std::string>, std::int64_t> open;
+  for (const auto& [token, vs] : open_) {
+    for (const auto& v : vs) ++open[{v.policy, v.severity}];
+  }
+  metrics_->violations_open(cluster_.name, open);
+  metrics_->enforcement_halted(cluster_.name, halted_);
+  counts_dirty_ = false;
+}
+
 void Enforcer::after_commit(bool committed) {
+  if (committed) publish_metrics();
   if (!committed) {
     // The cache may hold what was rolled back: read it again next time.
     loaded_ = false;
@@ -603,7 +629,7 @@ void Enforcer::after_commit(bool committed) {
     outbox_.clear();
     return;
   }
-  if (sink_ != nullptr) {
+  if (alerting()) {
     for (const auto& c : outbox_) sink_->state_changed(c);
     if (alerts_dirty_) {
       sink_->set_active(cluster_.name, alerts_);
@@ -616,6 +642,8 @@ void Enforcer::after_commit(bool committed) {
 void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuator, const influx::CallContext& ctx,
                        EnforcementReport& report) {
   for (auto& run : report.to_run) {
+    // Shutdown: no new action starts; planned ones stay durable and run after the restart.
+    if (ctx.cancel != nullptr && ctx.cancel->load()) return;
     const storage::ActionRow& a = run.action;
     Timestamp now = clock_.now();
     {
@@ -685,6 +713,7 @@ void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuat
       loaded_ = false;
       continue;
     }
+    count_action(a.policy, a.action, error.empty() ? "succeeded" : attempt >= kMaxAttempts ? "failed" : "retry");
     if (error.empty()) {
       ++report.succeeded;
       log_.warn(a.action == "revoke" ? "token revoked" : "token restricted",
@@ -696,7 +725,7 @@ void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuat
                   {"attempt", attempt}, {"error", error}});
     }
     alerts_dirty_ = true;
-    if (sink_ != nullptr) rebuild_alerts(now);
+    if (alerting()) rebuild_alerts(now);
     after_commit(true);
   }
 }

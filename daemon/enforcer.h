@@ -36,6 +36,7 @@
 #include "daemon/alert_sink.h"
 #include "daemon/config.h"
 #include "influx/token_source.h"
+#include "metrics/metrics.h"
 #include "policy/engine.h"
 #include "storage/audit_store.h"
 #include "storage/enforcement.h"
@@ -78,6 +79,8 @@ class Enforcer {
   Enforcer(ClusterConfig cluster, const Clock& clock, Logger log, AlertSink* sink);
 
   void configure(std::shared_ptr<const policy::PolicySet> policies, EnforcementSettings settings);
+  // Metrics to keep current (violations, actions, halt); may be null.
+  void set_metrics(metrics::Metrics* m) { metrics_ = m; }
 
   // In the poll's transaction, with the inventory after the poll and what the poll changed.
   Status on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory, const storage::PollSummary& poll,
@@ -108,6 +111,9 @@ class Enforcer {
   Status settle_pending(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
                         EnforcementReport& report);
   void rebuild_alerts(Timestamp now);
+  void count_action(const std::string& policy, const std::string& action, std::string_view result);
+  bool alerting() const { return sink_ != nullptr && sink_->wanted(); }
+  void publish_metrics();
   policy::Mode mode_of(const policy::PolicySpec& p) const;
   const policy::PolicySpec* spec(const std::string& name) const;
 
@@ -116,6 +122,8 @@ class Enforcer {
   const Clock& clock_;
   Logger log_;
   AlertSink* sink_;
+  metrics::Metrics* metrics_ = nullptr;
+  bool counts_dirty_ = true;  // open violations changed since the gauges were set
   std::shared_ptr<const policy::PolicySet> policies_;
   std::unordered_map<std::string, std::size_t> index_;  // policy name -> index in policies_
   EnforcementSettings settings_;

@@ -1,10 +1,13 @@
 #include "daemon/poller.h"
 
 #include <malloc.h>
-#include <cstdlib>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
+
+#include "storage/queries.h"
 
 namespace tw::daemon {
 namespace {
@@ -18,6 +21,46 @@ ClusterPoller::ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::Clus
                              std::unique_ptr<Enforcer> enforcer)
     : cluster_(std::move(cluster)), client_(std::move(client)), recorder_(recorder), clock_(clock),
       log_(std::move(log)), enforcer_(std::move(enforcer)) {}
+
+void ClusterPoller::set_metrics(metrics::Metrics* m) {
+  metrics_ = m;
+  if (enforcer_) enforcer_->set_metrics(m);
+}
+
+void ClusterPoller::count_inventory(const storage::Inventory& inventory) {
+  counts_ = {};
+  active_expiries_.clear();
+  for (const auto& [id, k] : inventory) {
+    switch (k.status) {
+      case TokenStatus::kActive:
+        ++counts_.active;
+        if (k.token.expires_at) {
+          active_expiries_.push_back(*k.token.expires_at);
+        } else {
+          ++counts_.without_expiry;
+        }
+        break;
+      case TokenStatus::kExpired: ++counts_.expired; break;
+      case TokenStatus::kRevoked: ++counts_.revoked; break;
+      case TokenStatus::kRemoved: ++counts_.removed; break;
+    }
+  }
+  std::sort(active_expiries_.begin(), active_expiries_.end());
+  stats_ready_ = true;
+}
+
+void ClusterPoller::publish_inventory(Timestamp now) {
+  // The expiry windows move with the clock; counted from the sorted expiries at every poll.
+  auto within = [&](Duration d) {
+    auto from = std::upper_bound(active_expiries_.begin(), active_expiries_.end(), now);
+    auto to = std::upper_bound(active_expiries_.begin(), active_expiries_.end(), now + d);
+    return static_cast<std::int64_t>(to - from);
+  };
+  counts_.expiring_1d = within(std::chrono::hours(24));
+  counts_.expiring_7d = within(std::chrono::hours(24 * 7));
+  counts_.expiring_30d = within(std::chrono::hours(24 * 30));
+  metrics_->inventory(cluster_.name, counts_);
+}
 
 CycleReport ClusterPoller::run_once(const RunOptions& options) {
   CycleReport rep;
@@ -63,16 +106,19 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     return in;
   };
 
-  // Policy evaluation runs inside the poll's transaction, only for a successful poll.
+  // Runs inside the poll's transaction, only for a successful poll: inventory gauges, then
+  // policy evaluation.
   bool hook_ran = false;
-  storage::InventoryRecorder::Hook hook;
-  if (enforcer_) {
-    hook = [&](storage::WriteTxn& txn, const storage::Inventory& inventory, storage::PollSummary& s) {
-      hook_ran = true;
-      rep.enforcement = EnforcementReport{};
-      return enforcer_->on_poll(txn, inventory, s, rep.finished_at, rep.enforcement);
-    };
-  }
+  storage::InventoryRecorder::Hook hook = [&](storage::WriteTxn& txn, const storage::Inventory& inventory,
+                                              storage::PollSummary& s) -> Status {
+    hook_ran = true;
+    if (metrics_ != nullptr && (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded)) {
+      count_inventory(inventory);
+    }
+    if (!enforcer_) return ok_status();
+    rep.enforcement = EnforcementReport{};
+    return enforcer_->on_poll(txn, inventory, s, rep.finished_at, rep.enforcement);
+  };
 
   auto in = fetch();
   if (!in) return rep;
@@ -88,8 +134,9 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     summary = recorder_.record(std::move(*in), hook);
   }
   const bool committed = summary.ok() && summary->poll_id != 0 && summary->outcome == storage::PollOutcome::kOk;
-  if (hook_ran) enforcer_->after_commit(committed);
-  if (hook_ran && committed && !options.dry_run && !rep.enforcement.to_run.empty()) {
+  if (hook_ran && !committed) stats_ready_ = false;  // computed from state that was rolled back
+  if (hook_ran && enforcer_) enforcer_->after_commit(committed);
+  if (hook_ran && enforcer_ && committed && !options.dry_run && !rep.enforcement.to_run.empty()) {
     enforcer_->execute(recorder_.store(), *client_, ctx, rep.enforcement);
   }
   if (decoded) {
@@ -98,6 +145,24 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     if (std::getenv("TW_NO_TRIM") == nullptr) malloc_trim(0);
   }
   rep.total_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
+  if (metrics_ != nullptr && !options.dry_run) {
+    std::string_view outcome = !summary.ok() ? "failed" : storage::to_string(summary->outcome);
+    bool ok = summary.ok() && summary->outcome == storage::PollOutcome::kOk;
+    if (!ok && !last_success_known_) {
+      // First poll of this process failed: publish the last success on record (or 0), so a
+      // cluster that keeps failing after a restart still shows how stale it is.
+      auto txn = recorder_.store().begin();
+      if (txn.ok()) {
+        auto last = storage::last_successful_poll(txn->db(), cluster_.name);
+        if (last.ok()) metrics_->last_success(cluster_.name, *last);
+      }
+    }
+    last_success_known_ = true;
+    metrics_->poll_finished(cluster_.name, outcome,
+                            std::chrono::duration<double>(rep.total_time).count(),
+                            ok ? std::optional<Timestamp>(rep.finished_at) : std::nullopt);
+    if (ok && stats_ready_) publish_inventory(rep.finished_at);
+  }
   if (!summary.ok()) {
     rep.error = summary.error().message;
     rep.summary.outcome = fetched_ok ? storage::PollOutcome::kOk : storage::PollOutcome::kFailed;

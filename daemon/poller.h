@@ -15,6 +15,7 @@
 #include "core/time.h"
 #include "daemon/config.h"
 #include "daemon/enforcer.h"
+#include "metrics/metrics.h"
 #include "influx/token_source.h"
 #include "storage/recorder.h"
 
@@ -50,14 +51,25 @@ class ClusterPoller {
   const ClusterConfig& cluster() const { return cluster_; }
   influx::ClusterClient& client() { return *client_; }
   Enforcer* enforcer() { return enforcer_.get(); }
+  // Metrics to keep current (polls, inventory gauges); may be null. Set before the first cycle.
+  void set_metrics(metrics::Metrics* m);
 
  private:
+  void count_inventory(const storage::Inventory& inventory);
+  void publish_inventory(Timestamp now);
+
   ClusterConfig cluster_;
   std::unique_ptr<influx::ClusterClient> client_;
   storage::InventoryRecorder& recorder_;
   const Clock& clock_;
   Logger log_;
   std::unique_ptr<Enforcer> enforcer_;
+  metrics::Metrics* metrics_ = nullptr;
+  // Inventory gauges, recomputed when a poll changed the inventory.
+  bool stats_ready_ = false;
+  bool last_success_known_ = false;  // the last-success gauge holds the database's value
+  metrics::InventoryCounts counts_;
+  std::vector<Timestamp> active_expiries_;  // sorted
 };
 
 }  // namespace tw::daemon

@@ -1,6 +1,22 @@
 #include "daemon/runtime.h"
 
+#include "core/version.h"
+
 namespace tw::daemon {
+
+Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config, const ClusterConfig& cluster,
+                                                   Runtime& rt, const Clock& clock,
+                                                   const std::shared_ptr<LogSink>& sink,
+                                                   const std::string& credentials_directory) {
+  auto client = influx::make_cluster_client(cluster.source, credentials_directory);
+  if (!client.ok()) return make_error(client.error().code, "cluster " + cluster.name + ": " + client.error().message);
+  auto enforcer = std::make_unique<Enforcer>(cluster, clock, Logger("policy", sink), rt.alerts.get());
+  enforcer->configure(rt.policies, enforcement_settings(config));
+  auto poller = std::make_unique<ClusterPoller>(cluster, std::move(*client), *rt.recorder, clock,
+                                                Logger("poller", sink), std::move(enforcer));
+  poller->set_metrics(rt.metrics.get());
+  return poller;
+}
 
 Result<Runtime> build_runtime(const Config& config, const Clock& clock, const std::shared_ptr<LogSink>& sink,
                               const RuntimeOptions& options) {
@@ -9,26 +25,34 @@ Result<Runtime> build_runtime(const Config& config, const Clock& clock, const st
   if (!store.ok()) return store.take_error();
   rt.store = std::move(*store);
   rt.recorder = std::make_unique<storage::InventoryRecorder>(*rt.store);
+  rt.metrics = std::make_unique<metrics::Metrics>(kVersion);
+  rt.store->on_commit([m = rt.metrics.get()](const EventCounts& counts) { m->audit_events(counts); });
   auto policies = compile_policies(config);
   if (!policies.ok()) return policies.take_error();
   rt.policies = std::move(*policies);
-  if (options.alerting && (!config.alerting.alertmanager_url.empty() || !config.alerting.webhook_url.empty())) {
+  if (options.alerting && (options.always_dispatch || !config.alerting.alertmanager_url.empty() ||
+                           !config.alerting.webhook_url.empty())) {
     AlertingOptions ao;
     ao.alertmanager_url = config.alerting.alertmanager_url;
     ao.webhook_url = config.alerting.webhook_url;
     rt.alerts = std::make_unique<AlertDispatcher>(ao, clock, Logger("alerts", sink));
   }
-  const EnforcementSettings settings = enforcement_settings(config);
   for (const auto& cl : config.clusters) {
     if (!options.only_cluster.empty() && cl.name != options.only_cluster) continue;
-    auto client = influx::make_cluster_client(cl.source, options.credentials_directory);
-    if (!client.ok()) return make_error(client.error().code, "cluster " + cl.name + ": " + client.error().message);
-    auto enforcer = std::make_unique<Enforcer>(cl, clock, Logger("policy", sink), rt.alerts.get());
-    enforcer->configure(rt.policies, settings);
-    rt.pollers.push_back(std::make_unique<ClusterPoller>(cl, std::move(*client), *rt.recorder, clock,
-                                                         Logger("poller", sink), std::move(enforcer)));
+    auto poller = make_poller(config, cl, rt, clock, sink, options.credentials_directory);
+    if (!poller.ok()) return poller.take_error();
+    rt.pollers.push_back(std::move(*poller));
   }
   return rt;
+}
+
+std::map<std::string, std::int64_t> active_exemptions(const Config& config, Timestamp now) {
+  std::map<std::string, std::int64_t> out;
+  for (const auto& p : config.policies) out[p.name] = 0;
+  for (const auto& e : config.exemptions) {
+    if (e.expires > now) ++out[e.policy];
+  }
+  return out;
 }
 
 }  // namespace tw::daemon

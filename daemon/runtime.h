@@ -1,10 +1,10 @@
 #pragma once
 // The parts of a running tokenwarden built from one configuration — audit store, recorder,
-// compiled policies, alert dispatcher and one poller (with its enforcer) per cluster — shared by
-// `run`, `poll` and `demo` so each composes them the same way.
+// metrics, compiled policies, alert dispatcher and one poller (with its enforcer) per cluster —
+// shared by `run`, `poll` and `demo` so each composes them the same way.
 //
-// Member order is destruction order in reverse: pollers (whose enforcers hold the alert sink)
-// go first, the store last.
+// Member order is destruction order in reverse: pollers (whose enforcers hold the alert sink and
+// the metrics) go first, the store last.
 //
 // Thread safety: build once; the parts document their own.
 // Errors: build_runtime fails with one sentence (database, a source that cannot be built,
@@ -18,6 +18,7 @@
 #include "daemon/alerts.h"
 #include "daemon/config.h"
 #include "daemon/poller.h"
+#include "metrics/metrics.h"
 #include "storage/audit_store.h"
 #include "storage/recorder.h"
 
@@ -26,6 +27,7 @@ namespace tw::daemon {
 struct Runtime {
   std::unique_ptr<storage::AuditStore> store;
   std::unique_ptr<storage::InventoryRecorder> recorder;
+  std::unique_ptr<metrics::Metrics> metrics;
   std::shared_ptr<const policy::PolicySet> policies;
   std::unique_ptr<AlertDispatcher> alerts;  // null when no receiver is configured
   std::vector<std::unique_ptr<ClusterPoller>> pollers;
@@ -35,9 +37,20 @@ struct RuntimeOptions {
   std::string credentials_directory;
   std::string only_cluster;  // build one cluster's poller only ("" = all)
   bool alerting = true;      // false: no alert delivery (dry runs)
+  bool always_dispatch = false;  // build the dispatcher even without receivers (a reload may add them)
 };
 
 Result<Runtime> build_runtime(const Config& config, const Clock& clock, const std::shared_ptr<LogSink>& sink,
                               const RuntimeOptions& options);
+
+// One cluster's poller and enforcer, wired to the runtime's recorder, policies, alerts and
+// metrics (also used when a reload adds or changes a cluster).
+Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config, const ClusterConfig& cluster,
+                                                   Runtime& rt, const Clock& clock,
+                                                   const std::shared_ptr<LogSink>& sink,
+                                                   const std::string& credentials_directory);
+
+// Active (not yet expired) exemptions per policy name ("*" for those covering every policy).
+std::map<std::string, std::int64_t> active_exemptions(const Config& config, Timestamp now);
 
 }  // namespace tw::daemon

@@ -8,6 +8,14 @@
 // cycles get 5 s to finish, then their network calls are cancelled; `daemon_stopped` is recorded
 // and run() returns 0. The event loop itself never blocks on the network or the database.
 //
+// The HTTP endpoint ([http] listen: /metrics, /healthz, /readyz) is bound before READY=1 is sent
+// to systemd; a heartbeat timer on the event loop feeds the systemd watchdog and /healthz.
+// SIGHUP (or reload()) re-reads the configuration file, validates all of it and applies it
+// atomically — clusters added, removed or changed, policies, exemptions, safety, alerting, log
+// level and format — or keeps the running configuration and says why in one log line.
+// daemon.database, daemon.max_concurrent_polls and [http] take effect only at start. Cycles in
+// flight finish with the configuration they started with; polling never pauses for a reload.
+//
 // Thread safety: run() on one thread; request_stop() from any thread.
 // Errors: create() fails with one sentence if the database cannot be opened or a source cannot
 // be built; run() returns the process exit code.
@@ -28,6 +36,8 @@ struct ServiceDeps {
   std::shared_ptr<LogSink> sink;
   std::string credentials_directory;  // $CREDENTIALS_DIRECTORY
   bool handle_signals = true;         // false when embedded (demo, tests)
+  bool notify_systemd = true;         // sd_notify (a no-op without $NOTIFY_SOCKET)
+  std::function<void(LogFormat)> set_log_format;  // applies [daemon] log_format on reload
 };
 
 class Service {
@@ -39,8 +49,12 @@ class Service {
   int run();
   // Asks run() to stop as on SIGTERM. Thread-safe, idempotent.
   void request_stop();
+  // Re-reads and applies the configuration file as on SIGHUP. Thread-safe.
+  void request_reload();
   // Called on the event loop after every cycle (tests, demo).
   void on_cycle(std::function<void(const CycleReport&)> callback);
+  // The HTTP endpoint's base URL once run() has bound it ("" when disabled). Thread-safe.
+  std::string endpoint_url() const;
 
  private:
   struct Impl;

@@ -19,6 +19,7 @@ std::string_view to_string(PollOutcome outcome) {
 struct WriteTxn::Impl {
   std::unique_lock<std::mutex> lock;
   Db* db;
+  const std::function<void(const EventCounts&)>* on_commit = nullptr;
   std::optional<Transaction> txn;
   bool head_loaded = false;
   std::int64_t head_seq = 0;
@@ -109,6 +110,7 @@ Status WriteTxn::commit() {
   auto s = impl_->txn->commit();
   if (!s.ok()) return s;
   impl_->txn.reset();
+  if (impl_->on_commit != nullptr && *impl_->on_commit) (*impl_->on_commit)(counts_);
   return ok_status();
 }
 
@@ -218,6 +220,7 @@ Result<WriteTxn> AuditStore::begin() {
   auto impl = std::make_unique<WriteTxn::Impl>();
   impl->lock = std::unique_lock<std::mutex>(mu_);
   impl->db = db_.get();
+  impl->on_commit = &on_commit_;
   auto txn = Transaction::begin(*db_);
   if (!txn.ok()) return txn.take_error();
   impl->txn.emplace(std::move(*txn));

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,7 +46,7 @@ struct ClusterState {
   std::string pending_suspect_digest;     // set if the latest non-failed poll was suspect
 };
 
-using EventCounts = std::array<std::int64_t, kEventKindCount>;
+using tw::EventCounts;
 
 class WriteTxn {
  public:
@@ -81,6 +82,9 @@ class AuditStore {
 
   Result<WriteTxn> begin();
   Db& db() { return *db_; }
+  // Called after every commit with the events it appended (metrics). Set before writers start.
+  void on_commit(std::function<void(const EventCounts&)> observer) { on_commit_ = std::move(observer); }
+  const std::function<void(const EventCounts&)>& commit_observer() const { return on_commit_; }
   const std::string& path() const { return path_; }
 
  private:
@@ -88,6 +92,7 @@ class AuditStore {
   std::unique_ptr<Db> db_;
   std::string path_;
   std::mutex mu_;
+  std::function<void(const EventCounts&)> on_commit_;
 };
 
 // Shared by reads outside a transaction (command-line queries).

@@ -207,4 +207,16 @@ Result<std::vector<AuditRow>> query_history(Db& db, const HistoryFilter& filter)
   return rows;
 }
 
+Result<std::optional<Timestamp>> last_successful_poll(Db& db, const std::string& cluster) {
+  auto st = db.cached("SELECT finished_at FROM poll_runs WHERE cluster = ? AND outcome = 'ok' ORDER BY id DESC LIMIT 1");
+  if (!st.ok()) return st.take_error();
+  (*st)->bind(1, cluster);
+  auto row = (*st)->step();
+  if (!row.ok()) return row.take_error();
+  std::optional<Timestamp> out;
+  if (*row) out = parse_optional_timestamp((*st)->opt_text(0));
+  (*st)->reset();
+  return out;
+}
+
 }  // namespace tw::storage

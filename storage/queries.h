@@ -59,4 +59,7 @@ struct HistoryFilter {
 // The audit_log view, ordered by seq.
 Result<std::vector<AuditRow>> query_history(Db& db, const HistoryFilter& filter);
 
+// When the cluster's last successful (ok) poll finished, if it ever had one.
+Result<std::optional<Timestamp>> last_successful_poll(Db& db, const std::string& cluster);
+
 }  // namespace tw::storage

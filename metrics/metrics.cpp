@@ -1,0 +1,209 @@
+#include "metrics/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <set>
+#include <sstream>
+
+namespace tw::metrics {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+struct Metrics::Impl {
+  prometheus::Registry registry;
+  prometheus::Family<prometheus::Gauge>& build_info;
+  prometheus::Family<prometheus::Gauge>& tokens;
+  prometheus::Family<prometheus::Gauge>& without_expiry;
+  prometheus::Family<prometheus::Gauge>& expiring;
+  prometheus::Family<prometheus::Gauge>& violations_open;
+  prometheus::Family<prometheus::Counter>& violations_opened;
+  prometheus::Family<prometheus::Counter>& actions;
+  prometheus::Family<prometheus::Gauge>& halted;
+  prometheus::Family<prometheus::Counter>& polls;
+  prometheus::Family<prometheus::Histogram>& poll_duration;
+  prometheus::Family<prometheus::Gauge>& last_success;
+  prometheus::Family<prometheus::Counter>& audit_events;
+  prometheus::Family<prometheus::Gauge>& exemptions;
+  prometheus::Family<prometheus::Counter>& alerts;
+  prometheus::Gauge& reload_ok;
+  prometheus::Gauge& reload_at;
+
+  std::mutex mu;
+  // Open-violation series per cluster: (policy, severity).
+  std::map<std::string, std::set<std::pair<std::string, std::string>>> violation_series;
+  std::map<std::string, std::int64_t> alert_totals;  // receiver '\0' result
+  std::set<std::string> exemption_policies;
+
+  Impl()
+      : build_info(BuildGauge().Name("tokenwarden_build_info").Help("tokenwarden build information (always 1)").Register(registry)),
+        tokens(BuildGauge().Name("tokenwarden_tokens").Help("Database tokens by cluster and status, as of the last successful poll").Register(registry)),
+        without_expiry(BuildGauge().Name("tokenwarden_tokens_without_expiry").Help("Active tokens that never expire").Register(registry)),
+        expiring(BuildGauge().Name("tokenwarden_tokens_expiring").Help("Active tokens that expire within the given window").Register(registry)),
+        violations_open(BuildGauge().Name("tokenwarden_violations_open").Help("Unresolved policy violations (any state but resolved)").Register(registry)),
+        violations_opened(BuildCounter().Name("tokenwarden_violations_opened_total").Help("Policy violations opened").Register(registry)),
+        actions(BuildCounter().Name("tokenwarden_actions_total").Help("Enforcement actions by result (succeeded, failed, skipped)").Register(registry)),
+        halted(BuildGauge().Name("tokenwarden_enforcement_halted").Help("1 while a cluster's enforcement is halted by the safety limits").Register(registry)),
+        polls(BuildCounter().Name("tokenwarden_polls_total").Help("Polls by outcome (ok, failed, suspect)").Register(registry)),
+        poll_duration(BuildHistogram().Name("tokenwarden_poll_duration_seconds").Help("Duration of a poll cycle (fetch, record, evaluate, act)").Register(registry)),
+        last_success(BuildGauge().Name("tokenwarden_last_successful_poll_timestamp_seconds").Help("Unix time of the end of the last successful poll").Register(registry)),
+        audit_events(BuildCounter().Name("tokenwarden_audit_events_total").Help("Events appended to the audit log").Register(registry)),
+        exemptions(BuildGauge().Name("tokenwarden_exemptions_active").Help("Configured exemptions that have not expired, by policy (* for every policy)").Register(registry)),
+        alerts(BuildCounter().Name("tokenwarden_alerts_sent_total").Help("Alert deliveries by receiver and result (ok, failed, dropped)").Register(registry)),
+        reload_ok(BuildGauge().Name("tokenwarden_config_last_reload_successful").Help("1 if the last configuration load or reload succeeded").Register(registry).Add({})),
+        reload_at(BuildGauge().Name("tokenwarden_config_last_reload_success_timestamp_seconds").Help("Unix time of the last successful configuration load or reload").Register(registry).Add({})) {}
+};
+
+namespace {
+
+double unix_seconds(Timestamp t) { return static_cast<double>(t.time_since_epoch().count()) / 1000.0; }
+
+// Poll durations span milliseconds (a small cluster) to tens of seconds (timeouts).
+const prometheus::Histogram::BucketBoundaries kPollBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+
+}  // namespace
+
+Metrics::Metrics(std::string version) : impl_(std::make_unique<Impl>()) {
+  impl_->build_info.Add({{"version", std::move(version)}}).Set(1);
+}
+
+Metrics::~Metrics() = default;
+
+prometheus::Registry& Metrics::registry() { return impl_->registry; }
+
+void Metrics::poll_finished(const std::string& cluster, std::string_view outcome, double seconds,
+                            std::optional<Timestamp> succeeded_at) {
+  impl_->polls.Add({{"cluster", cluster}, {"outcome", std::string(outcome)}}).Increment();
+  impl_->poll_duration.Add({{"cluster", cluster}}, kPollBuckets).Observe(seconds);
+  if (succeeded_at) impl_->last_success.Add({{"cluster", cluster}}).Set(unix_seconds(*succeeded_at));
+}
+
+void Metrics::last_success(const std::string& cluster, std::optional<Timestamp> at) {
+  impl_->last_success.Add({{"cluster", cluster}}).Set(at ? unix_seconds(*at) : 0.0);
+}
+
+void Metrics::inventory(const std::string& cluster, const InventoryCounts& c) {
+  for (auto [status, n] : {std::pair{"active", c.active}, std::pair{"expired", c.expired},
+                           std::pair{"revoked", c.revoked}, std::pair{"removed", c.removed}}) {
+    impl_->tokens.Add({{"cluster", cluster}, {"status", status}}).Set(static_cast<double>(n));
+  }
+  impl_->without_expiry.Add({{"cluster", cluster}}).Set(static_cast<double>(c.without_expiry));
+  for (auto [within, n] : {std::pair{"1d", c.expiring_1d}, std::pair{"7d", c.expiring_7d},
+                           std::pair{"30d", c.expiring_30d}}) {
+    impl_->expiring.Add({{"cluster", cluster}, {"within", within}}).Set(static_cast<double>(n));
+  }
+}
+
+void Metrics::violations_open(const std::string& cluster,
+                              const std::map<std::pair<std::string, std::string>, std::int64_t>& open) {
+  std::lock_guard lock(impl_->mu);
+  auto& series = impl_->violation_series[cluster];
+  for (const auto& key : series) {
+    if (!open.contains(key)) {
+      impl_->violations_open.Add({{"cluster", cluster}, {"policy", key.first}, {"severity", key.second}}).Set(0);
+    }
+  }
+  for (const auto& [key, n] : open) {
+    impl_->violations_open.Add({{"cluster", cluster}, {"policy", key.first}, {"severity", key.second}})
+        .Set(static_cast<double>(n));
+    series.insert(key);
+  }
+}
+
+void Metrics::violation_opened(const std::string& cluster, const std::string& policy, std::int64_t n) {
+  impl_->violations_opened.Add({{"cluster", cluster}, {"policy", policy}}).Increment(static_cast<double>(n));
+}
+
+void Metrics::action(const std::string& cluster, const std::string& policy, const std::string& action,
+                     std::string_view result, std::int64_t n) {
+  impl_->actions.Add({{"cluster", cluster}, {"policy", policy}, {"action", action}, {"result", std::string(result)}})
+      .Increment(static_cast<double>(n));
+}
+
+void Metrics::enforcement_halted(const std::string& cluster, bool halted) {
+  impl_->halted.Add({{"cluster", cluster}}).Set(halted ? 1 : 0);
+}
+
+void Metrics::audit_events(const EventCounts& counts) {
+  for (int k = 0; k < kEventKindCount; ++k) {
+    auto n = counts[static_cast<std::size_t>(k)];
+    if (n > 0) {
+      impl_->audit_events.Add({{"event", std::string(to_string(static_cast<EventKind>(k)))}})
+          .Increment(static_cast<double>(n));
+    }
+  }
+}
+
+void Metrics::exemptions_active(const std::map<std::string, std::int64_t>& by_policy) {
+  std::lock_guard lock(impl_->mu);
+  for (const auto& p : impl_->exemption_policies) {
+    if (!by_policy.contains(p)) impl_->exemptions.Add({{"policy", p}}).Set(0);
+  }
+  for (const auto& [p, n] : by_policy) {
+    impl_->exemptions.Add({{"policy", p}}).Set(static_cast<double>(n));
+    impl_->exemption_policies.insert(p);
+  }
+}
+
+void Metrics::alerts_sent(const std::string& receiver, std::string_view result, std::int64_t total) {
+  std::lock_guard lock(impl_->mu);
+  auto& last = impl_->alert_totals[receiver + '\0' + std::string(result)];
+  auto& c = impl_->alerts.Add({{"receiver", receiver}, {"result", std::string(result)}});
+  if (total > last) c.Increment(static_cast<double>(total - last));
+  last = std::max(last, total);
+}
+
+void Metrics::config_reload(bool ok, Timestamp at) {
+  impl_->reload_ok.Set(ok ? 1 : 0);
+  if (ok) impl_->reload_at.Set(unix_seconds(at));
+}
+
+void Metrics::forget_cluster(const std::string& cluster) {
+  std::lock_guard lock(impl_->mu);
+  // Families cannot be iterated; each label set this cluster can have is removed by name.
+  for (const auto& [policy, severity] : impl_->violation_series[cluster]) {
+    impl_->violations_open.Remove(
+        &impl_->violations_open.Add({{"cluster", cluster}, {"policy", policy}, {"severity", severity}}));
+  }
+  impl_->violation_series.erase(cluster);
+  for (const char* status : {"active", "expired", "revoked", "removed"}) {
+    impl_->tokens.Remove(&impl_->tokens.Add({{"cluster", cluster}, {"status", status}}));
+  }
+  for (const char* within : {"1d", "7d", "30d"}) {
+    impl_->expiring.Remove(&impl_->expiring.Add({{"cluster", cluster}, {"within", within}}));
+  }
+  impl_->without_expiry.Remove(&impl_->without_expiry.Add({{"cluster", cluster}}));
+  impl_->halted.Remove(&impl_->halted.Add({{"cluster", cluster}}));
+  impl_->last_success.Remove(&impl_->last_success.Add({{"cluster", cluster}}));
+}
+
+void Metrics::keep_policies(const std::vector<std::string>& configured) {
+  std::lock_guard lock(impl_->mu);
+  std::set<std::string> keep(configured.begin(), configured.end());
+  for (auto& [cluster, series] : impl_->violation_series) {
+    for (auto it = series.begin(); it != series.end();) {
+      if (keep.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      impl_->violations_open.Remove(
+          &impl_->violations_open.Add({{"cluster", cluster}, {"policy", it->first}, {"severity", it->second}}));
+      it = series.erase(it);
+    }
+  }
+}
+
+std::string Metrics::render() const {
+  std::ostringstream out;
+  out.imbue(std::locale::classic());
+  prometheus::TextSerializer().Serialize(out, impl_->registry.Collect());
+  return out.str();
+}
+
+}  // namespace tw::metrics

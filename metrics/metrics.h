@@ -1,0 +1,70 @@
+#pragma once
+// The Prometheus metrics of SPEC §5, on a prometheus-cpp registry (core library only; no HTTP
+// here). The daemon updates them from its poll cycle and enforcement; render() produces the text
+// exposition for GET /metrics. Labels are bounded: clusters, policies, severities, statuses,
+// outcomes, actions, receivers, event names — never token ids or descriptions.
+//
+// Thread safety: every method is thread-safe (prometheus-cpp metrics are atomic; label-set
+// bookkeeping is guarded by a mutex). Errors: none.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/audit_event.h"
+#include "core/time.h"
+
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
+namespace tw::metrics {
+
+struct InventoryCounts {
+  std::int64_t active = 0, expired = 0, revoked = 0, removed = 0;
+  std::int64_t without_expiry = 0;                   // active tokens that never expire
+  std::int64_t expiring_1d = 0, expiring_7d = 0, expiring_30d = 0;  // active, expiring within
+};
+
+class Metrics {
+ public:
+  explicit Metrics(std::string version);
+  ~Metrics();
+
+  void poll_finished(const std::string& cluster, std::string_view outcome, double seconds,
+                     std::optional<Timestamp> succeeded_at);
+  // The last successful poll as recorded before this process polled (0 if there never was one),
+  // so a cluster that has not been polled successfully since a restart still has the series.
+  void last_success(const std::string& cluster, std::optional<Timestamp> at);
+  void inventory(const std::string& cluster, const InventoryCounts& counts);
+  // The open violations of a cluster by (policy, severity); replaces the previous set (series of
+  // policies no longer reported go to 0, or away if the policy is no longer configured).
+  void violations_open(const std::string& cluster, const std::map<std::pair<std::string, std::string>, std::int64_t>& open);
+  void violation_opened(const std::string& cluster, const std::string& policy, std::int64_t n = 1);
+  void action(const std::string& cluster, const std::string& policy, const std::string& action,
+              std::string_view result, std::int64_t n = 1);
+  void enforcement_halted(const std::string& cluster, bool halted);
+  void audit_events(const EventCounts& counts);
+  void exemptions_active(const std::map<std::string, std::int64_t>& by_policy);
+  // Totals as counted by the alert dispatcher (monotonic); the counters follow them.
+  void alerts_sent(const std::string& receiver, std::string_view result, std::int64_t total);
+  void config_reload(bool ok, Timestamp at);
+  // Drops every series of a cluster (removed by a reload) or of policies no longer configured.
+  void forget_cluster(const std::string& cluster);
+  void keep_policies(const std::vector<std::string>& configured);
+
+  std::string render() const;
+  prometheus::Registry& registry();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tw::metrics
