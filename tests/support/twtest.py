@@ -187,7 +187,8 @@ class Tokenwarden:
     """Runs the tokenwarden binary against a config written into a temp dir."""
 
     def __init__(self, workdir: Path, clusters: list[str], extra: str = "", mode="enforce",
-                 safety: str = "", alerting: str = ""):
+                 safety: str = "", alerting: str = "", listen: str = "", daemon_extra: str = "",
+                 poll_interval: str = "1s"):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.workdir / "audit.db"
@@ -195,13 +196,13 @@ class Tokenwarden:
         text = f"""
 [daemon]
 database = "{self.db_path}"
-poll_interval = "1s"
+poll_interval = "{poll_interval}"
 poll_jitter = "0s"
 mode = "{mode}"
 log_level = "debug"
-
+{daemon_extra}
 [http]
-listen = ""
+listen = "{listen}"
 
 [safety]
 max_vanished_percent = 50
@@ -209,6 +210,7 @@ max_vanished_percent = 50
         self.config_path.write_text(text)
         self.daemon = None
         self.daemon_stderr = self.workdir / "daemon.stderr"
+        self.listen = listen
 
     def run(self, *args, check=None, timeout=120, env=None):
         full_env = dict(os.environ)
@@ -294,8 +296,66 @@ max_vanished_percent = 50
             self.daemon.wait()
         self.daemon = None
 
+    # -- HTTP endpoint ---------------------------------------------------------------------------
+    def http_get(self, path, timeout=10, headers=None):
+        """GET on the daemon's endpoint: (status, headers, body text)."""
+        req = urllib.request.Request(f"http://{self.listen}{path}", headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, dict(resp.headers), resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read().decode()
+        except (urllib.error.URLError, ConnectionError) as e:  # not listening (yet)
+            return 0, {}, str(e)
+
+    def metrics(self):
+        """The /metrics exposition parsed into {(name, frozenset(labels.items())): value}."""
+        status, _, body = self.http_get("/metrics")
+        assert status == 200, (status, body)
+        return parse_metrics(body)
+
     def daemon_log(self):
         return self.daemon_stderr.read_text(errors="replace") if self.daemon_stderr.exists() else ""
+
+
+def parse_metrics(text: str) -> dict:
+    """Parses the Prometheus text format (as tokenwarden writes it) into
+    {(name, frozenset of (label, value))): float}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if "{" in line:
+            name, rest = line.split("{", 1)
+            labels_text, value = rest.rsplit("}", 1)
+            labels = {}
+            i = 0
+            while i < len(labels_text):
+                eq = labels_text.index("=", i)
+                key = labels_text[i:eq].strip().lstrip(",")
+                j = eq + 2  # past ="
+                val = []
+                while labels_text[j] != '"':
+                    if labels_text[j] == "\\":
+                        j += 1
+                        val.append({"n": "\n"}.get(labels_text[j], labels_text[j]))
+                    else:
+                        val.append(labels_text[j])
+                    j += 1
+                labels[key] = "".join(val)
+                i = j + 1
+                if i < len(labels_text) and labels_text[i] == ",":
+                    i += 1
+        else:
+            name, value = line.split(" ", 1)
+            labels = {}
+        out[(name, frozenset(labels.items()))] = float(value.strip().split(" ")[0])
+    return out
+
+
+def metric(metrics: dict, name: str, **labels) -> float | None:
+    """One sample's value, or None if the series does not exist."""
+    return metrics.get((name, frozenset(labels.items())))
 
 
 def clustered_block(name: str, sim: Sim, token_file: Path, extra: str = "") -> str:
