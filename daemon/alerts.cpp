@@ -1,5 +1,7 @@
 #include "daemon/alerts.h"
 
+#include <algorithm>
+
 #include "core/json_writer.h"
 #include "core/version.h"
 #include "daemon/config.h"
@@ -169,9 +171,18 @@ void AlertDispatcher::run() {
   Timestamp last_repost = clock_.now();
   std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait_for(lock, std::chrono::seconds(1), [this] {
-      return stopping_ || !webhook_queue_.empty() || !resolved_.empty() || post_active_now_;
-    });
+    // Sleeps until there is something to send or the next repost is due: an idle daemon
+    // without active alerts never wakes this thread.
+    auto work = [this] { return stopping_ || !webhook_queue_.empty() || !resolved_.empty() || post_active_now_; };
+    const bool any_active =
+        std::any_of(active_.begin(), active_.end(), [](const auto& kv) { return !kv.second.empty(); });
+    if (!any_active) {
+      cv_.wait(lock, work);
+    } else {
+      Duration left = last_repost + options_.repost - clock_.now();
+      left = std::clamp<Duration>(left, std::chrono::milliseconds(100), options_.repost);
+      cv_.wait_for(lock, left, work);
+    }
     if (stopping_) return;
     const Timestamp now = clock_.now();
     bool repost_due = !active_.empty() && now - last_repost >= options_.repost;

@@ -1,12 +1,37 @@
 #include "daemon/notify.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
 
 namespace tw::daemon {
 namespace {
 
-void send(const std::string& message) { (void)sd_notify(0, message.c_str()); }
+// Like sd_notify(), but never blocks: libsystemd's sendmsg() waits when the receiver's queue is
+// full (net.unix.max_dgram_qlen, often 10), and this is called from the event loop. A message
+// that cannot be queued right away is dropped; the next STATUS or WATCHDOG follows soon.
+void send(const std::string& message) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || path[0] == '\0') return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t len = std::strlen(path);
+  if ((path[0] != '/' && path[0] != '@') || len >= sizeof addr.sun_path) return;
+  std::memcpy(addr.sun_path, path, len);
+  if (path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return;
+  const auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  (void)::sendto(fd, message.data(), message.size(), MSG_NOSIGNAL | MSG_DONTWAIT,
+                 reinterpret_cast<const sockaddr*>(&addr), addr_len);
+  ::close(fd);
+}
 
 }  // namespace
 

@@ -4,7 +4,8 @@
 // terminal.
 //
 // Thread safety: the calls are thread-safe (each is one datagram). Errors: ignored, as systemd
-// itself would (a missing socket must not stop the daemon).
+// itself would (a missing socket must not stop the daemon). Never blocks: a datagram the
+// receiver cannot queue right away is dropped.
 
 #include <optional>
 #include <string>

@@ -79,7 +79,8 @@ bool Authenticator::enabled() const { return !impl_->users.empty(); }
 
 bool Authenticator::check(const std::string& header) {
   if (!enabled()) return true;
-  if (!starts_with(header, "Basic ")) return false;
+  // The scheme name is case-insensitive (RFC 7617).
+  if (header.size() < 6 || to_lower(std::string_view(header).substr(0, 6)) != "basic ") return false;
   std::string decoded = base64_decode(trim(std::string_view(header).substr(6)));
   auto colon = decoded.find(':');
   if (colon == std::string::npos) return false;
@@ -207,7 +208,9 @@ struct HttpEndpoint::Impl {
       res.set(http::field::cache_control, "no-store");
       if (out.ask_for_credentials) res.set(http::field::www_authenticate, "Basic realm=\"tokenwarden\"");
       if (!out.allow.empty()) res.set(http::field::allow, out.allow);
-      res.keep_alive(msg.keep_alive() && parser.is_done());  // an unread body ends the connection
+      // An unread body ends the connection, and so does the last request a connection may make:
+      // either way the response says so (Connection: close), so the client does not reuse it.
+      res.keep_alive(msg.keep_alive() && parser.is_done() && n + 1 < kMaxRequestsPerConnection);
       if (msg.method() == http::verb::head) {
         res.content_length(out.body.size());
       } else {
@@ -344,7 +347,8 @@ void HttpEndpoint::stop() {
     boost::system::error_code ignored;
     if (impl->acceptor) impl->acceptor->close(ignored);
   });
-  // Connections in flight finish within their timeouts; do not wait for idle keep-alives.
+  // The daemon is stopping: connections still open (idle keep-alives, a scrape in flight) are
+  // dropped; a scraper retries at its next interval.
   impl_->ioc.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
   // The loop may stop before the posted close runs; the thread is gone, so close here: once stop()

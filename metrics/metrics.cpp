@@ -7,6 +7,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <set>
 #include <sstream>
 
@@ -40,6 +42,17 @@ struct Metrics::Impl {
   std::map<std::string, std::set<std::pair<std::string, std::string>>> violation_series;
   std::map<std::string, std::int64_t> alert_totals;  // receiver '\0' result
   std::set<std::string> exemption_policies;
+  std::map<std::string, std::int64_t> exemption_values;
+
+  // The last exposition and the generation it was rendered at: a scrape when nothing changed
+  // copies it instead of serializing every series again.
+  std::atomic<std::uint64_t> generation{1};
+  std::atomic<bool> external{false};  // registry() was handed out: never cache
+  std::mutex cache_mu;
+  std::uint64_t cached_generation = 0;
+  std::string cached;
+
+  void touch() { generation.fetch_add(1, std::memory_order_acq_rel); }
 
   Impl()
       : build_info(BuildGauge().Name("tokenwarden_build_info").Help("tokenwarden build information (always 1)").Register(registry)),
@@ -62,6 +75,17 @@ struct Metrics::Impl {
 
 namespace {
 
+// Advances the generation when a mutator returns, i.e. after its update: a render that starts
+// in between sees the old generation and is not reused.
+template <class Impl>
+struct Touched {
+  explicit Touched(Impl& impl) : impl_(impl) {}
+  ~Touched() { impl_.touch(); }
+  Touched(const Touched&) = delete;
+  Touched& operator=(const Touched&) = delete;
+  Impl& impl_;
+};
+
 double unix_seconds(Timestamp t) { return static_cast<double>(t.time_since_epoch().count()) / 1000.0; }
 
 // Poll durations span milliseconds (a small cluster) to tens of seconds (timeouts).
@@ -70,25 +94,33 @@ const prometheus::Histogram::BucketBoundaries kPollBuckets{0.005, 0.01, 0.025, 0
 }  // namespace
 
 Metrics::Metrics(std::string version) : impl_(std::make_unique<Impl>()) {
+  // Benchmarks measure the full serialization with TW_METRICS_NO_CACHE=1.
+  if (const char* v = std::getenv("TW_METRICS_NO_CACHE"); v != nullptr && v[0] == '1') impl_->external = true;
   impl_->build_info.Add({{"version", std::move(version)}}).Set(1);
 }
 
 Metrics::~Metrics() = default;
 
-prometheus::Registry& Metrics::registry() { return impl_->registry; }
+prometheus::Registry& Metrics::registry() {
+  impl_->external = true;  // families added through it change nothing this class can see
+  return impl_->registry;
+}
 
 void Metrics::poll_finished(const std::string& cluster, std::string_view outcome, double seconds,
                             std::optional<Timestamp> succeeded_at) {
+  const Touched touched(*impl_);
   impl_->polls.Add({{"cluster", cluster}, {"outcome", std::string(outcome)}}).Increment();
   impl_->poll_duration.Add({{"cluster", cluster}}, kPollBuckets).Observe(seconds);
   if (succeeded_at) impl_->last_success.Add({{"cluster", cluster}}).Set(unix_seconds(*succeeded_at));
 }
 
 void Metrics::last_success(const std::string& cluster, std::optional<Timestamp> at) {
+  const Touched touched(*impl_);
   impl_->last_success.Add({{"cluster", cluster}}).Set(at ? unix_seconds(*at) : 0.0);
 }
 
 void Metrics::inventory(const std::string& cluster, const InventoryCounts& c) {
+  const Touched touched(*impl_);
   for (auto [status, n] : {std::pair{"active", c.active}, std::pair{"expired", c.expired},
                            std::pair{"revoked", c.revoked}, std::pair{"removed", c.removed}}) {
     impl_->tokens.Add({{"cluster", cluster}, {"status", status}}).Set(static_cast<double>(n));
@@ -102,6 +134,7 @@ void Metrics::inventory(const std::string& cluster, const InventoryCounts& c) {
 
 void Metrics::violations_open(const std::string& cluster,
                               const std::map<std::pair<std::string, std::string>, std::int64_t>& open) {
+  const Touched touched(*impl_);
   std::lock_guard lock(impl_->mu);
   auto& series = impl_->violation_series[cluster];
   for (const auto& key : series) {
@@ -117,16 +150,19 @@ void Metrics::violations_open(const std::string& cluster,
 }
 
 void Metrics::violation_opened(const std::string& cluster, const std::string& policy, std::int64_t n) {
+  const Touched touched(*impl_);
   impl_->violations_opened.Add({{"cluster", cluster}, {"policy", policy}}).Increment(static_cast<double>(n));
 }
 
 void Metrics::action(const std::string& cluster, const std::string& policy, const std::string& action,
                      std::string_view result, std::int64_t n) {
+  const Touched touched(*impl_);
   impl_->actions.Add({{"cluster", cluster}, {"policy", policy}, {"action", action}, {"result", std::string(result)}})
       .Increment(static_cast<double>(n));
 }
 
 void Metrics::enforcement_halted(const std::string& cluster, bool halted) {
+  const Touched touched(*impl_);
   impl_->halted.Add({{"cluster", cluster}}).Set(halted ? 1 : 0);
 }
 
@@ -134,6 +170,7 @@ void Metrics::audit_events(const EventCounts& counts) {
   for (int k = 0; k < kEventKindCount; ++k) {
     auto n = counts[static_cast<std::size_t>(k)];
     if (n > 0) {
+      const Touched touched(*impl_);
       impl_->audit_events.Add({{"event", std::string(to_string(static_cast<EventKind>(k)))}})
           .Increment(static_cast<double>(n));
     }
@@ -142,29 +179,37 @@ void Metrics::audit_events(const EventCounts& counts) {
 
 void Metrics::exemptions_active(const std::map<std::string, std::int64_t>& by_policy) {
   std::lock_guard lock(impl_->mu);
-  for (const auto& p : impl_->exemption_policies) {
-    if (!by_policy.contains(p)) impl_->exemptions.Add({{"policy", p}}).Set(0);
-  }
-  for (const auto& [p, n] : by_policy) {
+  // Called on every scrape: changes the generation only when a value changes.
+  std::map<std::string, std::int64_t> next = by_policy;
+  for (const auto& p : impl_->exemption_policies) next.try_emplace(p, 0);
+  if (next == impl_->exemption_values) return;
+  for (const auto& [p, n] : next) {
     impl_->exemptions.Add({{"policy", p}}).Set(static_cast<double>(n));
     impl_->exemption_policies.insert(p);
   }
+  impl_->exemption_values = std::move(next);
+  impl_->touch();
 }
 
 void Metrics::alerts_sent(const std::string& receiver, std::string_view result, std::int64_t total) {
   std::lock_guard lock(impl_->mu);
-  auto& last = impl_->alert_totals[receiver + '\0' + std::string(result)];
+  auto [it, created] = impl_->alert_totals.try_emplace(receiver + '\0' + std::string(result), 0);
+  std::int64_t& last = it->second;
+  if (!created && total <= last) return;  // called on every scrape: nothing new
   auto& c = impl_->alerts.Add({{"receiver", receiver}, {"result", std::string(result)}});
   if (total > last) c.Increment(static_cast<double>(total - last));
   last = std::max(last, total);
+  impl_->touch();
 }
 
 void Metrics::config_reload(bool ok, Timestamp at) {
+  const Touched touched(*impl_);
   impl_->reload_ok.Set(ok ? 1 : 0);
   if (ok) impl_->reload_at.Set(unix_seconds(at));
 }
 
 void Metrics::forget_cluster(const std::string& cluster) {
+  const Touched touched(*impl_);
   std::lock_guard lock(impl_->mu);
   // Families cannot be iterated; each label set this cluster can have is removed by name.
   for (const auto& [policy, severity] : impl_->violation_series[cluster]) {
@@ -184,6 +229,7 @@ void Metrics::forget_cluster(const std::string& cluster) {
 }
 
 void Metrics::keep_policies(const std::vector<std::string>& configured) {
+  const Touched touched(*impl_);
   std::lock_guard lock(impl_->mu);
   std::set<std::string> keep(configured.begin(), configured.end());
   for (auto& [cluster, series] : impl_->violation_series) {
@@ -200,10 +246,23 @@ void Metrics::keep_policies(const std::vector<std::string>& configured) {
 }
 
 std::string Metrics::render() const {
+  const bool cacheable = !impl_->external.load();
+  const std::uint64_t generation = impl_->generation.load(std::memory_order_acquire);
+  if (cacheable) {
+    std::lock_guard lock(impl_->cache_mu);
+    if (impl_->cached_generation == generation) return impl_->cached;
+  }
   std::ostringstream out;
   out.imbue(std::locale::classic());
   prometheus::TextSerializer().Serialize(out, impl_->registry.Collect());
-  return out.str();
+  std::string text = out.str();
+  if (cacheable) {
+    // An update during serialization advanced the generation: the next scrape renders again.
+    std::lock_guard lock(impl_->cache_mu);
+    impl_->cached_generation = generation;
+    impl_->cached = text;
+  }
+  return text;
 }
 
 }  // namespace tw::metrics

@@ -4,6 +4,9 @@
 // exposition for GET /metrics. Labels are bounded: clusters, policies, severities, statuses,
 // outcomes, actions, receivers, event names — never token ids or descriptions.
 //
+// render() reuses the previous text while no metric changed (every mutator advances a generation
+// counter), so frequent scrapes between polls cost a copy, not a serialization.
+//
 // Thread safety: every method is thread-safe (prometheus-cpp metrics are atomic; label-set
 // bookkeeping is guarded by a mutex). Errors: none.
 
@@ -55,7 +58,9 @@ class Metrics {
   // Totals as counted by the alert dispatcher (monotonic); the counters follow them.
   void alerts_sent(const std::string& receiver, std::string_view result, std::int64_t total);
   void config_reload(bool ok, Timestamp at);
-  // Drops every series of a cluster (removed by a reload) or of policies no longer configured.
+  // Drops the gauge series of a cluster (removed by a reload) or of policies no longer configured.
+  // Counters and the poll-duration histogram stay (a counter that vanishes and comes back would
+  // look like a reset); they simply stop increasing.
   void forget_cluster(const std::string& cluster);
   void keep_policies(const std::vector<std::string>& configured);
 

@@ -1,5 +1,6 @@
 // Tests for daemon/config.h: a complete configuration, defaults, every error with its key path
-// (all reported at once), secret redaction in render_config and the render/load round trip.
+// (all reported at once), secret redaction in render_config and the render/load round trip, and
+// the [http] web_config file (TLS files, bcrypt users, hashes never echoed in errors).
 
 #include "daemon/config.h"
 
@@ -7,6 +8,7 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -36,7 +38,7 @@ poll_jitter = "0s"
 
 [http]
 listen = "127.0.0.1:9999"
-web_config = "/etc/tokenwarden/web.toml"
+web_config = "/dev/null"
 
 [safety]
 max_actions_per_cycle = 5
@@ -172,7 +174,11 @@ TEST(LoadConfig, CompleteConfig) {
   EXPECT_EQ(c.daemon.max_concurrent_polls, 8);
   EXPECT_EQ(c.daemon.poll_jitter, Duration(0));
   EXPECT_EQ(c.http.listen, "127.0.0.1:9999");
-  EXPECT_EQ(c.http.web_config, "/etc/tokenwarden/web.toml");
+  // The web config is loaded with the configuration; /dev/null is an empty one (no TLS, no auth)
+  // that exists on every host.
+  EXPECT_EQ(c.http.web_config, "/dev/null");
+  EXPECT_FALSE(c.http.web.tls());
+  EXPECT_TRUE(c.http.web.users.empty());
   EXPECT_EQ(c.safety.max_actions_per_cycle, 5);
   EXPECT_EQ(c.safety.max_actions_percent, 20);
   EXPECT_EQ(c.safety.max_vanished_percent, 30);
@@ -957,6 +963,308 @@ scope = { labels = { team_name = "ops \"core\"" } }
   auto back = load(render_config(*r.config));
   ASSERT_TRUE(back.config.has_value()) << all(back.errors) << "\n" << render_config(*r.config);
   EXPECT_EQ(back.config->policies[0].scope.labels, r.config->policies[0].scope.labels);
+}
+
+// --- the web config file ([http] web_config) ----------------------------------------------------
+
+// Well-formed bcrypt hashes ($2<variant>$10$ + 53 characters); only the format is checked here.
+std::string bcrypt_like(char variant) {
+  return std::string("$2") + variant + "$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
+}
+
+class WebConfigFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cert_ = dir_.write("cert.pem", "not parsed here\n");
+    key_ = dir_.write("key.pem", "not parsed here\n");
+    ca_ = dir_.write("ca.pem", "not parsed here\n");
+  }
+  // Writes the web config and loads it with the "web" prefix.
+  std::optional<metrics::WebConfig> load_web(const std::string& text,
+                                             const std::string& name = "web.toml") {
+    path_ = dir_.write(name, text);
+    errors_.clear();
+    return load_web_config_file(path_, "web", errors_);
+  }
+  // Every error carries the prefix and the file; returns them joined for substring checks.
+  std::string errors_text() const {
+    for (const auto& e : errors_) {
+      EXPECT_EQ(e.rfind("web: " + path_ + ": ", 0), 0u) << e;
+    }
+    return all(errors_);
+  }
+
+  tw::testing::TempDir dir_;
+  std::string cert_, key_, ca_, path_;
+  std::vector<std::string> errors_;
+};
+
+TEST_F(WebConfigFile, ValidTlsAndUsers) {
+  auto web = load_web("[tls]\ncert_file = \"" + cert_ + "\"\nkey_file = \"" + key_ +
+                      "\"\nclient_ca_file = \"" + ca_ + "\"\n\n[basic_auth.users]\nalice = \"" +
+                      bcrypt_like('y') + "\"\nbob = \"" + bcrypt_like('b') +
+                      "\"\n\"carol.smith\" = \"" + bcrypt_like('a') + "\"\n");
+  ASSERT_TRUE(web.has_value()) << all(errors_);
+  EXPECT_TRUE(errors_.empty());
+  EXPECT_TRUE(web->tls());
+  EXPECT_EQ(web->tls_cert_file, cert_);
+  EXPECT_EQ(web->tls_key_file, key_);
+  EXPECT_EQ(web->tls_client_ca_file, ca_);
+  EXPECT_EQ(web->users, (std::map<std::string, std::string>{{"alice", bcrypt_like('y')},
+                                                            {"bob", bcrypt_like('b')},
+                                                            {"carol.smith", bcrypt_like('a')}}));
+  EXPECT_EQ(bcrypt_like('y').size(), 60u);
+}
+
+TEST_F(WebConfigFile, EmptyFileMeansNoTlsAndNoAuth) {
+  auto web = load_web("# nothing configured\n");
+  ASSERT_TRUE(web.has_value()) << all(errors_);
+  EXPECT_FALSE(web->tls());
+  EXPECT_TRUE(web->tls_key_file.empty());
+  EXPECT_TRUE(web->users.empty());
+}
+
+TEST_F(WebConfigFile, UsersWithoutTlsAndTlsWithoutUsers) {
+  auto users = load_web("[basic_auth.users]\nprometheus = \"" + bcrypt_like('y') + "\"\n");
+  ASSERT_TRUE(users.has_value()) << all(errors_);
+  EXPECT_FALSE(users->tls());
+  EXPECT_EQ(users->users.size(), 1u);
+
+  auto tls = load_web("[tls]\ncert_file = \"" + cert_ + "\"\nkey_file = \"" + key_ + "\"\n");
+  ASSERT_TRUE(tls.has_value()) << all(errors_);
+  EXPECT_TRUE(tls->tls());
+  EXPECT_TRUE(tls->tls_client_ca_file.empty());
+  EXPECT_TRUE(tls->users.empty());
+}
+
+TEST_F(WebConfigFile, RelativeFilesAreResolvedAgainstTheWebConfigsDirectory) {
+  std::filesystem::create_directories(dir_.path() / "etc" / "tls");
+  const std::string cert = dir_.write("etc/tls/cert.pem", "x");
+  const std::string key = dir_.write("etc/key.pem", "x");
+  auto web =
+      load_web("[tls]\ncert_file = \"tls/cert.pem\"\nkey_file = \"key.pem\"\nclient_ca_file = \"" +
+                   ca_ + "\"\n",
+               "etc/web.toml");
+  ASSERT_TRUE(web.has_value()) << all(errors_);
+  EXPECT_EQ(web->tls_cert_file, cert);
+  EXPECT_EQ(web->tls_key_file, key);
+  EXPECT_EQ(web->tls_client_ca_file, ca_) << "absolute names are kept";
+
+  // Relative to the web config, not to the working directory or the main config.
+  auto wrong =
+      load_web("[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n", "etc/web.toml");
+  EXPECT_FALSE(wrong.has_value());
+  EXPECT_NE(errors_text().find(dir_.file("etc/cert.pem")), std::string::npos) << all(errors_);
+}
+
+TEST_F(WebConfigFile, CertAndKeyGoTogether) {
+  EXPECT_FALSE(load_web("[tls]\ncert_file = \"" + cert_ + "\"\n").has_value());
+  EXPECT_NE(errors_text().find("tls: cert_file and key_file must be set together"),
+            std::string::npos)
+      << all(errors_);
+  EXPECT_FALSE(load_web("[tls]\nkey_file = \"" + key_ + "\"\n").has_value());
+  EXPECT_NE(errors_text().find("tls: cert_file and key_file must be set together"),
+            std::string::npos)
+      << all(errors_);
+}
+
+TEST_F(WebConfigFile, ClientCaNeedsACertificate) {
+  EXPECT_FALSE(load_web("[tls]\nclient_ca_file = \"" + ca_ + "\"\n").has_value());
+  ASSERT_EQ(errors_.size(), 1u) << all(errors_);
+  EXPECT_NE(errors_text().find("tls.client_ca_file: "), std::string::npos) << all(errors_);
+}
+
+TEST_F(WebConfigFile, FilesMustBeReadable) {
+  const std::string missing = dir_.file("missing-key.pem");
+  EXPECT_FALSE(load_web("[tls]\ncert_file = \"" + cert_ + "\"\nkey_file = \"" + missing + "\"\n")
+                   .has_value());
+  ASSERT_EQ(errors_.size(), 1u) << all(errors_);
+  EXPECT_NE(errors_[0].find("\"" + missing + "\" is not readable"), std::string::npos)
+      << errors_[0];
+
+  const std::string missing_ca = dir_.file("missing-ca.pem");
+  EXPECT_FALSE(load_web("[tls]\ncert_file = \"" + cert_ + "\"\nkey_file = \"" + key_ +
+                        "\"\nclient_ca_file = \"" + missing_ca + "\"\n")
+                   .has_value());
+  EXPECT_NE(errors_text().find(missing_ca), std::string::npos) << all(errors_);
+}
+
+TEST_F(WebConfigFile, UnknownKeysAreErrorsAllReportedAtOnce) {
+  EXPECT_FALSE(load_web("listen = \"0.0.0.0:9464\"\n\n[tls]\ncert_file = \"" + cert_ +
+                        "\"\nkey_file = \"" + key_ +
+                        "\"\ncertfile = \"x\"\n\n[basic_auth]\nuser = { alice = \"x\" }\n")
+                   .has_value());
+  const std::string text = errors_text();
+  EXPECT_EQ(errors_.size(), 3u) << text;
+  EXPECT_NE(text.find("web: " + path_ + ": listen: unknown key"), std::string::npos) << text;
+  EXPECT_NE(text.find("tls.certfile: unknown key (did you mean \"cert_file\"?)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("basic_auth.user: unknown key (did you mean \"users\"?)"), std::string::npos)
+      << text;
+}
+
+TEST_F(WebConfigFile, WrongTypesAreErrors) {
+  EXPECT_FALSE(load_web("tls = \"on\"\n").has_value());
+  EXPECT_NE(errors_text().find("tls: expected a table"), std::string::npos) << all(errors_);
+
+  EXPECT_FALSE(load_web("[tls]\ncert_file = 5\nkey_file = \"" + key_ + "\"\n").has_value());
+  EXPECT_NE(errors_text().find("tls.cert_file: expected a string, found an integer"),
+            std::string::npos)
+      << all(errors_);
+
+  EXPECT_FALSE(load_web("[basic_auth]\nusers = \"alice\"\n").has_value());
+  EXPECT_NE(errors_text().find("basic_auth.users: expected a table"), std::string::npos)
+      << all(errors_);
+
+  EXPECT_FALSE(load_web("[basic_auth.users]\nalice = 12345\n").has_value());
+  EXPECT_NE(errors_text().find("basic_auth.users.alice: expected a string, found an integer"),
+            std::string::npos)
+      << all(errors_);
+}
+
+TEST_F(WebConfigFile, BasicAuthThatIsNotATableIsAnErrorNotNoAuth) {
+  // Read as "no users", this would turn authentication off without a word.
+  auto web = load_web("basic_auth = \"alice:hunter2\"\n");
+  EXPECT_FALSE(web.has_value()) << "authentication silently disabled";
+  EXPECT_NE(errors_text().find("basic_auth: expected a table"), std::string::npos) << all(errors_);
+  EXPECT_EQ(errors_text().find("hunter2"), std::string::npos) << all(errors_);
+}
+
+TEST_F(WebConfigFile, InvalidUserNames) {
+  EXPECT_FALSE(
+      load_web("[basic_auth.users]\n\"al:ice\" = \"" + bcrypt_like('y') + "\"\n").has_value());
+  EXPECT_NE(errors_text().find("\"al:ice\" is not a valid user name"), std::string::npos)
+      << all(errors_);
+  EXPECT_FALSE(load_web("[basic_auth.users]\n\"\" = \"" + bcrypt_like('y') + "\"\n").has_value());
+  EXPECT_NE(errors_text().find("\"\" is not a valid user name"), std::string::npos) << all(errors_);
+}
+
+struct BadHash {
+  std::string name;
+  std::string value;
+};
+
+class WebConfigBadHash : public WebConfigFile, public ::testing::WithParamInterface<BadHash> {};
+
+TEST_P(WebConfigBadHash, IsRejectedWithoutEchoingTheValue) {
+  const std::string& value = GetParam().value;
+  auto web = load_web("[basic_auth.users]\nalice = \"" + value + "\"\nbob = \"" + bcrypt_like('y') +
+                      "\"\n");
+  EXPECT_FALSE(web.has_value());
+  ASSERT_EQ(errors_.size(), 1u) << all(errors_);
+  EXPECT_NE(errors_text().find("basic_auth.users.alice: expected a bcrypt hash"), std::string::npos)
+      << all(errors_);
+  // The value may be a password typed where the hash belongs: no part of it may be shown.
+  if (!value.empty()) {
+    EXPECT_EQ(errors_[0].find(value), std::string::npos) << errors_[0];
+  }
+  EXPECT_EQ(errors_[0].find("S3cr3t"), std::string::npos) << errors_[0];
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, WebConfigBadHash,
+    ::testing::Values(BadHash{"plain password", "S3cr3t-passw0rd"}, BadHash{"empty", ""},
+                      BadHash{"59 characters", bcrypt_like('y').substr(0, 59)},
+                      BadHash{"61 characters", bcrypt_like('y') + "S"},
+                      BadHash{"unknown variant 2x", bcrypt_like('x')},
+                      BadHash{"md5 crypt", "$1$S3cr3t$" + std::string(50, 'a')},
+                      BadHash{"cost not digits", "$2y$1a$" + bcrypt_like('y').substr(7)},
+                      BadHash{"invalid character", bcrypt_like('y').substr(0, 59) + "!"},
+                      BadHash{"password of hash length", "S3cr3t" + std::string(54, 'x')},
+                      BadHash{"htpasswd line", "alice:" + bcrypt_like('y').substr(0, 54)}),
+    tw::testing::CaseName());
+
+TEST_F(WebConfigFile, SyntaxErrorNamesTheLineButNotItsContent) {
+  auto web = load_web("[basic_auth.users]\nalice = hunter2-S3cr3t\n");
+  EXPECT_FALSE(web.has_value());
+  ASSERT_EQ(errors_.size(), 1u) << all(errors_);
+  EXPECT_NE(errors_text().find("TOML syntax error"), std::string::npos) << errors_[0];
+  EXPECT_NE(errors_[0].find("line 2"), std::string::npos) << errors_[0];
+  EXPECT_EQ(errors_[0].find("hunter2"), std::string::npos) << errors_[0];
+  EXPECT_EQ(errors_[0].find('\n'), std::string::npos) << "one line: " << errors_[0];
+
+  EXPECT_FALSE(load_web("[tls]\n[tls]\n").has_value());
+  ASSERT_EQ(errors_.size(), 1u);
+  EXPECT_NE(errors_text().find("TOML syntax error"), std::string::npos) << errors_[0];
+}
+
+TEST_F(WebConfigFile, MissingFileIsReportedWithThePrefixAndAppended) {
+  std::vector<std::string> errors = {"earlier problem"};
+  const std::string missing = dir_.file("no-such-web.toml");
+  EXPECT_FALSE(load_web_config_file(missing, "http.web_config", errors).has_value());
+  ASSERT_EQ(errors.size(), 2u) << all(errors);
+  EXPECT_EQ(errors[0], "earlier problem") << "errors are appended";
+  EXPECT_EQ(errors[1].rfind("http.web_config: ", 0), 0u) << errors[1];
+  EXPECT_NE(errors[1].find(missing), std::string::npos) << errors[1];
+}
+
+TEST_F(WebConfigFile, EveryProblemIsReportedAtOnce) {
+  const std::string missing = dir_.file("missing.pem");
+  EXPECT_FALSE(load_web("[tls]\ncert_file = \"" + missing + "\"\nclient_ca_file = \"" + ca_ +
+                        "\"\n[basic_auth.users]\nalice = \"nope\"\nbob = \"" + bcrypt_like('y') +
+                        "\"\n")
+                   .has_value());
+  const std::string text = errors_text();
+  EXPECT_NE(text.find("cert_file and key_file must be set together"), std::string::npos) << text;
+  EXPECT_NE(text.find(missing), std::string::npos) << text;
+  EXPECT_NE(text.find("basic_auth.users.alice"), std::string::npos) << text;
+  EXPECT_EQ(text.find("basic_auth.users.bob"), std::string::npos) << text;
+}
+
+// Through the main configuration: [http] web_config is loaded and checked with it.
+TEST_F(WebConfigFile, LoadedWithTheConfiguration) {
+  const std::string web_path =
+      dir_.write("web.toml", "[basic_auth.users]\nprometheus = \"" + bcrypt_like('y') + "\"\n");
+  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n");
+  ASSERT_TRUE(r.config.has_value()) << all(r.errors);
+  EXPECT_EQ(r.config->http.web_config, web_path);
+  EXPECT_EQ(r.config->http.web.users,
+            (std::map<std::string, std::string>{{"prometheus", bcrypt_like('y')}}));
+
+  auto defaults = load("[http]\nlisten = \"127.0.0.1:9464\"\n");
+  ASSERT_TRUE(defaults.config.has_value()) << all(defaults.errors);
+  EXPECT_TRUE(defaults.config->http.web.users.empty());
+  EXPECT_FALSE(defaults.config->http.web.tls());
+}
+
+TEST_F(WebConfigFile, ItsErrorsFailTheConfigurationWithTheKeyPath) {
+  const std::string web_path =
+      dir_.write("web.toml", "[basic_auth.users]\nalice = \"hunter2\"\n[x]\n");
+  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n");
+  EXPECT_FALSE(r.config.has_value());
+  ASSERT_EQ(r.errors.size(), 2u) << all(r.errors);
+  for (const auto& e : r.errors) {
+    EXPECT_EQ(e.rfind("http.web_config: " + web_path + ": ", 0), 0u) << e;
+    EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
+  }
+
+  auto missing = load("[http]\nweb_config = \"" + dir_.file("absent.toml") + "\"\n");
+  EXPECT_FALSE(missing.config.has_value());
+  ASSERT_EQ(missing.errors.size(), 1u) << all(missing.errors);
+  EXPECT_EQ(missing.errors[0].rfind("http.web_config: ", 0), 0u) << missing.errors[0];
+  EXPECT_NE(missing.errors[0].find(dir_.file("absent.toml")), std::string::npos)
+      << missing.errors[0];
+}
+
+TEST_F(WebConfigFile, NotReadWhenTheEndpointIsDisabled) {
+  auto r = load("[http]\nlisten = \"\"\nweb_config = \"" + dir_.file("absent.toml") + "\"\n");
+  ASSERT_TRUE(r.config.has_value()) << all(r.errors);
+  EXPECT_TRUE(r.config->http.listen.empty());
+}
+
+TEST_F(WebConfigFile, RelativeWebConfigIsResolvedAgainstTheConfigFile) {
+  std::filesystem::create_directories(dir_.path() / "conf" / "web" / "tls");
+  const std::string cert = dir_.write("conf/web/tls/cert.pem", "x");
+  const std::string key = dir_.write("conf/web/tls/key.pem", "x");
+  dir_.write("conf/web/web.toml",
+             "[tls]\ncert_file = \"tls/cert.pem\"\nkey_file = \"tls/key.pem\"\n");
+  const std::string config =
+      dir_.write("conf/tokenwarden.toml", "[http]\nweb_config = \"web/web.toml\"\n");
+  auto r = load_config_file(config, kNow);
+  ASSERT_TRUE(r.config.has_value()) << all(r.errors);
+  EXPECT_EQ(r.config->http.web_config, "web/web.toml") << "kept as written";
+  EXPECT_EQ(r.config->http.web.tls_cert_file, cert);
+  EXPECT_EQ(r.config->http.web.tls_key_file, key);
 }
 
 }  // namespace
