@@ -40,7 +40,7 @@ install(DIRECTORY "${tw_pkg_dir}/credentials" DESTINATION "${TW_SYSCONF_DIR}"
         COMPONENT ${tw_component})
 
 # --- Documentation and examples ----------------------------------------------------------------
-file(GLOB tw_docs CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/docs/*.md")
+file(GLOB tw_docs CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/docs/*.md" "${PROJECT_SOURCE_DIR}/docs/*.json")
 install(FILES README.md ${tw_docs} DESTINATION ${TW_DOC_DIR} COMPONENT ${tw_component})
 install(FILES config/tokenwarden.toml config/policies.toml
         DESTINATION ${TW_DOC_DIR}/examples COMPONENT ${tw_component})

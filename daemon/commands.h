@@ -20,6 +20,7 @@ inline constexpr int kExitChainBroken = 3;
 
 struct GlobalOptions {
   std::string config_path;
+  bool config_given = false;  // --config on the command line (not the default path)
 };
 
 struct PollOptions {
@@ -85,7 +86,19 @@ struct DemoOptions {
   std::string listen = "127.0.0.1:9464";  // the demo daemon's /metrics; a busy port falls back to any free one
 };
 
+struct ReportOptions {
+  std::string db;
+  std::string from;    // default: 30 days before --to
+  std::string to;      // default: now
+  std::string at;      // inventory instant; default: --to
+  std::string format;  // html, md, csv, json; default: from --output's extension, else md
+  std::string output;  // default: stdout
+  std::string cluster;
+  std::size_t limit = 5000;  // html/md: rows listed per long section (0: all)
+};
+
 int cmd_run(const GlobalOptions& g);
+int cmd_report(const GlobalOptions& g, const ReportOptions& o);
 int cmd_poll(const GlobalOptions& g, const PollOptions& o);
 int cmd_check_config(const GlobalOptions& g, bool print);
 int cmd_tokens(const GlobalOptions& g, const TokensOptions& o);

@@ -549,11 +549,19 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
     }
     report.halted = static_cast<int>(unreleased);
     if (!halted_) {
+      std::map<std::string, std::int64_t> by_policy;  // what was held back, for reports
+      for (auto* v : candidates) {
+        if (!v->released) ++by_policy[v->policy];
+      }
       std::string d;
-      JsonWriter(d).begin_object().field("planned", static_cast<std::int64_t>(unreleased))
+      JsonWriter w(d);
+      w.begin_object().field("planned", static_cast<std::int64_t>(unreleased))
           .field("active_tokens", static_cast<std::int64_t>(active))
           .field("max_actions_per_cycle", settings_.max_actions_per_cycle)
-          .field("max_actions_percent", settings_.max_actions_percent).end_object();
+          .field("max_actions_percent", settings_.max_actions_percent);
+      w.key("policies").begin_object();
+      for (const auto& [name, n] : by_policy) w.field(name, n);
+      w.end_object().end_object();
       TW_RETURN_IF_ERROR(storage::set_cluster_halted(txn, cluster_.name, true, now, d));
       TW_RETURN_IF_ERROR(record(txn, EventKind::kEnforcementHalted, {}, d, now, nullptr));
       halted_ = true;

@@ -226,6 +226,7 @@ Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<
                     Timestamp now) {
   Evaluation out;
   out.subject_next_change.assign(subjects.size(), Timestamp::max());
+  out.judged_by_policy.assign(set.specs_.size(), 0);
   const auto& specs = set.specs_;
   const PolicySet::Compiled& c = *set.compiled_;
   std::vector<std::uint32_t> applicable;
@@ -267,6 +268,7 @@ Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<
       }
       if (cp.scope_regex >= 0 && !hits[static_cast<std::size_t>(cp.scope_regex)]) continue;
       ++out.judged;
+      ++out.judged_by_policy[pi];
       bool violated = false;
       switch (p.kind) {
         case Kind::kMaxLifetime:

@@ -53,6 +53,7 @@ struct Evaluation {
   // re-evaluate just the subjects whose time has come.
   std::vector<Timestamp> subject_next_change;
   std::size_t judged = 0;  // (token, policy) pairs judged
+  std::vector<std::size_t> judged_by_policy;  // tokens judged, per policy (index into specs())
 };
 
 class PolicySet {

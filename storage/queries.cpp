@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "storage/sqlite.h"
@@ -64,56 +65,52 @@ Result<std::vector<InventoryRow>> query_inventory(Db& db, const InventoryFilter&
   return rows;
 }
 
-Result<std::vector<InventoryRow>> inventory_at(Db& db, Timestamp at, const InventoryFilter& filter) {
-  const std::string at_text = format_timestamp(at);
-  // Successful polls per cluster up to `at`: last_seen of present and removed tokens.
-  std::map<std::string, std::vector<std::string>> ok_polls;
-  {
-    auto st = db.prepare(
-        "SELECT cluster, finished_at FROM poll_runs WHERE outcome = 'ok' AND finished_at <= ?1 "
-        "AND (?2 = '' OR cluster = ?2) ORDER BY id");
-    if (!st.ok()) return st.take_error();
-    st->bind(1, at_text).bind(2, filter.cluster);
-    while (true) {
-      auto r = st->step();
-      if (!r.ok()) return r.take_error();
-      if (!*r) break;
-      ok_polls[st->text(0)].push_back(st->text(1));
-    }
-  }
-  auto last_ok_before = [&](const std::string& cluster, const std::string& t, bool inclusive) {
+struct InventoryReplay::Impl {
+  // Successful polls per cluster (finished_at, ascending): last_seen of present and removed tokens.
+  std::unordered_map<std::string, std::vector<std::string>> ok_polls;
+  // By cluster '\0' token id.
+  std::unordered_map<std::string, InventoryRow> state;
+
+  std::string last_ok_before(const std::string& cluster, const std::string& t, bool inclusive) const {
     auto it = ok_polls.find(cluster);
     if (it == ok_polls.end()) return std::string();
     const auto& v = it->second;
     auto pos = inclusive ? std::upper_bound(v.begin(), v.end(), t) : std::lower_bound(v.begin(), v.end(), t);
     return pos == v.begin() ? std::string() : *(pos - 1);
-  };
+  }
 
-  auto st = db.prepare(
-      "SELECT cluster, token_id, event, detail, recorded_at FROM audit_events "
-      "WHERE recorded_at <= ?1 AND (?2 = '' OR cluster = ?2) AND event IN ('token_discovered', "
-      "'token_created', 'token_updated', 'token_revoked', 'token_expired', 'token_removed') "
-      "ORDER BY seq");
-  if (!st.ok()) return st.take_error();
-  st->bind(1, at_text).bind(2, filter.cluster);
-  std::map<std::pair<std::string, std::string>, InventoryRow> state;
-  while (true) {
-    auto r = st->step();
-    if (!r.ok()) return r.take_error();
-    if (!*r) break;
-    std::string cluster = st->text(0);
-    std::string id = st->text(1);
-    std::string event = st->text(2);
-    auto detail = nlohmann::json::parse(st->text(3), nullptr, false);
-    if (detail.is_discarded() || !detail.is_object()) continue;
-    std::string recorded_at = st->text(4);
-    auto key = std::make_pair(cluster, id);
+  TokenStatus status_of(const InventoryRow& row, Timestamp at) const {
+    if (row.status == TokenStatus::kActive && row.token.expires_at && *row.token.expires_at <= at) {
+      return TokenStatus::kExpired;
+    }
+    return row.status;
+  }
+
+  void apply(std::string cluster, std::string id, std::string_view event, std::string_view detail_text,
+             const std::string& recorded_at) {
+    std::string key = cluster;
+    key += '\0';
+    key += id;
+    // Events that need no detail first: most of a long history's expiries and removals.
+    if (event == "token_expired" || event == "token_removed") {
+      auto it = state.find(key);
+      if (it == state.end()) return;  // history starts mid-way (should not happen)
+      if (event == "token_expired") {
+        it->second.status = TokenStatus::kExpired;
+      } else {
+        it->second.status = TokenStatus::kRemoved;
+        it->second.last_seen = last_ok_before(cluster, recorded_at, false);
+      }
+      return;
+    }
+    auto detail = nlohmann::json::parse(detail_text, nullptr, false);
+    if (detail.is_discarded() || !detail.is_object()) return;
     if (event == "token_discovered" || event == "token_created") {
       InventoryRow row;
       auto old = state.find(key);
       row.first_seen = old != state.end() ? old->second.first_seen : recorded_at;
-      row.cluster = cluster;
-      row.token.id = id;
+      row.cluster = std::move(cluster);
+      row.token.id = std::move(id);
       row.token.description = detail.value("description", std::string());
       row.token.permissions = json_permissions(detail.value("permissions", nlohmann::json()));
       row.token.created_at = json_time(detail, "created_at");
@@ -121,10 +118,10 @@ Result<std::vector<InventoryRow>> inventory_at(Db& db, Timestamp at, const Inven
       row.token.revoked_at = json_time(detail, "revoked_at");
       row.status = parse_token_status(detail.value("status", std::string("active"))).value_or(TokenStatus::kActive);
       state[key] = std::move(row);
-      continue;
+      return;
     }
     auto it = state.find(key);
-    if (it == state.end()) continue;  // history starts mid-way (should not happen)
+    if (it == state.end()) return;
     InventoryRow& row = it->second;
     if (event == "token_updated") {
       const auto& after = detail.value("after", nlohmann::json::object());
@@ -135,29 +132,95 @@ Result<std::vector<InventoryRow>> inventory_at(Db& db, Timestamp at, const Inven
       if (after.contains("created_at")) row.token.created_at = json_time(after, "created_at");
       if (after.contains("expires_at")) row.token.expires_at = json_time(after, "expires_at");
       if (after.contains("revoked_at")) row.token.revoked_at = json_time(after, "revoked_at");
-      row.status = status_at(row.token, parse_rfc3339(recorded_at).value_or(at));
+      auto when = parse_rfc3339(recorded_at);
+      row.status = status_at(row.token, when.ok() ? *when : Timestamp::max());
     } else if (event == "token_revoked") {
       row.token.revoked_at = json_time(detail, "revoked_at");
       row.status = TokenStatus::kRevoked;
-    } else if (event == "token_expired") {
-      row.status = TokenStatus::kExpired;
-    } else if (event == "token_removed") {
-      row.status = TokenStatus::kRemoved;
-      row.last_seen = last_ok_before(cluster, recorded_at, false);
     }
   }
-  std::vector<InventoryRow> rows;
-  rows.reserve(state.size());
-  for (auto& [key, row] : state) {
-    if (row.status == TokenStatus::kActive && row.token.expires_at && *row.token.expires_at <= at) {
-      row.status = TokenStatus::kExpired;
+};
+
+InventoryReplay::InventoryReplay() : impl_(std::make_unique<Impl>()) {}
+InventoryReplay::~InventoryReplay() = default;
+InventoryReplay::InventoryReplay(InventoryReplay&&) noexcept = default;
+InventoryReplay& InventoryReplay::operator=(InventoryReplay&&) noexcept = default;
+
+Status InventoryReplay::run(Db& db, Timestamp until, const std::string& cluster, const std::vector<Timestamp>& samples,
+                            const std::function<void(Timestamp)>& on_sample) {
+  const std::string until_text = format_timestamp(until);
+  {
+    auto st = db.prepare(
+        "SELECT cluster, finished_at FROM poll_runs WHERE outcome = 'ok' AND finished_at <= ?1 "
+        "AND (?2 = '' OR cluster = ?2) ORDER BY id");
+    if (!st.ok()) return st.take_error();
+    st->bind(1, until_text).bind(2, cluster);
+    while (true) {
+      auto r = st->step();
+      if (!r.ok()) return r.take_error();
+      if (!*r) break;
+      impl_->ok_polls[st->text(0)].push_back(st->text(1));
     }
-    if (row.status != TokenStatus::kRemoved) row.last_seen = last_ok_before(row.cluster, at_text, true);
+    for (auto& [c, v] : impl_->ok_polls) std::sort(v.begin(), v.end());
+  }
+  auto st = db.prepare(
+      "SELECT cluster, token_id, event, detail, recorded_at FROM audit_events "
+      "WHERE recorded_at <= ?1 AND (?2 = '' OR cluster = ?2) AND event IN ('token_discovered', "
+      "'token_created', 'token_updated', 'token_revoked', 'token_expired', 'token_removed') "
+      "ORDER BY seq");
+  if (!st.ok()) return st.take_error();
+  st->bind(1, until_text).bind(2, cluster);
+  std::size_t next_sample = 0;
+  std::vector<std::string> sample_text;
+  for (auto t : samples) sample_text.push_back(format_timestamp(t));
+  while (true) {
+    auto r = st->step();
+    if (!r.ok()) return r.take_error();
+    if (!*r) break;
+    std::string recorded_at = st->text(4);
+    while (next_sample < samples.size() && samples[next_sample] <= until && recorded_at > sample_text[next_sample]) {
+      if (on_sample) on_sample(samples[next_sample]);
+      ++next_sample;
+    }
+    impl_->apply(st->text(0), st->text(1), st->text(2), st->text(3), recorded_at);
+  }
+  for (; next_sample < samples.size() && samples[next_sample] <= until; ++next_sample) {
+    if (on_sample) on_sample(samples[next_sample]);
+  }
+  return ok_status();
+}
+
+std::array<std::int64_t, 4> InventoryReplay::counts(Timestamp at) const {
+  std::array<std::int64_t, 4> out{};
+  for (const auto& [key, row] : impl_->state) ++out[static_cast<std::size_t>(impl_->status_of(row, at))];
+  return out;
+}
+
+std::size_t InventoryReplay::size() const { return impl_->state.size(); }
+
+std::vector<InventoryRow> InventoryReplay::rows(Timestamp at, const std::optional<TokenStatus>& status) const {
+  const std::string at_text = format_timestamp(at);
+  std::vector<InventoryRow> out;
+  out.reserve(impl_->state.size());
+  for (const auto& [key, r] : impl_->state) {
+    TokenStatus s = impl_->status_of(r, at);
+    if (status && s != *status) continue;
+    InventoryRow row = r;
+    row.status = s;
+    if (row.status != TokenStatus::kRemoved) row.last_seen = impl_->last_ok_before(row.cluster, at_text, true);
     if (row.last_seen.empty()) row.last_seen = row.first_seen;
-    if (filter.status && row.status != *filter.status) continue;
-    rows.push_back(std::move(row));
+    out.push_back(std::move(row));
   }
-  return rows;
+  std::sort(out.begin(), out.end(), [](const InventoryRow& a, const InventoryRow& b) {
+    return a.cluster != b.cluster ? a.cluster < b.cluster : a.token.id < b.token.id;
+  });
+  return out;
+}
+
+Result<std::vector<InventoryRow>> inventory_at(Db& db, Timestamp at, const InventoryFilter& filter) {
+  InventoryReplay replay;
+  TW_RETURN_IF_ERROR(replay.run(db, at, filter.cluster, {}, {}));
+  return replay.rows(at, filter.status);
 }
 
 Result<std::vector<AuditRow>> query_history(Db& db, const HistoryFilter& filter) {

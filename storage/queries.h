@@ -4,7 +4,10 @@
 //
 // Thread safety: use a Db from one thread. Errors: kDatabase.
 
+#include <array>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +38,32 @@ Result<std::vector<InventoryRow>> query_inventory(Db& db, const InventoryFilter&
 // The inventory as tokenwarden knew it at `at`, replayed from token events recorded up to then.
 // A token recorded active whose expiry is at or before `at` is reported expired.
 Result<std::vector<InventoryRow>> inventory_at(Db& db, Timestamp at, const InventoryFilter& filter);
+
+// The replay behind inventory_at, for callers that need the inventory at several instants in
+// one pass (reports): events are applied in seq order, and `on_sample` is called at each sample
+// time (ascending) with the inventory as of that instant, before any later event is applied.
+class InventoryReplay {
+ public:
+  InventoryReplay();
+  ~InventoryReplay();
+  InventoryReplay(InventoryReplay&&) noexcept;
+  InventoryReplay& operator=(InventoryReplay&&) noexcept;
+
+  // Applies the token events recorded up to `until` (inclusive) for one cluster ("" = all),
+  // calling on_sample(t) for every sample time t <= until once all events up to t are applied.
+  Status run(Db& db, Timestamp until, const std::string& cluster, const std::vector<Timestamp>& samples,
+             const std::function<void(Timestamp)>& on_sample);
+
+  // Status counts (active, expired, revoked, removed) as of `at`, with expiry by time applied.
+  std::array<std::int64_t, 4> counts(Timestamp at) const;
+  // The rows as of `at` (ordered by cluster and token id), optionally one status only.
+  std::vector<InventoryRow> rows(Timestamp at, const std::optional<TokenStatus>& status = std::nullopt) const;
+  std::size_t size() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 struct AuditRow {
   std::int64_t seq = 0;

@@ -124,7 +124,7 @@ def test_conffile_and_maintainer_scripts(deb, tmp_path):
 
 
 def test_file_list(contents):
-    docs = [f"{DOC}/{p.name}" for p in sorted((SOURCE_DIR / "docs").glob("*.md"))]
+    docs = [f"{DOC}/{p.name}" for p in sorted([*(SOURCE_DIR / "docs").glob("*.md"), *(SOURCE_DIR / "docs").glob("*.json")])]
     prometheus = [f"{DOC}/examples/prometheus/{p.name}"
                   for p in sorted((SOURCE_DIR / "config" / "prometheus").glob("*.yml"))]
     required = {

@@ -1,0 +1,209 @@
+// `tokenwarden report` (SPEC §4): a compliance report from the audit database.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "core/strings.h"
+#include "core/version.h"
+#include "daemon/commands.h"
+#include "daemon/config.h"
+#include "report/report.h"
+#include "storage/audit_store.h"
+#include "storage/sqlite.h"
+
+namespace tw::daemon {
+namespace {
+
+std::string extension_format(const std::string& path) {
+  auto dot = path.rfind('.');
+  if (dot == std::string::npos) return {};
+  std::string ext = to_lower(path.substr(dot + 1));
+  if (ext == "html" || ext == "htm") return "html";
+  if (ext == "md" || ext == "markdown") return "md";
+  if (ext == "csv" || ext == "json") return ext;
+  return {};
+}
+
+// Writes to a temporary file next to the target and renames it into place on success, so a
+// failed report (full disk, broken database) never leaves a partial file behind.
+class AtomicOutput {
+ public:
+  explicit AtomicOutput(std::string path) : path_(std::move(path)) {}
+  ~AtomicOutput() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!tmp_.empty() && !committed_) ::unlink(tmp_.c_str());
+  }
+  Status open() {
+    tmp_ = path_ + ".tmp-XXXXXX";
+    fd_ = ::mkstemp(tmp_.data());
+    if (fd_ < 0) {
+      std::string why = std::strerror(errno);
+      tmp_.clear();
+      return make_error(ErrorCode::kIo, "cannot create " + path_ + ": " + why);
+    }
+    ::fchmod(fd_, 0644);
+    return ok_status();
+  }
+  void write(std::string_view chunk) {
+    while (error_.empty() && !chunk.empty()) {
+      ssize_t n = ::write(fd_, chunk.data(), chunk.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        error_ = std::strerror(errno);
+        return;
+      }
+      chunk.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  Status commit() {
+    if (error_.empty() && ::fsync(fd_) != 0) error_ = std::strerror(errno);
+    if (error_.empty() && ::close(fd_) != 0) error_ = std::strerror(errno);
+    fd_ = -1;
+    if (!error_.empty()) return make_error(ErrorCode::kIo, "cannot write " + path_ + ": " + error_);
+    if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
+      return make_error(ErrorCode::kIo, "cannot rename the report into " + path_ + ": " + std::strerror(errno));
+    }
+    committed_ = true;
+    return ok_status();
+  }
+
+ private:
+  std::string path_;
+  std::string tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+  std::string error_;
+};
+
+}  // namespace
+
+int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
+  const Timestamp now = SystemClock().now();
+  report::Request req;
+  req.generated_at = now;
+  req.version = kVersion;
+  req.cluster = o.cluster;
+  req.list_limit = o.limit == 0 ? static_cast<std::size_t>(-1) : o.limit;
+  auto time_arg = [&](const std::string& text, const char* name, Timestamp fallback) -> std::optional<Timestamp> {
+    if (text.empty()) return fallback;
+    auto t = parse_time_arg(text, now);
+    if (!t.ok()) {
+      print_error(std::string(name) + ": " + t.error().message);
+      return std::nullopt;
+    }
+    return *t;
+  };
+  auto to = time_arg(o.to, "--to", now);
+  if (!to) return kExitUsage;
+  auto from = time_arg(o.from, "--from", *to - std::chrono::hours(24 * 30));
+  if (!from) return kExitUsage;
+  auto at = time_arg(o.at, "--at", *to);
+  if (!at) return kExitUsage;
+  if (*to < *from) {
+    print_error("--to " + format_timestamp(*to) + " is before --from " + format_timestamp(*from));
+    return kExitUsage;
+  }
+  req.from = *from;
+  req.to = *to;
+  req.at = *at;
+  std::string format_name = o.format.empty() ? extension_format(o.output) : o.format;
+  if (format_name.empty()) format_name = "md";
+  auto format = report::parse_format(format_name);
+  if (!format) {
+    print_error("--format must be html, md, csv or json");
+    return kExitUsage;
+  }
+
+  // The configuration adds intervals, policy settings, scopes and exemptions. With --db it is
+  // used only if --config is given too (a backup may come from another installation).
+  report::Context ctx;
+  std::string db_path = o.db;
+  if (o.db.empty() || g.config_given) {
+    auto load = load_config_file(g.config_path, now);
+    if (!load.config) {
+      if (o.db.empty()) {
+        for (const auto& e : load.errors) print_error(e);
+        return kExitUsage;
+      }
+    } else {
+      const Config& c = *load.config;
+      ctx.from_config = true;
+      ctx.config_path = g.config_path;
+      for (const auto& cl : c.clusters) ctx.clusters[cl.name] = {cl.poll_interval, cl.labels};
+      ctx.policies = c.policies;
+      ctx.exemptions = c.exemptions;
+      if (db_path.empty()) db_path = c.daemon.database;
+    }
+  }
+  req.database = db_path;
+  auto store = storage::AuditStore::open(db_path, storage::AuditStore::Mode::kReadOnly);
+  if (!store.ok()) {
+    print_error(store.error().message);
+    return kExitFailure;
+  }
+  storage::Db& db = (*store)->db();
+  // One read transaction: every section sees the same snapshot while the daemon keeps writing.
+  if (auto s = db.exec("BEGIN"); !s.ok()) {
+    print_error(s.error().message);
+    return kExitFailure;
+  }
+  const bool tty = ::isatty(2) != 0;
+  report::Progress progress;
+  if (tty) {
+    progress = [](std::string_view stage, std::int64_t done, std::int64_t total) {
+      if (total > 0) {
+        std::fprintf(stderr, "\r\033[Kreport: %.*s %lld/%lld", static_cast<int>(stage.size()), stage.data(),
+                     static_cast<long long>(done), static_cast<long long>(total));
+      } else {
+        std::fprintf(stderr, "\r\033[Kreport: %.*s…", static_cast<int>(stage.size()), stage.data());
+      }
+      std::fflush(stderr);
+    };
+  }
+  auto data = report::collect(db, req, ctx, progress);
+  if (!data.ok()) {
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    print_error(data.error().message);
+    return data.error().code == ErrorCode::kInvalidArgument ? kExitUsage : kExitFailure;
+  }
+  if (progress) progress("writing " + format_name, 0, 0);
+  Status written;
+  if (o.output.empty()) {
+    std::string error;
+    written = report::write_report(db, *data, *format, [&](std::string_view chunk) {
+      if (error.empty() && std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size()) {
+        error = std::strerror(errno);
+      }
+    });
+    if (written.ok() && std::fflush(stdout) != 0) error = std::strerror(errno);
+    if (written.ok() && !error.empty()) written = make_error(ErrorCode::kIo, "cannot write the report: " + error);
+  } else {
+    AtomicOutput out(o.output);
+    written = out.open();
+    if (written.ok()) {
+      written = report::write_report(db, *data, *format, [&](std::string_view chunk) { out.write(chunk); });
+    }
+    if (written.ok()) written = out.commit();
+  }
+  (void)db.exec("COMMIT");
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  if (!written.ok()) {
+    print_error(written.error().message);
+    return kExitFailure;
+  }
+  if (!data->integrity.ok) {
+    std::fprintf(stderr, "warning: the audit hash chain is broken%s; the report's integrity section says so\n",
+                 data->integrity.first_bad_seq > 0
+                     ? (" (first bad row: seq " + std::to_string(data->integrity.first_bad_seq) + ")").c_str()
+                     : "");
+  }
+  if (!o.output.empty() && tty) std::fprintf(stderr, "report: wrote %s\n", o.output.c_str());
+  return kExitOk;
+}
+
+}  // namespace tw::daemon

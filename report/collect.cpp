@@ -1,0 +1,519 @@
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_set>
+
+#include "core/strings.h"
+#include "policy/engine.h"
+#include "report/report.h"
+#include "storage/chain.h"
+#include "storage/sqlite.h"
+
+namespace tw::report {
+namespace {
+
+using storage::Db;
+
+// Binds a period and an optional cluster the same way in every query: ?1 from, ?2 to, ?3 cluster.
+struct Period {
+  std::string from, to, cluster;
+};
+
+Result<storage::Stmt> query(Db& db, const std::string& sql, const Period& p) {
+  auto st = db.prepare(sql);
+  if (!st.ok()) return st.take_error();
+  st->bind(1, p.from).bind(2, p.to).bind(3, p.cluster);
+  return st;
+}
+
+// Runs `sql` (bound as above) and calls row() for each result row.
+template <class F>
+Status each_row(Db& db, const std::string& sql, const Period& p, F&& row) {
+  auto st = query(db, sql, p);
+  if (!st.ok()) return st.take_error();
+  while (true) {
+    auto r = st->step();
+    if (!r.ok()) return r.take_error();
+    if (!*r) return ok_status();
+    row(*st);
+  }
+}
+
+std::optional<Timestamp> ts(const std::optional<std::string>& s) { return parse_optional_timestamp(s); }
+
+double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+const std::set<std::string>& remediating() {
+  static const std::set<std::string> r{"compliant", "revoked", "restricted", "removed"};
+  return r;
+}
+
+Status coverage(Db& db, const Request& req, const Context& ctx, const std::string& cluster, ClusterCoverage& cov) {
+  cov.cluster = cluster;
+  Period p{format_timestamp(req.from), format_timestamp(req.to), cluster};
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT outcome, count(*) FROM poll_runs WHERE cluster = ?3 AND finished_at >= ?1 "
+                              "AND finished_at <= ?2 GROUP BY outcome",
+                              p, [&](storage::Stmt& s) {
+                                const std::string o = s.text(0);
+                                const std::int64_t n = s.int64(1);
+                                if (o == "ok") cov.polls_ok = n;
+                                else if (o == "failed") cov.polls_failed = n;
+                                else if (o == "suspect") cov.polls_suspect = n;
+                              }));
+  TW_RETURN_IF_ERROR(each_row(db, "SELECT min(started_at) FROM poll_runs WHERE cluster = ?3 AND ?1 = ?1 AND ?2 = ?2",
+                              p, [&](storage::Stmt& s) { cov.monitored_since = ts(s.opt_text(0)); }));
+  // The poll interval: configured, else the median spacing of the period's polls.
+  auto cfg = ctx.clusters.find(cluster);
+  if (cfg != ctx.clusters.end() && cfg->second.poll_interval.count() > 0) {
+    cov.interval = cfg->second.poll_interval;
+    cov.interval_source = "config";
+  } else {
+    std::vector<Timestamp> starts;
+    TW_RETURN_IF_ERROR(each_row(db,
+                                "SELECT started_at FROM poll_runs WHERE cluster = ?3 AND started_at >= ?1 AND "
+                                "started_at <= ?2 ORDER BY started_at",
+                                p, [&](storage::Stmt& s) {
+                                  if (auto t = parse_rfc3339(s.text(0)); t.ok()) starts.push_back(*t);
+                                }));
+    std::vector<Duration> deltas;
+    for (std::size_t i = 1; i < starts.size(); ++i) deltas.push_back(starts[i] - starts[i - 1]);
+    if (!deltas.empty()) {
+      std::nth_element(deltas.begin(), deltas.begin() + static_cast<std::ptrdiff_t>(deltas.size() / 2), deltas.end());
+      cov.interval = std::max<Duration>(deltas[deltas.size() / 2], std::chrono::seconds(1));
+      cov.interval_source = "observed";
+    } else {
+      cov.interval = std::chrono::minutes(1);
+      cov.interval_source = "default";
+    }
+  }
+  // Gaps: spans of more than 3 intervals without a successful poll, within the monitored part
+  // of the period (from the cluster's first poll, to the end or now if earlier).
+  std::optional<Timestamp> anchor;
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT max(finished_at) FROM poll_runs WHERE cluster = ?3 AND outcome = 'ok' AND "
+                              "finished_at < ?1 AND ?2 = ?2",
+                              p, [&](storage::Stmt& s) { anchor = ts(s.opt_text(0)); }));
+  std::vector<Timestamp> oks;
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT finished_at FROM poll_runs WHERE cluster = ?3 AND outcome = 'ok' AND "
+                              "finished_at >= ?1 AND finished_at <= ?2 ORDER BY finished_at",
+                              p, [&](storage::Stmt& s) {
+                                if (auto t = parse_rfc3339(s.text(0)); t.ok()) oks.push_back(*t);
+                              }));
+  cov.last_successful_poll = oks.empty() ? anchor : std::optional<Timestamp>(oks.back());
+  if (!cov.monitored_since || *cov.monitored_since > req.to) return ok_status();  // not monitored yet
+  const Timestamp start = std::max(req.from, *cov.monitored_since);
+  const Timestamp end = std::min(req.to, std::max(req.generated_at, start));
+  const Duration limit = cov.interval * 3;
+  // The last successful poll before the period starts an outage that may reach into it.
+  Timestamp prev = anchor.value_or(start);
+  auto gap = [&](Timestamp a, Timestamp b) {
+    if (b - a > limit) {
+      Gap g{std::max(a, start), std::min(b, end)};
+      if (g.to > g.from) {
+        cov.gap_total += g.to - g.from;
+        cov.gaps.push_back(g);
+      }
+    }
+  };
+  for (Timestamp t : oks) {
+    gap(prev, t);
+    prev = t;
+  }
+  gap(prev, end);
+  return ok_status();
+}
+
+// The inventory at `at` and the status series, from one replay of the token events.
+Status inventory_and_series(Db& db, const Request& req, ReportData& data, const Progress& progress) {
+  std::vector<Timestamp> samples;
+  const std::size_t n = std::max<std::size_t>(req.samples, 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    samples.push_back(req.from + (req.to - req.from) * static_cast<Duration::rep>(i) / static_cast<Duration::rep>(n - 1));
+  }
+  data.series.resize(samples.size());
+  storage::InventoryReplay replay;
+  std::size_t k = 0;
+  if (progress) progress("replaying the token history", 0, 0);
+  const Timestamp until = std::max(req.to, req.at);
+  std::optional<std::vector<storage::InventoryRow>> at_rows;
+  std::vector<Timestamp> all = samples;
+  const bool at_is_sample = std::find(samples.begin(), samples.end(), req.at) != samples.end();
+  if (!at_is_sample) {
+    all.push_back(req.at);
+    std::sort(all.begin(), all.end());
+  }
+  TW_RETURN_IF_ERROR(replay.run(db, until, req.cluster, all, [&](Timestamp t) {
+    if (t == req.at) at_rows = replay.rows(t);
+    if (k < samples.size() && samples[k] == t) {
+      data.series[k].at = t;
+      data.series[k].tokens = replay.counts(t);
+      ++k;
+    }
+  }));
+  if (!at_rows) at_rows = replay.rows(req.at);
+  InventorySection& inv = data.inventory;
+  inv.at = req.at;
+  inv.tokens.reserve(at_rows->size());
+  for (auto& row : *at_rows) {
+    InventoryEntry e;
+    const bool active = row.status == TokenStatus::kActive;
+    e.never_expires = active && !row.token.expires_at;
+    for (const auto& perm : row.token.permissions) {
+      if (perm.resource == "*") e.all_databases = true;
+      if (perm.action == "write") e.writes = true;
+    }
+    ++inv.by_status[static_cast<std::size_t>(row.status)];
+    if (active) {
+      inv.never_expire += e.never_expires ? 1 : 0;
+      inv.all_databases += e.all_databases ? 1 : 0;
+      inv.writes += e.writes ? 1 : 0;
+    }
+    e.row = std::move(row);
+    inv.tokens.push_back(std::move(e));
+  }
+  return ok_status();
+}
+
+Status open_violation_series(Db& db, const Request& req, ReportData& data) {
+  Period p{format_timestamp(req.from), format_timestamp(req.to), req.cluster};
+  std::vector<std::string> opened, resolved;
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT opened_at, resolved_at FROM violation_records WHERE opened_at <= ?2 AND "
+                              "(resolved_at IS NULL OR resolved_at >= ?1) AND (?3 = '' OR cluster = ?3)",
+                              p, [&](storage::Stmt& s) {
+                                opened.push_back(s.text(0));
+                                if (auto r = s.opt_text(1)) resolved.push_back(*r);
+                              }));
+  std::sort(opened.begin(), opened.end());
+  std::sort(resolved.begin(), resolved.end());
+  for (auto& point : data.series) {
+    const std::string t = format_timestamp(point.at);
+    auto o = std::upper_bound(opened.begin(), opened.end(), t) - opened.begin();
+    auto r = std::upper_bound(resolved.begin(), resolved.end(), t) - resolved.begin();
+    point.open_violations = o - r;
+  }
+  return ok_status();
+}
+
+Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& data) {
+  Period p{format_timestamp(req.from), format_timestamp(req.to), req.cluster};
+  std::map<std::string, PolicyCompliance> by_name;
+  std::vector<std::string> order;
+  auto get = [&](const std::string& name) -> PolicyCompliance& {
+    auto [it, created] = by_name.try_emplace(name);
+    if (created) {
+      it->second.policy = name;
+      order.push_back(name);
+    }
+    return it->second;
+  };
+  for (const auto& spec : ctx.policies) {
+    PolicyCompliance& pc = get(spec.name);
+    pc.configured = true;
+    pc.kind = std::string(policy::to_string(spec.kind));
+    pc.severity = std::string(policy::to_string(spec.severity));
+    pc.action = std::string(policy::to_string(spec.action));
+    pc.mode = spec.mode ? std::string(policy::to_string(*spec.mode)) : "inherit";
+  }
+  const std::string cl = " AND (?3 = '' OR cluster = ?3)";
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT policy, max(severity), max(action), count(*) FROM violation_records "
+                              "WHERE opened_at >= ?1 AND opened_at <= ?2" + cl + " GROUP BY policy",
+                              p, [&](storage::Stmt& s) {
+                                PolicyCompliance& pc = get(s.text(0));
+                                if (!pc.configured) {
+                                  pc.severity = s.text(1);
+                                  pc.action = s.text(2);
+                                }
+                                pc.opened = s.int64(3);
+                              }));
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT policy, resolution, count(*) FROM violation_records WHERE resolved_at >= ?1 "
+                              "AND resolved_at <= ?2" + cl + " GROUP BY policy, resolution",
+                              p, [&](storage::Stmt& s) {
+                                PolicyCompliance& pc = get(s.text(0));
+                                const std::int64_t n = s.int64(2);
+                                pc.resolved += n;
+                                pc.resolutions[s.opt_text(1).value_or("unknown")] += n;
+                              }));
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT policy, count(*) FROM violation_records WHERE opened_at <= ?2 AND "
+                              "(resolved_at IS NULL OR resolved_at > ?2) AND ?1 = ?1" + cl + " GROUP BY policy",
+                              p, [&](storage::Stmt& s) { get(s.text(0)).open_at_end = s.int64(1); }));
+  // Time to remediate: opened to resolved, for violations remediated in the period.
+  std::map<std::string, std::vector<double>> ttr;
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT policy, opened_at, resolved_at, resolution FROM violation_records WHERE "
+                              "resolved_at >= ?1 AND resolved_at <= ?2" + cl,
+                              p, [&](storage::Stmt& s) {
+                                if (!remediating().contains(s.opt_text(3).value_or(""))) return;
+                                auto o = parse_rfc3339(s.text(1));
+                                auto r = parse_rfc3339(s.text(2));
+                                if (o.ok() && r.ok()) ttr[s.text(0)].push_back(seconds(*r - *o));
+                              }));
+  for (auto& [name, v] : ttr) {
+    std::sort(v.begin(), v.end());
+    TimeToRemediate& t = get(name).time_to_remediate;
+    t.count = static_cast<std::int64_t>(v.size());
+    t.max_seconds = v.back();
+    const std::size_t m = v.size() / 2;
+    t.median_seconds = v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+  }
+  TW_RETURN_IF_ERROR(each_row(
+      db,
+      "SELECT event, json_extract(detail, '$.policy'), coalesce(json_extract(detail, '$.final'), 1), count(*) "
+      "FROM audit_events WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND event IN ('action_planned', "
+      "'action_succeeded', 'action_failed', 'action_skipped')" + cl + " GROUP BY 1, 2, 3",
+      p, [&](storage::Stmt& s) {
+        auto name = s.opt_text(1);
+        if (!name) return;
+        PolicyCompliance& pc = get(*name);
+        const std::string e = s.text(0);
+        const std::int64_t n = s.int64(3);
+        if (e == "action_planned") pc.actions_planned += n;
+        else if (e == "action_succeeded") pc.actions_succeeded += n;
+        else if (e == "action_skipped") pc.actions_skipped += n;
+        else if (e == "action_failed" && s.int64(2) != 0) pc.actions_failed += n;  // gave up
+      }));
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT recorded_at, cluster, detail FROM audit_events WHERE event = "
+                              "'enforcement_halted' AND recorded_at >= ?1 AND recorded_at <= ?2" + cl +
+                                  " ORDER BY seq",
+                              p, [&](storage::Stmt& s) {
+                                HaltEvent h;
+                                h.at = parse_rfc3339(s.text(0)).value_or(req.from);
+                                h.cluster = s.opt_text(1).value_or("");
+                                auto d = nlohmann::json::parse(s.text(2), nullptr, false);
+                                if (d.is_object()) {
+                                  if (d.contains("planned") && d["planned"].is_number_integer()) {
+                                    h.planned = d["planned"].get<std::int64_t>();
+                                  }
+                                  if (d.contains("policies") && d["policies"].is_object()) {
+                                    for (const auto& [name, v] : d["policies"].items()) {
+                                      if (v.is_number_integer()) get(name).actions_halted += v.get<std::int64_t>();
+                                    }
+                                  }
+                                }
+                                data.halts.push_back(std::move(h));
+                              }));
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT policy, count(*) FROM action_records WHERE state = 'awaiting_approval' AND "
+                              "planned_at <= ?2 AND ?1 = ?1" + cl + " GROUP BY policy",
+                              p, [&](storage::Stmt& s) { get(s.text(0)).awaiting_approval_at_end = s.int64(1); }));
+  // Exemptions used: tokens whose violation an exemption suppressed, first recorded up to the
+  // end, by exemptions still in force at the start of the period.
+  std::map<std::string, std::int64_t> used_by_key;
+  TW_RETURN_IF_ERROR(each_row(
+      db,
+      "SELECT json_extract(detail, '$.policy'), json_extract(detail, '$.exemption'), count(DISTINCT "
+      "coalesce(cluster, '') || char(0) || coalesce(token_id, '')) FROM audit_events WHERE event = "
+      "'exemption_applied' AND recorded_at <= ?2 AND coalesce(json_extract(detail, '$.expires'), '9') > ?1" +
+          cl + " GROUP BY 1, 2",
+      p, [&](storage::Stmt& s) {
+        auto name = s.opt_text(0);
+        if (name) get(*name).exemptions_used += s.int64(2);
+        if (auto key = s.opt_text(1)) used_by_key[*key] += s.int64(2);
+      }));
+  // Configured exemptions in force at some point of the period, per policy ("*": every policy).
+  if (!ctx.exemptions.empty()) {
+    auto set = policy::PolicySet::compile(ctx.policies, ctx.exemptions);
+    for (std::size_t i = 0; i < ctx.exemptions.size(); ++i) {
+      const auto& e = ctx.exemptions[i];
+      if (!req.cluster.empty() && !e.cluster.empty() && e.cluster != req.cluster) continue;
+      ExemptionEntry x{e.policy, e.token_id, e.description, e.cluster, e.reason, e.expires, 0};
+      if (set.ok()) {
+        auto it = used_by_key.find((*set)->exemption_key(i));
+        if (it != used_by_key.end()) x.used = it->second;
+      }
+      data.exemptions.push_back(x);
+      if (e.expires <= req.from) continue;
+      if (e.policy == "*") {
+        for (auto& [name, pc] : by_name) {
+          if (pc.configured) ++pc.exemptions_in_force;
+        }
+      } else {
+        ++get(e.policy).exemptions_in_force;
+      }
+    }
+  }
+  // Tokens judged: active tokens in each policy's scope at the inventory's instant.
+  if (ctx.from_config && !ctx.policies.empty()) {
+    auto set = policy::PolicySet::compile(ctx.policies, {});
+    if (set.ok()) {
+      std::map<std::string, std::vector<policy::Subject>> by_cluster;
+      for (const auto& e : data.inventory.tokens) {
+        policy::Subject s;
+        s.token = &e.row.token;
+        s.first_seen = parse_rfc3339(e.row.first_seen).value_or(data.inventory.at);
+        by_cluster[e.row.cluster].push_back(s);
+      }
+      std::vector<std::int64_t> judged((*set)->specs().size(), 0);
+      for (const auto& [cluster, subjects] : by_cluster) {
+        policy::ClusterInfo info{cluster, {}};
+        if (auto c = ctx.clusters.find(cluster); c != ctx.clusters.end()) info.labels = c->second.labels;
+        auto ev = policy::evaluate(**set, info, subjects, data.inventory.at);
+        for (std::size_t i = 0; i < ev.judged_by_policy.size(); ++i) {
+          judged[i] += static_cast<std::int64_t>(ev.judged_by_policy[i]);
+        }
+      }
+      for (std::size_t i = 0; i < judged.size(); ++i) get((*set)->specs()[i].name).tokens_judged = judged[i];
+    }
+  }
+  // Configured policies first (in configuration order), then the others by name.
+  std::stable_sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
+    const bool ca = by_name[a].configured, cb = by_name[b].configured;
+    if (ca != cb) return ca;
+    if (!ca) return a < b;
+    return false;
+  });
+  for (const auto& name : order) data.policies.push_back(std::move(by_name[name]));
+  return ok_status();
+}
+
+Status change_counts(Db& db, const Request& req, ReportData& data) {
+  Period p{format_timestamp(req.from), format_timestamp(req.to), req.cluster};
+  return each_row(db,
+                  "SELECT event, count(*) FROM audit_events WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND "
+                  "event IN ('token_discovered', 'token_created', 'token_updated', 'token_revoked', "
+                  "'token_expired', 'token_removed') AND (?3 = '' OR cluster = ?3) GROUP BY event",
+                  p, [&](storage::Stmt& s) {
+                    const std::string e = s.text(0);
+                    const std::int64_t n = s.int64(1);
+                    ChangeCounts& c = data.changes;
+                    if (e == "token_discovered") c.discovered = n;
+                    else if (e == "token_created") c.created = n;
+                    else if (e == "token_updated") c.updated = n;
+                    else if (e == "token_revoked") c.revoked = n;
+                    else if (e == "token_expired") c.expired = n;
+                    else if (e == "token_removed") c.removed = n;
+                  });
+}
+
+struct VerifyProgress {
+  const Progress* progress;
+  std::int64_t total;
+};
+
+void verify_progress(std::int64_t done, void* arg) {
+  auto* vp = static_cast<VerifyProgress*>(arg);
+  if (*vp->progress) (*vp->progress)("verifying the hash chain", done, vp->total);
+}
+
+}  // namespace
+
+std::optional<Format> parse_format(std::string_view s) {
+  if (s == "html") return Format::kHtml;
+  if (s == "md" || s == "markdown") return Format::kMarkdown;
+  if (s == "csv") return Format::kCsv;
+  if (s == "json") return Format::kJson;
+  return std::nullopt;
+}
+
+std::string_view status_name(std::size_t index) {
+  static constexpr std::string_view names[] = {"active", "expired", "revoked", "removed"};
+  return index < 4 ? names[index] : "unknown";
+}
+
+Result<ReportData> collect(Db& db, const Request& request, const Context& context, const Progress& progress) {
+  if (request.to < request.from) {
+    return make_error(ErrorCode::kInvalidArgument, "the period ends (--to " + format_timestamp(request.to) +
+                                                       ") before it starts (--from " +
+                                                       format_timestamp(request.from) + ")");
+  }
+  ReportData data;
+  data.request = request;
+  data.context = context;
+  std::set<std::string> clusters;
+  {
+    Period p{"", "", ""};
+    TW_RETURN_IF_ERROR(each_row(db, "SELECT DISTINCT cluster FROM poll_runs WHERE ?1 = ?1 AND ?2 = ?2 AND ?3 = ?3",
+                                p, [&](storage::Stmt& s) { clusters.insert(s.text(0)); }));
+    for (const auto& [name, settings] : context.clusters) clusters.insert(name);
+  }
+  if (!request.cluster.empty()) {
+    if (!clusters.contains(request.cluster)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "no cluster named \"" + printable(request.cluster, 64) + "\" in the database or configuration");
+    }
+    clusters = {request.cluster};
+  }
+  data.clusters.assign(clusters.begin(), clusters.end());
+  if (progress) progress("reading polls", 0, 0);
+  for (const auto& c : data.clusters) {
+    ClusterCoverage cov;
+    TW_RETURN_IF_ERROR(coverage(db, request, context, c, cov));
+    data.coverage.push_back(std::move(cov));
+  }
+  TW_RETURN_IF_ERROR(inventory_and_series(db, request, data, progress));
+  if (progress) progress("reading violations and actions", 0, 0);
+  TW_RETURN_IF_ERROR(open_violation_series(db, request, data));
+  TW_RETURN_IF_ERROR(change_counts(db, request, data));
+  TW_RETURN_IF_ERROR(compliance(db, request, context, data));
+  std::int64_t total = 0;
+  {
+    Period p{"", "", ""};
+    TW_RETURN_IF_ERROR(each_row(db, "SELECT count(*) FROM audit_events WHERE ?1 = ?1 AND ?2 = ?2 AND ?3 = ?3", p,
+                                [&](storage::Stmt& s) { total = s.int64(0); }));
+  }
+  VerifyProgress vp{&progress, total};
+  if (progress) progress("verifying the hash chain", 0, total);
+  auto v = storage::verify_chain(db, &verify_progress, &vp);
+  if (!v.ok()) return v.take_error();
+  data.integrity = {v->ok, v->rows, v->head_seq, v->head_hash, v->bad_seq, v->problem, v->append_only_triggers};
+  return data;
+}
+
+Status for_each_change(Db& db, const Request& req, const std::function<bool(const ChangeEvent&)>& visit) {
+  Period p{format_timestamp(req.from), format_timestamp(req.to), req.cluster};
+  auto st = query(db,
+                  "SELECT e.seq, e.recorded_at, e.cluster, e.token_id, e.event, e.detail, t.description "
+                  "FROM audit_events e LEFT JOIN tokens t ON t.cluster = e.cluster AND t.token_id = e.token_id "
+                  "WHERE e.recorded_at >= ?1 AND e.recorded_at <= ?2 AND e.event IN ('token_created', "
+                  "'token_updated', 'token_revoked', 'token_expired', 'token_removed') AND "
+                  "(?3 = '' OR e.cluster = ?3) ORDER BY e.seq",
+                  p);
+  if (!st.ok()) return st.take_error();
+  ChangeEvent ev;
+  while (true) {
+    auto r = st->step();
+    if (!r.ok()) return r.take_error();
+    if (!*r) return ok_status();
+    ev.seq = st->int64(0);
+    ev.time = st->text(1);
+    ev.cluster = st->opt_text(2).value_or("");
+    ev.token_id = st->opt_text(3).value_or("");
+    ev.event = st->text(4);
+    ev.description = st->opt_text(6).value_or("");
+    ev.before.clear();
+    ev.after.clear();
+    if (ev.event == "token_created" || ev.event == "token_updated") {
+      auto d = nlohmann::json::parse(st->text(5), nullptr, false);
+      if (d.is_object()) {
+        constexpr auto replace = nlohmann::json::error_handler_t::replace;
+        if (ev.event == "token_created") {
+          if (d.contains("description") && d["description"].is_string()) ev.description = d["description"];
+          ev.after = d.dump(-1, ' ', false, replace);
+        } else {
+          if (d.contains("before")) ev.before = d["before"].dump(-1, ' ', false, replace);
+          if (d.contains("after")) ev.after = d["after"].dump(-1, ' ', false, replace);
+        }
+      }
+    }
+    if (!visit(ev)) return ok_status();
+  }
+}
+
+Status write_report(Db& db, const ReportData& data, Format format, const Sink& sink) {
+  switch (format) {
+    case Format::kJson: return render_json(db, data, sink);
+    case Format::kCsv: return render_csv(db, data, sink);
+    case Format::kMarkdown: return render_markdown(db, data, sink);
+    case Format::kHtml: return render_html(db, data, sink);
+  }
+  return make_error(ErrorCode::kInvalidArgument, "unknown report format");
+}
+
+}  // namespace tw::report

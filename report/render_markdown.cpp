@@ -1,0 +1,206 @@
+// The Markdown report: the same sections as the HTML one, as headings and pipe tables. Long
+// lists stop at Request::list_limit rows with a count of the rest (CSV and JSON have them all).
+// Every value from the database is shown through display_text() and escaped so that it cannot
+// start a table cell, a link, emphasis, code or inline HTML.
+#include "core/strings.h"
+#include "report/report.h"
+#include "report/sink_buffer.h"
+#include "report/text_util.h"
+
+namespace tw::report {
+namespace {
+
+std::string md(std::string_view s, std::size_t max_bytes = 300) {
+  std::string t = display_text(s, max_bytes);
+  std::string out;
+  out.reserve(t.size() + 8);
+  for (char c : t) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '|': out += "\\|"; break;
+      case '\\': case '`': case '*': case '_': case '[': case ']': case '#': case '~': case '!':
+        out += '\\';
+        out += c;
+        break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string permissions_text(const std::vector<Permission>& perms) {
+  if (perms.empty()) return "(none)";
+  std::string s;
+  for (const auto& p : perms) {
+    if (!s.empty()) s += ", ";
+    s += md(p.action, 40) + " " + md(p.resource, 80);
+  }
+  return s;
+}
+
+void table_header(std::string& o, std::initializer_list<std::string_view> cols) {
+  o += "|";
+  for (auto c : cols) {
+    o += ' ';
+    o += c;
+    o += " |";
+  }
+  o += "\n|";
+  for (std::size_t i = 0; i < cols.size(); ++i) o += "---|";
+  o += '\n';
+}
+
+}  // namespace
+
+Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
+  SinkBuffer out(sink);
+  std::string& o = out.text;
+  const Request& r = d.request;
+  const std::size_t limit = r.list_limit;
+  o += "# tokenwarden compliance report\n\n";
+  o += "- Period: " + short_time(r.from) + " to " + short_time(r.to) + "\n";
+  o += "- Clusters: " + (d.clusters.empty() ? std::string("none") : md(join(d.clusters, ", "))) + "\n";
+  o += "- Generated: " + short_time(r.generated_at) + " by tokenwarden " + md(r.version) + " from `" +
+       md(r.database) + "`" + (d.context.from_config ? " with " + md(d.context.config_path) : "") + "\n";
+  const Integrity& g = d.integrity;
+  o += "- Integrity: " + std::string(g.ok ? "**hash chain intact**" : "**HASH CHAIN BROKEN**") + " (" +
+       thousands(g.rows) + " events, head seq " + std::to_string(g.head_seq) + ")\n\n";
+
+  o += "## Coverage\n\n";
+  table_header(o, {"cluster", "poll interval", "polls ok", "failed", "suspect", "last successful poll", "gaps",
+                   "time in gaps"});
+  for (const auto& c : d.coverage) {
+    o += "| " + md(c.cluster) + " | " + human_duration(c.interval) + " (" + c.interval_source + ") | " +
+         thousands(c.polls_ok) + " | " + thousands(c.polls_failed) + " | " + thousands(c.polls_suspect) + " | " +
+         short_time(c.last_successful_poll, "never") + " | " + std::to_string(c.gaps.size()) + " | " +
+         human_duration(c.gap_total) + " |\n";
+  }
+  o += "\nA gap is a span of more than 3 poll intervals without a successful poll.\n\n";
+  bool any_gap = false;
+  for (const auto& c : d.coverage) {
+    for (const auto& gap : c.gaps) {
+      if (!any_gap) table_header(o, {"cluster", "gap from", "to", "length"});
+      any_gap = true;
+      o += "| " + md(c.cluster) + " | " + short_time(gap.from) + " | " + short_time(gap.to) + " | " +
+           human_duration(gap.to - gap.from) + " |\n";
+    }
+  }
+  if (any_gap) o += '\n';
+  out.maybe_flush();
+
+  const InventorySection& inv = d.inventory;
+  o += "## Inventory at " + short_time(inv.at) + "\n\n";
+  o += "Active " + thousands(inv.by_status[0]) + ", expired " + thousands(inv.by_status[1]) + ", revoked " +
+       thousands(inv.by_status[2]) + ", removed " + thousands(inv.by_status[3]) + ".\n\n";
+  o += "Among active tokens: **" + thousands(inv.never_expire) + " never expire**, **" +
+       thousands(inv.all_databases) + " have a grant on every database (`*`)**, **" + thousands(inv.writes) +
+       " can write**.\n\n";
+  table_header(o, {"cluster", "token id", "description", "status", "permissions", "expires", "flags"});
+  std::size_t n = 0;
+  for (const auto& e : inv.tokens) {
+    if (n++ >= limit) break;
+    const auto& t = e.row.token;
+    std::string flags;
+    if (e.never_expires) flags += "**never expires** ";
+    if (e.all_databases) flags += "**`*` grant** ";
+    if (e.writes) flags += "write";
+    o += "| " + md(e.row.cluster) + " | " + md(t.id, 80) + " | " + md(t.description) + " | " +
+         std::string(to_string(e.row.status)) + " | " + permissions_text(t.permissions) + " | " +
+         short_time(t.expires_at, "never") + " | " + flags + " |\n";
+    out.maybe_flush();
+  }
+  if (inv.tokens.size() > limit) {
+    o += "\n" + thousands(static_cast<std::int64_t>(inv.tokens.size() - limit)) +
+         " more tokens are not listed here; `--format csv` or `--format json` lists them all.\n";
+  }
+  o += '\n';
+
+  const ChangeCounts& cc = d.changes;
+  o += "## Changes in the period\n\n";
+  o += "Created " + thousands(cc.created) + ", updated " + thousands(cc.updated) + ", revoked " +
+       thousands(cc.revoked) + ", expired " + thousands(cc.expired) + ", removed " + thousands(cc.removed) +
+       " (and " + thousands(cc.discovered) + " discovered by first polls).\n\n";
+  table_header(o, {"time", "cluster", "token id", "event", "description", "change"});
+  std::int64_t listed = 0;
+  const std::int64_t total = cc.created + cc.updated + cc.revoked + cc.expired + cc.removed;
+  Status st = for_each_change(db, r, [&](const ChangeEvent& e) {
+    if (static_cast<std::size_t>(listed) >= limit) return false;
+    ++listed;
+    std::string change;
+    if (e.event == "token_updated") change = md(e.before, 200) + " → " + md(e.after, 200);
+    o += "| " + md(e.time) + " | " + md(e.cluster) + " | " + md(e.token_id, 80) + " | " +
+         md(e.event.substr(6)) + " | " + md(e.description) + " | " + change + " |\n";
+    out.maybe_flush();
+    return true;
+  });
+  if (!st.ok()) return st;
+  if (total > listed) {
+    o += "\n" + thousands(total - listed) +
+         " more changes are not listed here; `--format csv` or `--format json` lists them all.\n";
+  }
+  o += '\n';
+
+  o += "## Policy compliance\n\n";
+  table_header(o, {"policy", "severity", "action", "tokens judged", "opened", "resolved", "open at end",
+                   "time to remediate (median / max)", "actions ok / failed / skipped / halted",
+                   "exemptions in force / used"});
+  for (const auto& p : d.policies) {
+    const auto& t = p.time_to_remediate;
+    o += "| " + md(p.policy) + (p.configured ? "" : " (not configured)") + " | " + md(p.severity) + " | " +
+         md(p.action) + " | " + (p.tokens_judged ? thousands(*p.tokens_judged) : std::string("—")) + " | " +
+         thousands(p.opened) + " | " + thousands(p.resolved) + " | " + thousands(p.open_at_end) + " | " +
+         (t.median_seconds ? human_duration(*t.median_seconds) + " / " + human_duration(*t.max_seconds)
+                           : std::string("—")) +
+         " | " + thousands(p.actions_succeeded) + " / " + thousands(p.actions_failed) + " / " +
+         thousands(p.actions_skipped) + " / " + thousands(p.actions_halted) + " | " +
+         thousands(p.exemptions_in_force) + " / " + thousands(p.exemptions_used) + " |\n";
+  }
+  o += "\nTime to remediate: from detection to resolution (compliant, restricted, revoked or removed) for "
+       "violations resolved in the period.\n\n";
+  if (!d.halts.empty()) {
+    o += "### Enforcement halted\n\n";
+    table_header(o, {"time", "cluster", "actions held back"});
+    for (const auto& h : d.halts) {
+      o += "| " + short_time(h.at) + " | " + md(h.cluster) + " | " + thousands(h.planned) + " |\n";
+    }
+    o += '\n';
+  }
+  if (!d.exemptions.empty()) {
+    o += "### Exemptions\n\n";
+    table_header(o, {"policy", "token or description", "cluster", "reason", "expires", "tokens exempted"});
+    for (const auto& e : d.exemptions) {
+      o += "| " + md(e.policy) + " | " + (e.token_id.empty() ? "description ~ " + md(e.description) : md(e.token_id)) +
+           " | " + (e.cluster.empty() ? std::string("all") : md(e.cluster)) + " | " + md(e.reason) + " | " +
+           short_time(e.expires) + " | " + thousands(e.used) + " |\n";
+    }
+    o += '\n';
+  }
+
+  o += "## Over time\n\n";
+  table_header(o, {"time", "active", "expired", "revoked", "removed", "open violations"});
+  const std::size_t step = d.series.size() > 12 ? (d.series.size() + 11) / 12 : 1;
+  for (std::size_t i = 0; i < d.series.size(); i += step) {
+    const auto& s = d.series[i];
+    o += "| " + short_time(s.at) + " | " + thousands(s.tokens[0]) + " | " + thousands(s.tokens[1]) + " | " +
+         thousands(s.tokens[2]) + " | " + thousands(s.tokens[3]) + " | " + thousands(s.open_violations) + " |\n";
+  }
+  o += '\n';
+
+  o += "## Integrity\n\n";
+  if (g.ok) {
+    o += "`tokenwarden verify` found the hash chain intact over " + thousands(g.rows) + " events.\n\n";
+  } else {
+    o += "**The hash chain is broken**: " + md(g.problem, 500) +
+         (g.first_bad_seq > 0 ? " First bad row: seq " + std::to_string(g.first_bad_seq) + "." : std::string()) +
+         " Events from there on cannot be trusted.\n\n";
+  }
+  o += "Head of the chain: seq " + std::to_string(g.head_seq) + ", hash `" + md(g.head_hash, 80) +
+       "`. A later `tokenwarden verify` that still shows this row with this hash proves that the history up "
+       "to it was not changed since this report.\n";
+  out.flush();
+  return ok_status();
+}
+
+}  // namespace tw::report

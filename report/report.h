@@ -1,0 +1,201 @@
+#pragma once
+// Compliance reports from the audit database (SPEC §4 `report`, docs/reports.md).
+//
+// collect() reads everything a report says about a period into ReportData — coverage (polls,
+// gaps), the inventory at an instant with its highlights, counts of token changes, policy
+// compliance (violations, time to remediate, actions, exemptions), time series for the charts,
+// and the integrity of the hash chain. The token changes themselves can be millions of rows, so
+// they are not held in memory: for_each_change() streams them in seq order while a renderer
+// writes. write_report() renders one format (HTML, Markdown, CSV, JSON) through a Sink.
+//
+// Everything comes from the database; the optional Context (from the configuration) adds what
+// only the configuration knows: poll intervals (for gaps; otherwise observed from the polls),
+// policy settings, scopes (for "tokens judged") and exemptions. The database is only read.
+//
+// Thread safety: one report per Db at a time. Errors: kDatabase (unreadable database),
+// kInvalidArgument (bad period); a broken hash chain is reported, not an error.
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "core/time.h"
+#include "policy/policy_spec.h"
+#include "storage/queries.h"
+
+namespace tw::storage {
+class Db;
+}
+
+namespace tw::report {
+
+inline constexpr const char* kSchemaId = "https://tokenwarden.dev/schemas/report-1.json";
+inline constexpr int kSchemaVersion = 1;
+
+enum class Format { kHtml, kMarkdown, kCsv, kJson };
+std::optional<Format> parse_format(std::string_view s);
+
+struct ClusterSettings {
+  Duration poll_interval{0};
+  std::map<std::string, std::string> labels;
+};
+
+// What the configuration adds (all optional).
+struct Context {
+  bool from_config = false;
+  std::string config_path;
+  std::map<std::string, ClusterSettings> clusters;
+  std::vector<policy::PolicySpec> policies;
+  std::vector<policy::ExemptionSpec> exemptions;
+};
+
+struct Request {
+  Timestamp from;
+  Timestamp to;
+  Timestamp at;             // the inventory's instant (default: to)
+  std::string cluster;      // "" = every cluster
+  Timestamp generated_at;
+  std::string database;     // as shown in the report
+  std::string version;      // tokenwarden's
+  std::size_t list_limit = 5000;  // HTML/Markdown: rows listed per long section (the rest counted)
+  std::size_t samples = 60;       // points of the time series
+};
+
+struct Gap {
+  Timestamp from;
+  Timestamp to;
+};
+
+struct ClusterCoverage {
+  std::string cluster;
+  Duration interval{0};
+  std::string interval_source;  // "config", "observed" or "default"
+  std::int64_t polls_ok = 0, polls_failed = 0, polls_suspect = 0;
+  std::optional<Timestamp> monitored_since;  // the cluster's first poll ever
+  std::optional<Timestamp> last_successful_poll;  // at or before the end of the period
+  std::vector<Gap> gaps;  // no successful poll for more than 3 intervals
+  Duration gap_total{0};
+};
+
+struct InventoryEntry {
+  storage::InventoryRow row;
+  bool never_expires = false;  // active without an expiry
+  bool all_databases = false;  // a grant on "*"
+  bool writes = false;         // a write grant
+};
+
+struct InventorySection {
+  Timestamp at;
+  std::array<std::int64_t, 4> by_status{};  // active, expired, revoked, removed
+  std::int64_t never_expire = 0, all_databases = 0, writes = 0;  // among active tokens
+  std::vector<InventoryEntry> tokens;  // every token known at `at`, by cluster and id
+};
+
+struct ChangeCounts {
+  std::int64_t discovered = 0, created = 0, updated = 0, revoked = 0, expired = 0, removed = 0;
+};
+
+struct TimeToRemediate {
+  std::int64_t count = 0;
+  std::optional<double> median_seconds;
+  std::optional<double> max_seconds;
+};
+
+struct PolicyCompliance {
+  std::string policy;
+  bool configured = false;  // in the configuration now (else only in the history)
+  std::string kind, severity, action, mode;  // from the configuration, else from the history
+  std::optional<std::int64_t> tokens_judged;  // active tokens in scope at the end (needs config)
+  std::int64_t opened = 0, resolved = 0, open_at_end = 0;
+  std::map<std::string, std::int64_t> resolutions;  // resolved in the period, by resolution
+  TimeToRemediate time_to_remediate;  // opened to resolved (compliant, revoked, restricted, removed)
+  std::int64_t actions_planned = 0, actions_succeeded = 0, actions_failed = 0, actions_skipped = 0;
+  std::int64_t actions_halted = 0;  // held back when enforcement halted
+  std::int64_t awaiting_approval_at_end = 0;
+  std::int64_t exemptions_in_force = 0;  // configured, in force at some point of the period
+  std::int64_t exemptions_used = 0;      // tokens an exemption was applied to in the period
+};
+
+struct HaltEvent {
+  Timestamp at;
+  std::string cluster;
+  std::int64_t planned = 0;
+};
+
+struct ExemptionEntry {
+  std::string policy, token_id, description, cluster, reason;
+  Timestamp expires;
+  std::int64_t used = 0;  // tokens it was applied to in the period
+};
+
+struct SeriesPoint {
+  Timestamp at;
+  std::array<std::int64_t, 4> tokens{};  // by status
+  std::int64_t open_violations = 0;
+};
+
+struct Integrity {
+  bool ok = true;
+  std::int64_t rows = 0;
+  std::int64_t head_seq = 0;
+  std::string head_hash;
+  std::int64_t first_bad_seq = 0;  // 0: the problem is not one row
+  std::string problem;
+  bool append_only_triggers = true;
+};
+
+struct ReportData {
+  Request request;
+  Context context;
+  std::vector<std::string> clusters;
+  std::vector<ClusterCoverage> coverage;
+  InventorySection inventory;
+  ChangeCounts changes;
+  std::vector<PolicyCompliance> policies;
+  std::vector<HaltEvent> halts;
+  std::vector<ExemptionEntry> exemptions;
+  std::vector<SeriesPoint> series;
+  Integrity integrity;
+};
+
+// One recorded token change (created, updated, revoked, expired, removed) in the period.
+struct ChangeEvent {
+  std::int64_t seq = 0;
+  std::string time;
+  std::string cluster;
+  std::string token_id;
+  std::string event;
+  std::string description;  // the token's description (as recorded last)
+  std::string before;       // token_updated: the changed fields before, as JSON; else ""
+  std::string after;        // token_updated: after; token_created: the token; else ""
+};
+
+// Progress for long reports: one line per stage ("reading polls", …) with an optional count.
+using Progress = std::function<void(std::string_view stage, std::int64_t done, std::int64_t total)>;
+
+Result<ReportData> collect(storage::Db& db, const Request& request, const Context& context,
+                           const Progress& progress = {});
+// Streams the period's token changes in seq order; `visit` returns false to stop.
+Status for_each_change(storage::Db& db, const Request& request, const std::function<bool(const ChangeEvent&)>& visit);
+
+// Receives the report in chunks.
+using Sink = std::function<void(std::string_view chunk)>;
+
+Status write_report(storage::Db& db, const ReportData& data, Format format, const Sink& sink);
+
+// The renderers (write_report dispatches to them).
+Status render_json(storage::Db& db, const ReportData& data, const Sink& sink);
+Status render_csv(storage::Db& db, const ReportData& data, const Sink& sink);
+Status render_markdown(storage::Db& db, const ReportData& data, const Sink& sink);
+Status render_html(storage::Db& db, const ReportData& data, const Sink& sink);
+
+// Names used by every format.
+std::string_view status_name(std::size_t index);  // 0..3: active, expired, revoked, removed
+
+}  // namespace tw::report

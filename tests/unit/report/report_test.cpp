@@ -1,0 +1,425 @@
+// Tests for report/: collect() over a small recorded history (coverage and gaps, the inventory
+// and its highlights, change counts, compliance figures, the series, integrity) and the four
+// renderers (structure, escaping of hostile text, CSV quoting and formula guard).
+
+#include "report/report.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "report/text_util.h"
+#include "tests/unit/storage/store_fixture.h"
+
+namespace tw::report {
+namespace {
+
+using storage::testing::make_token;
+using tw::testing::ts;
+
+using std::chrono::hours;
+using std::chrono::minutes;
+
+const Timestamp kStart = ts("2026-01-01T00:00:00Z");
+
+class ReportTest : public storage::testing::StoreTest {
+ protected:
+  // Records a poll of `cluster` ending exactly at `at` (nullptr tokens: a failed poll).
+  void poll_at(Timestamp at, const std::vector<Token>* tokens, const std::string& cluster = "prod") {
+    clock_.set(at);
+    auto s = poll(rec_, tokens, cluster, 100);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+  void append(EventKind kind, const std::string& cluster, const std::string& token, const std::string& detail,
+              Timestamp at) {
+    auto txn = store_->begin();
+    ASSERT_TRUE(txn.ok());
+    ASSERT_TRUE(txn->append({kind, cluster, token, detail}, at).ok());
+    ASSERT_TRUE(txn->commit().ok());
+  }
+  void violation(const std::string& token, const std::string& policy, Timestamp opened,
+                 std::optional<Timestamp> resolved, const std::string& resolution = "compliant") {
+    std::string sql =
+        "INSERT INTO violation_records(cluster, token_id, policy, severity, state, action, opened_at, "
+        "resolved_at, resolution, detail) VALUES ('prod', '" + token + "', '" + policy + "', 'critical', '" +
+        (resolved ? "resolved" : "open") + "', 'revoke', '" + format_timestamp(opened) + "', " +
+        (resolved ? "'" + format_timestamp(*resolved) + "'" : "NULL") + ", " +
+        (resolved ? "'" + resolution + "'" : "NULL") + ", '{}')";
+    exec(sql);
+  }
+  Request request(Timestamp from, Timestamp to) {
+    Request r;
+    r.from = from;
+    r.to = to;
+    r.at = to;
+    r.generated_at = to;
+    r.database = "audit.db";
+    r.version = "test";
+    r.samples = 5;
+    return r;
+  }
+  ReportData collect_ok(const Request& r, const Context& ctx = {}) {
+    auto db = raw();
+    auto d = collect(*db, r, ctx);
+    EXPECT_TRUE(d.ok()) << (d.ok() ? "" : d.error().message);
+    return d.ok() ? std::move(*d) : ReportData{};
+  }
+  std::string render(const ReportData& d, Format f) {
+    auto db = raw();
+    std::string out;
+    auto s = write_report(*db, d, f, [&](std::string_view chunk) { out += chunk; });
+    EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+    return out;
+  }
+
+  storage::InventoryRecorder rec_{*store_};
+};
+
+// Hourly polls of "prod" from kStart: a (read db1, expires in 30 days), b (write *, never
+// expires) and c (read db2, never expires). At +2h d is created; at +3h a's description
+// changes; at +4h c is revoked; polls fail at +5h and +6h; nothing between +7h and +20h
+// (an outage); at +20h b vanishes.
+class HistoryTest : public ReportTest {
+ protected:
+  void SetUp() override {
+    ReportTest::SetUp();
+    a_ = make_token("a", "svc a", {{"read", "db1"}}, kStart + hours(24 * 30));
+    b_ = make_token("b", "svc b", {{"write", "*"}});
+    c_ = make_token("c", "svc c", {{"read", "db2"}});
+    d_ = make_token("d", "svc d", {{"read", "db1"}, {"write", "db1"}}, kStart + hours(24 * 2));
+    std::vector<Token> t0{a_, b_, c_};
+    poll_at(kStart, &t0);
+    poll_at(kStart + hours(1), &t0);
+    std::vector<Token> t2{a_, b_, c_, d_};
+    poll_at(kStart + hours(2), &t2);
+    a_.description = "svc a renamed";
+    std::vector<Token> t3{a_, b_, c_, d_};
+    poll_at(kStart + hours(3), &t3);
+    c_.revoked_at = kStart + hours(4) - minutes(5);
+    std::vector<Token> t4{a_, b_, c_, d_};
+    poll_at(kStart + hours(4), &t4);
+    poll_at(kStart + hours(5), nullptr);
+    poll_at(kStart + hours(6), nullptr);
+    std::vector<Token> t20{a_, c_, d_};
+    poll_at(kStart + hours(20), &t20);
+    poll_at(kStart + hours(21), &t20);
+  }
+  Token a_, b_, c_, d_;
+};
+
+TEST_F(HistoryTest, CoverageCountsPollsAndFindsTheOutage) {
+  auto d = collect_ok(request(kStart, kStart + hours(21)));
+  ASSERT_EQ(d.coverage.size(), 1u);
+  const auto& c = d.coverage[0];
+  EXPECT_EQ(c.cluster, "prod");
+  EXPECT_EQ(c.polls_ok, 7);
+  EXPECT_EQ(c.polls_failed, 2);
+  EXPECT_EQ(c.polls_suspect, 0);
+  EXPECT_EQ(c.interval_source, "observed");
+  EXPECT_EQ(c.interval, hours(1));
+  // Last ok poll at +4h, next at +20h: one gap of 16 h (more than 3 intervals).
+  ASSERT_EQ(c.gaps.size(), 1u);
+  EXPECT_EQ(c.gaps[0].from, kStart + hours(4));
+  EXPECT_EQ(c.gaps[0].to, kStart + hours(20));
+  EXPECT_EQ(c.gap_total, hours(16));
+  EXPECT_EQ(c.last_successful_poll, kStart + hours(21));
+}
+
+TEST_F(HistoryTest, ConfiguredIntervalDecidesWhatIsAGap) {
+  Context ctx;
+  ctx.clusters["prod"].poll_interval = hours(6);  // 3 intervals = 18 h > the 16 h outage
+  auto d = collect_ok(request(kStart, kStart + hours(21)), ctx);
+  ASSERT_EQ(d.coverage.size(), 1u);
+  EXPECT_EQ(d.coverage[0].interval_source, "config");
+  EXPECT_TRUE(d.coverage[0].gaps.empty());
+}
+
+TEST_F(HistoryTest, AnOutageUpToTheEndOfThePeriodIsAGap) {
+  auto d = collect_ok(request(kStart, kStart + hours(12)));
+  ASSERT_EQ(d.coverage[0].gaps.size(), 1u);
+  EXPECT_EQ(d.coverage[0].gaps[0].from, kStart + hours(4));
+  EXPECT_EQ(d.coverage[0].gaps[0].to, kStart + hours(12));
+}
+
+TEST_F(HistoryTest, InventoryAtTheEndWithHighlights) {
+  auto d = collect_ok(request(kStart, kStart + hours(21)));
+  const auto& inv = d.inventory;
+  ASSERT_EQ(inv.tokens.size(), 4u);
+  EXPECT_EQ(inv.by_status[0], 2);  // a, d active
+  EXPECT_EQ(inv.by_status[2], 1);  // c revoked
+  EXPECT_EQ(inv.by_status[3], 1);  // b removed
+  EXPECT_EQ(inv.never_expire, 0);  // b (never expires) is gone, c is revoked
+  EXPECT_EQ(inv.writes, 1);        // d
+  EXPECT_EQ(inv.all_databases, 0);
+  for (const auto& e : inv.tokens) {
+    if (e.row.token.id == "a") {
+      EXPECT_EQ(e.row.token.description, "svc a renamed");
+    }
+    if (e.row.token.id == "d") {
+      EXPECT_TRUE(e.writes);
+    }
+    if (e.row.token.id == "b") {
+      EXPECT_TRUE(e.all_databases);
+    }
+  }
+}
+
+TEST_F(HistoryTest, InventoryAtAnEarlierInstant) {
+  auto r = request(kStart, kStart + hours(21));
+  r.at = kStart + hours(2) + minutes(30);
+  auto d = collect_ok(r);
+  ASSERT_EQ(d.inventory.tokens.size(), 4u);
+  EXPECT_EQ(d.inventory.by_status[0], 4);
+  EXPECT_EQ(d.inventory.never_expire, 2);   // b, c
+  EXPECT_EQ(d.inventory.all_databases, 1);  // b
+  EXPECT_EQ(d.inventory.writes, 2);         // b, d
+  for (const auto& e : d.inventory.tokens) {
+    if (e.row.token.id == "a") {
+      EXPECT_EQ(e.row.token.description, "svc a");
+    }
+  }
+}
+
+TEST_F(HistoryTest, ChangeCountsInThePeriod) {
+  auto d = collect_ok(request(kStart, kStart + hours(21)));
+  EXPECT_EQ(d.changes.discovered, 3);
+  EXPECT_EQ(d.changes.created, 1);
+  EXPECT_EQ(d.changes.updated, 1);
+  EXPECT_EQ(d.changes.revoked, 1);
+  EXPECT_EQ(d.changes.removed, 1);
+  // A period that starts after the creation does not count it.
+  auto later = collect_ok(request(kStart + hours(3), kStart + hours(21)));
+  EXPECT_EQ(later.changes.discovered, 0);
+  EXPECT_EQ(later.changes.created, 0);
+  EXPECT_EQ(later.changes.updated, 1);
+}
+
+TEST_F(HistoryTest, ChangesAreStreamedInOrderWithBeforeAndAfter) {
+  auto r = request(kStart, kStart + hours(21));
+  auto db = raw();
+  std::vector<std::string> seen;
+  std::string before, after;
+  auto s = for_each_change(*db, r, [&](const ChangeEvent& e) {
+    seen.push_back(e.event + ":" + e.token_id);
+    if (e.event == "token_updated") {
+      before = e.before;
+      after = e.after;
+    }
+    return true;
+  });
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(seen, (std::vector<std::string>{"token_created:d", "token_updated:a", "token_revoked:c",
+                                            "token_removed:b"}));
+  EXPECT_NE(before.find("svc a"), std::string::npos);
+  EXPECT_NE(after.find("svc a renamed"), std::string::npos);
+}
+
+TEST_F(HistoryTest, SeriesFollowsTheStatuses) {
+  auto r = request(kStart, kStart + hours(20));
+  r.samples = 5;  // 0, 5h, 10h, 15h, 20h
+  auto d = collect_ok(r);
+  ASSERT_EQ(d.series.size(), 5u);
+  EXPECT_EQ(d.series[0].at, kStart);
+  EXPECT_EQ(d.series[0].tokens[0], 3);
+  EXPECT_EQ(d.series[1].tokens[0], 3);  // a, b, d active; c revoked
+  EXPECT_EQ(d.series[1].tokens[2], 1);
+  EXPECT_EQ(d.series[4].tokens[0], 2);
+  EXPECT_EQ(d.series[4].tokens[3], 1);
+}
+
+TEST_F(HistoryTest, ClusterFilterAndUnknownCluster) {
+  std::vector<Token> other{make_token("x", "other")};
+  poll_at(kStart + hours(22), &other, "staging");
+  auto r = request(kStart, kStart + hours(22));
+  auto all = collect_ok(r);
+  EXPECT_EQ(all.clusters, (std::vector<std::string>{"prod", "staging"}));
+  EXPECT_EQ(all.inventory.tokens.size(), 5u);
+  r.cluster = "staging";
+  auto one = collect_ok(r);
+  EXPECT_EQ(one.clusters, (std::vector<std::string>{"staging"}));
+  ASSERT_EQ(one.inventory.tokens.size(), 1u);
+  EXPECT_EQ(one.changes.discovered, 1);
+  r.cluster = "nope";
+  auto db = raw();
+  auto bad = collect(*db, r, {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.error().message.find("nope"), std::string::npos);
+}
+
+TEST_F(HistoryTest, PeriodEndingBeforeItStartsIsRefused) {
+  auto db = raw();
+  auto d = collect(*db, request(kStart + hours(2), kStart), {});
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_F(HistoryTest, ComplianceFigures) {
+  // Four violations of "no-write-star": resolved after 1 h (compliant) and 3 h (revoked), one
+  // exempted (not a remediation), one still open; one of "max-life" opened before the period.
+  violation("a", "no-write-star", kStart + hours(1), kStart + hours(2), "compliant");
+  violation("b", "no-write-star", kStart + hours(1), kStart + hours(4), "revoked");
+  violation("c", "no-write-star", kStart + hours(2), kStart + hours(3), "exempted");
+  violation("d", "no-write-star", kStart + hours(3), std::nullopt);
+  violation("a", "max-life", kStart - hours(10), std::nullopt);
+  append(EventKind::kActionPlanned, "prod", "b", R"({"policy":"no-write-star"})", kStart + hours(3));
+  append(EventKind::kActionFailed, "prod", "b", R"({"final":false,"policy":"no-write-star"})", kStart + hours(3));
+  append(EventKind::kActionSucceeded, "prod", "b", R"({"policy":"no-write-star"})", kStart + hours(4));
+  append(EventKind::kEnforcementHalted, "prod", "", R"({"planned":7,"policies":{"max-life":7}})",
+         kStart + hours(5));
+  auto d = collect_ok(request(kStart, kStart + hours(21)));
+  ASSERT_EQ(d.policies.size(), 2u);
+  const PolicyCompliance* nws = nullptr;
+  const PolicyCompliance* ml = nullptr;
+  for (const auto& p : d.policies) {
+    if (p.policy == "no-write-star") nws = &p;
+    if (p.policy == "max-life") ml = &p;
+  }
+  ASSERT_NE(nws, nullptr);
+  ASSERT_NE(ml, nullptr);
+  EXPECT_EQ(nws->opened, 4);
+  EXPECT_EQ(nws->resolved, 3);
+  EXPECT_EQ(nws->open_at_end, 1);
+  EXPECT_EQ(nws->resolutions.at("exempted"), 1);
+  EXPECT_EQ(nws->time_to_remediate.count, 2);
+  EXPECT_DOUBLE_EQ(*nws->time_to_remediate.median_seconds, 2 * 3600.0);  // (1 h + 3 h) / 2
+  EXPECT_DOUBLE_EQ(*nws->time_to_remediate.max_seconds, 3 * 3600.0);
+  EXPECT_EQ(nws->actions_planned, 1);
+  EXPECT_EQ(nws->actions_failed, 0);  // a retried failure is not a failed action
+  EXPECT_EQ(nws->actions_succeeded, 1);
+  EXPECT_EQ(ml->opened, 0);  // opened before the period
+  EXPECT_EQ(ml->open_at_end, 1);
+  EXPECT_EQ(ml->actions_halted, 7);
+  ASSERT_EQ(d.halts.size(), 1u);
+  EXPECT_EQ(d.halts[0].planned, 7);
+  // Open violations over time: 1 (max-life) before +1h, 3 at +1h … 
+  auto r = request(kStart, kStart + hours(4));
+  r.samples = 5;  // 0, 1h, 2h, 3h, 4h
+  auto s = collect_ok(r);
+  std::vector<std::int64_t> open;
+  for (const auto& p : s.series) open.push_back(p.open_violations);
+  EXPECT_EQ(open, (std::vector<std::int64_t>{1, 3, 3, 3, 2}));
+}
+
+TEST_F(HistoryTest, IntegrityOfAnIntactAndATamperedChain) {
+  auto d = collect_ok(request(kStart, kStart + hours(21)));
+  EXPECT_TRUE(d.integrity.ok);
+  EXPECT_EQ(d.integrity.head_seq, count("SELECT max(seq) FROM audit_log"));
+  EXPECT_EQ(d.integrity.head_hash, text("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1"));
+  exec(storage::testing::kDropTriggers);
+  exec("UPDATE audit_events SET detail = '{\"x\":1}' WHERE seq = 3");
+  auto t = collect_ok(request(kStart, kStart + hours(21)));
+  EXPECT_FALSE(t.integrity.ok);
+  EXPECT_EQ(t.integrity.first_bad_seq, 3);
+  EXPECT_FALSE(t.integrity.problem.empty());
+  const std::string md = render(t, Format::kMarkdown);
+  EXPECT_NE(md.find("seq 3"), std::string::npos) << md.substr(md.find("ntegrity"), 600);
+}
+
+TEST_F(HistoryTest, JsonIsOneDocumentWithTheFigures) {
+  auto d = collect_ok(request(kStart, kStart + hours(21)));
+  const auto j = nlohmann::json::parse(render(d, Format::kJson));
+  EXPECT_EQ(j["schema_version"], kSchemaVersion);
+  EXPECT_EQ(j["$schema"], kSchemaId);
+  EXPECT_EQ(j["coverage"][0]["polls"]["ok"], 7);
+  EXPECT_EQ(j["coverage"][0]["gaps"].size(), 1u);
+  EXPECT_EQ(j["inventory"]["tokens"].size(), 4u);
+  EXPECT_EQ(j["changes"]["counts"]["removed"], 1);
+  EXPECT_EQ(j["changes"]["events"].size(), 4u);
+  EXPECT_EQ(j["integrity"]["ok"], true);
+  EXPECT_TRUE(j["integrity"]["first_bad_seq"].is_null());
+}
+
+// Hostile descriptions: markup, quotes, ANSI escapes, newlines, formula starts, invalid UTF-8.
+class HostileTest : public ReportTest {
+ protected:
+  void SetUp() override {
+    ReportTest::SetUp();
+    std::vector<Token> t{
+        make_token("h1", "<script>alert(1)</script>\"'&"),
+        make_token("h2", "=HYPERLINK(\"http://evil\")"),
+        make_token("h3", "line1\nline2\x1b[31mred\r"),
+        make_token("h4", std::string("bad \xff\xfe utf8 | *x* [l](http://e)")),
+        make_token("h5", std::string(5000, 'L')),
+    };
+    poll_at(kStart, &t);
+    data_ = collect_ok(request(kStart, kStart + hours(1)));
+  }
+  ReportData data_;
+};
+
+TEST_F(HostileTest, HtmlEscapesEverything) {
+  const std::string h = render(data_, Format::kHtml);
+  EXPECT_EQ(h.find("<script"), std::string::npos);
+  EXPECT_NE(h.find("&lt;script&gt;"), std::string::npos);
+  EXPECT_EQ(h.find('\x1b'), std::string::npos);
+  EXPECT_EQ(h.find("\xff"), std::string::npos);
+  EXPECT_EQ(h.find(std::string(1000, 'L')), std::string::npos);  // long text is cut
+  EXPECT_EQ(h.find("href=\"http"), std::string::npos);
+  EXPECT_EQ(h.find("src="), std::string::npos);
+  EXPECT_NE(h.find("Content-Security-Policy"), std::string::npos);
+}
+
+TEST_F(HostileTest, MarkdownCannotBreakOutOfATableCell) {
+  const std::string md = render(data_, Format::kMarkdown);
+  EXPECT_EQ(md.find("<script"), std::string::npos);
+  EXPECT_EQ(md.find('\x1b'), std::string::npos);
+  EXPECT_EQ(md.find("\xff"), std::string::npos);
+  EXPECT_NE(md.find("\\| \\*x\\* \\[l\\](http://e)"), std::string::npos);
+  EXPECT_EQ(md.find("line1\nline2"), std::string::npos);
+}
+
+TEST_F(HostileTest, CsvQuotesAndGuardsFormulas) {
+  const std::string csv = render(data_, Format::kCsv);
+  EXPECT_NE(csv.find("\"'=HYPERLINK(\"\"http://evil\"\")\""), std::string::npos);
+  EXPECT_NE(csv.find("\"<script>alert(1)</script>\"\"'&\""), std::string::npos);
+  EXPECT_NE(csv.find("\"line1\nline2"), std::string::npos);  // kept, inside quotes
+  EXPECT_EQ(csv.find("\xff"), std::string::npos);             // replaced: valid UTF-8
+  EXPECT_EQ(csv.substr(0, 8), "section,");
+  EXPECT_NE(csv.find("\r\n\r\nsection,inventory"), std::string::npos);
+}
+
+TEST_F(HostileTest, JsonKeepsTheTextAsValidUtf8) {
+  const auto j = nlohmann::json::parse(render(data_, Format::kJson));
+  bool found = false;
+  for (const auto& t : j["inventory"]["tokens"]) {
+    if (t["token_id"] == "h1") {
+      EXPECT_EQ(t["description"], "<script>alert(1)</script>\"'&");
+      found = true;
+    }
+    if (t["token_id"] == "h3") {
+      EXPECT_EQ(t["description"], "line1\nline2\x1b[31mred\r");
+    }
+    if (t["token_id"] == "h5") {
+      EXPECT_EQ(t["description"].get<std::string>().size(), 5000u);
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(TextUtil, HumanDurationsAndNumbers) {
+  EXPECT_EQ(human_duration(45.0), "45s");
+  EXPECT_EQ(human_duration(125.0), "2m 5s");
+  EXPECT_EQ(human_duration(3 * 3600.0 + 60), "3h 1m");
+  EXPECT_EQ(human_duration(3 * 86400.0 + 4 * 3600), "3d 4h");
+  EXPECT_EQ(human_duration(-1.0), "—");
+  EXPECT_EQ(thousands(1234567), "1,234,567");
+  EXPECT_EQ(thousands(-1000), "-1,000");
+  EXPECT_EQ(thousands(12), "12");
+  EXPECT_EQ(short_time(ts("2026-11-01T12:34:56Z")), "2026-11-01 12:34 UTC");
+  EXPECT_EQ(display_text("a\nb\x1b"), "a\\nb\\x1b");
+}
+
+TEST(Formats, ParseFormat) {
+  EXPECT_EQ(parse_format("html"), Format::kHtml);
+  EXPECT_EQ(parse_format("md"), Format::kMarkdown);
+  EXPECT_EQ(parse_format("markdown"), Format::kMarkdown);
+  EXPECT_EQ(parse_format("csv"), Format::kCsv);
+  EXPECT_EQ(parse_format("json"), Format::kJson);
+  EXPECT_FALSE(parse_format("pdf").has_value());
+}
+
+}  // namespace
+}  // namespace tw::report
