@@ -1,5 +1,8 @@
 #include "core/json_writer.h"
 
+#include <array>
+#include <cstdint>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 
@@ -10,14 +13,37 @@ namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '/'; }
+constexpr std::array<bool, 256> kNeedsEscape = [] {
+  std::array<bool, 256> t{};
+  for (std::size_t c = 0; c < 0x20; ++c) t[c] = true;
+  t['"'] = t['\\'] = t['/'] = true;  // '/' only after '<' (checked below); bytes >= 0x80 pass
+  return t;
+}();
+
+bool needs_escape(unsigned char c) { return kNeedsEscape[c]; }
+
+// True if any byte of `w` is below 0x20 or is '"', '\\' or '/' (the classic SWAR tests: a byte
+// equal to v becomes zero after xor; a zero or small byte borrows into its high bit).
+bool word_needs_escape(std::uint64_t w) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  auto has_zero = [](std::uint64_t x) { return (x - kOnes) & ~x & kHigh; };
+  const std::uint64_t below_space = (w - kOnes * 0x20) & ~w & kHigh;
+  return (below_space | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\')) | has_zero(w ^ (kOnes * '/'))) != 0;
+}
 
 void append_escaped_valid(std::string& out, std::string_view s) {
   std::size_t run = 0;
   for (std::size_t i = 0; i < s.size(); ++i) {
+    // Eight plain bytes at a time.
+    while (i + 8 <= s.size()) {
+      std::uint64_t w = 0;
+      std::memcpy(&w, s.data() + i, 8);
+      if (word_needs_escape(w)) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
-    if (!needs_escape(c)) continue;
-    if (c >= 0x80) continue;  // valid multi-byte UTF-8 passes through
+    if (!needs_escape(c)) continue;  // includes valid multi-byte UTF-8
     if (c == '/') {
       if (i == 0 || s[i - 1] != '<') continue;
     }

@@ -1,5 +1,6 @@
 #include "core/strings.h"
 
+#include <cstring>
 #include <cstdint>
 #include <cstdio>
 
@@ -110,6 +111,15 @@ bool glob_match(std::string_view pattern, std::string_view text) {
 bool is_valid_utf8(std::string_view s) {
   std::uint32_t cp = 0;
   for (std::size_t i = 0; i < s.size();) {
+    // ASCII fast path: eight bytes at a time while none has the high bit set.
+    if (i + 8 <= s.size()) {
+      std::uint64_t word = 0;
+      std::memcpy(&word, s.data() + i, 8);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     std::size_t n = utf8_sequence(s, i, cp);
     if (n == 0) return false;
     i += n;

@@ -208,25 +208,42 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
     print_error(store.error().message);
     return kExitFailure;
   }
-  auto rows = at ? storage::inventory_at((*store)->db(), *at, filter)
-                 : storage::query_inventory((*store)->db(), filter);
+  const std::vector<Column> columns = {{"cluster"},           {"token_id"},          {"status"},
+                                       {"description", true, 40}, {"permissions", true, 48}, {"created_at", false},
+                                       {"expires_at"},        {"revoked_at", false}, {"first_seen", false},
+                                       {"last_seen"}};
+  auto cells = [](const storage::InventoryRow& r) {
+    return std::vector<Cell>{Cell::str(r.cluster), Cell::str(r.token.id), Cell::str(std::string(to_string(r.status))),
+                             Cell::str(r.token.description),
+                             Cell::json(permissions_json(r.token.permissions), brief_permissions(r.token.permissions)),
+                             time_cell(r.token.created_at),
+                             r.token.expires_at ? Cell::str(format_timestamp(*r.token.expires_at)) : Cell::null(),
+                             time_cell(r.token.revoked_at), Cell::str(r.first_seen), Cell::str(r.last_seen)};
+  };
+  if (at) {
+    // Replayed from the history: the rows are streamed out as they are produced, so a large
+    // inventory is never held twice.
+    storage::InventoryReplay replay;
+    if (auto s = replay.run((*store)->db(), *at, filter.cluster, {}, {}); !s.ok()) {
+      print_error(s.error().message);
+      return kExitFailure;
+    }
+    RowStream out(columns, o.format, stdout);
+    replay.for_each(*at, filter.status, [&](const storage::InventoryRow& r) {
+      out.row(cells(r));
+      return true;
+    });
+    out.finish();
+    return kExitOk;
+  }
+  auto rows = storage::query_inventory((*store)->db(), filter);
   if (!rows.ok()) {
     print_error(rows.error().message);
     return kExitFailure;
   }
   Table table;
-  table.columns = {{"cluster"},           {"token_id"},          {"status"},
-                   {"description", true, 40}, {"permissions", true, 48}, {"created_at", false},
-                   {"expires_at"},        {"revoked_at", false}, {"first_seen", false},
-                   {"last_seen"}};
-  for (const auto& r : *rows) {
-    table.rows.push_back({Cell::str(r.cluster), Cell::str(r.token.id),
-                          Cell::str(std::string(to_string(r.status))), Cell::str(r.token.description),
-                          Cell::json(permissions_json(r.token.permissions), brief_permissions(r.token.permissions)),
-                          time_cell(r.token.created_at),
-                          r.token.expires_at ? Cell::str(format_timestamp(*r.token.expires_at)) : Cell::null(),
-                          time_cell(r.token.revoked_at), Cell::str(r.first_seen), Cell::str(r.last_seen)});
-  }
+  table.columns = columns;
+  for (const auto& r : *rows) table.rows.push_back(cells(r));
   write_stdout(render(table, o.format));
   return kExitOk;
 }

@@ -70,41 +70,92 @@ std::optional<OutputFormat> parse_output_format(std::string_view s) {
   return std::nullopt;
 }
 
+namespace {
+
+void json_row(std::string& out, const std::vector<Column>& columns, const std::vector<Cell>& row) {
+  JsonWriter w(out);
+  w.begin_object();
+  for (std::size_t i = 0; i < columns.size() && i < row.size(); ++i) {
+    w.key(columns[i].name);
+    const Cell& c = row[i];
+    switch (c.kind) {
+      case Cell::Kind::kText: w.value(c.text); break;
+      case Cell::Kind::kNull: w.null(); break;
+      default: w.raw(c.text);
+    }
+  }
+  w.end_object();
+}
+
+void csv_header(std::string& out, const std::vector<Column>& columns) {
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    if (i > 0) out += ',';
+    out += columns[i].name;
+  }
+  out += "\r\n";
+}
+
+void csv_row(std::string& out, const std::vector<Column>& columns, const std::vector<Cell>& row) {
+  for (std::size_t i = 0; i < columns.size() && i < row.size(); ++i) {
+    if (i > 0) out += ',';
+    out += csv_field(row[i]);
+  }
+  out += "\r\n";
+}
+
+}  // namespace
+
+RowStream::RowStream(std::vector<Column> columns, OutputFormat format, std::FILE* out)
+    : format_(format), out_(out) {
+  table_.columns = std::move(columns);
+  if (format_ == OutputFormat::kJson) buffer_ += '[';
+  if (format_ == OutputFormat::kCsv) csv_header(buffer_, table_.columns);
+}
+
+RowStream::~RowStream() { finish(); }
+
+void RowStream::row(std::vector<Cell> cells) {
+  switch (format_) {
+    case OutputFormat::kJson:
+      if (!first_) buffer_ += ',';
+      json_row(buffer_, table_.columns, cells);
+      break;
+    case OutputFormat::kCsv: csv_row(buffer_, table_.columns, cells); break;
+    case OutputFormat::kTable: table_.rows.push_back(std::move(cells)); break;
+  }
+  first_ = false;
+  if (buffer_.size() >= 64 * 1024) flush();
+}
+
+void RowStream::flush() {
+  if (!buffer_.empty()) std::fwrite(buffer_.data(), 1, buffer_.size(), out_);
+  buffer_.clear();
+}
+
+void RowStream::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (format_ == OutputFormat::kJson) buffer_ += "]\n";
+  if (format_ == OutputFormat::kTable) buffer_ += render(table_, format_);
+  flush();
+}
+
 std::string render(const Table& table, OutputFormat format) {
   std::string out;
   if (format == OutputFormat::kJson) {
-    JsonWriter w(out);
-    w.begin_array();
+    out += '[';
+    bool first = true;
     for (const auto& row : table.rows) {
-      w.begin_object();
-      for (std::size_t i = 0; i < table.columns.size() && i < row.size(); ++i) {
-        w.key(table.columns[i].name);
-        const Cell& c = row[i];
-        switch (c.kind) {
-          case Cell::Kind::kText: w.value(c.text); break;
-          case Cell::Kind::kNull: w.null(); break;
-          default: w.raw(c.text);
-        }
-      }
-      w.end_object();
+      if (!first) out += ',';
+      first = false;
+      json_row(out, table.columns, row);
     }
-    w.end_array();
-    out += '\n';
+    out += "]\n";
     return out;
   }
   if (format == OutputFormat::kCsv) {
-    for (std::size_t i = 0; i < table.columns.size(); ++i) {
-      if (i > 0) out += ',';
-      out += table.columns[i].name;
-    }
-    out += "\r\n";
-    for (const auto& row : table.rows) {
-      for (std::size_t i = 0; i < table.columns.size() && i < row.size(); ++i) {
-        if (i > 0) out += ',';
-        out += csv_field(row[i]);
-      }
-      out += "\r\n";
-    }
+    csv_header(out, table.columns);
+    for (const auto& row : table.rows) csv_row(out, table.columns, row);
     return out;
   }
   std::vector<std::size_t> cols;

@@ -8,6 +8,7 @@
 //
 // Thread safety: pure functions.
 
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,5 +47,27 @@ struct Table {
 };
 
 std::string render(const Table& table, OutputFormat format);
+
+// Writes rows as they come, for lists too long to hold (tokens --at over a large history): JSON
+// and CSV are written in chunks, byte for byte as render() would; a table needs every row for
+// its column widths, so it is rendered by finish().
+class RowStream {
+ public:
+  RowStream(std::vector<Column> columns, OutputFormat format, std::FILE* out);
+  ~RowStream();
+  RowStream(const RowStream&) = delete;
+  RowStream& operator=(const RowStream&) = delete;
+  void row(std::vector<Cell> cells);
+  void finish();
+
+ private:
+  void flush();
+  Table table_;
+  OutputFormat format_;
+  std::FILE* out_;
+  std::string buffer_;
+  bool first_ = true;
+  bool finished_ = false;
+};
 
 }  // namespace tw::daemon

@@ -205,7 +205,7 @@ Result<std::unique_ptr<AuditStore>> AuditStore::open(const std::string& path, Mo
   } else {
     auto v = schema_version(**db);
     if (!v.ok()) return v.take_error();
-    if (*v != kSchemaVersion) {
+    if (*v < kMinReadableSchemaVersion || *v > kSchemaVersion) {
       return make_error(ErrorCode::kDatabase,
                         "database \"" + printable(path, 200) + "\" has schema version " +
                             std::to_string(*v) + " but this tokenwarden reads version " +

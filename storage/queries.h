@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
@@ -56,9 +57,25 @@ class InventoryReplay {
 
   // Status counts (active, expired, revoked, removed) as of `at`, with expiry by time applied.
   std::array<std::int64_t, 4> counts(Timestamp at) const;
-  // The rows as of `at` (ordered by cluster and token id), optionally one status only.
+  // Visits the rows as of `at`, ordered by cluster and token id, optionally one status only,
+  // until `visit` returns false. `row` is only valid during the call (one row is materialized
+  // at a time, so a large inventory is never held twice).
+  void for_each(Timestamp at, const std::optional<TokenStatus>& status,
+                const std::function<bool(const InventoryRow& row)>& visit) const;
+  // The same rows in a vector.
   std::vector<InventoryRow> rows(Timestamp at, const std::optional<TokenStatus>& status = std::nullopt) const;
+  // Tokens known (in any status).
   std::size_t size() const;
+  // Every token as of `at`, unordered and without copies (for counting).
+  struct Summary {
+    std::string_view cluster;
+    TokenStatus status;
+    bool expires;  // has an expiry time
+    const std::vector<Permission>* permissions;
+  };
+  void summarize(Timestamp at, const std::function<void(const Summary&)>& visit) const;
+  // A known token's description, or nullptr.
+  const std::string* description(std::string_view cluster, std::string_view token_id) const;
 
  private:
   struct Impl;

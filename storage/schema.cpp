@@ -154,11 +154,18 @@ CREATE VIEW enforcement_actions AS
   FROM action_records;
 )sql";
 
+// Version 3: per-event lookups over a period (reports: change counts, actions, halts,
+// exemptions) without reading every row of the audit log. Only an index: version 2 databases
+// stay readable as they are.
+constexpr const char* kV3 = R"sql(
+CREATE INDEX audit_events_by_event ON audit_events(event, recorded_at);
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
 };
-constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}};
+constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}};
 
 }  // namespace
 

@@ -10,7 +10,9 @@
 
 namespace tw::storage {
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
+// The oldest version read-only commands accept as it is (later versions only added indexes).
+inline constexpr int kMinReadableSchemaVersion = 2;
 
 Result<int> schema_version(Db& db);
 // Brings a read-write database to kSchemaVersion.

@@ -93,6 +93,12 @@ std::string Stmt::text(int col) const {
                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
 }
 
+std::string_view Stmt::view(int col) const {
+  const auto* p = sqlite3_column_text(stmt_, col);
+  if (p == nullptr) return {};
+  return std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+
 std::optional<std::string> Stmt::opt_text(int col) const {
   if (is_null(col)) return std::nullopt;
   return text(col);

@@ -48,6 +48,8 @@ class Stmt {
 
   std::int64_t int64(int col) const;
   std::string text(int col) const;
+  // The text without a copy: valid until the next step(), reset() or column call on `col`.
+  std::string_view view(int col) const;
   std::optional<std::string> opt_text(int col) const;
   bool is_null(int col) const;
 

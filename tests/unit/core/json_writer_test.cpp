@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/strings.h"
 #include "tests/unit/core/test_support.h"
@@ -202,6 +204,21 @@ TEST(JsonWriter, InvalidUtf8InStringValuesAndKeysBecomesReplacement) {
   EXPECT_EQ(out, "{\"k\xEF\xBF\xBD\":\"v\xEF\xBF\xBD\"}");
   EXPECT_TRUE(is_valid_utf8(out));
   EXPECT_FALSE(nlohmann::json::parse(out, nullptr, false).is_discarded());
+}
+
+// The eight-bytes-at-a-time scan finds a special character at every offset of a long string.
+TEST(AppendJsonString, SpecialCharacterAtEveryOffset) {
+  const std::vector<std::pair<std::string, std::string>> specials = {
+      {"\"", "\\\""}, {"\\", "\\\\"}, {"\n", "\\n"}, {std::string(1, '\x01'), "\\u0001"}, {"\x1f", "\\u001f"},
+      {"</", "<\\/"}, {"/", "/"}, {"é", "é"}, {"\x7f", "\x7f"}};
+  for (const auto& [raw, escaped] : specials) {
+    for (std::size_t pos = 0; pos < 24; ++pos) {
+      const std::string s = std::string(pos, 'a') + raw + std::string(19, 'b');
+      std::string out;
+      append_json_string(out, s);
+      EXPECT_EQ(out, "\"" + std::string(pos, 'a') + escaped + std::string(19, 'b') + "\"") << pos;
+    }
+  }
 }
 
 }  // namespace

@@ -422,7 +422,8 @@ TEST_F(RecorderTest, SchemaVersionAndPragmas) {
   auto v = schema_version(store_->db());
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 2);
+  EXPECT_EQ(kSchemaVersion, 3);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_by_event'"), 1);
   EXPECT_EQ(text("PRAGMA journal_mode"), "wal");
   for (const char* view : {"audit_log", "token_inventory", "polls"}) {
     EXPECT_EQ(
@@ -440,6 +441,19 @@ TEST_F(RecorderTest, ReadOnlyOpen) {
   auto missing = AuditStore::open(dir_.file("missing.db"), AuditStore::Mode::kReadOnly);
   EXPECT_FALSE(missing.ok());
   EXPECT_FALSE(std::filesystem::exists(dir_.file("missing.db"))) << "read-only must not create";
+}
+
+TEST_F(RecorderTest, VersionTwoIsReadableAndMigrated) {
+  poll_ok(rec_, make_tokens(2));
+  store_.reset();
+  exec("DROP INDEX audit_events_by_event; PRAGMA user_version = 2");
+  auto ro = AuditStore::open(path_, AuditStore::Mode::kReadOnly);
+  ASSERT_TRUE(ro.ok()) << ro.error().message;
+  ro->reset();
+  auto rw = AuditStore::open(path_, AuditStore::Mode::kReadWrite);
+  ASSERT_TRUE(rw.ok()) << rw.error().message;
+  EXPECT_EQ(count("PRAGMA user_version"), 3);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_by_event'"), 1);
 }
 
 TEST_F(RecorderTest, NewerSchemaIsRefused) {
