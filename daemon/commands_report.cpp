@@ -141,15 +141,20 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
     }
   }
   req.database = db_path;
+  // Database errors name the file (SQLite's own messages do not).
+  auto db_message = [&](const std::string& message) {
+    if (message.find(db_path) != std::string::npos) return message;
+    return "cannot read the audit database \"" + printable(db_path, 200) + "\": " + message;
+  };
   auto store = storage::AuditStore::open(db_path, storage::AuditStore::Mode::kReadOnly);
   if (!store.ok()) {
-    print_error(store.error().message);
+    print_error(db_message(store.error().message));
     return kExitFailure;
   }
   storage::Db& db = (*store)->db();
   // One read transaction: every section sees the same snapshot while the daemon keeps writing.
   if (auto s = db.exec("BEGIN"); !s.ok()) {
-    print_error(s.error().message);
+    print_error(db_message(s.error().message));
     return kExitFailure;
   }
   const bool tty = ::isatty(2) != 0;
@@ -168,8 +173,12 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   auto data = report::collect(db, req, ctx, progress);
   if (!data.ok()) {
     if (tty) std::fprintf(stderr, "\r\033[K");
-    print_error(data.error().message);
-    return data.error().code == ErrorCode::kInvalidArgument ? kExitUsage : kExitFailure;
+    if (data.error().code == ErrorCode::kInvalidArgument) {
+      print_error(data.error().message);
+      return kExitUsage;
+    }
+    print_error(db_message(data.error().message));
+    return kExitFailure;
   }
   if (progress) progress("writing " + format_name, 0, 0);
   Status written;
@@ -193,7 +202,8 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   (void)db.exec("COMMIT");
   if (tty) std::fprintf(stderr, "\r\033[K");
   if (!written.ok()) {
-    print_error(written.error().message);
+    print_error(written.error().code == ErrorCode::kDatabase ? db_message(written.error().message)
+                                                             : written.error().message);
     return kExitFailure;
   }
   if (!data->integrity.ok) {

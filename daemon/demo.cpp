@@ -298,6 +298,7 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
   }
 
   SystemClock clock;
+  const Timestamp demo_started = clock.now();
   const std::string listen = demo_listen(o.listen);
   std::string cfg = "[daemon]\ndatabase = \"" + dir + "/audit.db\"\npoll_interval = \"" +
                     format_duration(o.interval) +
@@ -473,14 +474,26 @@ expires = )toml" + format_timestamp(clock.now() + std::chrono::hours(24 * 90)) +
                   static_cast<long long>(v->rows), v->ok ? "intact" : "BROKEN",
                   static_cast<long long>(v->head_seq), v->head_hash.c_str());
     }
+    // The compliance report over the demo's history (SPEC §7).
+    {
+      GlobalOptions rg{config_path, true};
+      ReportOptions ro;
+      ro.from = format_timestamp(demo_started);
+      ro.output = dir + "/report.html";
+      if (cmd_report(rg, ro) == 0) {
+        std::printf("\ncompliance report (tokenwarden report): %s\n", ro.output.c_str());
+      }
+    }
     std::printf(
         "\nexplore it:\n"
         "  tokenwarden --config %s tokens\n"
         "  tokenwarden --config %s violations --open\n"
         "  tokenwarden --config %s history --since 10m\n"
         "  tokenwarden --config %s tokens --at <a time from the history>\n"
-        "  tokenwarden --config %s verify\n",
-        config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str());
+        "  tokenwarden --config %s verify\n"
+        "  tokenwarden --config %s report --from 1h -o report.md\n",
+        config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str(),
+        config_path.c_str());
     if (!o.once) {
       std::printf("\nthe daemon keeps polling (the simulators keep changing a little); Ctrl-C stops it\n");
     }

@@ -1,7 +1,9 @@
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <simdjson.h>
 #include <unordered_set>
 
 #include "core/strings.h"
@@ -134,46 +136,39 @@ Status inventory_and_series(Db& db, const Request& req, ReportData& data, const 
     samples.push_back(req.from + (req.to - req.from) * static_cast<Duration::rep>(i) / static_cast<Duration::rep>(n - 1));
   }
   data.series.resize(samples.size());
-  storage::InventoryReplay replay;
-  std::size_t k = 0;
+  auto replay = std::make_shared<storage::InventoryReplay>();
   if (progress) progress("replaying the token history", 0, 0);
-  const Timestamp until = std::max(req.to, req.at);
-  std::optional<std::vector<storage::InventoryRow>> at_rows;
-  std::vector<Timestamp> all = samples;
-  const bool at_is_sample = std::find(samples.begin(), samples.end(), req.at) != samples.end();
-  if (!at_is_sample) {
-    all.push_back(req.at);
-    std::sort(all.begin(), all.end());
-  }
-  TW_RETURN_IF_ERROR(replay.run(db, until, req.cluster, all, [&](Timestamp t) {
-    if (t == req.at) at_rows = replay.rows(t);
+  std::size_t k = 0;
+  TW_RETURN_IF_ERROR(replay->run(db, req.to, req.cluster, samples, [&](Timestamp t) {
     if (k < samples.size() && samples[k] == t) {
       data.series[k].at = t;
-      data.series[k].tokens = replay.counts(t);
+      data.series[k].tokens = replay->counts(t);
       ++k;
     }
   }));
-  if (!at_rows) at_rows = replay.rows(req.at);
+  data.period_end = replay;
+  // An inventory at another instant than the end needs its own replay.
+  if (req.at != req.to) {
+    auto at_replay = std::make_shared<storage::InventoryReplay>();
+    TW_RETURN_IF_ERROR(at_replay->run(db, req.at, req.cluster, {}, {}));
+    replay = std::move(at_replay);
+  }
   InventorySection& inv = data.inventory;
   inv.at = req.at;
-  inv.tokens.reserve(at_rows->size());
-  for (auto& row : *at_rows) {
-    InventoryEntry e;
-    const bool active = row.status == TokenStatus::kActive;
-    e.never_expires = active && !row.token.expires_at;
-    for (const auto& perm : row.token.permissions) {
-      if (perm.resource == "*") e.all_databases = true;
-      if (perm.action == "write") e.writes = true;
+  inv.replay = replay;
+  replay->summarize(req.at, [&](const storage::InventoryReplay::Summary& t) {
+    ++inv.token_count;
+    ++inv.by_status[static_cast<std::size_t>(t.status)];
+    if (t.status != TokenStatus::kActive) return;
+    bool all = false, writes = false;
+    for (const auto& perm : *t.permissions) {
+      all = all || perm.resource == "*";
+      writes = writes || perm.action == "write";
     }
-    ++inv.by_status[static_cast<std::size_t>(row.status)];
-    if (active) {
-      inv.never_expire += e.never_expires ? 1 : 0;
-      inv.all_databases += e.all_databases ? 1 : 0;
-      inv.writes += e.writes ? 1 : 0;
-    }
-    e.row = std::move(row);
-    inv.tokens.push_back(std::move(e));
-  }
+    inv.never_expire += t.expires ? 0 : 1;
+    inv.all_databases += all ? 1 : 0;
+    inv.writes += writes ? 1 : 0;
+  });
   return ok_status();
 }
 
@@ -266,7 +261,7 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
       db,
       "SELECT event, json_extract(detail, '$.policy'), coalesce(json_extract(detail, '$.final'), 1), count(*) "
       "FROM audit_events WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND event IN ('action_planned', "
-      "'action_succeeded', 'action_failed', 'action_skipped')" + cl + " GROUP BY 1, 2, 3",
+      "'action_succeeded', 'action_failed', 'action_skipped') AND json_valid(detail)" + cl + " GROUP BY 1, 2, 3",
       p, [&](storage::Stmt& s) {
         auto name = s.opt_text(1);
         if (!name) return;
@@ -299,10 +294,19 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
                                 }
                                 data.halts.push_back(std::move(h));
                               }));
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT policy, count(*) FROM action_records WHERE state = 'awaiting_approval' AND "
-                              "planned_at <= ?2 AND ?1 = ?1" + cl + " GROUP BY policy",
-                              p, [&](storage::Stmt& s) { get(s.text(0)).awaiting_approval_at_end = s.int64(1); }));
+  // Awaiting approval at the end of the period (not now): planned for approval by then, and not
+  // yet approved, run or settled by then.
+  TW_RETURN_IF_ERROR(each_row(
+      db,
+      "SELECT json_extract(a.detail, '$.policy'), count(*) FROM audit_events a WHERE a.event = 'action_planned' "
+      "AND json_valid(a.detail) AND json_extract(a.detail, '$.awaiting_approval') = 1 AND a.recorded_at <= ?2 AND ?1 = ?1 AND "
+      "(?3 = '' OR a.cluster = ?3) AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.token_id = a.token_id AND "
+      "e.event IN ('action_approved', 'action_succeeded', 'action_failed', 'action_skipped') AND "
+      "e.recorded_at <= ?2 AND json_valid(e.detail) AND json_extract(e.detail, '$.action_id') = json_extract(a.detail, '$.action_id')) "
+      "GROUP BY 1",
+      p, [&](storage::Stmt& s) {
+        if (auto name = s.opt_text(0)) get(*name).awaiting_approval_at_end = s.int64(1);
+      }));
   // Exemptions used: tokens whose violation an exemption suppressed, first recorded up to the
   // end, by exemptions still in force at the start of the period.
   std::map<std::string, std::int64_t> used_by_key;
@@ -310,7 +314,8 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
       db,
       "SELECT json_extract(detail, '$.policy'), json_extract(detail, '$.exemption'), count(DISTINCT "
       "coalesce(cluster, '') || char(0) || coalesce(token_id, '')) FROM audit_events WHERE event = "
-      "'exemption_applied' AND recorded_at <= ?2 AND coalesce(json_extract(detail, '$.expires'), '9') > ?1" +
+      "'exemption_applied' AND recorded_at <= ?2 AND json_valid(detail) AND "
+      "coalesce(CASE WHEN json_valid(detail) THEN json_extract(detail, '$.expires') END, '9') > ?1" +
           cl + " GROUP BY 1, 2",
       p, [&](storage::Stmt& s) {
         auto name = s.opt_text(0);
@@ -339,26 +344,41 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
       }
     }
   }
-  // Tokens judged: active tokens in each policy's scope at the inventory's instant.
-  if (ctx.from_config && !ctx.policies.empty()) {
+  // Tokens judged: active tokens in each policy's scope at the inventory's instant, evaluated
+  // one cluster at a time (the visit is ordered by cluster).
+  if (ctx.from_config && !ctx.policies.empty() && data.inventory.replay) {
     auto set = policy::PolicySet::compile(ctx.policies, {});
     if (set.ok()) {
-      std::map<std::string, std::vector<policy::Subject>> by_cluster;
-      for (const auto& e : data.inventory.tokens) {
-        policy::Subject s;
-        s.token = &e.row.token;
-        s.first_seen = parse_rfc3339(e.row.first_seen).value_or(data.inventory.at);
-        by_cluster[e.row.cluster].push_back(s);
-      }
       std::vector<std::int64_t> judged((*set)->specs().size(), 0);
-      for (const auto& [cluster, subjects] : by_cluster) {
-        policy::ClusterInfo info{cluster, {}};
-        if (auto c = ctx.clusters.find(cluster); c != ctx.clusters.end()) info.labels = c->second.labels;
+      std::string current;
+      std::vector<Token> tokens;
+      std::vector<Timestamp> first_seen;
+      auto flush = [&] {
+        if (tokens.empty()) return;
+        std::vector<policy::Subject> subjects(tokens.size());
+        for (std::size_t i = 0; i < tokens.size(); ++i) {
+          subjects[i].token = &tokens[i];
+          subjects[i].first_seen = first_seen[i];
+        }
+        policy::ClusterInfo info{current, {}};
+        if (auto c = ctx.clusters.find(current); c != ctx.clusters.end()) info.labels = c->second.labels;
         auto ev = policy::evaluate(**set, info, subjects, data.inventory.at);
         for (std::size_t i = 0; i < ev.judged_by_policy.size(); ++i) {
           judged[i] += static_cast<std::int64_t>(ev.judged_by_policy[i]);
         }
-      }
+        tokens.clear();
+        first_seen.clear();
+      };
+      data.inventory.replay->for_each(data.inventory.at, TokenStatus::kActive, [&](const storage::InventoryRow& r) {
+        if (r.cluster != current) {
+          flush();
+          current = r.cluster;
+        }
+        tokens.push_back(r.token);
+        first_seen.push_back(parse_rfc3339(r.first_seen).value_or(data.inventory.at));
+        return true;
+      });
+      flush();
       for (std::size_t i = 0; i < judged.size(); ++i) get((*set)->specs()[i].name).tokens_judged = judged[i];
     }
   }
@@ -402,6 +422,32 @@ void verify_progress(std::int64_t done, void* arg) {
   if (*vp->progress) (*vp->progress)("verifying the hash chain", done, vp->total);
 }
 
+// A change's detail as the report shows it: for token_updated its `before` and `after` objects,
+// for token_created the whole detail as `after`; each exactly as recorded. A detail that is not
+// valid JSON (a tampered row) shows nothing.
+void split_detail(simdjson::ondemand::parser& parser, std::string& buffer, std::string_view detail, bool updated,
+                  std::string& before, std::string& after) {
+  buffer.assign(detail);
+  buffer.append(simdjson::SIMDJSON_PADDING, '\0');
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object obj;
+  if (parser.iterate(buffer.data(), detail.size(), buffer.size()).get(doc) || doc.get_object().get(obj)) return;
+  if (!updated) {
+    std::string_view raw;
+    if (!obj.raw_json().get(raw)) after.assign(raw);
+    return;
+  }
+  for (auto field : obj) {
+    std::string_view key, raw;
+    simdjson::ondemand::value v;
+    simdjson::ondemand::object o;
+    if (field.unescaped_key().get(key) || field.value().get(v)) break;
+    if (key != "before" && key != "after") continue;
+    if (v.get_object().get(o) || o.raw_json().get(raw)) break;
+    (key == "before" ? before : after).assign(raw);
+  }
+}
+
 }  // namespace
 
 std::optional<Format> parse_format(std::string_view s) {
@@ -410,6 +456,21 @@ std::optional<Format> parse_format(std::string_view s) {
   if (s == "csv") return Format::kCsv;
   if (s == "json") return Format::kJson;
   return std::nullopt;
+}
+
+InventoryEntry make_entry(const storage::InventoryRow& row) {
+  InventoryEntry e{row};
+  e.never_expires = row.status == TokenStatus::kActive && !row.token.expires_at;
+  for (const auto& perm : row.token.permissions) {
+    if (perm.resource == "*") e.all_databases = true;
+    if (perm.action == "write") e.writes = true;
+  }
+  return e;
+}
+
+void InventorySection::for_each_token(const std::function<bool(const InventoryEntry&)>& visit) const {
+  if (!replay) return;
+  replay->for_each(at, std::nullopt, [&](const storage::InventoryRow& row) { return visit(make_entry(row)); });
 }
 
 std::string_view status_name(std::size_t index) {
@@ -441,6 +502,21 @@ Result<ReportData> collect(Db& db, const Request& request, const Context& contex
     clusters = {request.cluster};
   }
   data.clusters.assign(clusters.begin(), clusters.end());
+  // The chain check reads the whole log; it runs on a second read-only connection (the other
+  // core) while the rest is collected here. Both must have read the same snapshot — the same
+  // chain head — or the check is redone on this connection.
+  std::optional<std::int64_t> snapshot_head;
+  TW_RETURN_IF_ERROR(each_row(db, "SELECT seq FROM chain_head WHERE id = 1 AND ?1 = ?1 AND ?2 = ?2 AND ?3 = ?3",
+                              Period{"", "", ""}, [&](storage::Stmt& s) { snapshot_head = s.int64(0); }));
+  std::future<Result<storage::VerifyReport>> parallel;
+  if (!db.path().empty() && db.path() != ":memory:") {
+    parallel = std::async(std::launch::async, [path = db.path()]() -> Result<storage::VerifyReport> {
+      auto other = Db::open(path, Db::Mode::kReadOnly);
+      if (!other.ok()) return other.take_error();
+      TW_RETURN_IF_ERROR((*other)->exec("BEGIN"));
+      return storage::verify_chain(**other, nullptr, nullptr);
+    });
+  }
   if (progress) progress("reading polls", 0, 0);
   for (const auto& c : data.clusters) {
     ClusterCoverage cov;
@@ -452,56 +528,75 @@ Result<ReportData> collect(Db& db, const Request& request, const Context& contex
   TW_RETURN_IF_ERROR(open_violation_series(db, request, data));
   TW_RETURN_IF_ERROR(change_counts(db, request, data));
   TW_RETURN_IF_ERROR(compliance(db, request, context, data));
-  std::int64_t total = 0;
-  {
-    Period p{"", "", ""};
-    TW_RETURN_IF_ERROR(each_row(db, "SELECT count(*) FROM audit_events WHERE ?1 = ?1 AND ?2 = ?2 AND ?3 = ?3", p,
-                                [&](storage::Stmt& s) { total = s.int64(0); }));
+  std::optional<storage::VerifyReport> verified;
+  if (parallel.valid()) {
+    if (progress) progress("verifying the hash chain", 0, 0);
+    auto v = parallel.get();
+    const std::optional<std::int64_t> their_head =
+        v.ok() && v->head_seq > 0 ? std::optional<std::int64_t>(v->head_seq) : std::nullopt;
+    if (v.ok() && (!v->ok || their_head == snapshot_head)) verified = std::move(*v);
   }
-  VerifyProgress vp{&progress, total};
-  if (progress) progress("verifying the hash chain", 0, total);
-  auto v = storage::verify_chain(db, &verify_progress, &vp);
-  if (!v.ok()) return v.take_error();
-  data.integrity = {v->ok, v->rows, v->head_seq, v->head_hash, v->bad_seq, v->problem, v->append_only_triggers};
+  if (!verified) {
+    std::int64_t total = 0;
+    TW_RETURN_IF_ERROR(each_row(db, "SELECT count(*) FROM audit_events WHERE ?1 = ?1 AND ?2 = ?2 AND ?3 = ?3",
+                                Period{"", "", ""}, [&](storage::Stmt& s) { total = s.int64(0); }));
+    VerifyProgress vp{&progress, total};
+    if (progress) progress("verifying the hash chain", 0, total);
+    auto v = storage::verify_chain(db, &verify_progress, &vp);
+    if (!v.ok()) return v.take_error();
+    verified = std::move(*v);
+  }
+  const auto& v = *verified;
+  data.integrity = {v.ok, v.rows, v.head_seq, v.head_hash, v.bad_seq, v.problem, v.append_only_triggers};
   return data;
 }
 
-Status for_each_change(Db& db, const Request& req, const std::function<bool(const ChangeEvent&)>& visit) {
+Status for_each_change(Db& db, const ReportData& data, const std::function<bool(const ChangeEvent&)>& visit) {
+  const Request& req = data.request;
   Period p{format_timestamp(req.from), format_timestamp(req.to), req.cluster};
+  // The seq range of the period (through the time index), then one pass over it in seq order;
+  // the `+` keeps SQLite from reading the rows through an index and sorting them.
+  std::int64_t lo = 0, hi = -1;
+  TW_RETURN_IF_ERROR(each_row(db,
+                              "SELECT min(seq), max(seq) FROM audit_events WHERE recorded_at >= ?1 AND "
+                              "recorded_at <= ?2 AND ?3 = ?3",
+                              p, [&](storage::Stmt& s) {
+                                if (!s.is_null(0)) {
+                                  lo = s.int64(0);
+                                  hi = s.int64(1);
+                                }
+                              }));
   auto st = query(db,
-                  "SELECT e.seq, e.recorded_at, e.cluster, e.token_id, e.event, e.detail, t.description "
-                  "FROM audit_events e LEFT JOIN tokens t ON t.cluster = e.cluster AND t.token_id = e.token_id "
-                  "WHERE e.recorded_at >= ?1 AND e.recorded_at <= ?2 AND e.event IN ('token_created', "
-                  "'token_updated', 'token_revoked', 'token_expired', 'token_removed') AND "
-                  "(?3 = '' OR e.cluster = ?3) ORDER BY e.seq",
+                  "SELECT e.seq, e.recorded_at, e.cluster, e.token_id, e.event, e.detail "
+                  "FROM audit_events e "
+                  "WHERE e.seq >= ?4 AND e.seq <= ?5 AND +e.recorded_at >= ?1 AND +e.recorded_at <= ?2 AND "
+                  "+e.event IN ('token_created', 'token_updated', 'token_revoked', 'token_expired', "
+                  "'token_removed') AND (?3 = '' OR +e.cluster = ?3) ORDER BY e.seq",
                   p);
   if (!st.ok()) return st.take_error();
+  st->bind(4, lo).bind(5, hi);
+  simdjson::ondemand::parser parser;
+  std::string buffer;
   ChangeEvent ev;
   while (true) {
     auto r = st->step();
     if (!r.ok()) return r.take_error();
     if (!*r) return ok_status();
+    // The description at the end of the period (so a report over a past period does not change
+    // when tokens change later); a creation's own is in `after`.
     ev.seq = st->int64(0);
     ev.time = st->text(1);
     ev.cluster = st->opt_text(2).value_or("");
     ev.token_id = st->opt_text(3).value_or("");
     ev.event = st->text(4);
-    ev.description = st->opt_text(6).value_or("");
     ev.before.clear();
     ev.after.clear();
     if (ev.event == "token_created" || ev.event == "token_updated") {
-      auto d = nlohmann::json::parse(st->text(5), nullptr, false);
-      if (d.is_object()) {
-        constexpr auto replace = nlohmann::json::error_handler_t::replace;
-        if (ev.event == "token_created") {
-          if (d.contains("description") && d["description"].is_string()) ev.description = d["description"];
-          ev.after = d.dump(-1, ' ', false, replace);
-        } else {
-          if (d.contains("before")) ev.before = d["before"].dump(-1, ' ', false, replace);
-          if (d.contains("after")) ev.after = d["after"].dump(-1, ' ', false, replace);
-        }
-      }
+      split_detail(parser, buffer, st->view(5), ev.event == "token_updated", ev.before, ev.after);
     }
+    const std::string* description =
+        data.period_end ? data.period_end->description(ev.cluster, ev.token_id) : nullptr;
+    ev.description = description != nullptr ? *description : std::string();
     if (!visit(ev)) return ok_status();
   }
 }

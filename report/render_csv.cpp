@@ -139,20 +139,21 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
   csv.section("inventory", {"cluster", "token_id", "description", "status", "permissions", "created_at",
                             "expires_at", "revoked_at", "first_seen", "last_seen", "never_expires", "all_databases",
                             "writes"});
-  for (const auto& e : inv.tokens) {
+  inv.for_each_token([&](const InventoryEntry& e) {
     const auto& t = e.row.token;
     csv.text(e.row.cluster).text(t.id).text(t.description).text(to_string(e.row.status))
         .text(permissions_text(t.permissions)).time(t.created_at).time(t.expires_at).time(t.revoked_at)
         .text(e.row.first_seen).text(e.row.last_seen).value(e.never_expires).value(e.all_databases).value(e.writes)
         .end();
-  }
+    return true;
+  });
 
   const ChangeCounts& cc = d.changes;
   csv.section("change_counts", {"discovered", "created", "updated", "revoked", "expired", "removed"});
   csv.value(cc.discovered).value(cc.created).value(cc.updated).value(cc.revoked).value(cc.expired)
       .value(cc.removed).end();
   csv.section("changes", {"seq", "time", "cluster", "token_id", "event", "description", "before", "after"});
-  Status st = for_each_change(db, r, [&](const ChangeEvent& e) {
+  Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     csv.value(e.seq).text(e.time).text(e.cluster).text(e.token_id).text(e.event).text(e.description)
         .text(e.before).text(e.after).end();
     return true;

@@ -81,6 +81,16 @@ struct Line {
   std::vector<double> values;
 };
 
+// A time axis label: the date for long spans, the date and time for spans of a few days, the
+// time of day for spans under a day.
+std::string axis_time(Timestamp t, Duration span) {
+  const std::string s = short_time(t);  // 2026-11-01 12:00 UTC
+  if (span > std::chrono::hours(24 * 3)) return s.substr(0, 10);
+  if (span > std::chrono::hours(20)) return s.substr(5, 11);
+  if (span > std::chrono::hours(2)) return s.substr(11, 5);
+  return format_timestamp(t).substr(11, 8);  // 12:00:05
+}
+
 std::string line_chart(const std::vector<Timestamp>& times, const std::vector<Line>& lines, const std::string& title) {
   const double W = 720, H = 240, left = 56, right = 140, top = 16, bottom = 30;
   const double pw = W - left - right, ph = H - top - bottom;
@@ -88,10 +98,17 @@ std::string line_chart(const std::vector<Timestamp>& times, const std::vector<Li
   for (const auto& l : lines) {
     for (double v : l.values) maxv = std::max(maxv, v);
   }
-  // A round axis maximum.
-  const double mag = std::pow(10.0, std::floor(std::log10(maxv)));
-  double axis = std::ceil(maxv / mag) * mag;
-  if (axis < maxv) axis = maxv;
+  // A round axis: four steps of 1, 2 or 5 times a power of ten (whole numbers).
+  const double raw_step = std::max(1.0, maxv / 4.0);
+  const double mag = std::pow(10.0, std::floor(std::log10(raw_step)));
+  double step = mag;
+  for (double m : {1.0, 2.0, 5.0, 10.0}) {
+    if (m * mag >= raw_step) {
+      step = m * mag;
+      break;
+    }
+  }
+  const double axis = step * 4;
   std::string s = "<svg viewBox=\"0 0 720 240\" role=\"img\" aria-label=\"" + h(title) +
                   "\" xmlns=\"http://www.w3.org/2000/svg\">";
   for (int i = 0; i <= 4; ++i) {
@@ -107,7 +124,7 @@ std::string line_chart(const std::vector<Timestamp>& times, const std::vector<Li
     if (n == 0) break;
     const char* anchor = i == 0 ? "start" : (i == n - 1 ? "end" : "middle");
     s += "<text x=\"" + fmt(x_at(i)) + "\" y=\"" + fmt(H - 8) + "\" text-anchor=\"" + anchor + "\">" +
-         h(short_time(times[i]).substr(0, 10)) + "</text>";
+         h(axis_time(times[i], n > 1 ? times[n - 1] - times[0] : Duration{0})) + "</text>";
   }
   std::size_t k = 0;
   for (const auto& l : lines) {
@@ -268,8 +285,8 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += "<table><thead><tr><th>cluster</th><th>token id</th><th>description</th><th>status</th><th>permissions</th>"
        "<th>expires</th><th>flags</th></tr></thead><tbody>\n";
   std::size_t n = 0;
-  for (const auto& e : inv.tokens) {
-    if (n++ >= limit) break;
+  inv.for_each_token([&](const InventoryEntry& e) {
+    if (n++ >= limit) return false;
     const auto& t = e.row.token;
     std::string flags;
     if (e.never_expires) flags += "<span class=\"flag noexp\">never expires</span>";
@@ -280,10 +297,11 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
          permissions_html(t.permissions) + "</td><td>" + h(short_time(t.expires_at, "never")) + "</td><td>" + flags +
          "</td></tr>\n";
     out.maybe_flush();
-  }
+    return true;
+  });
   o += "</tbody></table>\n";
-  if (inv.tokens.size() > limit) {
-    o += "<p class=\"note\">" + thousands(static_cast<std::int64_t>(inv.tokens.size() - limit)) +
+  if (static_cast<std::size_t>(inv.token_count) > limit) {
+    o += "<p class=\"note\">" + thousands(inv.token_count - static_cast<std::int64_t>(limit)) +
          " more tokens are not listed here; <code>--format csv</code> or <code>--format json</code> lists them "
          "all.</p>\n";
   }
@@ -297,7 +315,7 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
        "<th>event</th><th>description</th><th>before</th><th>after</th></tr></thead><tbody>\n";
   std::int64_t listed = 0;
   const std::int64_t total = cc.created + cc.updated + cc.revoked + cc.expired + cc.removed;
-  Status st = for_each_change(db, r, [&](const ChangeEvent& e) {
+  Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;
     o += "<tr><td>" + h(e.time.substr(0, 19)) + "</td><td>" + h(e.cluster) + "</td><td class=\"id\">" +

@@ -1,6 +1,7 @@
 // The JSON report: one object, documented by docs/report-schema.json (kept in step with this
 // file; a test validates every generated report against it). Streams the change events.
 #include "core/json_writer.h"
+#include "core/strings.h"
 #include "report/report.h"
 #include "report/sink_buffer.h"
 
@@ -67,7 +68,7 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
   w.key("highlights").begin_object().field("never_expire", inv.never_expire)
       .field("all_databases", inv.all_databases).field("write", inv.writes).end_object();
   w.key("tokens").begin_array();
-  for (const auto& e : inv.tokens) {
+  inv.for_each_token([&](const InventoryEntry& e) {
     const auto& t = e.row.token;
     w.begin_object().field("cluster", e.row.cluster).field("token_id", t.id).field("description", t.description)
         .field("status", to_string(e.row.status));
@@ -79,7 +80,8 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
         .field("never_expires", e.never_expires).field("all_databases", e.all_databases).field("writes", e.writes)
         .end_object();
     out.maybe_flush();
-  }
+    return true;
+  });
   w.end_array().end_object();
 
   const ChangeCounts& cc = d.changes;
@@ -88,15 +90,16 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
       .field("updated", cc.updated).field("revoked", cc.revoked).field("expired", cc.expired)
       .field("removed", cc.removed).end_object();
   w.key("events").begin_array();
-  Status st = for_each_change(db, r, [&](const ChangeEvent& e) {
+  Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     w.begin_object().field("seq", e.seq).field("time", e.time).field("cluster", e.cluster)
         .field("token_id", e.token_id).field("event", e.event).field("description", e.description);
     w.key("before");
+    // Recorded JSON, passed through (invalid UTF-8 in a tampered row replaced).
     if (e.before.empty()) w.null();
-    else w.raw(e.before);
+    else w.raw(is_valid_utf8(e.before) ? e.before : sanitize_utf8(e.before));
     w.key("after");
     if (e.after.empty()) w.null();
-    else w.raw(e.after);
+    else w.raw(is_valid_utf8(e.after) ? e.after : sanitize_utf8(e.after));
     w.end_object();
     out.maybe_flush();
     return true;

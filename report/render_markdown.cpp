@@ -99,8 +99,8 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
        " can write**.\n\n";
   table_header(o, {"cluster", "token id", "description", "status", "permissions", "expires", "flags"});
   std::size_t n = 0;
-  for (const auto& e : inv.tokens) {
-    if (n++ >= limit) break;
+  inv.for_each_token([&](const InventoryEntry& e) {
+    if (n++ >= limit) return false;
     const auto& t = e.row.token;
     std::string flags;
     if (e.never_expires) flags += "**never expires** ";
@@ -110,9 +110,10 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
          std::string(to_string(e.row.status)) + " | " + permissions_text(t.permissions) + " | " +
          short_time(t.expires_at, "never") + " | " + flags + " |\n";
     out.maybe_flush();
-  }
-  if (inv.tokens.size() > limit) {
-    o += "\n" + thousands(static_cast<std::int64_t>(inv.tokens.size() - limit)) +
+    return true;
+  });
+  if (static_cast<std::size_t>(inv.token_count) > limit) {
+    o += "\n" + thousands(inv.token_count - static_cast<std::int64_t>(limit)) +
          " more tokens are not listed here; `--format csv` or `--format json` lists them all.\n";
   }
   o += '\n';
@@ -125,7 +126,7 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   table_header(o, {"time", "cluster", "token id", "event", "description", "change"});
   std::int64_t listed = 0;
   const std::int64_t total = cc.created + cc.updated + cc.revoked + cc.expired + cc.removed;
-  Status st = for_each_change(db, r, [&](const ChangeEvent& e) {
+  Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;
     std::string change;

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,17 +85,23 @@ struct ClusterCoverage {
 };
 
 struct InventoryEntry {
-  storage::InventoryRow row;
+  const storage::InventoryRow& row;
   bool never_expires = false;  // active without an expiry
   bool all_databases = false;  // a grant on "*"
   bool writes = false;         // a write grant
 };
 
+InventoryEntry make_entry(const storage::InventoryRow& row);
+
 struct InventorySection {
   Timestamp at;
   std::array<std::int64_t, 4> by_status{};  // active, expired, revoked, removed
   std::int64_t never_expire = 0, all_databases = 0, writes = 0;  // among active tokens
-  std::vector<InventoryEntry> tokens;  // every token known at `at`, by cluster and id
+  std::int64_t token_count = 0;  // every token known at `at`
+  // The tokens themselves stay in the replay (compact) and are visited by cluster and id until
+  // `visit` returns false; the entry is only valid during the call.
+  std::shared_ptr<const storage::InventoryReplay> replay;
+  void for_each_token(const std::function<bool(const InventoryEntry&)>& visit) const;
 };
 
 struct ChangeCounts {
@@ -162,6 +169,8 @@ struct ReportData {
   std::vector<ExemptionEntry> exemptions;
   std::vector<SeriesPoint> series;
   Integrity integrity;
+  // The token states at the end of the period (descriptions of the changes).
+  std::shared_ptr<const storage::InventoryReplay> period_end;
 };
 
 // One recorded token change (created, updated, revoked, expired, removed) in the period.
@@ -171,7 +180,7 @@ struct ChangeEvent {
   std::string cluster;
   std::string token_id;
   std::string event;
-  std::string description;  // the token's description (as recorded last)
+  std::string description;  // the token's description at the end of the period
   std::string before;       // token_updated: the changed fields before, as JSON; else ""
   std::string after;        // token_updated: after; token_created: the token; else ""
 };
@@ -182,7 +191,8 @@ using Progress = std::function<void(std::string_view stage, std::int64_t done, s
 Result<ReportData> collect(storage::Db& db, const Request& request, const Context& context,
                            const Progress& progress = {});
 // Streams the period's token changes in seq order; `visit` returns false to stop.
-Status for_each_change(storage::Db& db, const Request& request, const std::function<bool(const ChangeEvent&)>& visit);
+// `data` is what collect() returned for the same request (descriptions come from its replay).
+Status for_each_change(storage::Db& db, const ReportData& data, const std::function<bool(const ChangeEvent&)>& visit);
 
 // Receives the report in chunks.
 using Sink = std::function<void(std::string_view chunk)>;

@@ -24,6 +24,20 @@ using std::chrono::minutes;
 
 const Timestamp kStart = ts("2026-01-01T00:00:00Z");
 
+// The inventory's entries, copied out of the visit.
+struct Listed {
+  storage::InventoryRow row;
+  bool never_expires, all_databases, writes;
+};
+std::vector<Listed> tokens_of(const InventorySection& inv) {
+  std::vector<Listed> out;
+  inv.for_each_token([&](const InventoryEntry& e) {
+    out.push_back({e.row, e.never_expires, e.all_databases, e.writes});
+    return true;
+  });
+  return out;
+}
+
 class ReportTest : public storage::testing::StoreTest {
  protected:
   // Records a poll of `cluster` ending exactly at `at` (nullptr tokens: a failed poll).
@@ -146,14 +160,15 @@ TEST_F(HistoryTest, AnOutageUpToTheEndOfThePeriodIsAGap) {
 TEST_F(HistoryTest, InventoryAtTheEndWithHighlights) {
   auto d = collect_ok(request(kStart, kStart + hours(21)));
   const auto& inv = d.inventory;
-  ASSERT_EQ(inv.tokens.size(), 4u);
+  ASSERT_EQ(tokens_of(inv).size(), 4u);
+  EXPECT_EQ(inv.token_count, 4);
   EXPECT_EQ(inv.by_status[0], 2);  // a, d active
   EXPECT_EQ(inv.by_status[2], 1);  // c revoked
   EXPECT_EQ(inv.by_status[3], 1);  // b removed
   EXPECT_EQ(inv.never_expire, 0);  // b (never expires) is gone, c is revoked
   EXPECT_EQ(inv.writes, 1);        // d
   EXPECT_EQ(inv.all_databases, 0);
-  for (const auto& e : inv.tokens) {
+  for (const auto& e : tokens_of(inv)) {
     if (e.row.token.id == "a") {
       EXPECT_EQ(e.row.token.description, "svc a renamed");
     }
@@ -170,12 +185,12 @@ TEST_F(HistoryTest, InventoryAtAnEarlierInstant) {
   auto r = request(kStart, kStart + hours(21));
   r.at = kStart + hours(2) + minutes(30);
   auto d = collect_ok(r);
-  ASSERT_EQ(d.inventory.tokens.size(), 4u);
+  ASSERT_EQ(tokens_of(d.inventory).size(), 4u);
   EXPECT_EQ(d.inventory.by_status[0], 4);
   EXPECT_EQ(d.inventory.never_expire, 2);   // b, c
   EXPECT_EQ(d.inventory.all_databases, 1);  // b
   EXPECT_EQ(d.inventory.writes, 2);         // b, d
-  for (const auto& e : d.inventory.tokens) {
+  for (const auto& e : tokens_of(d.inventory)) {
     if (e.row.token.id == "a") {
       EXPECT_EQ(e.row.token.description, "svc a");
     }
@@ -197,11 +212,20 @@ TEST_F(HistoryTest, ChangeCountsInThePeriod) {
 }
 
 TEST_F(HistoryTest, ChangesAreStreamedInOrderWithBeforeAndAfter) {
-  auto r = request(kStart, kStart + hours(21));
+  auto d = collect_ok(request(kStart, kStart + hours(2) + minutes(30)));
   auto db = raw();
   std::vector<std::string> seen;
-  std::string before, after;
-  auto s = for_each_change(*db, r, [&](const ChangeEvent& e) {
+  ASSERT_TRUE(for_each_change(*db, d, [&](const ChangeEvent& e) {
+                seen.push_back(e.event + ":" + e.token_id + ":" + e.description);
+                return true;
+              }).ok());
+  EXPECT_EQ(seen, (std::vector<std::string>{"token_created:d:svc d"}));
+  // Descriptions are as of the end of the period: a's rename at +3h shows in a longer period.
+  d = collect_ok(request(kStart, kStart + hours(21)));
+  seen.clear();
+  std::string before, after, a_description;
+  auto s = for_each_change(*db, d, [&](const ChangeEvent& e) {
+    if (e.token_id == "a") a_description = e.description;
     seen.push_back(e.event + ":" + e.token_id);
     if (e.event == "token_updated") {
       before = e.before;
@@ -212,6 +236,7 @@ TEST_F(HistoryTest, ChangesAreStreamedInOrderWithBeforeAndAfter) {
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(seen, (std::vector<std::string>{"token_created:d", "token_updated:a", "token_revoked:c",
                                             "token_removed:b"}));
+  EXPECT_EQ(a_description, "svc a renamed");
   EXPECT_NE(before.find("svc a"), std::string::npos);
   EXPECT_NE(after.find("svc a renamed"), std::string::npos);
 }
@@ -235,11 +260,11 @@ TEST_F(HistoryTest, ClusterFilterAndUnknownCluster) {
   auto r = request(kStart, kStart + hours(22));
   auto all = collect_ok(r);
   EXPECT_EQ(all.clusters, (std::vector<std::string>{"prod", "staging"}));
-  EXPECT_EQ(all.inventory.tokens.size(), 5u);
+  EXPECT_EQ(tokens_of(all.inventory).size(), 5u);
   r.cluster = "staging";
   auto one = collect_ok(r);
   EXPECT_EQ(one.clusters, (std::vector<std::string>{"staging"}));
-  ASSERT_EQ(one.inventory.tokens.size(), 1u);
+  ASSERT_EQ(tokens_of(one.inventory).size(), 1u);
   EXPECT_EQ(one.changes.discovered, 1);
   r.cluster = "nope";
   auto db = raw();
