@@ -127,6 +127,29 @@ bool is_valid_utf8(std::string_view s) {
   return true;
 }
 
+void append_csv_field(std::string& out, std::string_view v, bool untrusted_text) {
+  std::string fixed;
+  if (untrusted_text && !is_valid_utf8(v)) {
+    fixed = sanitize_utf8(v);
+    v = fixed;
+  }
+  const bool guard = untrusted_text && !v.empty() &&
+                     (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r');
+  const bool quote = v.find_first_of(",\"\r\n") != std::string_view::npos;
+  if (quote) out += '"';
+  if (guard) out += '\'';
+  std::size_t start = 0;
+  if (quote) {
+    for (std::size_t q = v.find('"'); q != std::string_view::npos; q = v.find('"', start)) {
+      out.append(v.data() + start, q + 1 - start);
+      out += '"';
+      start = q + 1;
+    }
+  }
+  out.append(v.data() + start, v.size() - start);
+  if (quote) out += '"';
+}
+
 std::string sanitize_utf8(std::string_view s) {
   if (is_valid_utf8(s)) return std::string(s);
   std::string out;

@@ -26,6 +26,11 @@ std::size_t utf8_sequence(std::string_view s, std::size_t pos, std::uint32_t& cp
 
 // Replaces invalid UTF-8 sequences with U+FFFD. Valid input is returned unchanged.
 std::string sanitize_utf8(std::string_view s);
+
+// Appends `v` as one RFC 4180 CSV field: quoted when it holds a comma, quote, CR or LF (quotes
+// doubled). With `untrusted_text`, invalid UTF-8 is replaced and text a spreadsheet would run
+// as a formula (starting with = + - @, tab or CR) gets a leading apostrophe.
+void append_csv_field(std::string& out, std::string_view v, bool untrusted_text = true);
 bool is_valid_utf8(std::string_view s);
 
 // A one-line, terminal-safe rendering of untrusted text for logs and error messages: control

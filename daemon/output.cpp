@@ -45,20 +45,9 @@ std::string table_text(const Cell& c) {
   }
 }
 
-std::string csv_field(const Cell& c) {
-  if (c.kind == Cell::Kind::kNull) return {};
-  std::string v = c.kind == Cell::Kind::kText ? sanitize_utf8(c.text) : c.text;
-  if (c.kind == Cell::Kind::kText && !v.empty() &&
-      (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r')) {
-    v.insert(v.begin(), '\'');
-  }
-  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
-  std::string out = "\"";
-  for (char ch : v) {
-    if (ch == '"') out += '"';
-    out += ch;
-  }
-  return out + "\"";
+void append_csv(std::string& out, const Cell& c) {
+  if (c.kind == Cell::Kind::kNull) return;
+  append_csv_field(out, c.text, c.kind == Cell::Kind::kText);
 }
 
 }  // namespace
@@ -98,7 +87,7 @@ void csv_header(std::string& out, const std::vector<Column>& columns) {
 void csv_row(std::string& out, const std::vector<Column>& columns, const std::vector<Cell>& row) {
   for (std::size_t i = 0; i < columns.size() && i < row.size(); ++i) {
     if (i > 0) out += ',';
-    out += csv_field(row[i]);
+    append_csv(out, row[i]);
   }
   out += "\r\n";
 }

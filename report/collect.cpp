@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "policy/engine.h"
 #include "report/report.h"
 #include "storage/chain.h"
+#include "storage/pipeline.h"
 #include "storage/sqlite.h"
 
 namespace tw::report {
@@ -578,27 +580,26 @@ Status for_each_change(Db& db, const ReportData& data, const std::function<bool(
   simdjson::ondemand::parser parser;
   std::string buffer;
   ChangeEvent ev;
-  while (true) {
-    auto r = st->step();
-    if (!r.ok()) return r.take_error();
-    if (!*r) return ok_status();
-    // The description at the end of the period (so a report over a past period does not change
-    // when tokens change later); a creation's own is in `after`.
-    ev.seq = st->int64(0);
-    ev.time = st->text(1);
-    ev.cluster = st->opt_text(2).value_or("");
-    ev.token_id = st->opt_text(3).value_or("");
-    ev.event = st->text(4);
+  // Read on a second thread while the changes are rendered here.
+  return storage::pipelined_rows(*st, 6, [&](const std::string_view* f) {
+    ev.seq = 0;
+    std::from_chars(f[0].data(), f[0].data() + f[0].size(), ev.seq);
+    ev.time.assign(f[1]);
+    ev.cluster.assign(f[2]);
+    ev.token_id.assign(f[3]);
+    ev.event.assign(f[4]);
     ev.before.clear();
     ev.after.clear();
     if (ev.event == "token_created" || ev.event == "token_updated") {
-      split_detail(parser, buffer, st->view(5), ev.event == "token_updated", ev.before, ev.after);
+      split_detail(parser, buffer, f[5], ev.event == "token_updated", ev.before, ev.after);
     }
+    // The description at the end of the period (so a report over a past period does not change
+    // when tokens change later); a creation's own is in `after`.
     const std::string* description =
         data.period_end ? data.period_end->description(ev.cluster, ev.token_id) : nullptr;
     ev.description = description != nullptr ? *description : std::string();
-    if (!visit(ev)) return ok_status();
-  }
+    return visit(ev);
+  });
 }
 
 Status write_report(Db& db, const ReportData& data, Format format, const Sink& sink) {

@@ -41,17 +41,7 @@ class Csv {
   // A text cell from the database.
   Csv& text(std::string_view v) {
     sep();
-    std::string s = sanitize_utf8(v);
-    if (!s.empty() && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r')) {
-      s.insert(s.begin(), '\'');
-    }
-    const bool quote = s.find_first_of(",\"\r\n") != std::string::npos;
-    if (quote) out_.text += '"';
-    for (char c : s) {
-      if (c == '"') out_.text += '"';
-      out_.text += c;
-    }
-    if (quote) out_.text += '"';
+    append_csv_field(out_.text, v);
     return *this;
   }
   Csv& value(std::int64_t v) {

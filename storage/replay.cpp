@@ -13,6 +13,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "storage/pipeline.h"
 #include "storage/queries.h"
 #include "storage/sqlite.h"
 
@@ -381,17 +382,17 @@ Status InventoryReplay::run(Db& db, Timestamp until, const std::string& cluster,
   const std::int64_t until_ms = to_ms(until);
   std::vector<std::int64_t> sample_ms;
   for (auto t : samples) sample_ms.push_back(to_ms(t));
-  while (true) {
-    auto r = st->step();
-    if (!r.ok()) return r.take_error();
-    if (!*r) break;
-    const std::int64_t recorded_at = parse_ms(st->view(4));
+
+  // Read on a second thread while the rows are applied here.
+  TW_RETURN_IF_ERROR(pipelined_rows(*st, 5, [&](const std::string_view* f) {
+    const std::int64_t recorded_at = parse_ms(f[4]);
     while (next_sample < samples.size() && sample_ms[next_sample] <= until_ms && recorded_at > sample_ms[next_sample]) {
       if (on_sample) on_sample(samples[next_sample]);
       ++next_sample;
     }
-    impl_->apply(st->view(0), st->view(1), st->view(2), st->view(3), recorded_at);
-  }
+    impl_->apply(f[0], f[1], f[2], f[3], recorded_at);
+    return true;
+  }));
   for (; next_sample < samples.size() && sample_ms[next_sample] <= until_ms; ++next_sample) {
     if (on_sample) on_sample(samples[next_sample]);
   }

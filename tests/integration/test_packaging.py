@@ -99,7 +99,7 @@ def test_control_fields(deb):
     assert "@" in f["Maintainer"]
     assert f["Description"].startswith("InfluxDB 3 database token auditor")
     depends = f["Depends"]
-    for lib in ("libc6", "libstdc++6", "libsqlite3-0", "libssl3", "libre2-9"):
+    for lib in ("libc6", "libstdc++6", "libsqlite3-0", "libssl3", "libre2-9", "libsimdjson14"):
         assert lib in depends, f"Depends lacks {lib}: {depends}"
 
 
