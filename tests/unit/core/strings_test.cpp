@@ -331,5 +331,25 @@ INSTANTIATE_TEST_SUITE_P(
                       UuidCase{"55555555-5555-4555-8555-55555555555 ", false},
                       UuidCase{"0x0x0x00-0Xx0-00x0-x0X0-00x00XX0Xx0X", false}));
 
+TEST(AppendCsvField, QuotesGuardsAndRepairs) {
+  auto csv = [](std::string_view v, bool text = true) {
+    std::string out = "x";
+    append_csv_field(out, v, text);
+    return out.substr(1);
+  };
+  EXPECT_EQ(csv("plain"), "plain");
+  EXPECT_EQ(csv(""), "");
+  EXPECT_EQ(csv("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv("say \"hi\" \"twice\""), "\"say \"\"hi\"\" \"\"twice\"\"\"");
+  EXPECT_EQ(csv("\"\""), "\"\"\"\"\"\"");
+  EXPECT_EQ(csv("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(csv("=1+1"), "'=1+1");
+  EXPECT_EQ(csv("-2,3"), "\"'-2,3\"");
+  EXPECT_EQ(csv("@SUM(A1)"), "'@SUM(A1)");
+  EXPECT_EQ(csv("=1+1", false), "=1+1");
+  EXPECT_EQ(csv("{\"a\":1}", false), "\"{\"\"a\"\":1}\"");
+  EXPECT_EQ(csv(std::string("bad \xff")), "bad \xEF\xBF\xBD");
+}
+
 }  // namespace
 }  // namespace tw
