@@ -1,5 +1,6 @@
 #include "core/strings.h"
 
+#include <algorithm>
 #include <cstring>
 #include <cstdint>
 #include <cstdio>
@@ -135,19 +136,23 @@ void append_csv_field(std::string& out, std::string_view v, bool untrusted_text)
   }
   const bool guard = untrusted_text && !v.empty() &&
                      (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r');
-  const bool quote = v.find_first_of(",\"\r\n") != std::string_view::npos;
+  // (string_view::find_first_of calls memchr on the set for every byte: a plain loop is faster.)
+  const bool quote = std::any_of(v.begin(), v.end(), [](char c) { return c == ',' || c == '"' || c == '\r' || c == '\n'; });
   if (quote) out += '"';
   if (guard) out += '\'';
-  std::size_t start = 0;
-  if (quote) {
-    for (std::size_t q = v.find('"'); q != std::string_view::npos; q = v.find('"', start)) {
-      out.append(v.data() + start, q + 1 - start);
-      out += '"';
-      start = q + 1;
-    }
+  if (!quote) {
+    out.append(v);
+    return;
   }
-  out.append(v.data() + start, v.size() - start);
-  if (quote) out += '"';
+  // Quotes doubled in one pass into room made once (JSON in a cell has many).
+  const auto quotes = static_cast<std::size_t>(std::count(v.begin(), v.end(), '"'));
+  std::size_t at = out.size();
+  out.resize(at + v.size() + quotes + 1);
+  for (char c : v) {
+    out[at++] = c;
+    if (c == '"') out[at++] = '"';
+  }
+  out[at] = '"';
 }
 
 std::string sanitize_utf8(std::string_view s) {

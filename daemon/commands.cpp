@@ -212,10 +212,12 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
                                        {"description", true, 40}, {"permissions", true, 48}, {"created_at", false},
                                        {"expires_at"},        {"revoked_at", false}, {"first_seen", false},
                                        {"last_seen"}};
-  auto cells = [](const storage::InventoryRow& r) {
+  const bool table_format = o.format == OutputFormat::kTable;
+  auto cells = [table_format](const storage::InventoryRow& r) {
     return std::vector<Cell>{Cell::str(r.cluster), Cell::str(r.token.id), Cell::str(std::string(to_string(r.status))),
                              Cell::str(r.token.description),
-                             Cell::json(permissions_json(r.token.permissions), brief_permissions(r.token.permissions)),
+                             Cell::json(permissions_json(r.token.permissions),
+                                        table_format ? brief_permissions(r.token.permissions) : std::string()),
                              time_cell(r.token.created_at),
                              r.token.expires_at ? Cell::str(format_timestamp(*r.token.expires_at)) : Cell::null(),
                              time_cell(r.token.revoked_at), Cell::str(r.first_seen), Cell::str(r.last_seen)};

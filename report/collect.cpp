@@ -2,6 +2,7 @@
 #include <charconv>
 #include <cmath>
 #include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <simdjson.h>
@@ -530,27 +531,45 @@ Result<ReportData> collect(Db& db, const Request& request, const Context& contex
   TW_RETURN_IF_ERROR(open_violation_series(db, request, data));
   TW_RETURN_IF_ERROR(change_counts(db, request, data));
   TW_RETURN_IF_ERROR(compliance(db, request, context, data));
+  data.pending = std::make_shared<PendingIntegrity>();
+  data.pending->parallel = std::move(parallel);
+  data.pending->snapshot_head = snapshot_head;
+  data.pending->progress = progress;
+  if (!request.integrity_in_background) {
+    auto g = integrity_of(db, data);
+    if (!g.ok()) return g.take_error();
+  }
+  return data;
+}
+
+Result<Integrity> integrity_of(Db& db, const ReportData& data) {
+  if (!data.pending) return data.integrity;
+  PendingIntegrity& p = *data.pending;
+  std::lock_guard lock(p.mu);
+  if (p.result) return *p.result;
   std::optional<storage::VerifyReport> verified;
-  if (parallel.valid()) {
-    if (progress) progress("verifying the hash chain", 0, 0);
-    auto v = parallel.get();
+  if (p.parallel.valid()) {
+    if (p.progress) p.progress("verifying the hash chain", 0, 0);
+    auto v = p.parallel.get();
     const std::optional<std::int64_t> their_head =
         v.ok() && v->head_seq > 0 ? std::optional<std::int64_t>(v->head_seq) : std::nullopt;
-    if (v.ok() && (!v->ok || their_head == snapshot_head)) verified = std::move(*v);
+    if (v.ok() && (!v->ok || their_head == p.snapshot_head)) verified = std::move(*v);
   }
   if (!verified) {
+    // No second connection, or it saw another snapshot: check on this one.
     std::int64_t total = 0;
     TW_RETURN_IF_ERROR(each_row(db, "SELECT count(*) FROM audit_events WHERE ?1 = ?1 AND ?2 = ?2 AND ?3 = ?3",
                                 Period{"", "", ""}, [&](storage::Stmt& s) { total = s.int64(0); }));
-    VerifyProgress vp{&progress, total};
-    if (progress) progress("verifying the hash chain", 0, total);
+    VerifyProgress vp{&p.progress, total};
+    if (p.progress) p.progress("verifying the hash chain", 0, total);
     auto v = storage::verify_chain(db, &verify_progress, &vp);
     if (!v.ok()) return v.take_error();
     verified = std::move(*v);
   }
   const auto& v = *verified;
-  data.integrity = {v.ok, v.rows, v.head_seq, v.head_hash, v.bad_seq, v.problem, v.append_only_triggers};
-  return data;
+  p.result = Integrity{v.ok, v.rows, v.head_seq, v.head_hash, v.bad_seq, v.problem, v.append_only_triggers};
+  data.integrity = *p.result;
+  return *p.result;
 }
 
 Status for_each_change(Db& db, const ReportData& data, const std::function<bool(const ChangeEvent&)>& visit) {

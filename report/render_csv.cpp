@@ -184,7 +184,9 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
     csv.time(s.at).value(s.tokens[0]).value(s.tokens[1]).value(s.tokens[2]).value(s.tokens[3])
         .value(s.open_violations).end();
   }
-  const Integrity& g = d.integrity;
+  auto integrity = integrity_of(db, d);
+  if (!integrity.ok()) return integrity.take_error();
+  const Integrity& g = *integrity;
   csv.section("integrity", {"ok", "rows_checked", "head_seq", "head_hash", "first_bad_seq", "problem"});
   csv.value(g.ok).value(g.rows).value(g.head_seq).text(g.head_hash);
   if (g.first_bad_seq > 0) csv.value(g.first_bad_seq);

@@ -203,7 +203,9 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   std::string& o = out.text;
   const Request& r = d.request;
   const std::size_t limit = r.list_limit;
-  const Integrity& g = d.integrity;
+  auto integrity = integrity_of(db, d);
+  if (!integrity.ok()) return integrity.take_error();
+  const Integrity& g = *integrity;
   o += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

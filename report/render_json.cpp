@@ -167,7 +167,9 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
   }
   w.end_array();
 
-  const Integrity& g = d.integrity;
+  auto integrity = integrity_of(db, d);
+  if (!integrity.ok()) return integrity.take_error();
+  const Integrity& g = *integrity;
   w.key("integrity").begin_object().field("ok", g.ok).field("rows_checked", g.rows).field("head_seq", g.head_seq)
       .field("head_hash", g.head_hash);
   w.key("first_bad_seq");

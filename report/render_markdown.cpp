@@ -64,7 +64,9 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += "- Clusters: " + (d.clusters.empty() ? std::string("none") : md(join(d.clusters, ", "))) + "\n";
   o += "- Generated: " + short_time(r.generated_at) + " by tokenwarden " + md(r.version) + " from `" +
        md(r.database) + "`" + (d.context.from_config ? " with " + md(d.context.config_path) : "") + "\n";
-  const Integrity& g = d.integrity;
+  auto integrity = integrity_of(db, d);
+  if (!integrity.ok()) return integrity.take_error();
+  const Integrity& g = *integrity;
   o += "- Integrity: " + std::string(g.ok ? "**hash chain intact**" : "**HASH CHAIN BROKEN**") + " (" +
        thousands(g.rows) + " events, head seq " + std::to_string(g.head_seq) + ")\n\n";
 

@@ -18,8 +18,10 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +30,7 @@
 #include "core/result.h"
 #include "core/time.h"
 #include "policy/policy_spec.h"
+#include "storage/chain.h"
 #include "storage/queries.h"
 
 namespace tw::storage {
@@ -65,6 +68,10 @@ struct Request {
   std::string database;     // as shown in the report
   std::string version;      // tokenwarden's
   std::size_t list_limit = 5000;  // HTML/Markdown: rows listed per long section (the rest counted)
+  // Leave the chain check running (on its second connection) when collect() returns; the
+  // renderers wait for it through integrity_of() when they reach that section (JSON and CSV
+  // write it last, so the check overlaps the rendering).
+  bool integrity_in_background = false;
   std::size_t samples = 60;       // points of the time series
 };
 
@@ -157,6 +164,18 @@ struct Integrity {
   bool append_only_triggers = true;
 };
 
+// Progress for long reports: one line per stage ("reading polls", …) with an optional count.
+using Progress = std::function<void(std::string_view stage, std::int64_t done, std::int64_t total)>;
+
+// The chain check started by collect() (see Request::integrity_in_background).
+struct PendingIntegrity {
+  std::mutex mu;
+  std::future<Result<storage::VerifyReport>> parallel;
+  std::optional<std::int64_t> snapshot_head;
+  Progress progress;
+  std::optional<Integrity> result;
+};
+
 struct ReportData {
   Request request;
   Context context;
@@ -168,7 +187,9 @@ struct ReportData {
   std::vector<HaltEvent> halts;
   std::vector<ExemptionEntry> exemptions;
   std::vector<SeriesPoint> series;
-  Integrity integrity;
+  // Use integrity_of(): it is only filled here once the check has finished.
+  mutable Integrity integrity;
+  std::shared_ptr<PendingIntegrity> pending;
   // The token states at the end of the period (descriptions of the changes).
   std::shared_ptr<const storage::InventoryReplay> period_end;
 };
@@ -185,12 +206,13 @@ struct ChangeEvent {
   std::string after;        // token_updated: after; token_created: the token; else ""
 };
 
-// Progress for long reports: one line per stage ("reading polls", …) with an optional count.
-using Progress = std::function<void(std::string_view stage, std::int64_t done, std::int64_t total)>;
 
 Result<ReportData> collect(storage::Db& db, const Request& request, const Context& context,
                            const Progress& progress = {});
 // Streams the period's token changes in seq order; `visit` returns false to stop.
+// The integrity section, waiting for the chain check if it still runs. Errors: kDatabase.
+Result<Integrity> integrity_of(storage::Db& db, const ReportData& data);
+
 // `data` is what collect() returned for the same request (descriptions come from its replay).
 Status for_each_change(storage::Db& db, const ReportData& data, const std::function<bool(const ChangeEvent&)>& visit);
 

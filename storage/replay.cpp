@@ -169,6 +169,7 @@ class IdIndex {
 struct InventoryReplay::Impl {
   struct Entry {
     std::string id;
+    std::uint64_t id_prefix = 0;  // the id's first 8 bytes, big-endian: most sort comparisons
     std::string description;
     std::int64_t created = kNone, expires = kNone, revoked = kNone;
     std::int64_t first_seen = 0;
@@ -206,6 +207,7 @@ struct InventoryReplay::Impl {
       const auto& x = entries[a];
       const auto& y = entries[b];
       if (x.cluster != y.cluster) return rank[x.cluster] < rank[y.cluster];
+      if (x.id_prefix != y.id_prefix) return x.id_prefix < y.id_prefix;
       return x.id < y.id;
     });
     order_valid = true;
@@ -295,6 +297,9 @@ struct InventoryReplay::Impl {
         entries.emplace_back();
         e = &entries.back();
         e->id = std::string(id);
+        for (std::size_t i = 0; i < 8; ++i) {
+          e->id_prefix = (e->id_prefix << 8) | (i < id.size() ? static_cast<unsigned char>(id[i]) : 0u);
+        }
         e->cluster = c;
         e->first_seen = recorded_at;
       }
