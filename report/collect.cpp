@@ -6,11 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <simdjson.h>
-#include <unordered_set>
 
 #include "core/strings.h"
 #include "policy/engine.h"
 #include "report/report.h"
+#include "report/text_util.h"
 #include "storage/chain.h"
 #include "storage/pipeline.h"
 #include "storage/sqlite.h"
@@ -45,9 +45,12 @@ Status each_row(Db& db, const std::string& sql, const Period& p, F&& row) {
   }
 }
 
-std::optional<Timestamp> ts(const std::optional<std::string>& s) { return parse_optional_timestamp(s); }
-
-double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+// The times in the first column of `sql` (bound as above), in order; unreadable ones skipped.
+Status times(Db& db, const std::string& sql, const Period& p, std::vector<Timestamp>& out) {
+  return each_row(db, sql, p, [&](storage::Stmt& s) {
+    if (auto t = parse_rfc3339(s.view(0)); t.ok()) out.push_back(*t);
+  });
+}
 
 const std::set<std::string>& remediating() {
   static const std::set<std::string> r{"compliant", "revoked", "restricted", "removed"};
@@ -67,8 +70,8 @@ Status coverage(Db& db, const Request& req, const Context& ctx, const std::strin
                                 else if (o == "failed") cov.polls_failed = n;
                                 else if (o == "suspect") cov.polls_suspect = n;
                               }));
-  TW_RETURN_IF_ERROR(each_row(db, "SELECT min(started_at) FROM poll_runs WHERE cluster = ?3 AND ?1 = ?1 AND ?2 = ?2",
-                              p, [&](storage::Stmt& s) { cov.monitored_since = ts(s.opt_text(0)); }));
+  TW_RETURN_IF_ERROR(each_row(db, "SELECT min(started_at) FROM poll_runs WHERE cluster = ?3",
+                              p, [&](storage::Stmt& s) { cov.monitored_since = parse_optional_timestamp(s.opt_text(0)); }));
   // The poll interval: configured, else the median spacing of the period's polls.
   auto cfg = ctx.clusters.find(cluster);
   if (cfg != ctx.clusters.end() && cfg->second.poll_interval.count() > 0) {
@@ -76,12 +79,10 @@ Status coverage(Db& db, const Request& req, const Context& ctx, const std::strin
     cov.interval_source = "config";
   } else {
     std::vector<Timestamp> starts;
-    TW_RETURN_IF_ERROR(each_row(db,
-                                "SELECT started_at FROM poll_runs WHERE cluster = ?3 AND started_at >= ?1 AND "
-                                "started_at <= ?2 ORDER BY started_at",
-                                p, [&](storage::Stmt& s) {
-                                  if (auto t = parse_rfc3339(s.text(0)); t.ok()) starts.push_back(*t);
-                                }));
+    TW_RETURN_IF_ERROR(times(db,
+                             "SELECT started_at FROM poll_runs WHERE cluster = ?3 AND started_at >= ?1 AND "
+                             "started_at <= ?2 ORDER BY started_at",
+                             p, starts));
     std::vector<Duration> deltas;
     for (std::size_t i = 1; i < starts.size(); ++i) deltas.push_back(starts[i] - starts[i - 1]);
     if (!deltas.empty()) {
@@ -98,15 +99,13 @@ Status coverage(Db& db, const Request& req, const Context& ctx, const std::strin
   std::optional<Timestamp> anchor;
   TW_RETURN_IF_ERROR(each_row(db,
                               "SELECT max(finished_at) FROM poll_runs WHERE cluster = ?3 AND outcome = 'ok' AND "
-                              "finished_at < ?1 AND ?2 = ?2",
-                              p, [&](storage::Stmt& s) { anchor = ts(s.opt_text(0)); }));
+                              "finished_at < ?1",
+                              p, [&](storage::Stmt& s) { anchor = parse_optional_timestamp(s.opt_text(0)); }));
   std::vector<Timestamp> oks;
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT finished_at FROM poll_runs WHERE cluster = ?3 AND outcome = 'ok' AND "
-                              "finished_at >= ?1 AND finished_at <= ?2 ORDER BY finished_at",
-                              p, [&](storage::Stmt& s) {
-                                if (auto t = parse_rfc3339(s.text(0)); t.ok()) oks.push_back(*t);
-                              }));
+  TW_RETURN_IF_ERROR(times(db,
+                           "SELECT finished_at FROM poll_runs WHERE cluster = ?3 AND outcome = 'ok' AND "
+                           "finished_at >= ?1 AND finished_at <= ?2 ORDER BY finished_at",
+                           p, oks));
   cov.last_successful_poll = oks.empty() ? anchor : std::optional<Timestamp>(oks.back());
   if (!cov.monitored_since || *cov.monitored_since > req.to) return ok_status();  // not monitored yet
   const Timestamp start = std::max(req.from, *cov.monitored_since);
@@ -239,7 +238,7 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
                               }));
   TW_RETURN_IF_ERROR(each_row(db,
                               "SELECT policy, count(*) FROM violation_records WHERE opened_at <= ?2 AND "
-                              "(resolved_at IS NULL OR resolved_at > ?2) AND ?1 = ?1" + cl + " GROUP BY policy",
+                              "(resolved_at IS NULL OR resolved_at > ?2)" + cl + " GROUP BY policy",
                               p, [&](storage::Stmt& s) { get(s.text(0)).open_at_end = s.int64(1); }));
   // Time to remediate: opened to resolved, for violations remediated in the period.
   std::map<std::string, std::vector<double>> ttr;
@@ -302,7 +301,7 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
   TW_RETURN_IF_ERROR(each_row(
       db,
       "SELECT json_extract(a.detail, '$.policy'), count(*) FROM audit_events a WHERE a.event = 'action_planned' "
-      "AND json_valid(a.detail) AND json_extract(a.detail, '$.awaiting_approval') = 1 AND a.recorded_at <= ?2 AND ?1 = ?1 AND "
+      "AND json_valid(a.detail) AND json_extract(a.detail, '$.awaiting_approval') = 1 AND a.recorded_at <= ?2 AND "
       "(?3 = '' OR a.cluster = ?3) AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.token_id = a.token_id AND "
       "e.event IN ('action_approved', 'action_succeeded', 'action_failed', 'action_skipped') AND "
       "e.recorded_at <= ?2 AND json_valid(e.detail) AND json_extract(e.detail, '$.action_id') = json_extract(a.detail, '$.action_id')) "
@@ -493,7 +492,7 @@ Result<ReportData> collect(Db& db, const Request& request, const Context& contex
   std::set<std::string> clusters;
   {
     Period p{"", "", ""};
-    TW_RETURN_IF_ERROR(each_row(db, "SELECT DISTINCT cluster FROM poll_runs WHERE ?1 = ?1 AND ?2 = ?2 AND ?3 = ?3",
+    TW_RETURN_IF_ERROR(each_row(db, "SELECT DISTINCT cluster FROM poll_runs",
                                 p, [&](storage::Stmt& s) { clusters.insert(s.text(0)); }));
     for (const auto& [name, settings] : context.clusters) clusters.insert(name);
   }
@@ -509,7 +508,7 @@ Result<ReportData> collect(Db& db, const Request& request, const Context& contex
   // core) while the rest is collected here. Both must have read the same snapshot — the same
   // chain head — or the check is redone on this connection.
   std::optional<std::int64_t> snapshot_head;
-  TW_RETURN_IF_ERROR(each_row(db, "SELECT seq FROM chain_head WHERE id = 1 AND ?1 = ?1 AND ?2 = ?2 AND ?3 = ?3",
+  TW_RETURN_IF_ERROR(each_row(db, "SELECT seq FROM chain_head WHERE id = 1",
                               Period{"", "", ""}, [&](storage::Stmt& s) { snapshot_head = s.int64(0); }));
   std::future<Result<storage::VerifyReport>> parallel;
   if (!db.path().empty() && db.path() != ":memory:") {
@@ -558,7 +557,7 @@ Result<Integrity> integrity_of(Db& db, const ReportData& data) {
   if (!verified) {
     // No second connection, or it saw another snapshot: check on this one.
     std::int64_t total = 0;
-    TW_RETURN_IF_ERROR(each_row(db, "SELECT count(*) FROM audit_events WHERE ?1 = ?1 AND ?2 = ?2 AND ?3 = ?3",
+    TW_RETURN_IF_ERROR(each_row(db, "SELECT count(*) FROM audit_events",
                                 Period{"", "", ""}, [&](storage::Stmt& s) { total = s.int64(0); }));
     VerifyProgress vp{&p.progress, total};
     if (p.progress) p.progress("verifying the hash chain", 0, total);
@@ -580,7 +579,7 @@ Status for_each_change(Db& db, const ReportData& data, const std::function<bool(
   std::int64_t lo = 0, hi = -1;
   TW_RETURN_IF_ERROR(each_row(db,
                               "SELECT min(seq), max(seq) FROM audit_events WHERE recorded_at >= ?1 AND "
-                              "recorded_at <= ?2 AND ?3 = ?3",
+                              "recorded_at <= ?2",
                               p, [&](storage::Stmt& s) {
                                 if (!s.is_null(0)) {
                                   lo = s.int64(0);

@@ -8,6 +8,7 @@
 #include "core/strings.h"
 #include "report/report.h"
 #include "report/sink_buffer.h"
+#include "report/text_util.h"
 
 namespace tw::report {
 namespace {
@@ -17,8 +18,6 @@ std::string num(double v) {
   std::snprintf(buf, sizeof buf, "%.3f", v);
   return buf;
 }
-
-double secs(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 class Csv {
  public:
@@ -112,13 +111,13 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
   csv.section("coverage", {"cluster", "poll_interval_seconds", "poll_interval_source", "polls_ok", "polls_failed",
                            "polls_suspect", "monitored_since", "last_successful_poll", "gaps", "gap_seconds"});
   for (const auto& c : d.coverage) {
-    csv.text(c.cluster).value(secs(c.interval)).text(c.interval_source).value(c.polls_ok).value(c.polls_failed)
+    csv.text(c.cluster).value(seconds(c.interval)).text(c.interval_source).value(c.polls_ok).value(c.polls_failed)
         .value(c.polls_suspect).time(c.monitored_since).time(c.last_successful_poll)
-        .value(static_cast<std::int64_t>(c.gaps.size())).value(secs(c.gap_total)).end();
+        .value(static_cast<std::int64_t>(c.gaps.size())).value(seconds(c.gap_total)).end();
   }
   csv.section("gaps", {"cluster", "from", "to", "seconds"});
   for (const auto& c : d.coverage) {
-    for (const auto& g : c.gaps) csv.text(c.cluster).time(g.from).time(g.to).value(secs(g.to - g.from)).end();
+    for (const auto& g : c.gaps) csv.text(c.cluster).time(g.from).time(g.to).value(seconds(g.to - g.from)).end();
   }
 
   const InventorySection& inv = d.inventory;

@@ -1,6 +1,6 @@
 // The HTML report: one self-contained file — inline CSS and inline SVG charts, no scripts, no
 // external resources (a Content-Security-Policy says so to the browser too) — that prints well.
-// Every value from the database goes through h(): display_text() (invalid UTF-8 replaced,
+// Every value from the database goes through h(): printable() (invalid UTF-8 replaced,
 // control characters shown as escapes, long text cut) and then HTML escaping, so a description
 // holding markup, quotes or terminal escapes renders as inert text.
 #include <algorithm>
@@ -16,7 +16,7 @@ namespace tw::report {
 namespace {
 
 std::string h(std::string_view s, std::size_t max_bytes = 300) {
-  std::string t = display_text(s, max_bytes);
+  std::string t = printable(s, max_bytes);
   std::string out;
   out.reserve(t.size() + 16);
   for (char c : t) {

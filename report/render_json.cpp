@@ -4,11 +4,10 @@
 #include "core/strings.h"
 #include "report/report.h"
 #include "report/sink_buffer.h"
+#include "report/text_util.h"
 
 namespace tw::report {
 namespace {
-
-double secs(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 void counts_object(JsonWriter& w, const std::array<std::int64_t, 4>& c) {
   w.begin_object();
@@ -47,16 +46,16 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
 
   w.key("coverage").begin_array();
   for (const auto& c : d.coverage) {
-    w.begin_object().field("cluster", c.cluster).field("poll_interval_seconds", secs(c.interval))
+    w.begin_object().field("cluster", c.cluster).field("poll_interval_seconds", seconds(c.interval))
         .field("poll_interval_source", c.interval_source);
     w.key("polls").begin_object().field("ok", c.polls_ok).field("failed", c.polls_failed)
         .field("suspect", c.polls_suspect).end_object();
     w.field("monitored_since", c.monitored_since).field("last_successful_poll", c.last_successful_poll);
     w.key("gaps").begin_array();
     for (const auto& g : c.gaps) {
-      w.begin_object().field("from", g.from).field("to", g.to).field("seconds", secs(g.to - g.from)).end_object();
+      w.begin_object().field("from", g.from).field("to", g.to).field("seconds", seconds(g.to - g.from)).end_object();
     }
-    w.end_array().field("gap_seconds", secs(c.gap_total)).end_object();
+    w.end_array().field("gap_seconds", seconds(c.gap_total)).end_object();
   }
   w.end_array();
   out.maybe_flush();

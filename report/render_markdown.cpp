@@ -1,6 +1,6 @@
 // The Markdown report: the same sections as the HTML one, as headings and pipe tables. Long
 // lists stop at Request::list_limit rows with a count of the rest (CSV and JSON have them all).
-// Every value from the database is shown through display_text() and escaped so that it cannot
+// Every value from the database is shown through printable() and escaped so that it cannot
 // start a table cell, a link, emphasis, code or inline HTML.
 #include "core/strings.h"
 #include "report/report.h"
@@ -11,7 +11,7 @@ namespace tw::report {
 namespace {
 
 std::string md(std::string_view s, std::size_t max_bytes = 300) {
-  std::string t = display_text(s, max_bytes);
+  std::string t = printable(s, max_bytes);
   std::string out;
   out.reserve(t.size() + 8);
   for (char c : t) {

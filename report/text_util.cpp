@@ -39,6 +39,5 @@ std::string short_time(const std::optional<Timestamp>& t, std::string_view none)
   return t ? short_time(*t) : std::string(none);
 }
 
-std::string display_text(std::string_view s, std::size_t max_bytes) { return printable(s, max_bytes); }
 
 }  // namespace tw::report

@@ -1,9 +1,5 @@
 #include "storage/queries.h"
 
-#include <algorithm>
-#include <map>
-#include <unordered_map>
-
 #include "storage/sqlite.h"
 
 namespace tw::storage {

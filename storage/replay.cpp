@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <string_view>
 #include <unordered_map>
 
@@ -236,16 +235,7 @@ struct InventoryReplay::Impl {
   std::uint32_t permissions_of(std::string_view raw) {
     auto it = permission_index.find(raw);
     if (it != permission_index.end()) return it->second;
-    std::vector<Permission> perms;
-    auto j = nlohmann::json::parse(raw, nullptr, false);
-    if (j.is_array()) {
-      for (const auto& p : j) {
-        if (p.is_object() && p.contains("action") && p["action"].is_string() && p.contains("resource") &&
-            p["resource"].is_string()) {
-          perms.push_back({p["action"].get<std::string>(), p["resource"].get<std::string>()});
-        }
-      }
-    }
+    auto perms = parse_permissions_json(raw).value_or(std::vector<Permission>{});
     const auto k = static_cast<std::uint32_t>(permission_sets.size());
     permission_sets.push_back(std::move(perms));
     permission_index.emplace(std::string(raw), k);

@@ -963,6 +963,18 @@ def csv_sections(text):
     return out
 
 
+def check_compliance_rows(table, exp):
+    """The policy compliance table of the Markdown and HTML reports (header row first)."""
+    comp = {r[0]: r for r in table[1:]}
+    for name in POLICY_ORDER:
+        x, cfg = exp["policies"][name], POLICY[name]
+        ttr = f"{human(x['ttr_median'])} / {human(x['ttr_max'])}" if x["ttr_median"] is not None else "—"
+        assert comp[name][1:] == [cfg["severity"], cfg["action"], str(x["tokens_judged"]), str(x["opened"]),
+                                  str(x["resolved"]), str(x["open_at_end"]), ttr,
+                                  f"{x['succeeded']} / {x['failed']} / {x['skipped']} / {x['halted']}",
+                                  f"{x['exemptions_in_force']} / {x['exemptions_used']}"], comp[name]
+
+
 def test_markdown_csv_html_carry_the_same_figures(history, tmp_path):
     exp = history.model.expect(FROM, TO)
     rows, head_seq, head_hash = chain_head(history.tw)
@@ -997,14 +1009,7 @@ def test_markdown_csv_html_carry_the_same_figures(history, tmp_path):
                     f"by first polls).")
     assert changes_line in md
     assert len(tables["Changes in the period"][0]) - 1 == len(exp["events"])
-    comp = {r[0]: r for r in tables["Policy compliance"][0][1:]}
-    for name in POLICY_ORDER:
-        x, cfg = exp["policies"][name], POLICY[name]
-        ttr = f"{human(x['ttr_median'])} / {human(x['ttr_max'])}" if x["ttr_median"] is not None else "—"
-        assert comp[name][1:] == [cfg["severity"], cfg["action"], str(x["tokens_judged"]), str(x["opened"]),
-                                  str(x["resolved"]), str(x["open_at_end"]), ttr,
-                                  f"{x['succeeded']} / {x['failed']} / {x['skipped']} / {x['halted']}",
-                                  f"{x['exemptions_in_force']} / {x['exemptions_used']}"], comp[name]
+    check_compliance_rows(tables["Policy compliance"][0], exp)
     assert "**hash chain intact**" in md and f"head seq {head_seq})" in md
     assert f"Head of the chain: seq {head_seq}, hash `{head_hash}`" in md
 
@@ -1101,14 +1106,7 @@ def test_markdown_csv_html_carry_the_same_figures(history, tmp_path):
         assert ("write" in flags) == any(p["action"] == "write" for p in x["tok"]["permissions"])
     assert changes_line in text
     assert len(page.table("changes")) - 1 == len(exp["events"])
-    comp = {r[0]: r for r in page.table("compliance")[1:]}
-    for name in POLICY_ORDER:
-        x, cfg = exp["policies"][name], POLICY[name]
-        ttr = f"{human(x['ttr_median'])} / {human(x['ttr_max'])}" if x["ttr_median"] is not None else "—"
-        assert comp[name][1:] == [cfg["severity"], cfg["action"], str(x["tokens_judged"]), str(x["opened"]),
-                                  str(x["resolved"]), str(x["open_at_end"]), ttr,
-                                  f"{x['succeeded']} / {x['failed']} / {x['skipped']} / {x['halted']}",
-                                  f"{x['exemptions_in_force']} / {x['exemptions_used']}"], comp[name]
+    check_compliance_rows(page.table("compliance"), exp)
     assert f"every one of the {rows} events" in text
     assert f"Head of the chain: seq {head_seq}, hash {head_hash}." in text
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <cstdio>
 #include <string>
 
 namespace tw::daemon {
@@ -187,6 +188,46 @@ TEST(RenderCsv, HiddenColumnsAreIncluded) {
   t.columns = {{"a"}, {"b", false}};
   t.rows = {{Cell::str("1"), Cell::str("2")}};
   EXPECT_EQ(render(t, OutputFormat::kCsv), "a,b\r\n1,2\r\n");
+}
+
+// RowStream writes the same bytes as render(), in chunks, for every format (a stream of more
+// than 64 KB crosses a flush).
+TEST(RowStream, SameBytesAsRender) {
+  Table t;
+  t.columns = {{"id"}, {"description", true, 10}, {"permissions", false}, {"n"}};
+  for (int i = 0; i < 3000; ++i) {
+    t.rows.push_back({Cell::str("tok-" + std::to_string(i)), Cell::str(i % 3 == 0 ? "=formula, \"quoted\"" : "plain"),
+                      Cell::json("[{\"action\":\"read\",\"resource\":\"db\"}]", "read db"),
+                      i % 5 == 0 ? Cell::null() : Cell::num(i)});
+  }
+  for (auto format : {OutputFormat::kJson, OutputFormat::kCsv, OutputFormat::kTable}) {
+    std::FILE* f = std::tmpfile();
+    ASSERT_NE(f, nullptr);
+    {
+      RowStream out(t.columns, format, f);
+      for (const auto& row : t.rows) out.row(row);
+    }  // the destructor finishes the stream
+    std::rewind(f);
+    std::string got;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) got.append(buf, n);
+    std::fclose(f);
+    EXPECT_GT(got.size(), 64u * 1024u);
+    EXPECT_EQ(got, render(t, format)) << static_cast<int>(format);
+  }
+  // No rows: the same empty documents as render().
+  Table empty;
+  empty.columns = t.columns;
+  for (auto format : {OutputFormat::kJson, OutputFormat::kCsv}) {
+    std::FILE* f = std::tmpfile();
+    RowStream(empty.columns, format, f).finish();
+    std::rewind(f);
+    std::string got;
+    char buf[256];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) got.append(buf, n);
+    std::fclose(f);
+    EXPECT_EQ(got, render(empty, format));
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/strings.h"
 #include "report/text_util.h"
 #include "tests/unit/storage/store_fixture.h"
 
@@ -444,7 +445,8 @@ TEST(TextUtil, HumanDurationsAndNumbers) {
   EXPECT_EQ(thousands(-1000), "-1,000");
   EXPECT_EQ(thousands(12), "12");
   EXPECT_EQ(short_time(ts("2026-11-01T12:34:56Z")), "2026-11-01 12:34 UTC");
-  EXPECT_EQ(display_text("a\nb\x1b"), "a\\nb\\x1b");
+  EXPECT_EQ(printable("a\nb\x1b", 300), "a\\nb\\x1b");
+  EXPECT_DOUBLE_EQ(seconds(std::chrono::milliseconds(1500)), 1.5);
 }
 
 TEST(Formats, ParseFormat) {

@@ -59,5 +59,16 @@ TEST_F(PipelineTest, NoRows) {
   EXPECT_EQ(seen, 0);
 }
 
+// A statement that fails part-way: the rows before the failure are processed, then its error
+// is returned.
+TEST_F(PipelineTest, ReadErrorAfterTheRowsBeforeIt) {
+  auto st = db_->prepare("SELECT CASE WHEN n = 5000 THEN json_extract('not json', '$') ELSE n END FROM t ORDER BY n");
+  ASSERT_TRUE(st.ok());
+  int seen = 0;
+  auto s = pipelined_rows(*st, 1, [&](const std::string_view*) { return ++seen > 0; });
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(seen, 4999);
+}
+
 }  // namespace
 }  // namespace tw::storage

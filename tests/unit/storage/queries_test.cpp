@@ -223,6 +223,31 @@ TEST_F(InventoryAtTest, ReappearedTokenKeepsItsFirstSighting) {
       << rows.back().detail;
 }
 
+// Thousands of tokens in two clusters (the replay's id index grows past its first size): the
+// inventory at the last poll is the current one, row for row.
+TEST_F(QueriesTest, ManyTokensReplayLikeTheCurrentInventory) {
+  auto prod = testing::make_tokens(3000, "p-");
+  auto staging = testing::make_tokens(1500, "s-");
+  poll_at(kT1, prod, "prod");
+  poll_at(kT1 + minutes(1), staging, "staging");
+  prod.resize(2000);  // 1000 removed
+  staging[7].description = "changed";
+  poll_at(kT2, prod, "prod");
+  poll_at(kT2 + minutes(1), staging, "staging");
+  auto replayed = at(kT2 + minutes(1));
+  auto current = now();
+  ASSERT_EQ(replayed.size(), 4500u);
+  ASSERT_EQ(current.size(), 4500u);
+  for (const auto& r : current) {
+    const auto& x = replayed.at(r.cluster + "/" + r.token.id);
+    EXPECT_EQ(x.token.description, r.token.description) << r.token.id;
+    EXPECT_EQ(x.status, r.status) << r.token.id;
+    EXPECT_EQ(x.last_seen, r.last_seen) << r.token.id;
+  }
+  EXPECT_EQ(replayed.at("staging/s-07").token.description, "changed");
+  EXPECT_EQ(replayed.at("prod/p-2500").status, TokenStatus::kRemoved);
+}
+
 TEST_F(QueriesTest, QueryInventoryFiltersAndOrder) {
   poll_at(kT1, {make_token("z"), make_token("a"), make_token("r", "r", {}, std::nullopt, kT1)},
           "us");
