@@ -7,10 +7,11 @@ namespace {
 
 constexpr std::array<std::string_view, kEventKindCount> kNames{
     "token_discovered", "token_created",     "token_updated",      "token_revoked",
-    "token_expired",    "token_removed",     "poll_failed",        "poll_suspect",
+    "token_expired",    "token_removed",     "token_reappeared",   "poll_failed",        "poll_suspect",
     "violation_opened", "violation_resolved", "action_planned",    "action_approved",
     "action_succeeded", "action_failed",     "action_skipped",     "enforcement_halted",
     "exemption_applied", "config_applied",   "daemon_started",     "daemon_stopped",
+    "token_anomaly",    "config_rejected",
 };
 
 }  // namespace
@@ -25,7 +26,7 @@ std::optional<EventKind> parse_event_kind(std::string_view name) {
 }
 
 bool is_token_event(EventKind kind) {
-  return kind >= EventKind::kTokenDiscovered && kind <= EventKind::kTokenRemoved;
+  return kind >= EventKind::kTokenDiscovered && kind <= EventKind::kTokenReappeared;
 }
 
 }  // namespace tw

@@ -18,6 +18,7 @@ enum class EventKind {
   kTokenRevoked,
   kTokenExpired,
   kTokenRemoved,
+  kTokenReappeared,
   kPollFailed,
   kPollSuspect,
   kViolationOpened,
@@ -32,16 +33,18 @@ enum class EventKind {
   kConfigApplied,
   kDaemonStarted,
   kDaemonStopped,
+  kTokenAnomaly,
+  kConfigRejected,
 };
 
-inline constexpr int kEventKindCount = 20;
+inline constexpr int kEventKindCount = 23;
 
 // Events appended, per kind (indexed by EventKind).
 using EventCounts = std::array<std::int64_t, kEventKindCount>;
 
 std::string_view to_string(EventKind kind);
 std::optional<EventKind> parse_event_kind(std::string_view name);
-// token_discovered … token_removed: events that change the recorded inventory.
+// token_discovered … token_reappeared: events that change the recorded inventory.
 bool is_token_event(EventKind kind);
 
 struct NewEvent {
