@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <functional>
 #include <map>
+#include <tuple>
 #include <unordered_set>
 #include <nlohmann/json.hpp>
 
@@ -148,7 +149,17 @@ Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const po
   v.action = std::string(policy::to_string(p.action));
   v.state = ViolationState::kOpen;
   v.opened_at = now;
-  if (p.action != policy::Action::kAlert) v.due_at = now + p.grace_period;
+  std::optional<std::int64_t> continues;
+  if (reappeared_.contains(token.id)) {
+    // A token listed again after its removal keeps the grace it had: the clock does not restart.
+    auto earlier = storage::last_violation_resolved_as_removed(txn.db(), cluster_.name, token.id, p.name);
+    if (!earlier.ok()) return earlier.take_error();
+    if (*earlier) {
+      v.opened_at = (*earlier)->opened_at;
+      continues = (*earlier)->id;
+    }
+  }
+  if (p.action != policy::Action::kAlert) v.due_at = v.opened_at + p.grace_period;
   std::string reason = policies_->explain(pi, subject, now);
   {
     JsonWriter w(v.detail);
@@ -162,7 +173,9 @@ Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const po
   JsonWriter w(d);
   w.begin_object().field("violation_id", v.id).field("policy", p.name).field("severity", v.severity)
       .field("action", v.action).field("reason", reason).field("action_due_at", v.due_at)
-      .field("mode", policy::to_string(mode_of(p))).end_object();
+      .field("mode", policy::to_string(mode_of(p)));
+  if (continues) w.field("continues_violation", *continues);
+  w.end_object();
   TW_RETURN_IF_ERROR(record(txn, EventKind::kViolationOpened, token.id, std::move(d), now, &v));
   log_.warn("violation opened", {{"cluster", cluster_.name}, {"token_id", token.id}, {"policy", p.name},
                                  {"severity", v.severity}, {"reason", reason}});
@@ -279,6 +292,8 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
                          const storage::PollSummary& poll, Timestamp now, EnforcementReport& report) {
   if (!policies_) return ok_status();
   outbox_.clear();
+  reappeared_.clear();
+  reappeared_.insert(poll.reappeared.begin(), poll.reappeared.end());
   // An outside writer (an `approve`, a manual `poll`) makes the cached state stale.
   auto dv = txn.db().cached("PRAGMA data_version");
   if (!dv.ok()) return dv.take_error();
@@ -447,8 +462,51 @@ Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory
   return ok_status();
 }
 
+// A violation whose action succeeded stays settled only while the cluster agrees: if this poll
+// still lists the token active (and the violation was not resolved), the action did not hold.
+// It is planned again under the same rules, at most kMaxReplans times, then failed for good.
+Status Enforcer::replan_unheld(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
+                               EnforcementReport& report) {
+  for (auto& [token, vs] : open_) {
+    for (auto& v : vs) {
+      if (v.state != ViolationState::kEnforced) continue;
+      auto t = inventory.find(v.token_id);
+      if (t == inventory.end() || !is_active(t->second, now)) continue;
+      auto held = storage::count_succeeded_actions(txn.db(), v.id);
+      if (!held.ok()) return held.take_error();
+      const bool final = *held >= kMaxReplans;
+      if (final) {
+        TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v.id, ViolationState::kFailed));
+        v.state = ViolationState::kFailed;
+      } else {
+        TW_RETURN_IF_ERROR(storage::reopen_violation(txn, v.id));
+        v.state = ViolationState::kOpen;
+        v.released = false;
+      }
+      const std::string error = "the " + v.action +
+                                " succeeded but a later poll still lists the token active and in violation";
+      std::string d;
+      JsonWriter(d).begin_object().field("violation_id", v.id).field("policy", v.policy).field("action", v.action)
+          .field("outcome", "did_not_hold").field("error", error).field("actions_succeeded", *held)
+          .field("final", final).end_object();
+      TW_RETURN_IF_ERROR(record(txn, EventKind::kActionFailed, v.token_id, std::move(d), now, &v));
+      log_.error(final ? "an action did not hold again; giving up on this violation"
+                       : "an action did not hold; planning it again",
+                 {{"cluster", cluster_.name}, {"token_id", v.token_id}, {"policy", v.policy},
+                  {"action", v.action}, {"actions_succeeded", *held}});
+      count_action(v.policy, v.action, "did_not_hold");
+      ++report.did_not_hold;
+      unheld_.insert(v.id);
+      alerts_dirty_ = true;
+      counts_dirty_ = true;
+    }
+  }
+  return ok_status();
+}
+
 Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
                       EnforcementReport& report) {
+  TW_RETURN_IF_ERROR(replan_unheld(txn, inventory, now, report));
   std::vector<storage::ViolationRow*> due;
   next_due_ = Timestamp::max();
   for (auto& [token, vs] : open_) {
@@ -647,7 +705,49 @@ void Enforcer::after_commit(bool committed) {
   outbox_.clear();
 }
 
-void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuator, const influx::CallContext& ctx,
+namespace {
+
+std::vector<Permission> sorted(std::vector<Permission> p) {
+  std::sort(p.begin(), p.end(), [](const Permission& a, const Permission& b) {
+    return std::tie(a.action, a.resource) < std::tie(b.action, b.resource);
+  });
+  return p;
+}
+
+}  // namespace
+
+// A revocation counts only when a read-back shows it: the answer to the request is not believed.
+ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a, const influx::CallContext& ctx) {
+  auto r = client.revoke(a.token_id, ctx);
+  if (!r.ok()) return {{}, r.error().message};
+  const bool acknowledged = *r == influx::RevokeOutcome::kRevoked;
+  auto back = client.get_token(a.token_id, ctx);
+  if (!back.ok()) return {{}, "could not read the token back to confirm the revocation: " + back.error().message};
+  if (!back->has_value()) return {"gone", {}};  // no longer exists: it cannot be used, but we did not revoke it
+  if ((*back)->revoked_at) return {acknowledged ? "revoked" : "already_revoked", {}};
+  return {{}, acknowledged ? "the cluster acknowledged the revocation but the token is still active"
+                           : "the cluster answered that the token does not exist but it is still active"};
+}
+
+// A restriction counts only when the token read back holds exactly the compliant permissions.
+ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRow& a,
+                          const influx::CallContext& ctx) {
+  auto r = client.restrict(a.token_id, a.target, ctx);
+  if (!r.ok()) return {{}, r.error().message};
+  auto back = client.get_token(a.token_id, ctx);
+  if (!back.ok()) return {{}, "could not read the token back to confirm the restriction: " + back.error().message};
+  if (!back->has_value()) return {{}, "the cluster accepted the update but the token no longer exists"};
+  const Token& t = **back;
+  if (t.revoked_at) return {{}, "the cluster accepted the update but the token is revoked"};
+  if (sorted(t.permissions) != sorted(a.target)) {
+    return {{}, "the cluster accepted the update but the token's permissions are " +
+                    printable(permissions_json(t.permissions), 300) + ", not " +
+                    printable(permissions_json(a.target), 300)};
+  }
+  return {"restricted", {}};
+}
+
+void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client, const influx::CallContext& ctx,
                        EnforcementReport& report) {
   for (auto& run : report.to_run) {
     // Shutdown: no new action starts; planned ones stay durable and run after the restart.
@@ -668,17 +768,9 @@ void Enforcer::execute(storage::AuditStore& store, influx::TokenActuator& actuat
     log_.warn(a.action == "revoke" ? "revoking token" : "restricting token",
               {{"cluster", cluster_.name}, {"token_id", a.token_id}, {"policy", a.policy},
                {"action_id", a.id}, {"attempt", attempt}});
-    std::string outcome;
-    std::string error;
-    if (a.action == "revoke") {
-      auto r = actuator.revoke(a.token_id, ctx);
-      if (r.ok()) outcome = *r == influx::RevokeOutcome::kRevoked ? "revoked" : "already_gone";
-      else error = r.error().message;
-    } else {
-      auto r = actuator.restrict(a.token_id, a.target, ctx);
-      if (r.ok()) outcome = "restricted";
-      else error = r.error().message;
-    }
+    ActionResult result = a.action == "revoke" ? run_revoke(client, a, ctx) : run_restrict(client, a, ctx);
+    std::string outcome = std::move(result.outcome);
+    std::string error = std::move(result.error);
     if (!error.empty() && ctx.cancel != nullptr && ctx.cancel->load()) {
       // Shutdown: the attempt stays claimed and is reconciled against the next poll.
       log_.info("action interrupted by shutdown", {{"cluster", cluster_.name}, {"action_id", a.id}});
@@ -763,12 +855,23 @@ void Enforcer::rebuild_alerts(Timestamp now) {
     if (v.due_at) a.annotations["planned_action_at"] = format_timestamp(*v.due_at);
     a.starts_at = v.opened_at;
     alerts_.push_back(std::move(a));
+    if (unheld_.contains(v.id) && v.state != ViolationState::kFailed) {
+      Alert u;
+      u.labels = {{"alertname", "TokenActionDidNotHold"}, {"cluster", v.cluster}, {"policy", v.policy},
+                  {"severity", "warning"}, {"token_id", v.token_id}};
+      u.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
+                                 " succeeded but the cluster still lists the token active; it is planned again";
+      u.annotations["description"] = "See `tokenwarden history --token " + v.token_id + "`.";
+      u.starts_at = now;
+      alerts_.push_back(std::move(u));
+    }
     if (v.state == ViolationState::kFailed) {
       Alert f;
       f.labels = {{"alertname", "TokenActionFailed"}, {"cluster", v.cluster}, {"policy", v.policy},
                   {"severity", "critical"}, {"token_id", v.token_id}};
       f.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
-                                 " failed " + std::to_string(kMaxAttempts) + " times";
+                                 " failed for good (" + std::to_string(kMaxAttempts) +
+                                 " failed attempts, or it did not hold " + std::to_string(kMaxReplans) + " times)";
       f.annotations["description"] = "See `tokenwarden violations --cluster " + v.cluster + "` and the audit log.";
       f.starts_at = now;
       alerts_.push_back(std::move(f));

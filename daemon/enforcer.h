@@ -3,7 +3,8 @@
 // poll, inside the poll's transaction, the policies are evaluated and violations opened,
 // resolved, exempted, and — once due — their actions planned, awaiting approval, skipped
 // (monitor) or halted (safety limits). After the commit, planned actions run through the
-// cluster's TokenActuator, each claimed durably before the call and recorded with its outcome.
+// cluster's TokenActuator, each claimed durably before the call, read back from the cluster, and
+// recorded with its outcome (succeeded only when the read-back shows the effect).
 //
 // Safety rules, all enforced here:
 // - only data from a successful poll is acted on (the hook never runs for failed or suspect
@@ -67,8 +68,19 @@ struct EnforcementReport {
   int succeeded = 0;
   int failed = 0;
   int reconciled = 0;       // actions found done by the next poll (no request sent)
+  int did_not_hold = 0;     // succeeded actions the next poll contradicted (planned again)
   std::vector<PendingRun> to_run;
 };
+
+// One attempt at an action: `outcome` when the cluster shows the effect (revoked,
+// already_revoked, gone, restricted), else `error`, one sentence.
+struct ActionResult {
+  std::string outcome;
+  std::string error;
+};
+ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a, const influx::CallContext& ctx);
+ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRow& a,
+                          const influx::CallContext& ctx);
 
 // The daemon-wide enforcement settings and compiled policies of a configuration.
 EnforcementSettings enforcement_settings(const Config& config);
@@ -88,10 +100,13 @@ class Enforcer {
   // After the poll's transaction committed (or was rolled back: `committed` false).
   void after_commit(bool committed);
   // Runs report.to_run. Never called after a failed, suspect or dry-run poll.
-  void execute(storage::AuditStore& store, influx::TokenActuator& actuator, const influx::CallContext& ctx,
+  // Every action is read back (get_token) before it counts: see run_revoke/run_restrict.
+  void execute(storage::AuditStore& store, influx::ClusterClient& client, const influx::CallContext& ctx,
                EnforcementReport& report);
 
   static constexpr int kMaxAttempts = 5;
+  // Succeeded actions a violation may see contradicted before it is failed for good.
+  static constexpr int kMaxReplans = 3;
 
  private:
   Status load(storage::WriteTxn& txn);
@@ -108,6 +123,8 @@ class Enforcer {
                  const std::string& why, Timestamp now, EnforcementReport& report);
   Status plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
               EnforcementReport& report);
+  Status replan_unheld(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
+                       EnforcementReport& report);
   Status settle_pending(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
                         EnforcementReport& report);
   void rebuild_alerts(Timestamp now);
@@ -135,6 +152,8 @@ class Enforcer {
   std::unordered_map<std::string, std::vector<storage::ViolationRow>> open_;  // by token id
   std::unordered_set<std::string> exemption_uses_;  // exemption key '\0' token id, recorded
   bool halted_ = false;
+  std::unordered_set<std::int64_t> unheld_;
+  std::unordered_set<std::string> reappeared_;  // this poll's tokens listed again after removal  // violations whose succeeded action did not hold (alerts)
   // Incremental evaluation: verdicts depend only on the token and the time, so after a full
   // evaluation only changed tokens, and tokens whose clock-driven verdict time has come, are
   // judged again. clock_heap_ is a min-heap of (time, token id).

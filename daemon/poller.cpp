@@ -62,6 +62,25 @@ void ClusterPoller::publish_inventory(Timestamp now) {
   metrics_->inventory(cluster_.name, counts_);
 }
 
+void ClusterPoller::confirm_vanished(const std::vector<std::string>& ids, const influx::CallContext& ctx,
+                                     storage::PollInput& in) {
+  influx::CallContext read_ctx{ctx.cancel, {}};
+  for (const auto& id : ids) {
+    if (in.confirmations.contains(id)) continue;
+    storage::DirectRead r;
+    auto got = client_->get_token(id, read_ctx);
+    if (got.ok()) {
+      r.ok = true;
+      r.token = std::move(*got);
+    } else {
+      r.error = got.error().message;
+    }
+    in.confirmations.emplace(id, std::move(r));
+  }
+  log_.info("read tokens missing from the list directly", {{"cluster", cluster_.name},
+                                                          {"read", static_cast<std::int64_t>(ids.size())}});
+}
+
 CycleReport ClusterPoller::run_once(const RunOptions& options) {
   CycleReport rep;
   rep.cluster = cluster_.name;
@@ -124,14 +143,24 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   if (!in) return rep;
   const bool fetched_ok = in->tokens.has_value() || in->unchanged;
   bool decoded = in->tokens.has_value();
-  auto summary = recorder_.record(std::move(*in), hook);
-  if (summary.ok() && summary->needs_full_list) {
-    // Another writer recorded a poll, or a token expired meanwhile: fetch and compare in full.
-    ctx.known_digest.clear();
-    in = fetch();
-    if (!in) return rep;
-    decoded = decoded || in->tokens.has_value();
-    summary = recorder_.record(std::move(*in), hook);
+  auto summary = recorder_.record_input(*in, hook);
+  // The recorder may ask for a full list (the unchanged shortcut could not be used) and, for
+  // tokens missing from a list, for direct reads before it records their removal.
+  for (int round = 0; round < 3 && summary.ok(); ++round) {
+    if (summary->needs_full_list) {
+      ctx.known_digest.clear();
+      in = fetch();
+      if (!in) return rep;
+      decoded = decoded || in->tokens.has_value();
+    } else if (summary->needs_confirmation) {
+      confirm_vanished(summary->to_confirm, ctx, *in);
+    } else {
+      break;
+    }
+    summary = recorder_.record_input(*in, hook);
+  }
+  if (summary.ok() && (summary->needs_full_list || summary->needs_confirmation)) {
+    summary = make_error(ErrorCode::kInternal, "the token list kept changing while its vanished tokens were read");
   }
   const bool committed = summary.ok() && summary->poll_id != 0 && summary->outcome == storage::PollOutcome::kOk;
   if (hook_ran && !committed) stats_ready_ = false;  // computed from state that was rolled back

@@ -62,6 +62,30 @@ Result<TokenList> InfluxctlClusterClient::list_tokens(const CallContext& ctx) {
   return list;
 }
 
+Result<std::optional<Token>> InfluxctlClusterClient::get_token(const std::string& token_id,
+                                                               const CallContext& ctx) {
+  if (token_id.empty() || token_id.front() == '-') {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "refusing to read token \"" + printable(token_id, 80) + "\": not a token id");
+  }
+  auto out = run(command({"token", "get", "--include-revoked", "--format", "json", token_id}), ctx);
+  if (!out.ok()) {
+    // influxctl documents no exit codes: only its own words tell a missing token from a failure.
+    if (to_lower(out.error().message).find("not found") != std::string::npos) return std::optional<Token>();
+    return out.take_error();
+  }
+  auto token = decode_token(std::move(*out));
+  if (!token.ok()) {
+    return make_error(ErrorCode::kParse, describe() + " token get printed an unreadable token: " +
+                                             token.error().message);
+  }
+  if (token->id != token_id) {
+    return make_error(ErrorCode::kParse, describe() + " token get printed token \"" + printable(token->id, 80) +
+                                             "\" instead of the one asked for");
+  }
+  return std::optional<Token>(std::move(*token));
+}
+
 Result<RevokeOutcome> InfluxctlClusterClient::revoke(const std::string& token_id,
                                                      const CallContext& ctx) {
   if (token_id.empty() || token_id.front() == '-') {

@@ -104,6 +104,31 @@ Result<TokenList> RestClusterClient::list_tokens(const CallContext& ctx) {
   return list;
 }
 
+Result<std::optional<Token>> RestClusterClient::get_token(const std::string& token_id,
+                                                          const CallContext& ctx) {
+  if (!safe_path_segment(token_id)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "refusing to read token \"" + printable(token_id, 80) +
+                          "\": the id contains characters that cannot appear in a URL path");
+  }
+  std::string target = collection_ + "/" + token_id;
+  std::string secret;
+  auto resp = call("GET", target, {}, ctx, secret);
+  if (!resp.ok()) return resp.take_error();
+  if (resp->status == 404) return std::optional<Token>();
+  if (resp->status != 200) return status_error("GET", target, *resp, secret);
+  auto token = decode_token(std::move(resp->body));
+  if (!token.ok()) {
+    return make_error(ErrorCode::kParse, "GET " + url_.to_string() + target +
+                                             " returned an unreadable token: " + token.error().message);
+  }
+  if (token->id != token_id) {
+    return make_error(ErrorCode::kParse, "GET " + url_.to_string() + target + " returned token \"" +
+                                             printable(token->id, 80) + "\" instead of the one asked for");
+  }
+  return std::optional<Token>(std::move(*token));
+}
+
 Result<RevokeOutcome> RestClusterClient::revoke(const std::string& token_id, const CallContext& ctx) {
   if (!safe_path_segment(token_id)) {
     return make_error(ErrorCode::kInvalidArgument,

@@ -20,6 +20,7 @@ class RestClusterClient final : public ClusterClient {
   RestClusterClient(SourceConfig config, Url url, std::string credentials_directory);
 
   Result<TokenList> list_tokens(const CallContext& ctx) override;
+  Result<std::optional<Token>> get_token(const std::string& token_id, const CallContext& ctx) override;
   Result<RevokeOutcome> revoke(const std::string& token_id, const CallContext& ctx) override;
   Status restrict(const std::string& token_id, const std::vector<Permission>& permissions,
                   const CallContext& ctx) override;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,11 +39,17 @@ class TokenSource {
   virtual ~TokenSource() = default;
   // The complete list, including revoked tokens. Never a partial list.
   virtual Result<TokenList> list_tokens(const CallContext& ctx) = 0;
+  // One token read directly, revoked or not (REST `GET …/tokens/{id}`; influxctl
+  // `token get --include-revoked`): confirms what a list left out and what an action did.
+  // nullopt: the cluster says no such token exists (404, "not found").
+  virtual Result<std::optional<Token>> get_token(const std::string& token_id, const CallContext& ctx) = 0;
 };
 
+// What the cluster answered to a revocation. Neither answer is believed: the enforcer reads the
+// token back (get_token) before it counts the action as done.
 enum class RevokeOutcome {
-  kRevoked,      // the cluster revoked it now
-  kAlreadyGone,  // 404: already revoked or no longer exists — counts as done
+  kRevoked,      // the cluster acknowledged the revocation (204; influxctl exit 0)
+  kAlreadyGone,  // 404 (or influxctl failed and the token is revoked or missing): not acknowledged
 };
 
 class TokenActuator {

@@ -8,7 +8,7 @@
 namespace tw::sim {
 namespace {
 
-constexpr std::array<std::pair<FaultKind, const char*>, 7> kKinds{{
+constexpr std::array<std::pair<FaultKind, const char*>, 8> kKinds{{
     {FaultKind::kStatus, "status"},
     {FaultKind::kTimeout, "timeout"},
     {FaultKind::kSlow, "slow"},
@@ -16,6 +16,7 @@ constexpr std::array<std::pair<FaultKind, const char*>, 7> kKinds{{
     {FaultKind::kMalformed, "malformed"},
     {FaultKind::kEmpty, "empty"},
     {FaultKind::kReset, "reset"},
+    {FaultKind::kIgnore, "ignore"},
 }};
 
 }  // namespace
@@ -35,13 +36,17 @@ std::optional<FaultKind> parse_fault_kind(std::string_view name) {
 }
 
 const char* fault_kind_names() {
-  return "status, timeout, slow, truncate, malformed, empty, reset";
+  return "status, timeout, slow, truncate, malformed, empty, reset, ignore";
 }
 
 bool fault_matches(const FaultSpec& spec, std::string_view method, std::string_view path) {
   if (!spec.method.empty() && to_lower(spec.method) != to_lower(method)) return false;
-  if (!spec.path.empty() && path.find(spec.path) == std::string_view::npos) return false;
-  return true;
+  if (spec.path.empty()) return true;
+  if (spec.path.back() == '$') {
+    std::string_view suffix = std::string_view(spec.path).substr(0, spec.path.size() - 1);
+    return path.size() >= suffix.size() && path.substr(path.size() - suffix.size()) == suffix;
+  }
+  return path.find(spec.path) != std::string_view::npos;
 }
 
 }  // namespace tw::sim

@@ -13,6 +13,9 @@
 //   malformed  200 with a body that is not JSON; not carried out
 //   empty      200 with `[]`; not carried out
 //   reset      close the connection (TCP reset) without answering; not carried out
+//   ignore     answer exactly as if the request was carried out (204 to a DELETE, 200 and the
+//              updated token to a PATCH) but leave the token as it was: a cluster that
+//              acknowledges a change it did not make
 // For `status`, `malformed` and `empty`, a non-zero `delay` is waited before answering.
 //
 // Thread safety: plain value types. Errors: parse_fault_kind returns nullopt for unknown names.
@@ -26,11 +29,11 @@
 
 namespace tw::sim {
 
-enum class FaultKind { kStatus, kTimeout, kSlow, kTruncate, kMalformed, kEmpty, kReset };
+enum class FaultKind { kStatus, kTimeout, kSlow, kTruncate, kMalformed, kEmpty, kReset, kIgnore };
 
 const char* to_string(FaultKind kind);
 std::optional<FaultKind> parse_fault_kind(std::string_view name);
-// "status, timeout, slow, truncate, malformed, empty, reset" (for error messages and help).
+// "status, timeout, slow, truncate, malformed, empty, reset, ignore" (for error messages and help).
 const char* fault_kind_names();
 
 inline constexpr Duration kDefaultTimeoutHold = std::chrono::minutes(10);
@@ -41,7 +44,8 @@ struct FaultSpec {
   Duration delay{0};        // see above
   std::uint64_t count = 0;  // matching requests affected; 0 = until cleared
   std::string method;       // empty: any method (compared case-insensitively)
-  std::string path;         // empty: any path; else a substring of the request path
+  std::string path;         // empty: any path; else a substring of the request path, or with a
+                            // trailing '$' a suffix ("/tokens$": the list, not one token)
 };
 
 struct Fault {

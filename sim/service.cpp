@@ -317,6 +317,9 @@ SimResponse Service::handle(const SimRequest& request) {
         resp.status = 0;
         resp.fault = FaultKind::kReset;
         break;
+      case FaultKind::kIgnore:
+        resp = acknowledge_without_effect(request, path, rec.auth);
+        break;
     }
   } else {
     resp = management(request, path, rec.auth);
@@ -332,6 +335,21 @@ SimResponse Service::handle(const SimRequest& request) {
   } else {
     options_.logger.info("request",
                          {{"method", request.method}, {"path", path}, {"status", resp.status}});
+  }
+  return resp;
+}
+
+SimResponse Service::acknowledge_without_effect(const SimRequest& request, const std::string& path,
+                                                AuthResult auth) {
+  // Carry the request out, answer with its result, then put the token back as it was.
+  std::string id = path.substr(path.rfind('/') + 1);
+  std::optional<Token> before = store_.get(id);
+  SimResponse resp = management(request, path, auth);
+  if (before) {
+    store_.replace(*before);
+  } else if (request.method == "DELETE" && resp.status == 404) {
+    resp = SimResponse{};
+    resp.status = 204;
   }
   return resp;
 }

@@ -117,6 +117,20 @@ Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& clu
   return collect<ViolationRow>(*st, read_violation);
 }
 
+Result<std::optional<ViolationRow>> last_violation_resolved_as_removed(Db& db, const std::string& cluster,
+                                                                     const std::string& token_id,
+                                                                     const std::string& policy) {
+  auto st = db.prepare(std::string("SELECT ") + kViolationColumns +
+                       " FROM violation_records WHERE cluster = ? AND token_id = ? AND policy = ? AND "
+                       "state = 'resolved' AND resolution = 'removed' ORDER BY id DESC LIMIT 1");
+  if (!st.ok()) return st.take_error();
+  st->bind(1, cluster).bind(2, token_id).bind(3, policy);
+  auto rows = collect<ViolationRow>(*st, read_violation);
+  if (!rows.ok()) return rows.take_error();
+  if (rows->empty()) return std::optional<ViolationRow>();
+  return std::optional<ViolationRow>(std::move(rows->front()));
+}
+
 Result<std::vector<ActionRow>> pending_actions(Db& db, const std::string& cluster) {
   auto st = db.prepare(std::string("SELECT ") + kActionColumns +
                        " FROM action_records WHERE cluster = ? AND state IN ('planned', "
@@ -212,6 +226,22 @@ Status resolve_violation(WriteTxn& txn, std::int64_t id, Resolution resolution, 
 
 Status release_violation(WriteTxn& txn, std::int64_t id) {
   return exec_one(txn, "UPDATE violation_records SET released = 1 WHERE id = ?", {std::to_string(id)});
+}
+
+Status reopen_violation(WriteTxn& txn, std::int64_t id) {
+  return exec_one(txn, "UPDATE violation_records SET state = 'open', released = 0 WHERE id = ?",
+                  {std::to_string(id)});
+}
+
+Result<std::int64_t> count_succeeded_actions(Db& db, std::int64_t violation_id) {
+  auto st = db.cached("SELECT count(*) FROM action_records WHERE violation_id = ? AND state = 'succeeded'");
+  if (!st.ok()) return st.take_error();
+  (*st)->bind(1, violation_id);
+  auto row = (*st)->step();
+  if (!row.ok()) return row.take_error();
+  std::int64_t n = (*st)->int64(0);
+  (*st)->reset();
+  return n;
 }
 
 Result<std::int64_t> insert_action(WriteTxn& txn, const ActionRow& a) {

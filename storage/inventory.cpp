@@ -9,16 +9,21 @@
 namespace tw::storage {
 namespace {
 
-std::string state_detail(const Token& t, TokenStatus status, bool reappeared) {
+std::string state_detail(const Token& t, TokenStatus status) {
   std::string out;
   out.reserve(256);
   append_token_state_json(out, t);
   out.pop_back();  // reopen the object to add fields
   out += ",\"status\":";
   append_json_string(out, to_string(status));
-  if (reappeared) out += ",\"reappeared\":true";
   out += '}';
   return out;
+}
+
+// {"before":{state recorded when it was removed},"after":{state now}}.
+std::string reappeared_detail(const KnownToken& before, const Token& after, TokenStatus status) {
+  return "{\"before\":" + state_detail(before.token, TokenStatus::kRemoved) + ",\"after\":" +
+         state_detail(after, status) + "}";
 }
 
 // {"before":{…},"after":{…}} with only the fields that changed; empty if none did.
@@ -68,17 +73,17 @@ ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetche
     TokenStatus status = status_at(t, now);
     auto it = known.find(t.id);
     if (it == known.end()) {
-      plan.changes.push_back({Change::Type::kNew, &t, nullptr, status});
+      plan.changes.push_back({Change::Type::kNew, &t, nullptr, status, {}});
       continue;
     }
     const KnownToken& k = it->second;
     if (k.status == TokenStatus::kRemoved) {
-      plan.changes.push_back({Change::Type::kNew, &t, &k, status});
+      plan.changes.push_back({Change::Type::kNew, &t, &k, status, {}});
       continue;
     }
     ++matched;
     if (k.status == status && k.token == t) continue;  // the common case: nothing changed
-    plan.changes.push_back({Change::Type::kChanged, &t, &k, status});
+    plan.changes.push_back({Change::Type::kChanged, &t, &k, status, {}});
   }
   for (const auto& [id, k] : known) {
     if (k.status != TokenStatus::kRemoved) ++plan.known_present;
@@ -90,13 +95,17 @@ ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetche
     for (const auto& t : fetched) listed.insert(t.id);
     std::vector<const KnownToken*> vanished;
     for (const auto& [id, k] : known) {
-      if (k.status != TokenStatus::kRemoved && !listed.contains(id)) vanished.push_back(&k);
+      // A revoked token left out of the list is hidden, not gone: lists that hide revoked tokens
+      // are plausible (SPEC §1), and nothing about it can change any more.
+      if (k.status != TokenStatus::kRemoved && k.status != TokenStatus::kRevoked && !listed.contains(id)) {
+        vanished.push_back(&k);
+      }
     }
     std::sort(vanished.begin(), vanished.end(),
               [](const KnownToken* a, const KnownToken* b) { return a->token.id < b->token.id; });
     for (const KnownToken* k : vanished) {
       plan.vanished_ids.push_back(k->token.id);
-      plan.changes.push_back({Change::Type::kVanished, &k->token, k, TokenStatus::kRemoved});
+      plan.changes.push_back({Change::Type::kVanished, &k->token, k, TokenStatus::kRemoved, {}});
     }
   }
   return plan;
@@ -107,9 +116,12 @@ std::vector<NewEvent> change_events(const std::string& cluster, const Change& c,
   const Token& t = *c.token;
   switch (c.type) {
     case Change::Type::kNew: {
-      bool reappeared = c.before != nullptr;
-      EventKind kind = first_poll && !reappeared ? EventKind::kTokenDiscovered : EventKind::kTokenCreated;
-      out.push_back({kind, cluster, t.id, state_detail(t, c.status, reappeared)});
+      if (c.before != nullptr) {  // listed again after token_removed: not a new token
+        out.push_back({EventKind::kTokenReappeared, cluster, t.id, reappeared_detail(*c.before, t, c.status)});
+        break;
+      }
+      EventKind kind = first_poll ? EventKind::kTokenDiscovered : EventKind::kTokenCreated;
+      out.push_back({kind, cluster, t.id, state_detail(t, c.status)});
       break;
     }
     case Change::Type::kChanged: {
@@ -130,7 +142,10 @@ std::vector<NewEvent> change_events(const std::string& cluster, const Change& c,
     }
     case Change::Type::kVanished: {
       std::string d;
-      JsonWriter(d).begin_object().field("previous_status", to_string(c.before->status)).end_object();
+      JsonWriter w(d);
+      w.begin_object().field("previous_status", to_string(c.before->status));
+      if (!c.confirmed_by.empty()) w.field("confirmed_by", c.confirmed_by);
+      w.end_object();
       out.push_back({EventKind::kTokenRemoved, cluster, t.id, std::move(d)});
       break;
     }

@@ -34,12 +34,14 @@ struct Change {
   const Token* token = nullptr;        // kNew/kChanged: the fetched token; kVanished: the known one
   const KnownToken* before = nullptr;  // kChanged, kVanished, and kNew when a removed token reappears
   TokenStatus status = TokenStatus::kActive;  // the status to record
+  // kVanished: how its removal was confirmed ("direct_read", "sample"); empty: not said.
+  std::string_view confirmed_by;
 };
 
 struct ChangePlan {
   std::vector<Change> changes;
   std::size_t known_present = 0;          // known tokens not already removed
-  std::vector<std::string> vanished_ids;  // sorted
+  std::vector<std::string> vanished_ids;  // sorted; revoked tokens left out of a list are not vanished
 };
 
 ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetched, Timestamp now);

@@ -2,6 +2,7 @@
 
 #include "core/json_writer.h"
 #include <algorithm>
+#include <functional>
 
 namespace tw::storage {
 
@@ -18,7 +19,61 @@ Result<std::int64_t> commit_poll_with_event(WriteTxn& txn, const PollRecord& pol
   return id;
 }
 
+// Why the direct reads do not confirm the vanishing ("" if they do).
+std::string unconfirmed_reason(const std::vector<std::string>& sample,
+                               const std::unordered_map<std::string, DirectRead>& reads) {
+  std::size_t failed = 0, present = 0;
+  const std::string* example = nullptr;
+  const std::string* error = nullptr;
+  for (const auto& id : sample) {
+    const DirectRead& r = reads.at(id);
+    if (!r.ok) {
+      if (failed++ == 0) error = &r.error;
+    } else if (r.token && !r.token->revoked_at) {
+      if (present++ == 0) example = &id;
+    }
+  }
+  if (present > 0) {
+    return std::to_string(present) + " of " + std::to_string(sample.size()) +
+           " tokens missing from the list still exist when read directly (e.g. " + *example +
+           "): the list is incomplete, so nothing is recorded";
+  }
+  if (failed > 0) {
+    return "could not confirm that " + std::to_string(failed) + " tokens missing from the list are gone (" +
+           *error + "); nothing is recorded";
+  }
+  return {};
+}
+
+// Turns the confirmed reads into the changes to record: a token read back revoked is revoked,
+// not removed; the others are removed, confirmed by their own read or by the sample's.
+void apply_confirmations(ChangePlan& plan, const std::unordered_map<std::string, DirectRead>& reads,
+                         Timestamp now) {
+  plan.vanished_ids.clear();
+  for (auto& c : plan.changes) {
+    if (c.type != Change::Type::kVanished) continue;
+    auto it = reads.find(c.token->id);
+    if (it != reads.end() && it->second.token) {
+      c.type = Change::Type::kChanged;
+      c.token = &*it->second.token;
+      c.status = status_at(*c.token, now);
+      continue;
+    }
+    c.confirmed_by = it != reads.end() ? "direct_read" : "sample";
+    plan.vanished_ids.push_back(c.token->id);
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> removal_sample(const std::vector<std::string>& sorted_vanished) {
+  const std::size_t n = sorted_vanished.size();
+  if (n <= kRemovalSample) return sorted_vanished;
+  std::vector<std::string> out;
+  out.reserve(kRemovalSample);
+  for (std::size_t i = 0; i < kRemovalSample; ++i) out.push_back(sorted_vanished[i * n / kRemovalSample]);
+  return out;
+}
 
 InventoryRecorder::Cache& InventoryRecorder::cache_for(const std::string& cluster) {
   std::lock_guard lock(mu_);
@@ -31,7 +86,7 @@ std::string InventoryRecorder::known_digest(const std::string& cluster, Timestam
   return cache.digest;
 }
 
-Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
+Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& hook) {
   Cache& cache = cache_for(in.cluster);
   PollSummary summary;
   auto txn = store_.begin();
@@ -107,6 +162,42 @@ Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
 
   std::vector<Token>& fetched = *in.tokens;
   ChangePlan plan = plan_changes(cache.tokens, fetched, now);
+  if (!plan.vanished_ids.empty()) {
+    std::vector<std::string> sample = removal_sample(plan.vanished_ids);
+    for (const auto& id : sample) {
+      if (!in.confirmations.contains(id)) {
+        summary.needs_confirmation = true;
+        summary.to_confirm = std::move(sample);
+        return summary;  // rolled back: nothing written
+      }
+    }
+    std::string why = unconfirmed_reason(sample, in.confirmations);
+    if (!why.empty()) {
+      summary.outcome = PollOutcome::kSuspect;
+      summary.message = why;
+      summary.token_count = fetched.size();
+      summary.known = plan.known_present;
+      summary.vanished = plan.vanished_ids.size();
+      poll.outcome = PollOutcome::kSuspect;
+      poll.error = why;
+      poll.token_count = static_cast<std::int64_t>(fetched.size());
+      if (in.dry_run) return summary;
+      std::string d;
+      JsonWriter(d).begin_object()
+          .field("known", static_cast<std::int64_t>(plan.known_present))
+          .field("vanished", static_cast<std::int64_t>(plan.vanished_ids.size()))
+          .field("listed", static_cast<std::int64_t>(fetched.size()))
+          .field("sampled", static_cast<std::int64_t>(sample.size()))
+          .field("reason", why)
+          .end_object();
+      auto id = commit_poll_with_event(*txn, poll, {EventKind::kPollSuspect, in.cluster, {}, std::move(d)}, now);
+      if (!id.ok()) return id.take_error();
+      summary.poll_id = *id;
+      summary.events = txn->appended();
+      return summary;
+    }
+    apply_confirmations(plan, in.confirmations, now);
+  }
   summary.token_count = fetched.size();
   summary.known = plan.known_present;
   summary.vanished = plan.vanished_ids.size();
@@ -146,7 +237,10 @@ Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
   }
 
   summary.changed_tokens.reserve(plan.changes.size());
-  for (const auto& c : plan.changes) summary.changed_tokens.push_back(c.token->id);
+  for (const auto& c : plan.changes) {
+    summary.changed_tokens.push_back(c.token->id);
+    if (c.type == Change::Type::kNew && c.before != nullptr) summary.reappeared.push_back(c.token->id);
+  }
   // Events and rows are written change by change: a first poll of 100k tokens never holds 100k
   // event details at once.
   const bool first_poll = !state->ever_ok;
@@ -184,7 +278,10 @@ Result<PollSummary> InventoryRecorder::record(PollInput in, const Hook& hook) {
   for (const auto& c : plan.changes) {
     if (c.type == Change::Type::kVanished) continue;
     Timestamp first_seen = c.before != nullptr ? c.before->first_seen : now;
-    Token& t = fetched[static_cast<std::size_t>(c.token - fetched.data())];  // owned by this call
+    const std::less<const Token*> before;
+    const bool listed = !before(c.token, fetched.data()) && before(c.token, fetched.data() + fetched.size());
+    // Listed tokens are moved (this call owns them); tokens confirmed revoked by a read are copied.
+    Token t = listed ? std::move(fetched[static_cast<std::size_t>(c.token - fetched.data())]) : *c.token;
     std::string id_copy = t.id;
     cache.tokens.insert_or_assign(std::move(id_copy), KnownToken{std::move(t), c.status, first_seen, now});
   }

@@ -3,6 +3,11 @@
 // in one transaction (SPEC §3).
 //
 // - A failed poll writes its poll row and a poll_failed event, and no token event.
+// - A token missing from the list is removed only when a direct read confirms it (all vanished
+//   tokens up to kRemovalSample, else a sample of that size): 404 → token_removed; shown revoked
+//   → token_revoked; still active, or the read failed → the poll is `suspect`, nothing recorded.
+//   A revoked token left out of a list is hidden, not vanished. A removed token listed again is
+//   token_reappeared.
 // - If more than max_vanished_percent of the known tokens vanished, the poll is `suspect`: its
 //   row and a poll_suspect event are written and nothing else, until a later poll sees the same
 //   tokens vanish (same digest) and confirms it.
@@ -30,6 +35,20 @@
 
 namespace tw::storage {
 
+// A direct read of one token the list left out (REST GET …/tokens/{id}; influxctl token get).
+struct DirectRead {
+  bool ok = false;             // false: the read failed (error says why)
+  std::optional<Token> token;  // with ok: nullopt when the cluster says the token does not exist
+  std::string error;
+};
+
+// How many vanished tokens are read directly before their removal is recorded: all of them up
+// to this number, else this many spread evenly over the sorted ids.
+inline constexpr std::size_t kRemovalSample = 20;
+
+// The vanished ids (sorted) whose direct reads confirm a removal.
+std::vector<std::string> removal_sample(const std::vector<std::string>& sorted_vanished);
+
 struct PollInput {
   std::string cluster;
   Timestamp started_at;
@@ -40,6 +59,8 @@ struct PollInput {
   std::string error;        // failed: one sentence
   int max_vanished_percent = 50;
   bool dry_run = false;     // compute everything, write nothing
+  // Direct reads of the tokens the recorder asked about (PollSummary::to_confirm), by id.
+  std::unordered_map<std::string, DirectRead> confirmations;
 };
 
 struct PollSummary {
@@ -50,6 +71,11 @@ struct PollSummary {
   std::size_t vanished = 0;
   bool confirmed_suspect = false;  // this poll confirmed an earlier suspect one
   bool needs_full_list = false;    // "unchanged" could not be used; fetch without known_digest
+  // Tokens vanished from the list: nothing is recorded until these ids are read directly
+  // (PollInput::confirmations) and the same input is recorded again.
+  bool needs_confirmation = false;
+  std::vector<std::string> to_confirm;
+  std::vector<std::string> reappeared;  // listed again after token_removed
   std::string message;             // suspect/failed: one sentence
   EventCounts events{};            // events appended by this poll (including the hook's)
   // Tokens this poll recorded a change for (new, changed, vanished); `inventory_reloaded`: the
@@ -66,7 +92,9 @@ class InventoryRecorder {
   explicit InventoryRecorder(AuditStore& store) : store_(store) {}
   AuditStore& store() { return store_; }
 
-  Result<PollSummary> record(PollInput in, const Hook& hook = {});
+  Result<PollSummary> record(PollInput in, const Hook& hook = {}) { return record_input(in, hook); }
+  // The same; `in` keeps its tokens when the answer is needs_confirmation or needs_full_list.
+  Result<PollSummary> record_input(PollInput& in, const Hook& hook = {});
 
   // The digest of the cluster's last list recorded whole, if an identical list polled before
   // `horizon` would change nothing (no active token expires before then); else "".

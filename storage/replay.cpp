@@ -270,7 +270,9 @@ struct InventoryReplay::Impl {
       }
       return;
     }
-    const bool full = event == "token_discovered" || event == "token_created";
+    // token_reappeared carries {"before":…,"after":…}; its `after` is the token's whole state.
+    const bool reappeared = event == "token_reappeared";
+    const bool full = event == "token_discovered" || event == "token_created" || reappeared;
     if (!full && e == nullptr) return;
     buffer.assign(detail);
     buffer.append(simdjson::SIMDJSON_PADDING, '\0');
@@ -279,7 +281,8 @@ struct InventoryReplay::Impl {
     simdjson::ondemand::object obj;
     if (doc.get_object().get(obj)) return;
     Fields f, after;
-    if (read_fields(obj, f, event == "token_updated" ? &after : nullptr)) return;
+    if (read_fields(obj, f, event == "token_updated" || reappeared ? &after : nullptr)) return;
+    if (reappeared) f = after;
     if (full) {
       if (e == nullptr) {
         if (ids.reserve_one(rehash())) slot = ids.find(c, id, same_token());
@@ -369,8 +372,8 @@ Status InventoryReplay::run(Db& db, Timestamp until, const std::string& cluster,
   auto st = db.prepare(
       "SELECT cluster, token_id, event, detail, recorded_at FROM audit_events "
       "WHERE seq <= ?3 AND +recorded_at <= ?1 AND (?2 = '' OR +cluster = ?2) AND +event IN ('token_discovered', "
-      "'token_created', 'token_updated', 'token_revoked', 'token_expired', 'token_removed') "
-      "ORDER BY seq");
+      "'token_created', 'token_updated', 'token_revoked', 'token_expired', 'token_removed', "
+      "'token_reappeared') ORDER BY seq");
   if (!st.ok()) return st.take_error();
   st->bind(1, until_text).bind(2, cluster).bind(3, last_seq);
   std::size_t next_sample = 0;

@@ -66,6 +66,8 @@ struct FakeClusterState {
   bool use_digest = false;                           // answer "unchanged" like the REST source
   int list_calls = 0;
   std::map<std::string, int> revokes;                // calls per token id
+  std::map<std::string, int> reads;                  // get_token calls per token id
+  bool vanish_on_revoke = false;                     // with already_gone: the token is gone too
   std::map<std::string, int> restricts;
   std::map<std::string, std::vector<Permission>> restrict_targets;  // last PATCH body
   int fail_next = 0;          // the next N actuator calls fail
@@ -127,6 +129,12 @@ class FakeCluster final : public influx::ClusterClient {
     }
     return l;
   }
+  Result<std::optional<Token>> get_token(const std::string& id, const influx::CallContext&) override {
+    ++state_->reads[id];
+    auto it = state_->tokens.find(id);
+    if (it == state_->tokens.end()) return std::optional<Token>();
+    return std::optional<Token>(it->second);
+  }
   Result<influx::RevokeOutcome> revoke(const std::string& id, const influx::CallContext&) override {
     ++state_->revokes[id];
     state_->last_call_at = clock_.now();
@@ -134,7 +142,10 @@ class FakeCluster final : public influx::ClusterClient {
       --state_->fail_next;
       return make_error(ErrorCode::kHttpStatus, "DELETE /tokens/" + id + ": HTTP 503", 503);
     }
-    if (state_->already_gone) return influx::RevokeOutcome::kAlreadyGone;
+    if (state_->already_gone) {
+      if (state_->vanish_on_revoke) state_->tokens.erase(id);
+      return influx::RevokeOutcome::kAlreadyGone;
+    }
     auto it = state_->tokens.find(id);
     if (it != state_->tokens.end()) it->second.revoked_at = clock_.now();
     return influx::RevokeOutcome::kRevoked;
@@ -884,24 +895,73 @@ TEST_F(EnforcerTest, ActionFailsForGoodAfterFiveAttempts) {
   EXPECT_EQ(events("action_planned"), 1);
 }
 
-TEST_F(EnforcerTest, RevokeAnswering404CountsAsSucceeded) {
+TEST_F(EnforcerTest, ARevocationIsBelievedOnlyWhenTheReadBackShowsIt) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cluster_->already_gone = true;  // answers 404 and leaves the token active
+  cycle_at(t0 + kGrace);
+  EXPECT_EQ(cluster_->revoke_calls(), 1);
+  EXPECT_EQ(cluster_->reads["bad-1"], 1);
+  EXPECT_EQ(events("action_succeeded"), 0);
+  ASSERT_EQ(events("action_failed"), 1);
+  auto failed = details("action_failed").at(0);
+  EXPECT_NE(failed.value("error", "").find("still active"), std::string::npos) << failed.dump();
+  EXPECT_FALSE(failed.value("final", true));
+  EXPECT_EQ(action_state("bad-1"), "planned") << "retried with the back-off";
+  cluster_->already_gone = false;
+  cycle_at(t0 + kGrace + seconds(31));
+  EXPECT_EQ(cluster_->revoke_calls(), 2);
+  ASSERT_EQ(events("action_succeeded"), 1);
+  EXPECT_EQ(details("action_succeeded").at(0).value("outcome", ""), "revoked");
+}
+
+TEST_F(EnforcerTest, ARevocationReadBackAsGoneIsRecordedAsGone) {
   populate(*cluster_, 5, {bad("bad-1")});
   start({write_all_policy()});
   const Timestamp t0 = clock_.now();
   cycle();
   cluster_->already_gone = true;
+  cluster_->vanish_on_revoke = true;  // 404, and the read-back finds no such token
   cycle_at(t0 + kGrace);
-  EXPECT_EQ(cluster_->revoke_calls(), 1);
-  EXPECT_EQ(action_state("bad-1"), "succeeded");
-  EXPECT_EQ(events("action_failed"), 0);
   ASSERT_EQ(events("action_succeeded"), 1);
-  EXPECT_EQ(details("action_succeeded").at(0).value("outcome", ""), "already_gone");
+  EXPECT_EQ(details("action_succeeded").at(0).value("outcome", ""), "gone");
   EXPECT_EQ(violation_state("bad-1"), "enforced");
-  cluster_->tokens.erase("bad-1");  // it was gone indeed
   cycle_after(minutes(1));
   cycle_after(minutes(1));
   EXPECT_EQ(cluster_->revoke_calls(), 1);
   EXPECT_EQ(resolution("bad-1"), "removed");
+}
+
+TEST_F(EnforcerTest, AnActionThatDidNotHoldIsPlannedAgainThenFails) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  Duration at = kGrace;
+  cycle_at(t0 + at);
+  ASSERT_EQ(cluster_->revoke_calls(), 1);
+  for (int round = 1; round <= Enforcer::kMaxReplans; ++round) {
+    cluster_->tokens["bad-1"].revoked_at.reset();  // the cluster forgets the revocation
+    at += minutes(1);
+    cycle_at(t0 + at);  // sees it active: did not hold; planned again and run, until the last
+    EXPECT_EQ(events("action_failed"), round);
+    const int expected_calls = std::min(round + 1, Enforcer::kMaxReplans);
+    ASSERT_EQ(cluster_->revoke_calls(), expected_calls) << round;
+    ASSERT_EQ(events("action_succeeded"), expected_calls) << round;
+  }
+  auto unheld = details("action_failed");
+  ASSERT_EQ(unheld.size(), static_cast<std::size_t>(Enforcer::kMaxReplans));
+  for (std::size_t i = 0; i < unheld.size(); ++i) {
+    EXPECT_EQ(unheld[i].value("outcome", ""), "did_not_hold");
+    EXPECT_EQ(unheld[i].value("final", false), i + 1 == unheld.size()) << i;
+  }
+  EXPECT_EQ(violation_state("bad-1"), "failed");
+  EXPECT_EQ(alerts_.active_named("TokenActionFailed"), 1);
+  const int calls = cluster_->revoke_calls();
+  cycle_at(t0 + at + hours(1));
+  EXPECT_EQ(cluster_->revoke_calls(), calls) << "failed for good: nothing more is sent";
 }
 
 TEST_F(EnforcerTest, RetryIsNotSentWhenTheTokenWasRevokedMeanwhile) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,8 @@ class FakeClient final : public influx::ClusterClient {
     int list_calls = 0;
     int revoke_calls = 0;
     int restrict_calls = 0;
+    int get_calls = 0;
+    std::map<std::string, Token> direct;  // what get_token finds
     const std::atomic<bool>* last_cancel = nullptr;
     std::string last_known_digest;
   };
@@ -63,6 +66,13 @@ class FakeClient final : public influx::ClusterClient {
       r->tokens.clear();
     }
     return r;
+  }
+  // Direct reads: the token in `direct`, else "no such token".
+  Result<std::optional<Token>> get_token(const std::string& id, const influx::CallContext&) override {
+    ++shared_->get_calls;
+    auto it = shared_->direct.find(id);
+    if (it == shared_->direct.end()) return std::optional<Token>();
+    return std::optional<Token>(it->second);
   }
   Result<influx::RevokeOutcome> revoke(const std::string&, const influx::CallContext&) override {
     ++shared_->revoke_calls;

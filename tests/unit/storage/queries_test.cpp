@@ -218,8 +218,8 @@ TEST_F(InventoryAtTest, ReappearedTokenKeepsItsFirstSighting) {
   f.token_id = "c";
   auto rows = history(f);
   ASSERT_FALSE(rows.empty());
-  EXPECT_EQ(rows.back().event, "token_created");
-  EXPECT_NE(rows.back().detail.find(R"("reappeared":true)"), std::string::npos)
+  EXPECT_EQ(rows.back().event, "token_reappeared");
+  EXPECT_NE(rows.back().detail.find(R"("status":"removed"},"after":{)"), std::string::npos)
       << rows.back().detail;
 }
 
