@@ -400,7 +400,7 @@ Status change_counts(Db& db, const Request& req, ReportData& data) {
   return each_row(db,
                   "SELECT event, count(*) FROM audit_events WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND "
                   "event IN ('token_discovered', 'token_created', 'token_updated', 'token_revoked', "
-                  "'token_expired', 'token_removed') AND (?3 = '' OR cluster = ?3) GROUP BY event",
+                  "'token_expired', 'token_removed', 'token_reappeared') AND (?3 = '' OR cluster = ?3) GROUP BY event",
                   p, [&](storage::Stmt& s) {
                     const std::string e = s.text(0);
                     const std::int64_t n = s.int64(1);
@@ -411,6 +411,7 @@ Status change_counts(Db& db, const Request& req, ReportData& data) {
                     else if (e == "token_revoked") c.revoked = n;
                     else if (e == "token_expired") c.expired = n;
                     else if (e == "token_removed") c.removed = n;
+                    else if (e == "token_reappeared") c.reappeared = n;
                   });
 }
 
@@ -591,7 +592,7 @@ Status for_each_change(Db& db, const ReportData& data, const std::function<bool(
                   "FROM audit_events e "
                   "WHERE e.seq >= ?4 AND e.seq <= ?5 AND +e.recorded_at >= ?1 AND +e.recorded_at <= ?2 AND "
                   "+e.event IN ('token_created', 'token_updated', 'token_revoked', 'token_expired', "
-                  "'token_removed') AND (?3 = '' OR +e.cluster = ?3) ORDER BY e.seq",
+                  "'token_removed', 'token_reappeared') AND (?3 = '' OR +e.cluster = ?3) ORDER BY e.seq",
                   p);
   if (!st.ok()) return st.take_error();
   st->bind(4, lo).bind(5, hi);
@@ -608,8 +609,8 @@ Status for_each_change(Db& db, const ReportData& data, const std::function<bool(
     ev.event.assign(f[4]);
     ev.before.clear();
     ev.after.clear();
-    if (ev.event == "token_created" || ev.event == "token_updated") {
-      split_detail(parser, buffer, f[5], ev.event == "token_updated", ev.before, ev.after);
+    if (ev.event == "token_created" || ev.event == "token_updated" || ev.event == "token_reappeared") {
+      split_detail(parser, buffer, f[5], ev.event != "token_created", ev.before, ev.after);
     }
     // The description at the end of the period (so a report over a past period does not change
     // when tokens change later); a creation's own is in `after`.

@@ -312,11 +312,12 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   const ChangeCounts& cc = d.changes;
   o += "<h2 id=\"changes\">Changes in the period</h2>\n<p>Created " + thousands(cc.created) + ", updated " +
        thousands(cc.updated) + ", revoked " + thousands(cc.revoked) + ", expired " + thousands(cc.expired) +
-       ", removed " + thousands(cc.removed) + " <span class=\"note\">(and " + thousands(cc.discovered) +
+       ", removed " + thousands(cc.removed) +
+       (cc.reappeared > 0 ? ", reappeared " + thousands(cc.reappeared) : std::string()) + " <span class=\"note\">(and " + thousands(cc.discovered) +
        " discovered by first polls)</span>.</p>\n<table><thead><tr><th>time</th><th>cluster</th><th>token id</th>"
        "<th>event</th><th>description</th><th>before</th><th>after</th></tr></thead><tbody>\n";
   std::int64_t listed = 0;
-  const std::int64_t total = cc.created + cc.updated + cc.revoked + cc.expired + cc.removed;
+  const std::int64_t total = cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;

@@ -87,7 +87,7 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
   w.key("changes").begin_object();
   w.key("counts").begin_object().field("discovered", cc.discovered).field("created", cc.created)
       .field("updated", cc.updated).field("revoked", cc.revoked).field("expired", cc.expired)
-      .field("removed", cc.removed).end_object();
+      .field("removed", cc.removed).field("reappeared", cc.reappeared).end_object();
   w.key("events").begin_array();
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     w.begin_object().field("seq", e.seq).field("time", e.time).field("cluster", e.cluster)

@@ -124,10 +124,10 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += "## Changes in the period\n\n";
   o += "Created " + thousands(cc.created) + ", updated " + thousands(cc.updated) + ", revoked " +
        thousands(cc.revoked) + ", expired " + thousands(cc.expired) + ", removed " + thousands(cc.removed) +
-       " (and " + thousands(cc.discovered) + " discovered by first polls).\n\n";
+       (cc.reappeared > 0 ? ", reappeared " + thousands(cc.reappeared) : std::string()) + " (and " + thousands(cc.discovered) + " discovered by first polls).\n\n";
   table_header(o, {"time", "cluster", "token id", "event", "description", "change"});
   std::int64_t listed = 0;
-  const std::int64_t total = cc.created + cc.updated + cc.revoked + cc.expired + cc.removed;
+  const std::int64_t total = cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;

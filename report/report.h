@@ -113,6 +113,7 @@ struct InventorySection {
 
 struct ChangeCounts {
   std::int64_t discovered = 0, created = 0, updated = 0, revoked = 0, expired = 0, removed = 0;
+  std::int64_t reappeared = 0;  // listed again after token_removed
 };
 
 struct TimeToRemediate {
