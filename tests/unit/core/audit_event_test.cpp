@@ -1,4 +1,5 @@
-// Tests for core/audit_event.h: the 20 event names of SPEC §3.
+// Tests for core/audit_event.h: the 20 event names of SPEC §3 and the three issue 9 added
+// (token_reappeared, token_anomaly, config_rejected).
 
 #include "core/audit_event.h"
 
@@ -10,16 +11,17 @@
 namespace tw {
 namespace {
 
-// SPEC §3, in the order of the enum.
+// SPEC §3 and docs/database.md, in the order of the enum.
 constexpr const char* kSpecNames[] = {
     "token_discovered",  "token_created",      "token_updated",  "token_revoked",
-    "token_expired",     "token_removed",      "poll_failed",    "poll_suspect",
+    "token_expired",     "token_removed",      "token_reappeared", "poll_failed",    "poll_suspect",
     "violation_opened",  "violation_resolved", "action_planned", "action_approved",
     "action_succeeded",  "action_failed",      "action_skipped", "enforcement_halted",
-    "exemption_applied", "config_applied",     "daemon_started", "daemon_stopped"};
+    "exemption_applied", "config_applied",     "daemon_started", "daemon_stopped",
+    "token_anomaly",     "config_rejected"};
 
-TEST(AuditEvent, TwentyKinds) {
-  static_assert(kEventKindCount == 20);
+TEST(AuditEvent, TwentyThreeKinds) {
+  static_assert(kEventKindCount == 23);
   EXPECT_EQ(std::size(kSpecNames), static_cast<std::size_t>(kEventKindCount));
 }
 
@@ -43,11 +45,13 @@ TEST(AuditEvent, UnknownNames) {
   }
 }
 
-TEST(AuditEvent, TokenEventsAreTheFirstSix) {
+TEST(AuditEvent, TokenEventsAreTheFirstSeven) {
   for (int i = 0; i < kEventKindCount; ++i) {
     auto kind = static_cast<EventKind>(i);
-    EXPECT_EQ(is_token_event(kind), i < 6) << to_string(kind);
+    EXPECT_EQ(is_token_event(kind), i < 7) << to_string(kind);
   }
+  EXPECT_TRUE(is_token_event(EventKind::kTokenReappeared));
+  EXPECT_FALSE(is_token_event(EventKind::kTokenAnomaly));
   EXPECT_TRUE(is_token_event(EventKind::kTokenDiscovered));
   EXPECT_TRUE(is_token_event(EventKind::kTokenRemoved));
   EXPECT_FALSE(is_token_event(EventKind::kPollFailed));
