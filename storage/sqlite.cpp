@@ -165,6 +165,9 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, Mode mode) {
   } else if (::access(path.c_str(), F_OK) != 0) {
     return make_error(ErrorCode::kNotFound, "database \"" + printable(path, 200) +
                                                 "\" does not exist (has tokenwarden polled yet?)");
+  } else if (::access(path.c_str(), R_OK) != 0) {
+    return make_error(ErrorCode::kDatabase, "cannot read database \"" + printable(path, 200) +
+                                                "\": " + std::strerror(errno));
   }
   const std::string where = "cannot open database \"" + printable(path, 200) + "\"";
   sqlite3* db = nullptr;

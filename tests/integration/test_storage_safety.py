@@ -8,12 +8,13 @@ directory is a read-only bind mount (or, where mounting is not allowed, an immut
 import contextlib
 import json
 import os
+import pwd
 import re
 import shutil
 import sqlite3
 import stat
 import subprocess
-import time
+import tempfile
 
 import pytest
 import twtest
@@ -134,6 +135,32 @@ def test_every_read_command_reads_a_wal_copy_on_read_only_media(recorded, tmp_pa
             got = proc.stdout.replace(str(ro / "b.db"), str(recorded.db_path))
             assert got == expected[i], args
         assert sorted(p.name for p in ro.iterdir()) == ["b.db"], "nothing may appear next to the copy"
+
+
+def test_a_wal_copy_in_a_directory_the_user_cannot_write(recorded):
+    # The adversarial review's second case: the file is the user's, its directory is root's.
+    nobody = pwd.getpwnam("nobody")
+    d = tempfile.mkdtemp(prefix="tw-nobody-")
+    try:
+        os.chmod(d, 0o755)
+        db = os.path.join(d, "ro.db")
+        wal_copy(recorded, db)
+        os.chown(db, nobody.pw_uid, nobody.pw_gid)
+        os.chmod(db, 0o600)
+        as_nobody = dict(user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[], capture_output=True, text=True)
+        proc = subprocess.run(["sqlite3", "-readonly", db, "SELECT count(*) FROM audit_log"], **as_nobody)
+        assert proc.returncode != 0 and "readonly database" in proc.stderr, "the set-up does not reproduce"
+        for cmd in ("verify", "tokens", "history"):
+            proc = subprocess.run([twtest.binary("tokenwarden"), "--config", "/nonexistent", cmd, "--db", db],
+                                  timeout=60, **as_nobody)
+            assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert os.listdir(d) == ["ro.db"]
+        os.chown(db, 0, 0)  # now not even readable by nobody: the reason is given
+        proc = subprocess.run([twtest.binary("tokenwarden"), "--config", "/nonexistent", "verify", "--db", db],
+                              timeout=60, **as_nobody)
+        assert proc.returncode == 1 and f'cannot read database "{db}": Permission denied' in proc.stderr
+    finally:
+        shutil.rmtree(d)
 
 
 def test_a_wal_copy_with_unapplied_commits_is_refused_with_the_reason(recorded, tmp_path):
