@@ -96,7 +96,7 @@ int run_cli(int argc, char** argv) {
   PollOptions poll;
   std::string poll_format;
   auto* poll_cmd = app.add_subcommand("poll", "Run one full cycle for each cluster, print a summary, exit");
-  poll_cmd->add_option("--cluster", poll.cluster, "Only this cluster");
+  poll_cmd->add_option("--cluster", poll.cluster, "Only this cluster")->check(non_empty());
   poll_cmd->add_flag("--dry-run", poll.dry_run, "Fetch and compare, but write nothing");
   add_format(poll_cmd, poll_format);
   poll_cmd->footer("Exit status 1 if any cluster could not be polled or recorded.\nExample:\n  tokenwarden poll --cluster prod-eu");
@@ -168,10 +168,12 @@ int run_cli(int argc, char** argv) {
   SimulateOptions sim;
   std::string sim_format;
   auto* sim_cmd = app.add_subcommand("simulate", "Preview candidate policies against the recorded inventory");
-  sim_cmd->add_option("--policies", sim.policies_file, "TOML file with [[policies]] and [[exemptions]]")->required();
-  sim_cmd->add_option("--cluster", sim.cluster, "Only this cluster");
+  sim_cmd->add_option("--policies", sim.policies_file, "TOML file with [[policies]] and [[exemptions]]")
+      ->required()
+      ->check(non_empty());
+  sim_cmd->add_option("--cluster", sim.cluster, "Only this cluster")->check(non_empty());
   sim_cmd->add_flag("--tokens", sim.tokens, "One row per flagged token instead of a summary per policy");
-  sim_cmd->add_option("--db", sim.db, "Read this database instead of the configured one");
+  sim_cmd->add_option("--db", sim.db, "Read this database instead of the configured one")->check(non_empty());
   add_format(sim_cmd, sim_format);
   sim_cmd->footer(
       "Evaluates the candidate policies (with the configured clusters, mode and safety limits) against\n"

@@ -323,6 +323,8 @@ def test_a_damaged_database_is_named_in_the_error(recorded, tmp_path):
     (("report", "--from", ""), "--from"),
     (("report", "-o", ""), "--output"),
     (("tokens", "--db", ""), "--db"),
+    (("poll", "--cluster", ""), "--cluster"),
+    (("simulate", "--policies", ""), "--policies"),
     (("approve", "-1"), "action ids"),
     (("approve", "abc"), "action ids"),
     (("approve", "1", "--by", ""), "--by"),
