@@ -21,7 +21,8 @@ constexpr const char* kDescription =
 
 constexpr const char* kFooter =
     "Exit status: 0 success, 1 runtime failure (cluster unreachable, database error),\n"
-    "2 invalid arguments or configuration, 3 `verify` found the audit chain broken.\n"
+    "2 invalid arguments or configuration, 3 `verify` found the audit chain broken (or `backup`\n"
+    "copied a broken chain).\n"
     "Documentation: /usr/share/doc/tokenwarden (docs/ in the source tree).";
 
 void add_format(CLI::App* cmd, std::string& format) {
@@ -192,7 +193,7 @@ int run_cli(int argc, char** argv) {
 
   BackupOptions backup;
   auto* backup_cmd = app.add_subcommand("backup", "Write a consistent, verified copy of the audit database");
-  backup_cmd->add_option("file", backup.file, "The backup file to write (in an existing directory)")
+  backup_cmd->add_option("FILE", backup.file, "The backup file to write (in an existing directory)")
       ->required()
       ->check(non_empty());
   backup_cmd->add_flag("--force", backup.force, "Replace FILE if it exists");
