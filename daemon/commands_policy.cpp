@@ -120,7 +120,7 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
     }
     if (!*known) {
       print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " +
-                  (config ? g.config_path + " or " : std::string()) + "the database " + path);
+                  (config ? g.config_path + " or " : std::string()) + "the database " + printable(path, 200));
       return kExitUsage;
     }
   }

@@ -187,13 +187,19 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, Mode mode) {
     Error plain = db_error(db, rc, where);
     sqlite3_close(db);
     db = nullptr;
-    struct stat wal {};
-    if (::stat((path + "-wal").c_str(), &wal) == 0 && wal.st_size > 0) {
+    struct stat side {};
+    if (::stat((path + "-wal").c_str(), &side) == 0 && side.st_size > 0) {
       return make_error(ErrorCode::kDatabase,
                         where + ": it is in WAL mode, its -wal file holds commits not yet in the main "
                                 "file, and its -shm index cannot be created here (read-only directory "
                                 "or media); read it where it was written, or copy it with "
                                 "`tokenwarden backup`");
+    }
+    if (::stat((path + "-journal").c_str(), &side) == 0 && side.st_size > 0) {
+      return make_error(ErrorCode::kDatabase,
+                        where + ": a -journal file beside it holds an interrupted transaction that "
+                                "cannot be rolled back here (read-only directory or media); read it "
+                                "where it was written");
     }
     rc = open_and_probe(file_uri(path) + "?mode=ro&immutable=1",
                         SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, &db);

@@ -64,7 +64,8 @@ class Db {
   // kReadWrite creates the file (mode 0600) if needed (an existing file keeps its mode); kReadOnly requires it to exist, reads
   // its schema before returning, and opens a WAL-mode file whose -shm cannot be created (a
   // copy in a read-only directory or on read-only media) as immutable, unless a non-empty
-  // -wal file beside it holds commits (then it fails, saying so).
+  // -wal (commits) or -journal (an interrupted transaction) lies beside it: then it fails,
+  // saying so.
   static Result<std::unique_ptr<Db>> open(const std::string& path, Mode mode);
   ~Db();
   Db(const Db&) = delete;

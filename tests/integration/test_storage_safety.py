@@ -181,6 +181,19 @@ def test_a_wal_copy_with_unapplied_commits_is_refused_with_the_reason(recorded, 
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_copy_with_an_interrupted_transaction_is_refused_not_read_half_written(recorded, tmp_path):
+    good = tmp_path / "good.db"
+    recorded.run("backup", str(good), check=0)
+
+    def fill(d):
+        shutil.copy(good, d / "b.db")
+        (d / "b.db-journal").write_bytes(os.urandom(4096))  # a hot journal SQLite would roll back
+
+    with read_only_dir(tmp_path, fill) as ro:
+        proc = run(recorded, "tokens", "--db", str(ro / "b.db"), check=1)
+        assert str(ro / "b.db") in proc.stderr and "-journal" in proc.stderr and proc.stdout == ""
+
+
 # --------------------------------------------------------------------------------------------
 # tokenwarden backup.
 SUMMARY = re.compile(r"^(?P<file>\S+): backup of (?P<src>\S+): (?P<events>\d+) events, last seq (?P<seq>\d+), "
