@@ -1,4 +1,5 @@
-// `tokenwarden backup FILE`: a consistent, verified copy of the audit database (docs/operations.md).
+// `tokenwarden backup FILE`: a consistent, verified copy of the audit database
+// (docs/operations.md).
 #include <cstdio>
 #include <string>
 
@@ -23,7 +24,8 @@ int cmd_backup(const GlobalOptions& g, const BackupOptions& o) {
               chain.head_hash.empty() ? "-" : chain.head_hash.c_str(),
               static_cast<unsigned long long>(done->bytes), chain.ok ? ", verified" : "");
   if (!chain.append_only_triggers) {
-    std::fprintf(stderr, "tokenwarden: warning: the append-only triggers of audit_log were removed\n");
+    std::fprintf(stderr,
+                 "tokenwarden: warning: the append-only triggers of audit_log were removed\n");
   }
   if (!chain.ok) {
     std::fprintf(stderr, "tokenwarden: %s: backup kept, but its audit log is BROKEN: %s\n",

@@ -76,10 +76,12 @@ class TempCopy {
 // Moves the copy into place; without `overwrite`, never replaces a file that appeared meanwhile.
 Status publish(const std::string& from, const std::string& to, bool overwrite) {
   if (overwrite) {
-    if (::rename(from.c_str(), to.c_str()) != 0) return io_error("cannot rename the backup into", to, errno);
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return io_error("cannot rename the backup into", to, errno);
     return ok_status();
   }
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return ok_status();
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0)
+    return ok_status();
   int err = errno;
   if (err == EINVAL || err == ENOSYS || err == ENOTSUP) {  // a file system without RENAME_NOREPLACE
     if (::link(from.c_str(), to.c_str()) == 0) {
@@ -89,7 +91,8 @@ Status publish(const std::string& from, const std::string& to, bool overwrite) {
     err = errno;
   }
   if (err == EEXIST) {
-    return make_error(ErrorCode::kInvalidArgument, quoted(to) + " appeared while the backup was taken; nothing was replaced");
+    return make_error(ErrorCode::kInvalidArgument,
+                      quoted(to) + " appeared while the backup was taken; nothing was replaced");
   }
   return io_error("cannot rename the backup into", to, err);
 }
@@ -103,11 +106,13 @@ void sync_directory(const std::string& dir) {
 
 }  // namespace
 
-Result<BackupResult> backup_database(const std::string& source, const std::string& target, bool overwrite) {
+Result<BackupResult> backup_database(const std::string& source, const std::string& target,
+                                     bool overwrite) {
   struct stat st {};
   if (::stat(target.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) {
-      return make_error(ErrorCode::kInvalidArgument, quoted(target) + " is a directory; name the backup file");
+      return make_error(ErrorCode::kInvalidArgument,
+                        quoted(target) + " is a directory; name the backup file");
     }
     char a[PATH_MAX], b[PATH_MAX];
     if (::realpath(source.c_str(), a) != nullptr && ::realpath(target.c_str(), b) != nullptr &&
@@ -115,8 +120,9 @@ Result<BackupResult> backup_database(const std::string& source, const std::strin
       return make_error(ErrorCode::kInvalidArgument, quoted(target) + " is the database itself");
     }
     if (!overwrite) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        quoted(target) + " already exists; choose a new name or add --force to replace it");
+      return make_error(
+          ErrorCode::kInvalidArgument,
+          quoted(target) + " already exists; choose a new name or add --force to replace it");
     }
   }
 
@@ -137,7 +143,8 @@ Result<BackupResult> backup_database(const std::string& source, const std::strin
   }
   TW_RETURN_IF_ERROR(tmp.sync());
   if (!tmp.rollback_journal()) {
-    return make_error(ErrorCode::kDatabase, "the copy " + quoted(tmp.path()) + " did not switch to rollback-journal mode");
+    return make_error(ErrorCode::kDatabase, "the copy " + quoted(tmp.path()) +
+                                                " did not switch to rollback-journal mode");
   }
 
   BackupResult result;
@@ -147,9 +154,10 @@ Result<BackupResult> backup_database(const std::string& source, const std::strin
     auto problem = integrity_problem((*check)->db());
     if (!problem.ok()) return problem.take_error();
     if (!problem->empty()) {
-      return make_error(ErrorCode::kDatabase, "the copy of " + quoted(source) +
-                                                  " fails SQLite's integrity check (" + printable(*problem, 200) +
-                                                  "): the database may be damaged; no backup was written");
+      return make_error(ErrorCode::kDatabase,
+                        "the copy of " + quoted(source) + " fails SQLite's integrity check (" +
+                            printable(*problem, 200) +
+                            "): the database may be damaged; no backup was written");
     }
     auto chain = verify_chain((*check)->db());
     if (!chain.ok()) return chain.take_error();

@@ -23,10 +23,11 @@
 namespace tw::storage {
 
 struct BackupResult {
-  VerifyReport chain;      // the copy's hash chain: rows, head_seq, head_hash, ok/problem
-  std::uint64_t bytes = 0; // size of the written file
+  VerifyReport chain;       // the copy's hash chain: rows, head_seq, head_hash, ok/problem
+  std::uint64_t bytes = 0;  // size of the written file
 };
 
-Result<BackupResult> backup_database(const std::string& source, const std::string& target, bool overwrite);
+Result<BackupResult> backup_database(const std::string& source, const std::string& target,
+                                     bool overwrite);
 
 }  // namespace tw::storage

@@ -31,7 +31,8 @@ class BackupTest : public StoreTest {
     for (int i = 0; i < n; ++i) {
       auto txn = store_->begin();
       ASSERT_TRUE(txn.ok()) << txn.error().message;
-      NewEvent e{EventKind::kTokenCreated, "prod", "tok-" + std::to_string(i), R"({"description":"d"})"};
+      NewEvent e{EventKind::kTokenCreated, "prod", "tok-" + std::to_string(i),
+                 R"({"description":"d"})"};
       ASSERT_TRUE(txn->append(e, clock_.now()).ok());
       ASSERT_TRUE(txn->commit().ok());
       clock_.advance(std::chrono::seconds(1));
@@ -40,7 +41,8 @@ class BackupTest : public StoreTest {
   // Closes the store, then overwrites the root page of audit_events with garbage.
   void damage_audit_events() {
     const std::int64_t page_size = count("PRAGMA page_size");
-    const std::int64_t root = count("SELECT rootpage FROM sqlite_master WHERE name = 'audit_events'");
+    const std::int64_t root =
+        count("SELECT rootpage FROM sqlite_master WHERE name = 'audit_events'");
     store_.reset();  // the last connection: the WAL is checkpointed into the file
     std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp((root - 1) * page_size);
@@ -139,7 +141,8 @@ TEST_F(BackupTest, MissingSourceOrDirectoryWritesNothing) {
   auto no_dir = backup_database(path_, dir_.file("no/such/dir/b.db"), false);
   ASSERT_FALSE(no_dir.ok());
   EXPECT_EQ(no_dir.error().code, ErrorCode::kIo);
-  EXPECT_NE(no_dir.error().message.find("no/such/dir"), std::string::npos) << no_dir.error().message;
+  EXPECT_NE(no_dir.error().message.find("no/such/dir"), std::string::npos)
+      << no_dir.error().message;
 }
 
 TEST_F(BackupTest, ABrokenChainIsCopiedAndReported) {
@@ -175,8 +178,9 @@ TEST(OpenSafety, AnotherApplicationsDatabaseIsNeverAdopted) {
   {
     auto db = Db::open(path, Db::Mode::kReadWrite);
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE((*db)->exec("CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT); "
-                            "INSERT INTO customers(name) VALUES ('acme');")
+    ASSERT_TRUE((*db)
+                    ->exec("CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT); "
+                           "INSERT INTO customers(name) VALUES ('acme');")
                     .ok());
   }
   const std::string before = read_file(path);
@@ -185,7 +189,8 @@ TEST(OpenSafety, AnotherApplicationsDatabaseIsNeverAdopted) {
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(s.error().code, ErrorCode::kDatabase);
     EXPECT_NE(s.error().message.find(path), std::string::npos) << s.error().message;
-    EXPECT_NE(s.error().message.find("not a tokenwarden audit database"), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("not a tokenwarden audit database"), std::string::npos)
+        << s.error().message;
     EXPECT_NE(s.error().message.find("customers"), std::string::npos) << s.error().message;
   }
   EXPECT_EQ(read_file(path), before) << "the file was changed (journal mode, tables)";
@@ -202,7 +207,8 @@ TEST(OpenSafety, AnotherApplicationsUserVersionDoesNotMakeItOurs) {
   }
   auto s = AuditStore::open(path, AuditStore::Mode::kReadWrite);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message.find("not a tokenwarden audit database"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("not a tokenwarden audit database"), std::string::npos)
+      << s.error().message;
 }
 
 TEST(OpenSafety, AForeignApplicationIdIsRefused) {
