@@ -192,8 +192,8 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, Mode mode) {
       return make_error(ErrorCode::kDatabase,
                         where + ": it is in WAL mode, its -wal file holds commits not yet in the main "
                                 "file, and its -shm index cannot be created here (read-only directory "
-                                "or media); read it where it was written, or copy it with "
-                                "`tokenwarden backup`");
+                                "or media); copy it with its -wal file to a writable directory and read it "
+                                "there, or turn it into a backup with `tokenwarden backup --db`");
     }
     if (::stat((path + "-journal").c_str(), &side) == 0 && side.st_size > 0) {
       return make_error(ErrorCode::kDatabase,
