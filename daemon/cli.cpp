@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/strings.h"
 #include "core/version.h"
 #include "daemon/commands.h"
 #include "daemon/config.h"
@@ -20,7 +21,8 @@ constexpr const char* kDescription =
 
 constexpr const char* kFooter =
     "Exit status: 0 success, 1 runtime failure (cluster unreachable, database error),\n"
-    "2 invalid arguments or configuration, 3 `verify` found the audit chain broken.\n"
+    "2 invalid arguments or configuration, 3 `verify` found the audit chain broken (or `backup`\n"
+    "copied a broken chain).\n"
     "Documentation: /usr/share/doc/tokenwarden (docs/ in the source tree).";
 
 void add_format(CLI::App* cmd, std::string& format) {
@@ -30,6 +32,42 @@ void add_format(CLI::App* cmd, std::string& format) {
 }
 
 OutputFormat fmt(const std::string& s) { return parse_output_format(s).value_or(OutputFormat::kTable); }
+
+// Argument rules shared by every command (docs/commands.md, "Arguments"): an option given an
+// empty value is a usage error, never "not given"; counts and ids are whole numbers said so in
+// plain words (CLI11's own range messages print a 300-digit double).
+CLI::Validator non_empty() {
+  return CLI::Validator(
+      [](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); }, "", "");
+}
+
+bool whole_number(const std::string& v, long long min) {
+  if (v.empty() || v.size() > 18) return false;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+  }
+  return std::stoll(v) >= min;
+}
+
+CLI::Validator count(const char* meaning_of_zero) {
+  std::string zero = meaning_of_zero;
+  return CLI::Validator(
+      [zero](std::string& v) {
+        return whole_number(v, 0) ? std::string()
+                                  : "must be a whole number, 0 (" + zero + ") or more, not \"" + printable(v, 40) + "\"";
+      },
+      "", "");
+}
+
+CLI::Validator action_id() {
+  return CLI::Validator(
+      [](std::string& v) {
+        return whole_number(v, 1) ? std::string()
+                                  : "action ids are whole numbers from 1 (see `tokenwarden violations`), not \"" +
+                                        printable(v, 40) + "\"";
+      },
+      "", "");
+}
 
 }  // namespace
 
@@ -59,7 +97,7 @@ int run_cli(int argc, char** argv) {
   PollOptions poll;
   std::string poll_format;
   auto* poll_cmd = app.add_subcommand("poll", "Run one full cycle for each cluster, print a summary, exit");
-  poll_cmd->add_option("--cluster", poll.cluster, "Only this cluster");
+  poll_cmd->add_option("--cluster", poll.cluster, "Only this cluster")->check(non_empty());
   poll_cmd->add_flag("--dry-run", poll.dry_run, "Fetch and compare, but write nothing");
   add_format(poll_cmd, poll_format);
   poll_cmd->footer("Exit status 1 if any cluster could not be polled or recorded.\nExample:\n  tokenwarden poll --cluster prod-eu");
@@ -72,26 +110,30 @@ int run_cli(int argc, char** argv) {
   TokensOptions tokens;
   std::string tokens_format;
   auto* tokens_cmd = app.add_subcommand("tokens", "List the token inventory, now or as of a past time");
-  tokens_cmd->add_option("--cluster", tokens.cluster, "Only this cluster");
+  tokens_cmd->add_option("--cluster", tokens.cluster, "Only this cluster")->check(non_empty());
   tokens_cmd->add_option("--status", tokens.status, "Only tokens in this status")
       ->check(CLI::IsMember({"active", "expired", "revoked", "removed"}));
   tokens_cmd->add_option("--at", tokens.at,
                          "Rebuild the inventory as it was at TIME from the audit history (RFC 3339, "
-                         "a date like 2026-11-01, or an age like 7d)");
-  tokens_cmd->add_option("--db", tokens.db, "Read this database instead of the configured one");
+                         "a date like 2026-11-01, or an age like 7d)")
+      ->check(non_empty());
+  tokens_cmd->add_option("--db", tokens.db, "Read this database instead of the configured one")->check(non_empty());
   add_format(tokens_cmd, tokens_format);
   tokens_cmd->footer("Examples:\n  tokenwarden tokens --status active --format csv\n  tokenwarden tokens --at 2026-10-01 --cluster prod-eu");
 
   HistoryOptions hist;
   std::string hist_format;
   auto* hist_cmd = app.add_subcommand("history", "Show audit events");
-  hist_cmd->add_option("--token", hist.token, "Only events about this token id");
-  hist_cmd->add_option("--cluster", hist.cluster, "Only events of this cluster");
-  hist_cmd->add_option("--since", hist.since, "Events recorded at or after TIME (RFC 3339, date, or age like 24h)");
-  hist_cmd->add_option("--until", hist.until, "Events recorded at or before TIME");
-  hist_cmd->add_option("--event", hist.events, "Only these events (repeatable or comma-separated), e.g. token_created");
-  hist_cmd->add_option("--limit", hist.limit, "Only the most recent N events")->check(CLI::NonNegativeNumber);
-  hist_cmd->add_option("--db", hist.db, "Read this database instead of the configured one");
+  hist_cmd->add_option("--token", hist.token, "Only events about this token id")->check(non_empty());
+  hist_cmd->add_option("--cluster", hist.cluster, "Only events of this cluster")->check(non_empty());
+  hist_cmd->add_option("--since", hist.since, "Events recorded at or after TIME (RFC 3339, date, or age like 24h)")
+      ->check(non_empty());
+  hist_cmd->add_option("--until", hist.until, "Events recorded at or before TIME (not before --since)")
+      ->check(non_empty());
+  hist_cmd->add_option("--event", hist.events, "Only these events (repeatable or comma-separated), e.g. token_created")
+      ->check(non_empty());
+  hist_cmd->add_option("--limit", hist.limit, "Only the most recent N events (0: all)")->check(count("all"));
+  hist_cmd->add_option("--db", hist.db, "Read this database instead of the configured one")->check(non_empty());
   add_format(hist_cmd, hist_format);
   hist_cmd->footer("Examples:\n  tokenwarden history --token 55555555-5555-4555-8555-555555555555\n  tokenwarden history --since 7d --event token_revoked,token_removed --format json");
 
@@ -99,9 +141,9 @@ int run_cli(int argc, char** argv) {
   std::string viol_format;
   auto* viol_cmd = app.add_subcommand("violations", "List policy violations and their actions");
   viol_cmd->add_flag("--open", viol.open_only, "Only unresolved violations (any state but resolved)");
-  viol_cmd->add_option("--cluster", viol.cluster, "Only this cluster");
-  viol_cmd->add_option("--policy", viol.policy, "Only this policy");
-  viol_cmd->add_option("--db", viol.db, "Read this database instead of the configured one");
+  viol_cmd->add_option("--cluster", viol.cluster, "Only this cluster")->check(non_empty());
+  viol_cmd->add_option("--policy", viol.policy, "Only this policy")->check(non_empty());
+  viol_cmd->add_option("--db", viol.db, "Read this database instead of the configured one")->check(non_empty());
   add_format(viol_cmd, viol_format);
   viol_cmd->footer(
       "Each violation shows its latest action (ACTION_ID, ACTION_STATE): approve the ones\n"
@@ -111,12 +153,14 @@ int run_cli(int argc, char** argv) {
   ApproveOptions approve;
   auto* approve_cmd = app.add_subcommand("approve", "Release actions that wait for approval or a safety halt");
   approve_cmd->add_option("action_ids", approve.action_ids, "Actions awaiting approval (see `violations`)")
-      ->check(CLI::PositiveNumber);
-  approve_cmd->add_option("--cluster", approve.cluster, "With --all: the cluster to release");
+      ->check(action_id());
+  approve_cmd->add_option("--cluster", approve.cluster, "With --all: the cluster to release")->check(non_empty());
   approve_cmd->add_flag("--all", approve.all,
                         "Approve every action awaiting approval on --cluster and release its halted enforcement");
-  approve_cmd->add_option("--by", approve.by, "Who approves (default: the invoking user)");
-  approve_cmd->add_option("--db", approve.db, "Write to this database instead of the configured one");
+  approve_cmd->add_option("--by", approve.by,
+                          "Who approves (default: the invoking user); printable text, no control characters")
+      ->check(non_empty());
+  approve_cmd->add_option("--db", approve.db, "Write to this database instead of the configured one")->check(non_empty());
   approve_cmd->footer(
       "The approval is recorded (action_approved, with who approved) and the daemon runs the\n"
       "actions at its next poll of the cluster, after checking again that they are still due.\n"
@@ -125,10 +169,12 @@ int run_cli(int argc, char** argv) {
   SimulateOptions sim;
   std::string sim_format;
   auto* sim_cmd = app.add_subcommand("simulate", "Preview candidate policies against the recorded inventory");
-  sim_cmd->add_option("--policies", sim.policies_file, "TOML file with [[policies]] and [[exemptions]]")->required();
-  sim_cmd->add_option("--cluster", sim.cluster, "Only this cluster");
+  sim_cmd->add_option("--policies", sim.policies_file, "TOML file with [[policies]] and [[exemptions]]")
+      ->required()
+      ->check(non_empty());
+  sim_cmd->add_option("--cluster", sim.cluster, "Only this cluster")->check(non_empty());
   sim_cmd->add_flag("--tokens", sim.tokens, "One row per flagged token instead of a summary per policy");
-  sim_cmd->add_option("--db", sim.db, "Read this database instead of the configured one");
+  sim_cmd->add_option("--db", sim.db, "Read this database instead of the configured one")->check(non_empty());
   add_format(sim_cmd, sim_format);
   sim_cmd->footer(
       "Evaluates the candidate policies (with the configured clusters, mode and safety limits) against\n"
@@ -139,24 +185,42 @@ int run_cli(int argc, char** argv) {
   VerifyOptions verify;
   std::string verify_format;
   auto* verify_cmd = app.add_subcommand("verify", "Check the audit log's hash chain");
-  verify_cmd->add_option("--db", verify.db, "Verify this database (e.g. a backup copy)");
+  verify_cmd->add_option("--db", verify.db, "Verify this database (e.g. a backup copy)")->check(non_empty());
   verify_cmd->add_option("--format", verify_format, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->default_val("table");
   verify_cmd->footer("Exit status 3 if the chain is broken; the first bad row is named.");
 
+  BackupOptions backup;
+  auto* backup_cmd = app.add_subcommand("backup", "Write a consistent, verified copy of the audit database");
+  backup_cmd->add_option("FILE", backup.file, "The backup file to write (in an existing directory)")
+      ->required()
+      ->check(non_empty());
+  backup_cmd->add_flag("--force", backup.force, "Replace FILE if it exists");
+  backup_cmd->add_option("--db", backup.db, "Back up this database instead of the configured one")->check(non_empty());
+  backup_cmd->footer(
+      "Safe while the daemon runs (SQLite's online backup: one consistent snapshot). The copy is\n"
+      "written next to FILE with mode 0600 in rollback-journal mode (readable from read-only media),\n"
+      "synced, checked (SQLite integrity check and the whole hash chain) and renamed into place; an\n"
+      "existing FILE is kept unless --force. Prints the events, last seq, head hash and size.\n"
+      "Exit status 2 if FILE exists, 3 if the copy's hash chain is broken (the copy is kept).\n"
+      "Example:\n  tokenwarden backup /var/backups/tokenwarden/audit-$(date +%F).db");
+
   ReportOptions report;
   auto* report_cmd = app.add_subcommand("report", "Write a compliance report from the audit database");
-  report_cmd->add_option("--from", report.from, "Start of the period (default: 30 days before --to)");
-  report_cmd->add_option("--to", report.to, "End of the period (default: now)");
-  report_cmd->add_option("--at", report.at, "Instant of the inventory section (default: --to)");
+  report_cmd->add_option("--from", report.from, "Start of the period (default: 30 days before --to)")
+      ->check(non_empty());
+  report_cmd->add_option("--to", report.to, "End of the period (default: now)")->check(non_empty());
+  report_cmd->add_option("--at", report.at, "Instant of the inventory section (default: --to)")->check(non_empty());
   report_cmd->add_option("--format", report.format, "html, md, csv or json (default: from --output's extension, else md)")
       ->check(CLI::IsMember({"html", "md", "markdown", "csv", "json"}));
-  report_cmd->add_option("-o,--output", report.output, "Write to this file, atomically (default: stdout)");
-  report_cmd->add_option("--cluster", report.cluster, "Only this cluster");
-  report_cmd->add_option("--db", report.db, "Report on this database (e.g. a backup copy)");
+  report_cmd->add_option("-o,--output", report.output, "Write to this file, atomically (default or `-`: stdout)")
+      ->check(non_empty());
+  report_cmd->add_option("--cluster", report.cluster, "Only this cluster")->check(non_empty());
+  report_cmd->add_option("--db", report.db, "Report on this database (e.g. a backup copy)")->check(non_empty());
   report_cmd->add_option("--limit", report.limit,
                          "HTML and Markdown: rows listed per long section; the rest is counted (0: all)")
+      ->check(count("all"))
       ->default_val(5000);
   report_cmd->footer(
       "Sections: coverage (polls, gaps of more than 3 intervals), the inventory at --at with tokens\n"
@@ -216,6 +280,7 @@ int run_cli(int argc, char** argv) {
     verify.format = fmt(verify_format);
     return cmd_verify(g, verify);
   }
+  if (*backup_cmd) return cmd_backup(g, backup);
   if (*demo_cmd) {
     auto d = parse_duration(demo_interval);
     if (!d.ok()) {

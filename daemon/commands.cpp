@@ -47,14 +47,6 @@ std::optional<Config> load_or_report(const GlobalOptions& g, bool quiet_warnings
   return std::move(load.config);
 }
 
-// The database path: --db if given, else the configuration's.
-std::optional<std::string> database_path(const GlobalOptions& g, const std::string& db) {
-  if (!db.empty()) return db;
-  auto config = load_or_report(g, true);
-  if (!config) return std::nullopt;
-  return config->daemon.database;
-}
-
 Cell time_cell(const std::optional<Timestamp>& t) { return t ? Cell::str(format_timestamp(*t)) : Cell::null(); }
 
 std::string brief_permissions(const std::vector<Permission>& perms) {
@@ -75,6 +67,13 @@ void verify_progress(std::int64_t rows, void*) {
 
 void print_error(const std::string& message) {
   std::fprintf(stderr, "tokenwarden: error: %s\n", message.c_str());
+}
+
+std::optional<std::string> database_path(const GlobalOptions& g, const std::string& db) {
+  if (!db.empty()) return db;
+  auto config = load_or_report(g, true);
+  if (!config) return std::nullopt;
+  return config->daemon.database;
 }
 
 int cmd_check_config(const GlobalOptions& g, bool print) {
@@ -268,6 +267,10 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
     }
     *target = *t;
   }
+  if (filter.since && filter.until && *filter.until < *filter.since) {
+    print_error("--until " + format_timestamp(*filter.until) + " is before --since " + format_timestamp(*filter.since));
+    return kExitUsage;
+  }
   for (const auto& e : o.events) {
     for (const auto& part : split(e, ',')) {
       if (part.empty()) continue;
@@ -277,6 +280,10 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
       }
       filter.events.push_back(part);
     }
+  }
+  if (!o.events.empty() && filter.events.empty()) {
+    print_error("--event names no event (give names such as token_created, comma-separated)");
+    return kExitUsage;
   }
   auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
   if (!store.ok()) {

@@ -5,6 +5,7 @@
 //
 // Thread safety: called once from main.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,12 @@ struct HistoryOptions {
 struct VerifyOptions {
   std::string db;
   OutputFormat format = OutputFormat::kTable;
+};
+
+struct BackupOptions {
+  std::string db;
+  std::string file;    // the backup to write
+  bool force = false;  // replace `file` if it exists
 };
 
 struct ViolationsOptions {
@@ -104,6 +111,7 @@ int cmd_check_config(const GlobalOptions& g, bool print);
 int cmd_tokens(const GlobalOptions& g, const TokensOptions& o);
 int cmd_history(const GlobalOptions& g, const HistoryOptions& o);
 int cmd_verify(const GlobalOptions& g, const VerifyOptions& o);
+int cmd_backup(const GlobalOptions& g, const BackupOptions& o);
 int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o);
 int cmd_approve(const GlobalOptions& g, const ApproveOptions& o);
 int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o);
@@ -111,5 +119,9 @@ int cmd_demo(const GlobalOptions& g, const DemoOptions& o);
 
 // Prints "tokenwarden: error: <message>" to stderr.
 void print_error(const std::string& message);
+
+// The database a command reads: `db` (--db) if given, else the configuration's; nullopt once
+// the configuration's problems are printed (exit status 2).
+std::optional<std::string> database_path(const GlobalOptions& g, const std::string& db);
 
 }  // namespace tw::daemon

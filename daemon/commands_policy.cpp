@@ -28,13 +28,6 @@ std::optional<Config> load_config(const GlobalOptions& g) {
   return std::move(load.config);
 }
 
-std::optional<std::string> db_path(const GlobalOptions& g, const std::string& db) {
-  if (!db.empty()) return db;
-  auto c = load_config(g);
-  if (!c) return std::nullopt;
-  return c->daemon.database;
-}
-
 std::string invoking_user() {
   for (const char* var : {"SUDO_USER", "USER", "LOGNAME"}) {
     const char* v = std::getenv(var);
@@ -44,10 +37,14 @@ std::string invoking_user() {
   return "uid " + std::to_string(getuid());
 }
 
+// Text an operator gives that is stored and shown again: valid UTF-8, no control characters
+// (C0, DEL, C1, bidirectional overrides, line separators), at most 100 bytes.
+bool operator_text(const std::string& s) { return s.size() <= 100 && printable(s, 200) == s; }
+
 }  // namespace
 
 int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o) {
-  auto path = db_path(g, o.db);
+  auto path = database_path(g, o.db);
   if (!path) return kExitUsage;
   auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
   if (!store.ok()) {
@@ -98,14 +95,37 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
                       : "name the actions to approve (see `tokenwarden violations`), or use --cluster NAME --all");
     return kExitUsage;
   }
-  auto path = db_path(g, o.db);
-  if (!path) return kExitUsage;
-  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadWrite);
+  // The approver is recorded in the audit log and echoed: printable text only.
+  if (!o.by.empty() && !operator_text(o.by)) {
+    print_error("--by must be printable text of at most 100 bytes, without control characters, not \"" +
+                printable(o.by, 100) + "\"");
+    return kExitUsage;
+  }
+  std::optional<Config> config;
+  if (o.db.empty()) {
+    config = load_config(g);
+    if (!config) return kExitUsage;
+  }
+  const std::string path = o.db.empty() ? config->daemon.database : o.db;
+  auto store = storage::AuditStore::open(path, storage::AuditStore::Mode::kReadWrite);
   if (!store.ok()) {
     print_error(store.error().message);
     return kExitFailure;
   }
-  const std::string by = o.by.empty() ? invoking_user() : o.by;
+  if (o.all && (!config || config->find_cluster(o.cluster) == nullptr)) {
+    auto known = storage::cluster_recorded((*store)->db(), o.cluster);
+    if (!known.ok()) {
+      print_error(known.error().message);
+      return kExitFailure;
+    }
+    if (!*known) {
+      print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " +
+                  (config ? g.config_path + " or " : std::string()) + "the database " + printable(path, 200));
+      return kExitUsage;
+    }
+  }
+  std::string by = o.by.empty() ? invoking_user() : o.by;
+  if (!operator_text(by)) by = printable(by, 100);
   SystemClock clock;
   const Timestamp now = clock.now();
   auto txn = (*store)->begin();

@@ -111,7 +111,8 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   req.from = *from;
   req.to = *to;
   req.at = *at;
-  std::string format_name = o.format.empty() ? extension_format(o.output) : o.format;
+  const bool to_stdout = o.output.empty() || o.output == "-";
+  std::string format_name = o.format.empty() ? (to_stdout ? std::string() : extension_format(o.output)) : o.format;
   if (format_name.empty()) format_name = "md";
   auto format = report::parse_format(format_name);
   if (!format) {
@@ -184,7 +185,7 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   }
   if (progress) progress("writing " + format_name, 0, 0);
   Status written;
-  if (o.output.empty()) {
+  if (to_stdout) {
     std::string error;
     written = report::write_report(db, *data, *format, [&](std::string_view chunk) {
       if (error.empty() && std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size()) {
@@ -214,7 +215,7 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
                      ? (" (first bad row: seq " + std::to_string(chain->first_bad_seq) + ")").c_str()
                      : "");
   }
-  if (!o.output.empty() && tty) std::fprintf(stderr, "report: wrote %s\n", o.output.c_str());
+  if (!to_stdout && tty) std::fprintf(stderr, "report: wrote %s\n", o.output.c_str());
   return kExitOk;
 }
 

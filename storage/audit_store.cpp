@@ -189,7 +189,10 @@ AuditStore::~AuditStore() = default;
 Result<std::unique_ptr<AuditStore>> AuditStore::open(const std::string& path, Mode mode) {
   auto db = Db::open(path, mode == Mode::kReadOnly ? Db::Mode::kReadOnly : Db::Mode::kReadWrite);
   if (!db.ok()) return db.take_error();
+  // Before anything is written: another application's database is never adopted.
+  if (auto owned = check_ownership(**db); !owned.ok()) return owned.take_error();
   if (mode == Mode::kReadWrite) {
+    restrict_to_owner(path);
     // WAL with synchronous=FULL: a committed poll survives power loss. journal_size_limit keeps
     // the WAL file from staying at its high-water mark after a large first poll.
     for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL",

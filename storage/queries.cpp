@@ -96,4 +96,15 @@ Result<std::optional<Timestamp>> last_successful_poll(Db& db, const std::string&
   return out;
 }
 
+Result<bool> cluster_recorded(Db& db, const std::string& cluster) {
+  auto st = db.prepare(
+      "SELECT EXISTS(SELECT 1 FROM poll_runs WHERE cluster = ?1) "
+      "OR EXISTS(SELECT 1 FROM violation_records WHERE cluster = ?1)");
+  if (!st.ok()) return st.take_error();
+  st->bind(1, cluster);
+  auto row = st->step();
+  if (!row.ok()) return row.take_error();
+  return *row && st->int64(0) != 0;
+}
+
 }  // namespace tw::storage

@@ -108,4 +108,8 @@ Result<std::vector<AuditRow>> query_history(Db& db, const HistoryFilter& filter)
 // When the cluster's last successful (ok) poll finished, if it ever had one.
 Result<std::optional<Timestamp>> last_successful_poll(Db& db, const std::string& cluster);
 
+// Whether the database holds any poll or violation of this cluster (a cluster name typed on the
+// command line that is neither configured nor recorded is a usage error).
+Result<bool> cluster_recorded(Db& db, const std::string& cluster);
+
 }  // namespace tw::storage

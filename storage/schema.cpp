@@ -1,6 +1,10 @@
 #include "storage/schema.h"
 
+#include <cstdio>
 #include <string>
+#include <vector>
+
+#include "core/strings.h"
 
 namespace tw::storage {
 namespace {
@@ -177,6 +181,56 @@ Result<int> schema_version(Db& db) {
   return static_cast<int>(stmt->int64(0));
 }
 
+Status check_ownership(Db& db) {
+  auto app = db.prepare("PRAGMA application_id");
+  if (!app.ok()) return app.take_error();
+  auto row = app->step();
+  if (!row.ok()) return row.take_error();
+  const std::int64_t application_id = *row ? app->int64(0) : 0;
+  const std::string file = "database \"" + printable(db.path(), 200) + "\"";
+  if (application_id != 0 && application_id != kApplicationId) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%08llx", static_cast<unsigned long long>(application_id) & 0xffffffffULL);
+    return make_error(ErrorCode::kDatabase,
+                      file + " belongs to another application (SQLite application_id 0x" + hex +
+                          "); tokenwarden will not use it");
+  }
+  auto tables = db.prepare(
+      "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' "
+      "ESCAPE '\\' ORDER BY name");
+  if (!tables.ok()) return tables.take_error();
+  std::vector<std::string> names;
+  bool has_log = false, has_meta = false;
+  while (true) {
+    auto r = tables->step();
+    if (!r.ok()) return r.take_error();
+    if (!*r) break;
+    std::string name = tables->text(0);
+    has_log = has_log || name == "audit_events";
+    has_meta = has_meta || name == "meta";
+    names.push_back(std::move(name));
+  }
+  if (names.empty() || (has_log && has_meta)) return ok_status();
+  std::string listed;
+  for (std::size_t i = 0; i < names.size() && i < 3; ++i) {
+    listed += (i > 0 ? ", " : "") + printable(names[i], 40);
+  }
+  if (names.size() > 3) listed += ", …";
+  return make_error(ErrorCode::kDatabase,
+                    file + " is not a tokenwarden audit database (it holds other tables: " + listed +
+                        "); tokenwarden will not use it: point daemon.database or --db at a new file "
+                        "or at a tokenwarden database");
+}
+
+Result<std::string> integrity_problem(Db& db) {
+  auto st = db.prepare("PRAGMA integrity_check(1)");
+  if (!st.ok()) return st.take_error();
+  auto row = st->step();
+  if (!row.ok()) return row.take_error();
+  std::string first = *row ? st->text(0) : std::string("no answer");
+  return first == "ok" ? std::string() : first;
+}
+
 Status migrate(Db& db) {
   auto current = schema_version(db);
   if (!current.ok()) return current.take_error();
@@ -201,6 +255,16 @@ Status migrate(Db& db) {
     }
     TW_RETURN_IF_ERROR(db.exec("PRAGMA user_version = " + std::to_string(m.version)));
     TW_RETURN_IF_ERROR(txn->commit());
+  }
+  // Marks the file as tokenwarden's (file(1), other tools, check_ownership); a header write.
+  auto app = db.prepare("PRAGMA application_id");
+  if (!app.ok()) return app.take_error();
+  auto row = app->step();
+  if (!row.ok()) return row.take_error();
+  const bool unmarked = *row && app->int64(0) == 0;
+  app->reset();
+  if (unmarked) {
+    TW_RETURN_IF_ERROR(db.exec("PRAGMA application_id = " + std::to_string(kApplicationId)));
   }
   return ok_status();
 }

@@ -5,6 +5,8 @@
 // Thread safety: call with exclusive use of the Db. Errors: kDatabase; a database newer than
 // this build is refused rather than touched.
 
+#include <cstdint>
+
 #include "core/result.h"
 #include "storage/sqlite.h"
 
@@ -14,7 +16,15 @@ inline constexpr int kSchemaVersion = 3;
 // The oldest version read-only commands accept as it is (later versions only added indexes).
 inline constexpr int kMinReadableSchemaVersion = 2;
 
+// PRAGMA application_id of a tokenwarden database ("TWRD"), set by migrate().
+inline constexpr std::int32_t kApplicationId = 0x54575244;
+
 Result<int> schema_version(Db& db);
+// kDatabase naming the file if it is another application's database: an application_id
+// that is not ours, or tables without tokenwarden's schema. An empty file is ours to create.
+Status check_ownership(Db& db);
+// PRAGMA integrity_check: an empty string if the file is sound, else SQLite's first complaint.
+Result<std::string> integrity_problem(Db& db);
 // Brings a read-write database to kSchemaVersion.
 Status migrate(Db& db);
 

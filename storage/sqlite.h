@@ -61,7 +61,11 @@ class Stmt {
 class Db {
  public:
   enum class Mode { kReadWrite, kReadOnly };
-  // kReadWrite creates the file (mode 0600) if needed; kReadOnly requires it to exist.
+  // kReadWrite creates the file (mode 0600) if needed (an existing file keeps its mode); kReadOnly requires it to exist, reads
+  // its schema before returning, and opens a WAL-mode file whose -shm cannot be created (a
+  // copy in a read-only directory or on read-only media) as immutable, unless a non-empty
+  // -wal (commits) or -journal (an interrupted transaction) lies beside it: then it fails,
+  // saying so.
   static Result<std::unique_ptr<Db>> open(const std::string& path, Mode mode);
   ~Db();
   Db(const Db&) = delete;
@@ -72,6 +76,9 @@ class Db {
   // A cached statement, reset and with bindings cleared. Valid until the Db is destroyed.
   Result<Stmt*> cached(const std::string& sql);
   std::int64_t last_insert_rowid() const;
+  // Copies this database into `target` with SQLite's online backup API: one consistent
+  // snapshot, while other connections keep writing (WAL). Retries briefly while locked.
+  Status backup_into(Db& target);
   const std::string& path() const { return path_; }
 
  private:
@@ -96,5 +103,9 @@ class Transaction {
 };
 
 Error db_error(sqlite3* db, int rc, std::string_view what);
+
+// Takes group and other permissions off a file this user owns (the audit database is 0600;
+// SQLite gives its -wal and -shm the same mode).
+void restrict_to_owner(const std::string& path);
 
 }  // namespace tw::storage
