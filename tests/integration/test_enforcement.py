@@ -233,13 +233,16 @@ def test_failed_revoke_is_recorded_and_not_retried_before_backoff(tmp_path, sim_
     assert v["state"] == "enforcing" and v["attempts"] == 1
 
 
-def test_revoke_404_counts_as_done(tmp_path, sim_factory, tw_factory):
+def test_revoke_404_is_not_believed(tmp_path, sim_factory, tw_factory):
+    """A 404 to the DELETE of a token the read-back shows active is a failed attempt (retried)."""
     sim, tw = make(tmp_path, sim_factory, tw_factory, NEVER_EXPIRES)
     t = sim.create("no expiry", [])
     sim.fault(kind="status", status=404, count=1, method="DELETE")
     tw.poll(check=0)
-    ok = [e for e in tw.events() if e["event"] == "action_succeeded"]
-    assert len(ok) == 1 and ok[0]["detail"]["outcome"] == "already_gone"
+    assert [e for e in tw.events() if e["event"] == "action_succeeded"] == []
+    failed = [e for e in tw.events() if e["event"] == "action_failed"]
+    assert len(failed) == 1 and "still active" in failed[0]["detail"]["error"]
+    assert failed[0]["detail"]["final"] is False and failed[0]["token_id"] == t["id"]
 
 
 def test_dry_run_and_simulate_change_nothing(tmp_path, sim_factory, tw_factory):
