@@ -8,6 +8,7 @@ token and reason (`token_anomaly`), counted in `tokenwarden_token_anomalies_tota
 The daemon's clock is the real one, so "first seen 400 days ago" is set up by moving the token
 row's first_seen back in the database (the tokens table is state, not the hash-chained log)."""
 import json
+import sqlite3
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -60,7 +61,7 @@ def opened(tw):
 def backdate_first_seen(tw, token_id, delta):
     """Pretends tokenwarden first listed the token `delta` ago."""
     when = iso(datetime.now(timezone.utc) - delta)
-    con = __import__("sqlite3").connect(tw.db_path)
+    con = sqlite3.connect(tw.db_path)
     try:
         with con:
             n = con.execute("UPDATE tokens SET first_seen = ? WHERE token_id = ?", (when, token_id)).rowcount
