@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <utility>
 
 #include "core/json_writer.h"
 #include "core/log.h"
@@ -12,6 +14,7 @@
 #include "daemon/runtime.h"
 #include "daemon/service.h"
 #include "influx/management_token.h"
+#include "storage/anomalies.h"
 #include "storage/audit_store.h"
 #include "storage/chain.h"
 #include "storage/queries.h"
@@ -210,16 +213,34 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
   const std::vector<Column> columns = {{"cluster"},           {"token_id"},          {"status"},
                                        {"description", true, 40}, {"permissions", true, 48}, {"created_at", false},
                                        {"expires_at"},        {"revoked_at", false}, {"first_seen", false},
-                                       {"last_seen"}};
+                                       {"last_seen"},         {"anomalies"}};
+  // Time anomalies recorded for each token up to the instant shown (token_anomaly events).
+  auto recorded = storage::recorded_anomalies((*store)->db(), filter.cluster, at);
+  if (!recorded.ok()) {
+    print_error(recorded.error().message);
+    return kExitFailure;
+  }
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> anomalies;
+  for (auto& a : *recorded) anomalies[{std::move(a.cluster), std::move(a.token_id)}].push_back(std::move(a.reason));
   const bool table_format = o.format == OutputFormat::kTable;
-  auto cells = [table_format](const storage::InventoryRow& r) {
+  auto cells = [table_format, &anomalies](const storage::InventoryRow& r) {
+    std::string reasons_json = "[]", reasons_brief = "-";
+    if (auto it = anomalies.find({r.cluster, r.token.id}); it != anomalies.end()) {
+      reasons_json.clear();
+      JsonWriter w(reasons_json);
+      w.begin_array();
+      for (const auto& reason : it->second) w.value(reason);
+      w.end_array();
+      reasons_brief = join(it->second, ",");
+    }
     return std::vector<Cell>{Cell::str(r.cluster), Cell::str(r.token.id), Cell::str(std::string(to_string(r.status))),
                              Cell::str(r.token.description),
                              Cell::json(permissions_json(r.token.permissions),
                                         table_format ? brief_permissions(r.token.permissions) : std::string()),
                              time_cell(r.token.created_at),
                              r.token.expires_at ? Cell::str(format_timestamp(*r.token.expires_at)) : Cell::null(),
-                             time_cell(r.token.revoked_at), Cell::str(r.first_seen), Cell::str(r.last_seen)};
+                             time_cell(r.token.revoked_at), Cell::str(r.first_seen), Cell::str(r.last_seen),
+                             Cell::json(std::move(reasons_json), std::move(reasons_brief))};
   };
   if (at) {
     // Replayed from the history: the rows are streamed out as they are produced, so a large

@@ -20,11 +20,14 @@ ClusterPoller::ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::Clus
                              storage::InventoryRecorder& recorder, const Clock& clock, Logger log,
                              std::unique_ptr<Enforcer> enforcer)
     : cluster_(std::move(cluster)), client_(std::move(client)), recorder_(recorder), clock_(clock),
-      log_(std::move(log)), enforcer_(std::move(enforcer)) {}
+      log_(std::move(log)), enforcer_(std::move(enforcer)), anomalies_(cluster_.name) {}
 
 void ClusterPoller::set_metrics(metrics::Metrics* m) {
   metrics_ = m;
   if (enforcer_) enforcer_->set_metrics(m);
+  if (metrics_ != nullptr) {
+    for (auto reason : kAnomalyReasons) metrics_->token_anomalies(cluster_.name, reason, 0);
+  }
 }
 
 void ClusterPoller::count_inventory(const storage::Inventory& inventory) {
@@ -94,7 +97,9 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     ctx.known_digest = recorder_.known_digest(cluster_.name, rep.started_at + cluster_.source.timeout);
   }
 
+  std::vector<TimeAnomaly> seen_anomalies;  // in the list fetched last
   auto fetch = [&]() -> std::optional<storage::PollInput> {
+    seen_anomalies.clear();
     auto list = client_->list_tokens(ctx);
     rep.finished_at = clock_.now();
     rep.fetch_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
@@ -117,7 +122,10 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     }
     in.unchanged = list->unchanged;
     in.digest = std::move(list->digest);
-    if (!list->unchanged) in.tokens = std::move(list->tokens);
+    if (!list->unchanged) {
+      seen_anomalies = anomalies_in(list->tokens, std::move(list->anomalies), rep.finished_at);
+      in.tokens = std::move(list->tokens);
+    }
     if (list->replaced_invalid_utf8) {
       log_.warn("the token list contained invalid UTF-8; it was replaced by U+FFFD",
                 {{"cluster", cluster_.name}});
@@ -131,6 +139,7 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   storage::InventoryRecorder::Hook hook = [&](storage::WriteTxn& txn, const storage::Inventory& inventory,
                                               storage::PollSummary& s) -> Status {
     hook_ran = true;
+    TW_RETURN_IF_ERROR(anomalies_.record(txn, seen_anomalies, rep.finished_at, s.inventory_reloaded));
     if (metrics_ != nullptr && (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded)) {
       count_inventory(inventory);
     }
@@ -165,6 +174,14 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   const bool committed = summary.ok() && summary->poll_id != 0 && summary->outcome == storage::PollOutcome::kOk;
   if (hook_ran && !committed) stats_ready_ = false;  // computed from state that was rolled back
   if (hook_ran && enforcer_) enforcer_->after_commit(committed);
+  if (hook_ran) {
+    anomalies_.after_commit(committed && !options.dry_run);
+    for (const auto& a : anomalies_.recorded()) {
+      log_.warn("token timestamp anomaly recorded", {{"cluster", cluster_.name}, {"token_id", a.token_id},
+                                                     {"reason", std::string(a.reason)}, {"value", a.value}});
+      if (metrics_ != nullptr) metrics_->token_anomalies(cluster_.name, a.reason, 1);
+    }
+  }
   if (hook_ran && enforcer_ && committed && !options.dry_run && !rep.enforcement.to_run.empty()) {
     enforcer_->execute(recorder_.store(), *client_, ctx, rep.enforcement);
   }

@@ -1,6 +1,6 @@
 #pragma once
 // One poll cycle of one cluster, separate from any timer (STYLE §12): fetch the token list,
-// record the diff in the audit store, report. The scheduler and the `poll` command call
+// record the diff in the audit store and the tokens' time anomalies (once each), evaluate, report. The scheduler and the `poll` command call
 // run_once(); tests call it directly with a fake source and a manual clock.
 //
 // Thread safety: one run_once() at a time per poller; different pollers may run concurrently.
@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/time.h"
+#include "daemon/anomalies.h"
 #include "daemon/config.h"
 #include "daemon/enforcer.h"
 #include "metrics/metrics.h"
@@ -66,6 +67,7 @@ class ClusterPoller {
   const Clock& clock_;
   Logger log_;
   std::unique_ptr<Enforcer> enforcer_;
+  AnomalyRecorder anomalies_;  // token_anomaly events, once per token and reason
   metrics::Metrics* metrics_ = nullptr;
   // Inventory gauges, recomputed when a poll changed the inventory.
   bool stats_ready_ = false;

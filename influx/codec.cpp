@@ -5,6 +5,7 @@
 #include "core/json_writer.h"
 #include "core/sha256.h"
 #include "core/strings.h"
+#include "core/time_anomaly.h"
 #include "influx/json_reader.h"
 
 namespace tw::influx {
@@ -62,8 +63,11 @@ Result<std::int64_t> integer_of(JsonReader& r, const Where& at, const char* suff
   return fail(r, what() + " is not a number");
 }
 
-// A timestamp: RFC 3339 string, {"seconds","nanos"} object, or null.
-Result<std::optional<Timestamp>> timestamp_of(JsonReader& r, const Where& at) {
+// A timestamp: RFC 3339 string, {"seconds","nanos"} object, or null. A placeholder meaning
+// "unset" (core/time_anomaly.h: 0001-01-01T00:00:00Z, 1970-01-01T00:00:00Z, "", {}, {"seconds":0})
+// reads as nullopt, and `placeholder` receives it as sent (objects in a canonical form).
+Result<std::optional<Timestamp>> timestamp_of(JsonReader& r, const Where& at,
+                                              std::optional<std::string>& placeholder) {
   switch (r.peek()) {
     case Kind::kNull:
       if (!r.read_null()) return fail(r, at.str());
@@ -71,35 +75,51 @@ Result<std::optional<Timestamp>> timestamp_of(JsonReader& r, const Where& at) {
     case Kind::kString: {
       std::string s;
       if (!r.read_string(s)) return fail(r, at.str());
-      if (s.empty()) return std::optional<Timestamp>{};
+      if (s.empty()) {
+        placeholder = "";
+        return std::optional<Timestamp>{};
+      }
       auto t = parse_rfc3339(s);
       if (!t.ok()) return parse_error(at.str() + ": " + t.error().message);
+      if (is_placeholder_time(*t)) {
+        placeholder = printable(s, 64);  // kept for the audit log: bounded (any fraction parses)
+        return std::optional<Timestamp>{};
+      }
       return std::optional<Timestamp>{*t};
     }
     case Kind::kObject: {
       if (!r.enter_object()) return fail(r, at.str());
       std::int64_t seconds = 0, nanos = 0;
+      bool has_seconds = false, has_nanos = false;
       std::string key;
       while (r.next_member(key)) {
         if (key == "seconds") {
           auto n = integer_of(r, at, ".seconds");
           if (!n.ok()) return n.take_error();
           seconds = *n;
+          has_seconds = true;
         } else if (key == "nanos") {
           auto n = integer_of(r, at, ".nanos");
           if (!n.ok()) return n.take_error();
           nanos = *n;
+          has_nanos = true;
         } else if (!r.skip_value()) {
           return fail(r, at.str());
         }
       }
       if (!r.ok()) return fail(r, at.str());
-      // influxctl renders protobuf Timestamps; the zero value (1970-01-01, which its table output
-      // shows for unset times) means "not set", not "expired in 1970".
-      if (seconds == 0 && nanos == 0) return std::optional<Timestamp>{};
       // Protobuf Timestamp range: 0001-01-01 .. 9999-12-31.
       if (seconds < -62135596800 || seconds > 253402300799 || nanos < 0 || nanos > 999999999) {
         return parse_error(at.str() + " is out of range");
+      }
+      // influxctl renders protobuf Timestamps; the zero value (1970-01-01, which its table output
+      // shows for unset times) and Go's zero time (0001-01-01) mean "not set", not "expired then".
+      if (nanos == 0 && (seconds == 0 || seconds == -62135596800)) {
+        std::string raw = "{";
+        if (has_seconds) raw += "\"seconds\":" + std::to_string(seconds);
+        if (has_nanos) raw += std::string(has_seconds ? "," : "") + "\"nanos\":0";
+        placeholder = raw + "}";
+        return std::optional<Timestamp>{};
       }
       return std::optional<Timestamp>{Timestamp(Duration(seconds * 1000 + nanos / 1'000'000))};
     }
@@ -149,8 +169,9 @@ Result<std::vector<Permission>> permissions_of(JsonReader& r, const Where& at) {
   return out;
 }
 
-// Reads one token object; the reader is positioned at its '{'.
-Result<Token> token_of(JsonReader& r, std::size_t index) {
+// Reads one token object; the reader is positioned at its '{'. A placeholder createdAt is added
+// to `anomalies` (if given) as created_at_unset.
+Result<Token> token_of(JsonReader& r, std::size_t index, std::vector<TimeAnomaly>* anomalies) {
   const std::string where = "token #" + std::to_string(index);
   if (r.peek() != Kind::kObject) {
     return fail(r, where + " is not a JSON object (it is " + kind_name(r.peek()) + ")");
@@ -158,6 +179,7 @@ Result<Token> token_of(JsonReader& r, std::size_t index) {
   r.enter_object();
   Token t;
   bool has_id = false;
+  std::optional<std::string> created_placeholder;
   std::string key;
   while (r.next_member(key)) {
     Where at{index, key};
@@ -179,10 +201,12 @@ Result<Token> token_of(JsonReader& r, std::size_t index) {
       t.permissions = std::move(*p);
     } else if (key == "createdAt" || key == "created_at" || key == "expiresAt" ||
                key == "expires_at" || key == "revokedAt" || key == "revoked_at") {
-      auto ts = timestamp_of(r, at);
+      std::optional<std::string> placeholder;
+      auto ts = timestamp_of(r, at, placeholder);
       if (!ts.ok()) return ts.take_error();
       char c = key[0];
       (c == 'c' ? t.created_at : c == 'e' ? t.expires_at : t.revoked_at) = *ts;
+      if (c == 'c') created_placeholder = std::move(placeholder);
     } else if (!r.skip_value()) {
       // Unknown fields (accountId, clusterId, accessToken, …) are ignored, but must be JSON.
       return fail(r, at.str());
@@ -190,6 +214,9 @@ Result<Token> token_of(JsonReader& r, std::size_t index) {
   }
   if (!r.ok()) return fail(r, where);
   if (!has_id) return parse_error(where + " has no \"id\"");
+  if (created_placeholder && anomalies != nullptr) {
+    anomalies->push_back(TimeAnomaly{t.id, kCreatedAtUnset, std::move(*created_placeholder)});
+  }
   return t;
 }
 
@@ -207,7 +234,7 @@ Result<DecodedList> decode_token_list(std::string_view body) {
   out.tokens.reserve(body.size() / 200);  // a typical token takes 200-300 bytes of JSON
   std::size_t index = 0;
   while (r.next_element()) {
-    auto t = token_of(r, index);
+    auto t = token_of(r, index, &out.anomalies);
     if (!t.ok()) return t.take_error();
     out.tokens.push_back(std::move(*t));
     ++index;
@@ -230,7 +257,7 @@ std::string list_digest(std::string_view body) { return sha256_hex(body); }
 Result<Token> decode_token(std::string body) {
   JsonReader r(body);
   if (r.peek() != Kind::kObject) return fail(r, "response is not a JSON object");
-  auto t = token_of(r, 0);
+  auto t = token_of(r, 0, nullptr);
   if (!t.ok()) return t;
   if (!r.at_end()) return parse_error("response has trailing data after the token");
   return t;

@@ -3,8 +3,9 @@
 //
 // Decoding (influx/json_reader.h: no DOM, no index, memory ≈ the tokens themselves) is tolerant
 // of what real systems send: camelCase (REST) or snake_case (influxctl)
-// keys, timestamps as RFC 3339 strings or {"seconds","nanos"} objects, unset timestamps absent
-// or null, unknown fields, empty or null permission lists, invalid UTF-8 (replaced by U+FFFD).
+// keys, timestamps as RFC 3339 strings or {"seconds","nanos"} objects, unset timestamps absent,
+// null or a placeholder (0001-01-01T00:00:00Z, 1970-01-01T00:00:00Z, "", {}; a placeholder
+// createdAt is reported as a created_at_unset anomaly, core/time_anomaly.h), unknown fields, empty or null permission lists, invalid UTF-8 (replaced by U+FFFD).
 // It is strict about what matters: the body must be one complete JSON array, and every element
 // must be an object with a non-empty string "id" and no id may repeat; otherwise the whole list
 // is rejected, so the caller never acts on a partial inventory.
@@ -17,12 +18,15 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time_anomaly.h"
 #include "core/token.h"
 
 namespace tw::influx {
 
 struct DecodedList {
   std::vector<Token> tokens;
+  // Tokens whose createdAt was a placeholder for "unset" (read as no createdAt), in list order.
+  std::vector<TimeAnomaly> anomalies;
   bool replaced_invalid_utf8 = false;  // the body had invalid UTF-8, replaced by U+FFFD
 };
 

@@ -59,6 +59,7 @@ Result<TokenList> InfluxctlClusterClient::list_tokens(const CallContext& ctx) {
   }
   list.tokens = std::move(decoded->tokens);
   list.replaced_invalid_utf8 = decoded->replaced_invalid_utf8;
+  list.anomalies = std::move(decoded->anomalies);
   return list;
 }
 

@@ -101,6 +101,7 @@ Result<TokenList> RestClusterClient::list_tokens(const CallContext& ctx) {
   }
   list.tokens = std::move(decoded->tokens);
   list.replaced_invalid_utf8 = decoded->replaced_invalid_utf8;
+  list.anomalies = std::move(decoded->anomalies);
   return list;
 }
 

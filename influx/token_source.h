@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/time_anomaly.h"
 #include "core/token.h"
 
 namespace tw::influx {
@@ -32,6 +33,8 @@ struct TokenList {
   std::string digest;         // SHA-256 of the body as received
   bool unchanged = false;     // the body equals CallContext::known_digest
   bool replaced_invalid_utf8 = false;
+  // Tokens whose createdAt was a placeholder for "unset" (core/time_anomaly.h); empty when unchanged.
+  std::vector<TimeAnomaly> anomalies;
 };
 
 class TokenSource {

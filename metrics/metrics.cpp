@@ -26,6 +26,7 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Gauge>& expiring;
   prometheus::Family<prometheus::Gauge>& violations_open;
   prometheus::Family<prometheus::Counter>& violations_opened;
+  prometheus::Family<prometheus::Counter>& token_anomalies;
   prometheus::Family<prometheus::Counter>& actions;
   prometheus::Family<prometheus::Gauge>& halted;
   prometheus::Family<prometheus::Counter>& polls;
@@ -61,6 +62,7 @@ struct Metrics::Impl {
         expiring(BuildGauge().Name("tokenwarden_tokens_expiring").Help("Active tokens that expire within the given window").Register(registry)),
         violations_open(BuildGauge().Name("tokenwarden_violations_open").Help("Unresolved policy violations (any state but resolved)").Register(registry)),
         violations_opened(BuildCounter().Name("tokenwarden_violations_opened_total").Help("Policy violations opened").Register(registry)),
+        token_anomalies(BuildCounter().Name("tokenwarden_token_anomalies_total").Help("Token time anomalies recorded (token_anomaly events: created_in_future, created_at_unset), once per token and reason").Register(registry)),
         actions(BuildCounter().Name("tokenwarden_actions_total").Help("Enforcement actions by result (succeeded, failed, skipped)").Register(registry)),
         halted(BuildGauge().Name("tokenwarden_enforcement_halted").Help("1 while a cluster's enforcement is halted by the safety limits").Register(registry)),
         polls(BuildCounter().Name("tokenwarden_polls_total").Help("Polls by outcome (ok, failed, suspect)").Register(registry)),
@@ -152,6 +154,11 @@ void Metrics::violations_open(const std::string& cluster,
 void Metrics::violation_opened(const std::string& cluster, const std::string& policy, std::int64_t n) {
   const Touched touched(*impl_);
   impl_->violations_opened.Add({{"cluster", cluster}, {"policy", policy}}).Increment(static_cast<double>(n));
+}
+
+void Metrics::token_anomalies(const std::string& cluster, std::string_view reason, std::int64_t n) {
+  const Touched touched(*impl_);
+  impl_->token_anomalies.Add({{"cluster", cluster}, {"reason", std::string(reason)}}).Increment(static_cast<double>(n));
 }
 
 void Metrics::action(const std::string& cluster, const std::string& policy, const std::string& action,

@@ -50,6 +50,8 @@ class Metrics {
   // policies no longer reported go to 0, or away if the policy is no longer configured).
   void violations_open(const std::string& cluster, const std::map<std::pair<std::string, std::string>, std::int64_t>& open);
   void violation_opened(const std::string& cluster, const std::string& policy, std::int64_t n = 1);
+  // token_anomaly events recorded (tokenwarden_token_anomalies_total); n = 0 creates the series.
+  void token_anomalies(const std::string& cluster, std::string_view reason, std::int64_t n = 1);
   void action(const std::string& cluster, const std::string& policy, const std::string& action,
               std::string_view result, std::int64_t n = 1);
   void enforcement_halted(const std::string& cluster, bool halted);

@@ -8,6 +8,7 @@
 
 #include "core/sha256.h"
 #include "core/strings.h"
+#include "core/time_anomaly.h"
 
 namespace tw::policy {
 namespace {
@@ -21,7 +22,9 @@ std::uint8_t action_bit(std::string_view action) {
   return 0;
 }
 
-Timestamp age_base(const Subject& s) { return s.token->created_at.value_or(s.first_seen); }
+// Ages run from the earlier of createdAt and first_seen: a createdAt in the future (a skewed or
+// forged cluster clock) cannot make a token look younger than tokenwarden has known it.
+Timestamp age_base(const Subject& s) { return tw::age_base(s.token->created_at, s.first_seen); }
 
 }  // namespace
 
@@ -182,9 +185,18 @@ std::string PolicySet::explain(std::size_t policy, const Subject& subject, Times
       if (!t.expires_at) return "the token never expires (require_expiry)";
       return "lifetime " + format_duration(std::chrono::floor<std::chrono::seconds>(*t.expires_at - created)) +
              " exceeds max_lifetime " + format_duration(*p.max_lifetime);
-    case Kind::kMaxAge:
-      return "created " + format_duration(std::chrono::floor<std::chrono::hours>(now - created)) +
-             " ago, more than max_age " + format_duration(*p.max_age);
+    case Kind::kMaxAge: {
+      const std::string ago = format_duration(std::chrono::floor<std::chrono::hours>(now - created)) + " ago";
+      std::string age;
+      if (!t.created_at) {
+        age = "first seen " + ago + " (the cluster gives no created_at)";
+      } else if (*t.created_at > subject.first_seen) {
+        age = "first seen " + ago + " (created_at " + format_timestamp(*t.created_at) + " is later)";
+      } else {
+        age = "created " + ago;
+      }
+      return age + ", more than max_age " + format_duration(*p.max_age);
+    }
     case Kind::kForbiddenGrant:
     case Kind::kAllDatabasesGrant: {
       std::vector<std::string> grants;

@@ -7,8 +7,10 @@
 // compact finding per (token, policy) violation, with the exemption that suppresses it if any,
 // plus the earliest future time at which a verdict could change by the clock alone (ages,
 // expiry windows, exemption expiry), so a caller can skip re-evaluating an unchanged inventory.
-// Revoked and expired tokens are not judged; nor are tokens younger than min_token_age (age from
-// created_at, or first seen when the cluster does not say).
+// Revoked and expired tokens are not judged; nor are tokens younger than min_token_age. Every age
+// (min_token_age, max_age, max_lifetime's lifetime) is measured from the earlier of created_at and
+// the token's first_seen (first_seen alone when the cluster does not say), so a created_at in the
+// future cannot hide a token from age-based policies (core/time_anomaly.h).
 //
 // Thread safety: a PolicySet is immutable after compile and may be shared; evaluate is pure.
 // Errors: compile returns kInvalidArgument naming the policy (normally caught by check-config).
@@ -35,7 +37,7 @@ struct ClusterInfo {
 // A token as the engine sees it.
 struct Subject {
   const Token* token = nullptr;
-  Timestamp first_seen;  // age fallback when created_at is unknown
+  Timestamp first_seen;  // when tokenwarden first listed it; ages run from min(created_at, this)
 };
 
 struct Finding {
@@ -70,7 +72,7 @@ class PolicySet {
   bool applies_to(std::size_t policy, const ClusterInfo& cluster) const;
 
   // One sentence saying why a token violates a policy (for audit details and alerts); ages are
-  // measured as evaluate() measures them (created_at, else first seen).
+  // measured as evaluate() measures them (the earlier of created_at and first seen).
   std::string explain(std::size_t policy, const Subject& subject, Timestamp now) const;
   // The permissions that do not violate (what `restrict` leaves the token).
   std::vector<Permission> compliant_permissions(std::size_t policy, const Token& token) const;

@@ -171,6 +171,9 @@ Status inventory_and_series(Db& db, const Request& req, ReportData& data, const 
     inv.all_databases += all ? 1 : 0;
     inv.writes += writes ? 1 : 0;
   });
+  auto anomalies = storage::recorded_anomalies(db, req.cluster, req.at);
+  if (!anomalies.ok()) return anomalies.take_error();
+  inv.anomalies = std::move(*anomalies);
   return ok_status();
 }
 

@@ -136,6 +136,10 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
         .end();
     return true;
   });
+  csv.section("time_anomalies", {"cluster", "token_id", "reason", "value", "recorded_at"});
+  for (const auto& a : inv.anomalies) {
+    csv.text(a.cluster).text(a.token_id).text(a.reason).text(a.value).text(a.recorded_at).end();
+  }
 
   const ChangeCounts& cc = d.changes;
   csv.section("change_counts", {"discovered", "created", "updated", "revoked", "expired", "removed", "reappeared"});

@@ -307,6 +307,19 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
          " more tokens are not listed here; <code>--format csv</code> or <code>--format json</code> lists them "
          "all.</p>\n";
   }
+  if (!inv.anomalies.empty()) {
+    o += "<p><strong>" + thousands(static_cast<std::int64_t>(inv.anomalies.size())) +
+         " time anomalies</strong> recorded: timestamps the cluster sent that tokenwarden does not trust (ages run "
+         "from the earlier of created_at and first seen).</p>\n<table><thead><tr><th>cluster</th><th>token id</th>"
+         "<th>reason</th><th>value seen</th><th>recorded</th></tr></thead><tbody>\n";
+    std::size_t listed_anomalies = 0;
+    for (const auto& a : inv.anomalies) {
+      if (listed_anomalies++ >= limit) break;
+      o += "<tr><td>" + h(a.cluster) + "</td><td class=\"id\">" + h(a.token_id, 80) + "</td><td>" + h(a.reason) +
+           "</td><td>" + h(a.value, 80) + "</td><td>" + h(a.recorded_at) + "</td></tr>\n";
+    }
+    o += "</tbody></table>\n";
+  }
 
   // Changes.
   const ChangeCounts& cc = d.changes;

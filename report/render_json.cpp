@@ -81,6 +81,12 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
     out.maybe_flush();
     return true;
   });
+  w.end_array();
+  w.key("anomalies").begin_array();
+  for (const auto& a : inv.anomalies) {
+    w.begin_object().field("cluster", a.cluster).field("token_id", a.token_id).field("reason", a.reason)
+        .field("value", a.value).field("recorded_at", a.recorded_at).end_object();
+  }
   w.end_array().end_object();
 
   const ChangeCounts& cc = d.changes;

@@ -119,6 +119,19 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
          " more tokens are not listed here; `--format csv` or `--format json` lists them all.\n";
   }
   o += '\n';
+  if (!inv.anomalies.empty()) {
+    o += "**" + thousands(static_cast<std::int64_t>(inv.anomalies.size())) +
+         " time anomalies** recorded: timestamps the cluster sent that tokenwarden does not trust (ages run "
+         "from the earlier of created_at and first seen).\n\n";
+    table_header(o, {"cluster", "token id", "reason", "value seen", "recorded"});
+    std::size_t listed = 0;
+    for (const auto& a : inv.anomalies) {
+      if (listed++ >= limit) break;
+      o += "| " + md(a.cluster) + " | " + md(a.token_id, 80) + " | " + md(a.reason) + " | " + md(a.value, 80) + " | " +
+           md(a.recorded_at) + " |\n";
+    }
+    o += '\n';
+  }
 
   const ChangeCounts& cc = d.changes;
   o += "## Changes in the period\n\n";

@@ -30,6 +30,7 @@
 #include "core/result.h"
 #include "core/time.h"
 #include "policy/policy_spec.h"
+#include "storage/anomalies.h"
 #include "storage/chain.h"
 #include "storage/queries.h"
 
@@ -108,6 +109,9 @@ struct InventorySection {
   // The tokens themselves stay in the replay (compact) and are visited by cluster and id until
   // `visit` returns false; the entry is only valid during the call.
   std::shared_ptr<const storage::InventoryReplay> replay;
+  // Time anomalies recorded up to `at` (token_anomaly events: created_in_future,
+  // created_at_unset), in the order they were recorded.
+  std::vector<storage::RecordedAnomaly> anomalies;
   void for_each_token(const std::function<bool(const InventoryEntry&)>& visit) const;
 };
 

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -408,8 +409,20 @@ int cmd_list(const Client& client, const ListArgs& a) {
     return x.id < y.id;
   });
   if (a.format == "json") {
+    // A placeholder createdAt from the server (read as unset) comes out as the protobuf
+    // Timestamp the server would have converted it to: {} for 1970, Go's zero time for 0001.
+    std::map<std::string, OJson> placeholder_created;
+    for (const auto& anomaly : decoded->anomalies) {
+      OJson zero = OJson::object();
+      if (anomaly.value.starts_with("0001")) zero["seconds"] = std::int64_t{-62135596800};
+      placeholder_created[anomaly.token_id] = std::move(zero);
+    }
     OJson out = OJson::array();
-    for (const auto& t : tokens) out.push_back(token_json(t, client));
+    for (const auto& t : tokens) {
+      OJson j = token_json(t, client);
+      if (auto it = placeholder_created.find(t.id); it != placeholder_created.end()) j["created_at"] = it->second;
+      out.push_back(std::move(j));
+    }
     print_json(out);
     return kExitOk;
   }

@@ -1016,8 +1016,9 @@ def test_markdown_csv_html_carry_the_same_figures(history, tmp_path):
     # ---- CSV: CRLF rows, sections read back by a CSV reader.
     assert raw_csv.endswith("\r\n") and "\n" not in raw_csv.replace("\r\n", "")
     s = csv_sections(raw_csv)
-    assert set(s) == {"report", "coverage", "gaps", "inventory_summary", "inventory", "change_counts", "changes",
-                      "policies", "resolutions", "halts", "exemptions", "series", "integrity"}
+    assert set(s) == {"report", "coverage", "gaps", "inventory_summary", "inventory", "time_anomalies",
+                      "change_counts", "changes", "policies", "resolutions", "halts", "exemptions", "series",
+                      "integrity"}
     meta = {r["key"]: r["value"] for r in s["report"]}
     assert meta["period_from"] == iso(FROM) and meta["period_to"] == iso(TO) and meta["schema_version"] == "1"
     assert meta["cluster_filter"] == "" and meta["database"] == str(history.tw.db_path)
@@ -1189,7 +1190,7 @@ def test_csv_reads_back_with_a_csv_reader(history, tmp_path):
         assert (json.loads(r["before"]) if r["before"] else None) == e["before"]
         assert (json.loads(r["after"]) if r["after"] else None) == e["after"]
     assert len(s["series"]) == len(rep["series"])
-    assert text.count("\r\n\r\nsection,") == 12
+    assert text.count("\r\n\r\nsection,") == 13
 
 
 # --------------------------------------------------------------------------------------------

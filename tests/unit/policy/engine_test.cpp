@@ -34,8 +34,9 @@ using tw::testing::ts;
 constexpr Duration kMs{1};
 const Timestamp kNow = ts("2026-06-01T12:00:00Z");
 const Timestamp kNever = Timestamp::max();
-// Default first sighting: long ago, so it never decides a case unless the case says so.
-const Timestamp kLongAgo = kNow - days(400);
+// Default first sighting: now (first listed at this evaluation). Ages run from the earlier of
+// created_at and first_seen, so it never decides a case unless the case says so.
+const Timestamp kSeenNow = kNow;
 
 // ---- builders -------------------------------------------------------------------------------
 
@@ -168,13 +169,13 @@ struct KindCase {
   std::string name;
   PolicySpec policy;
   Token token;
-  Timestamp first_seen = kLongAgo;
+  Timestamp first_seen = kSeenNow;
   bool violated = false;
   Timestamp next_change = kNever;
 };
 
 KindCase kcase(std::string name, PolicySpec policy, Token token, bool violated,
-               Timestamp next_change = kNever, Timestamp first_seen = kLongAgo) {
+               Timestamp next_change = kNever, Timestamp first_seen = kSeenNow) {
   KindCase c;
   c.name = std::move(name);
   c.policy = std::move(policy);
@@ -365,7 +366,7 @@ TEST(EngineTest, NextChangeIsTheInstantTheVerdictFlips) {
   for (const auto& probe : probes) {
     auto set = compile_ok({probe.policy});
     ASSERT_NE(set, nullptr);
-    std::vector<Subject> s{Subject{&probe.token, kLongAgo}};
+    std::vector<Subject> s{Subject{&probe.token, kSeenNow}};
     Evaluation now = evaluate(*set, cluster(), s, kNow);
     ASSERT_TRUE(now.findings.empty()) << probe.policy.name;
     ASSERT_NE(now.next_change, kNever);
@@ -381,14 +382,14 @@ TEST(EngineTest, NextChangeIsTheInstantTheVerdictFlips) {
 struct JudgeCase {
   std::string name;
   Token token;
-  Timestamp first_seen = kLongAgo;
+  Timestamp first_seen = kSeenNow;
   Duration min_token_age{0};
   bool judged = true;
   Timestamp next_change = kNever;
 };
 
 JudgeCase jcase(std::string name, Token token, bool judged, Timestamp next_change = kNever,
-                Duration min_token_age = Duration{0}, Timestamp first_seen = kLongAgo) {
+                Duration min_token_age = Duration{0}, Timestamp first_seen = kSeenNow) {
   JudgeCase c;
   c.name = std::move(name);
   c.token = std::move(token);
@@ -484,7 +485,7 @@ TEST_P(ScopeTest, Applies) {
   ASSERT_NE(set, nullptr);
   EXPECT_EQ(set->applies_to(0, c.cluster), c.applies);
   Token t = tok().desc(c.description).perm("write", "*");
-  std::vector<Subject> subjects{Subject{&t, kLongAgo}};
+  std::vector<Subject> subjects{Subject{&t, kSeenNow}};
   Evaluation e = evaluate(*set, c.cluster, subjects, kNow);
   EXPECT_EQ(e.judged, c.judged ? 1u : 0u);
   EXPECT_EQ(e.findings.size(), c.judged ? 1u : 0u);
@@ -529,7 +530,7 @@ TEST(EngineTest, ScopeCombinesClustersLabelsAndDescription) {
   ASSERT_NE(set, nullptr);
   Token svc = tok("svc").desc("svc-a").perm("write", "*");
   Token user = tok("user").desc("alice").perm("write", "*");
-  std::vector<Subject> s{Subject{&svc, kLongAgo}, Subject{&user, kLongAgo}};
+  std::vector<Subject> s{Subject{&svc, kSeenNow}, Subject{&user, kSeenNow}};
   Evaluation in = evaluate(*set, cluster("prod-eu", {{"env", "prod"}}), s, kNow);
   ASSERT_EQ(in.findings.size(), 1u);
   EXPECT_EQ(in.findings[0].subject, 0u);
@@ -574,7 +575,7 @@ TEST_P(ExemptionTest, Applies) {
   auto set = compile_ok({p0, p1}, c.exemptions);
   ASSERT_NE(set, nullptr);
   Token t = tok("tok-1").desc("vendor-x integration").perm("write", "*");
-  std::vector<Subject> s{Subject{&t, kLongAgo}};
+  std::vector<Subject> s{Subject{&t, kSeenNow}};
   Evaluation e = evaluate(*set, cluster(c.cluster), s, kNow);
   ASSERT_EQ(e.findings.size(), 2u) << "exempt violations are still reported, marked exempt";
   EXPECT_EQ(e.findings[0].policy, 0u);
@@ -637,7 +638,7 @@ TEST(EngineTest, ExemptionLapsesAtItsExpiry) {
                         {exemption_for_token("*", "tok-1", kIn5d)});
   ASSERT_NE(set, nullptr);
   Token t = tok("tok-1").perm("write", "*");
-  std::vector<Subject> s{Subject{&t, kLongAgo}};
+  std::vector<Subject> s{Subject{&t, kSeenNow}};
   Evaluation before = evaluate(*set, cluster(), s, kIn5d - kMs);
   ASSERT_EQ(before.findings.size(), 1u);
   EXPECT_TRUE(before.findings[0].exempt());
@@ -666,7 +667,7 @@ TEST(EngineTest, CatastrophicPatternsRunInLinearTime) {
   ASSERT_NE(set, nullptr);
   Token bad = tok("bad").desc(hostile).perm("write", "*");
   Token good = tok("good").desc(benign).perm("write", "*");
-  std::vector<Subject> s{Subject{&bad, kLongAgo}, Subject{&good, kLongAgo}};
+  std::vector<Subject> s{Subject{&bad, kSeenNow}, Subject{&good, kSeenNow}};
   Evaluation e = evaluate(*set, cluster(), s, kNow);
   // bad: pattern violated, out of the scoped policy's scope, nested violated but exempt.
   // good: pattern ok, scoped violated (write on *), nested violated (no trailing b), not exempt.
@@ -692,7 +693,7 @@ TEST(EngineTest, InvalidUtf8DescriptionsAreMatchedSafely) {
   ASSERT_NE(set, nullptr);
   Token a = tok("a").desc(std::string("svc-\xff\xfe\xc3", 7));
   Token b = tok("b").desc(std::string("\xc3(team-x\xed\xa0\x80", 11));
-  std::vector<Subject> s{Subject{&a, kLongAgo}, Subject{&b, kLongAgo}};
+  std::vector<Subject> s{Subject{&a, kSeenNow}, Subject{&b, kSeenNow}};
   Evaluation e = evaluate(*set, cluster(), s, kNow);
   // a: matches the prefix; not all [a-z-] -> strict violated, no exemption.
   // b: no "svc-" prefix -> prefix violated; strict violated but exempt (contains team-x).
@@ -726,7 +727,7 @@ TEST(EngineTest, NewlinesDoNotSmuggleAMatch) {
     auto set = compile_ok({description_pattern(c.pattern)});
     ASSERT_NE(set, nullptr);
     Token t = tok().desc(c.description);
-    std::vector<Subject> s{Subject{&t, kLongAgo}};
+    std::vector<Subject> s{Subject{&t, kSeenNow}};
     EXPECT_EQ(evaluate(*set, cluster(), s, kNow).findings.size(), c.violated ? 1u : 0u)
         << c.pattern << " vs " << printable(c.description);
   }
@@ -796,7 +797,7 @@ TEST_P(ExplainTest, SentenceNamesTheParameter) {
   const ExplainCase& c = GetParam();
   auto set = compile_ok({c.policy});
   ASSERT_NE(set, nullptr);
-  std::vector<Subject> s{Subject{&c.token, kLongAgo}};
+  std::vector<Subject> s{Subject{&c.token, kSeenNow}};
   ASSERT_EQ(evaluate(*set, cluster(), s, kNow).findings.size(), 1u) << "the token must violate";
   std::string sentence = set->explain(0, s[0], kNow);
   EXPECT_FALSE(sentence.empty());
@@ -880,7 +881,7 @@ TEST(EngineTest, CompliantPermissionsForRestrict) {
   // The result complies.
   Token fixed = t;
   fixed.permissions = fg;
-  std::vector<Subject> s{Subject{&fixed, kLongAgo}};
+  std::vector<Subject> s{Subject{&fixed, kSeenNow}};
   auto only_fg = compile_ok({forbidden({"write"}, {"metrics_*"})});
   ASSERT_NE(only_fg, nullptr);
   EXPECT_TRUE(evaluate(*only_fg, cluster(), s, kNow).findings.empty());
@@ -948,7 +949,7 @@ TEST(EngineTest, FindingsAreOrderedBySubjectThenPolicy) {
   Token a = tok("a").desc("x").perm("write", "*");
   Token b = tok("b").desc("svc-b");
   Token c = tok("c").desc("y").perm("read", "db");
-  std::vector<Subject> s{Subject{&a, kLongAgo}, Subject{&b, kLongAgo}, Subject{&c, kLongAgo}};
+  std::vector<Subject> s{Subject{&a, kSeenNow}, Subject{&b, kSeenNow}, Subject{&c, kSeenNow}};
   Evaluation e = evaluate(*set, cluster(), s, kNow);
   std::vector<std::pair<std::uint32_t, std::uint32_t>> got;
   for (const auto& f : e.findings) got.emplace_back(f.subject, f.policy);
@@ -984,7 +985,7 @@ TEST(EngineTest, ManyDescriptionScopedPolicies) {
   tokens.push_back(tok("t-other").desc("nobody").perm("write", "*"));
   tokens.push_back(tok("t-12x").desc("team-12-no-owner").perm("write", "*"));
   std::vector<Subject> s;
-  for (const auto& t : tokens) s.push_back(Subject{&t, kLongAgo});
+  for (const auto& t : tokens) s.push_back(Subject{&t, kSeenNow});
   Evaluation e = evaluate(*set, cluster(), s, kNow);
 
   std::vector<std::pair<std::uint32_t, std::uint32_t>> got;
@@ -1031,7 +1032,7 @@ TEST(EngineTest, RegexesThatStrainTheSetDfaStillMatchCorrectly) {
   Token long_team = tok("a").desc("team-" + text + "-end").perm("write", "*");
   Token long_other = tok("b").desc(text).perm("write", "*");
   Token hit = tok("c").desc("team-" + text.substr(0, 100) + "abcdefghijklmnopqrsx-end").perm("write", "*");
-  std::vector<Subject> s{Subject{&long_team, kLongAgo}, Subject{&long_other, kLongAgo}, Subject{&hit, kLongAgo}};
+  std::vector<Subject> s{Subject{&long_team, kSeenNow}, Subject{&long_other, kSeenNow}, Subject{&hit, kSeenNow}};
   Evaluation e = evaluate(*set, cluster(), s, kNow);
   std::vector<std::pair<std::uint32_t, std::uint32_t>> got;
   for (const auto& f : e.findings) got.emplace_back(f.subject, f.policy);
@@ -1063,8 +1064,8 @@ TEST(EngineTest, NextChangePerSubject) {
   Token expiring = tok("expiring").created(kNow - days(1)).expires(kNow + days(10));  // window in 3 d
   Token revoked = tok("revoked").created(kNow - days(1)).revoked(kNow - hours(1));
   Token exempt = tok("exempt").created(kNow - days(40));                  // exemption ends in 2 d
-  std::vector<Subject> s{Subject{&young, kLongAgo}, Subject{&old, kLongAgo}, Subject{&expiring, kLongAgo},
-                         Subject{&revoked, kLongAgo}, Subject{&exempt, kLongAgo}};
+  std::vector<Subject> s{Subject{&young, kSeenNow}, Subject{&old, kSeenNow}, Subject{&expiring, kSeenNow},
+                         Subject{&revoked, kSeenNow}, Subject{&exempt, kSeenNow}};
   Evaluation e = evaluate(*set, cluster(), s, kNow);
   ASSERT_EQ(e.subject_next_change.size(), s.size());
   EXPECT_EQ(e.subject_next_change[0], kNow + days(1) + kMs);
@@ -1080,7 +1081,7 @@ TEST(EngineTest, EmptySetAndNoSubjects) {
   auto none = compile_ok({});
   ASSERT_NE(none, nullptr);
   Token t = tok().perm("write", "*");
-  std::vector<Subject> s{Subject{&t, kLongAgo}};
+  std::vector<Subject> s{Subject{&t, kSeenNow}};
   Evaluation e = evaluate(*none, cluster(), s, kNow);
   EXPECT_TRUE(e.findings.empty());
   EXPECT_EQ(e.judged, 0u);
