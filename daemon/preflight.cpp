@@ -5,7 +5,8 @@
 
 namespace tw::daemon {
 
-RuntimeFileCheck check_runtime_files(const Config& config, const std::string& credentials_directory) {
+RuntimeFileCheck check_runtime_files(const Config& config,
+                                     const std::string& credentials_directory) {
   RuntimeFileCheck out;
   if (!config.http.listen.empty() && config.http.web.tls()) {
     if (auto st = metrics::check_tls_files(config.http.web); !st.ok()) {

@@ -23,6 +23,7 @@ struct RuntimeFileCheck {
 };
 
 // `credentials_directory`: $CREDENTIALS_DIRECTORY, for relative token_file names.
-RuntimeFileCheck check_runtime_files(const Config& config, const std::string& credentials_directory);
+RuntimeFileCheck check_runtime_files(const Config& config,
+                                     const std::string& credentials_directory);
 
 }  // namespace tw::daemon

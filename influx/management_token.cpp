@@ -22,7 +22,8 @@ std::string quoted(const std::string& path) { return "\"" + printable(path, 200)
 // Not a regular file: a precise reason (a directory is the common mistake).
 std::optional<std::string> not_a_file(const std::string& path, const struct stat& st) {
   if (S_ISDIR(st.st_mode)) {
-    return "token file " + quoted(path) + " is a directory; token_file must name the file that holds the token";
+    return "token file " + quoted(path) +
+           " is a directory; token_file must name the file that holds the token";
   }
   if (!S_ISREG(st.st_mode)) return "token file " + quoted(path) + " is not a regular file";
   return std::nullopt;
@@ -43,12 +44,14 @@ Result<std::string> read_management_token(const std::string& token_file,
   std::string path = resolve_token_path(token_file, credentials_directory);
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    return make_error(ErrorCode::kIo, "cannot read token file " + quoted(path) + ": " + std::strerror(errno));
+    return make_error(ErrorCode::kIo,
+                      "cannot read token file " + quoted(path) + ": " + std::strerror(errno));
   }
   if (auto why = not_a_file(path, st)) return make_error(ErrorCode::kIo, *why);
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return make_error(ErrorCode::kIo, "cannot read token file " + quoted(path) + ": " + std::strerror(errno));
+    return make_error(ErrorCode::kIo,
+                      "cannot read token file " + quoted(path) + ": " + std::strerror(errno));
   }
   std::ostringstream buf;
   buf << in.rdbuf();
@@ -58,8 +61,10 @@ Result<std::string> read_management_token(const std::string& token_file,
   }
   if (content.starts_with(kUtf8Bom)) {
     // Editors on Windows add it; sent as is it makes the server answer 401 with no hint why.
-    return make_error(ErrorCode::kIo, "token file " + quoted(path) +
-                                          " starts with a UTF-8 byte order mark; save it as plain text without one");
+    return make_error(
+        ErrorCode::kIo,
+        "token file " + quoted(path) +
+            " starts with a UTF-8 byte order mark; save it as plain text without one");
   }
   std::string token(trim(content));
   if (token.empty()) {
@@ -68,14 +73,17 @@ Result<std::string> read_management_token(const std::string& token_file,
   for (char c : token) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x21 || u >= 0x7f) {
-      return make_error(ErrorCode::kIo, "token file " + quoted(path) +
-                                            " must hold one token of printable ASCII, without spaces or control characters");
+      return make_error(
+          ErrorCode::kIo,
+          "token file " + quoted(path) +
+              " must hold one token of printable ASCII, without spaces or control characters");
     }
   }
   return token;
 }
 
-TokenFileCheck check_token_file(const std::string& token_file, const std::string& credentials_directory) {
+TokenFileCheck check_token_file(const std::string& token_file,
+                                const std::string& credentials_directory) {
   TokenFileCheck out;
   const std::string path = resolve_token_path(token_file, credentials_directory);
   struct stat st {};

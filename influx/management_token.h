@@ -18,7 +18,8 @@
 
 namespace tw::influx {
 
-std::string resolve_token_path(const std::string& token_file, const std::string& credentials_directory);
+std::string resolve_token_path(const std::string& token_file,
+                               const std::string& credentials_directory);
 Result<std::string> read_management_token(const std::string& token_file,
                                           const std::string& credentials_directory);
 
@@ -30,6 +31,7 @@ struct TokenFileCheck {
   std::optional<std::string> error;
   std::vector<std::string> warnings;
 };
-TokenFileCheck check_token_file(const std::string& token_file, const std::string& credentials_directory);
+TokenFileCheck check_token_file(const std::string& token_file,
+                                const std::string& credentials_directory);
 
 }  // namespace tw::influx

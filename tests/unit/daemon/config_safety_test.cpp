@@ -28,8 +28,10 @@ std::string all(const std::vector<std::string>& v) {
 }
 
 std::string cluster(const std::string& token_file) {
-  return "[[clusters]]\nname = \"c0\"\ntype = \"clustered\"\nurl = \"https://h0.example.com/api/v0\"\n"
-         "token_file = \"" + token_file + "\"\n";
+  return "[[clusters]]\nname = \"c0\"\ntype = \"clustered\"\nurl = "
+         "\"https://h0.example.com/api/v0\"\n"
+         "token_file = \"" +
+         token_file + "\"\n";
 }
 
 TEST(EmptyConfig, AnEmptyFileIsOneClearError) {
@@ -37,23 +39,26 @@ TEST(EmptyConfig, AnEmptyFileIsOneClearError) {
     auto r = load_config_string(text, "/etc/tokenwarden/tokenwarden.toml", kNow);
     EXPECT_FALSE(r.config.has_value());
     ASSERT_EQ(r.errors.size(), 1u) << all(r.errors);
-    EXPECT_EQ(r.errors[0],
-              "/etc/tokenwarden/tokenwarden.toml: the file is empty; a configuration needs at least one "
-              "[[clusters]] table");
+    EXPECT_EQ(
+        r.errors[0],
+        "/etc/tokenwarden/tokenwarden.toml: the file is empty; a configuration needs at least one "
+        "[[clusters]] table");
     EXPECT_EQ(r.hash, sha256_hex(text)) << "the rejected file's hash is kept";
   }
 }
 
 TEST(EmptyConfig, NoClustersIsAnError) {
   // A truncated file, one with only comments, or one that lost its [[clusters]] tables.
-  for (const char* text : {"# tokenwarden\n", "[daemon]\npoll_interval = \"1m\"\n",
-                           "[daemon]\n[http]\nlisten = \"\"\n[[policies]]\nname = \"p\"\nkind = \"max_age\"\n"
-                           "max_age = \"1d\"\n"}) {
+  for (const char* text :
+       {"# tokenwarden\n", "[daemon]\npoll_interval = \"1m\"\n",
+        "[daemon]\n[http]\nlisten = \"\"\n[[policies]]\nname = \"p\"\nkind = \"max_age\"\n"
+        "max_age = \"1d\"\n"}) {
     auto r = load_config_string(text, "<string>", kNow);
     EXPECT_FALSE(r.config.has_value()) << text;
     ASSERT_EQ(r.errors.size(), 1u) << all(r.errors);
     EXPECT_EQ(r.errors[0],
-              "clusters: no [[clusters]] configured; at least one is required, or nothing would be monitored");
+              "clusters: no [[clusters]] configured; at least one is required, or nothing would be "
+              "monitored");
     EXPECT_EQ(r.hash, sha256_hex(text));
   }
 }
@@ -70,7 +75,8 @@ TEST(EmptyConfig, ADirectoryIsNotAConfiguration) {
   auto r = load_config_file(dir.path().string(), kNow);
   EXPECT_FALSE(r.config.has_value());
   ASSERT_EQ(r.errors.size(), 1u) << all(r.errors);
-  EXPECT_EQ(r.errors[0], dir.path().string() + ": cannot read the configuration file: is a directory, not a file");
+  EXPECT_EQ(r.errors[0], dir.path().string() +
+                             ": cannot read the configuration file: is a directory, not a file");
   EXPECT_EQ(r.hash, "") << "nothing was read";
 }
 
@@ -96,7 +102,8 @@ TEST(EmptyConfig, AnEmptyPolicyFileIsNoPolicies) {
 
   auto d = load_policy_file(dir.path().string(), *base.config, kNow);
   ASSERT_EQ(d.errors.size(), 1u);
-  EXPECT_EQ(d.errors[0], dir.path().string() + ": cannot read the policy file: is a directory, not a file");
+  EXPECT_EQ(d.errors[0],
+            dir.path().string() + ": cannot read the policy file: is a directory, not a file");
 }
 
 // --- check_runtime_files ----------------------------------------------------------------------
@@ -121,7 +128,9 @@ TEST_F(RuntimeFiles, APrivateTokenFileAndNoTlsAreFine) {
 TEST_F(RuntimeFiles, TokenFileProblemsCarryTheKeyPath) {
   const std::string ok = dir_.write("ok", "apiv1_secret\n", 0600);
   const std::string open = dir_.write("open", "apiv1_secret\n", 0644);
-  const std::string bom = dir_.write("bom", "\xEF\xBB\xBF" "apiv1_secret\n");
+  const std::string bom = dir_.write("bom",
+                                     "\xEF\xBB\xBF"
+                                     "apiv1_secret\n");
   std::string text = cluster(ok) + cluster(open) + cluster(bom) + cluster(dir_.path().string()) +
                      cluster(dir_.file("absent"));
   for (int i = 0; i < 5; ++i) {  // distinct names
@@ -130,14 +139,17 @@ TEST_F(RuntimeFiles, TokenFileProblemsCarryTheKeyPath) {
   }
   auto r = check_runtime_files(config(text), "");
   ASSERT_EQ(r.errors.size(), 2u) << all(r.errors);
-  EXPECT_EQ(r.errors[0], "clusters[2].token_file: token file \"" + bom +
-                             "\" starts with a UTF-8 byte order mark; save it as plain text without one");
-  EXPECT_EQ(r.errors[1], "clusters[3].token_file: token file \"" + dir_.path().string() +
-                             "\" is a directory; token_file must name the file that holds the token");
+  EXPECT_EQ(r.errors[0],
+            "clusters[2].token_file: token file \"" + bom +
+                "\" starts with a UTF-8 byte order mark; save it as plain text without one");
+  EXPECT_EQ(r.errors[1],
+            "clusters[3].token_file: token file \"" + dir_.path().string() +
+                "\" is a directory; token_file must name the file that holds the token");
   ASSERT_EQ(r.warnings.size(), 2u) << all(r.warnings);
-  EXPECT_EQ(r.warnings[0], "clusters[1].token_file: \"" + open +
-                               "\" is readable by group or others (mode 0644); only the daemon's user should "
-                               "read it (chmod 600)");
+  EXPECT_EQ(r.warnings[0],
+            "clusters[1].token_file: \"" + open +
+                "\" is readable by group or others (mode 0644); only the daemon's user should "
+                "read it (chmod 600)");
   EXPECT_EQ(r.warnings[1], "clusters[4].token_file: \"" + dir_.file("absent") +
                                "\" is not readable by this user: No such file or directory");
   for (const auto& s : r.errors) EXPECT_EQ(s.find("apiv1_secret"), std::string::npos) << s;
@@ -154,12 +166,16 @@ TEST_F(RuntimeFiles, RelativeTokenFilesAreLookedUpInTheCredentialsDirectory) {
 TEST_F(RuntimeFiles, GarbageTlsFilesAreAnError) {
   const std::string cert = dir_.write("cert.pem", "not a certificate\n");
   const std::string key = dir_.write("key.pem", "not a key\n");
-  const std::string web = dir_.write("web.toml", "[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n");
+  const std::string web =
+      dir_.write("web.toml", "[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n");
   const std::string token = dir_.write("t0", "apiv1_secret\n");
-  auto c = config("[http]\nlisten = \"127.0.0.1:0\"\nweb_config = \"" + web + "\"\n" + cluster(token));
+  auto c =
+      config("[http]\nlisten = \"127.0.0.1:0\"\nweb_config = \"" + web + "\"\n" + cluster(token));
   auto r = check_runtime_files(c, "");
   ASSERT_EQ(r.errors.size(), 1u) << all(r.errors);
-  EXPECT_EQ(r.errors[0].rfind("http.web_config: cannot load the TLS certificate or key (" + cert + "): ", 0), 0u)
+  EXPECT_EQ(r.errors[0].rfind(
+                "http.web_config: cannot load the TLS certificate or key (" + cert + "): ", 0),
+            0u)
       << r.errors[0];
   EXPECT_EQ(r.errors[0].find('\n'), std::string::npos) << r.errors[0];
 
