@@ -286,10 +286,18 @@ bool is_loopback_host(std::string_view host) {
   return host == "localhost" || host == "::1" || starts_with(host, "127.");
 }
 
-void check_url(TableReader& r, std::string_view key, const std::string& url) {
+// An [alerting] URL. The message names the URL as --print shows it: a webhook's path is often
+// its secret, and the error is logged and, on a reload, recorded in config_rejected.
+void check_url(TableReader& r, std::string_view key, const std::string& url, bool keep_path) {
   if (url.empty()) return;
   auto u = influx::parse_url(url);
-  if (!u.ok()) r.error(key, u.error().message);
+  if (u.ok()) return;
+  // parse_url says `invalid URL "<url>": <why>`; keep the why, show the URL redacted.
+  const std::string& message = u.error().message;
+  auto split = message.rfind("\": ");
+  std::string why = split == std::string::npos ? "not a valid http(s) URL" : message.substr(split + 3);
+  if (why.ends_with(" (use token_file)")) why.resize(why.size() - 17);  // no token_file here
+  r.error(key, "invalid URL \"" + printable(redact_url(url, keep_path), 200) + "\": " + why);
 }
 
 void read_daemon(const TomlValue* v, Config& c, Problems& p) {
@@ -445,11 +453,11 @@ void read_alerting(const TomlValue* v, Config& c, Problems& p) {
   if (v == nullptr) return;
   TableReader r(*v, "alerting", p);
   if (auto s = r.string("alertmanager_url")) {
-    check_url(r, "alertmanager_url", *s);
+    check_url(r, "alertmanager_url", *s, true);
     c.alerting.alertmanager_url = *s;
   }
   if (auto s = r.string("webhook_url")) {
-    check_url(r, "webhook_url", *s);
+    check_url(r, "webhook_url", *s, false);
     c.alerting.webhook_url = *s;
   }
   r.finish();

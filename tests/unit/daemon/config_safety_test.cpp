@@ -106,6 +106,26 @@ TEST(EmptyConfig, AnEmptyPolicyFileIsNoPolicies) {
             dir.path().string() + ": cannot read the policy file: is a directory, not a file");
 }
 
+TEST(AlertingUrls, ErrorsShowTheUrlRedactedAsPrintDoes) {
+  const std::string text =
+      cluster("/etc/t0") +
+      "[alerting]\n"
+      "alertmanager_url = \"http://am:S3cretPass@127.0.0.1:9093\"\n"
+      "webhook_url = \"https://hooks.example.com/services/T0/B0/S3cretPath?x=1\"\n";
+  auto r = load_config_string(text, "<string>", kNow);
+  EXPECT_FALSE(r.config.has_value());
+  ASSERT_EQ(r.errors.size(), 2u) << all(r.errors);
+  EXPECT_EQ(
+      r.errors[0],
+      "alerting.alertmanager_url: invalid URL \"http://[redacted]@127.0.0.1:9093\": credentials in "
+      "the URL are not supported (line 7)");
+  EXPECT_EQ(
+      r.errors[1],
+      "alerting.webhook_url: invalid URL \"https://hooks.example.com/[redacted]\": query strings "
+      "and fragments are not supported (line 8)");
+  for (const auto& e : r.errors) EXPECT_EQ(e.find("S3cret"), std::string::npos) << e;
+}
+
 // --- check_runtime_files ----------------------------------------------------------------------
 
 class RuntimeFiles : public ::testing::Test {
