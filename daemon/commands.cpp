@@ -107,13 +107,14 @@ int cmd_run(const GlobalOptions& g) {
   // What check-config checks besides the file; refused here, before the database is opened.
   auto files = check_runtime_files(*config, env("CREDENTIALS_DIRECTORY"));
   for (const auto& e : files.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
-  for (const auto& w : files.warnings) std::fprintf(stderr, "tokenwarden: warning: %s\n", w.c_str());
   if (!files.errors.empty()) {
     std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", files.errors.size(), g.config_path.c_str());
     return kExitUsage;
   }
   SystemClock clock;
   auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
+  // Logged as a reload logs them, in the configured format (JSON lines stay JSON).
+  for (const auto& w : files.warnings) Logger("daemon", sink).warn("configuration: " + w);
   ServiceDeps deps;
   deps.clock = &clock;
   deps.sink = sink;

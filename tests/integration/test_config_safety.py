@@ -193,10 +193,10 @@ def test_token_file_readable_by_others_is_a_warning_but_works(tmp_path, sim, tw_
     token = tmp_path / "c1.token"
     tw = tw_factory([twtest.clustered_block("c1", sim, token)], listen=f"127.0.0.1:{twtest.free_port()}")
     token.chmod(0o644)
-    warning = (f'warning: clusters[0].token_file: "{token}" is readable by group or others (mode 0644); '
+    warning = (f'clusters[0].token_file: "{token}" is readable by group or others (mode 0644); '
                "only the daemon's user should read it (chmod 600)")
     proc = tw.run("check-config", check=0)
-    assert proc.stderr.splitlines() == [warning]
+    assert proc.stderr.splitlines() == [f"warning: {warning}"]
     assert proc.stdout.startswith(f"{tw.config_path}: OK (1 clusters")
     assert twtest.MANAGEMENT_TOKEN not in proc.stdout + proc.stderr
 
@@ -204,7 +204,8 @@ def test_token_file_readable_by_others_is_a_warning_but_works(tmp_path, sim, tw_
     twtest.wait_for(lambda: len(tw.polls("c1")) >= 1, what="a poll")
     assert tw.polls("c1")[0]["outcome"] == "ok"
     assert tw.stop_daemon() == 0
-    assert f"tokenwarden: {warning}" in tw.daemon_log().splitlines()
+    started = [l for l in tw.daemon_log().splitlines() if f"daemon: configuration: {warning}" in l]
+    assert len(started) == 1 and " warn " in started[0], tw.daemon_log()
 
     token.chmod(0o600)
     assert tw.run("check-config", check=0).stderr == ""
