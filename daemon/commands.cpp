@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "daemon/config.h"
+#include "daemon/preflight.h"
 #include "daemon/runtime.h"
 #include "daemon/service.h"
 #include "influx/management_token.h"
@@ -82,25 +83,18 @@ std::optional<std::string> database_path(const GlobalOptions& g, const std::stri
 int cmd_check_config(const GlobalOptions& g, bool print) {
   SystemClock clock;
   auto load = load_config_file(g.config_path, clock.now());
+  // Everything `run` would load besides the file: TLS files, token files (read, never shown).
+  RuntimeFileCheck files;
+  if (load.config) files = check_runtime_files(*load.config, env("CREDENTIALS_DIRECTORY"));
+  load.errors.insert(load.errors.end(), files.errors.begin(), files.errors.end());
+  load.warnings.insert(load.warnings.end(), files.warnings.begin(), files.warnings.end());
   for (const auto& e : load.errors) std::fprintf(stderr, "%s\n", e.c_str());
   for (const auto& w : load.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  if (!load.config) {
+  if (!load.errors.empty()) {
     std::fprintf(stderr, "%s: %zu problem(s) found\n", g.config_path.c_str(), load.errors.size());
     return kExitUsage;
   }
   const Config& c = *load.config;
-  // Files needed at run time: warn now rather than at 3 a.m.
-  std::string creds = env("CREDENTIALS_DIRECTORY");
-  for (std::size_t i = 0; i < c.clusters.size(); ++i) {
-    const auto& s = c.clusters[i].source;
-    if (!s.token_file.empty()) {
-      std::string path = influx::resolve_token_path(s.token_file, creds);
-      if (::access(path.c_str(), R_OK) != 0) {
-        std::fprintf(stderr, "warning: clusters[%zu].token_file: \"%s\" is not readable by this user\n", i,
-                     printable(path, 200).c_str());
-      }
-    }
-  }
   if (print) {
     write_stdout(render_config(c));
   } else {
@@ -113,8 +107,17 @@ int cmd_check_config(const GlobalOptions& g, bool print) {
 int cmd_run(const GlobalOptions& g) {
   auto config = load_or_report(g);
   if (!config) return kExitUsage;
+  // What check-config checks besides the file; refused here, before the database is opened.
+  auto files = check_runtime_files(*config, env("CREDENTIALS_DIRECTORY"));
+  for (const auto& e : files.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
+  if (!files.errors.empty()) {
+    std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", files.errors.size(), g.config_path.c_str());
+    return kExitUsage;
+  }
   SystemClock clock;
   auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
+  // Logged as a reload logs them, in the configured format (JSON lines stay JSON).
+  for (const auto& w : files.warnings) Logger("daemon", sink).warn("configuration: " + w);
   ServiceDeps deps;
   deps.clock = &clock;
   deps.sink = sink;

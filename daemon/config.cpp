@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 #include <toml.hpp>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -285,10 +286,18 @@ bool is_loopback_host(std::string_view host) {
   return host == "localhost" || host == "::1" || starts_with(host, "127.");
 }
 
-void check_url(TableReader& r, std::string_view key, const std::string& url) {
+// An [alerting] URL. The message names the URL as --print shows it: a webhook's path is often
+// its secret, and the error is logged and, on a reload, recorded in config_rejected.
+void check_url(TableReader& r, std::string_view key, const std::string& url, bool keep_path) {
   if (url.empty()) return;
   auto u = influx::parse_url(url);
-  if (!u.ok()) r.error(key, u.error().message);
+  if (u.ok()) return;
+  // parse_url says `invalid URL "<url>": <why>`; keep the why, show the URL redacted.
+  const std::string& message = u.error().message;
+  auto split = message.rfind("\": ");
+  std::string why = split == std::string::npos ? "not a valid http(s) URL" : message.substr(split + 3);
+  if (why.ends_with(" (use token_file)")) why.resize(why.size() - 17);  // no token_file here
+  r.error(key, "invalid URL \"" + printable(redact_url(url, keep_path), 200) + "\": " + why);
 }
 
 void read_daemon(const TomlValue* v, Config& c, Problems& p) {
@@ -444,11 +453,11 @@ void read_alerting(const TomlValue* v, Config& c, Problems& p) {
   if (v == nullptr) return;
   TableReader r(*v, "alerting", p);
   if (auto s = r.string("alertmanager_url")) {
-    check_url(r, "alertmanager_url", *s);
+    check_url(r, "alertmanager_url", *s, true);
     c.alerting.alertmanager_url = *s;
   }
   if (auto s = r.string("webhook_url")) {
-    check_url(r, "webhook_url", *s);
+    check_url(r, "webhook_url", *s, false);
     c.alerting.webhook_url = *s;
   }
   r.finish();
@@ -829,13 +838,21 @@ void cross_checks(Config& c, Problems& p) {
                          printable(e.cluster, 64) + "\"");
     }
   }
-  if (c.clusters.empty()) p.warnings.push_back("clusters: no [[clusters]] configured; nothing will be polled");
+  // An empty or truncated file must not quietly switch monitoring off (at start or on a reload).
+  if (c.clusters.empty()) {
+    p.errors.push_back("clusters: no [[clusters]] configured; at least one is required, or nothing would be monitored");
+  }
 }
 
 // `base` set: a policy file, which holds only [[policies]] and [[exemptions]]; the result is
 // `base` with those replaced.
 ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now, const Config* base = nullptr) {
   ConfigLoad out;
+  out.hash = sha256_hex(text);
+  if (base == nullptr && trim(text).empty()) {
+    out.errors.push_back(origin + ": the file is empty; a configuration needs at least one [[clusters]] table");
+    return out;
+  }
   Problems p;
   TomlValue root;
   try {
@@ -857,7 +874,7 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
     c.exemptions.clear();
   } else {
     c.path = origin;
-    c.hash = sha256_hex(text);
+    c.hash = out.hash;
   }
   TableReader top(root, "", p);
   auto section = [&](const char* key) -> const TomlValue* {
@@ -948,6 +965,27 @@ std::string inline_table(const std::map<std::string, std::string>& m) {
   return out + (m.empty() ? "}" : " }");
 }
 
+// The whole file, or why not (a directory opens as an empty stream; say what it is instead).
+std::optional<std::string> read_file(const std::string& path, std::string& error) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    error = "is a directory, not a file";
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = std::strerror(errno);
+    return std::nullopt;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    error = "read error";
+    return std::nullopt;
+  }
+  return std::move(buf).str();
+}
+
 }  // namespace
 
 const ClusterConfig* Config::find_cluster(std::string_view name) const {
@@ -958,27 +996,25 @@ const ClusterConfig* Config::find_cluster(std::string_view name) const {
 }
 
 ConfigLoad load_config_file(const std::string& path, Timestamp now) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string why;
+  auto text = read_file(path, why);
+  if (!text) {
     ConfigLoad out;
-    out.errors.push_back(path + ": cannot read the configuration file: " + std::strerror(errno));
+    out.errors.push_back(path + ": cannot read the configuration file: " + why);
     return out;
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return load(buf.str(), path, now);
+  return load(*text, path, now);
 }
 
 std::optional<metrics::WebConfig> load_web_config_file(const std::string& path, const std::string& key_prefix,
                                                       std::vector<std::string>& errors) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    errors.push_back(key_prefix + ": cannot read \"" + printable(path, 200) + "\": " + std::strerror(errno));
+  std::string why;
+  auto text = read_file(path, why);
+  if (!text) {
+    errors.push_back(key_prefix + ": cannot read \"" + printable(path, 200) + "\": " + why);
     return std::nullopt;
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return parse_web_config(buf.str(), path, key_prefix, errors);
+  return parse_web_config(*text, path, key_prefix, errors);
 }
 
 ConfigLoad load_config_string(std::string_view text, const std::string& origin, Timestamp now) {
@@ -986,15 +1022,14 @@ ConfigLoad load_config_string(std::string_view text, const std::string& origin, 
 }
 
 ConfigLoad load_policy_file(const std::string& path, const Config& base, Timestamp now) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string why;
+  auto text = read_file(path, why);
+  if (!text) {
     ConfigLoad out;
-    out.errors.push_back(path + ": cannot read the policy file: " + std::strerror(errno));
+    out.errors.push_back(path + ": cannot read the policy file: " + why);
     return out;
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  return load(buf.str(), path, now, &base);
+  return load(*text, path, now, &base);
 }
 
 std::string redact_url(std::string_view url, bool keep_path) {

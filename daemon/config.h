@@ -1,8 +1,9 @@
 #pragma once
 // The configuration file (SPEC §2): typed, validated as a whole, every problem reported with its
 // key path ("clusters[1].url: …", indexes from 0). Unknown keys are errors. Loadable from a
-// string for tests. Secrets never live in the file itself: management tokens come from
-// token_file, and --print redacts URL credentials and webhook paths.
+// string for tests. A configuration needs at least one [[clusters]]: an empty or truncated file,
+// or a directory, is an error, never "monitor nothing". Secrets never live in the file itself:
+// management tokens come from token_file, and --print redacts URL credentials and webhook paths.
 //
 // Thread safety: value types; the loader is reentrant.
 // Errors: ConfigLoad::errors (one sentence each, prefixed by the key path and the line if known).
@@ -76,6 +77,7 @@ struct ConfigLoad {
   std::optional<Config> config;  // set only when errors is empty
   std::vector<std::string> errors;
   std::vector<std::string> warnings;
+  std::string hash;  // sha256 of the bytes read, even when rejected; "" if the file could not be read
 };
 
 // `now` bounds exemption expiry (at most one year ahead). Relative paths in the file are kept

@@ -34,6 +34,23 @@ std::string config_applied_detail(const Config& config) {
   return d;
 }
 
+std::string config_rejected_detail(const std::string& path, const std::string& rejected_hash,
+                                   const std::string& running_hash, const std::string& reason) {
+  std::string d;
+  JsonWriter w(d);
+  w.begin_object();
+  w.field("path", path);
+  if (rejected_hash.empty()) {
+    w.key("config_hash").null();
+  } else {
+    w.field("config_hash", rejected_hash);
+  }
+  w.field("running_config_hash", running_hash);
+  w.field("reason", reason);
+  w.end_object();
+  return d;
+}
+
 Status record_startup(storage::AuditStore& store, const Config& config, Timestamp now) {
   auto txn = store.begin();
   if (!txn.ok()) return txn.take_error();

@@ -1,6 +1,6 @@
 #pragma once
-// Daemon-level audit events (daemon_started, daemon_stopped, config_applied), each in its own
-// transaction.
+// Daemon-level audit events (daemon_started, daemon_stopped, config_applied, config_rejected),
+// each in its own transaction.
 //
 // Thread safety: goes through AuditStore::begin(). Errors: kDatabase.
 
@@ -22,5 +22,11 @@ Status record_startup(storage::AuditStore& store, const Config& config, Timestam
 
 // The detail of a config_applied event: {"config_hash","path","clusters","policies","exemptions"}.
 std::string config_applied_detail(const Config& config);
+
+// The detail of a config_rejected event (a reload refused; the running configuration stays):
+// {"path", "config_hash" (of the rejected file, null if it could not be read),
+//  "running_config_hash", "reason" (one sentence)}.
+std::string config_rejected_detail(const std::string& path, const std::string& rejected_hash,
+                                   const std::string& running_hash, const std::string& reason);
 
 }  // namespace tw::daemon

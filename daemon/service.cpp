@@ -17,6 +17,7 @@
 #include "core/strings.h"
 #include "core/version.h"
 #include "daemon/notify.h"
+#include "daemon/preflight.h"
 #include "daemon/records.h"
 #include "daemon/runtime.h"
 #include "metrics/http_endpoint.h"
@@ -380,25 +381,41 @@ struct Service::Impl {
     if (stopping) return;
     if (deps.notify_systemd) notifier.reloading();
     const Timestamp now = deps.clock->now();
+    std::string rejected_hash;  // of the file read, if it could be
     auto failed = [&](const std::string& why) {
       log.error("configuration reload failed; the running configuration stays in force: " + why,
                 {{"path", config.path}});
       rt.metrics->config_reload(false, now);
+      auto st = append_daemon_event(*rt.store, EventKind::kConfigRejected,
+                                    config_rejected_detail(config.path, rejected_hash, config.hash, why), now);
+      if (!st.ok()) log.error("could not record config_rejected", {{"error", st.error().message}});
       if (deps.notify_systemd) notifier.ready("reload failed; running the previous configuration");
+    };
+    auto first_problem = [](const std::vector<std::string>& errors) {
+      std::string why = errors.empty() ? std::string("it did not load") : one_line(errors.front());
+      if (errors.size() > 1) why += " (and " + std::to_string(errors.size() - 1) + " more problems; run check-config)";
+      return why;
     };
     if (config.path.empty() || config.path.front() == '<') {
       failed("the configuration was not loaded from a file");
       return;
     }
     auto load = load_config_file(config.path, now);
+    rejected_hash = load.hash;
     if (!load.config) {
-      std::string why = load.errors.empty() ? std::string("it did not load") : one_line(load.errors.front());
-      if (load.errors.size() > 1) why += " (and " + std::to_string(load.errors.size() - 1) + " more problems; run check-config)";
-      failed(why);
+      failed(first_problem(load.errors));
+      return;
+    }
+    // The files a start would read (TLS, token files): a reload that a restart would not survive
+    // is refused now.
+    auto files = check_runtime_files(*load.config, deps.credentials_directory);
+    if (!files.errors.empty()) {
+      failed(first_problem(files.errors));
       return;
     }
     Config next = std::move(*load.config);
     for (const auto& w : load.warnings) log.warn("configuration: " + w);
+    for (const auto& w : files.warnings) log.warn("configuration: " + w);
     if (next.daemon.database != config.daemon.database) {
       failed("daemon.database changed; the database can only change at a restart");
       return;
@@ -591,14 +608,16 @@ Result<std::unique_ptr<Service>> Service::create(Config config, ServiceDeps deps
 int Service::run() {
   Impl& s = *impl_;
   s.loop_tick.store(Impl::steady_ns());
-  auto started = record_startup(*s.rt.store, s.config, s.deps.clock->now());
-  if (!started.ok()) {
-    s.log.error("cannot record daemon start in the audit log", {{"error", started.error().message}});
-    return 1;
-  }
   s.rt.metrics->config_reload(true, s.deps.clock->now());
   if (auto st = s.start_endpoint(); !st.ok()) {
     s.log.error("cannot start the HTTP endpoint: " + st.error().message, {{"listen", s.config.http.listen}});
+    return 1;
+  }
+  // Only a start that got this far is recorded: a start that fails (and a systemd restart loop
+  // of them) leaves the audit log alone. The first polls are armed below, after these events.
+  auto started = record_startup(*s.rt.store, s.config, s.deps.clock->now());
+  if (!started.ok()) {
+    s.log.error("cannot record daemon start in the audit log", {{"error", started.error().message}});
     return 1;
   }
   s.pool = std::make_unique<asio::thread_pool>(static_cast<std::size_t>(s.config.daemon.max_concurrent_polls));

@@ -10,15 +10,18 @@
 //
 // The HTTP endpoint ([http] listen: /metrics, /healthz, /readyz) is bound before READY=1 is sent
 // to systemd; a heartbeat timer on the event loop feeds the systemd watchdog and /healthz.
-// SIGHUP (or reload()) re-reads the configuration file, validates all of it and applies it
-// atomically — clusters added, removed or changed, policies, exemptions, safety, alerting, log
-// level and format — or keeps the running configuration and says why in one log line.
+// SIGHUP (or reload()) re-reads the configuration file, validates all of it (and the TLS and
+// token files a start would read) and applies it atomically — clusters added, removed or changed,
+// policies, exemptions, safety, alerting, log level and format — or keeps the running
+// configuration, says why in one log line, sets the reload metric to 0 and records
+// `config_rejected`. A file without [[clusters]] (empty, truncated) is rejected like any other.
 // daemon.database, daemon.max_concurrent_polls and [http] take effect only at start. Cycles in
 // flight finish with the configuration they started with; polling never pauses for a reload.
 //
 // Thread safety: run() on one thread; request_stop() from any thread.
 // Errors: create() fails with one sentence if the database cannot be opened or a source cannot
-// be built; run() returns the process exit code.
+// be built; run() returns the process exit code. `daemon_started` (and `config_applied`) are
+// recorded only once the endpoint is bound, so a start that fails writes no audit event.
 
 #include <functional>
 #include <memory>

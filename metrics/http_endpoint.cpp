@@ -264,6 +264,39 @@ struct HttpEndpoint::Impl {
 HttpEndpoint::HttpEndpoint(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpEndpoint::~HttpEndpoint() { stop(); }
 
+namespace {
+
+// The server's TLS context from the web config: certificate chain, the key that must match it,
+// and the client CA for mutual TLS. Shared by start() and check_tls_files().
+Status load_tls(ssl::context& ctx, const WebConfig& web) {
+  boost::system::error_code ec;
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                  ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  ctx.use_certificate_chain_file(web.tls_cert_file, ec);
+  if (!ec) ctx.use_private_key_file(web.tls_key_file, ssl::context::pem, ec);
+  if (ec) {
+    return make_error(ErrorCode::kInvalidArgument, "cannot load the TLS certificate or key (" +
+                                                       printable(web.tls_cert_file, 200) + "): " + ec.message());
+  }
+  if (!web.tls_client_ca_file.empty()) {
+    ctx.load_verify_file(web.tls_client_ca_file, ec);
+    if (ec) {
+      return make_error(ErrorCode::kInvalidArgument, "cannot load the client CA " +
+                                                         printable(web.tls_client_ca_file, 200) + ": " + ec.message());
+    }
+    ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  }
+  return {};
+}
+
+}  // namespace
+
+Status check_tls_files(const WebConfig& web) {
+  if (!web.tls()) return {};
+  ssl::context ctx(ssl::context::tls_server);
+  return load_tls(ctx, web);
+}
+
 Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions options, EndpointHandlers handlers,
                                                           Logger log) {
   auto impl = std::make_unique<Impl>();
@@ -293,21 +326,8 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions option
   const auto& web = impl->options.web;
   if (web.tls()) {
     impl->tls = std::make_unique<ssl::context>(ssl::context::tls_server);
-    impl->tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                           ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    impl->tls->use_certificate_chain_file(web.tls_cert_file, ec);
-    if (!ec) impl->tls->use_private_key_file(web.tls_key_file, ssl::context::pem, ec);
-    if (ec) {
-      return make_error(ErrorCode::kInvalidArgument, "web_config: cannot load the TLS certificate or key (" +
-                                                         printable(web.tls_cert_file, 200) + "): " + ec.message());
-    }
-    if (!web.tls_client_ca_file.empty()) {
-      impl->tls->load_verify_file(web.tls_client_ca_file, ec);
-      if (ec) {
-        return make_error(ErrorCode::kInvalidArgument, "web_config: cannot load the client CA " +
-                                                           printable(web.tls_client_ca_file, 200) + ": " + ec.message());
-      }
-      impl->tls->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    if (auto st = load_tls(*impl->tls, web); !st.ok()) {
+      return make_error(st.error().code, "web_config: " + st.error().message);
     }
   }
   // Digits only, at most 65535: stoul alone accepts "80x" (80), "-1" (wraps) and 65536 (truncated

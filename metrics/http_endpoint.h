@@ -80,6 +80,10 @@ class Authenticator {
   std::unique_ptr<Impl> impl_;
 };
 
+// Loads the web config's TLS certificate, key (which must match it) and client CA as start()
+// does, and drops them: check-config and a reload find bad PEM files before a start fails on them.
+Status check_tls_files(const WebConfig& web);
+
 // The request handler as a plain function of the request (tests call it directly).
 Response handle_request(const Request& request, const EndpointHandlers& handlers, Authenticator* auth);
 

@@ -360,6 +360,7 @@ def metric(metrics: dict, name: str, **labels) -> float | None:
 
 def clustered_block(name: str, sim: Sim, token_file: Path, extra: str = "") -> str:
     token_file.write_text(MANAGEMENT_TOKEN + "\n")
+    token_file.chmod(0o600)  # as documented; 0644 gets a warning at start
     ca = f'ca_file = "{sim.tls["ca"]}"\n' if sim.tls else ""
     url = sim.base_url.replace("127.0.0.1", "localhost") if sim.tls else sim.base_url
     kind = sim.flavor

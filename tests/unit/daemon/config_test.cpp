@@ -142,6 +142,15 @@ reason = "r"
 expires = 2026-09-01
 )toml";
 
+// A cluster to add where a test is about something else: a configuration needs one.
+const char* kGoodCluster = R"toml(
+[[clusters]]
+name = "c0"
+type = "clustered"
+url = "https://h0.example.com/api/v0"
+token_file = "/etc/t0"
+)toml";
+
 ConfigLoad load(std::string_view text) { return load_config_string(text, "<string>", kNow); }
 
 std::string all(const std::vector<std::string>& v) {
@@ -274,8 +283,8 @@ TEST(LoadConfig, CompleteConfig) {
   EXPECT_EQ(c.exemptions[2].expires, ts("2026-09-01T00:00:00Z")) << "a TOML date is midnight UTC";
 }
 
-TEST(LoadConfig, EmptyConfigIsAllDefaults) {
-  auto r = load("");
+TEST(LoadConfig, OneClusterAndAllDefaults) {
+  auto r = load(kGoodCluster);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   const Config& c = *r.config;
   EXPECT_EQ(c.daemon.database, "/var/lib/tokenwarden/audit.db");
@@ -288,13 +297,13 @@ TEST(LoadConfig, EmptyConfigIsAllDefaults) {
   EXPECT_EQ(c.safety.max_actions_percent, 10);
   EXPECT_EQ(c.safety.max_vanished_percent, 50);
   EXPECT_TRUE(c.alerting.alertmanager_url.empty());
-  EXPECT_TRUE(c.clusters.empty());
-  ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_EQ(r.warnings[0].rfind("clusters:", 0), 0u) << r.warnings[0];
+  ASSERT_EQ(c.clusters.size(), 1u);
+  EXPECT_EQ(c.clusters[0].poll_interval, minutes(1));
+  EXPECT_TRUE(r.warnings.empty()) << all(r.warnings);
 }
 
 TEST(LoadConfig, EmptyListenDisablesHttp) {
-  auto r = load("[http]\nlisten = \"\"\n");
+  auto r = load(std::string("[http]\nlisten = \"\"\n") + kGoodCluster);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_EQ(r.config->http.listen, "");
 }
@@ -340,14 +349,6 @@ TEST(LoadConfig, PlainHttpOnLoopbackIsFine) {
 }
 
 // --- errors -----------------------------------------------------------------------------------
-
-const char* kGoodCluster = R"toml(
-[[clusters]]
-name = "c0"
-type = "clustered"
-url = "https://h0.example.com/api/v0"
-token_file = "/etc/t0"
-)toml";
 
 struct ErrorCase {
   std::string name;
@@ -664,7 +665,7 @@ expires = 2030-01-01T00:00:00Z
 }
 
 TEST(LoadConfig, ErrorsCarryTheLine) {
-  auto r = load("[daemon]\n\npoll_interval = \"1x\"\n");
+  auto r = load(std::string("[daemon]\n\npoll_interval = \"1x\"\n") + kGoodCluster);
   ASSERT_EQ(r.errors.size(), 1u) << all(r.errors);
   EXPECT_NE(r.errors[0].find("(line 3)"), std::string::npos) << r.errors[0];
 }
@@ -693,7 +694,8 @@ TEST(LoadConfig, DateTimesDoNotDependOnTheHostTimeZone) {
       "[[exemptions]]\npolicy = \"*\"\ntoken_id = \"c\"\nreason = \"r\"\n"
       "expires = 2026-12-15T23:30:00-05:00\n"
       "[[exemptions]]\npolicy = \"*\"\ntoken_id = \"d\"\nreason = \"r\"\n"
-      "expires = 2026-10-25\n";
+      "expires = 2026-10-25\n" +
+      std::string(kGoodCluster);
   for (const char* tz :
        {"UTC0", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata"}) {
     ::setenv("TZ", tz, 1);
@@ -716,7 +718,8 @@ TEST(LoadConfig, DateTimesDoNotDependOnTheHostTimeZone) {
 }
 
 TEST(LoadConfig, ExemptionExactlyAtTheLimit) {
-  std::string base = "[[exemptions]]\npolicy = \"*\"\ntoken_id = \"t\"\nreason = \"r\"\nexpires = ";
+  std::string base = std::string(kGoodCluster) +
+                     "[[exemptions]]\npolicy = \"*\"\ntoken_id = \"t\"\nreason = \"r\"\nexpires = ";
   EXPECT_TRUE(
       load(base + "\"" + format_timestamp(kNow + hours(24 * 365)) + "\"\n").config.has_value());
   EXPECT_FALSE(
@@ -725,7 +728,7 @@ TEST(LoadConfig, ExemptionExactlyAtTheLimit) {
 
 TEST(LoadConfigFile, ReadsAFileAndNamesItInErrors) {
   tw::testing::TempDir dir;
-  std::string path = dir.write("tokenwarden.toml", "[daemon]\npoll_interval = \"5m\"\n");
+  std::string path = dir.write("tokenwarden.toml", std::string("[daemon]\npoll_interval = \"5m\"\n") + kGoodCluster);
   auto r = load_config_file(path, kNow);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_EQ(r.config->path, path);
@@ -952,7 +955,7 @@ scope = { labels = { "team name" = "ops" } }
   EXPECT_NE(all(bad.errors).find("policies[0].scope.labels: label name \"team name\""), std::string::npos)
       << all(bad.errors);
   // ... and what the loader accepts renders to a configuration that loads again.
-  auto r = load(R"toml(
+  auto r = load(std::string(kGoodCluster) + R"toml(
 [[policies]]
 name = "p"
 kind = "max_age"
@@ -1215,13 +1218,13 @@ TEST_F(WebConfigFile, EveryProblemIsReportedAtOnce) {
 TEST_F(WebConfigFile, LoadedWithTheConfiguration) {
   const std::string web_path =
       dir_.write("web.toml", "[basic_auth.users]\nprometheus = \"" + bcrypt_like('y') + "\"\n");
-  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n");
+  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n" + kGoodCluster);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_EQ(r.config->http.web_config, web_path);
   EXPECT_EQ(r.config->http.web.users,
             (std::map<std::string, std::string>{{"prometheus", bcrypt_like('y')}}));
 
-  auto defaults = load("[http]\nlisten = \"127.0.0.1:9464\"\n");
+  auto defaults = load(std::string("[http]\nlisten = \"127.0.0.1:9464\"\n") + kGoodCluster);
   ASSERT_TRUE(defaults.config.has_value()) << all(defaults.errors);
   EXPECT_TRUE(defaults.config->http.web.users.empty());
   EXPECT_FALSE(defaults.config->http.web.tls());
@@ -1230,7 +1233,7 @@ TEST_F(WebConfigFile, LoadedWithTheConfiguration) {
 TEST_F(WebConfigFile, ItsErrorsFailTheConfigurationWithTheKeyPath) {
   const std::string web_path =
       dir_.write("web.toml", "[basic_auth.users]\nalice = \"hunter2\"\n[x]\n");
-  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n");
+  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n" + kGoodCluster);
   EXPECT_FALSE(r.config.has_value());
   ASSERT_EQ(r.errors.size(), 2u) << all(r.errors);
   for (const auto& e : r.errors) {
@@ -1238,7 +1241,7 @@ TEST_F(WebConfigFile, ItsErrorsFailTheConfigurationWithTheKeyPath) {
     EXPECT_EQ(e.find("hunter2"), std::string::npos) << e;
   }
 
-  auto missing = load("[http]\nweb_config = \"" + dir_.file("absent.toml") + "\"\n");
+  auto missing = load("[http]\nweb_config = \"" + dir_.file("absent.toml") + "\"\n" + kGoodCluster);
   EXPECT_FALSE(missing.config.has_value());
   ASSERT_EQ(missing.errors.size(), 1u) << all(missing.errors);
   EXPECT_EQ(missing.errors[0].rfind("http.web_config: ", 0), 0u) << missing.errors[0];
@@ -1247,7 +1250,7 @@ TEST_F(WebConfigFile, ItsErrorsFailTheConfigurationWithTheKeyPath) {
 }
 
 TEST_F(WebConfigFile, NotReadWhenTheEndpointIsDisabled) {
-  auto r = load("[http]\nlisten = \"\"\nweb_config = \"" + dir_.file("absent.toml") + "\"\n");
+  auto r = load("[http]\nlisten = \"\"\nweb_config = \"" + dir_.file("absent.toml") + "\"\n" + kGoodCluster);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_TRUE(r.config->http.listen.empty());
 }
@@ -1259,7 +1262,7 @@ TEST_F(WebConfigFile, RelativeWebConfigIsResolvedAgainstTheConfigFile) {
   dir_.write("conf/web/web.toml",
              "[tls]\ncert_file = \"tls/cert.pem\"\nkey_file = \"tls/key.pem\"\n");
   const std::string config =
-      dir_.write("conf/tokenwarden.toml", "[http]\nweb_config = \"web/web.toml\"\n");
+      dir_.write("conf/tokenwarden.toml", std::string("[http]\nweb_config = \"web/web.toml\"\n") + kGoodCluster);
   auto r = load_config_file(config, kNow);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_EQ(r.config->http.web_config, "web/web.toml") << "kept as written";

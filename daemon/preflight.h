@@ -1,0 +1,29 @@
+#pragma once
+// What `run` reads besides the configuration file, checked the same way by check-config, at the
+// daemon's start and on every reload, so that a configuration check-config accepts also starts:
+// - [http] web_config: the TLS certificate, its key (which must match it) and the client CA load
+//   (only when the endpoint is enabled);
+// - each cluster's token_file is a regular file holding one token (read, then dropped).
+// A token file this user cannot read is a warning (check-config may run as another user, or
+// before systemd provides the credential); so is one that group or others may read.
+//
+// Thread safety: reentrant. Errors: one sentence each, prefixed with the key path; never a
+// token.
+
+#include <string>
+#include <vector>
+
+#include "daemon/config.h"
+
+namespace tw::daemon {
+
+struct RuntimeFileCheck {
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+};
+
+// `credentials_directory`: $CREDENTIALS_DIRECTORY, for relative token_file names.
+RuntimeFileCheck check_runtime_files(const Config& config,
+                                     const std::string& credentials_directory);
+
+}  // namespace tw::daemon
