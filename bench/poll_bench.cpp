@@ -220,6 +220,31 @@ int main(int argc, char** argv) {
   }
   checkpoint();
 
+  // 1% of the active tokens deleted outright: the poll reads them directly before recording
+  // their removal (all of them up to storage::kRemovalSample, else that sample).
+  std::vector<std::string> doomed;
+  {
+    auto st = (*store)->db().prepare("SELECT token_id FROM tokens WHERE status = 'active' ORDER BY token_id");
+    if (!st.ok()) die(st.error().message);
+    std::vector<std::string> active;
+    while (true) {
+      auto row = st->step();
+      if (!row.ok()) die(row.error().message);
+      if (!*row) break;
+      active.push_back(st->text(0));
+    }
+    const std::size_t n = std::max<std::size_t>(1, active.size() / 100);
+    for (std::size_t i = 0; i < n && i < active.size(); ++i) doomed.push_back(active[i * active.size() / n]);
+  }
+  for (const auto& id : doomed) {
+    influx::HttpRequest req;
+    req.method = "DELETE";
+    req.target = "/_sim/tokens/" + id;
+    auto r = influx::http_request(control, req, {});
+    if (!r.ok() || r->status / 100 != 2) die("removing a token through the control API failed");
+  }
+  Sample vanish = cycle("vanish");
+
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -239,6 +264,9 @@ int main(int argc, char** argv) {
       .field("churn_wall_ms", median(cw))
       .field("churn_cpu_ms", median(cc))
       .field("churn_events_per_poll", churn > 0 ? churn_events / churn : 0)
+      .field("vanish_wall_ms", vanish.wall)
+      .field("vanish_cpu_ms", vanish.cpu)
+      .field("vanished", static_cast<std::int64_t>(doomed.size()))
       .field("peak_rss_kb_after_first", static_cast<std::int64_t>(rss_after_first))
       .field("peak_rss_kb_after_full_compare", static_cast<std::int64_t>(rss_after_full))
       .field("peak_rss_kb", static_cast<std::int64_t>(peak_rss_kb()))
