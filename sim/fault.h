@@ -14,6 +14,8 @@
 //   empty      200 with `[]`; not carried out
 //   reset      close the connection (TCP reset) without answering; not carried out
 // For `status`, `malformed` and `empty`, a non-zero `delay` is waited before answering.
+// A `status` fault with `echo_auth` ("exact", "upper" or "lower") quotes the request's
+// Authorization header in its message, in that letter case, as a careless proxy might.
 //
 // Thread safety: plain value types. Errors: parse_fault_kind returns nullopt for unknown names.
 
@@ -42,6 +44,7 @@ struct FaultSpec {
   std::uint64_t count = 0;  // matching requests affected; 0 = until cleared
   std::string method;       // empty: any method (compared case-insensitively)
   std::string path;         // empty: any path; else a substring of the request path
+  std::string echo_auth;    // kStatus only: "", "exact", "upper" or "lower" (see above)
 };
 
 struct Fault {
