@@ -1,9 +1,9 @@
 #include "core/strings.h"
 
 #include <algorithm>
-#include <cstring>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <utility>
 
 namespace tw {

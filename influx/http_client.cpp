@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -13,7 +14,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -141,7 +141,8 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
         co_return;
       }
       if (resp.body.capacity() < resp.body.size() + got) {
-        resp.body.reserve(std::min(max_body, std::max(resp.body.size() + got, 2 * resp.body.capacity())));
+        resp.body.reserve(
+            std::min(max_body, std::max(resp.body.size() + got, 2 * resp.body.capacity())));
       }
       resp.body.append(piece.get(), got);
     }
@@ -168,8 +169,9 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
     auto [rec, n] = co_await stream.async_read_some(asio::buffer(resp.body.data() + have, remaining), kTuple);
     have += n;
     if (rec && have < total) {
-      state->result = read_error(rec == asio::error::eof ? beast::error_code(http::error::partial_message) : rec,
-                                 max_body);
+      state->result = read_error(
+          rec == asio::error::eof ? beast::error_code(http::error::partial_message) : rec,
+          max_body);
       co_return;
     }
   }

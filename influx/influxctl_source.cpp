@@ -56,7 +56,8 @@ Result<TokenList> InfluxctlClusterClient::list_tokens(const CallContext& ctx) {
     list.unchanged = true;
     return list;
   }
-  auto decoded = decode_token_list_redacted(*out, influxctl_config_secrets(config_.influxctl_config));
+  auto decoded =
+      decode_token_list_redacted(*out, influxctl_config_secrets(config_.influxctl_config));
   if (!decoded.ok()) {
     return make_error(ErrorCode::kParse, describe() + " token list printed an unreadable list: " +
                                              decoded.error().message);

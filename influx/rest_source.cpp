@@ -142,10 +142,11 @@ Status RestClusterClient::restrict(const std::string& token_id,
   sort_permissions(wanted);
   if (token->permissions != wanted) {
     const std::vector<std::string> secrets{secret};
-    return make_error(ErrorCode::kHttpStatus,
-                      "PATCH " + url_.to_string() + target + " answered 200 but the token now has " +
-                          printable(redact(permissions_json(token->permissions), secrets), 300) +
-                          " instead of " + printable(redact(permissions_json(wanted), secrets), 300));
+    return make_error(
+        ErrorCode::kHttpStatus,
+        "PATCH " + url_.to_string() + target + " answered 200 but the token now has " +
+            printable(redact(permissions_json(token->permissions), secrets), 300) + " instead of " +
+            printable(redact(permissions_json(wanted), secrets), 300));
   }
   return ok_status();
 }

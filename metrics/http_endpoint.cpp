@@ -3,7 +3,6 @@
 #include <crypt.h>
 
 #include <atomic>
-#include <list>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -160,10 +160,10 @@ Response handle_request(const Request& req, const EndpointHandlers& h, Authentic
 struct HttpEndpoint::Impl {
   // One open connection. Touched only on the endpoint's thread.
   struct Conn {
-    beast::tcp_stream* stream = nullptr;  // set once its coroutine runs; closing it ends it
+    beast::tcp_stream* stream = nullptr;         // set once its coroutine runs; closing it ends it
     const beast::flat_buffer* buffer = nullptr;  // holds a request not yet complete, if any
-    bool waiting = true;  // for a request (or in the TLS handshake), not answering one
-    bool shed = false;    // closed to make room; its coroutine is ending
+    bool waiting = true;      // for a request (or in the TLS handshake), not answering one
+    bool shed = false;        // closed to make room; its coroutine is ending
     std::uint64_t since = 0;  // when it began waiting, as a tick of wait_ticks (no clock read)
   };
   // Declared before the io_context: coroutine frames destroyed with it erase their entries.

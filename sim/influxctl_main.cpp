@@ -258,7 +258,8 @@ class Client {
     const char* mode = std::getenv("TOKENWARDEN_INFLUXCTL_LEAK_TOKEN");
     if (mode == nullptr || *mode == '\0') return std::nullopt;
     const std::string m = mode;
-    if (m == "bearer") return fail("request failed: Authorization: Bearer " + token_ + " was rejected");
+    if (m == "bearer")
+      return fail("request failed: Authorization: Bearer " + token_ + " was rejected");
     if (m == "plain") return fail("the management token " + token_ + " was rejected");
     if (m == "upper") {
       std::string upper = token_;

@@ -306,9 +306,10 @@ SimResponse Service::handle(const SimRequest& request) {
       case FaultKind::kStatus:
         resp = fault->echo_auth.empty()
                    ? error_response(fault->status)
-                   : error_response(fault->status,
-                                    default_error_message(fault->status) + " (header was " +
-                                        echoed(request.authorization.value_or(""), fault->echo_auth) + ")");
+                   : error_response(
+                         fault->status,
+                         default_error_message(fault->status) + " (header was " +
+                             echoed(request.authorization.value_or(""), fault->echo_auth) + ")");
         resp.delay = fault->delay;
         break;
       case FaultKind::kTimeout:

@@ -301,7 +301,8 @@ TEST(Redact, ReplacesEveryOccurrence) {
 
 TEST(Redact, IgnoresLetterCase) {
   const std::string secret = "mgmt-Secret-d445d3";
-  EXPECT_EQ(redact("header was BEARER MGMT-SECRET-D445D3 ...", secret), "header was BEARER [redacted] ...");
+  EXPECT_EQ(redact("header was BEARER MGMT-SECRET-D445D3 ...", secret),
+            "header was BEARER [redacted] ...");
   EXPECT_EQ(redact("x mgmt-secret-d445d3 y", secret), "x [redacted] y");
   EXPECT_EQ(redact("x MgMt-SeCrEt-D445D3y", secret), "x [redacted]y");
   EXPECT_EQ(redact("mgmt-secret-d445d", secret), "mgmt-secret-d445d");  // not the whole secret
@@ -316,7 +317,8 @@ TEST(Redact, ManySecretsAndBearerCredentials) {
   const std::vector<std::string> none;
   EXPECT_EQ(redact("Authorization: Bearer eyJhbGciOi.J9x_y-z+/== was rejected", none),
             "Authorization: Bearer [redacted] was rejected");
-  EXPECT_EQ(redact("bearer\ttok123 and BEARER  tok456", none), "bearer\t[redacted] and BEARER  [redacted]");
+  EXPECT_EQ(redact("bearer\ttok123 and BEARER  tok456", none),
+            "bearer\t[redacted] and BEARER  [redacted]");
   EXPECT_EQ(redact("unbearer tok", none), "unbearer tok");  // not the scheme word
   EXPECT_EQ(redact("Bearer", none), "Bearer");
   EXPECT_EQ(redact("Bearer [redacted]", none), "Bearer [redacted]");

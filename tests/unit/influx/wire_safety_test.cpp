@@ -64,15 +64,18 @@ class RestRedaction : public ::testing::Test {
 };
 
 TEST_F(RestRedaction, ErrorBodyEchoingTheTokenInAnyCaseIsRedacted) {
-  for (const std::string& echo : std::vector<std::string>{kSecret, upper(kSecret), to_lower(kSecret)}) {
+  for (const std::string& echo :
+       std::vector<std::string>{kSecret, upper(kSecret), to_lower(kSecret)}) {
     TestHttpServer server([&](const RecordedRequest&) {
-      return CannedResponse{400, R"({"code":400,"message":"header was BEARER )" + echo + R"( ..."})"};
+      return CannedResponse{400,
+                            R"({"code":400,"message":"header was BEARER )" + echo + R"( ..."})"};
     });
     auto list = client(server)->list_tokens(ctx_);
     ASSERT_FALSE(list.ok());
     expect_no_secret(list.error().message);
-    EXPECT_NE(list.error().message.find("answered 400 Bad Request (header was BEARER [redacted] ...)"),
-              std::string::npos)
+    EXPECT_NE(
+        list.error().message.find("answered 400 Bad Request (header was BEARER [redacted] ...)"),
+        std::string::npos)
         << list.error().message;
   }
 }
@@ -106,7 +109,8 @@ TEST_F(RestRedaction, RevokeAndRestrictErrorsAreRedactedToo) {
 TEST_F(RestRedaction, UnreadableListQuotingTheTokenIsRedacted) {
   // A bad timestamp is quoted, cut to 64 bytes, in the parse error; the token straddles the cut.
   TestHttpServer server([&](const RecordedRequest&) {
-    return CannedResponse{200, R"([{"id":"a","createdAt":")" + std::string(40, 'x') + upper(kSecret) + R"("}])"};
+    return CannedResponse{
+        200, R"([{"id":"a","createdAt":")" + std::string(40, 'x') + upper(kSecret) + R"("}])"};
   });
   auto list = client(server)->list_tokens(ctx_);
   ASSERT_FALSE(list.ok());
@@ -119,7 +123,8 @@ TEST_F(RestRedaction, UnreadableListQuotingTheTokenIsRedacted) {
 TEST_F(RestRedaction, DescriptionQuotingTheTokenIsStoredWithoutIt) {
   TestHttpServer server([&](const RecordedRequest&) {
     return CannedResponse{200, R"([{"id":"a","description":"curl -H 'Authorization: Bearer )" +
-                                   kSecret + R"('"},{"id":"b","description":"Bearer token for grafana"}])"};
+                                   kSecret +
+                                   R"('"},{"id":"b","description":"Bearer token for grafana"}])"};
   });
   auto list = client(server)->list_tokens(ctx_);
   ASSERT_TRUE(list.ok()) << list.error().message;
@@ -213,12 +218,14 @@ TEST(HttpBodyLimit, BodiesUpToTheLimitAreReadWhole) {
   for (bool use_chunks : {true, false}) {
     TestHttpServer server([&](const RecordedRequest&) {
       CannedResponse r;
-      r.raw = use_chunks ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 70000)
-                         : "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
+      r.raw = use_chunks
+                  ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 70000)
+                  : "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
       return r;
     });
     auto resp = get(server, body.size());
-    ASSERT_TRUE(resp.ok()) << (use_chunks ? "chunked: " : "close-delimited: ") << resp.error().message;
+    ASSERT_TRUE(resp.ok()) << (use_chunks ? "chunked: " : "close-delimited: ")
+                           << resp.error().message;
     EXPECT_EQ(resp->status, 200);
     EXPECT_EQ(resp->body, body);
   }
@@ -227,8 +234,9 @@ TEST(HttpBodyLimit, BodiesUpToTheLimitAreReadWhole) {
 TEST(HttpInterim, ContinueBeforeTheRealResponseIsSkipped) {
   TestHttpServer server([&](const RecordedRequest&) {
     CannedResponse r;
-    r.raw = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]";
+    r.raw =
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]";
     return r;
   });
   auto resp = get(server, 1 << 20);
@@ -246,7 +254,8 @@ TEST(HttpInterim, EndlessInterimResponsesFail) {
   });
   auto resp = get(server, 1 << 20);
   ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("interim (1xx) responses and no final one"), std::string::npos)
+  EXPECT_NE(resp.error().message.find("interim (1xx) responses and no final one"),
+            std::string::npos)
       << resp.error().message;
 }
 
@@ -307,14 +316,18 @@ INSTANTIATE_TEST_SUITE_P(
                    "the key \"id\" appears twice"},
         RepeatCase{"description", R"([{"id":"k1","description":"a","description":"b"}])",
                    "the key \"description\" appears twice"},
-        RepeatCase{"permission", R"([{"id":"k1","permissions":[{"action":"read","action":"write","resource":"db"}]}])",
-                   "the key \"action\" appears twice"},
+        RepeatCase{
+            "permission",
+            R"([{"id":"k1","permissions":[{"action":"read","action":"write","resource":"db"}]}])",
+            "the key \"action\" appears twice"},
         RepeatCase{"timestamp", R"([{"id":"k1","created_at":{"seconds":1,"seconds":2}}])",
                    "the key \"seconds\" appears twice"},
         RepeatCase{"unknown field", R"([{"id":"k1","accountId":"x","accountId":"y"}])",
                    "the key \"accountId\" appears twice"},
-        RepeatCase{"two spellings", R"([{"id":"k1","createdAt":"2024-01-01T00:00:00Z","created_at":{"seconds":1}}])",
-                   "token #0 field \"created_at\" repeats a timestamp already given under another name"}),
+        RepeatCase{
+            "two spellings",
+            R"([{"id":"k1","createdAt":"2024-01-01T00:00:00Z","created_at":{"seconds":1}}])",
+            "token #0 field \"created_at\" repeats a timestamp already given under another name"}),
     [](const ::testing::TestParamInfo<RepeatCase>& p) {
       std::string n = p.param.name;
       for (char& c : n) {
@@ -374,7 +387,8 @@ TEST_F(InfluxctlRedaction, StderrQuotingTheProfileTokenIsRedacted) {
   auto list = client().list_tokens(ctx_);
   ASSERT_FALSE(list.ok());
   expect_no_secret(list.error().message);
-  EXPECT_NE(list.error().message.find("exited with status 1: error\\tthe management token [redacted] was rejected"),
+  EXPECT_NE(list.error().message.find(
+                "exited with status 1: error\\tthe management token [redacted] was rejected"),
             std::string::npos)
       << list.error().message;
 }

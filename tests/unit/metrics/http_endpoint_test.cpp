@@ -691,7 +691,8 @@ TEST_F(Endpoint, AtTheCapTheLongestIdleConnectionMakesRoom) {
     Client& scraper = *scrapers.back();
     ASSERT_TRUE(scraper.send(request("GET", "/metrics")));
     auto r = scraper.read_response(false, 2000ms);
-    ASSERT_TRUE(r.has_value()) << "a new client was locked out by idle ones (round " << round << ")";
+    ASSERT_TRUE(r.has_value()) << "a new client was locked out by idle ones (round " << round
+                               << ")";
     EXPECT_EQ(r->status, 200);
     // The longest-idle one was closed for it, the others were not.
     EXPECT_TRUE(idle[static_cast<std::size_t>(round)]->closed_by_server(2000ms)) << round;
