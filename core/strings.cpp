@@ -1,9 +1,10 @@
 #include "core/strings.h"
 
 #include <algorithm>
-#include <cstring>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <utility>
 
 namespace tw {
 namespace {
@@ -218,14 +219,97 @@ std::string_view truncate_utf8(std::string_view s, std::size_t max_bytes) {
   return s.substr(0, end);
 }
 
-std::string redact(std::string text, std::string_view secret) {
-  if (secret.empty()) return text;
-  std::size_t pos = 0;
-  while ((pos = text.find(secret, pos)) != std::string::npos) {
-    text.replace(pos, secret.size(), "[redacted]");
-    pos += 10;
+namespace {
+
+constexpr std::string_view kRedacted = "[redacted]";
+
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// `lowered` is already lower case.
+bool equal_ci_at(std::string_view text, std::size_t pos, std::string_view lowered) {
+  if (pos + lowered.size() > text.size()) return false;
+  for (std::size_t i = 0; i < lowered.size(); ++i) {
+    if (ascii_lower(text[pos + i]) != lowered[i]) return false;
   }
-  return text;
+  return true;
+}
+
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+// RFC 9110 token68 characters (the credential of an auth scheme).
+bool is_token68(char c) {
+  return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' ||
+         c == '=';
+}
+
+using Span = std::pair<std::size_t, std::size_t>;  // [begin, end)
+
+// Calls add(begin, end) for every span redact() replaces; stops early when add returns false.
+template <class Add>
+void find_secret_spans(std::string_view text, const std::vector<std::string>& secrets,
+                       Credentials which, Add add) {
+  for (const auto& secret : secrets) {
+    if (secret.empty() || secret.size() > text.size()) continue;
+    const std::string lowered = to_lower(secret);
+    const char first_lower = lowered[0];
+    for (std::size_t pos = 0; pos + lowered.size() <= text.size(); ++pos) {
+      if (ascii_lower(text[pos]) != first_lower || !equal_ci_at(text, pos, lowered)) continue;
+      if (!add(pos, pos + lowered.size())) return;
+    }
+  }
+  if (which != Credentials::kAlsoBearer) return;
+  constexpr std::string_view kScheme = "bearer";
+  for (std::size_t pos = 0; pos + kScheme.size() < text.size(); ++pos) {
+    if (ascii_lower(text[pos]) != 'b' || !equal_ci_at(text, pos, kScheme)) continue;
+    if (pos > 0 && is_alnum(text[pos - 1])) continue;
+    std::size_t begin = pos + kScheme.size();
+    if (text[begin] != ' ' && text[begin] != '\t') continue;
+    while (begin < text.size() && (text[begin] == ' ' || text[begin] == '\t')) ++begin;
+    std::size_t end = begin;
+    while (end < text.size() && is_token68(text[end])) ++end;
+    if (end > begin && !add(begin, end)) return;
+  }
+}
+
+}  // namespace
+
+bool needs_redaction(std::string_view text, const std::vector<std::string>& secrets,
+                     Credentials which) {
+  bool found = false;
+  find_secret_spans(text, secrets, which, [&](std::size_t, std::size_t) {
+    found = true;
+    return false;
+  });
+  return found;
+}
+
+std::string redact(std::string_view text, const std::vector<std::string>& secrets,
+                   Credentials which) {
+  std::vector<Span> spans;
+  find_secret_spans(text, secrets, which, [&](std::size_t b, std::size_t e) {
+    spans.emplace_back(b, e);
+    return true;
+  });
+  if (spans.empty()) return std::string(text);
+  std::sort(spans.begin(), spans.end());
+  std::string out;
+  out.reserve(text.size());
+  std::size_t copied = 0;
+  for (std::size_t i = 0; i < spans.size();) {
+    auto [begin, end] = spans[i];
+    for (++i; i < spans.size() && spans[i].first <= end; ++i) end = std::max(end, spans[i].second);
+    out.append(text.substr(copied, begin - copied));
+    out.append(kRedacted);
+    copied = end;
+  }
+  out.append(text.substr(copied));
+  return out;
+}
+
+std::string redact(std::string text, std::string_view secret) {
+  return redact(std::string_view(text), std::vector<std::string>{std::string(secret)});
 }
 
 bool is_uuid(std::string_view s) {

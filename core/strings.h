@@ -41,8 +41,21 @@ std::string printable(std::string_view s, std::size_t max_bytes = 256);
 // Cuts s to at most max_bytes without splitting a UTF-8 sequence.
 std::string_view truncate_utf8(std::string_view s, std::size_t max_bytes);
 
-// Removes every occurrence of secret from text (replaced by "[redacted]"). No-op if secret empty.
+// The one redaction step for text a server or a subprocess produced (error bodies, stderr),
+// applied before the text is cut, quoted or stored. Replaces with "[redacted]":
+// - every occurrence of each secret, in any ASCII letter case, overlapping ones included
+//   (empty secrets are ignored);
+// - with Credentials::kAlsoBearer (for messages, not for data such as token descriptions): the
+//   credential after an HTTP "Bearer" scheme word ("Bearer abc.def" -> "Bearer [redacted]"), so
+//   a token the caller does not know (e.g. an OAuth token a CLI fetched) goes too.
+// Adjacent or overlapping matches become one marker. Text without a match is returned as is.
+enum class Credentials { kKnownOnly, kAlsoBearer };
+std::string redact(std::string_view text, const std::vector<std::string>& secrets,
+                   Credentials which = Credentials::kAlsoBearer);
 std::string redact(std::string text, std::string_view secret);
+// Whether redact() would change text (cheap, allocation-free when it would not).
+bool needs_redaction(std::string_view text, const std::vector<std::string>& secrets,
+                     Credentials which = Credentials::kAlsoBearer);
 
 // 8-4-4-4-12 hexadecimal (any version).
 bool is_uuid(std::string_view s);

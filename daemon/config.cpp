@@ -537,6 +537,9 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
   if (auto t = r.duration("timeout", std::chrono::milliseconds(100), std::chrono::minutes(10))) {
     cl.source.timeout = *t;
   }
+  if (auto n = r.integer("max_response_mib", 1, 4096)) {
+    cl.source.max_response_bytes = static_cast<std::size_t>(*n) << 20;
+  }
   cl.poll_interval = c.daemon.poll_interval;
   if (auto t = r.duration("poll_interval", std::chrono::seconds(1), std::chrono::hours(24 * 7))) {
     cl.poll_interval = *t;
@@ -1099,6 +1102,7 @@ std::string render_config(const Config& c) {
       kv(out, "profile", s.profile);
     }
     kv(out, "timeout", format_duration(s.timeout));
+    kv_raw(out, "max_response_mib", std::to_string(s.max_response_bytes >> 20));
     kv(out, "poll_interval", format_duration(cl.poll_interval));
     kv_raw(out, "labels", inline_table(cl.labels));
   }

@@ -180,6 +180,7 @@ Result<Token> token_of(JsonReader& r, std::size_t index, std::vector<TimeAnomaly
   Token t;
   bool has_id = false;
   std::optional<std::string> created_placeholder;
+  unsigned timestamps_seen = 0;
   std::string key;
   while (r.next_member(key)) {
     Where at{index, key};
@@ -201,10 +202,16 @@ Result<Token> token_of(JsonReader& r, std::size_t index, std::vector<TimeAnomaly
       t.permissions = std::move(*p);
     } else if (key == "createdAt" || key == "created_at" || key == "expiresAt" ||
                key == "expires_at" || key == "revokedAt" || key == "revoked_at") {
+      char c = key[0];
+      // createdAt and created_at are one field: both in one object is as ambiguous as a repeat.
+      const unsigned bit = c == 'c' ? 1u : c == 'e' ? 2u : 4u;
+      if ((timestamps_seen & bit) != 0) {
+        return parse_error(at.str() + " repeats a timestamp already given under another name");
+      }
+      timestamps_seen |= bit;
       std::optional<std::string> placeholder;
       auto ts = timestamp_of(r, at, placeholder);
       if (!ts.ok()) return ts.take_error();
-      char c = key[0];
       (c == 'c' ? t.created_at : c == 'e' ? t.expires_at : t.revoked_at) = *ts;
       if (c == 'c') created_placeholder = std::move(placeholder);
     } else if (!r.skip_value()) {

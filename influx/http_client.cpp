@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -38,13 +39,31 @@ struct CallState {
 
 std::string describe(const beast::error_code& ec) {
   if (ec == beast::error::timeout) return "timed out";
-  if (ec == http::error::body_limit) return "response body is larger than the limit";
   if (ec == http::error::partial_message || ec == asio::error::eof ||
       ec == asio::ssl::error::stream_truncated) {
     return "connection closed before the response was complete";
   }
   return ec.message();
 }
+
+std::string limit_text(std::size_t bytes) {
+  if (bytes >= (std::size_t{1} << 20) && bytes % (std::size_t{1} << 20) == 0) {
+    return std::to_string(bytes >> 20) + " MiB";
+  }
+  return std::to_string(bytes) + " bytes";
+}
+
+Error read_error(const beast::error_code& ec, std::size_t max_body) {
+  if (ec == http::error::body_limit) {
+    return make_error(ErrorCode::kNetwork,
+                      "the response body is larger than the limit of " + limit_text(max_body));
+  }
+  return make_error(ec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                    describe(ec) + " while reading the response");
+}
+
+// At most this many interim (1xx) responses are skipped before the final one.
+constexpr int kMaxInterimResponses = 8;
 
 template <class Stream>
 asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>& req,
@@ -63,47 +82,76 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
   }
   state->step = "reading the response";
   beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(max_body);
-  parser.header_limit(64 * 1024);
-  lowest.expires_at(deadline);
-  auto [hec, hread] = co_await http::async_read_header(stream, buffer, parser, kTuple);
-  (void)hread;
-  if (hec) {
-    state->result = make_error(hec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
-                               describe(hec) + " while reading the response");
-    co_return;
+  // The body is taken piece by piece (buffer_body), so nothing past the limit is ever buffered.
+  std::optional<http::response_parser<http::buffer_body>> parser;
+  for (int interim = 0;; ++interim) {
+    parser.emplace();
+    parser->body_limit(max_body);
+    parser->header_limit(64 * 1024);
+    lowest.expires_at(deadline);
+    auto [hec, hread] = co_await http::async_read_header(stream, buffer, *parser, kTuple);
+    (void)hread;
+    if (hec) {
+      state->result = read_error(hec, max_body);
+      co_return;
+    }
+    // Interim responses (100 Continue, 103 Early Hints) precede the real one and are skipped
+    // (RFC 9110 §15.2); 101 Switching Protocols is final and was not asked for.
+    const unsigned status = parser->get().result_int();
+    if (status < 100 || status >= 200 || status == 101) break;
+    if (interim + 1 >= kMaxInterimResponses) {
+      state->result = make_error(ErrorCode::kNetwork,
+                                 "the server sent " + std::to_string(kMaxInterimResponses) +
+                                     " interim (1xx) responses and no final one");
+      co_return;
+    }
   }
-  auto length = parser.content_length();
-  const bool plain_length = length && !parser.chunked() && !parser.is_done();
+  HttpResponse resp;
+  resp.status = static_cast<int>(parser->get().result_int());
+  resp.content_type = std::string(parser->get()[http::field::content_type]);
+  auto length = parser->content_length();
+  const bool plain_length = length && !parser->chunked() && !parser->is_done();
   if (plain_length && *length > max_body) {
-    state->result = make_error(ErrorCode::kNetwork, "response body is larger than the limit");
+    state->result = read_error(http::error::body_limit, max_body);
     co_return;
   }
   if (!plain_length) {
-    // Chunked, unknown length or empty: let Beast read and de-chunk it.
-    auto [rec, read] = parser.is_done() ? std::tuple<beast::error_code, std::size_t>{}
-                                        : co_await http::async_read(stream, buffer, parser, kTuple);
-    (void)read;
-    if (rec) {
-      state->result = make_error(rec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
-                                 describe(rec) + " while reading the response");
-      co_return;
+    // Chunked, close-delimited or empty: read in pieces. The body string grows geometrically
+    // but never past the limit, and a piece that would pass it fails the read at once.
+    // Beast checks the limit of a chunked body at each chunk header (before its data), but for
+    // a close-delimited body it counts input it has not yet handed over, so that one is checked
+    // here only, piece by piece.
+    if (!parser->chunked()) parser->body_limit(boost::none);
+    constexpr std::size_t kPiece = 64 * 1024;
+    auto piece = std::make_unique<char[]>(kPiece);
+    while (!parser->is_done()) {
+      parser->get().body().data = piece.get();
+      parser->get().body().size = kPiece;
+      lowest.expires_at(deadline);
+      auto [rec, read] = co_await http::async_read(stream, buffer, *parser, kTuple);
+      (void)read;
+      if (rec == http::error::need_buffer) rec = {};
+      if (rec) {
+        state->result = read_error(rec, max_body);
+        co_return;
+      }
+      const std::size_t got = kPiece - parser->get().body().size;
+      if (got > max_body - resp.body.size()) {
+        state->result = read_error(http::error::body_limit, max_body);
+        co_return;
+      }
+      if (resp.body.capacity() < resp.body.size() + got) {
+        resp.body.reserve(
+            std::min(max_body, std::max(resp.body.size() + got, 2 * resp.body.capacity())));
+      }
+      resp.body.append(piece.get(), got);
     }
-    auto msg = parser.release();
-    HttpResponse resp;
-    resp.status = static_cast<int>(msg.result_int());
-    resp.content_type = std::string(msg[http::field::content_type]);
-    resp.body = std::move(msg.body());
     state->result = std::move(resp);
     co_return;
   }
   // A body of known length is read straight into its final buffer in large reads. The socket's
   // low-water mark keeps a fast reader from waking for every packet (a 25 MB token list would
   // otherwise take ~50k tiny reads).
-  HttpResponse resp;
-  resp.status = static_cast<int>(parser.get().result_int());
-  resp.content_type = std::string(parser.get()[http::field::content_type]);
   const auto total = static_cast<std::size_t>(*length);
   resp.body.reserve(total);
   auto leftover = buffer.data();
@@ -121,9 +169,9 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
     auto [rec, n] = co_await stream.async_read_some(asio::buffer(resp.body.data() + have, remaining), kTuple);
     have += n;
     if (rec && have < total) {
-      state->result = make_error(rec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
-                                 describe(rec == asio::error::eof ? beast::error_code(http::error::partial_message) : rec) +
-                                     " while reading the response");
+      state->result = read_error(
+          rec == asio::error::eof ? beast::error_code(http::error::partial_message) : rec,
+          max_body);
       co_return;
     }
   }
@@ -192,12 +240,19 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
   }
   ctx.set_verify_mode(ssl::verify_peer);
   beast::ssl_stream<beast::tcp_stream> stream(executor, ctx);
-  stream.set_verify_callback(ssl::host_name_verification(url.host));
   beast::error_code addr_ec;
   asio::ip::make_address(url.host, addr_ec);
-  if (addr_ec &&  // SNI carries host names only (RFC 6066)
-      SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-               const_cast<char*>(url.host.c_str())) != 1) {
+  const bool ip_literal = !addr_ec;
+  // OpenSSL checks the name as part of chain verification, so a mismatch is reported as such
+  // (X509_V_ERR_HOSTNAME_MISMATCH), not as an unspecified callback failure.
+  X509_VERIFY_PARAM* param = SSL_get0_param(stream.native_handle());
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  const bool name_set = ip_literal ? X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str()) == 1
+                                   : X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0) == 1;
+  if (!name_set ||
+      (!ip_literal &&  // SNI carries host names only (RFC 6066)
+       SSL_ctrl(stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                const_cast<char*>(url.host.c_str())) != 1)) {
     state->result = make_error(ErrorCode::kNetwork, "cannot set the TLS server name");
     co_return;
   }
@@ -216,7 +271,10 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
   if (hec) {
     long verify = SSL_get_verify_result(stream.native_handle());
     std::string why = describe(hec);
-    if (verify != X509_V_OK) {
+    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+      why = std::string(ip_literal ? "the IP address \"" : "the host name \"") +
+            printable(url.host, 100) + "\" does not match the server's certificate";
+    } else if (verify != X509_V_OK) {
       why = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
     }
     state->result = make_error(hec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,

@@ -4,9 +4,11 @@
 // Each call opens one connection (plain TCP or TLS with peer and host-name verification against
 // the system CAs or `ca_file`), sends one request and reads one response, all within `timeout`
 // measured from the start of the call; every step (resolve, connect, handshake, write, read) has
-// that deadline. The body is capped at `max_body_bytes`. Redirects are not followed (a Bearer
-// token must never be sent to another origin). The call returns early with kCancelled when
-// `*cancel` becomes true.
+// that deadline. The body is capped at `max_body_bytes`: a larger Content-Length is refused
+// before reading, and a chunked or close-delimited body is read in pieces and refused as soon as
+// it passes the cap, so memory stays bounded by it. Interim 1xx responses (100 Continue) are
+// skipped. Redirects are not followed (a Bearer token must never be sent to another origin).
+// The call returns early with kCancelled when `*cancel` becomes true.
 //
 // Thread safety: http_request is reentrant; each call runs its own I/O context.
 // Errors: kNetwork, kTimeout, kCancelled or kInvalidArgument, one sentence naming the URL and

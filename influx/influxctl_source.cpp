@@ -2,6 +2,7 @@
 
 #include "core/strings.h"
 #include "influx/codec.h"
+#include "influx/redaction.h"
 #include "influx/subprocess.h"
 
 namespace tw::influx {
@@ -28,6 +29,7 @@ Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv,
                                                 const CallContext& ctx) const {
   ProcessOptions opts;
   opts.timeout = config_.timeout;
+  opts.max_stdout_bytes = config_.max_response_bytes;
   opts.cancel = ctx.cancel;
   auto res = run_process(argv, opts);
   if (!res.ok()) return res.take_error();
@@ -35,7 +37,9 @@ Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv,
     return make_error(ErrorCode::kIo, describe() + " was killed by signal " + std::to_string(res->signal));
   }
   if (res->exit_code != 0) {
-    std::string why = summarize_stderr(res->err);
+    // Redacted whole, before summarize_stderr cuts it: no part of a secret survives at the cut.
+    std::string why =
+        summarize_stderr(redact(res->err, influxctl_config_secrets(config_.influxctl_config)));
     return make_error(ErrorCode::kIo, describe() + " exited with status " +
                                           std::to_string(res->exit_code) +
                                           (why.empty() ? std::string() : ": " + why));
@@ -52,7 +56,8 @@ Result<TokenList> InfluxctlClusterClient::list_tokens(const CallContext& ctx) {
     list.unchanged = true;
     return list;
   }
-  auto decoded = decode_token_list(*out);
+  auto decoded =
+      decode_token_list_redacted(*out, influxctl_config_secrets(config_.influxctl_config));
   if (!decoded.ok()) {
     return make_error(ErrorCode::kParse, describe() + " token list printed an unreadable list: " +
                                              decoded.error().message);

@@ -112,6 +112,7 @@ bool JsonReader::enter_object() {
   if (depth_ >= kMaxDepth) return fail("less nesting");
   ++pos_;
   first_[++depth_] = true;
+  key_start_[depth_] = keys_.size();
   return true;
 }
 
@@ -121,6 +122,7 @@ bool JsonReader::next_member(std::string& key) {
   if (pos_ >= s_.size()) return fail("',' or '}'");
   if (s_[pos_] == '}') {
     ++pos_;
+    keys_.resize(key_start_[depth_]);
     --depth_;
     return false;
   }
@@ -131,7 +133,17 @@ bool JsonReader::next_member(std::string& key) {
   }
   first_[depth_] = false;
   if (pos_ >= s_.size() || s_[pos_] != '"') return fail("a member name");
+  const std::size_t key_at = pos_;
   if (!read_string(key)) return false;
+  for (std::size_t i = key_start_[depth_]; i < keys_.size(); ++i) {
+    if (keys_[i] == key) {
+      pos_ = key_at;
+      error_ = "the key \"" + printable(key, 60) + "\" appears twice in one object at byte " +
+               std::to_string(key_at);
+      return false;
+    }
+  }
+  keys_.push_back(key);
   skip_ws();
   if (pos_ >= s_.size() || s_[pos_] != ':') return fail("':'");
   ++pos_;

@@ -5,7 +5,9 @@
 // beyond the document is only what the caller keeps. It is strict about structure (every
 // value, separator and bracket is checked; nothing may follow the top-level value) and tolerant
 // about text: invalid UTF-8 and unpaired surrogate escapes in strings become U+FFFD (and are
-// flagged) instead of failing the whole document. Containers nest at most 64 deep.
+// flagged) instead of failing the whole document. Containers nest at most 64 deep. An object
+// read with next_member() must not repeat a key (RFC 8259 leaves the meaning of a repeated key
+// open: consumers disagree on which one counts), so a repeat is an error.
 //
 // Usage: check peek() for the kind of the next value, then read it with the matching call;
 // iterate containers with enter_*() and next_*(). Every call returns false on malformed input
@@ -17,6 +19,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tw::influx {
 
@@ -65,6 +68,10 @@ class JsonReader {
   std::size_t pos_ = 0;
   // Container state: whether the next element/member is the first one. Kept per depth.
   bool first_[66] = {};
+  // The keys seen so far in the objects being read with next_member(): keys_[key_start_[d]..]
+  // belong to the object at depth d.
+  std::vector<std::string> keys_;
+  std::size_t key_start_[66] = {};
   int depth_ = 0;
   bool replaced_ = false;
   std::string error_;

@@ -5,6 +5,7 @@
 #include "core/strings.h"
 #include "influx/codec.h"
 #include "influx/management_token.h"
+#include "influx/redaction.h"
 
 namespace tw::influx {
 namespace {
@@ -45,13 +46,10 @@ Result<HttpResponse> RestClusterClient::call(const std::string& method, const st
   HttpOptions opts;
   opts.ca_file = config_.ca_file;
   opts.timeout = config_.timeout;
+  opts.max_body_bytes = config_.max_response_bytes;
   opts.cancel = ctx.cancel;
   auto resp = http_request(url_, req, opts);
-  if (!resp.ok()) {
-    Error e = resp.take_error();
-    e.message = redact(std::move(e.message), secret);
-    return e;
-  }
+  if (!resp.ok()) return redacted(resp.take_error(), {secret});
   return resp;
 }
 
@@ -68,10 +66,11 @@ Error RestClusterClient::status_error(const std::string& method, const std::stri
     msg += ' ';
     msg += reason;
   }
-  std::string detail = decode_error_message(resp.body);
+  // Redacted before it is cut, so no part of a token survives at the cut.
+  std::string detail = redact(decode_error_message(resp.body), std::vector<std::string>{secret});
   if (!detail.empty()) {
     msg += " (";
-    msg += printable(redact(detail, secret), 200);
+    msg += printable(detail, 200);
     msg += ')';
   }
   if (resp.status == 401) {
@@ -94,7 +93,9 @@ Result<TokenList> RestClusterClient::list_tokens(const CallContext& ctx) {
     list.unchanged = true;
     return list;
   }
-  auto decoded = decode_token_list(resp->body);
+  // Whatever the server said reaches an error message or a token field only with the management
+  // token (any letter case) removed.
+  auto decoded = decode_token_list_redacted(resp->body, {secret});
   if (!decoded.ok()) {
     return make_error(ErrorCode::kParse, "GET " + describe() + " returned an unreadable token list: " +
                                              decoded.error().message);
@@ -158,7 +159,7 @@ Status RestClusterClient::restrict(const std::string& token_id,
   auto resp = call("PATCH", target, encode_permissions_update(permissions), ctx, secret);
   if (!resp.ok()) return resp.take_error();
   if (resp->status != 200) return status_error("PATCH", target, *resp, secret);
-  auto token = decode_token(std::move(resp->body));
+  auto token = decode_token_redacted(std::move(resp->body), {secret});
   if (!token.ok()) {
     return make_error(ErrorCode::kParse, "PATCH " + url_.to_string() + target +
                                              " returned an unreadable token: " + token.error().message);
@@ -166,10 +167,12 @@ Status RestClusterClient::restrict(const std::string& token_id,
   auto wanted = permissions;
   sort_permissions(wanted);
   if (token->permissions != wanted) {
-    return make_error(ErrorCode::kHttpStatus,
-                      "PATCH " + url_.to_string() + target + " answered 200 but the token now has " +
-                          printable(permissions_json(token->permissions), 300) + " instead of " +
-                          printable(permissions_json(wanted), 300));
+    const std::vector<std::string> secrets{secret};
+    return make_error(
+        ErrorCode::kHttpStatus,
+        "PATCH " + url_.to_string() + target + " answered 200 but the token now has " +
+            printable(redact(permissions_json(token->permissions), secrets), 300) + " instead of " +
+            printable(redact(permissions_json(wanted), secrets), 300));
   }
   return ok_status();
 }

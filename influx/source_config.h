@@ -20,6 +20,9 @@ struct SourceConfig {
   std::string token_file;
   std::string ca_file;
   Duration timeout = std::chrono::seconds(10);
+  // The largest token list accepted: a REST response body or influxctl's stdout. Reading stops
+  // (and the call fails) as soon as more arrives; nothing past it is buffered.
+  std::size_t max_response_bytes = std::size_t{512} << 20;
   std::string account_id;  // dedicated
   std::string cluster_id;  // dedicated
   std::string influxctl_path = "influxctl";

@@ -13,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -31,7 +32,6 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr auto kIdleTimeout = std::chrono::seconds(60);
 constexpr int kMaxRequestsPerConnection = 10000;
 
 std::string base64_decode(std::string_view in) {
@@ -158,6 +158,18 @@ Response handle_request(const Request& req, const EndpointHandlers& h, Authentic
 // --- the server -----------------------------------------------------------------------------------
 
 struct HttpEndpoint::Impl {
+  // One open connection. Touched only on the endpoint's thread.
+  struct Conn {
+    beast::tcp_stream* stream = nullptr;         // set once its coroutine runs; closing it ends it
+    const beast::flat_buffer* buffer = nullptr;  // holds a request not yet complete, if any
+    bool waiting = true;      // for a request (or in the TLS handshake), not answering one
+    bool shed = false;        // closed to make room; its coroutine is ending
+    std::uint64_t since = 0;  // when it began waiting, as a tick of wait_ticks (no clock read)
+  };
+  // Declared before the io_context: coroutine frames destroyed with it erase their entries.
+  std::list<Conn> conns;
+  std::uint64_t wait_ticks = 0;
+
   EndpointOptions options;
   EndpointHandlers handlers;
   Logger log = null_logger();
@@ -166,23 +178,29 @@ struct HttpEndpoint::Impl {
   std::optional<tcp::acceptor> acceptor;
   std::unique_ptr<ssl::context> tls;
   std::thread thread;
-  std::atomic<std::size_t> connections{0};
   std::string host;
   std::uint16_t port = 0;
   bool stopped = false;
 
   template <class Stream>
-  asio::awaitable<void> serve(Stream& stream, beast::tcp_stream& lowest) {
+  asio::awaitable<void> serve(Stream& stream, beast::tcp_stream& lowest, Conn& conn) {
     beast::flat_buffer buffer(16 * 1024);
+    conn.buffer = &buffer;
     for (int n = 0; n < kMaxRequestsPerConnection; ++n) {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(8 * 1024);
       parser.body_limit(boost::none);  // never read: a body gets 405/413 from the header alone
-      // The first request may take request_timeout; later ones may idle on keep-alive.
-      lowest.expires_after(n == 0 ? options.request_timeout : kIdleTimeout);
+      // The first request may take request_timeout; later ones may idle on keep-alive for
+      // idle_timeout (well below a scrape interval, so idle scrapers do not hold slots).
+      lowest.expires_after(n == 0 ? options.request_timeout : options.idle_timeout);
+      if (n > 0) {
+        conn.waiting = true;
+        conn.since = ++wait_ticks;
+      }
       // Headers only: a request with a body is answered (405 or 413) without reading it.
       auto [ec, bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       (void)bytes;
+      conn.waiting = false;
       const bool get_or_head = !ec && (parser.get().method() == http::verb::get || parser.get().method() == http::verb::head);
       if (!ec && get_or_head && !parser.is_done()) ec = http::error::body_limit;
       if (ec) {
@@ -224,18 +242,27 @@ struct HttpEndpoint::Impl {
     }
   }
 
-  asio::awaitable<void> connection(tcp::socket socket) {
+  asio::awaitable<void> connection(tcp::socket socket, std::list<Conn>::iterator self) {
+    struct Forget {  // the entry goes with the coroutine, however it ends
+      std::list<Conn>& list;
+      std::list<Conn>::iterator it;
+      ~Forget() { list.erase(it); }
+    } forget{conns, self};
+    if (self->shed) co_return;
+    Conn& conn = *self;
     beast::tcp_stream stream(std::move(socket));
+    conn.stream = &stream;
     if (!tls) {
-      co_await serve(stream, stream);
+      co_await serve(stream, stream, conn);
       beast::error_code ignored;
       stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
     } else {
       beast::ssl_stream<beast::tcp_stream> s(std::move(stream), *tls);
+      conn.stream = &beast::get_lowest_layer(s);
       beast::get_lowest_layer(s).expires_after(options.request_timeout);
       auto [hec] = co_await s.async_handshake(ssl::stream_base::server, kTuple);
       if (!hec) {
-        co_await serve(s, beast::get_lowest_layer(s));
+        co_await serve(s, beast::get_lowest_layer(s), conn);
         beast::get_lowest_layer(s).expires_after(std::chrono::seconds(1));
         auto [sec] = co_await s.async_shutdown(kTuple);
         (void)sec;
@@ -250,14 +277,41 @@ struct HttpEndpoint::Impl {
         if (ec == asio::error::operation_aborted) co_return;
         continue;
       }
-      if (connections.load() >= options.max_connections) {
-        beast::error_code ignored;
+      if (open_connections() >= options.max_connections && !shed_oldest_waiting()) {
+        beast::error_code ignored;  // every slot is answering a request: refuse this one
         socket.close(ignored);
         continue;
       }
-      ++connections;
-      asio::co_spawn(ioc, connection(std::move(socket)), [this](std::exception_ptr) { --connections; });
+      auto self = conns.emplace(conns.end());
+      self->since = ++wait_ticks;
+      asio::co_spawn(ioc, connection(std::move(socket), self), [](std::exception_ptr) {});
     }
+  }
+
+  std::size_t open_connections() const {
+    std::size_t n = 0;
+    for (const auto& c : conns) n += c.shed ? 0 : 1;
+    return n;
+  }
+
+  // Makes room at the connection cap: closes the connection that has waited longest for a
+  // request, preferring one with no part of a request received. False if all are answering.
+  bool shed_oldest_waiting() {
+    Conn* victim = nullptr;
+    auto partial = [](const Conn& c) { return c.buffer != nullptr && c.buffer->size() > 0; };
+    for (auto& c : conns) {
+      if (c.shed || !c.waiting) continue;
+      if (victim == nullptr || partial(*victim) > partial(c) ||
+          (partial(*victim) == partial(c) && c.since < victim->since)) {
+        victim = &c;
+      }
+    }
+    if (victim == nullptr) return false;
+    victim->shed = true;
+    if (victim->stream != nullptr) victim->stream->close();
+    log.debug("closed the longest-idle connection to admit a new one",
+              {{"max_connections", static_cast<std::int64_t>(options.max_connections)}});
+    return true;
   }
 };
 

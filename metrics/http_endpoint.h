@@ -3,8 +3,10 @@
 // its own thread, so no client — slow, malformed or many — can stall polling.
 //
 // Bounded: request headers at most 8 KiB and no body; each request must arrive within
-// `request_timeout`; idle keep-alive connections close after 60 s; at most `max_connections`
-// at once (more are closed at accept). Anything but GET/HEAD is 405, unknown paths 404.
+// `request_timeout`; idle keep-alive connections close after `idle_timeout`; at most
+// `max_connections` at once: at the cap, a new connection closes the one that has waited
+// longest for a request (so idle clients cannot lock scrapers out), and is itself refused only
+// when every connection is busy answering. Anything but GET/HEAD is 405, unknown paths 404.
 // Optional web config, as Prometheus exporters offer: TLS (certificate and key, optional client
 // CA for mutual TLS) and basic-auth users with bcrypt hashes (verified with libcrypt; a
 // successful check is cached for 5 minutes so scrapes do not pay bcrypt's cost each time).
@@ -50,6 +52,7 @@ struct EndpointOptions {
   WebConfig web;
   std::size_t max_connections = 64;
   Duration request_timeout = std::chrono::seconds(5);
+  Duration idle_timeout = std::chrono::seconds(5);  // keep-alive, between requests
 };
 
 struct Request {

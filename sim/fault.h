@@ -17,6 +17,8 @@
 //              updated token to a PATCH) but leave the token as it was: a cluster that
 //              acknowledges a change it did not make
 // For `status`, `malformed` and `empty`, a non-zero `delay` is waited before answering.
+// A `status` fault with `echo_auth` ("exact", "upper" or "lower") quotes the request's
+// Authorization header in its message, in that letter case, as a careless proxy might.
 //
 // Thread safety: plain value types. Errors: parse_fault_kind returns nullopt for unknown names.
 
@@ -46,6 +48,7 @@ struct FaultSpec {
   std::string method;       // empty: any method (compared case-insensitively)
   std::string path;         // empty: any path; else a substring of the request path, or with a
                             // trailing '$' a suffix ("/tokens$": the list, not one token)
+  std::string echo_auth;    // kStatus only: "", "exact", "upper" or "lower" (see above)
 };
 
 struct Fault {

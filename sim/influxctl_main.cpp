@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -248,6 +249,25 @@ class Client {
     if (!detail.empty()) out += ": " + tw::redact(detail, token_);
     if (resp.status == 401) out += " (check mgmt_token in the profile)";
     return out;
+  }
+
+  // A test fault: with $TOKENWARDEN_INFLUXCTL_LEAK_TOKEN set, every command fails at once with
+  // an error that quotes the management token, as a careless CLI might: `bearer` ("…
+  // Authorization: Bearer TOKEN …"), `plain` (the token alone) or `upper` (upper-cased).
+  // Returns the exit status then, nothing otherwise.
+  std::optional<int> leak_token_if_asked() const {
+    const char* mode = std::getenv("TOKENWARDEN_INFLUXCTL_LEAK_TOKEN");
+    if (mode == nullptr || *mode == '\0') return std::nullopt;
+    const std::string m = mode;
+    if (m == "bearer")
+      return fail("request failed: Authorization: Bearer " + token_ + " was rejected");
+    if (m == "plain") return fail("the management token " + token_ + " was rejected");
+    if (m == "upper") {
+      std::string upper = token_;
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      return fail("the management token " + upper + " was rejected");
+    }
+    return fail("TOKENWARDEN_INFLUXCTL_LEAK_TOKEN must be bearer, plain or upper");
   }
 
   bool dedicated() const { return dedicated_; }
@@ -674,6 +694,7 @@ int main(int argc, char** argv) {
 
   auto client = Client::make(g);
   if (!client.ok()) return fail(client.error().message);
+  if (auto rc = client->leak_token_if_asked()) return *rc;
   if (*list) return cmd_list(*client, list_args);
   if (*get) return cmd_get(*client, get_args);
   if (*create) return cmd_create(*client, create_args);

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <limits>
@@ -38,6 +39,17 @@ SimResponse error_response(int status, std::string_view message) {
 }
 
 SimResponse error_response(int status) { return json_response(status, error_body(status)); }
+
+// The Authorization header as an `echo_auth` fault quotes it.
+std::string echoed(const std::string& authorization, const std::string& letter_case) {
+  std::string out = authorization;
+  if (letter_case == "upper") {
+    for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  } else if (letter_case == "lower") {
+    out = to_lower(out);
+  }
+  return out;
+}
 
 SimResponse method_not_allowed(std::string_view allow) {
   SimResponse r = error_response(405);
@@ -216,6 +228,7 @@ std::string faults_json(const std::vector<Fault>& faults) {
     f.spec.method.empty() ? w.null() : w.value(f.spec.method);
     w.key("path");
     f.spec.path.empty() ? w.null() : w.value(f.spec.path);
+    if (!f.spec.echo_auth.empty()) w.field("echo_auth", f.spec.echo_auth);
     w.end_object();
   }
   w.end_array();
@@ -291,7 +304,12 @@ SimResponse Service::handle(const SimRequest& request) {
     rec.fault = fault->kind;
     switch (fault->kind) {
       case FaultKind::kStatus:
-        resp = error_response(fault->status);
+        resp = fault->echo_auth.empty()
+                   ? error_response(fault->status)
+                   : error_response(
+                         fault->status,
+                         default_error_message(fault->status) + " (header was " +
+                             echoed(request.authorization.value_or(""), fault->echo_auth) + ")");
         resp.delay = fault->delay;
         break;
       case FaultKind::kTimeout:
@@ -640,11 +658,16 @@ SimResponse Service::control(const SimRequest& request, const std::string& path)
     auto count = count_field(body, "count");
     if (auto* e = std::get_if<HttpError>(&count)) return error_response(400, e->message);
     spec.count = std::get<std::optional<std::uint64_t>>(count).value_or(0);
-    for (auto [key, field] : {std::pair{"method", &spec.method}, std::pair{"path", &spec.path}}) {
+    for (auto [key, field] : {std::pair{"method", &spec.method}, std::pair{"path", &spec.path},
+                              std::pair{"echo_auth", &spec.echo_auth}}) {
       if (auto it = body.find(key); it != body.end() && !it->is_null()) {
         if (!it->is_string()) return error_response(400, std::string(key) + " must be a string");
         *field = it->get<std::string>();
       }
+    }
+    if (!spec.echo_auth.empty() && spec.echo_auth != "exact" && spec.echo_auth != "upper" &&
+        spec.echo_auth != "lower") {
+      return error_response(400, "echo_auth must be exact, upper or lower");
     }
     std::uint64_t id = store_.add_fault(std::move(spec));
     return json_response(200, "{\"id\":" + std::to_string(id) + "}");

@@ -290,11 +290,50 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Redact, ReplacesEveryOccurrence) {
   EXPECT_EQ(redact("Bearer abc123 and abc123", "abc123"), "Bearer [redacted] and [redacted]");
-  EXPECT_EQ(redact("abc123abc123", "abc123"), "[redacted][redacted]");
+  EXPECT_EQ(redact("abc123abc123", "abc123"), "[redacted]");  // adjacent: one marker
   EXPECT_EQ(redact("nothing here", "abc123"), "nothing here");
   EXPECT_EQ(redact("keep", ""), "keep");
   EXPECT_EQ(redact("", "x"), "");
-  EXPECT_EQ(redact("aaaa", "aaa"), "[redacted]a");
+  // Overlapping occurrences are one marker: no part of any of them is left.
+  EXPECT_EQ(redact("aaaa", "aaa"), "[redacted]");
+  EXPECT_EQ(redact("xaaaay", "aaa"), "x[redacted]y");
+}
+
+TEST(Redact, IgnoresLetterCase) {
+  const std::string secret = "mgmt-Secret-d445d3";
+  EXPECT_EQ(redact("header was BEARER MGMT-SECRET-D445D3 ...", secret),
+            "header was BEARER [redacted] ...");
+  EXPECT_EQ(redact("x mgmt-secret-d445d3 y", secret), "x [redacted] y");
+  EXPECT_EQ(redact("x MgMt-SeCrEt-D445D3y", secret), "x [redacted]y");
+  EXPECT_EQ(redact("mgmt-secret-d445d", secret), "mgmt-secret-d445d");  // not the whole secret
+}
+
+TEST(Redact, ManySecretsAndBearerCredentials) {
+  const std::vector<std::string> secrets{"alpha-secret", "", "beta-secret"};
+  EXPECT_EQ(redact("alpha-secret/BETA-SECRET", secrets), "[redacted]/[redacted]");
+  EXPECT_EQ(redact("alpha-secretbeta-secret", secrets), "[redacted]");  // adjacent: one marker
+  EXPECT_EQ(redact("nothing to hide", secrets), "nothing to hide");
+  // A credential after the Bearer scheme word goes even when the secret is not known.
+  const std::vector<std::string> none;
+  EXPECT_EQ(redact("Authorization: Bearer eyJhbGciOi.J9x_y-z+/== was rejected", none),
+            "Authorization: Bearer [redacted] was rejected");
+  EXPECT_EQ(redact("bearer\ttok123 and BEARER  tok456", none),
+            "bearer\t[redacted] and BEARER  [redacted]");
+  EXPECT_EQ(redact("unbearer tok", none), "unbearer tok");  // not the scheme word
+  EXPECT_EQ(redact("Bearer", none), "Bearer");
+  EXPECT_EQ(redact("Bearer [redacted]", none), "Bearer [redacted]");
+  EXPECT_TRUE(needs_redaction("x ALPHA-SECRET", secrets));
+  EXPECT_TRUE(needs_redaction("Bearer abc", none));
+  EXPECT_FALSE(needs_redaction("alpha-secre", secrets));
+}
+
+TEST(Redact, KnownOnlyLeavesBearerWordsInData) {
+  // Token descriptions are data: only known secrets are removed from them.
+  const std::vector<std::string> secrets{"alpha-secret"};
+  EXPECT_EQ(redact("Bearer token for grafana", secrets, Credentials::kKnownOnly),
+            "Bearer token for grafana");
+  EXPECT_EQ(redact("Bearer ALPHA-SECRET", secrets, Credentials::kKnownOnly), "Bearer [redacted]");
+  EXPECT_FALSE(needs_redaction("Bearer token", secrets, Credentials::kKnownOnly));
 }
 
 TEST(Redact, SecretInsideTheMarkerTerminates) {

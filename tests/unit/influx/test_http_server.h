@@ -33,6 +33,7 @@ struct CannedResponse {
   std::string body;
   std::string content_type = "application/json";
   bool hang = false;  // read the request, then never answer (until the client gives up)
+  std::string raw{};  // if set, these bytes are the whole answer (status line and all), as is
 };
 
 class TestHttpServer {
@@ -162,13 +163,16 @@ class TestHttpServer {
       }  // until the client closes the connection
       return;
     }
-    std::string out = "HTTP/1.1 " + std::to_string(resp.status) + " Canned\r\n";
-    if (resp.status != 204) {
-      out += "Content-Type: " + resp.content_type + "\r\n";
-      out += "Content-Length: " + std::to_string(resp.body.size()) + "\r\n";
+    std::string out = std::move(resp.raw);
+    if (out.empty()) {
+      out = "HTTP/1.1 " + std::to_string(resp.status) + " Canned\r\n";
+      if (resp.status != 204) {
+        out += "Content-Type: " + resp.content_type + "\r\n";
+        out += "Content-Length: " + std::to_string(resp.body.size()) + "\r\n";
+      }
+      out += "Connection: close\r\n\r\n";
+      if (resp.status != 204) out += resp.body;
     }
-    out += "Connection: close\r\n\r\n";
-    if (resp.status != 204) out += resp.body;
     std::size_t sent = 0;
     while (sent < out.size()) {
       ssize_t n = ::send(c, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);

@@ -671,40 +671,99 @@ TEST_F(Endpoint, SlowClientIsClosedAfterTheRequestTimeout) {
   EXPECT_EQ(counters_.metrics.load(), 0);
 }
 
-TEST_F(Endpoint, ConnectionsBeyondTheLimitAreClosed) {
+TEST_F(Endpoint, AtTheCapTheLongestIdleConnectionMakesRoom) {
+  // The adversarial report: 64 keep-alive clients that idle after one request locked every
+  // other client out for the 60 s keep-alive. Now the cap sheds the longest-idle one.
+  EndpointOptions options;
+  options.max_connections = 4;
+  options.request_timeout = 30s;
+  options.idle_timeout = 30s;  // the shedding, not the timeout, must let the newcomer in
+  start(options);
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.push_back(std::make_unique<Client>(port()));
+    ASSERT_TRUE(idle.back()->send(request("GET", "/healthz")));
+    ASSERT_TRUE(idle.back()->read_response().has_value());
+  }
+  std::vector<std::unique_ptr<Client>> scrapers;  // kept open: each round starts at the cap
+  for (int round = 0; round < 3; ++round) {
+    scrapers.push_back(std::make_unique<Client>(port()));
+    Client& scraper = *scrapers.back();
+    ASSERT_TRUE(scraper.send(request("GET", "/metrics")));
+    auto r = scraper.read_response(false, 2000ms);
+    ASSERT_TRUE(r.has_value()) << "a new client was locked out by idle ones (round " << round
+                               << ")";
+    EXPECT_EQ(r->status, 200);
+    // The longest-idle one was closed for it, the others were not.
+    EXPECT_TRUE(idle[static_cast<std::size_t>(round)]->closed_by_server(2000ms)) << round;
+    for (std::size_t i = static_cast<std::size_t>(round) + 1; i < idle.size(); ++i) {
+      EXPECT_TRUE(idle[i]->still_open()) << i;
+    }
+  }
+}
+
+TEST_F(Endpoint, AWholeIdleConnectionIsShedBeforeOneWithHalfARequest) {
   EndpointOptions options;
   options.max_connections = 2;
   options.request_timeout = 30s;
+  options.idle_timeout = 30s;
   start(options);
-  Client first(port());
-  Client second(port());
-  ASSERT_TRUE(first.connected() && second.connected());
-  // The first two are accepted in order; serving one proves the server saw both connects.
-  ASSERT_TRUE(second.send(request("GET", "/healthz")));
-  ASSERT_TRUE(second.read_response().has_value());
+  Client partial(port());
+  ASSERT_TRUE(partial.send("GET /metrics HTTP/1.1\r\nHost: x\r\n"));  // older, half sent
+  Client idle(port());
+  ASSERT_TRUE(idle.send(request("GET", "/healthz")));
+  ASSERT_TRUE(idle.read_response().has_value());
 
-  Client third(port());
-  EXPECT_TRUE(third.closed_by_server(2000ms)) << "a third connection was kept";
-  EXPECT_TRUE(first.still_open());
-
-  ASSERT_TRUE(first.send(request("GET", "/metrics")));
-  auto r = first.read_response();
+  Client next(port());
+  ASSERT_TRUE(next.send(request("GET", "/healthz")));
+  ASSERT_TRUE(next.read_response(false, 2000ms).has_value());
+  EXPECT_TRUE(idle.closed_by_server(2000ms));
+  EXPECT_TRUE(partial.still_open());
+  // The half-sent request can still complete.
+  ASSERT_TRUE(partial.send("\r\n"));
+  auto r = partial.read_response();
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 200);
+}
 
-  // Once a connection ends its slot is free again. The server counts it down just after
-  // closing, so a new client may race it; retry within a generous bound.
-  ASSERT_TRUE(second.send(request("GET", "/healthz", "Connection: close\r\n")));
-  ASSERT_TRUE(second.read_response().has_value());
-  ASSERT_TRUE(second.closed_by_server(2000ms));
-  bool served = false;
-  for (auto deadline = Clock::now() + 2s; !served && Clock::now() < deadline;) {
-    Client again(port());
-    served =
-        again.send(request("GET", "/healthz")) && again.read_response(false, 500ms).has_value();
-    if (!served) std::this_thread::sleep_for(10ms);
-  }
-  EXPECT_TRUE(served) << "the slot of a closed connection was never released";
+TEST_F(Endpoint, WhenEveryConnectionIsBusyANewOneIsRefused) {
+  // A connection that is being answered is not shed: with a client that does not read a large
+  // response, the only slot stays busy and a newcomer is closed.
+  EndpointOptions options;
+  options.listen = "127.0.0.1:0";
+  options.max_connections = 1;
+  options.request_timeout = 30s;
+  EndpointHandlers h;
+  h.metrics = [] { return std::string(64 << 20, '#'); };
+  auto started = HttpEndpoint::start(options, h, null_logger());
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  endpoint_ = std::move(*started);
+  Client busy(port());
+  ASSERT_TRUE(busy.send(request("GET", "/metrics")));
+  // Wait until the response is being written (its first bytes arrive), without reading it all.
+  ASSERT_TRUE(busy.read_response(true).has_value());
+
+  Client refused(port());
+  EXPECT_TRUE(refused.closed_by_server(2000ms)) << "a newcomer was kept beyond the cap";
+  EXPECT_TRUE(busy.still_open());
+}
+
+TEST_F(Endpoint, IdleKeepAliveConnectionsCloseAfterTheIdleTimeout) {
+  EndpointOptions options;
+  options.request_timeout = 30s;
+  options.idle_timeout = 300ms;
+  start(options);
+  Client c(port());
+  ASSERT_TRUE(c.send(request("GET", "/healthz")));
+  ASSERT_TRUE(c.read_response().has_value());
+  const auto begin = Clock::now();
+  EXPECT_TRUE(c.closed_by_server(5000ms)) << "an idle keep-alive connection stayed open";
+  EXPECT_GE(Clock::now() - begin, 200ms) << "closed before the idle timeout";
+}
+
+TEST(EndpointDefaults, IdleTimeoutIsWellBelowAScrapeInterval) {
+  EXPECT_LE(EndpointOptions{}.idle_timeout, 5s);
+  EXPECT_EQ(EndpointOptions{}.max_connections, 64u);
 }
 
 TEST_F(Endpoint, BasicAuthOverTheWire) {

@@ -87,6 +87,28 @@ TEST_F(FaultTest, StatusWithDelayWaitsFirst) {
   EXPECT_GE(std::chrono::steady_clock::now() - t0, milliseconds(190));
 }
 
+TEST_F(FaultTest, StatusCanEchoTheAuthorizationHeaderInAGivenCase) {
+  fault(R"({"kind":"status","status":400,"count":3,"echo_auth":"upper"})");
+  EXPECT_EQ(
+      parse_json(get()->body),
+      json::parse(
+          R"J({"code":400,"message":"bad request (header was BEARER TEST-MANAGEMENT-TOKEN-5F2C)"})J"));
+  fault(R"({"kind":"status","status":400,"count":1,"echo_auth":"exact"})");
+  auto listed = testing::call(*server_, "GET", "/_sim/faults", {}, nullptr);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(parse_json(listed->body)[0]["echo_auth"], "upper");
+  EXPECT_EQ(parse_json(get()->body)["message"],
+            "bad request (header was BEARER TEST-MANAGEMENT-TOKEN-5F2C)");
+  EXPECT_EQ(parse_json(get()->body)["message"],
+            "bad request (header was BEARER TEST-MANAGEMENT-TOKEN-5F2C)");
+  EXPECT_EQ(parse_json(get()->body)["message"],
+            "bad request (header was " + std::string(kAuth) + ")");
+  auto bad = testing::call(*server_, "POST", "/_sim/faults",
+                           R"({"kind":"status","echo_auth":"title"})", nullptr);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 400);
+}
+
 TEST_F(FaultTest, TimeoutNeverAnswers) {
   fault(R"({"kind":"timeout","count":1})");
   auto t0 = std::chrono::steady_clock::now();

@@ -1,0 +1,79 @@
+#include "influx/redaction.h"
+
+#include <exception>
+#include <toml.hpp>
+
+#include "core/strings.h"
+
+namespace tw::influx {
+namespace {
+
+void scrub_description(Token& t, const std::vector<std::string>& secrets) {
+  if (needs_redaction(t.description, secrets, Credentials::kKnownOnly)) {
+    t.description = redact(t.description, secrets, Credentials::kKnownOnly);
+  }
+}
+
+// A decode error of `body`, told from the body without its secrets.
+template <class Decode>
+Error decode_error(std::string_view body, Error e, const std::vector<std::string>& secrets,
+                   Decode decode) {
+  if (needs_redaction(body, secrets, Credentials::kKnownOnly)) {
+    auto again = decode(redact(body, secrets, Credentials::kKnownOnly));
+    if (!again.ok()) {
+      e = again.take_error();
+    } else {  // only the secret made it unreadable (e.g. a repeated key spelled as the secret)
+      e.message = "the response is unreadable where it quotes a credential";
+    }
+  }
+  return redacted(std::move(e), secrets);
+}
+
+}  // namespace
+
+Error redacted(Error e, const std::vector<std::string>& secrets) {
+  e.message = redact(e.message, secrets);
+  return e;
+}
+
+Result<DecodedList> decode_token_list_redacted(std::string_view body,
+                                               const std::vector<std::string>& secrets) {
+  auto list = decode_token_list(body);
+  if (!list.ok()) {
+    return decode_error(body, list.take_error(), secrets,
+                        [](const std::string& b) { return decode_token_list(b); });
+  }
+  for (auto& t : list->tokens) scrub_description(t, secrets);
+  return list;
+}
+
+Result<Token> decode_token_redacted(std::string body, const std::vector<std::string>& secrets) {
+  auto token = decode_token(body);
+  if (!token.ok()) {
+    return decode_error(body, token.take_error(), secrets,
+                        [](std::string b) { return decode_token(std::move(b)); });
+  }
+  scrub_description(*token, secrets);
+  return token;
+}
+
+std::vector<std::string> influxctl_config_secrets(const std::string& config_path) {
+  std::vector<std::string> out;
+  try {
+    const toml::value data = toml::parse(config_path);
+    if (!data.is_table() || !data.contains("profile") || !data.at("profile").is_array()) return out;
+    for (const auto& profile : data.at("profile").as_array()) {
+      if (!profile.is_table()) continue;
+      for (const char* key : {"mgmt_token", "token"}) {
+        if (profile.contains(key) && profile.at(key).is_string()) {
+          std::string_view secret = trim(profile.at(key).as_string().str);
+          if (!secret.empty()) out.emplace_back(secret);
+        }
+      }
+    }
+  } catch (const std::exception&) {  // toml11 reports unreadable files and bad syntax by exception
+  }
+  return out;
+}
+
+}  // namespace tw::influx
