@@ -80,7 +80,7 @@ Result<std::optional<Token>> InfluxctlClusterClient::get_token(const std::string
     if (to_lower(out.error().message).find("not found") != std::string::npos) return std::optional<Token>();
     return out.take_error();
   }
-  auto token = decode_token(std::move(*out));
+  auto token = decode_token_redacted(std::move(*out), influxctl_config_secrets(config_.influxctl_config));
   if (!token.ok()) {
     return make_error(ErrorCode::kParse, describe() + " token get printed an unreadable token: " +
                                              token.error().message);

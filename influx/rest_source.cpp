@@ -119,7 +119,7 @@ Result<std::optional<Token>> RestClusterClient::get_token(const std::string& tok
   if (!resp.ok()) return resp.take_error();
   if (resp->status == 404) return std::optional<Token>();
   if (resp->status != 200) return status_error("GET", target, *resp, secret);
-  auto token = decode_token(std::move(resp->body));
+  auto token = decode_token_redacted(std::move(resp->body), {secret});
   if (!token.ok()) {
     return make_error(ErrorCode::kParse, "GET " + url_.to_string() + target +
                                              " returned an unreadable token: " + token.error().message);
