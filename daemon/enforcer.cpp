@@ -294,6 +294,8 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
   outbox_.clear();
   reappeared_.clear();
   reappeared_.insert(poll.reappeared.begin(), poll.reappeared.end());
+  list_started_at_ = poll.list_started_at;
+  unheld_pending_.clear();
   // An outside writer (an `approve`, a manual `poll`) makes the cached state stale.
   auto dv = txn.db().cached("PRAGMA data_version");
   if (!dv.ok()) return dv.take_error();
@@ -466,15 +468,18 @@ Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory
 // still lists the token active (and the violation was not resolved), the action did not hold.
 // It is planned again under the same rules, at most kMaxReplans times, then failed for good.
 Status Enforcer::replan_unheld(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
-                               EnforcementReport& report) {
+                               Timestamp list_started_at, EnforcementReport& report) {
   for (auto& [token, vs] : open_) {
     for (auto& v : vs) {
       if (v.state != ViolationState::kEnforced) continue;
       auto t = inventory.find(v.token_id);
       if (t == inventory.end() || !is_active(t->second, now)) continue;
-      auto held = storage::count_succeeded_actions(txn.db(), v.id);
+      auto held = storage::succeeded_actions(txn.db(), v.id);
       if (!held.ok()) return held.take_error();
-      const bool final = *held >= kMaxReplans;
+      // Only a list asked for after the action completed can contradict it (a manual `poll`
+      // running beside the daemon may record an older one).
+      if (!held->last_completed_at || list_started_at <= *held->last_completed_at) continue;
+      const bool final = held->count >= kMaxReplans;
       if (final) {
         TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v.id, ViolationState::kFailed));
         v.state = ViolationState::kFailed;
@@ -486,17 +491,17 @@ Status Enforcer::replan_unheld(storage::WriteTxn& txn, const storage::Inventory&
       const std::string error = "the " + v.action +
                                 " succeeded but a later poll still lists the token active and in violation";
       std::string d;
-      JsonWriter(d).begin_object().field("violation_id", v.id).field("policy", v.policy).field("action", v.action)
-          .field("outcome", "did_not_hold").field("error", error).field("actions_succeeded", *held)
-          .field("final", final).end_object();
+      JsonWriter(d).begin_object().field("action_id", held->last_id).field("violation_id", v.id)
+          .field("policy", v.policy).field("action", v.action).field("outcome", "did_not_hold").field("error", error)
+          .field("actions_succeeded", held->count).field("final", final).end_object();
       TW_RETURN_IF_ERROR(record(txn, EventKind::kActionFailed, v.token_id, std::move(d), now, &v));
       log_.error(final ? "an action did not hold again; giving up on this violation"
                        : "an action did not hold; planning it again",
                  {{"cluster", cluster_.name}, {"token_id", v.token_id}, {"policy", v.policy},
-                  {"action", v.action}, {"actions_succeeded", *held}});
+                  {"action", v.action}, {"actions_succeeded", held->count}});
       count_action(v.policy, v.action, "did_not_hold");
       ++report.did_not_hold;
-      unheld_.insert(v.id);
+      unheld_pending_.push_back(v.id);
       alerts_dirty_ = true;
       counts_dirty_ = true;
     }
@@ -506,7 +511,7 @@ Status Enforcer::replan_unheld(storage::WriteTxn& txn, const storage::Inventory&
 
 Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
                       EnforcementReport& report) {
-  TW_RETURN_IF_ERROR(replan_unheld(txn, inventory, now, report));
+  TW_RETURN_IF_ERROR(replan_unheld(txn, inventory, now, list_started_at_, report));
   std::vector<storage::ViolationRow*> due;
   next_due_ = Timestamp::max();
   for (auto& [token, vs] : open_) {
@@ -693,8 +698,11 @@ void Enforcer::after_commit(bool committed) {
     loaded_ = false;
     configured_changed_ = true;
     outbox_.clear();
+    unheld_pending_.clear();
     return;
   }
+  for (auto id : unheld_pending_) unheld_[id] = clock_.now();
+  unheld_pending_.clear();
   if (alerting()) {
     for (const auto& c : outbox_) sink_->state_changed(c);
     if (alerts_dirty_) {
@@ -717,11 +725,21 @@ std::vector<Permission> sorted(std::vector<Permission> p) {
 }  // namespace
 
 // A revocation counts only when a read-back shows it: the answer to the request is not believed.
+// A retry reads first, so an earlier attempt that took effect (its answer or read-back lost) is
+// not sent again; a request that failed is read back too, since it may have taken effect.
 ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a, const influx::CallContext& ctx) {
+  if (a.attempts > 0) {
+    auto before = client.get_token(a.token_id, ctx);
+    if (before.ok() && !before->has_value()) return {"gone", {}};
+    if (before.ok() && (*before)->revoked_at) return {"revoked", {}};  // an earlier attempt of ours took effect
+  }
   auto r = client.revoke(a.token_id, ctx);
-  if (!r.ok()) return {{}, r.error().message};
-  const bool acknowledged = *r == influx::RevokeOutcome::kRevoked;
+  const bool acknowledged = r.ok() && *r == influx::RevokeOutcome::kRevoked;
   auto back = client.get_token(a.token_id, ctx);
+  if (!r.ok()) {
+    if (back.ok() && back->has_value() && (*back)->revoked_at) return {"revoked", {}};  // it took effect
+    return {{}, r.error().message};
+  }
   if (!back.ok()) return {{}, "could not read the token back to confirm the revocation: " + back.error().message};
   if (!back->has_value()) return {"gone", {}};  // no longer exists: it cannot be used, but we did not revoke it
   if ((*back)->revoked_at) return {acknowledged ? "revoked" : "already_revoked", {}};
@@ -732,6 +750,13 @@ ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow&
 // A restriction counts only when the token read back holds exactly the compliant permissions.
 ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRow& a,
                           const influx::CallContext& ctx) {
+  if (a.attempts > 0) {  // an earlier attempt may have taken effect: nothing is sent again then
+    auto before = client.get_token(a.token_id, ctx);
+    if (before.ok() && before->has_value() && !(*before)->revoked_at &&
+        sorted((*before)->permissions) == sorted(a.target)) {
+      return {"restricted", {}};
+    }
+  }
   auto r = client.restrict(a.token_id, a.target, ctx);
   if (!r.ok()) return {{}, r.error().message};
   auto back = client.get_token(a.token_id, ctx);
@@ -832,6 +857,7 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
 
 void Enforcer::rebuild_alerts(Timestamp now) {
   alerts_.clear();
+  std::erase_if(unheld_, [&](const auto& u) { return find_violation(u.first) == nullptr; });
   for (const auto& [token, vs] : open_) {
    for (const auto& v : vs) {
     if (v.state == ViolationState::kResolved) continue;
@@ -855,14 +881,15 @@ void Enforcer::rebuild_alerts(Timestamp now) {
     if (v.due_at) a.annotations["planned_action_at"] = format_timestamp(*v.due_at);
     a.starts_at = v.opened_at;
     alerts_.push_back(std::move(a));
-    if (unheld_.contains(v.id) && v.state != ViolationState::kFailed) {
+    auto unheld = unheld_.find(v.id);
+    if (unheld != unheld_.end() && v.state != ViolationState::kFailed && v.state != ViolationState::kEnforced) {
       Alert u;
       u.labels = {{"alertname", "TokenActionDidNotHold"}, {"cluster", v.cluster}, {"policy", v.policy},
                   {"severity", "warning"}, {"token_id", v.token_id}};
       u.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
                                  " succeeded but the cluster still lists the token active; it is planned again";
       u.annotations["description"] = "See `tokenwarden history --token " + v.token_id + "`.";
-      u.starts_at = now;
+      u.starts_at = unheld->second;
       alerts_.push_back(std::move(u));
     }
     if (v.state == ViolationState::kFailed) {

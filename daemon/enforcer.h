@@ -124,7 +124,7 @@ class Enforcer {
   Status plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
               EnforcementReport& report);
   Status replan_unheld(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
-                       EnforcementReport& report);
+                       Timestamp list_started_at, EnforcementReport& report);
   Status settle_pending(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
                         EnforcementReport& report);
   void rebuild_alerts(Timestamp now);
@@ -152,8 +152,12 @@ class Enforcer {
   std::unordered_map<std::string, std::vector<storage::ViolationRow>> open_;  // by token id
   std::unordered_set<std::string> exemption_uses_;  // exemption key '\0' token id, recorded
   bool halted_ = false;
-  std::unordered_set<std::int64_t> unheld_;
-  std::unordered_set<std::string> reappeared_;  // this poll's tokens listed again after removal  // violations whose succeeded action did not hold (alerts)
+  // Violations whose succeeded action did not hold, since when (the TokenActionDidNotHold alert
+  // while they are planned again); pending until the poll's transaction commits.
+  std::unordered_map<std::int64_t, Timestamp> unheld_;
+  std::vector<std::int64_t> unheld_pending_;
+  std::unordered_set<std::string> reappeared_;  // this poll's tokens listed again after removal
+  Timestamp list_started_at_;                   // this poll's list was asked for then
   // Incremental evaluation: verdicts depend only on the token and the time, so after a full
   // evaluation only changed tokens, and tokens whose clock-driven verdict time has come, are
   // judged again. clock_heap_ is a min-heap of (time, token id).

@@ -65,10 +65,11 @@ void ClusterPoller::publish_inventory(Timestamp now) {
   metrics_->inventory(cluster_.name, counts_);
 }
 
-void ClusterPoller::confirm_vanished(const std::vector<std::string>& ids, const influx::CallContext& ctx,
+bool ClusterPoller::confirm_vanished(const std::vector<std::string>& ids, const influx::CallContext& ctx,
                                      storage::PollInput& in) {
   influx::CallContext read_ctx{ctx.cancel, {}};
   for (const auto& id : ids) {
+    if (ctx.cancel != nullptr && ctx.cancel->load()) return false;
     if (in.confirmations.contains(id)) continue;
     storage::DirectRead r;
     auto got = client_->get_token(id, read_ctx);
@@ -80,8 +81,10 @@ void ClusterPoller::confirm_vanished(const std::vector<std::string>& ids, const 
     }
     in.confirmations.emplace(id, std::move(r));
   }
+  if (ctx.cancel != nullptr && ctx.cancel->load()) return false;  // a read cut short proves nothing
   log_.info("read tokens missing from the list directly", {{"cluster", cluster_.name},
                                                           {"read", static_cast<std::int64_t>(ids.size())}});
+  return true;
 }
 
 CycleReport ClusterPoller::run_once(const RunOptions& options) {
@@ -162,7 +165,12 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
       if (!in) return rep;
       decoded = decoded || in->tokens.has_value();
     } else if (summary->needs_confirmation) {
-      confirm_vanished(summary->to_confirm, ctx, *in);
+      if (!confirm_vanished(summary->to_confirm, ctx, *in)) {
+        rep.error = "shutting down";
+        rep.summary.outcome = storage::PollOutcome::kFailed;
+        log_.info("poll abandoned for shutdown", {{"cluster", cluster_.name}});
+        return rep;
+      }
     } else {
       break;
     }
@@ -234,7 +242,8 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     case storage::PollOutcome::kOk: {
       std::int64_t changes = 0;
       for (auto k : {EventKind::kTokenDiscovered, EventKind::kTokenCreated, EventKind::kTokenUpdated,
-                     EventKind::kTokenRevoked, EventKind::kTokenExpired, EventKind::kTokenRemoved}) {
+                     EventKind::kTokenRevoked, EventKind::kTokenExpired, EventKind::kTokenRemoved,
+                     EventKind::kTokenReappeared}) {
         changes += count(s.events, k);
       }
       if (s.confirmed_suspect) {
@@ -251,6 +260,7 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
                 {"revoked", count(s.events, EventKind::kTokenRevoked)},
                 {"expired", count(s.events, EventKind::kTokenExpired)},
                 {"removed", count(s.events, EventKind::kTokenRemoved)},
+                {"reappeared", count(s.events, EventKind::kTokenReappeared)},
                 {"duration_ms", static_cast<std::int64_t>(rep.total_time.count())}});
       break;
     }

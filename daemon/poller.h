@@ -57,8 +57,9 @@ class ClusterPoller {
 
  private:
   void count_inventory(const storage::Inventory& inventory);
-  // Reads each id directly into in.confirmations (ids already read are skipped).
-  void confirm_vanished(const std::vector<std::string>& ids, const influx::CallContext& ctx, storage::PollInput& in);
+  // Reads each id directly into in.confirmations (ids already read are skipped); false if
+  // shutdown cut the reads short.
+  bool confirm_vanished(const std::vector<std::string>& ids, const influx::CallContext& ctx, storage::PollInput& in);
   void publish_inventory(Timestamp now);
 
   ClusterConfig cluster_;

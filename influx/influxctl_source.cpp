@@ -25,8 +25,8 @@ std::vector<std::string> InfluxctlClusterClient::command(std::initializer_list<s
   return argv;
 }
 
-Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv,
-                                                const CallContext& ctx) const {
+Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv, const CallContext& ctx,
+                                                std::string* failure_stderr) const {
   ProcessOptions opts;
   opts.timeout = config_.timeout;
   opts.max_stdout_bytes = config_.max_response_bytes;
@@ -38,8 +38,9 @@ Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv,
   }
   if (res->exit_code != 0) {
     // Redacted whole, before summarize_stderr cuts it: no part of a secret survives at the cut.
-    std::string why =
-        summarize_stderr(redact(res->err, influxctl_config_secrets(config_.influxctl_config)));
+    std::string redacted_err = redact(res->err, influxctl_config_secrets(config_.influxctl_config));
+    std::string why = summarize_stderr(redacted_err);
+    if (failure_stderr != nullptr) *failure_stderr = std::move(redacted_err);
     return make_error(ErrorCode::kIo, describe() + " exited with status " +
                                           std::to_string(res->exit_code) +
                                           (why.empty() ? std::string() : ": " + why));
@@ -74,10 +75,16 @@ Result<std::optional<Token>> InfluxctlClusterClient::get_token(const std::string
     return make_error(ErrorCode::kInvalidArgument,
                       "refusing to read token \"" + printable(token_id, 80) + "\": not a token id");
   }
-  auto out = run(command({"token", "get", "--include-revoked", "--format", "json", token_id}), ctx);
+  std::string err;
+  auto out = run(command({"token", "get", "--include-revoked", "--format", "json", token_id}), ctx, &err);
   if (!out.ok()) {
-    // influxctl documents no exit codes: only its own words tell a missing token from a failure.
-    if (to_lower(out.error().message).find("not found") != std::string::npos) return std::optional<Token>();
+    // influxctl documents no exit codes: only its own words tell a missing token from a failure,
+    // and only words about this token ("token <id> not found"), not about a profile or a URL.
+    const std::string said = to_lower(err);
+    if (said.find("not found") != std::string::npos && said.find(to_lower(token_id)) != std::string::npos &&
+        said.find("profile") == std::string::npos) {
+      return std::optional<Token>();
+    }
     return out.take_error();
   }
   auto token = decode_token_redacted(std::move(*out), influxctl_config_secrets(config_.influxctl_config));

@@ -27,7 +27,10 @@ class InfluxctlClusterClient final : public ClusterClient {
 
  private:
   std::vector<std::string> command(std::initializer_list<std::string> args) const;
-  Result<std::string> run(std::vector<std::string> argv, const CallContext& ctx) const;
+  // The process's stdout; on a non-zero exit an error, and its whole stderr (redacted) in
+  // *failure_stderr if given.
+  Result<std::string> run(std::vector<std::string> argv, const CallContext& ctx,
+                          std::string* failure_stderr = nullptr) const;
 
   SourceConfig config_;
 };

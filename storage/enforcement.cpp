@@ -120,15 +120,28 @@ Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& clu
 Result<std::optional<ViolationRow>> last_violation_resolved_as_removed(Db& db, const std::string& cluster,
                                                                      const std::string& token_id,
                                                                      const std::string& policy) {
+  // The latest violation of the pair, only if it ended with the token's latest removal.
   auto st = db.prepare(std::string("SELECT ") + kViolationColumns +
-                       " FROM violation_records WHERE cluster = ? AND token_id = ? AND policy = ? AND "
-                       "state = 'resolved' AND resolution = 'removed' ORDER BY id DESC LIMIT 1");
+                       " FROM violation_records WHERE cluster = ?1 AND token_id = ?2 AND policy = ?3 "
+                       "ORDER BY id DESC LIMIT 1");
   if (!st.ok()) return st.take_error();
   st->bind(1, cluster).bind(2, token_id).bind(3, policy);
   auto rows = collect<ViolationRow>(*st, read_violation);
   if (!rows.ok()) return rows.take_error();
   if (rows->empty()) return std::optional<ViolationRow>();
-  return std::optional<ViolationRow>(std::move(rows->front()));
+  ViolationRow& v = rows->front();
+  if (v.state != ViolationState::kResolved || v.resolution != Resolution::kRemoved || !v.resolved_at) {
+    return std::optional<ViolationRow>();
+  }
+  auto removed = db.prepare(
+      "SELECT max(recorded_at) FROM audit_events WHERE token_id = ?2 AND +cluster = ?1 AND +event = 'token_removed'");
+  if (!removed.ok()) return removed.take_error();
+  removed->bind(1, cluster).bind(2, token_id);
+  auto row = removed->step();
+  if (!row.ok()) return row.take_error();
+  auto last_removal = parse_optional_timestamp(removed->opt_text(0));
+  if (!last_removal || *last_removal != *v.resolved_at) return std::optional<ViolationRow>();
+  return std::optional<ViolationRow>(std::move(v));
 }
 
 Result<std::vector<ActionRow>> pending_actions(Db& db, const std::string& cluster) {
@@ -233,15 +246,20 @@ Status reopen_violation(WriteTxn& txn, std::int64_t id) {
                   {std::to_string(id)});
 }
 
-Result<std::int64_t> count_succeeded_actions(Db& db, std::int64_t violation_id) {
-  auto st = db.cached("SELECT count(*) FROM action_records WHERE violation_id = ? AND state = 'succeeded'");
+Result<SucceededActions> succeeded_actions(Db& db, std::int64_t violation_id) {
+  auto st = db.cached(
+      "SELECT count(*), max(id), max(completed_at) FROM action_records WHERE violation_id = ? AND "
+      "state = 'succeeded'");
   if (!st.ok()) return st.take_error();
   (*st)->bind(1, violation_id);
   auto row = (*st)->step();
   if (!row.ok()) return row.take_error();
-  std::int64_t n = (*st)->int64(0);
+  SucceededActions out;
+  out.count = (*st)->int64(0);
+  out.last_id = (*st)->int64(1);
+  out.last_completed_at = parse_optional_timestamp((*st)->opt_text(2));
   (*st)->reset();
-  return n;
+  return out;
 }
 
 Result<std::int64_t> insert_action(WriteTxn& txn, const ActionRow& a) {

@@ -69,8 +69,8 @@ struct ActionRow {
 
 // Reads (any Db).
 Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& cluster);
-// The latest violation of (token, policy) that ended because the token was removed: a token that
-// reappears continues it (same opening time, same grace deadline).
+// The latest violation of (token, policy), if it ended because of the token's latest removal: a
+// token that reappears continues it (same opening time, same grace deadline).
 Result<std::optional<ViolationRow>> last_violation_resolved_as_removed(Db& db, const std::string& cluster,
                                                                      const std::string& token_id,
                                                                      const std::string& policy);
@@ -95,7 +95,12 @@ Status resolve_violation(WriteTxn& txn, std::int64_t id, Resolution resolution, 
 Status release_violation(WriteTxn& txn, std::int64_t id);
 // Back to `open`, no longer released: an action that succeeded did not hold and is planned again.
 Status reopen_violation(WriteTxn& txn, std::int64_t id);
-Result<std::int64_t> count_succeeded_actions(Db& db, std::int64_t violation_id);
+struct SucceededActions {
+  std::int64_t count = 0;
+  std::int64_t last_id = 0;
+  std::optional<Timestamp> last_completed_at;
+};
+Result<SucceededActions> succeeded_actions(Db& db, std::int64_t violation_id);
 Result<std::int64_t> insert_action(WriteTxn& txn, const ActionRow& a);
 Status approve_action(WriteTxn& txn, std::int64_t id, const std::string& by, Timestamp at);
 Status set_action_target(WriteTxn& txn, std::int64_t id, const std::vector<Permission>& target);

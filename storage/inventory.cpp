@@ -95,9 +95,9 @@ ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetche
     for (const auto& t : fetched) listed.insert(t.id);
     std::vector<const KnownToken*> vanished;
     for (const auto& [id, k] : known) {
-      // A revoked token left out of the list is hidden, not gone: lists that hide revoked tokens
-      // are plausible (SPEC §1), and nothing about it can change any more.
-      if (k.status != TokenStatus::kRemoved && k.status != TokenStatus::kRevoked && !listed.contains(id)) {
+      // A revoked or expired token left out of the list is hidden, not gone: lists that hide
+      // them are plausible (docs/sources.md). If it is renewed or changed it is listed again.
+      if (k.status == TokenStatus::kActive && !listed.contains(id)) {
         vanished.push_back(&k);
       }
     }

@@ -21,7 +21,7 @@ Result<std::int64_t> commit_poll_with_event(WriteTxn& txn, const PollRecord& pol
 
 // Why the direct reads do not confirm the vanishing ("" if they do).
 std::string unconfirmed_reason(const std::vector<std::string>& sample,
-                               const std::unordered_map<std::string, DirectRead>& reads) {
+                               const std::unordered_map<std::string, DirectRead>& reads, Timestamp now) {
   std::size_t failed = 0, present = 0;
   const std::string* example = nullptr;
   const std::string* error = nullptr;
@@ -29,7 +29,7 @@ std::string unconfirmed_reason(const std::vector<std::string>& sample,
     const DirectRead& r = reads.at(id);
     if (!r.ok) {
       if (failed++ == 0) error = &r.error;
-    } else if (r.token && !r.token->revoked_at) {
+    } else if (r.token && status_at(*r.token, now) == TokenStatus::kActive) {
       if (present++ == 0) example = &id;
     }
   }
@@ -45,8 +45,8 @@ std::string unconfirmed_reason(const std::vector<std::string>& sample,
   return {};
 }
 
-// Turns the confirmed reads into the changes to record: a token read back revoked is revoked,
-// not removed; the others are removed, confirmed by their own read or by the sample's.
+// Turns the confirmed reads into the changes to record: a token read back revoked (or expired)
+// is revoked (expired), not removed; the others are removed, confirmed by their own read or by the sample's.
 void apply_confirmations(ChangePlan& plan, const std::unordered_map<std::string, DirectRead>& reads,
                          Timestamp now) {
   plan.vanished_ids.clear();
@@ -89,6 +89,7 @@ std::string InventoryRecorder::known_digest(const std::string& cluster, Timestam
 Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& hook) {
   Cache& cache = cache_for(in.cluster);
   PollSummary summary;
+  summary.list_started_at = in.started_at;
   auto txn = store_.begin();
   if (!txn.ok()) return txn.take_error();
   const Timestamp now = in.finished_at;
@@ -171,7 +172,7 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
         return summary;  // rolled back: nothing written
       }
     }
-    std::string why = unconfirmed_reason(sample, in.confirmations);
+    std::string why = unconfirmed_reason(sample, in.confirmations, now);
     if (!why.empty()) {
       summary.outcome = PollOutcome::kSuspect;
       summary.message = why;

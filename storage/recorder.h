@@ -6,7 +6,7 @@
 // - A token missing from the list is removed only when a direct read confirms it (all vanished
 //   tokens up to kRemovalSample, else a sample of that size): 404 → token_removed; shown revoked
 //   → token_revoked; still active, or the read failed → the poll is `suspect`, nothing recorded.
-//   A revoked token left out of a list is hidden, not vanished. A removed token listed again is
+//   A revoked or expired token left out of a list is hidden, not vanished. A removed token listed again is
 //   token_reappeared.
 // - If more than max_vanished_percent of the known tokens vanished, the poll is `suspect`: its
 //   row and a poll_suspect event are written and nothing else, until a later poll sees the same
@@ -76,6 +76,7 @@ struct PollSummary {
   bool needs_confirmation = false;
   std::vector<std::string> to_confirm;
   std::vector<std::string> reappeared;  // listed again after token_removed
+  Timestamp list_started_at;            // when the list this poll recorded was asked for
   std::string message;             // suspect/failed: one sentence
   EventCounts events{};            // events appended by this poll (including the hook's)
   // Tokens this poll recorded a change for (new, changed, vanished); `inventory_reloaded`: the

@@ -111,6 +111,22 @@ TEST_F(ConfirmTest, ATokenReadBackRevokedIsRevokedNotRemoved) {
   EXPECT_TRUE(chain_ok());
 }
 
+TEST_F(ConfirmTest, ATokenReadBackExpiredIsExpiredAndThenHidden) {
+  auto three = make_tokens(3);
+  poll_ok(rec_, three);
+  Token expired = three[2];
+  expired.expires_at = clock_.now() - std::chrono::seconds(5);
+  direct_[expired.id] = DirectRead{true, expired, {}};  // the list hides expired tokens
+  std::vector<Token> two(three.begin(), three.begin() + 2);
+  auto s = poll_ok(rec_, two);
+  EXPECT_EQ(s.outcome, PollOutcome::kOk) << s.message;
+  EXPECT_EQ(n(s.events, EventKind::kTokenExpired), 1);
+  EXPECT_EQ(n(s.events, EventKind::kTokenRemoved), 0);
+  const int reads = direct_reads_;
+  EXPECT_EQ(poll_ok(rec_, two).outcome, PollOutcome::kOk);
+  EXPECT_EQ(direct_reads_, reads) << "a hidden expired token is not read again";
+}
+
 TEST_F(ConfirmTest, ALargeVanishingIsConfirmedByABoundedSample) {
   auto tokens = make_tokens(100);
   poll_ok(rec_, tokens);

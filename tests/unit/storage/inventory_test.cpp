@@ -287,14 +287,15 @@ TEST(DiffInventory, ExpiryExtendedMakesAnExpiredTokenActiveAgain) {
 
 TEST(DiffInventory, VanishedTokensAreRemoved) {
   auto known_inv =
-      inv({known(tok("a")), known(tok("b"), TokenStatus::kExpired),
-           known(tok("c"), TokenStatus::kRevoked), known(tok("old"), TokenStatus::kRemoved)});
+      inv({known(tok("a")), known(tok("b"), TokenStatus::kExpired), known(tok("c"), TokenStatus::kRevoked),
+           known(tok("d")), known(tok("old"), TokenStatus::kRemoved)});
   auto d = diff_inventory(kCluster, known_inv, {tok("a")}, kNow, false, kT0);
-  // c is revoked: a list that leaves it out hides it (plausible), it has not vanished.
+  // b is expired and c revoked: a list that leaves them out hides them (plausible); only the
+  // active d has vanished.
   EXPECT_EQ(events(d),
-            (std::vector<Ev>{{EventKind::kTokenRemoved, "b", R"({"previous_status":"expired"})"}}));
-  EXPECT_EQ(d.vanished_ids, (std::vector<std::string>{"b"}));
-  EXPECT_EQ(d.known_present, 3u) << "already-removed tokens are not counted";
+            (std::vector<Ev>{{EventKind::kTokenRemoved, "d", R"({"previous_status":"active"})"}}));
+  EXPECT_EQ(d.vanished_ids, (std::vector<std::string>{"d"}));
+  EXPECT_EQ(d.known_present, 4u) << "already-removed tokens are not counted";
   ASSERT_EQ(d.upserts.size(), 1u);
   for (const auto& u : d.upserts) {
     EXPECT_EQ(u.status, TokenStatus::kRemoved);
