@@ -259,7 +259,8 @@ class Model:
             st = status_at(tok, t)
             r = rec.get(tid)
             if r is None or r["status"] == "removed":
-                kind = "token_discovered" if first and r is None else "token_created"
+                kind = "token_discovered" if first and r is None else \
+                    "token_reappeared" if r is not None else "token_created"
                 self._event(t, cluster, tid, kind, None,
                             tok_json_fields(tok, ["description", "permissions", "created_at", "expires_at"]))
                 rec[tid] = {"tok": copy.deepcopy(tok), "status": st,
@@ -279,7 +280,8 @@ class Model:
             r["status"] = st
         previous_ok = self.ok_polls(cluster)[-2] if len(self.ok_polls(cluster)) > 1 else None
         for tid, r in rec.items():
-            if r["status"] != "removed" and tid not in truth:
+            # A token recorded revoked or expired that the list leaves out is hidden, not removed.
+            if r["status"] == "active" and tid not in truth:
                 self._event(t, cluster, tid, "token_removed", None, None)
                 r["status"] = "removed"
                 r["removed_last_seen"] = previous_ok
