@@ -224,7 +224,8 @@ int main(int argc, char** argv) {
   // their removal (all of them up to storage::kRemovalSample, else that sample).
   std::vector<std::string> doomed;
   {
-    auto st = (*store)->db().prepare("SELECT token_id FROM tokens WHERE status = 'active' ORDER BY token_id");
+    auto st = (*store)->db().prepare(
+        "SELECT token_id FROM tokens WHERE status = 'active' ORDER BY token_id");
     if (!st.ok()) die(st.error().message);
     std::vector<std::string> active;
     while (true) {
@@ -234,7 +235,8 @@ int main(int argc, char** argv) {
       active.push_back(st->text(0));
     }
     const std::size_t n = std::max<std::size_t>(1, active.size() / 100);
-    for (std::size_t i = 0; i < n && i < active.size(); ++i) doomed.push_back(active[i * active.size() / n]);
+    for (std::size_t i = 0; i < n && i < active.size(); ++i)
+      doomed.push_back(active[i * active.size() / n]);
   }
   for (const auto& id : doomed) {
     influx::HttpRequest req;
@@ -272,7 +274,9 @@ int main(int argc, char** argv) {
       .field("peak_rss_kb", static_cast<std::int64_t>(peak_rss_kb()))
       .field("db_bytes_after_first", static_cast<std::int64_t>(size_after_first))
       .field("db_growth_per_unchanged_poll",
-             growth > 0 ? (static_cast<double>(after_growth) - static_cast<double>(before_growth)) / growth : 0.0)
+             growth > 0
+                 ? (static_cast<double>(after_growth) - static_cast<double>(before_growth)) / growth
+                 : 0.0)
       .field("db_bytes_final", static_cast<std::int64_t>(db_bytes()))
       .end_object();
   std::puts(out.c_str());

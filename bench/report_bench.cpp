@@ -45,7 +45,8 @@ class StoreClient final : public influx::ClusterClient {
     l.tokens = store_.list(true);
     return l;
   }
-  Result<std::optional<Token>> get_token(const std::string& id, const influx::CallContext&) override {
+  Result<std::optional<Token>> get_token(const std::string& id,
+                                         const influx::CallContext&) override {
     return store_.get(id);
   }
   Result<influx::RevokeOutcome> revoke(const std::string& id, const influx::CallContext&) override {

@@ -31,7 +31,8 @@ inline constexpr Duration kFutureTolerance = std::chrono::minutes(5);
 
 inline constexpr std::string_view kCreatedInFuture = "created_in_future";
 inline constexpr std::string_view kCreatedAtUnset = "created_at_unset";
-inline constexpr std::array<std::string_view, 2> kAnomalyReasons = {kCreatedInFuture, kCreatedAtUnset};
+inline constexpr std::array<std::string_view, 2> kAnomalyReasons = {kCreatedInFuture,
+                                                                    kCreatedAtUnset};
 
 struct TimeAnomaly {
   std::string token_id;

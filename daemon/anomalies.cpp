@@ -4,8 +4,8 @@
 
 namespace tw::daemon {
 
-std::vector<TimeAnomaly> anomalies_in(const std::vector<Token>& tokens, std::vector<TimeAnomaly> reported,
-                                      Timestamp poll_time) {
+std::vector<TimeAnomaly> anomalies_in(const std::vector<Token>& tokens,
+                                      std::vector<TimeAnomaly> reported, Timestamp poll_time) {
   std::vector<TimeAnomaly> out = std::move(reported);
   for (const auto& t : tokens) {
     if (auto a = future_created_at(t, poll_time)) out.push_back(std::move(*a));

@@ -22,8 +22,8 @@ namespace tw::daemon {
 
 // The anomalies of a fetched list at `poll_time`: `reported` (placeholders, from the decoder),
 // then created_in_future for each token whose createdAt is beyond the tolerance.
-std::vector<TimeAnomaly> anomalies_in(const std::vector<Token>& tokens, std::vector<TimeAnomaly> reported,
-                                      Timestamp poll_time);
+std::vector<TimeAnomaly> anomalies_in(const std::vector<Token>& tokens,
+                                      std::vector<TimeAnomaly> reported, Timestamp poll_time);
 
 class AnomalyRecorder {
  public:

@@ -38,7 +38,8 @@ OutputFormat fmt(const std::string& s) { return parse_output_format(s).value_or(
 // plain words (CLI11's own range messages print a 300-digit double).
 CLI::Validator non_empty() {
   return CLI::Validator(
-      [](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); }, "", "");
+      [](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
+      "", "");
 }
 
 bool whole_number(const std::string& v, long long min) {
@@ -54,7 +55,8 @@ CLI::Validator count(const char* meaning_of_zero) {
   return CLI::Validator(
       [zero](std::string& v) {
         return whole_number(v, 0) ? std::string()
-                                  : "must be a whole number, 0 (" + zero + ") or more, not \"" + printable(v, 40) + "\"";
+                                  : "must be a whole number, 0 (" + zero + ") or more, not \"" +
+                                        printable(v, 40) + "\"";
       },
       "", "");
 }
@@ -62,9 +64,10 @@ CLI::Validator count(const char* meaning_of_zero) {
 CLI::Validator action_id() {
   return CLI::Validator(
       [](std::string& v) {
-        return whole_number(v, 1) ? std::string()
-                                  : "action ids are whole numbers from 1 (see `tokenwarden violations`), not \"" +
-                                        printable(v, 40) + "\"";
+        return whole_number(v, 1)
+                   ? std::string()
+                   : "action ids are whole numbers from 1 (see `tokenwarden violations`), not \"" +
+                         printable(v, 40) + "\"";
       },
       "", "");
 }
@@ -113,27 +116,38 @@ int run_cli(int argc, char** argv) {
   tokens_cmd->add_option("--cluster", tokens.cluster, "Only this cluster")->check(non_empty());
   tokens_cmd->add_option("--status", tokens.status, "Only tokens in this status")
       ->check(CLI::IsMember({"active", "expired", "revoked", "removed"}));
-  tokens_cmd->add_option("--at", tokens.at,
-                         "Rebuild the inventory as it was at TIME from the audit history (RFC 3339, "
-                         "a date like 2026-11-01, or an age like 7d)")
+  tokens_cmd
+      ->add_option("--at", tokens.at,
+                   "Rebuild the inventory as it was at TIME from the audit history (RFC 3339, "
+                   "a date like 2026-11-01, or an age like 7d)")
       ->check(non_empty());
-  tokens_cmd->add_option("--db", tokens.db, "Read this database instead of the configured one")->check(non_empty());
+  tokens_cmd->add_option("--db", tokens.db, "Read this database instead of the configured one")
+      ->check(non_empty());
   add_format(tokens_cmd, tokens_format);
   tokens_cmd->footer("Examples:\n  tokenwarden tokens --status active --format csv\n  tokenwarden tokens --at 2026-10-01 --cluster prod-eu");
 
   HistoryOptions hist;
   std::string hist_format;
   auto* hist_cmd = app.add_subcommand("history", "Show audit events");
-  hist_cmd->add_option("--token", hist.token, "Only events about this token id")->check(non_empty());
-  hist_cmd->add_option("--cluster", hist.cluster, "Only events of this cluster")->check(non_empty());
-  hist_cmd->add_option("--since", hist.since, "Events recorded at or after TIME (RFC 3339, date, or age like 24h)")
+  hist_cmd->add_option("--token", hist.token, "Only events about this token id")
       ->check(non_empty());
-  hist_cmd->add_option("--until", hist.until, "Events recorded at or before TIME (not before --since)")
+  hist_cmd->add_option("--cluster", hist.cluster, "Only events of this cluster")
       ->check(non_empty());
-  hist_cmd->add_option("--event", hist.events, "Only these events (repeatable or comma-separated), e.g. token_created")
+  hist_cmd
+      ->add_option("--since", hist.since,
+                   "Events recorded at or after TIME (RFC 3339, date, or age like 24h)")
       ->check(non_empty());
-  hist_cmd->add_option("--limit", hist.limit, "Only the most recent N events (0: all)")->check(count("all"));
-  hist_cmd->add_option("--db", hist.db, "Read this database instead of the configured one")->check(non_empty());
+  hist_cmd
+      ->add_option("--until", hist.until, "Events recorded at or before TIME (not before --since)")
+      ->check(non_empty());
+  hist_cmd
+      ->add_option("--event", hist.events,
+                   "Only these events (repeatable or comma-separated), e.g. token_created")
+      ->check(non_empty());
+  hist_cmd->add_option("--limit", hist.limit, "Only the most recent N events (0: all)")
+      ->check(count("all"));
+  hist_cmd->add_option("--db", hist.db, "Read this database instead of the configured one")
+      ->check(non_empty());
   add_format(hist_cmd, hist_format);
   hist_cmd->footer("Examples:\n  tokenwarden history --token 55555555-5555-4555-8555-555555555555\n  tokenwarden history --since 7d --event token_revoked,token_removed --format json");
 
@@ -143,7 +157,8 @@ int run_cli(int argc, char** argv) {
   viol_cmd->add_flag("--open", viol.open_only, "Only unresolved violations (any state but resolved)");
   viol_cmd->add_option("--cluster", viol.cluster, "Only this cluster")->check(non_empty());
   viol_cmd->add_option("--policy", viol.policy, "Only this policy")->check(non_empty());
-  viol_cmd->add_option("--db", viol.db, "Read this database instead of the configured one")->check(non_empty());
+  viol_cmd->add_option("--db", viol.db, "Read this database instead of the configured one")
+      ->check(non_empty());
   add_format(viol_cmd, viol_format);
   viol_cmd->footer(
       "Each violation shows its latest action (ACTION_ID, ACTION_STATE): approve the ones\n"
@@ -152,15 +167,21 @@ int run_cli(int argc, char** argv) {
 
   ApproveOptions approve;
   auto* approve_cmd = app.add_subcommand("approve", "Release actions that wait for approval or a safety halt");
-  approve_cmd->add_option("action_ids", approve.action_ids, "Actions awaiting approval (see `violations`)")
+  approve_cmd
+      ->add_option("action_ids", approve.action_ids, "Actions awaiting approval (see `violations`)")
       ->check(action_id());
-  approve_cmd->add_option("--cluster", approve.cluster, "With --all: the cluster to release")->check(non_empty());
+  approve_cmd->add_option("--cluster", approve.cluster, "With --all: the cluster to release")
+      ->check(non_empty());
   approve_cmd->add_flag("--all", approve.all,
                         "Approve every action awaiting approval on --cluster and release its halted enforcement");
-  approve_cmd->add_option("--by", approve.by,
-                          "Who approves (default: the invoking user); printable text, no control characters")
+  approve_cmd
+      ->add_option(
+          "--by", approve.by,
+          "Who approves (default: the invoking user); printable text, no control characters")
       ->check(non_empty());
-  approve_cmd->add_option("--db", approve.db, "Write to this database instead of the configured one")->check(non_empty());
+  approve_cmd
+      ->add_option("--db", approve.db, "Write to this database instead of the configured one")
+      ->check(non_empty());
   approve_cmd->footer(
       "The approval is recorded (action_approved, with who approved) and the daemon runs the\n"
       "actions at its next poll of the cluster, after checking again that they are still due.\n"
@@ -169,12 +190,15 @@ int run_cli(int argc, char** argv) {
   SimulateOptions sim;
   std::string sim_format;
   auto* sim_cmd = app.add_subcommand("simulate", "Preview candidate policies against the recorded inventory");
-  sim_cmd->add_option("--policies", sim.policies_file, "TOML file with [[policies]] and [[exemptions]]")
+  sim_cmd
+      ->add_option("--policies", sim.policies_file,
+                   "TOML file with [[policies]] and [[exemptions]]")
       ->required()
       ->check(non_empty());
   sim_cmd->add_option("--cluster", sim.cluster, "Only this cluster")->check(non_empty());
   sim_cmd->add_flag("--tokens", sim.tokens, "One row per flagged token instead of a summary per policy");
-  sim_cmd->add_option("--db", sim.db, "Read this database instead of the configured one")->check(non_empty());
+  sim_cmd->add_option("--db", sim.db, "Read this database instead of the configured one")
+      ->check(non_empty());
   add_format(sim_cmd, sim_format);
   sim_cmd->footer(
       "Evaluates the candidate policies (with the configured clusters, mode and safety limits) against\n"
@@ -185,41 +209,52 @@ int run_cli(int argc, char** argv) {
   VerifyOptions verify;
   std::string verify_format;
   auto* verify_cmd = app.add_subcommand("verify", "Check the audit log's hash chain");
-  verify_cmd->add_option("--db", verify.db, "Verify this database (e.g. a backup copy)")->check(non_empty());
+  verify_cmd->add_option("--db", verify.db, "Verify this database (e.g. a backup copy)")
+      ->check(non_empty());
   verify_cmd->add_option("--format", verify_format, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->default_val("table");
   verify_cmd->footer("Exit status 3 if the chain is broken; the first bad row is named.");
 
   BackupOptions backup;
-  auto* backup_cmd = app.add_subcommand("backup", "Write a consistent, verified copy of the audit database");
+  auto* backup_cmd =
+      app.add_subcommand("backup", "Write a consistent, verified copy of the audit database");
   backup_cmd->add_option("FILE", backup.file, "The backup file to write (in an existing directory)")
       ->required()
       ->check(non_empty());
   backup_cmd->add_flag("--force", backup.force, "Replace FILE if it exists");
-  backup_cmd->add_option("--db", backup.db, "Back up this database instead of the configured one")->check(non_empty());
+  backup_cmd->add_option("--db", backup.db, "Back up this database instead of the configured one")
+      ->check(non_empty());
   backup_cmd->footer(
       "Safe while the daemon runs (SQLite's online backup: one consistent snapshot). The copy is\n"
-      "written next to FILE with mode 0600 in rollback-journal mode (readable from read-only media),\n"
-      "synced, checked (SQLite integrity check and the whole hash chain) and renamed into place; an\n"
+      "written next to FILE with mode 0600 in rollback-journal mode (readable from read-only "
+      "media),\n"
+      "synced, checked (SQLite integrity check and the whole hash chain) and renamed into place; "
+      "an\n"
       "existing FILE is kept unless --force. Prints the events, last seq, head hash and size.\n"
       "Exit status 2 if FILE exists, 3 if the copy's hash chain is broken (the copy is kept).\n"
       "Example:\n  tokenwarden backup /var/backups/tokenwarden/audit-$(date +%F).db");
 
   ReportOptions report;
   auto* report_cmd = app.add_subcommand("report", "Write a compliance report from the audit database");
-  report_cmd->add_option("--from", report.from, "Start of the period (default: 30 days before --to)")
+  report_cmd
+      ->add_option("--from", report.from, "Start of the period (default: 30 days before --to)")
       ->check(non_empty());
   report_cmd->add_option("--to", report.to, "End of the period (default: now)")->check(non_empty());
-  report_cmd->add_option("--at", report.at, "Instant of the inventory section (default: --to)")->check(non_empty());
+  report_cmd->add_option("--at", report.at, "Instant of the inventory section (default: --to)")
+      ->check(non_empty());
   report_cmd->add_option("--format", report.format, "html, md, csv or json (default: from --output's extension, else md)")
       ->check(CLI::IsMember({"html", "md", "markdown", "csv", "json"}));
-  report_cmd->add_option("-o,--output", report.output, "Write to this file, atomically (default or `-`: stdout)")
+  report_cmd
+      ->add_option("-o,--output", report.output,
+                   "Write to this file, atomically (default or `-`: stdout)")
       ->check(non_empty());
   report_cmd->add_option("--cluster", report.cluster, "Only this cluster")->check(non_empty());
-  report_cmd->add_option("--db", report.db, "Report on this database (e.g. a backup copy)")->check(non_empty());
-  report_cmd->add_option("--limit", report.limit,
-                         "HTML and Markdown: rows listed per long section; the rest is counted (0: all)")
+  report_cmd->add_option("--db", report.db, "Report on this database (e.g. a backup copy)")
+      ->check(non_empty());
+  report_cmd
+      ->add_option("--limit", report.limit,
+                   "HTML and Markdown: rows listed per long section; the rest is counted (0: all)")
       ->check(count("all"))
       ->default_val(5000);
   report_cmd->footer(

@@ -111,7 +111,8 @@ int cmd_run(const GlobalOptions& g) {
   auto files = check_runtime_files(*config, env("CREDENTIALS_DIRECTORY"));
   for (const auto& e : files.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
   if (!files.errors.empty()) {
-    std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", files.errors.size(), g.config_path.c_str());
+    std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", files.errors.size(),
+                 g.config_path.c_str());
     return kExitUsage;
   }
   SystemClock clock;
@@ -213,10 +214,17 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
     print_error(store.error().message);
     return kExitFailure;
   }
-  const std::vector<Column> columns = {{"cluster"},           {"token_id"},          {"status"},
-                                       {"description", true, 40}, {"permissions", true, 48}, {"created_at", false},
-                                       {"expires_at"},        {"revoked_at", false}, {"first_seen", false},
-                                       {"last_seen"},         {"anomalies"}};
+  const std::vector<Column> columns = {{"cluster"},
+                                       {"token_id"},
+                                       {"status"},
+                                       {"description", true, 40},
+                                       {"permissions", true, 48},
+                                       {"created_at", false},
+                                       {"expires_at"},
+                                       {"revoked_at", false},
+                                       {"first_seen", false},
+                                       {"last_seen"},
+                                       {"anomalies"}};
   // Time anomalies recorded for each token up to the instant shown (token_anomaly events).
   auto recorded = storage::recorded_anomalies((*store)->db(), filter.cluster, at);
   if (!recorded.ok()) {
@@ -224,7 +232,8 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
     return kExitFailure;
   }
   std::map<std::pair<std::string, std::string>, std::vector<std::string>> anomalies;
-  for (auto& a : *recorded) anomalies[{std::move(a.cluster), std::move(a.token_id)}].push_back(std::move(a.reason));
+  for (auto& a : *recorded)
+    anomalies[{std::move(a.cluster), std::move(a.token_id)}].push_back(std::move(a.reason));
   const bool table_format = o.format == OutputFormat::kTable;
   auto cells = [table_format, &anomalies](const storage::InventoryRow& r) {
     std::string reasons_json = "[]", reasons_brief = "-";
@@ -236,14 +245,19 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
       w.end_array();
       reasons_brief = join(it->second, ",");
     }
-    return std::vector<Cell>{Cell::str(r.cluster), Cell::str(r.token.id), Cell::str(std::string(to_string(r.status))),
-                             Cell::str(r.token.description),
-                             Cell::json(permissions_json(r.token.permissions),
-                                        table_format ? brief_permissions(r.token.permissions) : std::string()),
-                             time_cell(r.token.created_at),
-                             r.token.expires_at ? Cell::str(format_timestamp(*r.token.expires_at)) : Cell::null(),
-                             time_cell(r.token.revoked_at), Cell::str(r.first_seen), Cell::str(r.last_seen),
-                             Cell::json(std::move(reasons_json), std::move(reasons_brief))};
+    return std::vector<Cell>{
+        Cell::str(r.cluster),
+        Cell::str(r.token.id),
+        Cell::str(std::string(to_string(r.status))),
+        Cell::str(r.token.description),
+        Cell::json(permissions_json(r.token.permissions),
+                   table_format ? brief_permissions(r.token.permissions) : std::string()),
+        time_cell(r.token.created_at),
+        r.token.expires_at ? Cell::str(format_timestamp(*r.token.expires_at)) : Cell::null(),
+        time_cell(r.token.revoked_at),
+        Cell::str(r.first_seen),
+        Cell::str(r.last_seen),
+        Cell::json(std::move(reasons_json), std::move(reasons_brief))};
   };
   if (at) {
     // Replayed from the history: the rows are streamed out as they are produced, so a large
@@ -292,7 +306,8 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
     *target = *t;
   }
   if (filter.since && filter.until && *filter.until < *filter.since) {
-    print_error("--until " + format_timestamp(*filter.until) + " is before --since " + format_timestamp(*filter.since));
+    print_error("--until " + format_timestamp(*filter.until) + " is before --since " +
+                format_timestamp(*filter.since));
     return kExitUsage;
   }
   for (const auto& e : o.events) {

@@ -97,8 +97,9 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
   }
   // The approver is recorded in the audit log and echoed: printable text only.
   if (!o.by.empty() && !operator_text(o.by)) {
-    print_error("--by must be printable text of at most 100 bytes, without control characters, not \"" +
-                printable(o.by, 100) + "\"");
+    print_error(
+        "--by must be printable text of at most 100 bytes, without control characters, not \"" +
+        printable(o.by, 100) + "\"");
     return kExitUsage;
   }
   std::optional<Config> config;
@@ -120,7 +121,8 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
     }
     if (!*known) {
       print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " +
-                  (config ? g.config_path + " or " : std::string()) + "the database " + printable(path, 200));
+                  (config ? g.config_path + " or " : std::string()) + "the database " +
+                  printable(path, 200));
       return kExitUsage;
     }
   }

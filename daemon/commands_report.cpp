@@ -112,7 +112,8 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   req.to = *to;
   req.at = *at;
   const bool to_stdout = o.output.empty() || o.output == "-";
-  std::string format_name = o.format.empty() ? (to_stdout ? std::string() : extension_format(o.output)) : o.format;
+  std::string format_name =
+      o.format.empty() ? (to_stdout ? std::string() : extension_format(o.output)) : o.format;
   if (format_name.empty()) format_name = "md";
   auto format = report::parse_format(format_name);
   if (!format) {

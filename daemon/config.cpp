@@ -1,15 +1,15 @@
 #include "daemon/config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <toml.hpp>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 
 #include "core/sha256.h"
 #include "core/strings.h"
@@ -295,7 +295,8 @@ void check_url(TableReader& r, std::string_view key, const std::string& url, boo
   // parse_url says `invalid URL "<url>": <why>`; keep the why, show the URL redacted.
   const std::string& message = u.error().message;
   auto split = message.rfind("\": ");
-  std::string why = split == std::string::npos ? "not a valid http(s) URL" : message.substr(split + 3);
+  std::string why =
+      split == std::string::npos ? "not a valid http(s) URL" : message.substr(split + 3);
   if (why.ends_with(" (use token_file)")) why.resize(why.size() - 17);  // no token_file here
   r.error(key, "invalid URL \"" + printable(redact_url(url, keep_path), 200) + "\": " + why);
 }
@@ -843,7 +844,9 @@ void cross_checks(Config& c, Problems& p) {
   }
   // An empty or truncated file must not quietly switch monitoring off (at start or on a reload).
   if (c.clusters.empty()) {
-    p.errors.push_back("clusters: no [[clusters]] configured; at least one is required, or nothing would be monitored");
+    p.errors.push_back(
+        "clusters: no [[clusters]] configured; at least one is required, or nothing would be "
+        "monitored");
   }
 }
 
@@ -853,7 +856,8 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
   ConfigLoad out;
   out.hash = sha256_hex(text);
   if (base == nullptr && trim(text).empty()) {
-    out.errors.push_back(origin + ": the file is empty; a configuration needs at least one [[clusters]] table");
+    out.errors.push_back(
+        origin + ": the file is empty; a configuration needs at least one [[clusters]] table");
     return out;
   }
   Problems p;

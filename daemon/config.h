@@ -77,7 +77,8 @@ struct ConfigLoad {
   std::optional<Config> config;  // set only when errors is empty
   std::vector<std::string> errors;
   std::vector<std::string> warnings;
-  std::string hash;  // sha256 of the bytes read, even when rejected; "" if the file could not be read
+  std::string
+      hash;  // sha256 of the bytes read, even when rejected; "" if the file could not be read
 };
 
 // `now` bounds exemption expiry (at most one year ahead). Relative paths in the file are kept

@@ -188,12 +188,14 @@ std::string describe_event(const storage::AuditRow& r) {
   }
   if (r.event == "token_revoked") return "revoked at " + str(d, "revoked_at");
   if (r.event == "token_expired") return "expired at " + str(d, "expires_at");
-  if (r.event == "token_removed") return "gone (was " + str(d, "previous_status") + "), confirmed by " + str(d, "confirmed_by");
+  if (r.event == "token_removed")
+    return "gone (was " + str(d, "previous_status") + "), confirmed by " + str(d, "confirmed_by");
   if (r.event == "token_reappeared") return "listed again after its removal";
   if (r.event == "poll_failed") return printable(str(d, "error"), 90);
   if (r.event == "poll_suspect") {
-    return "held: " + (d.contains("reason") ? printable(str(d, "reason"), 80)
-                                            : std::to_string(d.value("vanished", 0)) + " tokens vanished");
+    return "held: " + (d.contains("reason")
+                           ? printable(str(d, "reason"), 80)
+                           : std::to_string(d.value("vanished", 0)) + " tokens vanished");
   }
   if (r.event == "violation_opened") {
     std::string due = d.contains("action_due_at") && d["action_due_at"].is_string()

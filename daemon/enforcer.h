@@ -78,7 +78,8 @@ struct ActionResult {
   std::string outcome;
   std::string error;
 };
-ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a, const influx::CallContext& ctx);
+ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a,
+                        const influx::CallContext& ctx);
 ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRow& a,
                           const influx::CallContext& ctx);
 
@@ -101,8 +102,8 @@ class Enforcer {
   void after_commit(bool committed);
   // Runs report.to_run. Never called after a failed, suspect or dry-run poll.
   // Every action is read back (get_token) before it counts: see run_revoke/run_restrict.
-  void execute(storage::AuditStore& store, influx::ClusterClient& client, const influx::CallContext& ctx,
-               EnforcementReport& report);
+  void execute(storage::AuditStore& store, influx::ClusterClient& client,
+               const influx::CallContext& ctx, EnforcementReport& report);
 
   static constexpr int kMaxAttempts = 5;
   // Succeeded actions a violation may see contradicted before it is failed for good.

@@ -19,8 +19,13 @@ std::int64_t count(const storage::EventCounts& c, EventKind k) { return c[static
 ClusterPoller::ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::ClusterClient> client,
                              storage::InventoryRecorder& recorder, const Clock& clock, Logger log,
                              std::unique_ptr<Enforcer> enforcer)
-    : cluster_(std::move(cluster)), client_(std::move(client)), recorder_(recorder), clock_(clock),
-      log_(std::move(log)), enforcer_(std::move(enforcer)), anomalies_(cluster_.name) {}
+    : cluster_(std::move(cluster)),
+      client_(std::move(client)),
+      recorder_(recorder),
+      clock_(clock),
+      log_(std::move(log)),
+      enforcer_(std::move(enforcer)),
+      anomalies_(cluster_.name) {}
 
 void ClusterPoller::set_metrics(metrics::Metrics* m) {
   metrics_ = m;
@@ -65,8 +70,8 @@ void ClusterPoller::publish_inventory(Timestamp now) {
   metrics_->inventory(cluster_.name, counts_);
 }
 
-bool ClusterPoller::confirm_vanished(const std::vector<std::string>& ids, const influx::CallContext& ctx,
-                                     storage::PollInput& in) {
+bool ClusterPoller::confirm_vanished(const std::vector<std::string>& ids,
+                                     const influx::CallContext& ctx, storage::PollInput& in) {
   influx::CallContext read_ctx{ctx.cancel, {}};
   for (const auto& id : ids) {
     if (ctx.cancel != nullptr && ctx.cancel->load()) return false;
@@ -82,8 +87,8 @@ bool ClusterPoller::confirm_vanished(const std::vector<std::string>& ids, const 
     in.confirmations.emplace(id, std::move(r));
   }
   if (ctx.cancel != nullptr && ctx.cancel->load()) return false;  // a read cut short proves nothing
-  log_.info("read tokens missing from the list directly", {{"cluster", cluster_.name},
-                                                          {"read", static_cast<std::int64_t>(ids.size())}});
+  log_.info("read tokens missing from the list directly",
+            {{"cluster", cluster_.name}, {"read", static_cast<std::int64_t>(ids.size())}});
   return true;
 }
 
@@ -142,7 +147,8 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   storage::InventoryRecorder::Hook hook = [&](storage::WriteTxn& txn, const storage::Inventory& inventory,
                                               storage::PollSummary& s) -> Status {
     hook_ran = true;
-    TW_RETURN_IF_ERROR(anomalies_.record(txn, seen_anomalies, rep.finished_at, s.inventory_reloaded));
+    TW_RETURN_IF_ERROR(
+        anomalies_.record(txn, seen_anomalies, rep.finished_at, s.inventory_reloaded));
     if (metrics_ != nullptr && (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded)) {
       count_inventory(inventory);
     }
@@ -177,7 +183,8 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     summary = recorder_.record_input(*in, hook);
   }
   if (summary.ok() && (summary->needs_full_list || summary->needs_confirmation)) {
-    summary = make_error(ErrorCode::kInternal, "the token list kept changing while its vanished tokens were read");
+    summary = make_error(ErrorCode::kInternal,
+                         "the token list kept changing while its vanished tokens were read");
   }
   const bool committed = summary.ok() && summary->poll_id != 0 && summary->outcome == storage::PollOutcome::kOk;
   if (hook_ran && !committed) stats_ready_ = false;  // computed from state that was rolled back
@@ -185,8 +192,10 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   if (hook_ran) {
     anomalies_.after_commit(committed && !options.dry_run);
     for (const auto& a : anomalies_.recorded()) {
-      log_.warn("token timestamp anomaly recorded", {{"cluster", cluster_.name}, {"token_id", a.token_id},
-                                                     {"reason", std::string(a.reason)}, {"value", a.value}});
+      log_.warn("token timestamp anomaly recorded", {{"cluster", cluster_.name},
+                                                     {"token_id", a.token_id},
+                                                     {"reason", std::string(a.reason)},
+                                                     {"value", a.value}});
       if (metrics_ != nullptr) metrics_->token_anomalies(cluster_.name, a.reason, 1);
     }
   }
@@ -241,9 +250,9 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
       break;
     case storage::PollOutcome::kOk: {
       std::int64_t changes = 0;
-      for (auto k : {EventKind::kTokenDiscovered, EventKind::kTokenCreated, EventKind::kTokenUpdated,
-                     EventKind::kTokenRevoked, EventKind::kTokenExpired, EventKind::kTokenRemoved,
-                     EventKind::kTokenReappeared}) {
+      for (auto k : {EventKind::kTokenDiscovered, EventKind::kTokenCreated,
+                     EventKind::kTokenUpdated, EventKind::kTokenRevoked, EventKind::kTokenExpired,
+                     EventKind::kTokenRemoved, EventKind::kTokenReappeared}) {
         changes += count(s.events, k);
       }
       if (s.confirmed_suspect) {

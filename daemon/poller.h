@@ -1,7 +1,8 @@
 #pragma once
 // One poll cycle of one cluster, separate from any timer (STYLE §12): fetch the token list,
-// record the diff in the audit store and the tokens' time anomalies (once each), evaluate, report. The scheduler and the `poll` command call
-// run_once(); tests call it directly with a fake source and a manual clock.
+// record the diff in the audit store and the tokens' time anomalies (once each), evaluate, report.
+// The scheduler and the `poll` command call run_once(); tests call it directly with a fake source
+// and a manual clock.
 //
 // Thread safety: one run_once() at a time per poller; different pollers may run concurrently.
 // Errors: never thrown; a failed fetch or database write is reported in CycleReport (and
@@ -16,8 +17,8 @@
 #include "daemon/anomalies.h"
 #include "daemon/config.h"
 #include "daemon/enforcer.h"
-#include "metrics/metrics.h"
 #include "influx/token_source.h"
+#include "metrics/metrics.h"
 #include "storage/recorder.h"
 
 namespace tw::daemon {
@@ -59,7 +60,8 @@ class ClusterPoller {
   void count_inventory(const storage::Inventory& inventory);
   // Reads each id directly into in.confirmations (ids already read are skipped); false if
   // shutdown cut the reads short.
-  bool confirm_vanished(const std::vector<std::string>& ids, const influx::CallContext& ctx, storage::PollInput& in);
+  bool confirm_vanished(const std::vector<std::string>& ids, const influx::CallContext& ctx,
+                        storage::PollInput& in);
   void publish_inventory(Timestamp now);
 
   ClusterConfig cluster_;

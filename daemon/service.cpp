@@ -2,12 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <algorithm>
 #include <csignal>
 #include <mutex>
 #include <optional>
@@ -386,14 +386,16 @@ struct Service::Impl {
       log.error("configuration reload failed; the running configuration stays in force: " + why,
                 {{"path", config.path}});
       rt.metrics->config_reload(false, now);
-      auto st = append_daemon_event(*rt.store, EventKind::kConfigRejected,
-                                    config_rejected_detail(config.path, rejected_hash, config.hash, why), now);
+      auto st = append_daemon_event(
+          *rt.store, EventKind::kConfigRejected,
+          config_rejected_detail(config.path, rejected_hash, config.hash, why), now);
       if (!st.ok()) log.error("could not record config_rejected", {{"error", st.error().message}});
       if (deps.notify_systemd) notifier.ready("reload failed; running the previous configuration");
     };
     auto first_problem = [](const std::vector<std::string>& errors) {
       std::string why = errors.empty() ? std::string("it did not load") : one_line(errors.front());
-      if (errors.size() > 1) why += " (and " + std::to_string(errors.size() - 1) + " more problems; run check-config)";
+      if (errors.size() > 1)
+        why += " (and " + std::to_string(errors.size() - 1) + " more problems; run check-config)";
       return why;
     };
     if (config.path.empty() || config.path.front() == '<') {
@@ -617,7 +619,8 @@ int Service::run() {
   // of them) leaves the audit log alone. The first polls are armed below, after these events.
   auto started = record_startup(*s.rt.store, s.config, s.deps.clock->now());
   if (!started.ok()) {
-    s.log.error("cannot record daemon start in the audit log", {{"error", started.error().message}});
+    s.log.error("cannot record daemon start in the audit log",
+                {{"error", started.error().message}});
     return 1;
   }
   s.pool = std::make_unique<asio::thread_pool>(static_cast<std::size_t>(s.config.daemon.max_concurrent_polls));

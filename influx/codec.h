@@ -5,10 +5,11 @@
 // of what real systems send: camelCase (REST) or snake_case (influxctl)
 // keys, timestamps as RFC 3339 strings or {"seconds","nanos"} objects, unset timestamps absent,
 // null or a placeholder (0001-01-01T00:00:00Z, 1970-01-01T00:00:00Z, "", {}; a placeholder
-// createdAt is reported as a created_at_unset anomaly, core/time_anomaly.h), unknown fields, empty or null permission lists, invalid UTF-8 (replaced by U+FFFD).
-// It is strict about what matters: the body must be one complete JSON array, and every element
-// must be an object with a non-empty string "id" and no id may repeat; otherwise the whole list
-// is rejected, so the caller never acts on a partial inventory.
+// createdAt is reported as a created_at_unset anomaly, core/time_anomaly.h), unknown fields, empty
+// or null permission lists, invalid UTF-8 (replaced by U+FFFD). It is strict about what matters:
+// the body must be one complete JSON array, and every element must be an object with a non-empty
+// string "id" and no id may repeat; otherwise the whole list is rejected, so the caller never acts
+// on a partial inventory.
 //
 // Thread safety: pure functions (each call uses its own parser). Errors: Result with a
 // one-sentence kParse message naming the element index and field.

@@ -2,11 +2,12 @@
 // The `influxctl` source (SPEC §1): runs `influxctl --config F [--profile P] token …`.
 //
 // list: `token list --format json --include-revoked`; get: `token get --include-revoked --format
-// json ID` (a failure whose stderr says "not found" means the token does not exist); revoke: `token revoke --force ID` (if it
-// fails, the token list decides: a token already revoked or gone counts as done); restrict:
-// `token update --read-database … --write-database … ID`, which can express only read and write
-// grants on at least one database — anything else fails clearly instead of doing something else.
-// influxctl reads its credentials from its own config file; stderr (truncated) goes into errors.
+// json ID` (a failure whose stderr says "not found" means the token does not exist); revoke: `token
+// revoke --force ID` (if it fails, the token list decides: a token already revoked or gone counts
+// as done); restrict: `token update --read-database … --write-database … ID`, which can express
+// only read and write grants on at least one database — anything else fails clearly instead of
+// doing something else. influxctl reads its credentials from its own config file; stderr
+// (truncated) goes into errors.
 //
 // Thread safety: one call at a time. Errors: see token_source.h.
 
@@ -19,7 +20,8 @@ class InfluxctlClusterClient final : public ClusterClient {
   explicit InfluxctlClusterClient(SourceConfig config);
 
   Result<TokenList> list_tokens(const CallContext& ctx) override;
-  Result<std::optional<Token>> get_token(const std::string& token_id, const CallContext& ctx) override;
+  Result<std::optional<Token>> get_token(const std::string& token_id,
+                                         const CallContext& ctx) override;
   Result<RevokeOutcome> revoke(const std::string& token_id, const CallContext& ctx) override;
   Status restrict(const std::string& token_id, const std::vector<Permission>& permissions,
                   const CallContext& ctx) override;

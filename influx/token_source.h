@@ -33,7 +33,8 @@ struct TokenList {
   std::string digest;         // SHA-256 of the body as received
   bool unchanged = false;     // the body equals CallContext::known_digest
   bool replaced_invalid_utf8 = false;
-  // Tokens whose createdAt was a placeholder for "unset" (core/time_anomaly.h); empty when unchanged.
+  // Tokens whose createdAt was a placeholder for "unset" (core/time_anomaly.h); empty when
+  // unchanged.
   std::vector<TimeAnomaly> anomalies;
 };
 
@@ -45,7 +46,8 @@ class TokenSource {
   // One token read directly, revoked or not (REST `GET …/tokens/{id}`; influxctl
   // `token get --include-revoked`): confirms what a list left out and what an action did.
   // nullopt: the cluster says no such token exists (404, "not found").
-  virtual Result<std::optional<Token>> get_token(const std::string& token_id, const CallContext& ctx) = 0;
+  virtual Result<std::optional<Token>> get_token(const std::string& token_id,
+                                                 const CallContext& ctx) = 0;
 };
 
 // What the cluster answered to a revocation. Neither answer is believed: the enforcer reads the

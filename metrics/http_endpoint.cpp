@@ -324,19 +324,21 @@ namespace {
 // and the client CA for mutual TLS. Shared by start() and check_tls_files().
 Status load_tls(ssl::context& ctx, const WebConfig& web) {
   boost::system::error_code ec;
-  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                  ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
   ctx.use_certificate_chain_file(web.tls_cert_file, ec);
   if (!ec) ctx.use_private_key_file(web.tls_key_file, ssl::context::pem, ec);
   if (ec) {
     return make_error(ErrorCode::kInvalidArgument, "cannot load the TLS certificate or key (" +
-                                                       printable(web.tls_cert_file, 200) + "): " + ec.message());
+                                                       printable(web.tls_cert_file, 200) +
+                                                       "): " + ec.message());
   }
   if (!web.tls_client_ca_file.empty()) {
     ctx.load_verify_file(web.tls_client_ca_file, ec);
     if (ec) {
       return make_error(ErrorCode::kInvalidArgument, "cannot load the client CA " +
-                                                         printable(web.tls_client_ca_file, 200) + ": " + ec.message());
+                                                         printable(web.tls_client_ca_file, 200) +
+                                                         ": " + ec.message());
     }
     ctx.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
   }

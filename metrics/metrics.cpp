@@ -56,23 +56,78 @@ struct Metrics::Impl {
   void touch() { generation.fetch_add(1, std::memory_order_acq_rel); }
 
   Impl()
-      : build_info(BuildGauge().Name("tokenwarden_build_info").Help("tokenwarden build information (always 1)").Register(registry)),
-        tokens(BuildGauge().Name("tokenwarden_tokens").Help("Database tokens by cluster and status, as of the last successful poll").Register(registry)),
-        without_expiry(BuildGauge().Name("tokenwarden_tokens_without_expiry").Help("Active tokens that never expire").Register(registry)),
-        expiring(BuildGauge().Name("tokenwarden_tokens_expiring").Help("Active tokens that expire within the given window").Register(registry)),
-        violations_open(BuildGauge().Name("tokenwarden_violations_open").Help("Unresolved policy violations (any state but resolved)").Register(registry)),
-        violations_opened(BuildCounter().Name("tokenwarden_violations_opened_total").Help("Policy violations opened").Register(registry)),
-        token_anomalies(BuildCounter().Name("tokenwarden_token_anomalies_total").Help("Token time anomalies recorded (token_anomaly events: created_in_future, created_at_unset), once per token and reason").Register(registry)),
-        actions(BuildCounter().Name("tokenwarden_actions_total").Help("Enforcement actions by result (succeeded, failed, skipped)").Register(registry)),
-        halted(BuildGauge().Name("tokenwarden_enforcement_halted").Help("1 while a cluster's enforcement is halted by the safety limits").Register(registry)),
-        polls(BuildCounter().Name("tokenwarden_polls_total").Help("Polls by outcome (ok, failed, suspect)").Register(registry)),
-        poll_duration(BuildHistogram().Name("tokenwarden_poll_duration_seconds").Help("Duration of a poll cycle (fetch, record, evaluate, act)").Register(registry)),
-        last_success(BuildGauge().Name("tokenwarden_last_successful_poll_timestamp_seconds").Help("Unix time of the end of the last successful poll").Register(registry)),
-        audit_events(BuildCounter().Name("tokenwarden_audit_events_total").Help("Events appended to the audit log").Register(registry)),
-        exemptions(BuildGauge().Name("tokenwarden_exemptions_active").Help("Configured exemptions that have not expired, by policy (* for every policy)").Register(registry)),
-        alerts(BuildCounter().Name("tokenwarden_alerts_sent_total").Help("Alert deliveries by receiver and result (ok, failed, dropped)").Register(registry)),
-        reload_ok(BuildGauge().Name("tokenwarden_config_last_reload_successful").Help("1 if the last configuration load or reload succeeded").Register(registry).Add({})),
-        reload_at(BuildGauge().Name("tokenwarden_config_last_reload_success_timestamp_seconds").Help("Unix time of the last successful configuration load or reload").Register(registry).Add({})) {}
+      : build_info(BuildGauge()
+                       .Name("tokenwarden_build_info")
+                       .Help("tokenwarden build information (always 1)")
+                       .Register(registry)),
+        tokens(BuildGauge()
+                   .Name("tokenwarden_tokens")
+                   .Help("Database tokens by cluster and status, as of the last successful poll")
+                   .Register(registry)),
+        without_expiry(BuildGauge()
+                           .Name("tokenwarden_tokens_without_expiry")
+                           .Help("Active tokens that never expire")
+                           .Register(registry)),
+        expiring(BuildGauge()
+                     .Name("tokenwarden_tokens_expiring")
+                     .Help("Active tokens that expire within the given window")
+                     .Register(registry)),
+        violations_open(BuildGauge()
+                            .Name("tokenwarden_violations_open")
+                            .Help("Unresolved policy violations (any state but resolved)")
+                            .Register(registry)),
+        violations_opened(BuildCounter()
+                              .Name("tokenwarden_violations_opened_total")
+                              .Help("Policy violations opened")
+                              .Register(registry)),
+        token_anomalies(BuildCounter()
+                            .Name("tokenwarden_token_anomalies_total")
+                            .Help("Token time anomalies recorded (token_anomaly events: "
+                                  "created_in_future, created_at_unset), once per token and reason")
+                            .Register(registry)),
+        actions(BuildCounter()
+                    .Name("tokenwarden_actions_total")
+                    .Help("Enforcement actions by result (succeeded, failed, skipped)")
+                    .Register(registry)),
+        halted(BuildGauge()
+                   .Name("tokenwarden_enforcement_halted")
+                   .Help("1 while a cluster's enforcement is halted by the safety limits")
+                   .Register(registry)),
+        polls(BuildCounter()
+                  .Name("tokenwarden_polls_total")
+                  .Help("Polls by outcome (ok, failed, suspect)")
+                  .Register(registry)),
+        poll_duration(BuildHistogram()
+                          .Name("tokenwarden_poll_duration_seconds")
+                          .Help("Duration of a poll cycle (fetch, record, evaluate, act)")
+                          .Register(registry)),
+        last_success(BuildGauge()
+                         .Name("tokenwarden_last_successful_poll_timestamp_seconds")
+                         .Help("Unix time of the end of the last successful poll")
+                         .Register(registry)),
+        audit_events(BuildCounter()
+                         .Name("tokenwarden_audit_events_total")
+                         .Help("Events appended to the audit log")
+                         .Register(registry)),
+        exemptions(
+            BuildGauge()
+                .Name("tokenwarden_exemptions_active")
+                .Help("Configured exemptions that have not expired, by policy (* for every policy)")
+                .Register(registry)),
+        alerts(BuildCounter()
+                   .Name("tokenwarden_alerts_sent_total")
+                   .Help("Alert deliveries by receiver and result (ok, failed, dropped)")
+                   .Register(registry)),
+        reload_ok(BuildGauge()
+                      .Name("tokenwarden_config_last_reload_successful")
+                      .Help("1 if the last configuration load or reload succeeded")
+                      .Register(registry)
+                      .Add({})),
+        reload_at(BuildGauge()
+                      .Name("tokenwarden_config_last_reload_success_timestamp_seconds")
+                      .Help("Unix time of the last successful configuration load or reload")
+                      .Register(registry)
+                      .Add({})) {}
 };
 
 namespace {
@@ -158,7 +213,8 @@ void Metrics::violation_opened(const std::string& cluster, const std::string& po
 
 void Metrics::token_anomalies(const std::string& cluster, std::string_view reason, std::int64_t n) {
   const Touched touched(*impl_);
-  impl_->token_anomalies.Add({{"cluster", cluster}, {"reason", std::string(reason)}}).Increment(static_cast<double>(n));
+  impl_->token_anomalies.Add({{"cluster", cluster}, {"reason", std::string(reason)}})
+      .Increment(static_cast<double>(n));
 }
 
 void Metrics::action(const std::string& cluster, const std::string& policy, const std::string& action,

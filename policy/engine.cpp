@@ -186,12 +186,14 @@ std::string PolicySet::explain(std::size_t policy, const Subject& subject, Times
       return "lifetime " + format_duration(std::chrono::floor<std::chrono::seconds>(*t.expires_at - created)) +
              " exceeds max_lifetime " + format_duration(*p.max_lifetime);
     case Kind::kMaxAge: {
-      const std::string ago = format_duration(std::chrono::floor<std::chrono::hours>(now - created)) + " ago";
+      const std::string ago =
+          format_duration(std::chrono::floor<std::chrono::hours>(now - created)) + " ago";
       std::string age;
       if (!t.created_at) {
         age = "first seen " + ago + " (the cluster gives no created_at)";
       } else if (*t.created_at > subject.first_seen) {
-        age = "first seen " + ago + " (created_at " + format_timestamp(*t.created_at) + " is later)";
+        age =
+            "first seen " + ago + " (created_at " + format_timestamp(*t.created_at) + " is later)";
       } else {
         age = "created " + ago;
       }

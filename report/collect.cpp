@@ -400,22 +400,31 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
 
 Status change_counts(Db& db, const Request& req, ReportData& data) {
   Period p{format_timestamp(req.from), format_timestamp(req.to), req.cluster};
-  return each_row(db,
-                  "SELECT event, count(*) FROM audit_events WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND "
-                  "event IN ('token_discovered', 'token_created', 'token_updated', 'token_revoked', "
-                  "'token_expired', 'token_removed', 'token_reappeared') AND (?3 = '' OR cluster = ?3) GROUP BY event",
-                  p, [&](storage::Stmt& s) {
-                    const std::string e = s.text(0);
-                    const std::int64_t n = s.int64(1);
-                    ChangeCounts& c = data.changes;
-                    if (e == "token_discovered") c.discovered = n;
-                    else if (e == "token_created") c.created = n;
-                    else if (e == "token_updated") c.updated = n;
-                    else if (e == "token_revoked") c.revoked = n;
-                    else if (e == "token_expired") c.expired = n;
-                    else if (e == "token_removed") c.removed = n;
-                    else if (e == "token_reappeared") c.reappeared = n;
-                  });
+  return each_row(
+      db,
+      "SELECT event, count(*) FROM audit_events WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND "
+      "event IN ('token_discovered', 'token_created', 'token_updated', 'token_revoked', "
+      "'token_expired', 'token_removed', 'token_reappeared') AND (?3 = '' OR cluster = ?3) GROUP "
+      "BY event",
+      p, [&](storage::Stmt& s) {
+        const std::string e = s.text(0);
+        const std::int64_t n = s.int64(1);
+        ChangeCounts& c = data.changes;
+        if (e == "token_discovered")
+          c.discovered = n;
+        else if (e == "token_created")
+          c.created = n;
+        else if (e == "token_updated")
+          c.updated = n;
+        else if (e == "token_revoked")
+          c.revoked = n;
+        else if (e == "token_expired")
+          c.expired = n;
+        else if (e == "token_removed")
+          c.removed = n;
+        else if (e == "token_reappeared")
+          c.reappeared = n;
+      });
 }
 
 struct VerifyProgress {
@@ -590,13 +599,14 @@ Status for_each_change(Db& db, const ReportData& data, const std::function<bool(
                                   hi = s.int64(1);
                                 }
                               }));
-  auto st = query(db,
-                  "SELECT e.seq, e.recorded_at, e.cluster, e.token_id, e.event, e.detail "
-                  "FROM audit_events e "
-                  "WHERE e.seq >= ?4 AND e.seq <= ?5 AND +e.recorded_at >= ?1 AND +e.recorded_at <= ?2 AND "
-                  "+e.event IN ('token_created', 'token_updated', 'token_revoked', 'token_expired', "
-                  "'token_removed', 'token_reappeared') AND (?3 = '' OR +e.cluster = ?3) ORDER BY e.seq",
-                  p);
+  auto st = query(
+      db,
+      "SELECT e.seq, e.recorded_at, e.cluster, e.token_id, e.event, e.detail "
+      "FROM audit_events e "
+      "WHERE e.seq >= ?4 AND e.seq <= ?5 AND +e.recorded_at >= ?1 AND +e.recorded_at <= ?2 AND "
+      "+e.event IN ('token_created', 'token_updated', 'token_revoked', 'token_expired', "
+      "'token_removed', 'token_reappeared') AND (?3 = '' OR +e.cluster = ?3) ORDER BY e.seq",
+      p);
   if (!st.ok()) return st.take_error();
   st->bind(4, lo).bind(5, hi);
   simdjson::ondemand::parser parser;
@@ -612,7 +622,8 @@ Status for_each_change(Db& db, const ReportData& data, const std::function<bool(
     ev.event.assign(f[4]);
     ev.before.clear();
     ev.after.clear();
-    if (ev.event == "token_created" || ev.event == "token_updated" || ev.event == "token_reappeared") {
+    if (ev.event == "token_created" || ev.event == "token_updated" ||
+        ev.event == "token_reappeared") {
       split_detail(parser, buffer, f[5], ev.event != "token_created", ev.before, ev.after);
     }
     // The description at the end of the period (so a report over a past period does not change

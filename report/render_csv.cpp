@@ -142,9 +142,16 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
   }
 
   const ChangeCounts& cc = d.changes;
-  csv.section("change_counts", {"discovered", "created", "updated", "revoked", "expired", "removed", "reappeared"});
-  csv.value(cc.discovered).value(cc.created).value(cc.updated).value(cc.revoked).value(cc.expired)
-      .value(cc.removed).value(cc.reappeared).end();
+  csv.section("change_counts",
+              {"discovered", "created", "updated", "revoked", "expired", "removed", "reappeared"});
+  csv.value(cc.discovered)
+      .value(cc.created)
+      .value(cc.updated)
+      .value(cc.revoked)
+      .value(cc.expired)
+      .value(cc.removed)
+      .value(cc.reappeared)
+      .end();
   csv.section("changes", {"seq", "time", "cluster", "token_id", "event", "description", "before", "after"});
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     csv.value(e.seq).text(e.time).text(e.cluster).text(e.token_id).text(e.event).text(e.description)

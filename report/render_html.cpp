@@ -309,28 +309,34 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   }
   if (!inv.anomalies.empty()) {
     o += "<p><strong>" + thousands(static_cast<std::int64_t>(inv.anomalies.size())) +
-         " time anomalies</strong> recorded: timestamps the cluster sent that tokenwarden does not trust (ages run "
-         "from the earlier of created_at and first seen).</p>\n<table><thead><tr><th>cluster</th><th>token id</th>"
+         " time anomalies</strong> recorded: timestamps the cluster sent that tokenwarden does not "
+         "trust (ages run "
+         "from the earlier of created_at and first "
+         "seen).</p>\n<table><thead><tr><th>cluster</th><th>token id</th>"
          "<th>reason</th><th>value seen</th><th>recorded</th></tr></thead><tbody>\n";
     std::size_t listed_anomalies = 0;
     for (const auto& a : inv.anomalies) {
       if (listed_anomalies++ >= limit) break;
-      o += "<tr><td>" + h(a.cluster) + "</td><td class=\"id\">" + h(a.token_id, 80) + "</td><td>" + h(a.reason) +
-           "</td><td>" + h(a.value, 80) + "</td><td>" + h(a.recorded_at) + "</td></tr>\n";
+      o += "<tr><td>" + h(a.cluster) + "</td><td class=\"id\">" + h(a.token_id, 80) + "</td><td>" +
+           h(a.reason) + "</td><td>" + h(a.value, 80) + "</td><td>" + h(a.recorded_at) +
+           "</td></tr>\n";
     }
     o += "</tbody></table>\n";
   }
 
   // Changes.
   const ChangeCounts& cc = d.changes;
-  o += "<h2 id=\"changes\">Changes in the period</h2>\n<p>Created " + thousands(cc.created) + ", updated " +
-       thousands(cc.updated) + ", revoked " + thousands(cc.revoked) + ", expired " + thousands(cc.expired) +
-       ", removed " + thousands(cc.removed) +
-       (cc.reappeared > 0 ? ", reappeared " + thousands(cc.reappeared) : std::string()) + " <span class=\"note\">(and " + thousands(cc.discovered) +
-       " discovered by first polls)</span>.</p>\n<table><thead><tr><th>time</th><th>cluster</th><th>token id</th>"
+  o += "<h2 id=\"changes\">Changes in the period</h2>\n<p>Created " + thousands(cc.created) +
+       ", updated " + thousands(cc.updated) + ", revoked " + thousands(cc.revoked) + ", expired " +
+       thousands(cc.expired) + ", removed " + thousands(cc.removed) +
+       (cc.reappeared > 0 ? ", reappeared " + thousands(cc.reappeared) : std::string()) +
+       " <span class=\"note\">(and " + thousands(cc.discovered) +
+       " discovered by first "
+       "polls)</span>.</p>\n<table><thead><tr><th>time</th><th>cluster</th><th>token id</th>"
        "<th>event</th><th>description</th><th>before</th><th>after</th></tr></thead><tbody>\n";
   std::int64_t listed = 0;
-  const std::int64_t total = cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
+  const std::int64_t total =
+      cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;

@@ -84,16 +84,28 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
   w.end_array();
   w.key("anomalies").begin_array();
   for (const auto& a : inv.anomalies) {
-    w.begin_object().field("cluster", a.cluster).field("token_id", a.token_id).field("reason", a.reason)
-        .field("value", a.value).field("recorded_at", a.recorded_at).end_object();
+    w.begin_object()
+        .field("cluster", a.cluster)
+        .field("token_id", a.token_id)
+        .field("reason", a.reason)
+        .field("value", a.value)
+        .field("recorded_at", a.recorded_at)
+        .end_object();
   }
   w.end_array().end_object();
 
   const ChangeCounts& cc = d.changes;
   w.key("changes").begin_object();
-  w.key("counts").begin_object().field("discovered", cc.discovered).field("created", cc.created)
-      .field("updated", cc.updated).field("revoked", cc.revoked).field("expired", cc.expired)
-      .field("removed", cc.removed).field("reappeared", cc.reappeared).end_object();
+  w.key("counts")
+      .begin_object()
+      .field("discovered", cc.discovered)
+      .field("created", cc.created)
+      .field("updated", cc.updated)
+      .field("revoked", cc.revoked)
+      .field("expired", cc.expired)
+      .field("removed", cc.removed)
+      .field("reappeared", cc.reappeared)
+      .end_object();
   w.key("events").begin_array();
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     w.begin_object().field("seq", e.seq).field("time", e.time).field("cluster", e.cluster)

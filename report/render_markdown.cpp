@@ -121,14 +121,15 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += '\n';
   if (!inv.anomalies.empty()) {
     o += "**" + thousands(static_cast<std::int64_t>(inv.anomalies.size())) +
-         " time anomalies** recorded: timestamps the cluster sent that tokenwarden does not trust (ages run "
+         " time anomalies** recorded: timestamps the cluster sent that tokenwarden does not trust "
+         "(ages run "
          "from the earlier of created_at and first seen).\n\n";
     table_header(o, {"cluster", "token id", "reason", "value seen", "recorded"});
     std::size_t listed = 0;
     for (const auto& a : inv.anomalies) {
       if (listed++ >= limit) break;
-      o += "| " + md(a.cluster) + " | " + md(a.token_id, 80) + " | " + md(a.reason) + " | " + md(a.value, 80) + " | " +
-           md(a.recorded_at) + " |\n";
+      o += "| " + md(a.cluster) + " | " + md(a.token_id, 80) + " | " + md(a.reason) + " | " +
+           md(a.value, 80) + " | " + md(a.recorded_at) + " |\n";
     }
     o += '\n';
   }
@@ -136,11 +137,14 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   const ChangeCounts& cc = d.changes;
   o += "## Changes in the period\n\n";
   o += "Created " + thousands(cc.created) + ", updated " + thousands(cc.updated) + ", revoked " +
-       thousands(cc.revoked) + ", expired " + thousands(cc.expired) + ", removed " + thousands(cc.removed) +
-       (cc.reappeared > 0 ? ", reappeared " + thousands(cc.reappeared) : std::string()) + " (and " + thousands(cc.discovered) + " discovered by first polls).\n\n";
+       thousands(cc.revoked) + ", expired " + thousands(cc.expired) + ", removed " +
+       thousands(cc.removed) +
+       (cc.reappeared > 0 ? ", reappeared " + thousands(cc.reappeared) : std::string()) + " (and " +
+       thousands(cc.discovered) + " discovered by first polls).\n\n";
   table_header(o, {"time", "cluster", "token id", "event", "description", "change"});
   std::int64_t listed = 0;
-  const std::int64_t total = cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
+  const std::int64_t total =
+      cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;

@@ -440,7 +440,8 @@ int cmd_list(const Client& client, const ListArgs& a) {
     OJson out = OJson::array();
     for (const auto& t : tokens) {
       OJson j = token_json(t, client);
-      if (auto it = placeholder_created.find(t.id); it != placeholder_created.end()) j["created_at"] = it->second;
+      if (auto it = placeholder_created.find(t.id); it != placeholder_created.end())
+        j["created_at"] = it->second;
       out.push_back(std::move(j));
     }
     print_json(out);

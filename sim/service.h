@@ -50,7 +50,8 @@ class Service {
 
  private:
   SimResponse management(const SimRequest& request, const std::string& path, AuthResult auth);
-  SimResponse acknowledge_without_effect(const SimRequest& request, const std::string& path, AuthResult auth);
+  SimResponse acknowledge_without_effect(const SimRequest& request, const std::string& path,
+                                         AuthResult auth);
   SimResponse control(const SimRequest& request, const std::string& path);
   AuthResult check_auth(const std::optional<std::string>& header) const;
 

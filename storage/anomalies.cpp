@@ -5,7 +5,8 @@
 
 namespace tw::storage {
 
-NewEvent anomaly_event(const std::string& cluster, const TimeAnomaly& anomaly, Timestamp poll_time) {
+NewEvent anomaly_event(const std::string& cluster, const TimeAnomaly& anomaly,
+                       Timestamp poll_time) {
   std::string detail;
   JsonWriter(detail)
       .begin_object()
@@ -20,7 +21,8 @@ Result<std::vector<RecordedAnomaly>> recorded_anomalies(Db& db, const std::strin
                                                         std::optional<Timestamp> until) {
   // event = 'token_anomaly' uses the (event, recorded_at) index: only these rows are read.
   std::string sql =
-      "SELECT cluster, token_id, json_extract(detail, '$.reason'), json_extract(detail, '$.value'), "
+      "SELECT cluster, token_id, json_extract(detail, '$.reason'), json_extract(detail, "
+      "'$.value'), "
       "recorded_at FROM audit_events WHERE event = 'token_anomaly'";
   if (until) sql += " AND recorded_at <= ?1";
   if (!cluster.empty()) sql += " AND cluster = ?2";

@@ -31,7 +31,7 @@ NewEvent anomaly_event(const std::string& cluster, const TimeAnomaly& anomaly, T
 
 // token_anomaly events of one cluster ("" = every cluster) recorded up to `until` (nullopt: all),
 // in the order they were recorded.
-Result<std::vector<RecordedAnomaly>> recorded_anomalies(Db& db, const std::string& cluster,
-                                                        std::optional<Timestamp> until = std::nullopt);
+Result<std::vector<RecordedAnomaly>> recorded_anomalies(
+    Db& db, const std::string& cluster, std::optional<Timestamp> until = std::nullopt);
 
 }  // namespace tw::storage

@@ -117,24 +117,28 @@ Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& clu
   return collect<ViolationRow>(*st, read_violation);
 }
 
-Result<std::optional<ViolationRow>> last_violation_resolved_as_removed(Db& db, const std::string& cluster,
-                                                                     const std::string& token_id,
-                                                                     const std::string& policy) {
+Result<std::optional<ViolationRow>> last_violation_resolved_as_removed(Db& db,
+                                                                       const std::string& cluster,
+                                                                       const std::string& token_id,
+                                                                       const std::string& policy) {
   // The latest violation of the pair, only if it ended with the token's latest removal.
-  auto st = db.prepare(std::string("SELECT ") + kViolationColumns +
-                       " FROM violation_records WHERE cluster = ?1 AND token_id = ?2 AND policy = ?3 "
-                       "ORDER BY id DESC LIMIT 1");
+  auto st =
+      db.prepare(std::string("SELECT ") + kViolationColumns +
+                 " FROM violation_records WHERE cluster = ?1 AND token_id = ?2 AND policy = ?3 "
+                 "ORDER BY id DESC LIMIT 1");
   if (!st.ok()) return st.take_error();
   st->bind(1, cluster).bind(2, token_id).bind(3, policy);
   auto rows = collect<ViolationRow>(*st, read_violation);
   if (!rows.ok()) return rows.take_error();
   if (rows->empty()) return std::optional<ViolationRow>();
   ViolationRow& v = rows->front();
-  if (v.state != ViolationState::kResolved || v.resolution != Resolution::kRemoved || !v.resolved_at) {
+  if (v.state != ViolationState::kResolved || v.resolution != Resolution::kRemoved ||
+      !v.resolved_at) {
     return std::optional<ViolationRow>();
   }
   auto removed = db.prepare(
-      "SELECT max(recorded_at) FROM audit_events WHERE token_id = ?2 AND +cluster = ?1 AND +event = 'token_removed'");
+      "SELECT max(recorded_at) FROM audit_events WHERE token_id = ?2 AND +cluster = ?1 AND +event "
+      "= 'token_removed'");
   if (!removed.ok()) return removed.take_error();
   removed->bind(1, cluster).bind(2, token_id);
   auto row = removed->step();

@@ -71,9 +71,10 @@ struct ActionRow {
 Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& cluster);
 // The latest violation of (token, policy), if it ended because of the token's latest removal: a
 // token that reappears continues it (same opening time, same grace deadline).
-Result<std::optional<ViolationRow>> last_violation_resolved_as_removed(Db& db, const std::string& cluster,
-                                                                     const std::string& token_id,
-                                                                     const std::string& policy);
+Result<std::optional<ViolationRow>> last_violation_resolved_as_removed(Db& db,
+                                                                       const std::string& cluster,
+                                                                       const std::string& token_id,
+                                                                       const std::string& policy);
 Result<std::vector<ActionRow>> pending_actions(Db& db, const std::string& cluster);  // planned, awaiting
 Result<std::optional<ActionRow>> find_action(Db& db, std::int64_t id);
 Result<bool> cluster_halted(Db& db, const std::string& cluster);

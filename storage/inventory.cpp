@@ -22,8 +22,8 @@ std::string state_detail(const Token& t, TokenStatus status) {
 
 // {"before":{state recorded when it was removed},"after":{state now}}.
 std::string reappeared_detail(const KnownToken& before, const Token& after, TokenStatus status) {
-  return "{\"before\":" + state_detail(before.token, TokenStatus::kRemoved) + ",\"after\":" +
-         state_detail(after, status) + "}";
+  return "{\"before\":" + state_detail(before.token, TokenStatus::kRemoved) +
+         ",\"after\":" + state_detail(after, status) + "}";
 }
 
 // {"before":{…},"after":{…}} with only the fields that changed; empty if none did.
@@ -117,7 +117,8 @@ std::vector<NewEvent> change_events(const std::string& cluster, const Change& c,
   switch (c.type) {
     case Change::Type::kNew: {
       if (c.before != nullptr) {  // listed again after token_removed: not a new token
-        out.push_back({EventKind::kTokenReappeared, cluster, t.id, reappeared_detail(*c.before, t, c.status)});
+        out.push_back({EventKind::kTokenReappeared, cluster, t.id,
+                       reappeared_detail(*c.before, t, c.status)});
         break;
       }
       EventKind kind = first_poll ? EventKind::kTokenDiscovered : EventKind::kTokenCreated;

@@ -41,7 +41,8 @@ struct Change {
 struct ChangePlan {
   std::vector<Change> changes;
   std::size_t known_present = 0;          // known tokens not already removed
-  std::vector<std::string> vanished_ids;  // sorted; revoked tokens left out of a list are not vanished
+  std::vector<std::string>
+      vanished_ids;  // sorted; revoked tokens left out of a list are not vanished
 };
 
 ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetched, Timestamp now);

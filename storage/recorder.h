@@ -6,8 +6,8 @@
 // - A token missing from the list is removed only when a direct read confirms it (all vanished
 //   tokens up to kRemovalSample, else a sample of that size): 404 → token_removed; shown revoked
 //   → token_revoked; still active, or the read failed → the poll is `suspect`, nothing recorded.
-//   A revoked or expired token left out of a list is hidden, not vanished. A removed token listed again is
-//   token_reappeared.
+//   A revoked or expired token left out of a list is hidden, not vanished. A removed token listed
+//   again is token_reappeared.
 // - If more than max_vanished_percent of the known tokens vanished, the poll is `suspect`: its
 //   row and a poll_suspect event are written and nothing else, until a later poll sees the same
 //   tokens vanish (same digest) and confirms it.

@@ -371,7 +371,8 @@ Status InventoryReplay::run(Db& db, Timestamp until, const std::string& cluster,
   }
   auto st = db.prepare(
       "SELECT cluster, token_id, event, detail, recorded_at FROM audit_events "
-      "WHERE seq <= ?3 AND +recorded_at <= ?1 AND (?2 = '' OR +cluster = ?2) AND +event IN ('token_discovered', "
+      "WHERE seq <= ?3 AND +recorded_at <= ?1 AND (?2 = '' OR +cluster = ?2) AND +event IN "
+      "('token_discovered', "
       "'token_created', 'token_updated', 'token_revoked', 'token_expired', 'token_removed', "
       "'token_reappeared') ORDER BY seq");
   if (!st.ok()) return st.take_error();

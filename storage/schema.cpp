@@ -190,13 +190,15 @@ Status check_ownership(Db& db) {
   const std::string file = "database \"" + printable(db.path(), 200) + "\"";
   if (application_id != 0 && application_id != kApplicationId) {
     char hex[16];
-    std::snprintf(hex, sizeof hex, "%08llx", static_cast<unsigned long long>(application_id) & 0xffffffffULL);
+    std::snprintf(hex, sizeof hex, "%08llx",
+                  static_cast<unsigned long long>(application_id) & 0xffffffffULL);
     return make_error(ErrorCode::kDatabase,
                       file + " belongs to another application (SQLite application_id 0x" + hex +
                           "); tokenwarden will not use it");
   }
   auto tables = db.prepare(
-      "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' "
+      "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE "
+      "'sqlite\\_%' "
       "ESCAPE '\\' ORDER BY name");
   if (!tables.ok()) return tables.take_error();
   std::vector<std::string> names;
@@ -216,10 +218,11 @@ Status check_ownership(Db& db) {
     listed += (i > 0 ? ", " : "") + printable(names[i], 40);
   }
   if (names.size() > 3) listed += ", …";
-  return make_error(ErrorCode::kDatabase,
-                    file + " is not a tokenwarden audit database (it holds other tables: " + listed +
-                        "); tokenwarden will not use it: point daemon.database or --db at a new file "
-                        "or at a tokenwarden database");
+  return make_error(
+      ErrorCode::kDatabase,
+      file + " is not a tokenwarden audit database (it holds other tables: " + listed +
+          "); tokenwarden will not use it: point daemon.database or --db at a new file "
+          "or at a tokenwarden database");
 }
 
 Result<std::string> integrity_problem(Db& db) {

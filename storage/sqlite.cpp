@@ -172,7 +172,8 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, Mode mode) {
   const std::string where = "cannot open database \"" + printable(path, 200) + "\"";
   sqlite3* db = nullptr;
   if (mode == Mode::kReadWrite) {
-    int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       Error e = db_error(db, rc, where);
       sqlite3_close(db);
@@ -189,17 +190,20 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, Mode mode) {
     db = nullptr;
     struct stat side {};
     if (::stat((path + "-wal").c_str(), &side) == 0 && side.st_size > 0) {
-      return make_error(ErrorCode::kDatabase,
-                        where + ": it is in WAL mode, its -wal file holds commits not yet in the main "
-                                "file, and its -shm index cannot be created here (read-only directory "
-                                "or media); copy it with its -wal file to a writable directory and read it "
-                                "there, or turn it into a backup with `tokenwarden backup --db`");
+      return make_error(
+          ErrorCode::kDatabase,
+          where +
+              ": it is in WAL mode, its -wal file holds commits not yet in the main "
+              "file, and its -shm index cannot be created here (read-only directory "
+              "or media); copy it with its -wal file to a writable directory and read it "
+              "there, or turn it into a backup with `tokenwarden backup --db`");
     }
     if (::stat((path + "-journal").c_str(), &side) == 0 && side.st_size > 0) {
       return make_error(ErrorCode::kDatabase,
-                        where + ": a -journal file beside it holds an interrupted transaction that "
-                                "cannot be rolled back here (read-only directory or media); read it "
-                                "where it was written");
+                        where +
+                            ": a -journal file beside it holds an interrupted transaction that "
+                            "cannot be rolled back here (read-only directory or media); read it "
+                            "where it was written");
     }
     rc = open_and_probe(file_uri(path) + "?mode=ro&immutable=1",
                         SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, &db);
@@ -264,7 +268,8 @@ std::int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(db
 Status Db::backup_into(Db& target) {
   for (int attempt = 0;; ++attempt) {
     sqlite3_backup* b = sqlite3_backup_init(target.db_, "main", db_, "main");
-    if (b == nullptr) return db_error(target.db_, sqlite3_errcode(target.db_), "cannot start the backup");
+    if (b == nullptr)
+      return db_error(target.db_, sqlite3_errcode(target.db_), "cannot start the backup");
     int rc = sqlite3_backup_step(b, -1);  // every page in one step: one read transaction
     int finished = sqlite3_backup_finish(b);
     if (rc == SQLITE_DONE && finished == SQLITE_OK) return ok_status();

@@ -61,11 +61,11 @@ class Stmt {
 class Db {
  public:
   enum class Mode { kReadWrite, kReadOnly };
-  // kReadWrite creates the file (mode 0600) if needed (an existing file keeps its mode); kReadOnly requires it to exist, reads
-  // its schema before returning, and opens a WAL-mode file whose -shm cannot be created (a
-  // copy in a read-only directory or on read-only media) as immutable, unless a non-empty
-  // -wal (commits) or -journal (an interrupted transaction) lies beside it: then it fails,
-  // saying so.
+  // kReadWrite creates the file (mode 0600) if needed (an existing file keeps its mode); kReadOnly
+  // requires it to exist, reads its schema before returning, and opens a WAL-mode file whose -shm
+  // cannot be created (a copy in a read-only directory or on read-only media) as immutable, unless
+  // a non-empty -wal (commits) or -journal (an interrupted transaction) lies beside it: then it
+  // fails, saying so.
   static Result<std::unique_ptr<Db>> open(const std::string& path, Mode mode);
   ~Db();
   Db(const Db&) = delete;

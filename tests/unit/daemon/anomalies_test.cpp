@@ -31,10 +31,10 @@ Token created(std::string id, std::optional<Timestamp> at) {
 }
 
 TEST(AnomaliesInTest, PlaceholdersFirstThenFutureCreatedAtBeyondTheTolerance) {
-  std::vector<Token> tokens{created("past", ts("2025-01-01T00:00:00Z")),
-                            created("skew", kPoll + kFutureTolerance),
-                            created("ahead", kPoll + kFutureTolerance + Duration(1)),
-                            created("far", ts("9999-12-31T00:00:00Z")), created("none", std::nullopt)};
+  std::vector<Token> tokens{
+      created("past", ts("2025-01-01T00:00:00Z")), created("skew", kPoll + kFutureTolerance),
+      created("ahead", kPoll + kFutureTolerance + Duration(1)),
+      created("far", ts("9999-12-31T00:00:00Z")), created("none", std::nullopt)};
   std::vector<TimeAnomaly> reported{{"none", kCreatedAtUnset, "{}"}};
   EXPECT_EQ(anomalies_in(tokens, reported, kPoll),
             (std::vector<TimeAnomaly>{{"none", kCreatedAtUnset, "{}"},
@@ -45,12 +45,14 @@ TEST(AnomaliesInTest, PlaceholdersFirstThenFutureCreatedAtBeyondTheTolerance) {
 class AnomalyRecorderTest : public ::testing::Test {
  protected:
   AnomalyRecorderTest() {
-    auto s = storage::AuditStore::open(dir_.file("audit.db"), storage::AuditStore::Mode::kReadWrite);
+    auto s =
+        storage::AuditStore::open(dir_.file("audit.db"), storage::AuditStore::Mode::kReadWrite);
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
     if (s.ok()) store_ = std::move(*s);
   }
   // One poll: record in a transaction, commit it (or not), tell the recorder.
-  void poll(AnomalyRecorder& r, const std::vector<TimeAnomaly>& seen, bool commit = true, bool reload = false) {
+  void poll(AnomalyRecorder& r, const std::vector<TimeAnomaly>& seen, bool commit = true,
+            bool reload = false) {
     auto txn = store_->begin();
     ASSERT_TRUE(txn.ok());
     ASSERT_TRUE(r.record(*txn, seen, kPoll, reload).ok());
@@ -92,10 +94,12 @@ TEST_F(AnomalyRecorderTest, RecordsEachTokenAndReasonOnce) {
   EXPECT_EQ(rows[0].cluster, "prod");
   EXPECT_EQ(rows[0].token_id, "t1");
   EXPECT_EQ(rows[0].recorded_at, "2026-06-01T12:00:00.000Z");
-  EXPECT_EQ(rows[0].detail,
-            R"({"reason":"created_in_future","value":"9999-12-31T00:00:00.000Z","poll_time":"2026-06-01T12:00:00.000Z"})");
-  EXPECT_EQ(rows[1].detail,
-            R"({"reason":"created_at_unset","value":"0001-01-01T00:00:00Z","poll_time":"2026-06-01T12:00:00.000Z"})");
+  EXPECT_EQ(
+      rows[0].detail,
+      R"({"reason":"created_in_future","value":"9999-12-31T00:00:00.000Z","poll_time":"2026-06-01T12:00:00.000Z"})");
+  EXPECT_EQ(
+      rows[1].detail,
+      R"({"reason":"created_at_unset","value":"0001-01-01T00:00:00Z","poll_time":"2026-06-01T12:00:00.000Z"})");
 
   // Another reason for the same token is another anomaly.
   poll(r, {TimeAnomaly{"t1", kCreatedAtUnset, "{}"}});
@@ -114,7 +118,8 @@ TEST_F(AnomalyRecorderTest, TheAuditLogIsTheMemoryAcrossRestartsAndClusters) {
   EXPECT_TRUE(restarted.recorded().empty());
   AnomalyRecorder other_cluster("staging");
   poll(other_cluster, {future_});
-  EXPECT_EQ(other_cluster.recorded().size(), 1u) << "the same token id in another cluster is another token";
+  EXPECT_EQ(other_cluster.recorded().size(), 1u)
+      << "the same token id in another cluster is another token";
   EXPECT_EQ(recorded("prod").size(), 1u);
   EXPECT_EQ(recorded("").size(), 2u);
 }

@@ -728,7 +728,8 @@ TEST(LoadConfig, ExemptionExactlyAtTheLimit) {
 
 TEST(LoadConfigFile, ReadsAFileAndNamesItInErrors) {
   tw::testing::TempDir dir;
-  std::string path = dir.write("tokenwarden.toml", std::string("[daemon]\npoll_interval = \"5m\"\n") + kGoodCluster);
+  std::string path = dir.write("tokenwarden.toml",
+                               std::string("[daemon]\npoll_interval = \"5m\"\n") + kGoodCluster);
   auto r = load_config_file(path, kNow);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_EQ(r.config->path, path);
@@ -1218,7 +1219,8 @@ TEST_F(WebConfigFile, EveryProblemIsReportedAtOnce) {
 TEST_F(WebConfigFile, LoadedWithTheConfiguration) {
   const std::string web_path =
       dir_.write("web.toml", "[basic_auth.users]\nprometheus = \"" + bcrypt_like('y') + "\"\n");
-  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n" + kGoodCluster);
+  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n" +
+                kGoodCluster);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_EQ(r.config->http.web_config, web_path);
   EXPECT_EQ(r.config->http.web.users,
@@ -1233,7 +1235,8 @@ TEST_F(WebConfigFile, LoadedWithTheConfiguration) {
 TEST_F(WebConfigFile, ItsErrorsFailTheConfigurationWithTheKeyPath) {
   const std::string web_path =
       dir_.write("web.toml", "[basic_auth.users]\nalice = \"hunter2\"\n[x]\n");
-  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n" + kGoodCluster);
+  auto r = load("[http]\nlisten = \"127.0.0.1:9464\"\nweb_config = \"" + web_path + "\"\n" +
+                kGoodCluster);
   EXPECT_FALSE(r.config.has_value());
   ASSERT_EQ(r.errors.size(), 2u) << all(r.errors);
   for (const auto& e : r.errors) {
@@ -1250,7 +1253,8 @@ TEST_F(WebConfigFile, ItsErrorsFailTheConfigurationWithTheKeyPath) {
 }
 
 TEST_F(WebConfigFile, NotReadWhenTheEndpointIsDisabled) {
-  auto r = load("[http]\nlisten = \"\"\nweb_config = \"" + dir_.file("absent.toml") + "\"\n" + kGoodCluster);
+  auto r = load("[http]\nlisten = \"\"\nweb_config = \"" + dir_.file("absent.toml") + "\"\n" +
+                kGoodCluster);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_TRUE(r.config->http.listen.empty());
 }
@@ -1262,7 +1266,8 @@ TEST_F(WebConfigFile, RelativeWebConfigIsResolvedAgainstTheConfigFile) {
   dir_.write("conf/web/web.toml",
              "[tls]\ncert_file = \"tls/cert.pem\"\nkey_file = \"tls/key.pem\"\n");
   const std::string config =
-      dir_.write("conf/tokenwarden.toml", std::string("[http]\nweb_config = \"web/web.toml\"\n") + kGoodCluster);
+      dir_.write("conf/tokenwarden.toml",
+                 std::string("[http]\nweb_config = \"web/web.toml\"\n") + kGoodCluster);
   auto r = load_config_file(config, kNow);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_EQ(r.config->http.web_config, "web/web.toml") << "kept as written";

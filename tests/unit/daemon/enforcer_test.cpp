@@ -129,7 +129,8 @@ class FakeCluster final : public influx::ClusterClient {
     }
     return l;
   }
-  Result<std::optional<Token>> get_token(const std::string& id, const influx::CallContext&) override {
+  Result<std::optional<Token>> get_token(const std::string& id,
+                                         const influx::CallContext&) override {
     ++state_->reads[id];
     auto it = state_->tokens.find(id);
     if (it == state_->tokens.end()) return std::optional<Token>();

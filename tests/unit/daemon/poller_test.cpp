@@ -68,7 +68,8 @@ class FakeClient final : public influx::ClusterClient {
     return r;
   }
   // Direct reads: the token in `direct`, else "no such token".
-  Result<std::optional<Token>> get_token(const std::string& id, const influx::CallContext&) override {
+  Result<std::optional<Token>> get_token(const std::string& id,
+                                         const influx::CallContext&) override {
     ++shared_->get_calls;
     auto it = shared_->direct.find(id);
     if (it == shared_->direct.end()) return std::optional<Token>();

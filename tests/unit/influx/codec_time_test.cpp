@@ -21,17 +21,17 @@ using tw::testing::ts;
 
 struct PlaceholderCase {
   std::string name;
-  std::string field;      // the key, e.g. createdAt or expires_at
-  std::string json;       // its JSON value
-  std::string raw;        // the anomaly's value ("-": no anomaly expected)
+  std::string field;  // the key, e.g. createdAt or expires_at
+  std::string json;   // its JSON value
+  std::string raw;    // the anomaly's value ("-": no anomaly expected)
 };
 
 class PlaceholderTest : public ::testing::TestWithParam<PlaceholderCase> {};
 
 TEST_P(PlaceholderTest, ReadsAsUnset) {
   const PlaceholderCase& c = GetParam();
-  const std::string body = R"([{"id":"t1","description":"d","permissions":[],")" + c.field +
-                           "\":" + c.json + "}]";
+  const std::string body =
+      R"([{"id":"t1","description":"d","permissions":[],")" + c.field + "\":" + c.json + "}]";
   auto list = decode_token_list(body);
   ASSERT_TRUE(list.ok()) << list.error().message;
   ASSERT_EQ(list->tokens.size(), 1u);
@@ -52,10 +52,12 @@ INSTANTIATE_TEST_SUITE_P(
     Placeholders, PlaceholderTest,
     ::testing::Values(
         // REST: strings.
-        PlaceholderCase{"created_go_zero", "createdAt", R"("0001-01-01T00:00:00Z")", "0001-01-01T00:00:00Z"},
+        PlaceholderCase{"created_go_zero", "createdAt", R"("0001-01-01T00:00:00Z")",
+                        "0001-01-01T00:00:00Z"},
         PlaceholderCase{"created_go_zero_millis", "createdAt", R"("0001-01-01T00:00:00.000Z")",
                         "0001-01-01T00:00:00.000Z"},
-        PlaceholderCase{"created_epoch", "createdAt", R"("1970-01-01T00:00:00Z")", "1970-01-01T00:00:00Z"},
+        PlaceholderCase{"created_epoch", "createdAt", R"("1970-01-01T00:00:00Z")",
+                        "1970-01-01T00:00:00Z"},
         PlaceholderCase{"created_epoch_offset", "createdAt", R"("1970-01-01T01:00:00+01:00")",
                         "1970-01-01T01:00:00+01:00"},
         PlaceholderCase{"created_empty_string", "createdAt", R"("")", ""},
@@ -66,9 +68,10 @@ INSTANTIATE_TEST_SUITE_P(
         PlaceholderCase{"revoked_epoch", "revokedAt", R"("1970-01-01T00:00:00Z")", "-"},
         // influxctl: protobuf Timestamps rendered by encoding/json.
         PlaceholderCase{"created_object_empty", "created_at", "{}", "{}"},
-        PlaceholderCase{"created_object_seconds_0", "created_at", R"({"seconds":0})", R"({"seconds":0})"},
-        PlaceholderCase{"created_object_seconds_and_nanos_0", "created_at", R"({"seconds":0,"nanos":0})",
-                        R"({"seconds":0,"nanos":0})"},
+        PlaceholderCase{"created_object_seconds_0", "created_at", R"({"seconds":0})",
+                        R"({"seconds":0})"},
+        PlaceholderCase{"created_object_seconds_and_nanos_0", "created_at",
+                        R"({"seconds":0,"nanos":0})", R"({"seconds":0,"nanos":0})"},
         PlaceholderCase{"created_object_seconds_string_0", "created_at", R"({"seconds":"0"})",
                         R"({"seconds":0})"},
         PlaceholderCase{"created_object_go_zero", "created_at", R"({"seconds":-62135596800})",
@@ -76,7 +79,8 @@ INSTANTIATE_TEST_SUITE_P(
         PlaceholderCase{"expires_object_go_zero", "expires_at", R"({"seconds":-62135596800})", "-"},
         PlaceholderCase{"expires_object_zero", "expires_at", R"({"seconds":0})", "-"},
         PlaceholderCase{"revoked_object_empty", "revoked_at", "{}", "-"},
-        PlaceholderCase{"revoked_object_go_zero", "revoked_at", R"({"seconds":-62135596800,"nanos":0})", "-"}),
+        PlaceholderCase{"revoked_object_go_zero", "revoked_at",
+                        R"({"seconds":-62135596800,"nanos":0})", "-"}),
     [](const ::testing::TestParamInfo<PlaceholderCase>& i) { return i.param.name; });
 
 TEST(CodecTimeTest, NearPlaceholdersAreRealTimes) {
@@ -118,7 +122,8 @@ TEST(CodecTimeTest, AnomaliesNameTheirTokensInListOrderWhereverTheIdComes) {
 }
 
 TEST(CodecTimeTest, SingleTokenPlaceholdersReadAsUnset) {
-  auto t = decode_token(R"({"id":"t","createdAt":"0001-01-01T00:00:00Z","expiresAt":"1970-01-01T00:00:00Z"})");
+  auto t = decode_token(
+      R"({"id":"t","createdAt":"0001-01-01T00:00:00Z","expiresAt":"1970-01-01T00:00:00Z"})");
   ASSERT_TRUE(t.ok()) << t.error().message;
   EXPECT_EQ(t->created_at, std::nullopt);
   EXPECT_EQ(t->expires_at, std::nullopt);

@@ -99,8 +99,9 @@ TEST(ReadManagementToken, DirectoryInsteadOfFile) {
   auto t = read_management_token(dir.path().string(), "");
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().code, ErrorCode::kIo);
-  EXPECT_EQ(t.error().message, "token file \"" + dir.path().string() +
-                                   "\" is a directory; token_file must name the file that holds the token");
+  EXPECT_EQ(t.error().message,
+            "token file \"" + dir.path().string() +
+                "\" is a directory; token_file must name the file that holds the token");
 }
 
 TEST(ReadManagementToken, ByteOrderMarkIsAPreciseError) {
@@ -110,7 +111,8 @@ TEST(ReadManagementToken, ByteOrderMarkIsAPreciseError) {
   auto t = read_management_token(path, "");
   ASSERT_FALSE(t.ok()) << "the BOM would be sent in the Authorization header";
   EXPECT_EQ(t.error().message,
-            "token file \"" + path + "\" starts with a UTF-8 byte order mark; save it as plain text without one");
+            "token file \"" + path +
+                "\" starts with a UTF-8 byte order mark; save it as plain text without one");
   EXPECT_EQ(t.error().message.find(secret), std::string::npos);
 }
 
@@ -152,10 +154,12 @@ TEST(CheckTokenFile, ErrorsOfTheReaderAreErrors) {
     std::string content;
     std::string expected;
   };
-  for (const auto& [content, expected] : std::vector<Case>{
-           {"\xEF\xBB\xBF" "apiv1_secret\n", "starts with a UTF-8 byte order mark"},
-           {"", "is empty"},
-           {"apiv1_secret second-word\n", "must hold one token"}}) {
+  for (const auto& [content, expected] :
+       std::vector<Case>{{"\xEF\xBB\xBF"
+                          "apiv1_secret\n",
+                          "starts with a UTF-8 byte order mark"},
+                         {"", "is empty"},
+                         {"apiv1_secret second-word\n", "must hold one token"}}) {
     std::string path = dir.write("token", content);
     auto c = check_token_file(path, "");
     ASSERT_TRUE(c.error.has_value()) << "accepted: " << content;
@@ -179,7 +183,8 @@ TEST(CheckTokenFile, MissingFileIsOnlyAWarning) {
   auto c = check_token_file("prod.token", dir.path().string());
   EXPECT_FALSE(c.error.has_value()) << *c.error;
   ASSERT_EQ(c.warnings.size(), 1u);
-  EXPECT_EQ(c.warnings[0], "\"" + dir.file("prod.token") + "\" is not readable by this user: No such file or directory");
+  EXPECT_EQ(c.warnings[0], "\"" + dir.file("prod.token") +
+                               "\" is not readable by this user: No such file or directory");
 }
 
 TEST(ReadManagementToken, HostilePathIsQuotedTerminalSafe) {

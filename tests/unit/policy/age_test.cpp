@@ -97,18 +97,21 @@ INSTANTIATE_TEST_SUITE_P(
                 write_all(kFarFuture), kNow - minutes(30), false, ""},
         AgeCase{"future_created_max_age_seen_400d_ago", max_age(days(365)), write_all(kFarFuture),
                 kNow - days(400), true,
-                "first seen 400d ago (created_at 9999-12-31T00:00:00.000Z is later), more than max_age 365d"},
+                "first seen 400d ago (created_at 9999-12-31T00:00:00.000Z is later), more than "
+                "max_age 365d"},
         AgeCase{"future_created_max_age_seen_300d_ago", max_age(days(365)), write_all(kFarFuture),
                 kNow - days(300), false, ""},
         AgeCase{"skew_within_tolerance_ages_from_first_seen", max_age(days(30)),
                 write_all(kNow - days(31) + minutes(3)), kNow - days(31), true,
-                "first seen 31d ago (created_at 2026-05-01T12:03:00.000Z is later), more than max_age 30d"},
+                "first seen 31d ago (created_at 2026-05-01T12:03:00.000Z is later), more than "
+                "max_age 30d"},
         AgeCase{"past_created_wins_over_later_first_seen", max_age(days(365)),
                 write_all(ts("2024-01-01T00:00:00Z")), kNow - days(1), true,
                 "created 882d12h ago, more than max_age 365d"},
         AgeCase{"past_created_young_token_seen_long_ago_is_older", max_age(days(30)),
                 write_all(kNow - days(10)), kNow - days(40), true,
-                "first seen 40d ago (created_at 2026-05-22T12:00:00.000Z is later), more than max_age 30d"},
+                "first seen 40d ago (created_at 2026-05-22T12:00:00.000Z is later), more than "
+                "max_age 30d"},
         AgeCase{"no_created_at_ages_from_first_seen", max_age(days(30)), write_all(std::nullopt),
                 kNow - days(31), true,
                 "first seen 31d ago (the cluster gives no created_at), more than max_age 30d"},
@@ -129,8 +132,11 @@ TEST(AgeTest, MinTokenAgeMaturesAtFirstSeenPlusTheAgeForAFutureCreatedAt) {
   Evaluation e = evaluate(**set, ClusterInfo{"prod", {}}, subjects, kNow);
   EXPECT_TRUE(e.findings.empty());
   EXPECT_EQ(e.next_change, first_seen + hours(1)) << "judged once it was known for 1h";
-  EXPECT_EQ(evaluate(**set, ClusterInfo{"prod", {}}, subjects, first_seen + hours(1)).findings.size(), 1u);
-  EXPECT_TRUE(evaluate(**set, ClusterInfo{"prod", {}}, subjects, first_seen + hours(1) - kMs).findings.empty());
+  EXPECT_EQ(
+      evaluate(**set, ClusterInfo{"prod", {}}, subjects, first_seen + hours(1)).findings.size(),
+      1u);
+  EXPECT_TRUE(evaluate(**set, ClusterInfo{"prod", {}}, subjects, first_seen + hours(1) - kMs)
+                  .findings.empty());
 }
 
 TEST(TimeAnomalyTest, PlaceholdersAndFutureCreatedAt) {

@@ -1032,7 +1032,8 @@ TEST(EngineTest, RegexesThatStrainTheSetDfaStillMatchCorrectly) {
   Token long_team = tok("a").desc("team-" + text + "-end").perm("write", "*");
   Token long_other = tok("b").desc(text).perm("write", "*");
   Token hit = tok("c").desc("team-" + text.substr(0, 100) + "abcdefghijklmnopqrsx-end").perm("write", "*");
-  std::vector<Subject> s{Subject{&long_team, kSeenNow}, Subject{&long_other, kSeenNow}, Subject{&hit, kSeenNow}};
+  std::vector<Subject> s{Subject{&long_team, kSeenNow}, Subject{&long_other, kSeenNow},
+                         Subject{&hit, kSeenNow}};
   Evaluation e = evaluate(*set, cluster(), s, kNow);
   std::vector<std::pair<std::uint32_t, std::uint32_t>> got;
   for (const auto& f : e.findings) got.emplace_back(f.subject, f.policy);
@@ -1064,8 +1065,9 @@ TEST(EngineTest, NextChangePerSubject) {
   Token expiring = tok("expiring").created(kNow - days(1)).expires(kNow + days(10));  // window in 3 d
   Token revoked = tok("revoked").created(kNow - days(1)).revoked(kNow - hours(1));
   Token exempt = tok("exempt").created(kNow - days(40));                  // exemption ends in 2 d
-  std::vector<Subject> s{Subject{&young, kSeenNow}, Subject{&old, kSeenNow}, Subject{&expiring, kSeenNow},
-                         Subject{&revoked, kSeenNow}, Subject{&exempt, kSeenNow}};
+  std::vector<Subject> s{Subject{&young, kSeenNow}, Subject{&old, kSeenNow},
+                         Subject{&expiring, kSeenNow}, Subject{&revoked, kSeenNow},
+                         Subject{&exempt, kSeenNow}};
   Evaluation e = evaluate(*set, cluster(), s, kNow);
   ASSERT_EQ(e.subject_next_change.size(), s.size());
   EXPECT_EQ(e.subject_next_change[0], kNow + days(1) + kMs);

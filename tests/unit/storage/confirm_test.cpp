@@ -101,7 +101,8 @@ TEST_F(ConfirmTest, ATokenReadBackRevokedIsRevokedNotRemoved) {
   EXPECT_EQ(s.outcome, PollOutcome::kOk);
   EXPECT_EQ(n(s.events, EventKind::kTokenRevoked), 1);
   EXPECT_EQ(n(s.events, EventKind::kTokenRemoved), 0);
-  EXPECT_EQ(text("SELECT status FROM token_inventory WHERE token_id = '" + revoked.id + "'"), "revoked");
+  EXPECT_EQ(text("SELECT status FROM token_inventory WHERE token_id = '" + revoked.id + "'"),
+            "revoked");
   // Hidden from now on: not vanished, not read again.
   const int reads = direct_reads_;
   auto again = poll_ok(rec_, two);
@@ -181,7 +182,8 @@ TEST_F(ConfirmTest, ARemovedTokenListedAgainReappears) {
   EXPECT_EQ(n(s.events, EventKind::kTokenReappeared), 1);
   EXPECT_EQ(n(s.events, EventKind::kTokenCreated), 0);
   EXPECT_EQ(s.reappeared, (std::vector<std::string>{three[2].id}));
-  EXPECT_EQ(text("SELECT status FROM token_inventory WHERE token_id = '" + three[2].id + "'"), "active");
+  EXPECT_EQ(text("SELECT status FROM token_inventory WHERE token_id = '" + three[2].id + "'"),
+            "active");
   EXPECT_TRUE(chain_ok());
 }
 

@@ -127,10 +127,12 @@ TEST(DiffInventory, ReappearingRemovedTokenIsReappearedWithBeforeAndAfter) {
   ASSERT_EQ(d.events.size(), 1u);
   EXPECT_EQ(d.events[0].kind, EventKind::kTokenReappeared);
   EXPECT_EQ(d.events[0].detail.rfind(R"({"before":{)", 0), 0u) << d.events[0].detail;
-  EXPECT_NE(d.events[0].detail.find(R"("description":"old")"), std::string::npos) << d.events[0].detail;
+  EXPECT_NE(d.events[0].detail.find(R"("description":"old")"), std::string::npos)
+      << d.events[0].detail;
   EXPECT_NE(d.events[0].detail.find(R"("status":"removed"},"after":{)"), std::string::npos)
       << d.events[0].detail;
-  EXPECT_NE(d.events[0].detail.find(R"("description":"new")"), std::string::npos) << d.events[0].detail;
+  EXPECT_NE(d.events[0].detail.find(R"("description":"new")"), std::string::npos)
+      << d.events[0].detail;
   ASSERT_EQ(d.upserts.size(), 1u);
   EXPECT_EQ(d.upserts[0].status, TokenStatus::kActive);
   EXPECT_EQ(d.upserts[0].first_seen, first) << "first_seen survives a disappearance";
@@ -286,9 +288,9 @@ TEST(DiffInventory, ExpiryExtendedMakesAnExpiredTokenActiveAgain) {
 }
 
 TEST(DiffInventory, VanishedTokensAreRemoved) {
-  auto known_inv =
-      inv({known(tok("a")), known(tok("b"), TokenStatus::kExpired), known(tok("c"), TokenStatus::kRevoked),
-           known(tok("d")), known(tok("old"), TokenStatus::kRemoved)});
+  auto known_inv = inv({known(tok("a")), known(tok("b"), TokenStatus::kExpired),
+                        known(tok("c"), TokenStatus::kRevoked), known(tok("d")),
+                        known(tok("old"), TokenStatus::kRemoved)});
   auto d = diff_inventory(kCluster, known_inv, {tok("a")}, kNow, false, kT0);
   // b is expired and c revoked: a list that leaves them out hides them (plausible); only the
   // active d has vanished.

@@ -540,7 +540,8 @@ class UnchangedListTest : public RecorderTest {
     in.digest = digest;
     auto r = rec.record_input(in);
     if (r.ok() && r->needs_confirmation) {  // every vanished token reads back as gone
-      for (const auto& id : r->to_confirm) in.confirmations[id] = DirectRead{true, std::nullopt, {}};
+      for (const auto& id : r->to_confirm)
+        in.confirmations[id] = DirectRead{true, std::nullopt, {}};
       r = rec.record_input(in);
     }
     clock_.advance(std::chrono::minutes(1));

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include <memory>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -114,7 +114,8 @@ class StoreTest : public ::testing::Test {
       for (const auto& id : r->to_confirm) {
         ++direct_reads_;
         auto it = direct_.find(id);
-        in.confirmations[id] = it == direct_.end() ? DirectRead{true, std::nullopt, {}} : it->second;
+        in.confirmations[id] =
+            it == direct_.end() ? DirectRead{true, std::nullopt, {}} : it->second;
       }
       r = rec.record_input(in, hook);
     }
