@@ -6,6 +6,18 @@
 #include "influx/subprocess.h"
 
 namespace tw::influx {
+namespace {
+
+// An id influxctl would not take for a flag.
+Status check_token_id(const char* verb, const std::string& token_id) {
+  if (token_id.empty() || token_id.front() == '-') {
+    return make_error(ErrorCode::kInvalidArgument,
+                      std::string("refusing to ") + verb + " token \"" + printable(token_id, 80) + "\": not a token id");
+  }
+  return ok_status();
+}
+
+}  // namespace
 
 InfluxctlClusterClient::InfluxctlClusterClient(SourceConfig config) : config_(std::move(config)) {}
 
@@ -25,7 +37,8 @@ std::vector<std::string> InfluxctlClusterClient::command(std::initializer_list<s
   return argv;
 }
 
-Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv, const CallContext& ctx,
+Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv,
+                                                const CallContext& ctx,
                                                 std::string* failure_stderr) const {
   ProcessOptions opts;
   opts.timeout = config_.timeout;
@@ -71,29 +84,30 @@ Result<TokenList> InfluxctlClusterClient::list_tokens(const CallContext& ctx) {
 
 Result<std::optional<Token>> InfluxctlClusterClient::get_token(const std::string& token_id,
                                                                const CallContext& ctx) {
-  if (token_id.empty() || token_id.front() == '-') {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "refusing to read token \"" + printable(token_id, 80) + "\": not a token id");
-  }
+  TW_RETURN_IF_ERROR(check_token_id("read", token_id));
   std::string err;
-  auto out = run(command({"token", "get", "--include-revoked", "--format", "json", token_id}), ctx, &err);
+  auto out =
+      run(command({"token", "get", "--include-revoked", "--format", "json", token_id}), ctx, &err);
   if (!out.ok()) {
     // influxctl documents no exit codes: only its own words tell a missing token from a failure,
     // and only words about this token ("token <id> not found"), not about a profile or a URL.
     const std::string said = to_lower(err);
-    if (said.find("not found") != std::string::npos && said.find(to_lower(token_id)) != std::string::npos &&
+    if (said.find("not found") != std::string::npos &&
+        said.find(to_lower(token_id)) != std::string::npos &&
         said.find("profile") == std::string::npos) {
       return std::optional<Token>();
     }
     return out.take_error();
   }
-  auto token = decode_token_redacted(std::move(*out), influxctl_config_secrets(config_.influxctl_config));
+  auto token =
+      decode_token_redacted(std::move(*out), influxctl_config_secrets(config_.influxctl_config));
   if (!token.ok()) {
     return make_error(ErrorCode::kParse, describe() + " token get printed an unreadable token: " +
                                              token.error().message);
   }
   if (token->id != token_id) {
-    return make_error(ErrorCode::kParse, describe() + " token get printed token \"" + printable(token->id, 80) +
+    return make_error(ErrorCode::kParse, describe() + " token get printed token \"" +
+                                             printable(token->id, 80) +
                                              "\" instead of the one asked for");
   }
   return std::optional<Token>(std::move(*token));
@@ -101,10 +115,7 @@ Result<std::optional<Token>> InfluxctlClusterClient::get_token(const std::string
 
 Result<RevokeOutcome> InfluxctlClusterClient::revoke(const std::string& token_id,
                                                      const CallContext& ctx) {
-  if (token_id.empty() || token_id.front() == '-') {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "refusing to revoke token \"" + printable(token_id, 80) + "\": not a token id");
-  }
+  TW_RETURN_IF_ERROR(check_token_id("revoke", token_id));
   auto out = run(command({"token", "revoke", "--force", token_id}), ctx);
   if (out.ok()) return RevokeOutcome::kRevoked;
   // influxctl's exit codes do not say why it failed; the cluster's list does.
@@ -123,10 +134,7 @@ Result<RevokeOutcome> InfluxctlClusterClient::revoke(const std::string& token_id
 Status InfluxctlClusterClient::restrict(const std::string& token_id,
                                         const std::vector<Permission>& permissions,
                                         const CallContext& ctx) {
-  if (token_id.empty() || token_id.front() == '-') {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "refusing to restrict token \"" + printable(token_id, 80) + "\": not a token id");
-  }
+  TW_RETURN_IF_ERROR(check_token_id("restrict", token_id));
   if (permissions.empty()) {
     return make_error(ErrorCode::kUnsupported,
                       "influxctl token update cannot remove every permission of token " + token_id +

@@ -22,6 +22,15 @@ bool safe_path_segment(std::string_view id) {
 
 }  // namespace
 
+Result<std::string> RestClusterClient::token_path(const char* verb, const std::string& token_id) const {
+  if (!safe_path_segment(token_id)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      std::string("refusing to ") + verb + " token \"" + printable(token_id, 80) +
+                          "\": the id contains characters that cannot appear in a URL path");
+  }
+  return collection_ + "/" + token_id;
+}
+
 RestClusterClient::RestClusterClient(SourceConfig config, Url url, std::string credentials_directory)
     : config_(std::move(config)), url_(std::move(url)), credentials_directory_(std::move(credentials_directory)) {
   collection_ = config_.type == SourceType::kDedicated
@@ -108,12 +117,9 @@ Result<TokenList> RestClusterClient::list_tokens(const CallContext& ctx) {
 
 Result<std::optional<Token>> RestClusterClient::get_token(const std::string& token_id,
                                                           const CallContext& ctx) {
-  if (!safe_path_segment(token_id)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "refusing to read token \"" + printable(token_id, 80) +
-                          "\": the id contains characters that cannot appear in a URL path");
-  }
-  std::string target = collection_ + "/" + token_id;
+  auto path = token_path("read", token_id);
+  if (!path.ok()) return path.take_error();
+  const std::string& target = *path;
   std::string secret;
   auto resp = call("GET", target, {}, ctx, secret);
   if (!resp.ok()) return resp.take_error();
@@ -121,23 +127,22 @@ Result<std::optional<Token>> RestClusterClient::get_token(const std::string& tok
   if (resp->status != 200) return status_error("GET", target, *resp, secret);
   auto token = decode_token_redacted(std::move(resp->body), {secret});
   if (!token.ok()) {
-    return make_error(ErrorCode::kParse, "GET " + url_.to_string() + target +
-                                             " returned an unreadable token: " + token.error().message);
+    return make_error(ErrorCode::kParse,
+                      "GET " + url_.to_string() + target +
+                          " returned an unreadable token: " + token.error().message);
   }
   if (token->id != token_id) {
     return make_error(ErrorCode::kParse, "GET " + url_.to_string() + target + " returned token \"" +
-                                             printable(token->id, 80) + "\" instead of the one asked for");
+                                             printable(token->id, 80) +
+                                             "\" instead of the one asked for");
   }
   return std::optional<Token>(std::move(*token));
 }
 
 Result<RevokeOutcome> RestClusterClient::revoke(const std::string& token_id, const CallContext& ctx) {
-  if (!safe_path_segment(token_id)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "refusing to revoke token \"" + printable(token_id, 80) +
-                          "\": the id contains characters that cannot appear in a URL path");
-  }
-  std::string target = collection_ + "/" + token_id;
+  auto path = token_path("revoke", token_id);
+  if (!path.ok()) return path.take_error();
+  const std::string& target = *path;
   std::string secret;
   auto resp = call("DELETE", target, {}, ctx, secret);
   if (!resp.ok()) return resp.take_error();
@@ -149,12 +154,9 @@ Result<RevokeOutcome> RestClusterClient::revoke(const std::string& token_id, con
 Status RestClusterClient::restrict(const std::string& token_id,
                                    const std::vector<Permission>& permissions,
                                    const CallContext& ctx) {
-  if (!safe_path_segment(token_id)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "refusing to restrict token \"" + printable(token_id, 80) +
-                          "\": the id contains characters that cannot appear in a URL path");
-  }
-  std::string target = collection_ + "/" + token_id;
+  auto path = token_path("restrict", token_id);
+  if (!path.ok()) return path.take_error();
+  const std::string& target = *path;
   std::string secret;
   auto resp = call("PATCH", target, encode_permissions_update(permissions), ctx, secret);
   if (!resp.ok()) return resp.take_error();

@@ -20,13 +20,16 @@ class RestClusterClient final : public ClusterClient {
   RestClusterClient(SourceConfig config, Url url, std::string credentials_directory);
 
   Result<TokenList> list_tokens(const CallContext& ctx) override;
-  Result<std::optional<Token>> get_token(const std::string& token_id, const CallContext& ctx) override;
+  Result<std::optional<Token>> get_token(const std::string& token_id,
+                                         const CallContext& ctx) override;
   Result<RevokeOutcome> revoke(const std::string& token_id, const CallContext& ctx) override;
   Status restrict(const std::string& token_id, const std::vector<Permission>& permissions,
                   const CallContext& ctx) override;
   std::string describe() const override;
 
  private:
+  // collection_/ID, or an error naming `verb` if the id cannot be a URL path segment.
+  Result<std::string> token_path(const char* verb, const std::string& token_id) const;
   Result<HttpResponse> call(const std::string& method, const std::string& target, std::string body,
                             const CallContext& ctx, std::string& secret);
   Error status_error(const std::string& method, const std::string& target,

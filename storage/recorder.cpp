@@ -1,8 +1,9 @@
 #include "storage/recorder.h"
 
-#include "core/json_writer.h"
 #include <algorithm>
 #include <functional>
+
+#include "core/json_writer.h"
 
 namespace tw::storage {
 
@@ -21,7 +22,8 @@ Result<std::int64_t> commit_poll_with_event(WriteTxn& txn, const PollRecord& pol
 
 // Why the direct reads do not confirm the vanishing ("" if they do).
 std::string unconfirmed_reason(const std::vector<std::string>& sample,
-                               const std::unordered_map<std::string, DirectRead>& reads, Timestamp now) {
+                               const std::unordered_map<std::string, DirectRead>& reads,
+                               Timestamp now) {
   std::size_t failed = 0, present = 0;
   const std::string* example = nullptr;
   const std::string* error = nullptr;
@@ -39,14 +41,15 @@ std::string unconfirmed_reason(const std::vector<std::string>& sample,
            "): the list is incomplete, so nothing is recorded";
   }
   if (failed > 0) {
-    return "could not confirm that " + std::to_string(failed) + " tokens missing from the list are gone (" +
-           *error + "); nothing is recorded";
+    return "could not confirm that " + std::to_string(failed) +
+           " tokens missing from the list are gone (" + *error + "); nothing is recorded";
   }
   return {};
 }
 
 // Turns the confirmed reads into the changes to record: a token read back revoked (or expired)
-// is revoked (expired), not removed; the others are removed, confirmed by their own read or by the sample's.
+// is revoked (expired), not removed; the others are removed, confirmed by their own read or by the
+// sample's.
 void apply_confirmations(ChangePlan& plan, const std::unordered_map<std::string, DirectRead>& reads,
                          Timestamp now) {
   plan.vanished_ids.clear();
@@ -71,7 +74,8 @@ std::vector<std::string> removal_sample(const std::vector<std::string>& sorted_v
   if (n <= kRemovalSample) return sorted_vanished;
   std::vector<std::string> out;
   out.reserve(kRemovalSample);
-  for (std::size_t i = 0; i < kRemovalSample; ++i) out.push_back(sorted_vanished[i * n / kRemovalSample]);
+  for (std::size_t i = 0; i < kRemovalSample; ++i)
+    out.push_back(sorted_vanished[i * n / kRemovalSample]);
   return out;
 }
 
@@ -163,6 +167,22 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
 
   std::vector<Token>& fetched = *in.tokens;
   ChangePlan plan = plan_changes(cache.tokens, fetched, now);
+  summary.token_count = fetched.size();
+  summary.known = plan.known_present;
+  poll.token_count = static_cast<std::int64_t>(fetched.size());
+  // Holds the poll as suspect: its row and one poll_suspect event, nothing else.
+  auto suspect = [&](std::string message, std::string detail) -> Result<PollSummary> {
+    summary.outcome = PollOutcome::kSuspect;
+    summary.message = message;
+    poll.outcome = PollOutcome::kSuspect;
+    poll.error = std::move(message);
+    if (in.dry_run) return summary;
+    auto id = commit_poll_with_event(*txn, poll, {EventKind::kPollSuspect, in.cluster, {}, std::move(detail)}, now);
+    if (!id.ok()) return id.take_error();
+    summary.poll_id = *id;
+    summary.events = txn->appended();
+    return summary;
+  };
   if (!plan.vanished_ids.empty()) {
     std::vector<std::string> sample = removal_sample(plan.vanished_ids);
     for (const auto& id : sample) {
@@ -174,15 +194,7 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
     }
     std::string why = unconfirmed_reason(sample, in.confirmations, now);
     if (!why.empty()) {
-      summary.outcome = PollOutcome::kSuspect;
-      summary.message = why;
-      summary.token_count = fetched.size();
-      summary.known = plan.known_present;
       summary.vanished = plan.vanished_ids.size();
-      poll.outcome = PollOutcome::kSuspect;
-      poll.error = why;
-      poll.token_count = static_cast<std::int64_t>(fetched.size());
-      if (in.dry_run) return summary;
       std::string d;
       JsonWriter(d).begin_object()
           .field("known", static_cast<std::int64_t>(plan.known_present))
@@ -191,18 +203,11 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
           .field("sampled", static_cast<std::int64_t>(sample.size()))
           .field("reason", why)
           .end_object();
-      auto id = commit_poll_with_event(*txn, poll, {EventKind::kPollSuspect, in.cluster, {}, std::move(d)}, now);
-      if (!id.ok()) return id.take_error();
-      summary.poll_id = *id;
-      summary.events = txn->appended();
-      return summary;
+      return suspect(why, std::move(d));
     }
     apply_confirmations(plan, in.confirmations, now);
   }
-  summary.token_count = fetched.size();
-  summary.known = plan.known_present;
   summary.vanished = plan.vanished_ids.size();
-  poll.token_count = static_cast<std::int64_t>(fetched.size());
 
   bool too_many_vanished =
       plan.known_present > 0 &&
@@ -212,15 +217,7 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
     if (state->pending_suspect_digest == digest) {
       summary.confirmed_suspect = true;
     } else {
-      summary.outcome = PollOutcome::kSuspect;
-      summary.message = std::to_string(plan.vanished_ids.size()) + " of " +
-                        std::to_string(plan.known_present) + " known tokens vanished (more than " +
-                        std::to_string(in.max_vanished_percent) +
-                        "%); nothing is recorded until the next poll confirms it";
-      poll.outcome = PollOutcome::kSuspect;
-      poll.error = summary.message;
       poll.vanished_digest = digest;
-      if (in.dry_run) return summary;
       std::string d;
       JsonWriter(d).begin_object()
           .field("known", static_cast<std::int64_t>(plan.known_present))
@@ -229,18 +226,18 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
           .field("max_vanished_percent", in.max_vanished_percent)
           .field("digest", digest)
           .end_object();
-      auto id = commit_poll_with_event(*txn, poll, {EventKind::kPollSuspect, in.cluster, {}, std::move(d)}, now);
-      if (!id.ok()) return id.take_error();
-      summary.poll_id = *id;
-      summary.events = txn->appended();
-      return summary;
+      return suspect(std::to_string(plan.vanished_ids.size()) + " of " + std::to_string(plan.known_present) +
+                         " known tokens vanished (more than " + std::to_string(in.max_vanished_percent) +
+                         "%); nothing is recorded until the next poll confirms it",
+                     std::move(d));
     }
   }
 
   summary.changed_tokens.reserve(plan.changes.size());
   for (const auto& c : plan.changes) {
     summary.changed_tokens.push_back(c.token->id);
-    if (c.type == Change::Type::kNew && c.before != nullptr) summary.reappeared.push_back(c.token->id);
+    if (c.type == Change::Type::kNew && c.before != nullptr)
+      summary.reappeared.push_back(c.token->id);
   }
   // Events and rows are written change by change: a first poll of 100k tokens never holds 100k
   // event details at once.
@@ -280,9 +277,11 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
     if (c.type == Change::Type::kVanished) continue;
     Timestamp first_seen = c.before != nullptr ? c.before->first_seen : now;
     const std::less<const Token*> before;
-    const bool listed = !before(c.token, fetched.data()) && before(c.token, fetched.data() + fetched.size());
+    const bool listed =
+        !before(c.token, fetched.data()) && before(c.token, fetched.data() + fetched.size());
     // Listed tokens are moved (this call owns them); tokens confirmed revoked by a read are copied.
-    Token t = listed ? std::move(fetched[static_cast<std::size_t>(c.token - fetched.data())]) : *c.token;
+    Token t =
+        listed ? std::move(fetched[static_cast<std::size_t>(c.token - fetched.data())]) : *c.token;
     std::string id_copy = t.id;
     cache.tokens.insert_or_assign(std::move(id_copy), KnownToken{std::move(t), c.status, first_seen, now});
   }
