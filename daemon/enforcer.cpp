@@ -7,9 +7,9 @@
 #include <cerrno>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <tuple>
 #include <unordered_set>
-#include <nlohmann/json.hpp>
 
 #include "core/json_writer.h"
 #include "core/strings.h"
@@ -152,7 +152,8 @@ Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const po
   std::optional<std::int64_t> continues;
   if (reappeared_.contains(token.id)) {
     // A token listed again after its removal keeps the grace it had: the clock does not restart.
-    auto earlier = storage::last_violation_resolved_as_removed(txn.db(), cluster_.name, token.id, p.name);
+    auto earlier =
+        storage::last_violation_resolved_as_removed(txn.db(), cluster_.name, token.id, p.name);
     if (!earlier.ok()) return earlier.take_error();
     if (*earlier) {
       v.opened_at = (*earlier)->opened_at;
@@ -171,8 +172,13 @@ Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const po
   v.id = *id;
   std::string d;
   JsonWriter w(d);
-  w.begin_object().field("violation_id", v.id).field("policy", p.name).field("severity", v.severity)
-      .field("action", v.action).field("reason", reason).field("action_due_at", v.due_at)
+  w.begin_object()
+      .field("violation_id", v.id)
+      .field("policy", p.name)
+      .field("severity", v.severity)
+      .field("action", v.action)
+      .field("reason", reason)
+      .field("action_due_at", v.due_at)
       .field("mode", policy::to_string(mode_of(p)));
   if (continues) w.field("continues_violation", *continues);
   w.end_object();
@@ -467,8 +473,9 @@ Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory
 // A violation whose action succeeded stays settled only while the cluster agrees: if this poll
 // still lists the token active (and the violation was not resolved), the action did not hold.
 // It is planned again under the same rules, at most kMaxReplans times, then failed for good.
-Status Enforcer::replan_unheld(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
-                               Timestamp list_started_at, EnforcementReport& report) {
+Status Enforcer::replan_unheld(storage::WriteTxn& txn, const storage::Inventory& inventory,
+                               Timestamp now, Timestamp list_started_at,
+                               EnforcementReport& report) {
   for (auto& [token, vs] : open_) {
     for (auto& v : vs) {
       if (v.state != ViolationState::kEnforced) continue;
@@ -488,17 +495,29 @@ Status Enforcer::replan_unheld(storage::WriteTxn& txn, const storage::Inventory&
         v.state = ViolationState::kOpen;
         v.released = false;
       }
-      const std::string error = "the " + v.action +
-                                " succeeded but a later poll still lists the token active and in violation";
+      const std::string error =
+          "the " + v.action +
+          " succeeded but a later poll still lists the token active and in violation";
       std::string d;
-      JsonWriter(d).begin_object().field("action_id", held->last_id).field("violation_id", v.id)
-          .field("policy", v.policy).field("action", v.action).field("outcome", "did_not_hold").field("error", error)
-          .field("actions_succeeded", held->count).field("final", final).end_object();
+      JsonWriter(d)
+          .begin_object()
+          .field("action_id", held->last_id)
+          .field("violation_id", v.id)
+          .field("policy", v.policy)
+          .field("action", v.action)
+          .field("outcome", "did_not_hold")
+          .field("error", error)
+          .field("actions_succeeded", held->count)
+          .field("final", final)
+          .end_object();
       TW_RETURN_IF_ERROR(record(txn, EventKind::kActionFailed, v.token_id, std::move(d), now, &v));
       log_.error(final ? "an action did not hold again; giving up on this violation"
                        : "an action did not hold; planning it again",
-                 {{"cluster", cluster_.name}, {"token_id", v.token_id}, {"policy", v.policy},
-                  {"action", v.action}, {"actions_succeeded", held->count}});
+                 {{"cluster", cluster_.name},
+                  {"token_id", v.token_id},
+                  {"policy", v.policy},
+                  {"action", v.action},
+                  {"actions_succeeded", held->count}});
       count_action(v.policy, v.action, "did_not_hold");
       ++report.did_not_hold;
       unheld_pending_.push_back(v.id);
@@ -727,24 +746,32 @@ std::vector<Permission> sorted(std::vector<Permission> p) {
 // A revocation counts only when a read-back shows it: the answer to the request is not believed.
 // A retry reads first, so an earlier attempt that took effect (its answer or read-back lost) is
 // not sent again; a request that failed is read back too, since it may have taken effect.
-ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a, const influx::CallContext& ctx) {
+ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a,
+                        const influx::CallContext& ctx) {
   if (a.attempts > 0) {
     auto before = client.get_token(a.token_id, ctx);
     if (before.ok() && !before->has_value()) return {"gone", {}};
-    if (before.ok() && (*before)->revoked_at) return {"revoked", {}};  // an earlier attempt of ours took effect
+    // Revoked before this attempt sent anything: by an earlier attempt whose answer was lost, or
+    // by someone else — nothing acknowledged it to us, so it is not recorded as our revocation.
+    if (before.ok() && (*before)->revoked_at) return {"already_revoked", {}};
   }
   auto r = client.revoke(a.token_id, ctx);
   const bool acknowledged = r.ok() && *r == influx::RevokeOutcome::kRevoked;
   auto back = client.get_token(a.token_id, ctx);
   if (!r.ok()) {
-    if (back.ok() && back->has_value() && (*back)->revoked_at) return {"revoked", {}};  // it took effect
+    // The request failed but the token is revoked: possibly by it; unacknowledged all the same.
+    if (back.ok() && back->has_value() && (*back)->revoked_at) return {"already_revoked", {}};
     return {{}, r.error().message};
   }
-  if (!back.ok()) return {{}, "could not read the token back to confirm the revocation: " + back.error().message};
-  if (!back->has_value()) return {"gone", {}};  // no longer exists: it cannot be used, but we did not revoke it
+  if (!back.ok())
+    return {{}, "could not read the token back to confirm the revocation: " + back.error().message};
+  if (!back->has_value())
+    return {"gone", {}};  // no longer exists: it cannot be used, but we did not revoke it
   if ((*back)->revoked_at) return {acknowledged ? "revoked" : "already_revoked", {}};
-  return {{}, acknowledged ? "the cluster acknowledged the revocation but the token is still active"
-                           : "the cluster answered that the token does not exist but it is still active"};
+  return {{},
+          acknowledged
+              ? "the cluster acknowledged the revocation but the token is still active"
+              : "the cluster answered that the token does not exist but it is still active"};
 }
 
 // A restriction counts only when the token read back holds exactly the compliant permissions.
@@ -760,20 +787,24 @@ ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRo
   auto r = client.restrict(a.token_id, a.target, ctx);
   if (!r.ok()) return {{}, r.error().message};
   auto back = client.get_token(a.token_id, ctx);
-  if (!back.ok()) return {{}, "could not read the token back to confirm the restriction: " + back.error().message};
-  if (!back->has_value()) return {{}, "the cluster accepted the update but the token no longer exists"};
+  if (!back.ok())
+    return {{},
+            "could not read the token back to confirm the restriction: " + back.error().message};
+  if (!back->has_value())
+    return {{}, "the cluster accepted the update but the token no longer exists"};
   const Token& t = **back;
   if (t.revoked_at) return {{}, "the cluster accepted the update but the token is revoked"};
   if (sorted(t.permissions) != sorted(a.target)) {
-    return {{}, "the cluster accepted the update but the token's permissions are " +
-                    printable(permissions_json(t.permissions), 300) + ", not " +
-                    printable(permissions_json(a.target), 300)};
+    return {{},
+            "the cluster accepted the update but the token's permissions are " +
+                printable(permissions_json(t.permissions), 300) + ", not " +
+                printable(permissions_json(a.target), 300)};
   }
   return {"restricted", {}};
 }
 
-void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client, const influx::CallContext& ctx,
-                       EnforcementReport& report) {
+void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client,
+                       const influx::CallContext& ctx, EnforcementReport& report) {
   for (auto& run : report.to_run) {
     // Shutdown: no new action starts; planned ones stay durable and run after the restart.
     if (ctx.cancel != nullptr && ctx.cancel->load()) return;
@@ -793,7 +824,8 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
     log_.warn(a.action == "revoke" ? "revoking token" : "restricting token",
               {{"cluster", cluster_.name}, {"token_id", a.token_id}, {"policy", a.policy},
                {"action_id", a.id}, {"attempt", attempt}});
-    ActionResult result = a.action == "revoke" ? run_revoke(client, a, ctx) : run_restrict(client, a, ctx);
+    ActionResult result =
+        a.action == "revoke" ? run_revoke(client, a, ctx) : run_restrict(client, a, ctx);
     std::string outcome = std::move(result.outcome);
     std::string error = std::move(result.error);
     if (!error.empty() && ctx.cancel != nullptr && ctx.cancel->load()) {
@@ -882,12 +914,17 @@ void Enforcer::rebuild_alerts(Timestamp now) {
     a.starts_at = v.opened_at;
     alerts_.push_back(std::move(a));
     auto unheld = unheld_.find(v.id);
-    if (unheld != unheld_.end() && v.state != ViolationState::kFailed && v.state != ViolationState::kEnforced) {
+    if (unheld != unheld_.end() && v.state != ViolationState::kFailed &&
+        v.state != ViolationState::kEnforced) {
       Alert u;
-      u.labels = {{"alertname", "TokenActionDidNotHold"}, {"cluster", v.cluster}, {"policy", v.policy},
-                  {"severity", "warning"}, {"token_id", v.token_id}};
-      u.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
-                                 " succeeded but the cluster still lists the token active; it is planned again";
+      u.labels = {{"alertname", "TokenActionDidNotHold"},
+                  {"cluster", v.cluster},
+                  {"policy", v.policy},
+                  {"severity", "warning"},
+                  {"token_id", v.token_id}};
+      u.annotations["summary"] =
+          "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
+          " succeeded but the cluster still lists the token active; it is planned again";
       u.annotations["description"] = "See `tokenwarden history --token " + v.token_id + "`.";
       u.starts_at = unheld->second;
       alerts_.push_back(std::move(u));
@@ -896,9 +933,10 @@ void Enforcer::rebuild_alerts(Timestamp now) {
       Alert f;
       f.labels = {{"alertname", "TokenActionFailed"}, {"cluster", v.cluster}, {"policy", v.policy},
                   {"severity", "critical"}, {"token_id", v.token_id}};
-      f.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
-                                 " failed for good (" + std::to_string(kMaxAttempts) +
-                                 " failed attempts, or it did not hold " + std::to_string(kMaxReplans) + " times)";
+      f.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " +
+                                 v.cluster + " failed for good (" + std::to_string(kMaxAttempts) +
+                                 " failed attempts, or it did not hold " +
+                                 std::to_string(kMaxReplans) + " times)";
       f.annotations["description"] = "See `tokenwarden violations --cluster " + v.cluster + "` and the audit log.";
       f.starts_at = now;
       alerts_.push_back(std::move(f));

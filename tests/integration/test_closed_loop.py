@@ -287,8 +287,24 @@ def test_a_revocation_whose_answer_was_lost_is_read_back_not_resent(tmp_path, si
     sim.fault(kind="truncate", method="DELETE", count=1)
     tw.poll(check=0)
     ok = of(tw, bad["id"], "action_succeeded")
-    assert len(ok) == 1 and ok[0]["detail"]["outcome"] == "revoked", of(tw, bad["id"])
+    # Revoked, but nothing acknowledged it: not recorded as a revocation the cluster confirmed.
+    assert len(ok) == 1 and ok[0]["detail"]["outcome"] == "already_revoked", of(tw, bad["id"])
     assert of(tw, bad["id"], "action_failed") == []
     tw.poll(check=0)
     assert len(requests(sim, "DELETE", bad["id"])) == 1
 
+
+
+def test_a_failed_read_back_fails_the_attempt_and_the_next_poll_settles_it(tmp_path, sim_factory,
+                                                                            tw_factory):
+    sim, tw = make(tmp_path, sim_factory, tw_factory)
+    bad = sim.create("wide", WRITE_STAR)
+    sim.fault(kind="status", status=500, method="GET", path="/tokens/" + bad["id"], count=1)
+    tw.poll(check=0)
+    failed = of(tw, bad["id"], "action_failed")
+    assert len(failed) == 1 and "could not read the token back" in failed[0]["detail"]["error"], failed
+    assert of(tw, bad["id"], "action_succeeded") == []
+    tw.poll(check=0)  # the list shows it revoked: settled without another request
+    ok = of(tw, bad["id"], "action_succeeded")
+    assert len(ok) == 1 and ok[0]["detail"]["outcome"] == "reconciled"
+    assert len(requests(sim, "DELETE", bad["id"])) == 1
