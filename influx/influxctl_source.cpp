@@ -11,8 +11,9 @@ namespace {
 // An id influxctl would not take for a flag.
 Status check_token_id(const char* verb, const std::string& token_id) {
   if (token_id.empty() || token_id.front() == '-') {
-    return make_error(ErrorCode::kInvalidArgument,
-                      std::string("refusing to ") + verb + " token \"" + printable(token_id, 80) + "\": not a token id");
+    return make_error(ErrorCode::kInvalidArgument, std::string("refusing to ") + verb +
+                                                       " token \"" + printable(token_id, 80) +
+                                                       "\": not a token id");
   }
   return ok_status();
 }

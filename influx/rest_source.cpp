@@ -22,7 +22,8 @@ bool safe_path_segment(std::string_view id) {
 
 }  // namespace
 
-Result<std::string> RestClusterClient::token_path(const char* verb, const std::string& token_id) const {
+Result<std::string> RestClusterClient::token_path(const char* verb,
+                                                  const std::string& token_id) const {
   if (!safe_path_segment(token_id)) {
     return make_error(ErrorCode::kInvalidArgument,
                       std::string("refusing to ") + verb + " token \"" + printable(token_id, 80) +
@@ -139,7 +140,8 @@ Result<std::optional<Token>> RestClusterClient::get_token(const std::string& tok
   return std::optional<Token>(std::move(*token));
 }
 
-Result<RevokeOutcome> RestClusterClient::revoke(const std::string& token_id, const CallContext& ctx) {
+Result<RevokeOutcome> RestClusterClient::revoke(const std::string& token_id,
+                                                const CallContext& ctx) {
   auto path = token_path("revoke", token_id);
   if (!path.ok()) return path.take_error();
   const std::string& target = *path;

@@ -177,7 +177,8 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
     poll.outcome = PollOutcome::kSuspect;
     poll.error = std::move(message);
     if (in.dry_run) return summary;
-    auto id = commit_poll_with_event(*txn, poll, {EventKind::kPollSuspect, in.cluster, {}, std::move(detail)}, now);
+    auto id = commit_poll_with_event(
+        *txn, poll, {EventKind::kPollSuspect, in.cluster, {}, std::move(detail)}, now);
     if (!id.ok()) return id.take_error();
     summary.poll_id = *id;
     summary.events = txn->appended();
@@ -196,7 +197,8 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
     if (!why.empty()) {
       summary.vanished = plan.vanished_ids.size();
       std::string d;
-      JsonWriter(d).begin_object()
+      JsonWriter(d)
+          .begin_object()
           .field("known", static_cast<std::int64_t>(plan.known_present))
           .field("vanished", static_cast<std::int64_t>(plan.vanished_ids.size()))
           .field("listed", static_cast<std::int64_t>(fetched.size()))
@@ -226,8 +228,9 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
           .field("max_vanished_percent", in.max_vanished_percent)
           .field("digest", digest)
           .end_object();
-      return suspect(std::to_string(plan.vanished_ids.size()) + " of " + std::to_string(plan.known_present) +
-                         " known tokens vanished (more than " + std::to_string(in.max_vanished_percent) +
+      return suspect(std::to_string(plan.vanished_ids.size()) + " of " +
+                         std::to_string(plan.known_present) + " known tokens vanished (more than " +
+                         std::to_string(in.max_vanished_percent) +
                          "%); nothing is recorded until the next poll confirms it",
                      std::move(d));
     }

@@ -249,21 +249,8 @@ def test_chunked_body_beyond_the_limit_stops_at_the_limit(tmp_path, tw_factory):
 # --- TLS --------------------------------------------------------------------------------------------
 
 def make_ca_for(workdir, san):
-    """A throw-away CA and a server certificate valid only for `san` (openssl CLI)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=workdir)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=tokenwarden test CA")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=evil.example")
-    (workdir / "ext.cnf").write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
-                                     "extendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
-    return {"ca": workdir / "ca.pem", "cert": workdir / "server.pem", "key": workdir / "server.key"}
+    """A throw-away CA and a server certificate valid only for `san`."""
+    return twtest.make_test_ca(workdir, san=san, cn="evil.example")
 
 
 def test_tls_host_name_mismatch_says_so(tmp_path, sim_factory, tw_factory):

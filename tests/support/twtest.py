@@ -164,8 +164,8 @@ class Sim:
                 self.proc.wait()
 
 
-def make_test_ca(workdir: Path) -> dict:
-    """A throw-away CA and a server certificate for localhost/127.0.0.1 (openssl CLI)."""
+def make_test_ca(workdir: Path, san: str = "DNS:localhost,IP:127.0.0.1", cn: str = "localhost") -> dict:
+    """A throw-away CA and a server certificate valid for `san` (openssl CLI)."""
     d = Path(workdir)
     d.mkdir(parents=True, exist_ok=True)
 
@@ -175,8 +175,8 @@ def make_test_ca(workdir: Path) -> dict:
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
         "-days", "2", "-subj", "/CN=tokenwarden test CA")
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=localhost")
-    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        "-subj", f"/CN={cn}")
+    (d / "ext.cnf").write_text(f"subjectAltName={san}\n"
                                "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
