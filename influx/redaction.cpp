@@ -8,10 +8,15 @@
 namespace tw::influx {
 namespace {
 
-void scrub_description(Token& t, const std::vector<std::string>& secrets) {
-  if (needs_redaction(t.description, secrets, Credentials::kKnownOnly)) {
-    t.description = redact(t.description, secrets, Credentials::kKnownOnly);
-  }
+// The text a cluster chose for a token — its description and the resources it names — without
+// the secrets: these fields are recorded, and reach error messages (a restriction's read-back).
+void scrub_token(Token& t, const std::vector<std::string>& secrets) {
+  auto scrub = [&](std::string& text) {
+    if (needs_redaction(text, secrets, Credentials::kKnownOnly))
+      text = redact(text, secrets, Credentials::kKnownOnly);
+  };
+  scrub(t.description);
+  for (auto& p : t.permissions) scrub(p.resource);
 }
 
 // A decode error of `body`, told from the body without its secrets.
@@ -43,7 +48,7 @@ Result<DecodedList> decode_token_list_redacted(std::string_view body,
     return decode_error(body, list.take_error(), secrets,
                         [](const std::string& b) { return decode_token_list(b); });
   }
-  for (auto& t : list->tokens) scrub_description(t, secrets);
+  for (auto& t : list->tokens) scrub_token(t, secrets);
   return list;
 }
 
@@ -53,7 +58,7 @@ Result<Token> decode_token_redacted(std::string body, const std::vector<std::str
     return decode_error(body, token.take_error(), secrets,
                         [](std::string b) { return decode_token(std::move(b)); });
   }
-  scrub_description(*token, secrets);
+  scrub_token(*token, secrets);
   return token;
 }
 

@@ -23,7 +23,8 @@ namespace tw::influx {
 // The error with every secret (and any Bearer credential) removed from its message.
 Error redacted(Error e, const std::vector<std::string>& secrets);
 
-// decode_token_list / decode_token with secrets removed: from descriptions of the tokens read
+// decode_token_list / decode_token with secrets removed: from descriptions and permission
+// resources of the tokens read
 // (data: only the known secrets, not Bearer words), and from the error of a body that does not
 // decode — which is then described from the body with the secrets removed, so a value quoted
 // and cut in the message cannot carry part of one.

@@ -28,6 +28,7 @@ case "$*" in
   *" token list "*) sub=list ;;
   *" token revoke "*) sub=revoke ;;
   *" token update "*) sub=update ;;
+  *" token get "*) sub=get ;;
 esac
 if [ -f "$dir/$sub.sleep" ]; then sleep "$(cat "$dir/$sub.sleep")"; fi
 if [ -f "$dir/$sub.out" ]; then cat "$dir/$sub.out"; fi
@@ -243,6 +244,43 @@ TEST_F(InfluxctlTest, RestrictFailureCarriesStderr) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("db9 not found"), std::string::npos) << s.error().message;
   EXPECT_NE(s.error().message.find("status 3"), std::string::npos) << s.error().message;
+}
+
+TEST_F(InfluxctlTest, GetReadsOneTokenIncludingRevoked) {
+  answer("get", R"({"id":"tok-revoked","description":"old","permissions":[],)"
+                R"("created_at":{"seconds":1710274420},"revoked_at":{"seconds":1710274650}})");
+  auto t = client().get_token("tok-revoked", {});
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  ASSERT_TRUE(t->has_value());
+  EXPECT_EQ((*t)->id, "tok-revoked");
+  EXPECT_TRUE((*t)->revoked_at.has_value());
+  ASSERT_EQ(calls().size(), 1u);
+  EXPECT_NE(calls()[0].find("token get --include-revoked --format json tok-revoked"),
+            std::string::npos)
+      << calls()[0];
+}
+
+TEST_F(InfluxctlTest, GetNotFoundNamingTheTokenMeansNoSuchToken) {
+  answer("get", "", 1, "error\ttoken tok-gone not found\n");
+  auto t = client().get_token("tok-gone", {});
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_FALSE(t->has_value());
+}
+
+TEST_F(InfluxctlTest, GetNotFoundAboutSomethingElseIsAFailure) {
+  // A missing profile, or a "not found" that does not name the token, proves nothing about it.
+  answer("get", "", 1, "error\tprofile \"prod\" not found in config file (token tok-1)\n");
+  EXPECT_FALSE(client().get_token("tok-1", {}).ok());
+  answer("get", "", 1, "error\t404 page not found\n");
+  EXPECT_FALSE(client().get_token("tok-1", {}).ok());
+}
+
+TEST_F(InfluxctlTest, GetOfAnotherTokenIsRefused) {
+  answer("get", R"({"id":"tok-other","description":"","permissions":[]})");
+  auto t = client().get_token("tok-1", {});
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message.find("instead of the one asked for"), std::string::npos)
+      << t.error().message;
 }
 
 }  // namespace

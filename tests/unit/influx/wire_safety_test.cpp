@@ -134,6 +134,19 @@ TEST_F(RestRedaction, DescriptionQuotingTheTokenIsStoredWithoutIt) {
   EXPECT_EQ(list->tokens[1].description, "Bearer token for grafana");
 }
 
+TEST_F(RestRedaction, APermissionNamingTheTokenIsReadBackWithoutIt) {
+  TestHttpServer server([&](const RecordedRequest&) {
+    return CannedResponse{
+        200, R"({"id":"a","description":"","permissions":[{"action":"read","resource":")" +
+                 kSecret + R"("}]})"};
+  });
+  auto t = client(server)->get_token("a", ctx_);
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  ASSERT_TRUE(t->has_value());
+  ASSERT_EQ((*t)->permissions.size(), 1u);
+  EXPECT_EQ((*t)->permissions[0].resource, "[redacted]");
+}
+
 // --- HTTP client: body limit, interim responses --------------------------------------------------
 
 std::string chunked(const std::string& body, std::size_t chunk) {
