@@ -139,6 +139,10 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
     print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " + g.config_path);
     return kExitUsage;
   }
+  if (auto errors = check_influxctl_versions(*config, o.cluster); !errors.empty()) {
+    for (const auto& e : errors) print_error(e);
+    return kExitUsage;
+  }
   SystemClock clock;
   auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
   RuntimeOptions ro;

@@ -535,6 +535,8 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
   if (only_for("ca_file", rest, "set the CA in the influxctl profile") && ca_file) {
     cl.source.ca_file = *ca_file;
   }
+  // influxctl pages through the list itself, one API call per page, within one run.
+  if (cl.source.type == influx::SourceType::kInfluxctl) cl.source.timeout = kInfluxctlTimeout;
   if (auto t = r.duration("timeout", std::chrono::milliseconds(100), std::chrono::minutes(10))) {
     cl.source.timeout = *t;
   }

@@ -23,6 +23,8 @@
 namespace tw::daemon {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/tokenwarden/tokenwarden.toml";
+// The default `timeout` of an influxctl cluster (REST clusters: 10 s): influxctl's own default.
+inline constexpr Duration kInfluxctlTimeout = std::chrono::seconds(60);
 
 struct DaemonSection {
   std::string database = "/var/lib/tokenwarden/audit.db";

@@ -25,7 +25,8 @@ ClusterPoller::ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::Clus
       clock_(clock),
       log_(std::move(log)),
       enforcer_(std::move(enforcer)),
-      anomalies_(cluster_.name) {}
+      anomalies_(cluster_.name),
+      credential_(cluster_.name, log_) {}
 
 void ClusterPoller::set_metrics(metrics::Metrics* m) {
   metrics_ = m;
@@ -105,10 +106,14 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     ctx.known_digest = recorder_.known_digest(cluster_.name, rep.started_at + cluster_.source.timeout);
   }
 
+  // A management token known to have lapsed fails the poll with that reason, not the cluster's.
+  const std::optional<std::string> lapsed =
+      credential_.check(*client_, ctx, rep.started_at, options.dry_run ? nullptr : metrics_);
   std::vector<TimeAnomaly> seen_anomalies;  // in the list fetched last
   auto fetch = [&]() -> std::optional<storage::PollInput> {
     seen_anomalies.clear();
-    auto list = client_->list_tokens(ctx);
+    auto list = lapsed ? Result<influx::TokenList>(make_error(ErrorCode::kInvalidArgument, *lapsed))
+                       : client_->list_tokens(ctx);
     rep.finished_at = clock_.now();
     rep.fetch_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
     if (!list.ok() && list.error().code == ErrorCode::kCancelled) {

@@ -16,6 +16,7 @@
 #include "core/time.h"
 #include "daemon/anomalies.h"
 #include "daemon/config.h"
+#include "daemon/credential_watch.h"
 #include "daemon/enforcer.h"
 #include "influx/token_source.h"
 #include "metrics/metrics.h"
@@ -71,6 +72,7 @@ class ClusterPoller {
   Logger log_;
   std::unique_ptr<Enforcer> enforcer_;
   AnomalyRecorder anomalies_;  // token_anomaly events, once per token and reason
+  CredentialWatch credential_;  // the management token's expiry, where the source tells it
   metrics::Metrics* metrics_ = nullptr;
   // Inventory gauges, recomputed when a poll changed the inventory.
   bool stats_ready_ = false;

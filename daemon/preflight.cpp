@@ -1,9 +1,32 @@
 #include "daemon/preflight.h"
 
+#include <map>
+
+#include "influx/influxctl_version.h"
 #include "influx/management_token.h"
 #include "metrics/http_endpoint.h"
 
 namespace tw::daemon {
+
+std::vector<std::string> check_influxctl_versions(const Config& config, const std::string& only) {
+  std::vector<std::string> errors;
+  std::map<std::string, std::string> checked;  // path -> error ("" if good): run each path once
+  for (std::size_t i = 0; i < config.clusters.size(); ++i) {
+    const auto& cluster = config.clusters[i];
+    if (cluster.source.type != influx::SourceType::kInfluxctl) continue;
+    if (!only.empty() && cluster.name != only) continue;
+    const std::string& path = cluster.source.influxctl_path;
+    auto it = checked.find(path);
+    if (it == checked.end()) {
+      auto v = influx::check_influxctl_version(path);
+      it = checked.emplace(path, v.ok() ? std::string() : v.error().message).first;
+    }
+    if (!it->second.empty()) {
+      errors.push_back("clusters[" + std::to_string(i) + "].influxctl_path: " + it->second);
+    }
+  }
+  return errors;
+}
 
 RuntimeFileCheck check_runtime_files(const Config& config,
                                      const std::string& credentials_directory) {
@@ -21,6 +44,8 @@ RuntimeFileCheck check_runtime_files(const Config& config,
     if (check.error) out.errors.push_back(key + *check.error);
     for (const auto& w : check.warnings) out.warnings.push_back(key + w);
   }
+  auto versions = check_influxctl_versions(config);
+  out.errors.insert(out.errors.end(), versions.begin(), versions.end());
   return out;
 }
 

@@ -227,12 +227,49 @@ Result<Token> token_of(JsonReader& r, std::size_t index, std::vector<TimeAnomaly
   return t;
 }
 
+// Reads one management token object; the reader is positioned at its '{'.
+Result<ManagementToken> management_token_of(JsonReader& r, std::size_t index) {
+  const std::string where = "management token #" + std::to_string(index);
+  if (r.peek() != Kind::kObject || !r.enter_object()) {
+    return fail(r, where + " is not a JSON object");
+  }
+  ManagementToken m;
+  std::string key;
+  while (r.next_member(key)) {
+    Where at{index, key};
+    if (key == "id" || key == "token_prefix" || key == "description") {
+      std::string& target = key == "id"             ? m.id
+                            : key == "token_prefix" ? m.token_prefix
+                                                    : m.description;
+      if (r.peek() == Kind::kNull) {
+        if (!r.read_null()) return fail(r, where);
+      } else if (r.peek() != Kind::kString || !r.read_string(target)) {
+        return fail(r, where + " field \"" + key + "\" is not a string");
+      }
+    } else if (key == "created_at" || key == "expires_at" || key == "revoked_at") {
+      std::optional<std::string> placeholder;
+      auto ts = timestamp_of(r, at, placeholder);
+      if (!ts.ok()) return parse_error("management " + ts.error().message);
+      (key[0] == 'c' ? m.created_at : key[0] == 'e' ? m.expires_at : m.revoked_at) = *ts;
+    } else if (!r.skip_value()) {
+      return fail(r, where);
+    }
+  }
+  if (!r.ok()) return fail(r, where);
+  if (m.id.empty()) return parse_error(where + " has no \"id\"");
+  return m;
+}
+
 }  // namespace
 
-Result<DecodedList> decode_token_list(std::string_view body) {
+Result<DecodedList> decode_token_list(std::string_view body, EmptyList empty) {
   DecodedList out;
   JsonReader r(body);
   Kind top = r.peek();
+  if (top == Kind::kNull && empty == EmptyList::kNullOrArray) {
+    if (!r.read_null() || !r.at_end()) return fail(r, "response has trailing data after null");
+    return out;
+  }
   if (top != Kind::kArray) {
     if (top == Kind::kNone) return fail(r, "response is not valid JSON: " + std::string(r.at_end() ? "it is empty" : "it does not start with a JSON value"));
     return parse_error(std::string("response is not a JSON array of tokens (it is ") + kind_name(top) + ")");
@@ -260,6 +297,28 @@ Result<DecodedList> decode_token_list(std::string_view body) {
 }
 
 std::string list_digest(std::string_view body) { return sha256_hex(body); }
+
+Result<std::vector<ManagementToken>> decode_management_tokens(std::string_view body) {
+  std::vector<ManagementToken> out;
+  JsonReader r(body);
+  Kind top = r.peek();
+  if (top == Kind::kNull) {
+    if (!r.read_null() || !r.at_end()) return fail(r, "response has trailing data after null");
+    return out;
+  }
+  if (top != Kind::kArray || !r.enter_array()) {
+    return fail(r, std::string("response is not a JSON array of management tokens (it is ") +
+                       kind_name(top) + ")");
+  }
+  while (r.next_element()) {
+    auto m = management_token_of(r, out.size());
+    if (!m.ok()) return m.take_error();
+    out.push_back(std::move(*m));
+  }
+  if (!r.ok()) return fail(r, "response is not valid JSON");
+  if (!r.at_end()) return parse_error("response has trailing data after the array");
+  return out;
+}
 
 Result<Token> decode_token(std::string body) {
   JsonReader r(body);

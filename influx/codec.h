@@ -7,9 +7,9 @@
 // null or a placeholder (0001-01-01T00:00:00Z, 1970-01-01T00:00:00Z, "", {}; a placeholder
 // createdAt is reported as a created_at_unset anomaly, core/time_anomaly.h), unknown fields, empty
 // or null permission lists, invalid UTF-8 (replaced by U+FFFD). It is strict about what matters:
-// the body must be one complete JSON array, and every element must be an object with a non-empty
-// string "id" and no id may repeat; otherwise the whole list is rejected, so the caller never acts
-// on a partial inventory.
+// the body must be one complete JSON array (or, for influxctl, `null`: no tokens), and every
+// element must be an object with a non-empty string "id" and no id may repeat; otherwise the whole
+// list is rejected, so the caller never acts on a partial inventory.
 //
 // Thread safety: pure functions (each call uses its own parser). Errors: Result with a
 // one-sentence kParse message naming the element index and field.
@@ -31,11 +31,31 @@ struct DecodedList {
   bool replaced_invalid_utf8 = false;  // the body had invalid UTF-8, replaced by U+FFFD
 };
 
-Result<DecodedList> decode_token_list(std::string_view body);
+// How a list body may say "no tokens" besides `[]`.
+enum class EmptyList {
+  kArrayOnly,   // REST: the published spec answers a JSON array, always
+  kNullOrArray  // influxctl: a Go CLI prints a nil slice as `null` (reference §A2)
+};
+
+Result<DecodedList> decode_token_list(std::string_view body,
+                                      EmptyList empty = EmptyList::kArrayOnly);
 // The digest identifying a list body (SHA-256, hex), for TokenList::digest.
 std::string list_digest(std::string_view body);
 // Decodes one token object (GET/PATCH responses, influxctl token get).
 Result<Token> decode_token(std::string body);
+
+// A management token as `influxctl management list --format json` prints it (reference §A4):
+// the secret itself is never listed, only its first characters (`token_prefix`, "M.V1.+5Jk").
+struct ManagementToken {
+  std::string id;
+  std::string token_prefix;
+  std::string description;
+  std::optional<Timestamp> created_at;
+  std::optional<Timestamp> expires_at;
+  std::optional<Timestamp> revoked_at;
+};
+// An array (or null: none) of management tokens; strict like decode_token_list.
+Result<std::vector<ManagementToken>> decode_management_tokens(std::string_view body);
 
 // {"permissions":[{"action":…,"resource":…},…]} for PATCH.
 std::string encode_permissions_update(const std::vector<Permission>& permissions);

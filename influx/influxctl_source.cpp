@@ -1,5 +1,7 @@
 #include "influx/influxctl_source.h"
 
+#include <algorithm>
+
 #include "core/strings.h"
 #include "influx/codec.h"
 #include "influx/redaction.h"
@@ -20,6 +22,16 @@ Status check_token_id(const char* verb, const std::string& token_id) {
 
 }  // namespace
 
+std::string influxctl_timeout_flag(Duration deadline) {
+  // A tenth of the deadline (at least 1 s, at most half of it) is left for influxctl to report
+  // its own timeout and exit before tokenwarden kills it.
+  const std::int64_t ms = deadline.count();
+  const std::int64_t margin = std::max(ms / 10, std::min<std::int64_t>(1000, ms / 2));
+  const std::int64_t flag = std::max<std::int64_t>(ms - margin, 1);
+  // Go's time.ParseDuration (urfave/cli DurationFlag) reads both forms.
+  return flag % 1000 == 0 ? std::to_string(flag / 1000) + "s" : std::to_string(flag) + "ms";
+}
+
 InfluxctlClusterClient::InfluxctlClusterClient(SourceConfig config) : config_(std::move(config)) {}
 
 std::string InfluxctlClusterClient::describe() const {
@@ -34,6 +46,8 @@ std::vector<std::string> InfluxctlClusterClient::command(std::initializer_list<s
     argv.emplace_back("--profile");
     argv.push_back(config_.profile);
   }
+  argv.emplace_back("--timeout");
+  argv.push_back(influxctl_timeout_flag(config_.timeout));
   argv.insert(argv.end(), args.begin(), args.end());
   return argv;
 }
@@ -71,8 +85,9 @@ Result<TokenList> InfluxctlClusterClient::list_tokens(const CallContext& ctx) {
     list.unchanged = true;
     return list;
   }
-  auto decoded =
-      decode_token_list_redacted(*out, influxctl_config_secrets(config_.influxctl_config));
+  // A Go CLI prints an empty (nil) slice as `null`.
+  auto decoded = decode_token_list_redacted(
+      *out, influxctl_config_secrets(config_.influxctl_config), EmptyList::kNullOrArray);
   if (!decoded.ok()) {
     return make_error(ErrorCode::kParse, describe() + " token list printed an unreadable list: " +
                                              decoded.error().message);
@@ -158,6 +173,38 @@ Status InfluxctlClusterClient::restrict(const std::string& token_id,
   auto out = run(std::move(argv), ctx);
   if (!out.ok()) return out.take_error();
   return ok_status();
+}
+
+}  // namespace tw::influx
+
+namespace tw::influx {
+
+Result<std::optional<OwnCredential>> InfluxctlClusterClient::own_credential(
+    const CallContext& ctx) {
+  const std::string secret =
+      influxctl_profile_mgmt_token(config_.influxctl_config, config_.profile);
+  if (secret.empty()) return std::optional<OwnCredential>();  // OAuth or a token file: no telling
+  auto out = run(command({"management", "list", "--format", "json"}), ctx);
+  if (!out.ok()) return out.take_error();
+  auto tokens = decode_management_tokens(redact(*out, {secret}));
+  if (!tokens.ok()) {
+    return make_error(
+        ErrorCode::kParse,
+        describe() + " management list printed an unreadable list: " + tokens.error().message);
+  }
+  // The secret begins with the listed prefix. Of several matches (a prefix is short), a live one
+  // wins over a revoked one, and among live ones the earliest expiry: the cautious answer.
+  std::optional<OwnCredential> best;
+  for (const auto& m : *tokens) {
+    if (m.token_prefix.size() < 5 || !secret.starts_with(m.token_prefix)) continue;
+    OwnCredential c{m.id, m.description, m.expires_at, m.revoked_at};
+    auto rank = [](const OwnCredential& x) {
+      return std::pair{x.revoked_at.has_value(), x.expires_at.value_or(Timestamp::max())};
+    };
+    if (!best || rank(c) < rank(*best)) best = std::move(c);
+  }
+  if (best) best->description = redact(best->description, {secret});
+  return best;
 }
 
 }  // namespace tw::influx

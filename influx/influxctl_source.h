@@ -15,6 +15,9 @@
 
 namespace tw::influx {
 
+// influxctl's `--timeout` value for a run with this deadline, e.g. "54s" for 60 s.
+std::string influxctl_timeout_flag(Duration deadline);
+
 class InfluxctlClusterClient final : public ClusterClient {
  public:
   explicit InfluxctlClusterClient(SourceConfig config);
@@ -26,6 +29,8 @@ class InfluxctlClusterClient final : public ClusterClient {
   Status restrict(const std::string& token_id, const std::vector<Permission>& permissions,
                   const CallContext& ctx) override;
   std::string describe() const override;
+  // `management list --format json`, matched to the profile's mgmt_token by its token_prefix.
+  Result<std::optional<OwnCredential>> own_credential(const CallContext& ctx) override;
 
  private:
   std::vector<std::string> command(std::initializer_list<std::string> args) const;

@@ -1,5 +1,6 @@
 #include "influx/redaction.h"
 
+#include <cstdlib>
 #include <exception>
 #include <toml.hpp>
 
@@ -42,11 +43,12 @@ Error redacted(Error e, const std::vector<std::string>& secrets) {
 }
 
 Result<DecodedList> decode_token_list_redacted(std::string_view body,
-                                               const std::vector<std::string>& secrets) {
-  auto list = decode_token_list(body);
+                                               const std::vector<std::string>& secrets,
+                                               EmptyList empty) {
+  auto list = decode_token_list(body, empty);
   if (!list.ok()) {
     return decode_error(body, list.take_error(), secrets,
-                        [](const std::string& b) { return decode_token_list(b); });
+                        [empty](const std::string& b) { return decode_token_list(b, empty); });
   }
   for (auto& t : list->tokens) scrub_token(t, secrets);
   return list;
@@ -79,6 +81,29 @@ std::vector<std::string> influxctl_config_secrets(const std::string& config_path
   } catch (const std::exception&) {  // toml11 reports unreadable files and bad syntax by exception
   }
   return out;
+}
+
+std::string influxctl_profile_mgmt_token(const std::string& config_path,
+                                         const std::string& profile) {
+  std::string wanted = profile;
+  if (wanted.empty()) {
+    const char* env = std::getenv("INFLUXCTL_PROFILE");
+    wanted = (env != nullptr && *env != '\0') ? env : "default";
+  }
+  try {
+    const toml::value data = toml::parse(config_path);
+    if (!data.is_table() || !data.contains("profile") || !data.at("profile").is_array()) return {};
+    for (const auto& p : data.at("profile").as_array()) {
+      if (!p.is_table() || !p.contains("name") || !p.at("name").is_string() ||
+          p.at("name").as_string().str != wanted) {
+        continue;
+      }
+      if (!p.contains("mgmt_token") || !p.at("mgmt_token").is_string()) return {};
+      return std::string(trim(p.at("mgmt_token").as_string().str));
+    }
+  } catch (const std::exception&) {  // toml11 reports unreadable files and bad syntax by exception
+  }
+  return {};
 }
 
 }  // namespace tw::influx

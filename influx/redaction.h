@@ -29,12 +29,18 @@ Error redacted(Error e, const std::vector<std::string>& secrets);
 // decode — which is then described from the body with the secrets removed, so a value quoted
 // and cut in the message cannot carry part of one.
 Result<DecodedList> decode_token_list_redacted(std::string_view body,
-                                               const std::vector<std::string>& secrets);
+                                               const std::vector<std::string>& secrets,
+                                               EmptyList empty = EmptyList::kArrayOnly);
 Result<Token> decode_token_redacted(std::string body, const std::vector<std::string>& secrets);
 
 // The credentials in an influxctl config file: `mgmt_token` and `token` of
 // every [[profile]] (INFLUXCTL_PROFILE may pick another than the configured one). A file that
 // cannot be read or parsed yields none.
 std::vector<std::string> influxctl_config_secrets(const std::string& config_path);
+
+// The `mgmt_token` of the profile influxctl will use: `profile`, else $INFLUXCTL_PROFILE, else
+// "default". Empty if there is none (OAuth, an admin token file) or the file does not parse.
+std::string influxctl_profile_mgmt_token(const std::string& config_path,
+                                         const std::string& profile);
 
 }  // namespace tw::influx

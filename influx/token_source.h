@@ -66,10 +66,25 @@ class TokenActuator {
                           const CallContext& ctx) = 0;
 };
 
+// The credential tokenwarden itself uses to reach a cluster, where the source can see it.
+struct OwnCredential {
+  std::string id;  // the management token's id (never the secret)
+  std::string description;
+  std::optional<Timestamp> expires_at;  // nullopt: never expires
+  std::optional<Timestamp> revoked_at;
+};
+
 class ClusterClient : public TokenSource, public TokenActuator {
  public:
   // "GET https://host/api/v0/tokens" or "influxctl (profile default)" — for logs.
   virtual std::string describe() const = 0;
+  // The management token this client authenticates with, as the cluster lists it; nullopt where
+  // the source cannot tell (REST has no call for it; influxctl without a mgmt_token in its
+  // profile, or one the list does not show).
+  virtual Result<std::optional<OwnCredential>> own_credential(const CallContext& ctx) {
+    (void)ctx;
+    return std::optional<OwnCredential>();
+  }
 };
 
 }  // namespace tw::influx

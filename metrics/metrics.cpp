@@ -32,6 +32,7 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Counter>& polls;
   prometheus::Family<prometheus::Histogram>& poll_duration;
   prometheus::Family<prometheus::Gauge>& last_success;
+  prometheus::Family<prometheus::Gauge>& mgmt_expiry;
   prometheus::Family<prometheus::Counter>& audit_events;
   prometheus::Family<prometheus::Gauge>& exemptions;
   prometheus::Family<prometheus::Counter>& alerts;
@@ -105,6 +106,11 @@ struct Metrics::Impl {
                          .Name("tokenwarden_last_successful_poll_timestamp_seconds")
                          .Help("Unix time of the end of the last successful poll")
                          .Register(registry)),
+        mgmt_expiry(BuildGauge()
+                        .Name("tokenwarden_management_token_expiry_timestamp_seconds")
+                        .Help("Unix time at which the management token tokenwarden uses for the "
+                              "cluster expires (influxctl sources; absent if it never expires)")
+                        .Register(registry)),
         audit_events(BuildCounter()
                          .Name("tokenwarden_audit_events_total")
                          .Help("Events appended to the audit log")
@@ -174,6 +180,16 @@ void Metrics::poll_finished(const std::string& cluster, std::string_view outcome
 void Metrics::last_success(const std::string& cluster, std::optional<Timestamp> at) {
   const Touched touched(*impl_);
   impl_->last_success.Add({{"cluster", cluster}}).Set(at ? unix_seconds(*at) : 0.0);
+}
+
+void Metrics::management_token_expiry(const std::string& cluster, std::optional<Timestamp> at) {
+  const Touched touched(*impl_);
+  auto& gauge = impl_->mgmt_expiry.Add({{"cluster", cluster}});
+  if (at) {
+    gauge.Set(unix_seconds(*at));
+  } else {
+    impl_->mgmt_expiry.Remove(&gauge);
+  }
 }
 
 void Metrics::inventory(const std::string& cluster, const InventoryCounts& c) {
@@ -289,6 +305,7 @@ void Metrics::forget_cluster(const std::string& cluster) {
   impl_->without_expiry.Remove(&impl_->without_expiry.Add({{"cluster", cluster}}));
   impl_->halted.Remove(&impl_->halted.Add({{"cluster", cluster}}));
   impl_->last_success.Remove(&impl_->last_success.Add({{"cluster", cluster}}));
+  impl_->mgmt_expiry.Remove(&impl_->mgmt_expiry.Add({{"cluster", cluster}}));
 }
 
 void Metrics::keep_policies(const std::vector<std::string>& configured) {

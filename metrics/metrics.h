@@ -60,6 +60,10 @@ class Metrics {
   // Totals as counted by the alert dispatcher (monotonic); the counters follow them.
   void alerts_sent(const std::string& receiver, std::string_view result, std::int64_t total);
   void config_reload(bool ok, Timestamp at);
+  // When the management token tokenwarden uses for a cluster expires
+  // (tokenwarden_management_token_expiry_timestamp_seconds); nullopt removes the series (it never
+  // expires, or the source cannot tell).
+  void management_token_expiry(const std::string& cluster, std::optional<Timestamp> at);
   // Drops the gauge series of a cluster (removed by a reload) or of policies no longer configured.
   // Counters and the poll-duration histogram stay (a counter that vanishes and comes back would
   // look like a reset); they simply stop increasing.

@@ -13,10 +13,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <toml.hpp>
 #include <vector>
@@ -49,6 +52,84 @@ int fail(std::string_view message) {
 
 tw::Error config_error(std::string message) {
   return tw::make_error(tw::ErrorCode::kInvalidArgument, std::move(message));
+}
+
+// --- realism options ------------------------------------------------------------------------
+//
+// What the real influxctl does where its docs are silent (reference §A2-A4), chosen per test with
+// $TOKENWARDEN_INFLUXCTL_REALISM: "key=value" pairs separated by commas or white space, or
+// "@FILE" to read them from FILE at every run (a test can change them under a running daemon).
+// Defaults are the most likely real answers.
+
+constexpr const char* kRealismEnv = "TOKENWARDEN_INFLUXCTL_REALISM";
+
+struct Realism {
+  bool empty_list_null = true;     // empty_list=null|array: an empty list prints as a nil Go slice
+  bool omit_empty = true;          // omit_empty=on|off: empty description/permissions left out
+  bool ids_on_clustered = true;    // ids=on|off: account_id/cluster_id (nil UUIDs) on Clustered too
+  int warnings = 0;                // warn=N: N `warn<TAB>…` lines on stderr from every command
+  std::string version = "2.12.0";  // version=X.Y.Z, or version=none (prints no version number)
+  bool revoke_exit_zero = false;   // revoke_exit=zero|status: exit 0 even if a revocation failed
+  bool management = true;          // management=on|off: `management list` works
+  std::optional<tw::Timestamp> mgmt_expires_at;  // mgmt_expires_at=RFC3339: the profile's token
+  std::optional<tw::Timestamp> mgmt_revoked_at;  // mgmt_revoked_at=RFC3339
+};
+
+Result<bool> on_off(const std::string& key, const std::string& value, const char* on,
+                    const char* off) {
+  if (value == on) return true;
+  if (value == off) return false;
+  return config_error(std::string(kRealismEnv) + ": " + key + " must be " + on + " or " + off);
+}
+
+Result<Realism> parse_realism(std::string text) {
+  Realism r;
+  if (!text.empty() && text.front() == '@') {
+    std::ifstream in(text.substr(1));
+    if (!in) return config_error(std::string(kRealismEnv) + ": cannot read " + text.substr(1));
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::replace_if(
+      text.begin(), text.end(),
+      [](char c) { return c == ',' || std::isspace(static_cast<unsigned char>(c)); }, ' ');
+  std::istringstream words(text);
+  std::string word;
+  while (words >> word) {
+    auto eq = word.find('=');
+    if (eq == std::string::npos)
+      return config_error(std::string(kRealismEnv) + ": \"" + word + "\" is not key=value");
+    std::string key = word.substr(0, eq), value = word.substr(eq + 1);
+    Result<bool> flag = false;
+    if (key == "empty_list") {
+      flag = on_off(key, value, "null", "array");
+      if (flag.ok()) r.empty_list_null = *flag;
+    } else if (key == "omit_empty") {
+      flag = on_off(key, value, "on", "off");
+      if (flag.ok()) r.omit_empty = *flag;
+    } else if (key == "ids") {
+      flag = on_off(key, value, "on", "off");
+      if (flag.ok()) r.ids_on_clustered = *flag;
+    } else if (key == "management") {
+      flag = on_off(key, value, "on", "off");
+      if (flag.ok()) r.management = *flag;
+    } else if (key == "revoke_exit") {
+      flag = on_off(key, value, "zero", "status");
+      if (flag.ok()) r.revoke_exit_zero = *flag;
+    } else if (key == "warn") {
+      r.warnings = std::atoi(value.c_str());
+    } else if (key == "version") {
+      r.version = value;
+    } else if (key == "mgmt_expires_at" || key == "mgmt_revoked_at") {
+      auto t = tw::parse_rfc3339(value);
+      if (!t.ok())
+        return config_error(std::string(kRealismEnv) + ": " + key + ": " + t.error().message);
+      (key == "mgmt_expires_at" ? r.mgmt_expires_at : r.mgmt_revoked_at) = *t;
+    } else {
+      return config_error(std::string(kRealismEnv) + ": unknown option \"" + key + "\"");
+    }
+    if (!flag.ok()) return flag.take_error();
+  }
+  return r;
 }
 
 // --- configuration -------------------------------------------------------------------------
@@ -161,7 +242,7 @@ Result<Profile> load_profile(const std::string& path, const std::string& name) {
 
 class Client {
  public:
-  static Result<Client> make(const Globals& g) {
+  static Result<Client> make(const Globals& g, Realism realism) {
     std::string profile_name = g.profile;
     if (profile_name.empty()) {
       const char* env = std::getenv("INFLUXCTL_PROFILE");
@@ -215,6 +296,7 @@ class Client {
     }
     c.token_ = p.mgmt_token;
     c.debug_ = g.debug;
+    c.realism_ = std::move(realism);
     return c;
   }
 
@@ -271,6 +353,18 @@ class Client {
   }
 
   bool dedicated() const { return dedicated_; }
+  const Realism& realism() const { return realism_; }
+  const std::string& mgmt_token() const { return token_; }
+  // The error the cluster gives a lapsed management token, if the realism options say it lapsed.
+  std::optional<std::string> lapsed_token() const {
+    if (realism_.mgmt_revoked_at) return "rpc error: code = Unauthenticated desc = token revoked";
+    if (realism_.mgmt_expires_at &&
+        *realism_.mgmt_expires_at <= std::chrono::time_point_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now())) {
+      return "rpc error: code = Unauthenticated desc = token expired";
+    }
+    return std::nullopt;
+  }
   const std::string& account_id() const { return account_id_; }
   const std::string& cluster_id() const { return cluster_id_; }
 
@@ -283,6 +377,7 @@ class Client {
   std::string cluster_id_;
   bool dedicated_ = false;
   bool debug_ = false;
+  Realism realism_;
 };
 
 // --- output --------------------------------------------------------------------------------
@@ -298,18 +393,22 @@ OJson timestamp_json(tw::Timestamp t) {
 }
 
 OJson token_json(const tw::Token& t, const Client& client) {
+  const Realism& r = client.realism();
   OJson out = OJson::object();
   if (client.dedicated()) {
     out["account_id"] = client.account_id();
     out["cluster_id"] = client.cluster_id();
+  } else if (r.ids_on_clustered) {  // the Clustered docs show them too
+    out["account_id"] = kNilUuid;
+    out["cluster_id"] = kNilUuid;
   }
   out["id"] = t.id;
-  out["description"] = t.description;
+  if (!r.omit_empty || !t.description.empty()) out["description"] = t.description;
   OJson perms = OJson::array();
   for (const auto& p : t.permissions) {
     perms.push_back(OJson{{"id", kNilUuid}, {"action", p.action}, {"resource", p.resource}});
   }
-  out["permissions"] = std::move(perms);
+  if (!r.omit_empty || !perms.empty()) out["permissions"] = std::move(perms);
   if (t.created_at) out["created_at"] = timestamp_json(*t.created_at);
   if (t.expires_at) out["expires_at"] = timestamp_json(*t.expires_at);
   if (t.revoked_at) out["revoked_at"] = timestamp_json(*t.revoked_at);
@@ -443,6 +542,11 @@ int cmd_list(const Client& client, const ListArgs& a) {
       if (auto it = placeholder_created.find(t.id); it != placeholder_created.end())
         j["created_at"] = it->second;
       out.push_back(std::move(j));
+    }
+    // encoding/json prints a nil slice as null: what a Go CLI that appends pages prints for none.
+    if (out.empty() && client.realism().empty_list_null) {
+      std::cout << "null" << std::endl;
+      return kExitOk;
     }
     print_json(out);
     return kExitOk;
@@ -599,7 +703,49 @@ int cmd_revoke(const Client& client, const RevokeArgs& a) {
       std::cout << "revoked token " << id << std::endl;
     }
   }
-  return status;
+  return client.realism().revoke_exit_zero ? kExitOk : status;
+}
+
+int cmd_management_list(const Client& client, const std::string& format) {
+  if (!client.realism().management) return fail("unknown command \"management\"");
+  const Realism& r = client.realism();
+  const std::string& secret = client.mgmt_token();
+  OJson own = OJson::object();
+  own["id"] = "6d7a1f3e-5b2c-4c1d-9e8f-0a1b2c3d4e5f";
+  own["account_id"] = client.dedicated() ? client.account_id() : kNilUuid;
+  own["token_prefix"] = secret.substr(0, std::min<std::size_t>(9, secret.size()));
+  if (r.mgmt_expires_at) own["expires_at"] = timestamp_json(*r.mgmt_expires_at);
+  if (r.mgmt_revoked_at) own["revoked_at"] = timestamp_json(*r.mgmt_revoked_at);
+  own["created_at"] = OJson{{"seconds", 1710273527}, {"nanos", 622095000}};
+  own["description"] = "tokenwarden";
+  own["created_by"] = kNilUuid;
+  // Another client's token, revoked, as in the docs' example: not ours (another prefix).
+  OJson other = OJson{{"id", "0a0b0c0d-0000-4000-8000-000000000002"},
+                      {"account_id", kNilUuid},
+                      {"token_prefix", "M.V1.zZ9q"},
+                      {"revoked_at", OJson{{"seconds", 1710273809}, {"nanos", 948178000}}},
+                      {"created_at", OJson{{"seconds", 1710273527}}},
+                      {"description", "Client1 token"},
+                      {"created_by", kNilUuid}};
+  OJson list = OJson::array({other, own});
+  if (format == "json") {
+    print_json(list);
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& m : list) {
+    auto cell = [&](const char* key) {
+      if (!m.contains(key)) return std::string("1970-01-01T00:00:00Z");
+      return tw::format_timestamp(
+          tw::Timestamp(std::chrono::seconds(m[key]["seconds"].get<std::int64_t>())));
+    };
+    rows.push_back({m["id"].get<std::string>(), m["description"].get<std::string>(),
+                    m["token_prefix"].get<std::string>(), cell("created_at"), cell("expires_at"),
+                    cell("revoked_at")});
+  }
+  print_table({"ID", "DESCRIPTION", "PREFIX", "CREATED AT", "EXPIRES AT", "REVOKED AT"},
+              std::move(rows));
+  return kExitOk;
 }
 
 }  // namespace
@@ -620,7 +766,10 @@ int main(int argc, char** argv) {
       "    [profile.tls]\n"
       "      ca = \"/path/ca.pem\"       # trust this CA\n"
       "      disable = true            # plain http\n"
-      "Base URL: http(s)://host:port/api/v0. Errors: 'error<TAB>message' on stderr, exit 1.\n");
+      "Base URL: http(s)://host:port/api/v0. Errors: 'error<TAB>message' on stderr, exit 1.\n"
+      "\nREALISM ($TOKENWARDEN_INFLUXCTL_REALISM, \"k=v,k=v\" or \"@FILE\"; docs/simulator.md):\n"
+      "  empty_list=null|array  omit_empty=on|off  ids=on|off  warn=N  version=X.Y.Z|none\n"
+      "  revoke_exit=zero|status  management=on|off  mgmt_expires_at=T  mgmt_revoked_at=T\n");
   app.require_subcommand(1);
   Globals g;
   app.add_option("--config", g.config, "Config file [$HOME/.config/influxctl/config.toml]")
@@ -676,6 +825,14 @@ int main(int argc, char** argv) {
   update->add_option("--format", update_args.format, "table|json [table]")->check(formats);
   update->add_option("TOKEN_ID", update_args.id, "Token id")->required();
 
+  auto* version = app.add_subcommand("version", "Print the version and architecture");
+
+  auto* management = app.add_subcommand("management", "Manage management tokens (list only)");
+  management->require_subcommand(1);
+  std::string management_format = "table";
+  auto* management_list = management->add_subcommand("list", "List management tokens");
+  management_list->add_option("--format", management_format, "table|json [table]")->check(formats);
+
   RevokeArgs revoke_args;
   auto* revoke = token->add_subcommand("revoke", "Revoke database tokens (irreversible)");
   revoke->alias("delete");
@@ -693,9 +850,27 @@ int main(int argc, char** argv) {
   }
   if (desc_opt->count() > 0) update_args.description = new_description;
 
-  auto client = Client::make(g);
+  const char* realism_text = std::getenv(kRealismEnv);
+  auto realism = parse_realism(realism_text != nullptr ? realism_text : "");
+  if (!realism.ok()) return fail(realism.error().message);
+  for (int i = 0; i < realism->warnings; ++i) {
+    log_line("warn", "a newer version of influxctl is available (look-alike warning " +
+                         std::to_string(i + 1) + ")");
+  }
+  if (*version) {
+    if (realism->version == "none") {
+      std::cout << "influxctl dev (look-alike) linux/amd64" << std::endl;
+    } else {
+      std::cout << "influxctl v" << realism->version << " (tokenwarden-influxctl) linux/amd64"
+                << std::endl;
+    }
+    return kExitOk;
+  }
+  auto client = Client::make(g, std::move(*realism));
   if (!client.ok()) return fail(client.error().message);
   if (auto rc = client->leak_token_if_asked()) return *rc;
+  if (auto why = client->lapsed_token()) return fail("request failed: " + *why);
+  if (*management_list) return cmd_management_list(*client, management_format);
   if (*list) return cmd_list(*client, list_args);
   if (*get) return cmd_get(*client, get_args);
   if (*create) return cmd_create(*client, create_args);

@@ -48,6 +48,10 @@ class FakeClient final : public influx::ClusterClient {
     std::map<std::string, Token> direct;  // what get_token finds
     const std::atomic<bool>* last_cancel = nullptr;
     std::string last_known_digest;
+    // What own_credential answers (default: the source cannot tell), and how often it was asked.
+    Result<std::optional<influx::OwnCredential>> credential =
+        std::optional<influx::OwnCredential>();
+    int credential_calls = 0;
   };
   FakeClient(std::shared_ptr<Shared> shared, ManualClock& clock, Duration fetch_time)
       : shared_(std::move(shared)), clock_(clock), fetch_time_(fetch_time) {}
@@ -85,6 +89,10 @@ class FakeClient final : public influx::ClusterClient {
     return make_error(ErrorCode::kUnsupported, "not in this test");
   }
   std::string describe() const override { return "fake"; }
+  Result<std::optional<influx::OwnCredential>> own_credential(const influx::CallContext&) override {
+    ++shared_->credential_calls;
+    return shared_->credential;
+  }
 
  private:
   std::shared_ptr<Shared> shared_;
@@ -335,6 +343,84 @@ TEST_F(PollerTest, FallsBackToTheFullListWhenTheShortcutCannotBeUsed) {
   ASSERT_TRUE(rep.recorded) << rep.error;
   EXPECT_EQ(fake_->last_known_digest, "");
   EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'token_expired'"), 1);
+}
+
+// --- the management token tokenwarden uses (daemon/credential_watch.h) ----------------------
+
+influx::OwnCredential credential(const char* expires_at) {
+  influx::OwnCredential c;
+  c.id = "mgmt-1";
+  c.description = "tokenwarden";
+  if (expires_at != nullptr) c.expires_at = ts(expires_at);
+  return c;
+}
+
+TEST_F(PollerTest, ManagementTokenExpiryIsAMetricAndReadHourly) {
+  metrics::Metrics m("test");
+  poller_->set_metrics(&m);
+  fake_->credential = std::optional(credential("2026-01-20T00:00:00Z"));
+  for (int i = 0; i < 3; ++i) script_ok(tokens(1));
+  EXPECT_TRUE(run().error.empty());
+  EXPECT_NE(
+      m.render().find("tokenwarden_management_token_expiry_timestamp_seconds{cluster=\"prod-eu\"} "
+                      "1768867200"),
+      std::string::npos)
+      << m.render();
+  EXPECT_TRUE(run().error.empty());
+  EXPECT_EQ(fake_->credential_calls, 1) << "read once an hour, not at every poll";
+  clock_.advance(std::chrono::hours(1));
+  fake_->credential = std::optional(credential(nullptr));  // replaced by one that never expires
+  EXPECT_TRUE(run().error.empty());
+  EXPECT_EQ(fake_->credential_calls, 2);
+  EXPECT_EQ(m.render().find("tokenwarden_management_token_expiry_timestamp_seconds{"),
+            std::string::npos)
+      << "a token that never expires has no expiry series";
+}
+
+TEST_F(PollerTest, LapsedManagementTokenFailsThePollWithTheReasonUntilReplaced) {
+  fake_->credential = std::optional(credential("2026-01-01T00:30:00Z"));
+  script_ok(tokens(1));
+  script_ok(tokens(1));
+  EXPECT_TRUE(run().error.empty());
+  clock_.advance(std::chrono::minutes(40));
+  // influxctl now fails even to list management tokens: the expiry already known tells why.
+  fake_->credential = make_error(ErrorCode::kIo, "influxctl exited with status 1: unauthenticated");
+  auto rep = run();
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kFailed);
+  EXPECT_NE(rep.error.find("expired at 2026-01-01T00:30:00"), std::string::npos) << rep.error;
+  EXPECT_NE(rep.error.find("influxctl management create"), std::string::npos) << rep.error;
+  EXPECT_NE(rep.error.find("mgmt-1"), std::string::npos) << rep.error;
+  EXPECT_EQ(fake_->list_calls, 1) << "the list is not asked for with a lapsed credential";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM polls WHERE outcome = 'failed'"), 1);
+  // Re-read at every poll while lapsed: a replacement is noticed at once.
+  fake_->credential = std::optional(credential("2027-01-01T00:00:00Z"));
+  auto next = run();
+  EXPECT_TRUE(next.error.empty()) << next.error;
+  EXPECT_EQ(fake_->list_calls, 2);
+}
+
+TEST_F(PollerTest, RevokedManagementTokenFailsThePoll) {
+  auto c = credential(nullptr);
+  c.revoked_at = ts("2025-12-31T00:00:00Z");
+  fake_->credential = std::optional(c);
+  script_ok(tokens(1));
+  auto rep = run();
+  EXPECT_NE(rep.error.find("was revoked at 2025-12-31"), std::string::npos) << rep.error;
+  EXPECT_EQ(fake_->list_calls, 0);
+}
+
+TEST_F(PollerTest, UnreadableManagementListNeverFailsAPoll) {
+  fake_->credential = make_error(ErrorCode::kParse, "influxctl management list printed junk");
+  script_ok(tokens(1));
+  script_ok(tokens(1));
+  EXPECT_TRUE(run().error.empty());
+  clock_.advance(std::chrono::hours(1));
+  EXPECT_TRUE(run().error.empty());
+  std::size_t logged = 0;
+  for (const auto& line : sink_->lines()) {
+    if (line.find("cannot tell when the management token expires") != std::string::npos) ++logged;
+  }
+  EXPECT_EQ(logged, 1u) << "the same failure is logged once";
 }
 
 }  // namespace

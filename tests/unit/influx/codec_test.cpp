@@ -391,3 +391,47 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace tw::influx
+
+namespace tw::influx {
+namespace {
+
+TEST(DecodeTokenListNull, NullIsAnEmptyListOnlyWhereAGoCliMayPrintIt) {
+  auto rest = decode_token_list("null");
+  ASSERT_FALSE(rest.ok()) << "the REST API answers an array; null there is not \"no tokens\"";
+  for (const char* body : {"null", " null\n", "[]"}) {
+    auto ctl = decode_token_list(body, EmptyList::kNullOrArray);
+    ASSERT_TRUE(ctl.ok()) << body << ": " << ctl.error().message;
+    EXPECT_TRUE(ctl->tokens.empty()) << body;
+  }
+  for (const char* body : {"null null", "null []", "nul", "null,"}) {
+    EXPECT_FALSE(decode_token_list(body, EmptyList::kNullOrArray).ok()) << body;
+  }
+}
+
+TEST(DecodeManagementTokens, ReadsTheDocumentedShape) {
+  // docs-v2 admin/tokens/management/list.md: snake_case, {seconds[,nanos]}, unset times absent.
+  auto list = decode_management_tokens(R"([
+    {"id":"m1","account_id":"a","token_prefix":"M.V1.+5Jk",
+     "revoked_at":{"seconds":1710273809,"nanos":948178000},
+     "created_at":{"seconds":1710273527,"nanos":622095000},
+     "description":"Client1 token","created_by":"u"},
+    {"id":"m2","token_prefix":"M.V1.nAHw","expires_at":{"seconds":1719491696},
+     "description":null}])");
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].token_prefix, "M.V1.+5Jk");
+  EXPECT_EQ((*list)[0].revoked_at, Timestamp(Duration(1710273809948)));
+  EXPECT_FALSE((*list)[0].expires_at.has_value());
+  EXPECT_EQ((*list)[1].expires_at, Timestamp(std::chrono::seconds(1719491696)));
+  EXPECT_EQ((*list)[1].description, "");
+  auto none = decode_management_tokens("null");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  for (const char* bad : {R"([{"token_prefix":"x"}])", R"({"id":"m"})", R"([{"id":"m",)",
+                          R"([{"id":"m","expires_at":"soon"}])", R"([{"id":7}])"}) {
+    EXPECT_FALSE(decode_management_tokens(bad).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace tw::influx

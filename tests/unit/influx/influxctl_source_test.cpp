@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/strings.h"
+#include "influx/influxctl_version.h"
 #include "tests/unit/core/test_support.h"
 
 namespace tw::influx {
@@ -29,6 +30,8 @@ case "$*" in
   *" token revoke "*) sub=revoke ;;
   *" token update "*) sub=update ;;
   *" token get "*) sub=get ;;
+  *" management list "*) sub=mgmt ;;
+  version) sub=version ;;
 esac
 if [ -f "$dir/$sub.sleep" ]; then sleep "$(cat "$dir/$sub.sleep")"; fi
 if [ -f "$dir/$sub.out" ]; then cat "$dir/$sub.out"; fi
@@ -75,7 +78,10 @@ class InfluxctlTest : public ::testing::Test {
     if (out.size() == 1 && out[0].empty()) out.clear();
     return out;
   }
-  std::string prefix() const { return "--config " + dir_.file("config.toml") + " --profile prod "; }
+  // influxctl's own --timeout: 18 s for the 20 s deadline of client().
+  std::string prefix() const {
+    return "--config " + dir_.file("config.toml") + " --profile prod --timeout 18s ";
+  }
 
   TempDir dir_;
   std::string script_;
@@ -103,7 +109,8 @@ TEST_F(InfluxctlTest, ListWithoutProfileOmitsTheFlag) {
   auto list = c.list_tokens(ctx_);
   ASSERT_TRUE(list.ok()) << list.error().message;
   EXPECT_EQ(calls(), (std::vector<std::string>{"--config " + dir_.file("config.toml") +
-                                               " token list --format json --include-revoked"}));
+                                               " --timeout 18s token list --format json "
+                                               "--include-revoked"}));
   EXPECT_EQ(c.describe(), script_ + " --config " + dir_.file("config.toml"));
 }
 
@@ -281,6 +288,183 @@ TEST_F(InfluxctlTest, GetOfAnotherTokenIsRefused) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().message.find("instead of the one asked for"), std::string::npos)
       << t.error().message;
+}
+
+// --- influxctl as it really prints (reference §A2) ------------------------------------------
+
+TEST_F(InfluxctlTest, NullListMeansNoTokens) {
+  // encoding/json prints a nil slice as null: a cluster without tokens.
+  answer("list", "null\n");
+  auto list = client().list_tokens(ctx_);
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  EXPECT_TRUE(list->tokens.empty());
+  answer("list", "null []");
+  auto bad = client().list_tokens(ctx_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kParse);
+}
+
+TEST_F(InfluxctlTest, WarnLinesOnStderrDoNotFailACall) {
+  answer("list", kList, 0, "warn\ta newer version is available\nwarn\tsecond\n");
+  auto list = client().list_tokens(ctx_);
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  EXPECT_EQ(list->tokens.size(), 2u);
+  answer("revoke", "", 0, "warn\tsomething\n");
+  auto r = client().revoke("tok-active", ctx_);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, RevokeOutcome::kRevoked);
+}
+
+TEST_F(InfluxctlTest, AbsentFieldsAndExtraIdsAsAGoCliPrintsThem) {
+  answer("list", R"([{"account_id":"00000000-0000-0000-0000-000000000000",
+    "cluster_id":"00000000-0000-0000-0000-000000000000","id":"bare",
+    "created_at":{"seconds":1710274420}},
+    {"id":"full","description":"d","permissions":[
+      {"id":"00000000-0000-0000-0000-000000000000","action":"write","resource":"db"}],
+     "created_at":{"seconds":1710274420,"nanos":5000000},"expires_at":{"seconds":1893456000}}])");
+  auto list = client().list_tokens(ctx_);
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  ASSERT_EQ(list->tokens.size(), 2u);
+  EXPECT_EQ(list->tokens[0].description, "");
+  EXPECT_TRUE(list->tokens[0].permissions.empty());
+  EXPECT_FALSE(list->tokens[0].expires_at.has_value());
+  EXPECT_EQ(list->tokens[1].created_at, Timestamp(Duration(1710274420005)));
+  EXPECT_EQ(list->tokens[1].permissions, (std::vector<Permission>{{"write", "db"}}));
+}
+
+TEST(InfluxctlTimeoutFlag, StaysBelowTheDeadline) {
+  EXPECT_EQ(influxctl_timeout_flag(std::chrono::seconds(60)), "54s");
+  EXPECT_EQ(influxctl_timeout_flag(std::chrono::seconds(10)), "9s");
+  EXPECT_EQ(influxctl_timeout_flag(std::chrono::milliseconds(1500)), "750ms");
+  EXPECT_EQ(influxctl_timeout_flag(std::chrono::milliseconds(300)), "150ms");
+  EXPECT_EQ(influxctl_timeout_flag(std::chrono::minutes(10)), "540s");
+}
+
+// --- the management token tokenwarden uses ------------------------------------------------
+
+const char* kManagementList = R"([
+  {"id":"other-1","account_id":"a","token_prefix":"M.V1.+5Jk",
+   "revoked_at":{"seconds":1710273809,"nanos":948178000},"created_at":{"seconds":1710273527},
+   "description":"Client1 token","created_by":"u"},
+  {"id":"ours","account_id":"a","token_prefix":"M.V1.Abcd","expires_at":{"seconds":1893456000},
+   "created_at":{"seconds":1710273882,"nanos":819785000},"description":"tokenwarden"}
+])";
+
+class InfluxctlCredentialTest : public InfluxctlTest {
+ protected:
+  void profile(const std::string& mgmt_token) {
+    dir_.write("config.toml",
+               "[[profile]]\nname = \"prod\"\nhost = \"h\"\n" +
+                   (mgmt_token.empty() ? std::string() : "mgmt_token = \"" + mgmt_token + "\"\n"));
+  }
+};
+
+TEST_F(InfluxctlCredentialTest, FindsItsOwnTokenByPrefix) {
+  profile("M.V1.Abcd-the-secret-rest");
+  answer("mgmt", kManagementList);
+  auto c = client().own_credential(ctx_);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_TRUE(c->has_value());
+  EXPECT_EQ((*c)->id, "ours");
+  EXPECT_EQ((*c)->description, "tokenwarden");
+  EXPECT_EQ((*c)->expires_at, Timestamp(std::chrono::seconds(1893456000)));
+  EXPECT_FALSE((*c)->revoked_at.has_value());
+  EXPECT_EQ(calls(), (std::vector<std::string>{prefix() + "management list --format json"}));
+}
+
+TEST_F(InfluxctlCredentialTest, NoMatchingPrefixOrNoMgmtTokenCannotTell) {
+  profile("M.V1.Zzzz-not-listed");
+  answer("mgmt", kManagementList);
+  auto none = client().own_credential(ctx_);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_FALSE(none->has_value());
+  profile("");  // OAuth or an admin token file: nothing to match, influxctl is not even asked
+  auto oauth = client().own_credential(ctx_);
+  ASSERT_TRUE(oauth.ok());
+  EXPECT_FALSE(oauth->has_value());
+  EXPECT_EQ(calls().size(), 1u);
+}
+
+TEST_F(InfluxctlCredentialTest, RevokedMatchIsReportedAndLiveMatchWins) {
+  profile("M.V1.+5Jk-old-secret");
+  answer("mgmt", kManagementList);
+  auto revoked = client().own_credential(ctx_);
+  ASSERT_TRUE(revoked.ok());
+  ASSERT_TRUE(revoked->has_value());
+  EXPECT_TRUE((*revoked)->revoked_at.has_value());
+
+  answer("mgmt", R"([{"id":"dead","token_prefix":"M.V1.Abcd","revoked_at":{"seconds":5}},
+    {"id":"late","token_prefix":"M.V1.Abcd","expires_at":{"seconds":1999999999}},
+    {"id":"soon","token_prefix":"M.V1.Abcd","expires_at":{"seconds":1893456000}}])");
+  profile("M.V1.Abcd-x");
+  auto live = client().own_credential(ctx_);
+  ASSERT_TRUE(live.ok());
+  ASSERT_TRUE(live->has_value());
+  EXPECT_EQ((*live)->id, "soon");  // the earliest expiry of the live matches: the cautious one
+}
+
+TEST_F(InfluxctlCredentialTest, NullListUnreadableListAndFailureNeverShowTheSecret) {
+  const std::string secret = "M.V1.Abcd-the-secret-rest";
+  profile(secret);
+  answer("mgmt", "null");
+  auto none = client().own_credential(ctx_);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_FALSE(none->has_value());
+  answer("mgmt", R"([{"description":")" + secret + R"("}])");
+  auto bad = client().own_credential(ctx_);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message.find(secret), std::string::npos) << bad.error().message;
+  answer("mgmt", "", 1, "error\tunauthenticated: " + secret + "\n");
+  auto failed = client().own_credential(ctx_);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().message.find(secret), std::string::npos) << failed.error().message;
+}
+
+// --- the version floor ---------------------------------------------------------------------
+
+TEST(InfluxctlVersion, ParsesWhatVersionMightPrint) {
+  struct Case {
+    const char* output;
+    std::optional<InfluxctlVersion> want;
+  };
+  for (const Case& c : {
+           Case{"influxctl v2.12.0 (abc1234) linux/amd64\n", InfluxctlVersion{2, 12, 0}},
+           Case{"2.10.0\n", InfluxctlVersion{2, 10, 0}},
+           Case{"influxctl version 2.9.9 built 2025-03-01", InfluxctlVersion{2, 9, 9}},
+           Case{"influxctl/v2.10.1-rc1 x86_64", InfluxctlVersion{2, 10, 1}},
+           Case{"influxctl dev linux/amd64", std::nullopt},
+           Case{"x86_64 2.1", std::nullopt},
+           Case{"", std::nullopt},
+           Case{"influxctl 1234567.1.1", std::nullopt},
+       }) {
+    EXPECT_EQ(parse_influxctl_version(c.output), c.want) << c.output;
+  }
+  EXPECT_LT((InfluxctlVersion{2, 9, 99}), kMinInfluxctlVersion);
+  EXPECT_FALSE((InfluxctlVersion{2, 10, 0}) < kMinInfluxctlVersion);
+  EXPECT_FALSE((InfluxctlVersion{3, 0, 0}) < kMinInfluxctlVersion);
+}
+
+TEST_F(InfluxctlTest, VersionCheckNamesFoundAndNeeded) {
+  answer("version", "influxctl v2.12.0 (abc) linux/amd64\n");
+  auto good = check_influxctl_version(script_);
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  EXPECT_EQ(good->to_string(), "2.12.0");
+
+  answer("version", "influxctl v2.9.8 (abc) linux/amd64\n");
+  auto old = check_influxctl_version(script_);
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.error().message.find("2.9.8"), std::string::npos) << old.error().message;
+  EXPECT_NE(old.error().message.find("2.10.0"), std::string::npos) << old.error().message;
+
+  answer("version", "influxctl dev\n");
+  auto odd = check_influxctl_version(script_);
+  ASSERT_FALSE(odd.ok());
+  EXPECT_NE(odd.error().message.find("influxctl dev"), std::string::npos) << odd.error().message;
+  EXPECT_NE(odd.error().message.find("2.10.0"), std::string::npos) << odd.error().message;
+
+  auto missing = check_influxctl_version(dir_.file("no-such-influxctl"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("no-such-influxctl"), std::string::npos);
 }
 
 }  // namespace
