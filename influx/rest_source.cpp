@@ -92,10 +92,25 @@ Error RestClusterClient::status_error(const std::string& method, const std::stri
   return make_error(ErrorCode::kHttpStatus, std::move(msg), resp.status);
 }
 
+Error RestClusterClient::collection_not_found(Error e) const {
+  if (config_.type == SourceType::kDedicated) {
+    e.message += "; check account_id and cluster_id, and that url ends in /api/v0";
+  } else {
+    // The REST token API came with Clustered 20250508-1719206 (docs/sources.md).
+    e.message += "; the REST token API needs InfluxDB Clustered " +
+                 std::string(kMinClusteredRelease) +
+                 " or later (and a url ending in /api/v0): on an older cluster use "
+                 "type = \"influxctl\"";
+  }
+  return e;
+}
+
 Result<TokenList> RestClusterClient::list_tokens(const CallContext& ctx) {
   std::string secret;
   auto resp = call("GET", collection_, {}, ctx, secret);
   if (!resp.ok()) return resp.take_error();
+  if (resp->status == 404)
+    return collection_not_found(status_error("GET", collection_, *resp, secret));
   if (resp->status != 200) return status_error("GET", collection_, *resp, secret);
   TokenList list;
   list.digest = list_digest(resp->body);

@@ -15,6 +15,10 @@
 
 namespace tw::influx {
 
+// The first Clustered release with the REST Management API for tokens ("Expose the v0 REST API
+// for the management and authorization service", release notes 2025-05-08).
+inline constexpr const char* kMinClusteredRelease = "20250508-1719206";
+
 class RestClusterClient final : public ClusterClient {
  public:
   RestClusterClient(SourceConfig config, Url url, std::string credentials_directory);
@@ -32,6 +36,8 @@ class RestClusterClient final : public ClusterClient {
   Result<std::string> token_path(const char* verb, const std::string& token_id) const;
   Result<HttpResponse> call(const std::string& method, const std::string& target, std::string body,
                             const CallContext& ctx, std::string& secret);
+  // A 404 on the token collection, explained (too old a cluster, wrong url or ids).
+  Error collection_not_found(Error e) const;
   Error status_error(const std::string& method, const std::string& target,
                      const HttpResponse& resp, const std::string& secret) const;
 

@@ -50,6 +50,7 @@ EXPECTED_ALERTS = {
     "TokenwardenDown", "TokenwardenAbsent", "TokenwardenPollsStale", "TokenwardenPollsFailing",
     "TokenwardenCriticalViolationsOpen", "TokenwardenEnforcementHalted",
     "TokenwardenActionsFailed", "TokenwardenConfigReloadFailed",
+    "TokenwardenManagementTokenExpiring", "TokenwardenManagementTokenExpiresSoon",
 }
 
 

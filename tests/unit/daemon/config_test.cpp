@@ -73,7 +73,6 @@ type = "influxctl"
 influxctl_path = "/usr/local/bin/influxctl"
 influxctl_config = "/etc/tokenwarden/influxctl.toml"
 profile = "default"
-timeout = "1m"
 
 [[policies]]
 name = "max-lifetime-90d"
@@ -222,7 +221,7 @@ TEST(LoadConfig, CompleteConfig) {
   EXPECT_EQ(ctl.source.influxctl_path, "/usr/local/bin/influxctl");
   EXPECT_EQ(ctl.source.influxctl_config, "/etc/tokenwarden/influxctl.toml");
   EXPECT_EQ(ctl.source.profile, "default");
-  EXPECT_EQ(ctl.source.timeout, minutes(1));
+  EXPECT_EQ(ctl.source.timeout, minutes(1)) << "influxctl's default timeout is 60 s, not 10 s";
   EXPECT_EQ(c.find_cluster("ctl_cluster"), &ctl);
   EXPECT_EQ(c.find_cluster("nope"), nullptr);
 

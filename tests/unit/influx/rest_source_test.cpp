@@ -180,7 +180,10 @@ INSTANTIATE_TEST_SUITE_P(
             {"[redacted]"}},
         StatusCase{
             "403", 403, R"({"code":403,"message":"forbidden"})", {"forbidden", "permission"}},
-        StatusCase{"404", 404, R"({"code":404,"message":"not found"})", {"not found"}},
+        StatusCase{"404: a Clustered release without the REST token API",
+                   404,
+                   R"({"code":404,"message":"not found"})",
+                   {"not found", "Clustered 20250508-1719206 or later", "type = \"influxctl\""}},
         StatusCase{"500",
                    500,
                    R"({"code":500,"message":"internal server error"})",
