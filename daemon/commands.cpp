@@ -139,8 +139,8 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
     print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " + g.config_path);
     return kExitUsage;
   }
-  if (auto errors = check_influxctl_versions(*config, o.cluster); !errors.empty()) {
-    for (const auto& e : errors) print_error(e);
+  if (auto versions = check_influxctl_versions(*config, o.cluster); !versions.errors.empty()) {
+    for (const auto& e : versions.errors) print_error(e);
     return kExitUsage;
   }
   SystemClock clock;

@@ -8,24 +8,27 @@
 
 namespace tw::daemon {
 
-std::vector<std::string> check_influxctl_versions(const Config& config, const std::string& only) {
-  std::vector<std::string> errors;
-  std::map<std::string, std::string> checked;  // path -> error ("" if good): run each path once
+RuntimeFileCheck check_influxctl_versions(const Config& config, const std::string& only) {
+  RuntimeFileCheck out;
+  std::map<std::string, Result<influx::InfluxctlVersion>> checked;  // run each path once
   for (std::size_t i = 0; i < config.clusters.size(); ++i) {
     const auto& cluster = config.clusters[i];
     if (cluster.source.type != influx::SourceType::kInfluxctl) continue;
     if (!only.empty() && cluster.name != only) continue;
     const std::string& path = cluster.source.influxctl_path;
     auto it = checked.find(path);
-    if (it == checked.end()) {
-      auto v = influx::check_influxctl_version(path);
-      it = checked.emplace(path, v.ok() ? std::string() : v.error().message).first;
-    }
-    if (!it->second.empty()) {
-      errors.push_back("clusters[" + std::to_string(i) + "].influxctl_path: " + it->second);
+    if (it == checked.end())
+      it = checked.emplace(path, influx::check_influxctl_version(path)).first;
+    if (it->second.ok()) continue;
+    const std::string key = "clusters[" + std::to_string(i) + "].influxctl_path: ";
+    const Error& e = it->second.error();
+    if (e.code == ErrorCode::kIo) {
+      out.warnings.push_back(key + e.message + "; its polls fail until it can be run");
+    } else {
+      out.errors.push_back(key + e.message);
     }
   }
-  return errors;
+  return out;
 }
 
 RuntimeFileCheck check_runtime_files(const Config& config,
@@ -45,7 +48,8 @@ RuntimeFileCheck check_runtime_files(const Config& config,
     for (const auto& w : check.warnings) out.warnings.push_back(key + w);
   }
   auto versions = check_influxctl_versions(config);
-  out.errors.insert(out.errors.end(), versions.begin(), versions.end());
+  out.errors.insert(out.errors.end(), versions.errors.begin(), versions.errors.end());
+  out.warnings.insert(out.warnings.end(), versions.warnings.begin(), versions.warnings.end());
   return out;
 }
 

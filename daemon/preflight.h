@@ -4,8 +4,9 @@
 // - [http] web_config: the TLS certificate, its key (which must match it) and the client CA load
 //   (only when the endpoint is enabled);
 // - each cluster's token_file is a regular file holding one token (read, then dropped);
-// - each influxctl cluster's influxctl_path runs and is influxctl 2.10.0 or later
-//   (`influxctl version`, influx/influxctl_version.h).
+// - each influxctl cluster's influxctl_path is influxctl 2.10.0 or later (`influxctl version`,
+//   influx/influxctl_version.h); one that cannot be run at all is a warning (like an unreadable
+//   token file: it may not be installed yet where check-config runs), and its polls fail.
 // A token file this user cannot read is a warning (check-config may run as another user, or
 // before systemd provides the credential); so is one that group or others may read.
 //
@@ -30,7 +31,6 @@ RuntimeFileCheck check_runtime_files(const Config& config,
 
 // Only the influxctl version floor, for the clusters named `only` (all if empty): the one-shot
 // `poll` checks this much before it runs influxctl.
-std::vector<std::string> check_influxctl_versions(const Config& config,
-                                                  const std::string& only = "");
+RuntimeFileCheck check_influxctl_versions(const Config& config, const std::string& only = "");
 
 }  // namespace tw::daemon

@@ -60,9 +60,9 @@ Result<InfluxctlVersion> check_influxctl_version(const std::string& path, Durati
   auto res = run_process({path, "version"}, opts);
   const std::string need = " (tokenwarden needs influxctl " + kMinInfluxctlVersion.to_string() +
                            " or later for token list --include-revoked and token revoke)";
-  if (!res.ok()) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "cannot run \"" + path + " version\": " + res.error().message + need);
+  if (!res.ok()) {  // not installed (yet), or not executable: kIo
+    return make_error(ErrorCode::kIo,
+                      "cannot run \"" + path + " version\": " + res.error().message);
   }
   if (res->signal != 0 || res->exit_code != 0) {
     std::string why = summarize_stderr(res->err);

@@ -6,8 +6,8 @@
 // documented, so the first "MAJOR.MINOR.PATCH" (optionally after a "v") in its output is the
 // version. A pre-release suffix ("2.10.0-rc1") is ignored: it counts as the release.
 //
-// Thread safety: reentrant. Errors: kInvalidArgument, one sentence naming the version found (or
-// the output that held none) and the version needed.
+// Thread safety: reentrant. Errors: one sentence naming the version found (or the output that
+// held none) and the version needed.
 
 #include <optional>
 #include <string>
@@ -31,7 +31,8 @@ inline constexpr InfluxctlVersion kMinInfluxctlVersion{2, 10, 0};
 // The version in `influxctl version` output, or nullopt.
 std::optional<InfluxctlVersion> parse_influxctl_version(std::string_view output);
 
-// Runs `path version` (no network: it only prints) and checks it against the floor.
+// Runs `path version` (no network: it only prints) and checks it against the floor. Errors:
+// kIo if it cannot be run at all, kInvalidArgument for a version too old or not found.
 Result<InfluxctlVersion> check_influxctl_version(const std::string& path,
                                                  Duration timeout = std::chrono::seconds(10));
 

@@ -213,3 +213,14 @@ def test_the_management_token_expiry_is_exported_and_a_lapsed_one_explained(
         tw.stop_daemon()
     for row in tw.query("SELECT detail FROM audit_log"):
         assert twtest.MANAGEMENT_TOKEN not in row[0]
+
+
+def test_an_influxctl_not_installed_is_a_warning_and_fails_its_polls(tmp_path, tw_factory, sim):
+    block = twtest.influxctl_block("c1", sim, tmp_path).replace(
+        twtest.binary("tokenwarden-influxctl"), str(tmp_path / "not-installed"))
+    tw = tw_factory([block])
+    proc = tw.run("check-config", check=0)
+    assert "warning: clusters[0].influxctl_path: cannot run" in proc.stderr, proc.stderr
+    assert "its polls fail until it can be run" in proc.stderr
+    assert tw.poll().returncode == 1
+    assert "not-installed" in tw.polls()[-1]["error"]

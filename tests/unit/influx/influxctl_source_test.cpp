@@ -464,7 +464,9 @@ TEST_F(InfluxctlTest, VersionCheckNamesFoundAndNeeded) {
 
   auto missing = check_influxctl_version(dir_.file("no-such-influxctl"));
   ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kIo) << "cannot run: not a version problem";
   EXPECT_NE(missing.error().message.find("no-such-influxctl"), std::string::npos);
+  EXPECT_EQ(old.error().code, ErrorCode::kInvalidArgument);
 }
 
 }  // namespace
