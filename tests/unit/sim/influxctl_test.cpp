@@ -99,6 +99,8 @@ TEST_F(InfluxctlTest, ListJsonHasInfluxctlShape) {
   ASSERT_EQ(list.size(), 3u);
   // Sorted by id; snake_case; nil-UUID permission ids; {seconds, nanos} with zeros omitted.
   EXPECT_EQ(list[0], json::parse(R"({
+    "account_id": "00000000-0000-0000-0000-000000000000",
+    "cluster_id": "00000000-0000-0000-0000-000000000000",
     "id": "aaaaaaaa-0000-4000-8000-000000000001",
     "description": "telegraf writer sensors-eu",
     "permissions": [{"id": "00000000-0000-0000-0000-000000000000", "action": "write",
@@ -110,7 +112,7 @@ TEST_F(InfluxctlTest, ListJsonHasInfluxctlShape) {
   EXPECT_FALSE(list[1].contains("expires_at"));
   EXPECT_FALSE(list[2].contains("revoked_at"));
   EXPECT_EQ(list[2]["permissions"][0]["resource"], "*");
-  EXPECT_FALSE(list[0].contains("account_id"));  // clustered
+  // Clustered too carries account_id/cluster_id (nil UUIDs), as the Clustered docs show.
   // Key order as influxctl prints it.
   EXPECT_LT(r.out.find("\"id\""), r.out.find("\"description\""));
   EXPECT_LT(r.out.find("\"permissions\""), r.out.find("\"created_at\""));
