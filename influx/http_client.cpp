@@ -591,7 +591,9 @@ Result<HttpResponse> http_request(const Url& base, const HttpRequest& request,
     url = std::move(next->url);
     req.target = std::move(next->target);
     resp = send_once(url, req, options, deadline);
-    if (!resp.ok() || !is_redirect(resp->status)) return resp;
+    if (!resp.ok()) return resp;
+    resp->redirected_to = url.to_string() + req.target.substr(0, req.target.find('?'));
+    if (!is_redirect(resp->status)) return resp;
   }
 }
 

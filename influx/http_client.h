@@ -74,6 +74,7 @@ struct HttpResponse {
   std::string location;                 // the Location header, as sent
   std::optional<Duration> retry_after;  // Retry-After, at most kMaxRetryAfter
   bool next_page = false;               // a Link header names a rel="next" page (RFC 8288)
+  std::string redirected_to;            // the URL that answered, if redirects were followed
 };
 
 struct HttpOptions {

@@ -69,6 +69,11 @@ Error RestClusterClient::status_error(const std::string& method, const std::stri
   msg += ' ';
   msg += url_.to_string();
   msg += target;
+  if (!resp.redirected_to.empty()) {
+    msg += " (redirected to ";
+    msg += printable(resp.redirected_to, 200);
+    msg += ')';
+  }
   msg += " answered ";
   msg += std::to_string(resp.status);
   auto reason = http_reason(resp.status);

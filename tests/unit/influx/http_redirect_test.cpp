@@ -456,6 +456,20 @@ TEST_F(RestHttpBehaviour, APagedListIsRefusedNotRecordedPartially) {
   EXPECT_EQ(list->tokens.size(), 1u);
 }
 
+TEST_F(RestHttpBehaviour, AnErrorAfterARedirectNamesWhereItWasRedirected) {
+  TestHttpServer server([](const RecordedRequest& r) {
+    if (r.target == "/api/v0/tokens") return redirect(301, "/v2/tokens?all=1");
+    return answer(404, {}, R"({"code":404,"message":"not found"})");
+  });
+  auto list = client(server)->list_tokens(ctx_);
+  ASSERT_FALSE(list.ok());
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  EXPECT_NE(list.error().message.find("GET " + base + "/api/v0/tokens (redirected to " + base +
+                                      "/v2/tokens) answered 404 Not Found"),
+            std::string::npos)
+      << list.error().message;
+}
+
 TEST_F(RestHttpBehaviour, ACrossOriginRedirectOfTheListFailsThePollWithoutTheToken) {
   TestHttpServer other([](const RecordedRequest&) { return CannedResponse{200, "[]"}; });
   TestHttpServer here(
