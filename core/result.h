@@ -8,6 +8,7 @@
 //
 // Thread safety: plain value types.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <utility>
@@ -35,10 +36,13 @@ struct Error {
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
   int http_status = 0;  // set for kHttpStatus
+  // How long the peer asked us to wait before the next request (HTTP 429/503 Retry-After);
+  // unset when it did not say. The poller and the enforcer wait at least this long.
+  std::optional<std::chrono::milliseconds> retry_after;
 };
 
 inline Error make_error(ErrorCode code, std::string message, int http_status = 0) {
-  return Error{code, std::move(message), http_status};
+  return Error{code, std::move(message), http_status, std::nullopt};
 }
 
 template <class T>

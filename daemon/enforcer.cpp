@@ -734,6 +734,9 @@ void Enforcer::after_commit(bool committed) {
 
 namespace {
 
+// A request the cluster refused with Retry-After: the attempt stops there.
+ActionResult told_to_wait(const Error& e) { return {{}, e.message, e.retry_after}; }
+
 std::vector<Permission> sorted(std::vector<Permission> p) {
   std::sort(p.begin(), p.end(), [](const Permission& a, const Permission& b) {
     return std::tie(a.action, a.resource) < std::tie(b.action, b.resource);
@@ -750,28 +753,35 @@ ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow&
                         const influx::CallContext& ctx) {
   if (a.attempts > 0) {
     auto before = client.get_token(a.token_id, ctx);
-    if (before.ok() && !before->has_value()) return {"gone", {}};
+    if (!before.ok() && before.error().retry_after) return told_to_wait(before.error());
+    if (before.ok() && !before->has_value()) return {"gone", {}, {}};
     // Revoked before this attempt sent anything: by an earlier attempt whose answer was lost, or
     // by someone else — nothing acknowledged it to us, so it is not recorded as our revocation.
-    if (before.ok() && (*before)->revoked_at) return {"already_revoked", {}};
+    if (before.ok() && (*before)->revoked_at) return {"already_revoked", {}, {}};
   }
   auto r = client.revoke(a.token_id, ctx);
+  // Told to wait (429/503): refused, not carried out; the retry reads the token first anyway.
+  if (!r.ok() && r.error().retry_after) return told_to_wait(r.error());
   const bool acknowledged = r.ok() && *r == influx::RevokeOutcome::kRevoked;
   auto back = client.get_token(a.token_id, ctx);
   if (!r.ok()) {
     // The request failed but the token is revoked: possibly by it; unacknowledged all the same.
-    if (back.ok() && back->has_value() && (*back)->revoked_at) return {"already_revoked", {}};
-    return {{}, r.error().message};
+    if (back.ok() && back->has_value() && (*back)->revoked_at) return {"already_revoked", {}, {}};
+    return {{}, r.error().message, back.ok() ? std::nullopt : back.error().retry_after};
   }
-  if (!back.ok())
-    return {{}, "could not read the token back to confirm the revocation: " + back.error().message};
+  if (!back.ok()) {
+    return {{},
+            "could not read the token back to confirm the revocation: " + back.error().message,
+            back.error().retry_after};
+  }
   if (!back->has_value())
-    return {"gone", {}};  // no longer exists: it cannot be used, but we did not revoke it
-  if ((*back)->revoked_at) return {acknowledged ? "revoked" : "already_revoked", {}};
+    return {"gone", {}, {}};  // no longer exists: it cannot be used, but we did not revoke it
+  if ((*back)->revoked_at) return {acknowledged ? "revoked" : "already_revoked", {}, {}};
   return {{},
           acknowledged
               ? "the cluster acknowledged the revocation but the token is still active"
-              : "the cluster answered that the token does not exist but it is still active"};
+              : "the cluster answered that the token does not exist but it is still active",
+          {}};
 }
 
 // A restriction counts only when the token read back holds exactly the compliant permissions.
@@ -779,28 +789,32 @@ ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRo
                           const influx::CallContext& ctx) {
   if (a.attempts > 0) {  // an earlier attempt may have taken effect: nothing is sent again then
     auto before = client.get_token(a.token_id, ctx);
+    if (!before.ok() && before.error().retry_after) return told_to_wait(before.error());
     if (before.ok() && before->has_value() && !(*before)->revoked_at &&
         sorted((*before)->permissions) == sorted(a.target)) {
-      return {"restricted", {}};
+      return {"restricted", {}, {}};
     }
   }
   auto r = client.restrict(a.token_id, a.target, ctx);
-  if (!r.ok()) return {{}, r.error().message};
+  if (!r.ok()) return told_to_wait(r.error());
   auto back = client.get_token(a.token_id, ctx);
-  if (!back.ok())
+  if (!back.ok()) {
     return {{},
-            "could not read the token back to confirm the restriction: " + back.error().message};
+            "could not read the token back to confirm the restriction: " + back.error().message,
+            back.error().retry_after};
+  }
   if (!back->has_value())
-    return {{}, "the cluster accepted the update but the token no longer exists"};
+    return {{}, "the cluster accepted the update but the token no longer exists", {}};
   const Token& t = **back;
-  if (t.revoked_at) return {{}, "the cluster accepted the update but the token is revoked"};
+  if (t.revoked_at) return {{}, "the cluster accepted the update but the token is revoked", {}};
   if (sorted(t.permissions) != sorted(a.target)) {
     return {{},
             "the cluster accepted the update but the token's permissions are " +
                 printable(permissions_json(t.permissions), 300) + ", not " +
-                printable(permissions_json(a.target), 300)};
+                printable(permissions_json(a.target), 300),
+            {}};
   }
-  return {"restricted", {}};
+  return {"restricted", {}, {}};
 }
 
 void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client,
@@ -828,6 +842,7 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
         a.action == "revoke" ? run_revoke(client, a, ctx) : run_restrict(client, a, ctx);
     std::string outcome = std::move(result.outcome);
     std::string error = std::move(result.error);
+    const std::optional<Duration> wait = error.empty() ? std::nullopt : result.retry_after;
     if (!error.empty() && ctx.cancel != nullptr && ctx.cancel->load()) {
       // Shutdown: the attempt stays claimed and is reconciled against the next poll.
       log_.info("action interrupted by shutdown", {{"cluster", cluster_.name}, {"action_id", a.id}});
@@ -855,7 +870,7 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
     } else {
       bool final = attempt >= kMaxAttempts;
       std::optional<Timestamp> retry;
-      if (!final) retry = now + backoff(attempt);
+      if (!final) retry = now + std::max(backoff(attempt), wait.value_or(Duration(0)));
       w.field("error", error).field("final", final).field("retry_at", retry).end_object();
       s = storage::finish_action(*txn, a.id, final ? ActionState::kFailed : ActionState::kPlanned, now, error, retry);
       if (s.ok() && final && vr != nullptr) s = storage::set_violation_state(*txn, vr->id, ViolationState::kFailed);
@@ -884,6 +899,13 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
     alerts_dirty_ = true;
     if (alerting()) rebuild_alerts(now);
     after_commit(true);
+    if (wait) {
+      // The cluster asked to wait: the actions left stay planned and run in a later cycle.
+      report.retry_after = wait;
+      log_.warn("the cluster asked to wait; the other actions of this cycle wait for the next one",
+                {{"cluster", cluster_.name}, {"retry_after", format_duration(*wait)}});
+      return;
+    }
   }
 }
 

@@ -16,7 +16,9 @@
 // - an action is planned (row + event committed) before it runs, claimed (attempt recorded)
 //   before the request, and an action whose outcome was lost in a crash is reconciled against
 //   the next poll (token already revoked/restricted: succeeded, nothing sent again);
-// - failures are retried with back-off, at most 5 attempts, then failed for good and alerted.
+// - failures are retried with back-off, at most 5 attempts, then failed for good and alerted;
+//   a failure whose answer said Retry-After is not retried before that wait either, and the
+//   cycle's remaining actions wait for the next cycle.
 // An unchanged inventory is not re-evaluated until a clock-driven verdict, a due action or an
 // outside change (approval) needs it, so the steady-state cycle stays cheap.
 //
@@ -70,13 +72,18 @@ struct EnforcementReport {
   int reconciled = 0;       // actions found done by the next poll (no request sent)
   int did_not_hold = 0;     // succeeded actions the next poll contradicted (planned again)
   std::vector<PendingRun> to_run;
+  // The cluster asked to wait this long (429/503 Retry-After) during execute(); the actions
+  // left were not started.
+  std::optional<Duration> retry_after;
 };
 
 // One attempt at an action: `outcome` when the cluster shows the effect (revoked,
-// already_revoked, gone, restricted), else `error`, one sentence.
+// already_revoked, gone, restricted), else `error`, one sentence, and `retry_after` if the
+// cluster asked to wait (the attempt then sends nothing more, not even the read-back).
 struct ActionResult {
   std::string outcome;
   std::string error;
+  std::optional<Duration> retry_after;
 };
 ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a,
                         const influx::CallContext& ctx);

@@ -14,6 +14,11 @@ namespace {
 
 std::int64_t count(const storage::EventCounts& c, EventKind k) { return c[static_cast<std::size_t>(k)]; }
 
+// Keeps the longest wait a cluster asked for.
+void note_wait(std::optional<Duration>& wait, const std::optional<Duration>& asked) {
+  if (asked && (!wait || *asked > *wait)) wait = asked;
+}
+
 }  // namespace
 
 ClusterPoller::ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::ClusterClient> client,
@@ -72,18 +77,25 @@ void ClusterPoller::publish_inventory(Timestamp now) {
 }
 
 bool ClusterPoller::confirm_vanished(const std::vector<std::string>& ids,
-                                     const influx::CallContext& ctx, storage::PollInput& in) {
+                                     const influx::CallContext& ctx, storage::PollInput& in,
+                                     std::optional<Duration>& wait) {
   influx::CallContext read_ctx{ctx.cancel, {}};
   for (const auto& id : ids) {
     if (ctx.cancel != nullptr && ctx.cancel->load()) return false;
     if (in.confirmations.contains(id)) continue;
     storage::DirectRead r;
+    if (wait) {
+      r.error = "not read: the cluster asked to wait " + format_duration(*wait);
+      in.confirmations.emplace(id, std::move(r));
+      continue;
+    }
     auto got = client_->get_token(id, read_ctx);
     if (got.ok()) {
       r.ok = true;
       r.token = std::move(*got);
     } else {
       r.error = got.error().message;
+      note_wait(wait, got.error().retry_after);
     }
     in.confirmations.emplace(id, std::move(r));
   }
@@ -131,6 +143,7 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     in.dry_run = options.dry_run;
     if (!list.ok()) {
       in.error = list.error().message;
+      note_wait(rep.retry_after, list.error().retry_after);
       return in;
     }
     in.unchanged = list->unchanged;
@@ -176,7 +189,7 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
       if (!in) return rep;
       decoded = decoded || in->tokens.has_value();
     } else if (summary->needs_confirmation) {
-      if (!confirm_vanished(summary->to_confirm, ctx, *in)) {
+      if (!confirm_vanished(summary->to_confirm, ctx, *in, rep.retry_after)) {
         rep.error = "shutting down";
         rep.summary.outcome = storage::PollOutcome::kFailed;
         log_.info("poll abandoned for shutdown", {{"cluster", cluster_.name}});
@@ -206,6 +219,7 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   }
   if (hook_ran && enforcer_ && committed && !options.dry_run && !rep.enforcement.to_run.empty()) {
     enforcer_->execute(recorder_.store(), *client_, ctx, rep.enforcement);
+    note_wait(rep.retry_after, rep.enforcement.retry_after);
   }
   if (decoded) {
     // A decoded list leaves tens of MB of small freed blocks at 100k tokens; hand the free pages
@@ -244,7 +258,13 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   switch (s.outcome) {
     case storage::PollOutcome::kFailed:
       rep.error = s.message;
-      log_.warn("poll failed", {{"cluster", cluster_.name}, {"error", s.message}});
+      if (rep.retry_after) {
+        log_.warn("poll failed", {{"cluster", cluster_.name},
+                                  {"error", s.message},
+                                  {"retry_after", format_duration(*rep.retry_after)}});
+      } else {
+        log_.warn("poll failed", {{"cluster", cluster_.name}, {"error", s.message}});
+      }
       break;
     case storage::PollOutcome::kSuspect:
       rep.error = s.message;

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/log.h"
@@ -34,6 +35,9 @@ struct CycleReport {
   bool recorded = false;  // false: the database write failed (error says why)
   std::string error;      // one sentence: fetch failure, suspect reason or database failure
   EnforcementReport enforcement;  // what policy evaluation and enforcement did this cycle
+  // The longest wait the cluster asked for this cycle (HTTP 429/503 Retry-After, on the list, a
+  // direct read or an action): the scheduler starts the next cycle no sooner.
+  std::optional<Duration> retry_after;
 };
 
 struct RunOptions {
@@ -60,9 +64,10 @@ class ClusterPoller {
  private:
   void count_inventory(const storage::Inventory& inventory);
   // Reads each id directly into in.confirmations (ids already read are skipped); false if
-  // shutdown cut the reads short.
+  // shutdown cut the reads short. Once the cluster asks to wait (`wait` set), the ids left are
+  // not read but recorded as failed reads.
   bool confirm_vanished(const std::vector<std::string>& ids, const influx::CallContext& ctx,
-                        storage::PollInput& in);
+                        storage::PollInput& in, std::optional<Duration>& wait);
   void publish_inventory(Timestamp now);
 
   ClusterConfig cluster_;

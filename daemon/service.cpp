@@ -187,7 +187,7 @@ struct Service::Impl {
       return;
     }
     apply_pending(slot);
-    schedule_next(slot);
+    schedule_next(slot, rep.retry_after);
   }
 
   void note_cycle(const CycleReport& rep) {
@@ -214,7 +214,9 @@ struct Service::Impl {
     if (deps.notify_systemd) notifier.status(st);
   }
 
-  void schedule_next(Slot& slot) {
+  // The next slot on the interval's grid; no sooner than `retry_after` from now if the cluster
+  // asked to wait (HTTP 429/503 Retry-After), and the grid then continues from there.
+  void schedule_next(Slot& slot, std::optional<Duration> retry_after = std::nullopt) {
     const Duration interval = slot.poller->cluster().poll_interval;
     const Timestamp now = deps.clock->now();
     auto behind = now - slot.planned;
@@ -225,6 +227,13 @@ struct Service::Impl {
                {{"cluster", slot.name()}, {"skipped", k - 1}});
     }
     slot.planned += interval * k;
+    if (retry_after && slot.planned < now + *retry_after) {
+      slot.planned = now + *retry_after;
+      log.info("the cluster asked to wait; the next poll waits for it",
+               {{"cluster", slot.name()},
+                {"retry_after", format_duration(*retry_after)},
+                {"next_poll", format_timestamp(slot.planned)}});
+    }
     arm(slot);
   }
 

@@ -14,6 +14,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <charconv>
 #include <memory>
 #include <optional>
 
@@ -35,6 +36,8 @@ struct CallState {
   const char* step = "starting";
   bool timed_out = false;
   long verify_result = X509_V_OK;
+  std::string retry_after;  // the Retry-After and Date headers, read by http_request
+  std::string date;
 };
 
 std::string describe(const beast::error_code& ec) {
@@ -60,6 +63,34 @@ Error read_error(const beast::error_code& ec, std::size_t max_body) {
   }
   return make_error(ec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
                     describe(ec) + " while reading the response");
+}
+
+// Whether a Link header value (RFC 8288) has a link with relation type "next":
+// `<https://h/tokens?page=2>; rel="next", <…>; rel="last"`.
+bool link_has_next(std::string_view value) {
+  std::size_t i = 0;
+  while (i < value.size()) {
+    // A link-value: <target> then ;-separated parameters, up to a ',' outside <>.
+    auto close = value.find('>', i);
+    if (value.find('<', i) == std::string_view::npos || close == std::string_view::npos)
+      return false;
+    auto end = value.find(',', close);
+    std::string_view params =
+        value.substr(close + 1, end == std::string_view::npos ? end : end - close - 1);
+    for (const auto& param : split(params, ';')) {
+      auto eq = param.find('=');
+      if (eq == std::string::npos || to_lower(trim(std::string_view(param).substr(0, eq))) != "rel")
+        continue;
+      std::string rel = to_lower(trim(std::string_view(param).substr(eq + 1)));
+      std::erase(rel, '"');
+      for (const auto& type : split(rel, ' ')) {
+        if (type == "next") return true;
+      }
+    }
+    if (end == std::string_view::npos) break;
+    i = end + 1;
+  }
+  return false;
 }
 
 // At most this many interim (1xx) responses are skipped before the final one.
@@ -109,6 +140,12 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
   HttpResponse resp;
   resp.status = static_cast<int>(parser->get().result_int());
   resp.content_type = std::string(parser->get()[http::field::content_type]);
+  resp.location = std::string(parser->get()[http::field::location]);
+  for (auto [it, end] = parser->get().equal_range(http::field::link); it != end; ++it) {
+    resp.next_page = resp.next_page || link_has_next(it->value());
+  }
+  state->retry_after = std::string(parser->get()[http::field::retry_after]);
+  state->date = std::string(parser->get()[http::field::date]);
   auto length = parser->content_length();
   const bool plain_length = length && !parser->chunked() && !parser->is_done();
   if (plain_length && *length > max_body) {
@@ -363,10 +400,13 @@ Result<Url> parse_url(std::string_view text) {
   return url;
 }
 
-Result<HttpResponse> http_request(const Url& base, const HttpRequest& request,
-                                  const HttpOptions& options) {
-  auto started = std::chrono::steady_clock::now();
-  auto deadline = started + options.timeout;
+namespace {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// One request and its response on a fresh connection, by `deadline`.
+Result<HttpResponse> send_once(const Url& base, const HttpRequest& request,
+                               const HttpOptions& options, SteadyTime deadline) {
   asio::io_context ioc(1);
   auto state = std::make_shared<CallState>();
   asio::co_spawn(ioc, run_call(base, request, options, deadline, state),
@@ -405,11 +445,209 @@ Result<HttpResponse> http_request(const Url& base, const HttpRequest& request,
     }
     return e;
   }
+  if (!state->retry_after.empty()) {
+    const SystemClock system;
+    const Clock& clock = options.clock != nullptr ? *options.clock : system;
+    result->retry_after = parse_retry_after(state->retry_after, state->date, clock.now());
+  }
   return result;
+}
+
+bool is_redirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+int port_number(const std::string& port) {
+  int n = -1;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  return ec == std::errc() && end == port.data() + port.size() ? n : -1;
+}
+
+// scheme://host[:port]: what a redirect must keep to be followed.
+std::string origin(const Url& u) { return u.scheme + "://" + u.authority(); }
+
+bool same_origin(const Url& a, const Url& b) {
+  return a.scheme == b.scheme && to_lower(a.host) == to_lower(b.host) &&
+         port_number(a.port) == port_number(b.port) && port_number(a.port) > 0;
+}
+
+// RFC 3986 §5.2.4 for an absolute path: "/a/./b/../c" -> "/a/c".
+std::string remove_dot_segments(std::string_view path) {
+  std::vector<std::string> out;
+  auto segments = split(path.substr(1), '/');
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const std::string& seg = segments[i];
+    if (seg == "." || seg == "..") {
+      if (seg == ".." && !out.empty()) out.pop_back();
+      if (i + 1 == segments.size()) out.emplace_back();  // "/a/b/.." -> "/a/"
+      continue;
+    }
+    out.push_back(seg);
+  }
+  return "/" + join(out, "/");
+}
+
+// Where a redirect points: the origin (path empty) and the whole request target.
+struct Hop {
+  Url url;
+  std::string target;  // absolute path and query, as sent
+};
+
+// Resolves `location` against the request just sent (`from`, `from_target` the full target on
+// the wire). Errors are the end of a sentence ("without a Location header").
+Result<Hop> resolve_location(const Url& from, std::string_view from_target,
+                             std::string_view location) {
+  auto bad = [](std::string why) { return make_error(ErrorCode::kHttpStatus, std::move(why)); };
+  std::string loc(trim(location));
+  loc = loc.substr(0, loc.find('#'));
+  if (loc.empty()) return bad("without a Location header");
+  for (char c : loc) {
+    if (c <= 0x20 || c >= 0x7f) return bad("with a Location that is not a valid URL");
+  }
+  Hop hop{from, {}};
+  hop.url.path.clear();
+  std::string ref = loc;  // path and query, relative or absolute
+  const auto colon = loc.find(':');
+  const bool has_scheme =
+      colon != std::string::npos && colon > 0 && colon < loc.find_first_of("/?");
+  if (has_scheme || starts_with(loc, "//")) {
+    std::string absolute =
+        has_scheme ? to_lower(loc.substr(0, colon)) + loc.substr(colon) : from.scheme + ":" + loc;
+    if (!starts_with(absolute, "http://") && !starts_with(absolute, "https://")) {
+      return bad("redirecting to a location that is not an http(s) URL");
+    }
+    const auto path_at = absolute.find_first_of("/?", absolute.find("://") + 3);
+    auto url = parse_url(std::string_view(absolute).substr(0, path_at));
+    if (!url.ok()) return bad("redirecting to an unusable location (" + url.error().message + ")");
+    hop.url = std::move(*url);
+    ref = path_at == std::string::npos ? "/" : absolute.substr(path_at);
+    if (ref.front() == '?') ref = "/" + ref;
+  } else if (ref.front() != '/') {  // relative to the directory of the request's path
+    std::string_view base = from_target.substr(0, from_target.find('?'));
+    if (ref.front() == '?') {
+      ref = std::string(base) + ref;
+    } else {
+      ref = std::string(base.substr(0, base.rfind('/') + 1)) + ref;
+      if (ref.front() != '/') ref = "/" + ref;
+    }
+  }
+  const auto q = ref.find('?');
+  hop.target = remove_dot_segments(std::string_view(ref).substr(0, q)) +
+               (q == std::string::npos ? std::string() : ref.substr(q));
+  return hop;
+}
+
+bool has_authorization(const HttpRequest& request) {
+  return std::any_of(request.headers.begin(), request.headers.end(),
+                     [](const auto& h) { return to_lower(h.first) == "authorization"; });
+}
+
+// The request to send next for a redirect answer, or the error that stops the call there.
+Result<Hop> next_hop(const Url& url, const HttpRequest& req, const HttpResponse& resp, int hop,
+                     int max_redirects) {
+  const std::string what = req.method + " " + url.to_string() + req.target;
+  std::string answered = what + " answered " + std::to_string(resp.status);
+  if (auto reason = http_reason(resp.status); !reason.empty() && reason != "<unknown-status>") {
+    answered += " " + std::string(reason);
+  }
+  auto fail = [&](std::string msg) {
+    return make_error(ErrorCode::kHttpStatus, std::move(msg), resp.status);
+  };
+  if (hop >= max_redirects) {
+    return fail(answered + " after " + std::to_string(max_redirects) +
+                " redirects; no more than that are followed");
+  }
+  auto next = resolve_location(url, url.path + req.target, resp.location);
+  if (!next.ok()) return fail(answered + " " + next.error().message);
+  if (!same_origin(url, next->url)) {
+    return fail(answered + " redirecting to another origin, " + printable(origin(next->url), 200) +
+                (has_authorization(req) ? "; refused so that the management token is not sent there"
+                                        : "; refused") +
+                " (redirects are followed only within " + origin(url) + ")");
+  }
+  const bool repeats_method = resp.status == 307 || resp.status == 308;
+  if (!repeats_method && req.method != "GET" && req.method != "HEAD") {
+    return fail(answered + " redirecting to " +
+                printable(origin(next->url) + next->target.substr(0, next->target.find('?')), 200) +
+                "; refused, since only a 307 or 308 redirect repeats a " + req.method +
+                " (it is not turned into a GET)");
+  }
+  return next;
+}
+
+}  // namespace
+
+Result<HttpResponse> http_request(const Url& base, const HttpRequest& request,
+                                  const HttpOptions& options) {
+  const SteadyTime deadline = std::chrono::steady_clock::now() + options.timeout;
+  auto resp = send_once(base, request, options, deadline);
+  if (!resp.ok() || !is_redirect(resp->status) || options.max_redirects <= 0) return resp;
+  // Followed with a copy: the URL's base path is replaced by the Location's whole path.
+  Url url = base;
+  HttpRequest req = request;
+  for (int hop = 0;; ++hop) {
+    auto next = next_hop(url, req, *resp, hop, options.max_redirects);
+    if (!next.ok()) return next.take_error();
+    url = std::move(next->url);
+    req.target = std::move(next->target);
+    resp = send_once(url, req, options, deadline);
+    if (!resp.ok()) return resp;
+    resp->redirected_to = url.to_string() + req.target.substr(0, req.target.find('?'));
+    if (!is_redirect(resp->status)) return resp;
+  }
 }
 
 std::string_view http_reason(int status) {
   return http::obsolete_reason(static_cast<http::status>(status));
+}
+
+std::optional<Timestamp> parse_http_date(std::string_view text) {
+  // "Sun, 06 Nov 1994 08:49:37 GMT": fixed positions, as RFC 9110 requires senders to write it.
+  static constexpr std::string_view kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+  static constexpr std::string_view kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  text = trim(text);
+  if (text.size() != 29 || text.substr(3, 2) != ", " || text[7] != ' ' || text[11] != ' ' ||
+      text[16] != ' ' || text[19] != ':' || text[22] != ':' || text.substr(25) != " GMT" ||
+      std::find(std::begin(kDays), std::end(kDays), text.substr(0, 3)) == std::end(kDays)) {
+    return std::nullopt;
+  }
+  auto number = [&](std::size_t at, std::size_t len) {
+    int n = 0;
+    auto [end, ec] = std::from_chars(text.data() + at, text.data() + at + len, n);
+    return ec == std::errc() && end == text.data() + at + len ? n : -1;
+  };
+  auto month = std::find(std::begin(kMonths), std::end(kMonths), text.substr(8, 3));
+  const int day = number(5, 2), year = number(12, 4);
+  const int hour = number(17, 2), minute = number(20, 2), second = number(23, 2);
+  if (month == std::end(kMonths) || year < 0 || hour < 0 || hour > 23 || minute < 0 ||
+      minute > 59 || second < 0 || second > 60) {
+    return std::nullopt;
+  }
+  const auto m = static_cast<unsigned>(month - std::begin(kMonths) + 1);
+  if (day < 1 || !std::chrono::year_month_day(std::chrono::year(year), std::chrono::month(m),
+                                              std::chrono::day(static_cast<unsigned>(day)))
+                      .ok()) {
+    return std::nullopt;
+  }
+  return make_timestamp(year, m, static_cast<unsigned>(day), hour, minute, std::min(second, 59));
+}
+
+std::optional<Duration> parse_retry_after(std::string_view value, std::string_view date,
+                                          Timestamp now) {
+  value = trim(value);
+  if (value.empty()) return std::nullopt;
+  const auto cap = [](Duration d) { return std::clamp<Duration>(d, Duration(0), kMaxRetryAfter); };
+  if (value.find_first_not_of("0123456789") == std::string_view::npos) {
+    // delta-seconds; a value too long to hold is beyond the cap anyway.
+    if (value.size() > 9) return kMaxRetryAfter;
+    return cap(std::chrono::seconds(std::stol(std::string(value))));
+  }
+  auto at = parse_http_date(value);
+  if (!at) return std::nullopt;
+  // Measured from the server's own Date when it sent one, so clock skew does not count.
+  const Timestamp from = parse_http_date(date).value_or(now);
+  return cap(*at - from);
 }
 
 }  // namespace tw::influx

@@ -69,6 +69,11 @@ Error RestClusterClient::status_error(const std::string& method, const std::stri
   msg += ' ';
   msg += url_.to_string();
   msg += target;
+  if (!resp.redirected_to.empty()) {
+    msg += " (redirected to ";
+    msg += printable(resp.redirected_to, 200);
+    msg += ')';
+  }
   msg += " answered ";
   msg += std::to_string(resp.status);
   auto reason = http_reason(resp.status);
@@ -89,7 +94,14 @@ Error RestClusterClient::status_error(const std::string& method, const std::stri
     msg += '"';
   }
   if (resp.status == 403) msg += "; the management token lacks permission for tokens";
-  return make_error(ErrorCode::kHttpStatus, std::move(msg), resp.status);
+  Error e = make_error(ErrorCode::kHttpStatus, std::move(msg), resp.status);
+  // RFC 6585 / RFC 9110: how long to wait before asking again. Honoured for these two only.
+  if ((resp.status == 429 || resp.status == 503) && resp.retry_after) {
+    const auto secs = std::chrono::ceil<std::chrono::seconds>(*resp.retry_after);
+    e.message += "; the server asks to retry after " + std::to_string(secs.count()) + "s";
+    e.retry_after = secs;
+  }
+  return e;
 }
 
 Error RestClusterClient::collection_not_found(Error e) const {
@@ -112,6 +124,14 @@ Result<TokenList> RestClusterClient::list_tokens(const CallContext& ctx) {
   if (resp->status == 404)
     return collection_not_found(status_error("GET", collection_, *resp, secret));
   if (resp->status != 200) return status_error("GET", collection_, *resp, secret);
+  if (resp->next_page) {
+    // No paging is documented for this API; a server that pages would make this list partial.
+    return make_error(
+        ErrorCode::kParse,
+        "GET " + describe() +
+            " answered one page of a paged token list (a Link header names a "
+            "\"next\" page), which is not followed; a partial list is never recorded");
+  }
   TokenList list;
   list.digest = list_digest(resp->body);
   if (!ctx.known_digest.empty() && ctx.known_digest == list.digest) {

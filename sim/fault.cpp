@@ -8,7 +8,7 @@
 namespace tw::sim {
 namespace {
 
-constexpr std::array<std::pair<FaultKind, const char*>, 8> kKinds{{
+constexpr std::array<std::pair<FaultKind, const char*>, 9> kKinds{{
     {FaultKind::kStatus, "status"},
     {FaultKind::kTimeout, "timeout"},
     {FaultKind::kSlow, "slow"},
@@ -17,6 +17,7 @@ constexpr std::array<std::pair<FaultKind, const char*>, 8> kKinds{{
     {FaultKind::kEmpty, "empty"},
     {FaultKind::kReset, "reset"},
     {FaultKind::kIgnore, "ignore"},
+    {FaultKind::kRedirect, "redirect"},
 }};
 
 }  // namespace
@@ -36,7 +37,7 @@ std::optional<FaultKind> parse_fault_kind(std::string_view name) {
 }
 
 const char* fault_kind_names() {
-  return "status, timeout, slow, truncate, malformed, empty, reset, ignore";
+  return "status, timeout, slow, truncate, malformed, empty, reset, ignore, redirect";
 }
 
 bool fault_matches(const FaultSpec& spec, std::string_view method, std::string_view path) {

@@ -16,7 +16,11 @@
 //   ignore     answer exactly as if the request was carried out (204 to a DELETE, 200 and the
 //              updated token to a PATCH) but leave the token as it was: a cluster that
 //              acknowledges a change it did not make
-// For `status`, `malformed` and `empty`, a non-zero `delay` is waited before answering.
+//   redirect   answer `status` (301, 302, 303, 307 or 308; default 302) with a `Location` header
+//              of `location` (an absolute URL or a path, sent as given); not carried out
+// For `status`, `malformed`, `empty` and `redirect`, a non-zero `delay` is waited before
+// answering. A `status` fault with `retry_after` also sends it as the Retry-After header (a
+// number of seconds or any text, e.g. an HTTP-date, sent as given).
 // A `status` fault with `echo_auth` ("exact", "upper" or "lower") quotes the request's
 // Authorization header in its message, in that letter case, as a careless proxy might.
 //
@@ -31,11 +35,22 @@
 
 namespace tw::sim {
 
-enum class FaultKind { kStatus, kTimeout, kSlow, kTruncate, kMalformed, kEmpty, kReset, kIgnore };
+enum class FaultKind {
+  kStatus,
+  kTimeout,
+  kSlow,
+  kTruncate,
+  kMalformed,
+  kEmpty,
+  kReset,
+  kIgnore,
+  kRedirect
+};
 
 const char* to_string(FaultKind kind);
 std::optional<FaultKind> parse_fault_kind(std::string_view name);
-// "status, timeout, slow, truncate, malformed, empty, reset, ignore" (for error messages and help).
+// "status, timeout, slow, truncate, malformed, empty, reset, ignore, redirect" (for error
+// messages and help).
 const char* fault_kind_names();
 
 inline constexpr Duration kDefaultTimeoutHold = std::chrono::minutes(10);
@@ -49,6 +64,8 @@ struct FaultSpec {
   std::string path;         // empty: any path; else a substring of the request path, or with a
                             // trailing '$' a suffix ("/tokens$": the list, not one token)
   std::string echo_auth;    // kStatus only: "", "exact", "upper" or "lower" (see above)
+  std::string retry_after;  // kStatus only: the Retry-After header's value; empty: none
+  std::string location;     // kRedirect only: the Location header's value
 };
 
 struct Fault {

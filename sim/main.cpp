@@ -55,6 +55,8 @@ constexpr const char* kFooter =
     "  GET|POST|DELETE /_sim/faults      {\"kind\":K,\"status\":500,\"delay\":\"3s\",\"count\":N,\n"
     "                                     \"method\":\"GET\",\"path\":\"/tokens\"}; K is one of\n"
     "                                     status timeout slow truncate malformed empty reset\n"
+    "                                     ignore redirect; status: \"retry_after\":30,\n"
+    "                                     redirect: \"location\":URL-or-path\n"
     "  GET|DELETE /_sim/requests         the management request log\n"
     "\n"
     "EXAMPLES:\n"

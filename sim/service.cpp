@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <fstream>
@@ -221,7 +222,11 @@ std::string faults_json(const std::vector<Fault>& faults) {
   w.begin_array();
   for (const auto& f : faults) {
     w.begin_object().field("id", f.id).field("kind", to_string(f.spec.kind));
-    if (f.spec.kind == FaultKind::kStatus) w.field("status", f.spec.status);
+    if (f.spec.kind == FaultKind::kStatus || f.spec.kind == FaultKind::kRedirect) {
+      w.field("status", f.spec.status);
+    }
+    if (!f.spec.location.empty()) w.field("location", f.spec.location);
+    if (!f.spec.retry_after.empty()) w.field("retry_after", f.spec.retry_after);
     w.field("delay", format_duration(f.spec.delay)).field("count", f.spec.count);
     w.field("hits", f.hits);
     w.key("method");
@@ -257,6 +262,74 @@ std::string requests_json(const std::vector<RequestRecord>& records) {
   }
   w.end_array();
   return out;
+}
+
+// A header value a fault sends: printable ASCII, so it cannot break the response's framing.
+bool header_safe(const std::string& v) {
+  return std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+// The body of POST /_sim/faults (docs/simulator.md "Faults").
+Parsed<FaultSpec> fault_spec(const json& body) {
+  FaultSpec spec;
+  auto kind = body.find("kind");
+  if (kind == body.end() || !kind->is_string() || !parse_fault_kind(kind->get<std::string>())) {
+    return bad_request(std::string("kind must be one of: ") + fault_kind_names());
+  }
+  spec.kind = *parse_fault_kind(kind->get<std::string>());
+  if (spec.kind == FaultKind::kRedirect) spec.status = 302;
+  if (auto s = body.find("status"); s != body.end() && !s->is_null()) {
+    if (!s->is_number_integer() || s->get<int>() < 200 || s->get<int>() > 599) {
+      return bad_request("status must be an HTTP status code from 200 to 599");
+    }
+    spec.status = s->get<int>();
+  }
+  if (auto d = body.find("delay"); d != body.end() && !d->is_null()) {
+    if (!d->is_string()) return bad_request("delay must be a duration string (\"3s\")");
+    auto dur = parse_duration(d->get<std::string>());
+    if (!dur.ok()) return bad_request("delay: " + dur.error().message);
+    spec.delay = *dur;
+  }
+  auto count = count_field(body, "count");
+  if (auto* e = std::get_if<HttpError>(&count)) return *e;
+  spec.count = std::get<std::optional<std::uint64_t>>(count).value_or(0);
+  for (auto [key, field] :
+       {std::pair{"method", &spec.method}, std::pair{"path", &spec.path},
+        std::pair{"echo_auth", &spec.echo_auth}, std::pair{"location", &spec.location}}) {
+    if (auto it = body.find(key); it != body.end() && !it->is_null()) {
+      if (!it->is_string()) return bad_request(std::string(key) + " must be a string");
+      *field = it->get<std::string>();
+    }
+  }
+  if (auto r = body.find("retry_after"); r != body.end() && !r->is_null()) {
+    if (r->is_number_unsigned()) {
+      spec.retry_after = std::to_string(r->get<std::uint64_t>());
+    } else if (r->is_string()) {
+      spec.retry_after = r->get<std::string>();
+    } else {
+      return bad_request("retry_after must be a number of seconds (0 or more) or a string");
+    }
+  }
+  if (!spec.echo_auth.empty() && spec.echo_auth != "exact" && spec.echo_auth != "upper" &&
+      spec.echo_auth != "lower") {
+    return bad_request("echo_auth must be exact, upper or lower");
+  }
+  if (!spec.retry_after.empty() &&
+      (spec.kind != FaultKind::kStatus || !header_safe(spec.retry_after))) {
+    return bad_request("retry_after is for status faults and must be printable ASCII");
+  }
+  if (spec.kind == FaultKind::kRedirect) {
+    const int st = spec.status;
+    if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308) {
+      return bad_request("a redirect's status must be 301, 302, 303, 307 or 308");
+    }
+    if (spec.location.empty() || !header_safe(spec.location)) {
+      return bad_request("a redirect needs a location: an absolute URL or a path, printable ASCII");
+    }
+  } else if (!spec.location.empty()) {
+    return bad_request("location is for redirect faults");
+  }
+  return spec;
 }
 
 // A malformed body: looks like the start of a token list, then is cut and garbled.
@@ -310,6 +383,13 @@ SimResponse Service::handle(const SimRequest& request) {
                          fault->status,
                          default_error_message(fault->status) + " (header was " +
                              echoed(request.authorization.value_or(""), fault->echo_auth) + ")");
+        if (!fault->retry_after.empty())
+          resp.headers.emplace_back("Retry-After", fault->retry_after);
+        resp.delay = fault->delay;
+        break;
+      case FaultKind::kRedirect:
+        resp = error_response(fault->status);
+        resp.headers.emplace_back("Location", fault->location);
         resp.delay = fault->delay;
         break;
       case FaultKind::kTimeout:
@@ -636,40 +716,9 @@ SimResponse Service::control(const SimRequest& request, const std::string& path)
     if (method != "POST") return method_not_allowed("GET, POST, DELETE");
     auto parsed = parse(true);
     if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
-    const json& body = std::get<json>(parsed);
-    FaultSpec spec;
-    auto kind = body.find("kind");
-    if (kind == body.end() || !kind->is_string() || !parse_fault_kind(kind->get<std::string>())) {
-      return error_response(400, std::string("kind must be one of: ") + fault_kind_names());
-    }
-    spec.kind = *parse_fault_kind(kind->get<std::string>());
-    if (auto s = body.find("status"); s != body.end() && !s->is_null()) {
-      if (!s->is_number_integer() || s->get<int>() < 200 || s->get<int>() > 599) {
-        return error_response(400, "status must be an HTTP status code from 200 to 599");
-      }
-      spec.status = s->get<int>();
-    }
-    if (auto d = body.find("delay"); d != body.end() && !d->is_null()) {
-      if (!d->is_string()) return error_response(400, "delay must be a duration string (\"3s\")");
-      auto dur = parse_duration(d->get<std::string>());
-      if (!dur.ok()) return error_response(400, "delay: " + dur.error().message);
-      spec.delay = *dur;
-    }
-    auto count = count_field(body, "count");
-    if (auto* e = std::get_if<HttpError>(&count)) return error_response(400, e->message);
-    spec.count = std::get<std::optional<std::uint64_t>>(count).value_or(0);
-    for (auto [key, field] : {std::pair{"method", &spec.method}, std::pair{"path", &spec.path},
-                              std::pair{"echo_auth", &spec.echo_auth}}) {
-      if (auto it = body.find(key); it != body.end() && !it->is_null()) {
-        if (!it->is_string()) return error_response(400, std::string(key) + " must be a string");
-        *field = it->get<std::string>();
-      }
-    }
-    if (!spec.echo_auth.empty() && spec.echo_auth != "exact" && spec.echo_auth != "upper" &&
-        spec.echo_auth != "lower") {
-      return error_response(400, "echo_auth must be exact, upper or lower");
-    }
-    std::uint64_t id = store_.add_fault(std::move(spec));
+    auto spec = fault_spec(std::get<json>(parsed));
+    if (auto* e = std::get_if<HttpError>(&spec)) return error_response(e->status, e->message);
+    std::uint64_t id = store_.add_fault(std::move(std::get<FaultSpec>(spec)));
     return json_response(200, "{\"id\":" + std::to_string(id) + "}");
   }
   if (what == "faults" && seg.size() == 3) {

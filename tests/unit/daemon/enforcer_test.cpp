@@ -71,6 +71,7 @@ struct FakeClusterState {
   std::map<std::string, int> restricts;
   std::map<std::string, std::vector<Permission>> restrict_targets;  // last PATCH body
   int fail_next = 0;          // the next N actuator calls fail
+  std::optional<Duration> fail_retry_after;  // ... with this Retry-After (429/503)
   bool already_gone = false;  // revoke answers 404
   Timestamp last_call_at{};
 
@@ -141,7 +142,9 @@ class FakeCluster final : public influx::ClusterClient {
     state_->last_call_at = clock_.now();
     if (state_->fail_next > 0) {
       --state_->fail_next;
-      return make_error(ErrorCode::kHttpStatus, "DELETE /tokens/" + id + ": HTTP 503", 503);
+      Error e = make_error(ErrorCode::kHttpStatus, "DELETE /tokens/" + id + ": HTTP 503", 503);
+      e.retry_after = state_->fail_retry_after;
+      return e;
     }
     if (state_->already_gone) {
       if (state_->vanish_on_revoke) state_->tokens.erase(id);
@@ -158,7 +161,9 @@ class FakeCluster final : public influx::ClusterClient {
     state_->last_call_at = clock_.now();
     if (state_->fail_next > 0) {
       --state_->fail_next;
-      return make_error(ErrorCode::kHttpStatus, "PATCH /tokens/" + id + ": HTTP 503", 503);
+      Error e = make_error(ErrorCode::kHttpStatus, "PATCH /tokens/" + id + ": HTTP 503", 503);
+      e.retry_after = state_->fail_retry_after;
+      return e;
     }
     auto it = state_->tokens.find(id);
     if (it != state_->tokens.end()) {
@@ -851,6 +856,72 @@ TEST_F(EnforcerTest, FailedActionIsRetriedOnlyAfterTheBackOff) {
   cycle_after(minutes(1));
   EXPECT_EQ(resolution("bad-1"), "revoked");
   EXPECT_EQ(cluster_->revoke_calls(), 3);
+}
+
+// ---- Retry-After (issue 10) -------------------------------------------------------------------
+
+TEST_F(EnforcerTest, AnActionToldToWaitIsNotRetriedBeforeTheWait) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cluster_->fail_next = 1;
+  cluster_->fail_retry_after = minutes(10);
+
+  const Timestamp f1 = t0 + kGrace;
+  auto r = cycle_at(f1);
+  EXPECT_EQ(r.enforcement.failed, 1);
+  EXPECT_EQ(r.enforcement.retry_after, std::optional<Duration>(minutes(10)));
+  EXPECT_EQ(r.retry_after, std::optional<Duration>(minutes(10))) << "the next poll waits too";
+  EXPECT_EQ(cluster_->revoke_calls(), 1);
+  EXPECT_EQ(cluster_->reads["bad-1"], 0) << "told to wait: not even the read-back is sent";
+  ASSERT_EQ(events("action_failed"), 1);
+  EXPECT_EQ(details("action_failed").at(0).value("retry_at", ""),
+            format_timestamp(f1 + minutes(10)));
+
+  cycle_at(f1 + seconds(30));  // the back-off alone would retry now
+  cycle_at(f1 + minutes(10) - kMs);
+  EXPECT_EQ(cluster_->revoke_calls(), 1) << "not before the wait the cluster asked for";
+  cycle_at(f1 + minutes(10));
+  EXPECT_EQ(cluster_->revoke_calls(), 2);
+  EXPECT_EQ(action_state("bad-1"), "succeeded");
+}
+
+TEST_F(EnforcerTest, AShorterWaitThanTheBackOffKeepsTheBackOff) {
+  populate(*cluster_, 5, {make_token("bad-1", {{"read", "metrics_a"}, {"write", "metrics_a"}})});
+  start({metrics_write_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cluster_->fail_next = 1;
+  cluster_->fail_retry_after = seconds(5);
+  const Timestamp f1 = t0 + kGrace;
+  auto r = cycle_at(f1);
+  EXPECT_EQ(cluster_->restrict_calls(), 1);
+  EXPECT_EQ(r.retry_after, std::optional<Duration>(seconds(5)));
+  EXPECT_EQ(details("action_failed").at(0).value("retry_at", ""),
+            format_timestamp(f1 + seconds(30)));
+  cycle_at(f1 + seconds(30));
+  EXPECT_EQ(cluster_->restrict_calls(), 2);
+  EXPECT_EQ(action_state("bad-1"), "succeeded");
+}
+
+TEST_F(EnforcerTest, TheOtherActionsOfTheCycleWaitWhenTheClusterAsksToWait) {
+  populate(*cluster_, 20, {bad("bad-1"), bad("bad-2"), bad("bad-3")});
+  start({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cluster_->fail_next = 1;
+  cluster_->fail_retry_after = minutes(2);
+  const Timestamp f1 = t0 + kGrace;
+  auto r = cycle_at(f1);
+  EXPECT_EQ(cluster_->revoke_calls(), 1) << "nothing more is sent after a 429/503";
+  EXPECT_EQ(r.enforcement.failed, 1);
+  EXPECT_EQ(r.enforcement.succeeded, 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM enforcement_actions WHERE state = 'planned'"), 3)
+      << "the actions not started stay planned";
+  cycle_at(f1 + minutes(2));
+  EXPECT_EQ(cluster_->revoke_calls(), 4);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM enforcement_actions WHERE state = 'succeeded'"), 3);
 }
 
 TEST_F(EnforcerTest, ActionFailsForGoodAfterFiveAttempts) {

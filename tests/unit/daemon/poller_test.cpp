@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,7 @@ class FakeClient final : public influx::ClusterClient {
     int restrict_calls = 0;
     int get_calls = 0;
     std::map<std::string, Token> direct;  // what get_token finds
+    std::optional<Error> read_error;      // what get_token answers instead, if set
     const std::atomic<bool>* last_cancel = nullptr;
     std::string last_known_digest;
     // What own_credential answers (default: the source cannot tell), and how often it was asked.
@@ -75,6 +77,7 @@ class FakeClient final : public influx::ClusterClient {
   Result<std::optional<Token>> get_token(const std::string& id,
                                          const influx::CallContext&) override {
     ++shared_->get_calls;
+    if (shared_->read_error) return *shared_->read_error;
     auto it = shared_->direct.find(id);
     if (it == shared_->direct.end()) return std::optional<Token>();
     return std::optional<Token>(it->second);
@@ -421,6 +424,47 @@ TEST_F(PollerTest, UnreadableManagementListNeverFailsAPoll) {
     if (line.find("cannot tell when the management token expires") != std::string::npos) ++logged;
   }
   EXPECT_EQ(logged, 1u) << "the same failure is logged once";
+}
+
+}  // namespace
+}  // namespace tw::daemon
+
+namespace tw::daemon {
+namespace {
+
+// ---- Retry-After (issue 10) ---------------------------------------------------------------------
+
+Error told_to_wait(Duration wait) {
+  Error e = make_error(ErrorCode::kHttpStatus,
+                       "GET https://h/api/v0/tokens answered 429 Too Many Requests; the server "
+                       "asks to retry after 30s",
+                       429);
+  e.retry_after = wait;
+  return e;
+}
+
+TEST_F(PollerTest, AFailedPollReportsTheWaitTheClusterAskedFor) {
+  fake_->script.emplace_back(told_to_wait(std::chrono::seconds(30)));
+  auto rep = run();
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kFailed);
+  EXPECT_EQ(rep.retry_after, std::optional<Duration>(std::chrono::seconds(30)));
+  EXPECT_NE(rep.error.find("retry after 30s"), std::string::npos) << rep.error;
+  EXPECT_EQ(rep.error.find('\n'), std::string::npos) << rep.error;
+
+  script_error(ErrorCode::kNetwork, "GET https://h/api/v0/tokens: connection refused");
+  EXPECT_EQ(run().retry_after, std::nullopt) << "only the cycle that was told to wait waits";
+}
+
+TEST_F(PollerTest, DirectReadsStopOnceTheClusterAsksToWait) {
+  script_ok(tokens(10));
+  script_ok(tokens(7));  // three vanished: each would be read directly
+  run();
+  fake_->read_error = told_to_wait(std::chrono::minutes(1));
+  auto rep = run();
+  EXPECT_EQ(fake_->get_calls, 1) << "the other reads are not sent";
+  EXPECT_EQ(rep.summary.outcome, storage::PollOutcome::kSuspect);
+  EXPECT_EQ(rep.retry_after, std::optional<Duration>(std::chrono::minutes(1)));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'token_removed'"), 0);
 }
 
 }  // namespace
