@@ -73,7 +73,7 @@ struct EnforcementReport {
 };
 
 // One attempt at an action: `outcome` when the cluster shows the effect (revoked,
-// already_revoked, gone, restricted), else `error`, one sentence.
+// already_revoked, gone, deleted, restricted), else `error`, one sentence.
 struct ActionResult {
   std::string outcome;
   std::string error;

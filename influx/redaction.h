@@ -17,6 +17,7 @@
 
 #include "core/result.h"
 #include "influx/codec.h"
+#include "influx/influxdb3_codec.h"
 
 namespace tw::influx {
 
@@ -31,6 +32,9 @@ Error redacted(Error e, const std::vector<std::string>& secrets);
 Result<DecodedList> decode_token_list_redacted(std::string_view body,
                                                const std::vector<std::string>& secrets);
 Result<Token> decode_token_redacted(std::string body, const std::vector<std::string>& secrets);
+// decode_influxdb3_rows likewise (names, used to address a token, are kept as sent).
+Result<Influxdb3Rows> decode_influxdb3_rows_redacted(std::string_view body,
+                                                     const std::vector<std::string>& secrets);
 
 // The credentials in an influxctl config file: `mgmt_token` and `token` of
 // every [[profile]] (INFLUXCTL_PROFILE may pick another than the configured one). A file that
