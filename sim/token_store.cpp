@@ -43,10 +43,18 @@ std::string random_access_token(const char* prefix) {
   return out;
 }
 
-// kNumeric: names (kept as descriptions) address tokens, so generated ones must not repeat; a
-// repeat gets " #ID" appended.
+// kNumeric (InfluxDB 3): a token always holds a permission, so a generated "no access" token
+// gets the least there is, read on system:health.
+void give_a_permission(Token& t) {
+  if (t.permissions.empty()) t.permissions.push_back({"read", "system:health"});
+}
+
+// kNumeric: a generated token as InfluxDB 3 could hold it: with a permission, and with a name
+// (kept as the description) that no other token has, since names address tokens — a repeat gets
+// " #ID" appended.
 using Names = std::unordered_set<std::string>;
-void make_unique_name(Names& taken, Token& t) {
+void shape_for_influxdb3(Names& taken, Token& t) {
+  give_a_permission(t);
   if (!taken.insert(t.description).second) {
     t.description += " #" + t.id;
     taken.insert(t.description);
@@ -215,7 +223,7 @@ std::size_t TokenStore::generate(std::size_t n, std::uint64_t seed) {
     if (ids_ == IdStyle::kNumeric) {  // no revoked state: a revoked token would be deleted
       t.id = new_id_locked();
       t.revoked_at.reset();
-      make_unique_name(taken, t);
+      shape_for_influxdb3(taken, t);
     }
     upsert_locked(std::move(t));
   }
@@ -373,10 +381,11 @@ ChurnResult TokenStore::churn(double percent, std::uint64_t seed) {
     Entry& e = entries_[active[next]];
     if (rng.chance(50)) {
       e.token.permissions = generate_permissions(rng);
+      if (ids_ == IdStyle::kNumeric) give_a_permission(e.token);
     } else {
       taken.erase(e.token.description);
       e.token.description = generate_description(rng);
-      if (ids_ == IdStyle::kNumeric) make_unique_name(taken, e.token);
+      if (ids_ == IdStyle::kNumeric) shape_for_influxdb3(taken, e.token);
     }
     e.json.clear();
     ++result.updated;
@@ -396,7 +405,7 @@ ChurnResult TokenStore::churn(double percent, std::uint64_t seed) {
     Token t = generate_token(rng, now);
     if (ids_ == IdStyle::kNumeric) {
       t.id = new_id_locked();
-      make_unique_name(taken, t);
+      shape_for_influxdb3(taken, t);
     }
     t.created_at = now;
     if (t.expires_at) t.expires_at = now + std::chrono::days(90);

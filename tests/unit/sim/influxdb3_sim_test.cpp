@@ -214,6 +214,7 @@ TEST_F(Influxdb3SimTest, NumericIdsUniqueNamesAndNoRevokedState) {
   std::set<std::string> names;
   for (std::size_t i = 0; i < r.size(); ++i) {
     EXPECT_EQ(r[i]["token_id"], i);
+    EXPECT_NE(r[i]["permissions"], "") << "an InfluxDB 3 token always holds a permission";
     names.insert(r[i]["name"].get<std::string>());
   }
   EXPECT_EQ(names.size(), 300u) << "names address tokens: they never repeat";
