@@ -244,3 +244,21 @@ def test_demo_runs_a_third_influxdb3_cluster(tmp_path):
         con.close()
     assert outcomes and set(outcomes) == {"deleted"}, outcomes
     assert exempt >= 1
+
+
+def test_the_example_config_and_policies_hold_an_influxdb3_cluster(tmp_path):
+    example = (twtest.SOURCE_DIR / "config" / "tokenwarden.toml").read_text()
+    assert 'type = "influxdb3"' in example
+    config = tmp_path / "tokenwarden.toml"
+    config.write_text(example.replace("/var/lib/tokenwarden/audit.db", str(tmp_path / "audit.db")))
+
+    def run(*args):
+        return subprocess.run([twtest.binary("tokenwarden"), "--config", str(config), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    checked = run("check-config")
+    assert checked.returncode == 0, checked.stderr
+    # The example policies validate against it (no restrict policy covers core-edge); only the
+    # missing database stops the preview.
+    simulated = run("simulate", "--policies", str(twtest.SOURCE_DIR / "config" / "policies.toml"))
+    assert "policies[" not in simulated.stderr and "does not exist" in simulated.stderr, simulated.stderr
