@@ -214,10 +214,7 @@ std::size_t TokenStore::generate(std::size_t n, std::uint64_t seed) {
   Timestamp now = now_locked();
   entries_.reserve(entries_.size() + n);
   index_.reserve(entries_.size() + n);
-  Names taken;
-  if (ids_ == IdStyle::kNumeric) {
-    for (const auto& e : entries_) taken.insert(e.token.description);
-  }
+  Names taken = ids_ == IdStyle::kNumeric ? descriptions_locked() : Names{};
   for (std::size_t i = 0; i < n; ++i) {
     Token t = generate_token(rng, now);
     if (ids_ == IdStyle::kNumeric) {  // no revoked state: a revoked token would be deleted
@@ -319,6 +316,30 @@ bool TokenStore::remove(const std::string& id) {
   return true;
 }
 
+std::vector<std::size_t> TokenStore::shuffled_active_locked(Rng& rng) const {
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (!entries_[i].token.revoked_at) active.push_back(i);
+  }
+  // Fisher-Yates with our Rng: deterministic for a seed.
+  for (std::size_t i = active.size(); i > 1; --i) {
+    std::swap(active[i - 1], active[static_cast<std::size_t>(rng.below(i))]);
+  }
+  return active;
+}
+
+std::unordered_set<std::string> TokenStore::descriptions_locked() const {
+  std::unordered_set<std::string> out;
+  for (const auto& e : entries_) out.insert(e.token.description);
+  return out;
+}
+
+void TokenStore::erase_revoked_locked() {
+  for (std::size_t i = entries_.size(); i-- > 0;) {
+    if (entries_[i].token.revoked_at) erase_locked(i);
+  }
+}
+
 void TokenStore::erase_locked(std::size_t pos) {
   index_.erase(entries_[pos].token.id);
   entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(pos));
@@ -363,20 +384,10 @@ ChurnResult TokenStore::churn(double percent, std::uint64_t seed) {
   Rng rng(seed);
   Timestamp now = now_locked();
 
-  // Active tokens, shuffled (Fisher-Yates with our Rng, deterministic): the first to_update are
-  // updated, the next to_revoke revoked.
-  std::vector<std::size_t> active;
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    if (!entries_[i].token.revoked_at) active.push_back(i);
-  }
-  for (std::size_t i = active.size(); i > 1; --i) {
-    std::swap(active[i - 1], active[static_cast<std::size_t>(rng.below(i))]);
-  }
+  // The first to_update active tokens (shuffled) are updated, the next to_revoke revoked.
+  std::vector<std::size_t> active = shuffled_active_locked(rng);
   std::size_t next = 0;
-  Names taken;
-  if (ids_ == IdStyle::kNumeric) {
-    for (const auto& e : entries_) taken.insert(e.token.description);
-  }
+  Names taken = ids_ == IdStyle::kNumeric ? descriptions_locked() : Names{};
   for (; result.updated < to_update && next < active.size(); ++next) {
     Entry& e = entries_[active[next]];
     if (rng.chance(50)) {
@@ -396,11 +407,7 @@ ChurnResult TokenStore::churn(double percent, std::uint64_t seed) {
     e.json.clear();
     ++result.revoked;
   }
-  if (ids_ == IdStyle::kNumeric) {  // no revoked state: the revoked ones are deleted
-    for (std::size_t i = entries_.size(); i-- > 0;) {
-      if (entries_[i].token.revoked_at) erase_locked(i);
-    }
-  }
+  if (ids_ == IdStyle::kNumeric) erase_revoked_locked();  // no revoked state: deleted instead
   for (; result.created < to_create; ++result.created) {
     Token t = generate_token(rng, now);
     if (ids_ == IdStyle::kNumeric) {

@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/result.h"
@@ -28,6 +29,8 @@
 #include "sim/request_log.h"
 
 namespace tw::sim {
+
+class Rng;  // sim/generator.h
 
 enum class ClockMode { kReal, kFrozen, kOffset };
 const char* to_string(ClockMode mode);
@@ -126,6 +129,9 @@ class TokenStore {
   CreatedToken create_locked(std::string description, std::vector<Permission> permissions,
                              std::optional<Timestamp> expires_at);
   void erase_locked(std::size_t pos);
+  void erase_revoked_locked();
+  std::vector<std::size_t> shuffled_active_locked(Rng& rng) const;  // indexes of active tokens
+  std::unordered_set<std::string> descriptions_locked() const;
 
   const std::string account_id_;
   const std::string cluster_id_;
