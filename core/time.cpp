@@ -135,9 +135,11 @@ std::string format_duration(Duration d) {
   return out;
 }
 
-Result<Timestamp> parse_rfc3339(std::string_view text) {
+namespace {
+
+// "YYYY-MM-DD[T ]HH:MM:SS[.fraction]" from the start of `text`, as if in UTC; `pos` ends after it.
+Result<Timestamp> parse_date_time(std::string_view text, std::size_t& pos) {
   std::string_view s = text;
-  std::size_t pos = 0;
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
   if (!read_digits(s, pos, 4, y) || !expect(s, pos, '-') || !read_digits(s, pos, 2, mo) ||
       !expect(s, pos, '-') || !read_digits(s, pos, 2, d)) {
@@ -166,6 +168,16 @@ Result<Timestamp> parse_rfc3339(std::string_view text) {
     if (digits == 0) return bad_time(text, "expected digits after '.'");
     for (std::size_t i = digits; i < 3; ++i) millis *= 10;
   }
+  return make_timestamp(y, static_cast<unsigned>(mo), static_cast<unsigned>(d), h, mi, sec, millis);
+}
+
+}  // namespace
+
+Result<Timestamp> parse_rfc3339(std::string_view text) {
+  std::string_view s = text;
+  std::size_t pos = 0;
+  auto local = parse_date_time(text, pos);
+  if (!local.ok()) return local;
   int offset_minutes = 0;
   if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
     ++pos;
@@ -181,9 +193,17 @@ Result<Timestamp> parse_rfc3339(std::string_view text) {
     return bad_time(text, "missing time zone ('Z' or an offset)");
   }
   if (pos != s.size()) return bad_time(text, "unexpected characters after the time zone");
-  Timestamp t = make_timestamp(y, static_cast<unsigned>(mo), static_cast<unsigned>(d), h, mi, sec,
-                               millis);
-  return t - std::chrono::minutes(offset_minutes);
+  return *local - std::chrono::minutes(offset_minutes);
+}
+
+Result<Timestamp> parse_naive_utc(std::string_view text) {
+  std::size_t pos = 0;
+  auto local = parse_date_time(text, pos);
+  if (!local.ok()) return local;
+  if (pos != text.size()) {
+    return bad_time(text, "unexpected characters after the time (a zone-less time was expected)");
+  }
+  return local;
 }
 
 void append_timestamp(std::string& out, Timestamp t) {

@@ -29,6 +29,10 @@ std::string format_duration(Duration d);
 // RFC 3339: "2025-01-02T03:04:05Z", fractional seconds (any number of digits, truncated to
 // milliseconds), "Z"/"z" or a "+hh:mm"/"+hhmm" offset; 'T', 't' or ' ' between date and time.
 Result<Timestamp> parse_rfc3339(std::string_view text);
+// A date and time without a zone, read as UTC: "2025-01-02T03:04:05" with an optional fraction
+// (any number of digits, truncated to milliseconds). InfluxDB 3 Core/Enterprise render their
+// zone-less timestamp(ms) columns so. Text with a zone is refused: this is no RFC 3339 parser.
+Result<Timestamp> parse_naive_utc(std::string_view text);
 // Stored optional timestamps (database columns): nullopt for NULL or unreadable text.
 std::optional<Timestamp> parse_optional_timestamp(const std::optional<std::string>& text);
 // "YYYY-MM-DDTHH:MM:SS.mmmZ", the database and API format.

@@ -18,6 +18,14 @@ namespace tw {
 
 inline constexpr std::string_view kAllDatabases = "*";
 
+// Whether a permission's resource is a database (or "*"). InfluxDB 3 Enterprise also grants on
+// other resources, which its sources write TYPE:NAME ("system:health", "token:*"); database
+// names cannot contain ':', so no database is mistaken for one. Database-grant policies
+// (forbidden_grant, all_databases_grant, max_databases) judge database resources only.
+inline bool is_database_resource(std::string_view resource) {
+  return resource.find(':') == std::string_view::npos;
+}
+
 struct Permission {
   std::string action;    // "read" or "write" (the API allows any string)
   std::string resource;  // a database name, or "*" for all databases

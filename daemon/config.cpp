@@ -14,6 +14,7 @@
 #include "core/sha256.h"
 #include "core/strings.h"
 #include "influx/http_client.h"
+#include "policy/engine.h"
 
 namespace tw::daemon {
 namespace {
@@ -484,7 +485,8 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
   auto type = r.string("type");
   bool type_ok = false;
   if (!type) {
-    if (!r.has("type")) r.error("type", "is required (clustered, dedicated or influxctl)");
+    if (!r.has("type"))
+      r.error("type", "is required (clustered, dedicated, influxctl or influxdb3)");
   } else if (*type == "clustered") {
     cl.source.type = influx::SourceType::kClustered;
     type_ok = true;
@@ -494,8 +496,12 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
   } else if (*type == "influxctl") {
     cl.source.type = influx::SourceType::kInfluxctl;
     type_ok = true;
+  } else if (*type == "influxdb3") {
+    cl.source.type = influx::SourceType::kInfluxdb3;
+    type_ok = true;
   } else {
-    r.error("type", "must be clustered, dedicated or influxctl, not \"" + printable(*type, 40) + "\"");
+    r.error("type", "must be clustered, dedicated, influxctl or influxdb3, not \"" +
+                        printable(*type, 40) + "\"");
   }
   bool rest = cl.source.type != influx::SourceType::kInfluxctl;
   auto only_for = [&](std::string_view key, bool allowed, std::string_view what) {
@@ -810,7 +816,27 @@ void read_array_of_tables(const TomlValue& root, const char* key, Problems& p, F
   for (const auto& e : v.as_array()) read_one(e, i++);
 }
 
+// A `restrict` policy in scope of a cluster whose source cannot restrict (influxdb3: no token
+// update) would plan actions that can only fail: refused up front, naming both.
+void check_restrict_support(const Config& c, Problems& p) {
+  for (std::size_t i = 0; i < c.policies.size(); ++i) {
+    const auto& ps = c.policies[i];
+    if (ps.action != policy::Action::kRestrict) continue;
+    for (std::size_t j = 0; j < c.clusters.size(); ++j) {
+      const auto& cl = c.clusters[j];
+      if (cl.source.type != influx::SourceType::kInfluxdb3) continue;
+      if (!policy::scope_covers(ps.scope, policy::ClusterInfo{cl.name, cl.labels})) continue;
+      p.errors.push_back("policies[" + std::to_string(i) + "].action: policy \"" + ps.name +
+                         "\" restricts tokens, but cluster \"" + cl.name + "\" (clusters[" +
+                         std::to_string(j) +
+                         "], type influxdb3) cannot change a token's permissions; use revoke or "
+                         "alert, or scope the policy away from that cluster");
+    }
+  }
+}
+
 void cross_checks(Config& c, Problems& p) {
+  check_restrict_support(c, p);
   std::set<std::string> names;
   for (std::size_t i = 0; i < c.clusters.size(); ++i) {
     const auto& n = c.clusters[i].name;
@@ -1092,6 +1118,9 @@ std::string render_config(const Config& c) {
       case influx::SourceType::kClustered: kv(out, "type", "clustered"); break;
       case influx::SourceType::kDedicated: kv(out, "type", "dedicated"); break;
       case influx::SourceType::kInfluxctl: kv(out, "type", "influxctl"); break;
+      case influx::SourceType::kInfluxdb3:
+        kv(out, "type", "influxdb3");
+        break;
     }
     if (s.type != influx::SourceType::kInfluxctl) {
       kv(out, "url", redact_url(s.url, true));

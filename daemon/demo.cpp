@@ -1,5 +1,5 @@
-// `tokenwarden demo`: the daemon against two built-in simulated clusters whose tokens change
-// between cycles, narrated on stdout.
+// `tokenwarden demo`: the daemon against three built-in simulated servers (Clustered, Dedicated,
+// InfluxDB 3 Core/Enterprise) whose tokens change between cycles, narrated on stdout.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -107,6 +107,7 @@ std::vector<std::string> script_step(std::size_t k, std::vector<DemoCluster>& cl
   std::vector<std::string> said;
   auto& prod = clusters[0].server->store();
   auto& ded = clusters[1].server->store();
+  auto& core = clusters[2].server->store();
   auto active = [](sim::TokenStore& s) {
     std::vector<Token> out;
     for (auto& t : s.list(false)) {
@@ -133,6 +134,10 @@ std::vector<std::string> script_step(std::size_t k, std::vector<DemoCluster>& cl
     ded.create("grafana <script>alert(1)</script>\n\x1b[31mred\x1b[0m", {{"read", "*"}},
                ded.now() + std::chrono::hours(24 * 30));
     said.push_back("dedicated-us: a token with a hostile description (HTML, a newline, ANSI colours) appears");
+    (void)core.create_named("deploy-bot", {{"admin", "*"}, {"read", "*"}, {"write", "*"}},
+                            std::nullopt);
+    said.push_back(
+        "core-local: someone creates a named admin token \"deploy-bot\" (*:*:*, no expiry)");
   } else if (k == 2) {
     sim::FaultSpec f;
     f.kind = sim::FaultKind::kStatus;
@@ -290,7 +295,8 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
 
   std::vector<DemoCluster> clusters;
   for (auto [name, flavor] : {std::pair{"prod-eu", sim::Flavor::kClustered},
-                              std::pair{"dedicated-us", sim::Flavor::kDedicated}}) {
+                              std::pair{"dedicated-us", sim::Flavor::kDedicated},
+                              std::pair{"core-local", sim::Flavor::kInfluxdb3}}) {
     sim::SimOptions so;
     so.flavor = flavor;
     so.management_token = token;
@@ -299,7 +305,13 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
       print_error("cannot start the simulated cluster: " + server.error().message);
       return kExitFailure;
     }
-    (*server)->store().generate(static_cast<std::size_t>(o.tokens), name[0] == 'p' ? 11 : 23);
+    if (flavor == sim::Flavor::kInfluxdb3) {  // the operator token comes first: id 0, `_admin`
+      (void)(*server)->store().create_named(
+          "_admin", {{"admin", "*"}, {"read", "*"}, {"write", "*"}}, std::nullopt);
+    }
+    (*server)->store().generate(static_cast<std::size_t>(o.tokens), name[0] == 'p'   ? 11
+                                                                    : name[0] == 'd' ? 23
+                                                                                     : 31);
     clusters.push_back({name, flavor, std::move(*server)});
   }
 
@@ -311,16 +323,19 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
                     "\"\npoll_jitter = \"0s\"\nmode = \"enforce\"\nlog_level = \"error\"\n\n[http]\nlisten = \"" + listen +
                     "\"\n\n[safety]\nmax_actions_per_cycle = 10\nmax_actions_percent = 25\n";
   for (const auto& c : clusters) {
-    cfg += "\n[[clusters]]\nname = \"" + c.name + "\"\ntype = \"" +
-           (c.flavor == sim::Flavor::kClustered ? "clustered" : "dedicated") + "\"\nurl = \"" +
-           c.server->base_url() + "\"\ntoken_file = \"" + token_file + "\"\ntimeout = \"5s\"\n";
+    cfg += "\n[[clusters]]\nname = \"" + c.name + "\"\ntype = \"" + sim::to_string(c.flavor) +
+           "\"\nurl = \"" + c.server->base_url() + "\"\ntoken_file = \"" + token_file +
+           "\"\ntimeout = \"5s\"\n";
     if (c.flavor == sim::Flavor::kDedicated) {
       cfg += "account_id = \"" + c.server->account_id() + "\"\ncluster_id = \"" + c.server->cluster_id() + "\"\n";
     }
-    cfg += std::string("labels = { env = \"") + (c.name == "prod-eu" ? "prod" : "staging") + "\" }\n";
+    const char* env = c.name == "prod-eu" ? "prod" : c.name == "core-local" ? "dev" : "staging";
+    cfg += std::string("labels = { env = \"") + env + "\" }\n";
   }
   cfg += R"toml(
 # The simulated clusters are disposable, so the demo enforces right away (grace 0s).
+# InfluxDB 3 Core/Enterprise cannot restrict a token, so the restricting policy is scoped away from
+# core-local, where a second policy deletes such tokens instead.
 [[policies]]
 name = "no-global-write"
 kind = "all_databases_grant"
@@ -328,6 +343,16 @@ actions = ["write"]
 severity = "critical"
 action = "restrict"
 grace_period = "0s"
+scope = { clusters = ["prod-*", "dedicated-*"] }
+
+[[policies]]
+name = "no-global-write-on-core"
+kind = "all_databases_grant"
+actions = ["write"]
+severity = "critical"
+action = "revoke"
+grace_period = "0s"
+scope = { clusters = ["core-*"] }
 
 [[policies]]
 name = "no-temporary-ci-on-prod"
@@ -359,7 +384,17 @@ grace_period = "0s"
 policy = "must-expire-within-1y"
 description = "^grafana"
 reason = "dashboards are read-only; reviewed quarterly (demo)"
-expires = )toml" + format_timestamp(clock.now() + std::chrono::hours(24 * 90)) + "\n";
+expires = )toml" +
+         format_timestamp(clock.now() + std::chrono::hours(24 * 90)) + R"toml(
+
+# The operator token (_admin, id 0) is the admin token tokenwarden itself polls core-local with.
+[[exemptions]]
+policy = "*"
+token_id = "0"
+cluster = "core-local"
+reason = "tokenwarden's own admin token (demo)"
+expires = )toml" +
+         format_timestamp(clock.now() + std::chrono::hours(24 * 90)) + "\n";
   const std::string config_path = dir + "/tokenwarden.toml";
   std::ofstream(config_path) << cfg;
   auto load = load_config_string(cfg, config_path, clock.now());
@@ -368,12 +403,11 @@ expires = )toml" + format_timestamp(clock.now() + std::chrono::hours(24 * 90)) +
     return kExitFailure;
   }
 
-  std::printf("tokenwarden demo — two simulated InfluxDB 3 clusters, polled every %s\n\n",
+  std::printf("tokenwarden demo — three simulated InfluxDB 3 clusters, polled every %s\n\n",
               format_duration(o.interval).c_str());
   for (const auto& c : clusters) {
-    std::printf("  %-13s %-10s %-42s %zu tokens\n", c.name.c_str(),
-                c.flavor == sim::Flavor::kClustered ? "clustered" : "dedicated", c.server->base_url().c_str(),
-                c.server->store().size());
+    std::printf("  %-13s %-10s %-42s %zu tokens\n", c.name.c_str(), sim::to_string(c.flavor),
+                c.server->base_url().c_str(), c.server->store().size());
   }
   std::printf("  database      %s/audit.db\n  config        %s\n\n", dir.c_str(), config_path.c_str());
   std::fflush(stdout);

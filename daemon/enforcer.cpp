@@ -774,8 +774,11 @@ ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow&
             "could not read the token back to confirm the revocation: " + back.error().message,
             back.error().retry_after};
   }
-  if (!back->has_value())
-    return {"gone", {}, {}};  // no longer exists: it cannot be used, but we did not revoke it
+  if (!back->has_value()) {
+    // A source whose revocation is a deletion (influxdb3) deleted it; otherwise it no longer
+    // exists: it cannot be used, but we did not revoke it.
+    return {acknowledged && client.revoke_deletes() ? "deleted" : "gone", {}, {}};
+  }
   if ((*back)->revoked_at) return {acknowledged ? "revoked" : "already_revoked", {}, {}};
   return {{},
           acknowledged

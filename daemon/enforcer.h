@@ -78,8 +78,8 @@ struct EnforcementReport {
 };
 
 // One attempt at an action: `outcome` when the cluster shows the effect (revoked,
-// already_revoked, gone, restricted), else `error`, one sentence, and `retry_after` if the
-// cluster asked to wait (the attempt then sends nothing more, not even the read-back).
+// already_revoked, gone, deleted, restricted), else `error`, one sentence, and `retry_after` if
+// the cluster asked to wait (the attempt then sends nothing more, not even the read-back).
 struct ActionResult {
   std::string outcome;
   std::string error;

@@ -1,4 +1,5 @@
 #include "influx/influxctl_source.h"
+#include "influx/influxdb3_source.h"
 #include "influx/rest_source.h"
 
 namespace tw::influx {
@@ -10,6 +11,10 @@ Result<std::unique_ptr<ClusterClient>> make_cluster_client(const SourceConfig& c
   }
   auto url = parse_url(config.url);
   if (!url.ok()) return url.take_error();
+  if (config.type == SourceType::kInfluxdb3) {
+    return std::unique_ptr<ClusterClient>(
+        std::make_unique<Influxdb3ClusterClient>(config, std::move(*url), credentials_directory));
+  }
   return std::unique_ptr<ClusterClient>(
       std::make_unique<RestClusterClient>(config, std::move(*url), credentials_directory));
 }

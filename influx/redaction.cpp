@@ -64,6 +64,17 @@ Result<Token> decode_token_redacted(std::string body, const std::vector<std::str
   return token;
 }
 
+Result<Influxdb3Rows> decode_influxdb3_rows_redacted(std::string_view body,
+                                                     const std::vector<std::string>& secrets) {
+  auto rows = decode_influxdb3_rows(body);
+  if (!rows.ok()) {
+    return decode_error(body, rows.take_error(), secrets,
+                        [](const std::string& b) { return decode_influxdb3_rows(b); });
+  }
+  for (auto& t : rows->list.tokens) scrub_token(t, secrets);
+  return rows;
+}
+
 std::vector<std::string> influxctl_config_secrets(const std::string& config_path) {
   std::vector<std::string> out;
   try {

@@ -17,6 +17,7 @@
 
 #include "core/result.h"
 #include "influx/codec.h"
+#include "influx/influxdb3_codec.h"
 
 namespace tw::influx {
 
@@ -32,6 +33,9 @@ Result<DecodedList> decode_token_list_redacted(std::string_view body,
                                                const std::vector<std::string>& secrets,
                                                EmptyList empty = EmptyList::kArrayOnly);
 Result<Token> decode_token_redacted(std::string body, const std::vector<std::string>& secrets);
+// decode_influxdb3_rows likewise (names, used to address a token, are kept as sent).
+Result<Influxdb3Rows> decode_influxdb3_rows_redacted(std::string_view body,
+                                                     const std::vector<std::string>& secrets);
 
 // The credentials in an influxctl config file: `mgmt_token` and `token` of
 // every [[profile]] (INFLUXCTL_PROFILE may pick another than the configured one). A file that

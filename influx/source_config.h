@@ -11,7 +11,7 @@
 
 namespace tw::influx {
 
-enum class SourceType { kClustered, kDedicated, kInfluxctl };
+enum class SourceType { kClustered, kDedicated, kInfluxctl, kInfluxdb3 };
 
 struct SourceConfig {
   std::string cluster;  // the cluster's name in tokenwarden, for messages

@@ -1,7 +1,8 @@
 #pragma once
 // The cluster behind interfaces: TokenSource lists tokens, TokenActuator revokes or restricts.
 //
-// Implementations: the REST Management API (clustered, dedicated) and the influxctl runner.
+// Implementations: the REST Management API (clustered, dedicated), the influxctl runner and
+// InfluxDB 3 Core/Enterprise (influxdb3).
 // Tests inject fakes that script snapshots and failures and count calls.
 //
 // Thread safety: one call at a time per object (the poller owns its cluster's client).
@@ -85,6 +86,9 @@ class ClusterClient : public TokenSource, public TokenActuator {
     (void)ctx;
     return std::optional<OwnCredential>();
   }
+  // Whether a revocation deletes the token instead of marking it revoked (InfluxDB 3
+  // Core/Enterprise): a token read back as missing after an acknowledged revoke was deleted by it.
+  virtual bool revoke_deletes() const { return false; }
 };
 
 }  // namespace tw::influx

@@ -145,7 +145,10 @@ std::optional<std::size_t> PolicySet::index_of(std::string_view name) const {
 }
 
 bool PolicySet::applies_to(std::size_t policy, const ClusterInfo& cluster) const {
-  const auto& scope = specs_[policy].scope;
+  return scope_covers(specs_[policy].scope, cluster);
+}
+
+bool scope_covers(const Scope& scope, const ClusterInfo& cluster) {
   if (!scope.clusters.empty() &&
       std::none_of(scope.clusters.begin(), scope.clusters.end(),
                    [&](const std::string& g) { return glob_match(g, cluster.name); })) {
@@ -162,6 +165,7 @@ bool grant_matches(const PolicySpec& policy, const Permission& permission) {
   if (std::find(policy.actions.begin(), policy.actions.end(), permission.action) == policy.actions.end()) {
     return false;
   }
+  if (!is_database_resource(permission.resource)) return false;
   if (permission.resource == kAllDatabases) return true;
   if (policy.kind == Kind::kAllDatabasesGrant) return false;
   return std::any_of(policy.databases.begin(), policy.databases.end(),
@@ -212,7 +216,9 @@ std::string PolicySet::explain(std::size_t policy, const Subject& subject, Times
     }
     case Kind::kMaxDatabases: {
       std::vector<std::string> dbs;
-      for (const auto& g : t.permissions) dbs.push_back(g.resource);
+      for (const auto& g : t.permissions) {
+        if (is_database_resource(g.resource)) dbs.push_back(g.resource);
+      }
       std::sort(dbs.begin(), dbs.end());
       dbs.erase(std::unique(dbs.begin(), dbs.end()), dbs.end());
       bool all = std::find(dbs.begin(), dbs.end(), std::string(kAllDatabases)) != dbs.end();
@@ -313,6 +319,7 @@ Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<
           dbs.clear();
           bool all = false;
           for (const auto& g : t.permissions) {
+            if (!is_database_resource(g.resource)) continue;
             if (g.resource == kAllDatabases) all = true;
             dbs.push_back(g.resource);
           }

@@ -91,8 +91,12 @@ class PolicySet {
 Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<const Subject> subjects,
                     Timestamp now);
 
+// Whether a policy's scope covers a cluster (its cluster globs and labels; the description regex
+// is per token). check-config uses it too, to refuse actions a cluster's source cannot perform.
+bool scope_covers(const Scope& scope, const ClusterInfo& cluster);
+
 // Whether a grant is matched by a forbidden_grant/all_databases_grant policy (a grant on "*"
-// matches every database pattern).
+// matches every database pattern; a grant on a non-database resource matches none).
 bool grant_matches(const PolicySpec& policy, const Permission& permission);
 
 }  // namespace tw::policy

@@ -1,4 +1,5 @@
-// tokenwarden-sim: a simulated InfluxDB 3 Clustered/Dedicated management API (SPEC §7).
+// tokenwarden-sim: a simulated InfluxDB 3 Clustered/Dedicated management API, or the token API
+// of InfluxDB 3 Core/Enterprise (SPEC §7, docs/simulator.md).
 //
 // Start-up is an ordered list of steps; SIGINT and SIGTERM are blocked in every thread and
 // taken with sigwait() by the main thread, which then stops the server cleanly (exit 0).
@@ -31,6 +32,9 @@ constexpr const char* kDescription =
     "Dedicated (/api/v0/accounts/{account-id}/clusters/{cluster-id}/tokens only) as the\n"
     "published OpenAPI specs describe it: Bearer authentication, {\"code\",\"message\"} errors,\n"
     "200 on create, 204 on DELETE (a revoke: the token stays, with revokedAt).\n"
+    "With --flavor influxdb3 it is an InfluxDB 3 Core/Enterprise server instead: the token\n"
+    "table through GET /api/v3/query_sql (db=_internal, SELECT * FROM system.tokens), DELETE\n"
+    "/api/v3/configure/token?token_name=N (the token is gone) and the token-creating POSTs.\n"
     "A control API under /_sim/ (no authentication) seeds tokens, sets the clock, injects faults\n"
     "and reads the request log. Prints one line 'tokenwarden-sim listening on <base-url>' on\n"
     "stdout, then logs one line per request on stderr (never a token).\n";
@@ -40,6 +44,7 @@ constexpr const char* kFooter =
     "  Exactly one of --token-file and --token is required. The token file is re-read on every\n"
     "  request, so a test can rotate it; --token is visible to other users in ps.\n"
     "  --account-id and --cluster-id matter only with --flavor dedicated (the ids are logged).\n"
+    "  --without-auth (influxdb3 only) accepts every request and leaves the hash column out.\n"
     "  The same --seed and clock (--now) generate the same tokens. Revoked tokens are listed\n"
     "  with revokedAt unless --hide-revoked; GET .../tokens/{id} always returns them.\n"
     "\n"
@@ -65,6 +70,10 @@ constexpr const char* kFooter =
     "      --account-id 11111111-1111-4111-8111-111111111111 \\\n"
     "      --cluster-id 33333333-3333-4333-8333-333333333333\n"
     "  curl -s -H \"Authorization: Bearer $(cat tok)\" http://127.0.0.1:8086/api/v0/tokens\n"
+    "  tokenwarden-sim --flavor influxdb3 --token-file tok --listen 127.0.0.1:8181\n"
+    "  curl -s -G -H \"Authorization: Bearer $(cat tok)\" http://127.0.0.1:8181/api/v3/query_sql "
+    "\\\n"
+    "      --data-urlencode db=_internal --data-urlencode 'q=SELECT * FROM system.tokens'\n"
     "\n"
     "EXIT STATUS: 0 after SIGINT or SIGTERM, 1 when the server cannot start, 2 on usage errors.\n"
     "See docs/simulator.md for the full reference.";
@@ -95,13 +104,14 @@ int main(int argc, char** argv) {
   std::size_t seed_tokens = 0;
   std::uint64_t seed = 1;
   bool hide_revoked = false;
+  bool without_auth = false;
   bool quiet = false;
 
   app.add_option("--listen", listen, "Listen address; port 0 picks a free port [127.0.0.1:0]")
       ->type_name("HOST:PORT");
-  app.add_option("--flavor", flavor, "API to simulate [clustered]")
-      ->check(CLI::IsMember({"clustered", "dedicated"}).description(""))
-      ->type_name("clustered|dedicated");
+  app.add_option("--flavor,--flavour", flavor, "API to simulate [clustered]")
+      ->check(CLI::IsMember({"clustered", "dedicated", "influxdb3"}).description(""))
+      ->type_name("clustered|dedicated|influxdb3");
   auto* token_file_opt =
       app.add_option("--token-file", token_file, "Accepted Bearer token; re-read per request")
           ->check(CLI::ExistingFile.description(""))
@@ -125,6 +135,7 @@ int main(int argc, char** argv) {
   app.add_option("--now", now_text, "Freeze the simulated clock at this time")
       ->type_name("RFC3339");
   app.add_flag("--hide-revoked", hide_revoked, "Leave revoked tokens out of GET .../tokens");
+  app.add_flag("--without-auth", without_auth, "influxdb3: no authentication, no hash column");
   app.add_option("--port-file", port_file, "Write the port number here once listening")
       ->type_name("FILE");
   app.add_flag("-q,--quiet", quiet, "Do not log requests on stderr");
@@ -149,9 +160,15 @@ int main(int argc, char** argv) {
     logger.warn("--token is visible to other users in the process list; prefer --token-file");
   }
 
+  if (without_auth && flavor != "influxdb3") {
+    std::cerr << "tokenwarden-sim: --without-auth needs --flavor influxdb3\n";
+    return kExitUsage;
+  }
   tw::sim::SimOptions options;
-  options.flavor =
-      flavor == "dedicated" ? tw::sim::Flavor::kDedicated : tw::sim::Flavor::kClustered;
+  options.flavor = flavor == "dedicated"   ? tw::sim::Flavor::kDedicated
+                   : flavor == "influxdb3" ? tw::sim::Flavor::kInfluxdb3
+                                           : tw::sim::Flavor::kClustered;
+  options.without_auth = without_auth;
   auto colon = listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == listen.size()) {
     std::cerr << "tokenwarden-sim: --listen must be HOST:PORT, got \"" << tw::printable(listen)

@@ -16,7 +16,10 @@ namespace tw::sim {
 //               with any UUIDs; token objects carry no accountId/clusterId.
 //   kDedicated: only /api/v0/accounts/{account_id}/clusters/{cluster_id}/tokens[/{id}] with the
 //               configured ids (others answer 404); token objects carry accountId and clusterId.
-enum class Flavor { kClustered, kDedicated };
+//   kInfluxdb3: InfluxDB 3 Core/Enterprise (docs/simulator.md): the token table through
+//               GET /api/v3/query_sql, DELETE /api/v3/configure/token?token_name=N and the
+//               token-creating POSTs; numeric token ids; no revoked state (deletion removes).
+enum class Flavor { kClustered, kDedicated, kInfluxdb3 };
 
 const char* to_string(Flavor flavor);
 
@@ -37,6 +40,9 @@ struct SimOptions {
   std::string tls_key_file;
   // false: GET …/tokens leaves revoked tokens out (GET …/tokens/{id} still returns them).
   bool list_includes_revoked = true;
+  // kInfluxdb3 only: the server runs without authentication (`influxdb3 serve --without-auth`):
+  // every request is accepted and the token table has no `hash` column.
+  bool without_auth = false;
   // The "real" clock of the simulated clock (tests inject a ManualClock); nullptr: the system
   // clock. Must outlive the server.
   const Clock* clock = nullptr;

@@ -27,6 +27,7 @@ struct RequestRecord {
   Timestamp time;         // simulated time
   std::string method;
   std::string path;  // without the query string
+  std::string query;  // the raw query string (after '?'), "" if none
   int status = 0;    // 0: no answer was sent (timeout and reset faults)
   AuthResult auth = AuthResult::kMissing;
   std::optional<FaultKind> fault;

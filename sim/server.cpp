@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -64,8 +65,10 @@ std::string status_line(int status) {
 std::string response_head(const SimResponse& r, std::size_t content_length, bool keep_alive) {
   std::string h = status_line(r.status);
   h += "Server: tokenwarden-sim\r\n";
+  const bool typed = std::any_of(r.headers.begin(), r.headers.end(),
+                                 [](const auto& kv) { return kv.first == "Content-Type"; });
   if (r.status != 204 && r.status >= 200) {
-    h += "Content-Type: application/json\r\n";
+    if (!typed) h += "Content-Type: application/json\r\n";
     h += "Content-Length: " + std::to_string(content_length) + "\r\n";
   }
   for (const auto& [k, v] : r.headers) h += k + ": " + v + "\r\n";
@@ -448,7 +451,12 @@ Result<std::unique_ptr<SimServer>> SimServer::start(SimOptions options) {
   impl->port = impl->acceptor->local_endpoint().port();
   impl->host = options.listen_host;
 
-  impl->store = std::make_unique<TokenStore>(options.account_id, options.cluster_id, options.clock);
+  if (options.without_auth && options.flavor != Flavor::kInfluxdb3) {
+    return invalid("running without authentication is an influxdb3 flavour option");
+  }
+  impl->store = std::make_unique<TokenStore>(
+      options.account_id, options.cluster_id, options.clock,
+      options.flavor == Flavor::kInfluxdb3 ? IdStyle::kNumeric : IdStyle::kUuid);
   impl->service = std::make_unique<Service>(std::move(options), *impl->store);
   Impl* raw = impl.get();
   asio::co_spawn(*raw->ioc, raw->accept_loop(), raw->on_done());
@@ -465,12 +473,16 @@ Result<std::unique_ptr<SimServer>> SimServer::start(SimOptions options) {
 
 std::uint16_t SimServer::port() const { return impl_->port; }
 
+std::string SimServer::root_url() const {
+  return impl_->scheme + "://" + url_host(impl_->host) + ":" + std::to_string(impl_->port);
+}
+
 std::string SimServer::base_url() const {
-  return impl_->scheme + "://" + url_host(impl_->host) + ":" + std::to_string(impl_->port) +
-         "/api/v0";
+  return impl_->flavor == Flavor::kInfluxdb3 ? root_url() : root_url() + "/api/v0";
 }
 
 std::string SimServer::tokens_url() const {
+  if (impl_->flavor == Flavor::kInfluxdb3) return root_url() + "/api/v3/query_sql";
   if (impl_->flavor == Flavor::kClustered) return base_url() + "/tokens";
   return base_url() + "/accounts/" + impl_->account_id + "/clusters/" + impl_->cluster_id +
          "/tokens";
@@ -483,7 +495,15 @@ TokenStore& SimServer::store() { return *impl_->store; }
 void SimServer::stop() { impl_->shutdown(); }
 
 const char* to_string(Flavor flavor) {
-  return flavor == Flavor::kDedicated ? "dedicated" : "clustered";
+  switch (flavor) {
+    case Flavor::kDedicated:
+      return "dedicated";
+    case Flavor::kInfluxdb3:
+      return "influxdb3";
+    case Flavor::kClustered:
+      break;
+  }
+  return "clustered";
 }
 
 }  // namespace tw::sim

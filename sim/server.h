@@ -29,10 +29,14 @@ class SimServer {
   SimServer& operator=(const SimServer&) = delete;
 
   std::uint16_t port() const;
-  // "http://127.0.0.1:PORT/api/v0" ("https://…" with TLS).
+  // "http://127.0.0.1:PORT" ("https://…" with TLS): where /_sim/ lives.
+  std::string root_url() const;
+  // What a tokenwarden cluster's `url` is: root_url() + "/api/v0" (Clustered, Dedicated), or
+  // root_url() (influxdb3: the server's base URL).
   std::string base_url() const;
-  // The token collection: base_url() + "/tokens" (Clustered) or
-  // base_url() + "/accounts/{account_id}/clusters/{cluster_id}/tokens" (Dedicated).
+  // The token collection: base_url() + "/tokens" (Clustered),
+  // base_url() + "/accounts/{account_id}/clusters/{cluster_id}/tokens" (Dedicated), or
+  // root_url() + "/api/v3/query_sql" (influxdb3).
   std::string tokens_url() const;
   // The effective flavour and Dedicated ids (generated when not given; empty for Clustered).
   Flavor flavor() const;

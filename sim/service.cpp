@@ -14,6 +14,7 @@
 
 #include "core/json_writer.h"
 #include "core/strings.h"
+#include "sim/influxdb3_api.h"
 #include "sim/wire.h"
 
 namespace tw::sim {
@@ -247,7 +248,9 @@ std::string requests_json(const std::vector<RequestRecord>& records) {
   w.begin_array();
   for (const auto& r : records) {
     w.begin_object().field("seq", r.seq).field("time", r.time).field("method", r.method);
-    w.field("path", r.path).field("status", r.status).field("auth", to_string(r.auth));
+    w.field("path", r.path);
+    if (!r.query.empty()) w.field("query", r.query);
+    w.field("status", r.status).field("auth", to_string(r.auth));
     w.key("fault");
     r.fault ? w.value(to_string(*r.fault)) : w.null();
     w.key("body");
@@ -343,6 +346,7 @@ Service::Service(SimOptions options, TokenStore& store)
     : options_(std::move(options)), store_(store) {}
 
 AuthResult Service::check_auth(const std::optional<std::string>& header) const {
+  if (options_.without_auth) return AuthResult::kOk;
   if (!header) return AuthResult::kMissing;
   std::string_view h = trim(*header);
   if (h.size() < 7 || to_lower(h.substr(0, 7)) != "bearer ") return AuthResult::kInvalid;
@@ -366,6 +370,8 @@ SimResponse Service::handle(const SimRequest& request) {
   rec.time = store_.now();
   rec.method = request.method;
   rec.path = path;
+  if (auto q = request.target.find('?'); q != std::string::npos)
+    rec.query = request.target.substr(q + 1);
   rec.auth = check_auth(request.authorization);
   if ((request.method == "POST" || request.method == "PATCH" || request.method == "PUT") &&
       !request.body_too_large) {
@@ -439,6 +445,9 @@ SimResponse Service::handle(const SimRequest& request) {
 
 SimResponse Service::acknowledge_without_effect(const SimRequest& request, const std::string& path,
                                                 AuthResult auth) {
+  if (options_.flavor == Flavor::kInfluxdb3) {
+    return influxdb3_acknowledge_without_effect(request, path, auth, store_, options_);
+  }
   // Carry the request out, answer with its result, then put the token back as it was.
   std::string id = path.substr(path.rfind('/') + 1);
   std::optional<Token> before = store_.get(id);
@@ -456,6 +465,9 @@ SimResponse Service::management(const SimRequest& request, const std::string& pa
                                 AuthResult auth) {
   if (request.body_too_large) {
     return error_response(413, "request body is larger than 1 MiB");
+  }
+  if (options_.flavor == Flavor::kInfluxdb3) {
+    return influxdb3_management(request, path, auth, store_, options_);
   }
   if (!starts_with(path, kApiPrefix)) return error_response(404);
   if (auth != AuthResult::kOk) return error_response(401);
@@ -585,7 +597,9 @@ SimResponse Service::control(const SimRequest& request, const std::string& path)
     w.begin_object().field("flavor", to_string(options_.flavor));
     w.field("accountId", options_.account_id).field("clusterId", options_.cluster_id);
     w.field("tokens", static_cast<std::uint64_t>(store_.size()));
-    w.field("listIncludesRevoked", options_.list_includes_revoked).end_object();
+    w.field("listIncludesRevoked", options_.list_includes_revoked);
+    if (options_.flavor == Flavor::kInfluxdb3) w.field("withoutAuth", options_.without_auth);
+    w.end_object();
     return json_response(200, std::move(out));
   }
   if (seg.size() == 2 && what == "reset") {

@@ -3,9 +3,11 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <random>
 #include <stdexcept>
+#include <unordered_set>
 
 #include "sim/generator.h"
 #include "sim/wire.h"
@@ -22,23 +24,41 @@ void random_bytes(unsigned char* out, int n) {
   for (int i = 0; i < n; ++i) out[i] = static_cast<unsigned char>(rd());
 }
 
-std::string random_access_token() {
+std::string random_access_token(const char* prefix) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   unsigned char bytes[66];  // 86 base64url characters carry 516 bits
   random_bytes(bytes, sizeof bytes);
-  std::string out = "apiv1_";
+  std::string out = prefix;
   std::uint32_t acc = 0;
   int bits = 0;
   for (unsigned char b : bytes) {
     acc = (acc << 8) | b;
     bits += 8;
-    while (bits >= 6 && out.size() < 6 + 86) {
+    while (bits >= 6 && out.size() < std::char_traits<char>::length(prefix) + 86) {
       bits -= 6;
       out += kAlphabet[(acc >> bits) & 0x3F];
     }
   }
   return out;
+}
+
+// kNumeric (InfluxDB 3): a token always holds a permission, so a generated "no access" token
+// gets the least there is, read on system:health.
+void give_a_permission(Token& t) {
+  if (t.permissions.empty()) t.permissions.push_back({"read", "system:health"});
+}
+
+// kNumeric: a generated token as InfluxDB 3 could hold it: with a permission, and with a name
+// (kept as the description) that no other token has, since names address tokens — a repeat gets
+// " #ID" appended.
+using Names = std::unordered_set<std::string>;
+void shape_for_influxdb3(Names& taken, Token& t) {
+  give_a_permission(t);
+  if (!taken.insert(t.description).second) {
+    t.description += " #" + t.id;
+    taken.insert(t.description);
+  }
 }
 
 std::uint64_t random_seed() {
@@ -75,8 +95,9 @@ const char* to_string(AuthResult auth) {
   return "unknown";
 }
 
-TokenStore::TokenStore(std::string account_id, std::string cluster_id, const Clock* real_clock)
-    : account_id_(std::move(account_id)), cluster_id_(std::move(cluster_id)) {
+TokenStore::TokenStore(std::string account_id, std::string cluster_id, const Clock* real_clock,
+                       IdStyle ids)
+    : account_id_(std::move(account_id)), cluster_id_(std::move(cluster_id)), ids_(ids) {
   if (real_clock == nullptr) {
     owned_clock_ = std::make_unique<SystemClock>();
     real_clock = owned_clock_.get();
@@ -143,7 +164,20 @@ TokenStore::Entry* TokenStore::find_locked(const std::string& id) {
   return it == index_.end() ? nullptr : &entries_[it->second];
 }
 
+std::string TokenStore::new_id_locked() {
+  if (ids_ == IdStyle::kNumeric) return std::to_string(next_numeric_id_++);
+  Rng rng(random_seed());
+  return random_uuid(rng);
+}
+
 void TokenStore::upsert_locked(Token token) {
+  if (ids_ == IdStyle::kNumeric) {
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(token.id.data(), token.id.data() + token.id.size(), n);
+    if (ec == std::errc() && end == token.id.data() + token.id.size() && n >= next_numeric_id_) {
+      next_numeric_id_ = n + 1;
+    }
+  }
   if (Entry* e = find_locked(token.id)) {
     e->token = std::move(token);
     e->json.clear();
@@ -156,10 +190,7 @@ void TokenStore::upsert_locked(Token token) {
 
 Token TokenStore::put(Token token) {
   std::lock_guard lock(mu_);
-  if (token.id.empty()) {
-    Rng rng(random_seed());
-    token.id = random_uuid(rng);
-  }
+  if (token.id.empty()) token.id = new_id_locked();
   if (!token.created_at) token.created_at = now_locked();
   Token copy = token;
   upsert_locked(std::move(token));
@@ -183,7 +214,16 @@ std::size_t TokenStore::generate(std::size_t n, std::uint64_t seed) {
   Timestamp now = now_locked();
   entries_.reserve(entries_.size() + n);
   index_.reserve(entries_.size() + n);
-  for (std::size_t i = 0; i < n; ++i) upsert_locked(generate_token(rng, now));
+  Names taken = ids_ == IdStyle::kNumeric ? descriptions_locked() : Names{};
+  for (std::size_t i = 0; i < n; ++i) {
+    Token t = generate_token(rng, now);
+    if (ids_ == IdStyle::kNumeric) {  // no revoked state: a revoked token would be deleted
+      t.id = new_id_locked();
+      t.revoked_at.reset();
+      shape_for_influxdb3(taken, t);
+    }
+    upsert_locked(std::move(t));
+  }
   // Serialize now, so that the first GET after seeding is as fast as later ones.
   for (const auto& e : entries_) {
     if (e.json.empty()) append_api_token(e.json, e.token, account_id_, cluster_id_);
@@ -194,17 +234,51 @@ std::size_t TokenStore::generate(std::size_t n, std::uint64_t seed) {
 CreatedToken TokenStore::create(std::string description, std::vector<Permission> permissions,
                                 std::optional<Timestamp> expires_at) {
   std::lock_guard lock(mu_);
+  return create_locked(std::move(description), std::move(permissions), expires_at);
+}
+
+CreatedToken TokenStore::create_locked(std::string description, std::vector<Permission> permissions,
+                                       std::optional<Timestamp> expires_at) {
   CreatedToken out;
-  Rng rng(random_seed());
-  out.token.id = random_uuid(rng);
+  out.token.id = new_id_locked();
   out.token.description = std::move(description);
   sort_permissions(permissions);
   out.token.permissions = std::move(permissions);
   out.token.created_at = now_locked();
   out.token.expires_at = expires_at;
-  out.access_token = random_access_token();
+  out.access_token = random_access_token(ids_ == IdStyle::kNumeric ? "apiv3_" : "apiv1_");
   upsert_locked(out.token);
   return out;
+}
+
+Result<CreatedToken> TokenStore::create_named(std::string name, std::vector<Permission> permissions,
+                                              std::optional<Timestamp> expires_at) {
+  std::lock_guard lock(mu_);
+  for (const auto& e : entries_) {
+    if (e.token.description == name) {
+      return make_error(ErrorCode::kInvalidArgument, "token name already exists: " + name, 409);
+    }
+  }
+  return create_locked(std::move(name), std::move(permissions), expires_at);
+}
+
+std::optional<Token> TokenStore::find_named(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  for (const auto& e : entries_) {
+    if (e.token.description == name) return e.token;
+  }
+  return std::nullopt;
+}
+
+std::optional<Token> TokenStore::remove_named(std::string_view name) {
+  std::lock_guard lock(mu_);
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].token.description != name) continue;
+    Token gone = entries_[i].token;
+    erase_locked(i);
+    return gone;
+  }
+  return std::nullopt;
 }
 
 Result<Token> TokenStore::update(const std::string& id, std::optional<std::string> description,
@@ -238,14 +312,41 @@ bool TokenStore::remove(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = index_.find(id);
   if (it == index_.end()) return false;
-  std::size_t pos = it->second;
+  erase_locked(it->second);
+  return true;
+}
+
+std::vector<std::size_t> TokenStore::shuffled_active_locked(Rng& rng) const {
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    if (!entries_[i].token.revoked_at) active.push_back(i);
+  }
+  // Fisher-Yates with our Rng: deterministic for a seed.
+  for (std::size_t i = active.size(); i > 1; --i) {
+    std::swap(active[i - 1], active[static_cast<std::size_t>(rng.below(i))]);
+  }
+  return active;
+}
+
+std::unordered_set<std::string> TokenStore::descriptions_locked() const {
+  std::unordered_set<std::string> out;
+  for (const auto& e : entries_) out.insert(e.token.description);
+  return out;
+}
+
+void TokenStore::erase_revoked_locked() {
+  for (std::size_t i = entries_.size(); i-- > 0;) {
+    if (entries_[i].token.revoked_at) erase_locked(i);
+  }
+}
+
+void TokenStore::erase_locked(std::size_t pos) {
+  index_.erase(entries_[pos].token.id);
   entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(pos));
-  index_.erase(it);
   for (auto& [key, i] : index_) {
     if (i > pos) --i;
   }
   invalidate_locked();
-  return true;
 }
 
 std::optional<Token> TokenStore::get(const std::string& id) const {
@@ -283,22 +384,19 @@ ChurnResult TokenStore::churn(double percent, std::uint64_t seed) {
   Rng rng(seed);
   Timestamp now = now_locked();
 
-  // Active tokens, shuffled (Fisher-Yates with our Rng, deterministic): the first to_update are
-  // updated, the next to_revoke revoked.
-  std::vector<std::size_t> active;
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    if (!entries_[i].token.revoked_at) active.push_back(i);
-  }
-  for (std::size_t i = active.size(); i > 1; --i) {
-    std::swap(active[i - 1], active[static_cast<std::size_t>(rng.below(i))]);
-  }
+  // The first to_update active tokens (shuffled) are updated, the next to_revoke revoked.
+  std::vector<std::size_t> active = shuffled_active_locked(rng);
   std::size_t next = 0;
+  Names taken = ids_ == IdStyle::kNumeric ? descriptions_locked() : Names{};
   for (; result.updated < to_update && next < active.size(); ++next) {
     Entry& e = entries_[active[next]];
     if (rng.chance(50)) {
       e.token.permissions = generate_permissions(rng);
+      if (ids_ == IdStyle::kNumeric) give_a_permission(e.token);
     } else {
+      taken.erase(e.token.description);
       e.token.description = generate_description(rng);
+      if (ids_ == IdStyle::kNumeric) shape_for_influxdb3(taken, e.token);
     }
     e.json.clear();
     ++result.updated;
@@ -309,8 +407,13 @@ ChurnResult TokenStore::churn(double percent, std::uint64_t seed) {
     e.json.clear();
     ++result.revoked;
   }
+  if (ids_ == IdStyle::kNumeric) erase_revoked_locked();  // no revoked state: deleted instead
   for (; result.created < to_create; ++result.created) {
     Token t = generate_token(rng, now);
+    if (ids_ == IdStyle::kNumeric) {
+      t.id = new_id_locked();
+      shape_for_influxdb3(taken, t);
+    }
     t.created_at = now;
     if (t.expires_at) t.expires_at = now + std::chrono::days(90);
     t.revoked_at.reset();
@@ -328,6 +431,7 @@ void TokenStore::reset() {
   faults_.clear();
   requests_.clear();
   next_seq_ = 1;
+  next_numeric_id_ = 0;
   mode_ = ClockMode::kReal;
   offset_ = Duration(0);
 }

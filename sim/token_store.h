@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/result.h"
@@ -28,6 +29,8 @@
 #include "sim/request_log.h"
 
 namespace tw::sim {
+
+class Rng;  // sim/generator.h
 
 enum class ClockMode { kReal, kFrozen, kOffset };
 const char* to_string(ClockMode mode);
@@ -43,11 +46,17 @@ struct CreatedToken {
   std::string access_token;  // "apiv1_" + 86 base64url characters; never stored
 };
 
+// How new tokens are identified: UUIDs (Management API) or InfluxDB 3 Core/Enterprise's
+// sequential integers from 0 (decimal strings). With kNumeric a token also has no revoked state:
+// generated tokens are never revoked and churn deletes the tokens it would revoke.
+enum class IdStyle { kUuid, kNumeric };
+
 class TokenStore {
  public:
   // account_id/cluster_id non-empty: token JSON carries accountId/clusterId (Dedicated).
   // real_clock must outlive the store; nullptr uses a SystemClock.
-  TokenStore(std::string account_id, std::string cluster_id, const Clock* real_clock = nullptr);
+  TokenStore(std::string account_id, std::string cluster_id, const Clock* real_clock = nullptr,
+             IdStyle ids = IdStyle::kUuid);
   TokenStore(const TokenStore&) = delete;
   TokenStore& operator=(const TokenStore&) = delete;
 
@@ -72,6 +81,12 @@ class TokenStore {
                        std::optional<std::vector<Permission>> permissions);
   Result<Token> revoke(const std::string& id);  // sets revoked_at = now()
   bool remove(const std::string& id);           // gone entirely (control API)
+  // InfluxDB 3 addresses tokens by name, which the store keeps as the description.
+  // create_named: kInvalidArgument (http_status 409) if a token already has that name.
+  Result<CreatedToken> create_named(std::string name, std::vector<Permission> permissions,
+                                    std::optional<Timestamp> expires_at);
+  std::optional<Token> find_named(std::string_view name) const;
+  std::optional<Token> remove_named(std::string_view name);
   std::optional<Token> get(const std::string& id) const;
   std::vector<Token> list(bool include_revoked = true) const;
   std::size_t size() const;
@@ -110,8 +125,17 @@ class TokenStore {
     list_cache_[1].reset();
   }
 
+  std::string new_id_locked();
+  CreatedToken create_locked(std::string description, std::vector<Permission> permissions,
+                             std::optional<Timestamp> expires_at);
+  void erase_locked(std::size_t pos);
+  void erase_revoked_locked();
+  std::vector<std::size_t> shuffled_active_locked(Rng& rng) const;  // indexes of active tokens
+  std::unordered_set<std::string> descriptions_locked() const;
+
   const std::string account_id_;
   const std::string cluster_id_;
+  const IdStyle ids_;
   std::unique_ptr<Clock> owned_clock_;
   const Clock* real_clock_;
 
@@ -126,6 +150,7 @@ class TokenStore {
   std::uint64_t next_fault_id_ = 1;
   std::deque<RequestRecord> requests_;
   std::uint64_t next_seq_ = 1;
+  std::uint64_t next_numeric_id_ = 0;  // kNumeric: above every numeric id ever stored
 };
 
 }  // namespace tw::sim

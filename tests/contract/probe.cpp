@@ -1,5 +1,6 @@
-// tw-contract-probe: drives tokenwarden's REST client (tw::influx) directly, so the contract
-// tests can run list, revoke and restrict against Prism and through Prism's validating proxy.
+// tw-contract-probe: drives tokenwarden's clients (tw::influx) directly, so the contract tests
+// can run list, revoke and restrict against Prism and through Prism's validating proxy, and
+// the influxdb3 client against schema-checked bodies (TYPE clustered, dedicated or influxdb3).
 //
 //   tw-contract-probe TYPE URL TOKEN_FILE ACCOUNT CLUSTER list
 //   tw-contract-probe TYPE URL TOKEN_FILE ACCOUNT CLUSTER revoke ID
@@ -22,7 +23,9 @@ int main(int argc, char** argv) {
   }
   influx::SourceConfig cfg;
   std::string type = argv[1];
-  cfg.type = type == "dedicated" ? influx::SourceType::kDedicated : influx::SourceType::kClustered;
+  cfg.type = type == "dedicated"   ? influx::SourceType::kDedicated
+             : type == "influxdb3" ? influx::SourceType::kInfluxdb3
+                                   : influx::SourceType::kClustered;
   cfg.url = argv[2];
   cfg.token_file = argv[3];
   cfg.account_id = argv[4];

@@ -512,7 +512,7 @@ require_approval = "yes"
                   "[[clusters]]\nname = \"Prod EU\"\n[[clusters]]\ntype = \"mystery\"\n",
                   {"clusters[0].name: \"Prod EU\" must be", "clusters[0].type: is required",
                    "clusters[1].name: is required",
-                   "clusters[1].type: must be clustered, dedicated or influxctl"}},
+                   "clusters[1].type: must be clustered, dedicated, influxctl or influxdb3"}},
         ErrorCase{"clustered requires url and token_file",
                   "[[clusters]]\nname = \"c\"\ntype = \"clustered\"\n",
                   {"clusters[0].url: is required for type clustered",

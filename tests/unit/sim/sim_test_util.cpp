@@ -55,9 +55,7 @@ std::unique_ptr<SimServer> start_sim(SimOptions options) {
 Result<influx::HttpResponse> call(const SimServer& server, const std::string& method,
                                   const std::string& target, const std::string& body,
                                   const char* auth, Duration timeout, const std::string& ca_file) {
-  std::string root = server.base_url();
-  root.resize(root.size() - std::string("/api/v0").size());
-  auto url = influx::parse_url(root);
+  auto url = influx::parse_url(server.root_url());
   if (!url.ok()) return url.take_error();
   influx::HttpRequest req;
   req.method = method;
