@@ -1,6 +1,7 @@
 // tw-bench-decode: how fast each source's token list is read — the REST Management API's
 // camelCase objects with RFC 3339 times, influxctl's snake_case objects with {seconds,nanos}
-// times and nil-UUID permission ids, and (with --shape) others — from a body held in memory.
+// times and nil-UUID permission ids, and InfluxDB 3's system.tokens rows (zone-less times,
+// permission strings) — from a body held in memory.
 //
 //   tw-bench-decode --tokens N [--runs K]
 //
@@ -21,6 +22,7 @@
 #include "core/time.h"
 #include "core/token.h"
 #include "influx/codec.h"
+#include "influx/influxdb3_codec.h"
 #include "sim/generator.h"
 
 namespace {
@@ -101,10 +103,55 @@ std::string influxctl_body(const std::vector<Token>& tokens) {
   return out + "]";
 }
 
+// A naive (zone-less) time as InfluxDB 3 prints it: "2025-04-18T14:02:45.331".
+void naive_time(std::string& out, const char* key, const std::optional<Timestamp>& t) {
+  if (!t) return;
+  std::string z = format_timestamp(*t);  // "…T14:02:45.331Z"
+  z.pop_back();
+  out += ",\"";
+  out += key;
+  out += "\":\"" + z + '"';
+}
+
+// The same inventory as rows of system.tokens (ids numbered, names unique, revoked ones absent:
+// that server deletes). Returns the body and sets `rows`.
+std::string influxdb3_body(const std::vector<Token>& tokens, std::size_t& rows) {
+  std::string out = "[";
+  rows = 0;
+  for (const auto& t : tokens) {
+    if (t.revoked_at) continue;
+    if (out.size() > 1) out += ',';
+    out += "{\"token_id\":" + std::to_string(rows) + ",\"name\":";
+    append_json_string(out, t.description + " #" + std::to_string(rows));
+    out += ",\"hash\":\"1a2b3c4d5\"";
+    naive_time(out, "created_at", t.created_at);
+    naive_time(out, "expiry", t.expires_at);
+    std::string reads, writes;
+    for (const auto& p : t.permissions) {
+      std::string& list = p.action == "read" ? reads : writes;
+      if (!list.empty()) list += ',';
+      list += p.resource;
+    }
+    std::string perms = reads.empty() ? std::string() : "db:" + reads + ":read";
+    if (!writes.empty())
+      perms += (perms.empty() ? "" : ";") + std::string("db:") + writes + ":write";
+    if (perms.empty() || perms.find("*,") != std::string::npos ||
+        perms.find(",*") != std::string::npos) {
+      perms = "*:*:*";  // a mixed "*" list is not expressible: make it an admin token
+    }
+    out += ",\"permissions\":";
+    append_json_string(out, perms);
+    out += '}';
+    ++rows;
+  }
+  return out + "]";
+}
+
 struct Shape {
   const char* name;
   std::string body;
   std::function<std::size_t(const std::string&)> decode;  // tokens read; exits on failure
+  std::size_t expect = 0;
 };
 
 [[noreturn]] void die(const std::string& m) {
@@ -138,18 +185,29 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < n; ++i) tokens.push_back(sim::generate_token(rng, now));
 
   std::vector<Shape> shapes;
-  shapes.push_back({"rest", rest_body(tokens), [](const std::string& b) {
-                      return decoded_count(influx::decode_token_list(b));
-                    }});
-  shapes.push_back({"influxctl", influxctl_body(tokens), [](const std::string& b) {
+  shapes.push_back(
+      {"rest", rest_body(tokens),
+       [](const std::string& b) { return decoded_count(influx::decode_token_list(b)); }, n});
+  shapes.push_back({"influxctl", influxctl_body(tokens),
+                    [](const std::string& b) {
                       return decoded_count(
                           influx::decode_token_list(b, influx::EmptyList::kNullOrArray));
-                    }});
+                    },
+                    n});
+  std::size_t rows = 0;
+  std::string table = influxdb3_body(tokens, rows);
+  shapes.push_back({"influxdb3 (revoked ones absent)", std::move(table),
+                    [](const std::string& b) {
+                      auto r = influx::decode_influxdb3_rows(b);
+                      if (!r.ok()) die(r.error().message);
+                      return r->list.tokens.size();
+                    },
+                    rows});
   for (const auto& s : shapes) {
     std::vector<double> cpu;
     for (int r = 0; r < runs; ++r) {
       const double start = thread_cpu_ms();
-      if (s.decode(s.body) != n) die(std::string(s.name) + ": wrong token count");
+      if (s.decode(s.body) != s.expect) die(std::string(s.name) + ": wrong token count");
       cpu.push_back(thread_cpu_ms() - start);
     }
     std::sort(cpu.begin(), cpu.end());
@@ -157,7 +215,7 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"shape\":\"%s\",\"tokens\":%zu,\"body_bytes\":%zu,\"median_cpu_ms\":%.1f,"
         "\"mb_per_s\":%.0f}\n",
-        s.name, n, s.body.size(), median,
+        s.name, s.expect, s.body.size(), median,
         static_cast<double>(s.body.size()) / 1e6 / (median / 1e3));
   }
   return 0;
