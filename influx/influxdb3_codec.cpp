@@ -90,46 +90,54 @@ struct Row {
   std::optional<std::string> created_placeholder;
 };
 
-std::string where(std::size_t index, std::string_view column) {
-  return "row #" + std::to_string(index) + " column \"" + std::string(column) + "\"";
-}
+// Names a column in error messages; the text is built only when an error is reported.
+struct At {
+  std::size_t index;
+  std::string_view column;
+  std::string str() const {
+    return "row #" + std::to_string(index) + " column \"" + std::string(column) + "\"";
+  }
+};
 
 // A zone-less time (as the server sends it) or, tolerated, an RFC 3339 one; null: unset.
-Result<std::optional<Timestamp>> time_of(JsonReader& r, const std::string& at) {
+Result<std::optional<Timestamp>> time_of(JsonReader& r, const At& at) {
   if (r.peek() == Kind::kNull) {
-    if (!r.read_null()) return fail(r, at);
+    if (!r.read_null()) return fail(r, at.str());
     return std::optional<Timestamp>{};
   }
   std::string s;
-  if (r.peek() != Kind::kString || !r.read_string(s)) return fail(r, at + " is not a time string");
+  if (r.peek() != Kind::kString || !r.read_string(s))
+    return fail(r, at.str() + " is not a time string");
   auto t = parse_naive_utc(s);
   if (!t.ok()) {
     auto zoned = parse_rfc3339(s);
-    if (!zoned.ok()) return parse_error(at + ": " + t.error().message);
+    if (!zoned.ok()) return parse_error(at.str() + ": " + t.error().message);
     t = std::move(zoned);
   }
   return std::optional<Timestamp>{*t};
 }
 
-Status read_token_id(JsonReader& r, const std::string& at, Row& row) {
+Status read_token_id(JsonReader& r, const At& at, Row& row) {
   std::int64_t n = 0;
-  if (r.peek() != Kind::kNumber) return fail(r, at + " is not a number");
-  if (!r.read_integer(n) || n < 0) return fail(r, at + " is not a non-negative 64-bit integer");
+  if (r.peek() != Kind::kNumber) return fail(r, at.str() + " is not a number");
+  if (!r.read_integer(n) || n < 0)
+    return fail(r, at.str() + " is not a non-negative 64-bit integer");
   row.token.id = std::to_string(n);
   row.has_id = true;
   return ok_status();
 }
 
-Status read_string_column(JsonReader& r, const std::string& at, std::string& out, bool nullable) {
+Status read_string_column(JsonReader& r, const At& at, std::string& out, bool nullable) {
   if (nullable && r.peek() == Kind::kNull) {
-    if (!r.read_null()) return fail(r, at);
+    if (!r.read_null()) return fail(r, at.str());
     return ok_status();
   }
-  if (r.peek() != Kind::kString || !r.read_string(out)) return fail(r, at + " is not a string");
+  if (r.peek() != Kind::kString || !r.read_string(out))
+    return fail(r, at.str() + " is not a string");
   return ok_status();
 }
 
-Status read_time_column(JsonReader& r, const std::string& at, const std::string& key, Row& row) {
+Status read_time_column(JsonReader& r, const At& at, const std::string& key, Row& row) {
   auto t = time_of(r, at);
   if (!t.ok()) return t.take_error();
   if (key == "expiry") {
@@ -144,11 +152,11 @@ Status read_time_column(JsonReader& r, const std::string& at, const std::string&
 
 Status read_column(JsonReader& r, std::size_t index, const std::string& key, Row& row,
                    std::string& description) {
-  const std::string at = where(index, key);
+  const At at{index, key};
   if (key == "token_id") return read_token_id(r, at, row);
   if (key == "name") {
     auto st = read_string_column(r, at, row.name, false);
-    if (st.ok() && row.name.empty()) return parse_error(at + " is empty");
+    if (st.ok() && row.name.empty()) return parse_error(at.str() + " is empty");
     return st;
   }
   if (key == "description") return read_string_column(r, at, description, true);
@@ -157,29 +165,30 @@ Status read_column(JsonReader& r, std::size_t index, const std::string& key, Row
     std::string text;
     if (auto st = read_string_column(r, at, text, false); !st.ok()) return st;
     auto perms = parse_influxdb3_permissions(text);
-    if (!perms.ok()) return parse_error(at + ": " + perms.error().message);
+    if (!perms.ok()) return parse_error(at.str() + ": " + perms.error().message);
     row.token.permissions = std::move(*perms);
     row.has_permissions = true;
     return ok_status();
   }
   // hash, created_by_token_id, updated_at, updated_by_token_id and columns of later versions.
-  if (!r.skip_value()) return fail(r, at);
+  if (!r.skip_value()) return fail(r, at.str());
   return ok_status();
 }
 
 // One row; the reader is positioned at its value.
 Result<Row> row_of(JsonReader& r, std::size_t index) {
-  const std::string at = "row #" + std::to_string(index);
-  if (r.peek() != Kind::kObject || !r.enter_object()) return fail(r, at + " is not a JSON object");
+  auto at = [index] { return "row #" + std::to_string(index); };  // for errors only
+  if (r.peek() != Kind::kObject || !r.enter_object())
+    return fail(r, at() + " is not a JSON object");
   Row row;
   std::string description, key;
   while (r.next_member(key)) {
     if (auto st = read_column(r, index, key, row, description); !st.ok()) return st.take_error();
   }
-  if (!r.ok()) return fail(r, at);
-  if (!row.has_id) return parse_error(at + " has no \"token_id\"");
-  if (row.name.empty()) return parse_error(at + " has no \"name\"");
-  if (!row.has_permissions) return parse_error(at + " has no \"permissions\"");
+  if (!r.ok()) return fail(r, at());
+  if (!row.has_id) return parse_error(at() + " has no \"token_id\"");
+  if (row.name.empty()) return parse_error(at() + " has no \"name\"");
+  if (!row.has_permissions) return parse_error(at() + " has no \"permissions\"");
   row.token.description = description.empty() ? row.name : row.name + " (" + description + ")";
   return row;
 }
