@@ -338,10 +338,11 @@ Result<Url> parse_url(std::string_view text) {
   auto shown = [&] {
     std::string s(text);
     auto scheme_end = s.find("://");
-    auto at = s.find('@', scheme_end == std::string::npos ? 0 : scheme_end + 3);
-    auto end = s.find_first_of("/?#", scheme_end == std::string::npos ? 0 : scheme_end + 3);
+    auto start = scheme_end == std::string::npos ? 0 : scheme_end + 3;  // of the authority
+    auto at = s.find('@', start);
+    auto end = s.find_first_of("/?#", start);
     if (at != std::string::npos && (end == std::string::npos || at < end)) {
-      s.replace(scheme_end + 3, at - scheme_end - 3, "[redacted]");
+      s.replace(start, at - start, "[redacted]");
     }
     auto q = s.find_first_of("?#");
     if (q != std::string::npos) s = s.substr(0, q) + "?[redacted]";
@@ -371,7 +372,8 @@ Result<Url> parse_url(std::string_view text) {
     return bad("credentials in the URL are not supported (use token_file)");
   }
   if (authority.empty()) return bad("no host");
-  if (authority.front() == '[') {
+  const bool bracketed = authority.front() == '[';
+  if (bracketed) {
     auto close = authority.find(']');
     if (close == std::string_view::npos) return bad("unterminated IPv6 address");
     url.host = std::string(authority.substr(1, close - 1));
@@ -387,6 +389,20 @@ Result<Url> parse_url(std::string_view text) {
     if (colon != std::string_view::npos) url.port = std::string(authority.substr(colon + 1));
   }
   if (url.host.empty()) return bad("no host");
+  // What Url::authority() writes back must parse to the same host, and the host goes into a
+  // Host header: no spaces or control characters, and ':' only in a bracketed IPv6 address.
+  for (char ch : url.host) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c == 0x7f) return bad("a space or control character in the host");
+  }
+  if (bracketed) {
+    if (url.host.find(':') == std::string::npos ||
+        url.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+      return bad("invalid IPv6 address");
+    }
+  } else if (url.host.find_first_of(":[]") != std::string::npos) {
+    return bad("invalid host (an IPv6 address goes in brackets: http://[::1]:8086)");
+  }
   if (url.port.empty()) {
     url.port = url.tls() ? "443" : "80";
   } else {
