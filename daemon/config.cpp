@@ -157,8 +157,12 @@ class TableReader {
     const TomlValue* v = find(key);
     if (v == nullptr) return std::nullopt;
     if (v->is_offset_datetime()) {
-      auto tp = static_cast<std::chrono::system_clock::time_point>(v->as_offset_datetime());
-      return std::chrono::time_point_cast<Duration>(tp);
+      // From the fields: toml11's own conversion goes through mktime and a nanosecond
+      // system_clock, which overflows outside the years 1678-2262.
+      const auto& dt = v->as_offset_datetime();
+      return make_timestamp(dt.date.year, static_cast<unsigned>(dt.date.month) + 1, dt.date.day,
+                            dt.time.hour, dt.time.minute, dt.time.second, dt.time.millisecond) -
+             std::chrono::minutes(dt.offset.hour * 60 + dt.offset.minute);
     }
     if (v->is_local_date()) {
       const auto& d = v->as_local_date();

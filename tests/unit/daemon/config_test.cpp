@@ -338,6 +338,39 @@ expires = 2026-01-01T00:00:00Z
   EXPECT_TRUE(has("exemptions[0].expires:")) << all(r.warnings);
 }
 
+// Found by fuzz/config_fuzz.cpp: a TOML date-time outside 1678-2262 overflowed (undefined
+// behaviour) in toml11's conversion to std::chrono::system_clock. Read from its fields instead.
+TEST(LoadConfig, TomlDateTimesOfAnyYearAndOffset) {
+  struct Case {
+    const char* expires;
+    Timestamp want;
+  };
+  for (const Case& c : {Case{"1015-01-01T00:00:00Z", ts("1015-01-01T00:00:00Z")},
+                        Case{"0001-01-01T00:00:00Z", ts("0001-01-01T00:00:00Z")},
+                        Case{"2026-12-01T12:00:00+09:00", ts("2026-12-01T03:00:00Z")},
+                        Case{"2026-12-01T12:00:00.250-05:30", ts("2026-12-01T17:30:00.250Z")}}) {
+    auto r = load(std::string(R"toml(
+[[clusters]]
+name = "lab"
+type = "clustered"
+url = "https://influxdb.lab.example.com/api/v0"
+token_file = "t"
+[[policies]]
+name = "p"
+kind = "max_age"
+max_age = "30d"
+[[exemptions]]
+policy = "p"
+token_id = "x"
+reason = "r"
+expires = )toml") +
+                  c.expires + "\n");
+    ASSERT_TRUE(r.config.has_value()) << c.expires << all(r.errors);
+    ASSERT_EQ(r.config->exemptions.size(), 1u);
+    EXPECT_EQ(r.config->exemptions[0].expires, c.want) << c.expires;
+  }
+}
+
 TEST(LoadConfig, PlainHttpOnLoopbackIsFine) {
   for (const char* host : {"127.0.0.1:8086", "localhost:8086", "[::1]:8086"}) {
     auto r = load(std::string("[[clusters]]\nname = \"l\"\ntype = \"clustered\"\nurl = \"http://") +
@@ -402,6 +435,13 @@ token_file = "/etc/t1"
                   "[[exemptions]]\npolicy = \"p\"\ntoken_id = \"t\"\nreason = \"r\"\n"
                   "expires = 2027-06-03T00:00:00Z\n",
                   {"exemptions[0].expires: 2027-06-03T00:00:00.000Z is more than one year ahead"}},
+        // Found by fuzz/config_fuzz.cpp: toml11 converts through nanosecond system_clock, which
+        // overflowed beyond 2262 (and before 1678), so this read as a date in the past.
+        ErrorCase{"exemption centuries ahead",
+                  "[[policies]]\nname = \"p\"\nkind = \"max_age\"\nmax_age = \"1d\"\n"
+                  "[[exemptions]]\npolicy = \"p\"\ntoken_id = \"t\"\nreason = \"r\"\n"
+                  "expires = 2300-01-01T00:00:00Z\n",
+                  {"exemptions[0].expires: 2300-01-01T00:00:00.000Z is more than one year ahead"}},
         ErrorCase{
             "unknown daemon key", "[daemon]\ncolour = \"red\"\n", {"daemon.colour: unknown key"}},
         ErrorCase{"typo gets a suggestion",
