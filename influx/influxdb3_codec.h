@@ -46,8 +46,9 @@ Result<Influxdb3Rows> decode_influxdb3_rows(std::string_view body);
 //   "db:a:*"              -> read and write on a
 //   "system:health:read"  -> read on "system:health" (TYPE:NAME: not a database, see
 //                            is_database_resource); likewise any other lower-case type
+//   "system:health:*"     -> "*" on "system:health" (only a database's "*" expands)
 // Errors (kParse): a part without exactly three fields, an empty type, name or action, a type or
-// action that is not lower-case letters and '_', "*" mixed with names, any other "*" type.
+// action that is not lower-case letters and '_' (or "*"), "*" mixed with names, any other "*" type.
 Result<std::vector<Permission>> parse_influxdb3_permissions(std::string_view text);
 
 }  // namespace tw::influx
