@@ -2,10 +2,10 @@
 #include "influx/influxdb3_source.h"
 
 #include "core/strings.h"
+#include "influx/bearer_call.h"
 #include "influx/codec.h"
 #include "influx/influxdb3_codec.h"
 #include "influx/json_reader.h"
-#include "influx/management_token.h"
 #include "influx/redaction.h"
 
 namespace tw::influx {
@@ -79,22 +79,10 @@ std::string Influxdb3ClusterClient::describe() const {
 Result<HttpResponse> Influxdb3ClusterClient::call(const std::string& method,
                                                   const std::string& target, const CallContext& ctx,
                                                   std::string& secret) {
-  auto token = read_management_token(config_.token_file, credentials_directory_);
-  if (!token.ok()) return token.take_error();
-  secret = std::move(*token);
   HttpRequest req;
   req.method = method;
   req.target = target;
-  req.headers.emplace_back("Authorization", "Bearer " + secret);
-  req.headers.emplace_back("Accept", "application/json");
-  HttpOptions opts;
-  opts.ca_file = config_.ca_file;
-  opts.timeout = config_.timeout;
-  opts.max_body_bytes = config_.max_response_bytes;
-  opts.cancel = ctx.cancel;
-  auto resp = http_request(url_, req, opts);
-  if (!resp.ok()) return redacted(resp.take_error(), {secret});
-  return resp;
+  return bearer_call(config_, url_, credentials_directory_, std::move(req), ctx, secret);
 }
 
 Error Influxdb3ClusterClient::status_error(const std::string& what, const HttpResponse& resp,
