@@ -16,22 +16,21 @@ bool CredentialWatch::due(Timestamp now) const {
 
 std::optional<std::string> CredentialWatch::lapsed(Timestamp now) const {
   if (!known_) return std::nullopt;
-  const std::string which =
-      "the management token tokenwarden uses for cluster " + cluster_ + " (id " +
-      printable(known_->id, 64) +
-      (known_->description.empty() ? std::string()
-                                   : ", \"" + printable(known_->description, 80) + "\"") +
-      ")";
-  const std::string fix =
-      "; create a new one with `influxctl management create` and set it as mgmt_token in the "
-      "influxctl profile";
+  std::string when;  // built only for a lapsed credential: this runs at every poll
   if (known_->revoked_at) {
-    return which + " was revoked at " + format_timestamp(*known_->revoked_at) + fix;
+    when = " was revoked at " + format_timestamp(*known_->revoked_at);
+  } else if (known_->expires_at && *known_->expires_at <= now) {
+    when = " expired at " + format_timestamp(*known_->expires_at);
+  } else {
+    return std::nullopt;
   }
-  if (known_->expires_at && *known_->expires_at <= now) {
-    return which + " expired at " + format_timestamp(*known_->expires_at) + fix;
-  }
-  return std::nullopt;
+  return "the management token tokenwarden uses for cluster " + cluster_ + " (id " +
+         printable(known_->id, 64) +
+         (known_->description.empty() ? std::string()
+                                      : ", \"" + printable(known_->description, 80) + "\"") +
+         ")" + when +
+         "; create a new one with `influxctl management create` and set it as mgmt_token in the "
+         "influxctl profile";
 }
 
 std::optional<std::string> CredentialWatch::check(influx::ClusterClient& client,

@@ -462,6 +462,13 @@ TEST_F(InfluxctlTest, VersionCheckNamesFoundAndNeeded) {
   EXPECT_NE(odd.error().message.find("influxctl dev"), std::string::npos) << odd.error().message;
   EXPECT_NE(odd.error().message.find("2.10.0"), std::string::npos) << odd.error().message;
 
+  answer("version", "", 3, "error\tno such command\n");
+  auto failing = check_influxctl_version(script_);
+  ASSERT_FALSE(failing.ok());
+  EXPECT_EQ(failing.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(failing.error().message.find("failed (status 3): error"), std::string::npos)
+      << failing.error().message;
+
   auto missing = check_influxctl_version(dir_.file("no-such-influxctl"));
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kIo) << "cannot run: not a version problem";
