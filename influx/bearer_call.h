@@ -18,4 +18,10 @@ Result<HttpResponse> bearer_call(const SourceConfig& config, const Url& url,
                                  const std::string& credentials_directory, HttpRequest request,
                                  const CallContext& ctx, std::string& secret);
 
+// "WHAT (redirected to URL) answered N Reason (detail)" as a kHttpStatus error; a 429 or 503 with
+// Retry-After also says how long to wait and carries it in Error::retry_after. `detail` (the
+// server's own message) must already be redacted; callers append their hints.
+Error http_status_error(const std::string& what, const HttpResponse& resp,
+                        const std::string& detail);
+
 }  // namespace tw::influx

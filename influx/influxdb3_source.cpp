@@ -87,19 +87,17 @@ Result<HttpResponse> Influxdb3ClusterClient::call(const std::string& method,
 
 Error Influxdb3ClusterClient::status_error(const std::string& what, const HttpResponse& resp,
                                            const std::string& secret) const {
-  std::string msg = what + " answered " + std::to_string(resp.status);
-  auto reason = http_reason(resp.status);
-  if (!reason.empty() && reason != "<unknown-status>") msg += " " + std::string(reason);
-  std::string detail = redact(error_detail(resp.body), std::vector<std::string>{secret});
-  if (!detail.empty()) msg += " (" + printable(detail, 200) + ")";
-  if (resp.status == 401) msg += "; check the admin token in \"" + config_.token_file + "\"";
-  if (resp.status == 403) msg += "; the token cannot read _internal (an admin token is needed)";
+  const std::vector<std::string> secrets{secret};
+  Error e = http_status_error(what, resp, redact(error_detail(resp.body), secrets));
+  if (resp.status == 401) e.message += "; check the admin token in \"" + config_.token_file + "\"";
+  if (resp.status == 403)
+    e.message += "; the token cannot read _internal (an admin token is needed)";
   if (resp.status == 405 && what.starts_with("DELETE")) {
-    msg += "; the operator token (_admin) cannot be deleted: exempt it (docs/sources.md)";
+    e.message += "; the operator token (_admin) cannot be deleted: exempt it (docs/sources.md)";
   }
   // The name of a token (in `what`) is the server's text too.
-  return make_error(ErrorCode::kHttpStatus, redact(msg, std::vector<std::string>{secret}),
-                    resp.status);
+  e.message = redact(e.message, secrets);
+  return e;
 }
 
 Result<TokenList> Influxdb3ClusterClient::list_tokens(const CallContext& ctx) {

@@ -53,42 +53,13 @@ Result<HttpResponse> RestClusterClient::call(const std::string& method, const st
 
 Error RestClusterClient::status_error(const std::string& method, const std::string& target,
                                       const HttpResponse& resp, const std::string& secret) const {
-  std::string msg = method;
-  msg += ' ';
-  msg += url_.to_string();
-  msg += target;
-  if (!resp.redirected_to.empty()) {
-    msg += " (redirected to ";
-    msg += printable(resp.redirected_to, 200);
-    msg += ')';
-  }
-  msg += " answered ";
-  msg += std::to_string(resp.status);
-  auto reason = http_reason(resp.status);
-  if (!reason.empty() && reason != "<unknown-status>") {
-    msg += ' ';
-    msg += reason;
-  }
   // Redacted before it is cut, so no part of a token survives at the cut.
-  std::string detail = redact(decode_error_message(resp.body), std::vector<std::string>{secret});
-  if (!detail.empty()) {
-    msg += " (";
-    msg += printable(detail, 200);
-    msg += ')';
-  }
-  if (resp.status == 401) {
-    msg += "; check the management token in \"";
-    msg += config_.token_file;
-    msg += '"';
-  }
-  if (resp.status == 403) msg += "; the management token lacks permission for tokens";
-  Error e = make_error(ErrorCode::kHttpStatus, std::move(msg), resp.status);
-  // RFC 6585 / RFC 9110: how long to wait before asking again. Honoured for these two only.
-  if ((resp.status == 429 || resp.status == 503) && resp.retry_after) {
-    const auto secs = std::chrono::ceil<std::chrono::seconds>(*resp.retry_after);
-    e.message += "; the server asks to retry after " + std::to_string(secs.count()) + "s";
-    e.retry_after = secs;
-  }
+  Error e =
+      http_status_error(method + " " + url_.to_string() + target, resp,
+                        redact(decode_error_message(resp.body), std::vector<std::string>{secret}));
+  if (resp.status == 401)
+    e.message += "; check the management token in \"" + config_.token_file + "\"";
+  if (resp.status == 403) e.message += "; the management token lacks permission for tokens";
   return e;
 }
 

@@ -114,6 +114,21 @@ TEST_F(Influxdb3ClientTest, StatusErrorsAreOneSentenceWithoutTheToken) {
   expect_clean(list.error(), {"answered 401 Unauthorized", "not authenticated", "admin.token"});
 }
 
+TEST_F(Influxdb3ClientTest, A429WithRetryAfterCarriesTheWaitLikeTheRestSource) {
+  TestHttpServer server([](const RecordedRequest&) {
+    CannedResponse r;
+    r.raw =
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Type: application/json\r\n"
+        "Content-Length: 2\r\nConnection: close\r\n\r\n{}";
+    return r;
+  });
+  auto list = client(server)->list_tokens(ctx_);
+  ASSERT_FALSE(list.ok());
+  EXPECT_EQ(list.error().http_status, 429);
+  EXPECT_EQ(list.error().retry_after, std::optional<Duration>(std::chrono::seconds(7)));
+  expect_clean(list.error(), {"answered 429 Too Many Requests", "retry after 7s"});
+}
+
 TEST_F(Influxdb3ClientTest, GetTokenReadsOneRowWithAWhereClause) {
   TestHttpServer server([](const RecordedRequest& r) {
     if (r.target == kRow7Target) return CannedResponse{200, kRow7};
