@@ -19,9 +19,10 @@ inline std::vector<policy::PolicySpec> fifty_policies() {
     fill(p);
     out.push_back(std::move(p));
   };
-  const char* scopes[] = {"", "^telegraf", "^grafana", "^svc-", "^ci ", "(?i)pipeline", "ad-hoc$", "exporter"};
-  const char* dbs[] = {"prod_secrets", "finance_*", "billing_eu", "hr", "payroll", "vault_*", "legal", "pii_*",
-                       "audit_archive", "keys"};
+  const char* scopes[] = {"",     "^telegraf",    "^grafana", "^svc-",
+                          "^ci ", "(?i)pipeline", "ad-hoc$",  "exporter"};
+  const char* dbs[] = {"prod_secrets", "finance_*", "billing_eu",    "hr",  "payroll", "vault_*",
+                       "legal",        "pii_*",     "audit_archive", "keys"};
   for (int i = 0; i < 8; ++i) {
     add("lifetime-" + std::to_string(i), Kind::kMaxLifetime, [&](auto& p) {
       p.max_lifetime = std::chrono::hours(24 * (400 + 60 * i));
@@ -38,7 +39,8 @@ inline std::vector<policy::PolicySpec> fifty_policies() {
   }
   for (int i = 0; i < 10; ++i) {
     add("forbidden-" + std::to_string(i), Kind::kForbiddenGrant, [&](auto& p) {
-      p.actions = i % 3 == 0 ? std::vector<std::string>{"read", "write"} : std::vector<std::string>{"write"};
+      p.actions = i % 3 == 0 ? std::vector<std::string>{"read", "write"}
+                             : std::vector<std::string>{"write"};
       p.databases = {dbs[i], dbs[(i + 4) % 10]};
       p.scope.clusters = {i % 2 == 0 ? "bench*" : "*"};
       p.scope.description = scopes[(i % 7) + 1];
@@ -48,7 +50,8 @@ inline std::vector<policy::PolicySpec> fifty_policies() {
   }
   for (int i = 0; i < 5; ++i) {
     add("star-" + std::to_string(i), Kind::kAllDatabasesGrant, [&](auto& p) {
-      p.actions = i % 2 == 0 ? std::vector<std::string>{"write"} : std::vector<std::string>{"read", "write"};
+      p.actions = i % 2 == 0 ? std::vector<std::string>{"write"}
+                             : std::vector<std::string>{"read", "write"};
       p.scope.description = scopes[(i + 1) % 8];
     });
   }
@@ -59,28 +62,37 @@ inline std::vector<policy::PolicySpec> fifty_policies() {
     });
   }
   // Descriptions must be printable, reasonably short and name something; most tokens comply.
-  const char* patterns[] = {"^.{3,120}$",  "^[^<>\\x00-\\x1f]*$", "[a-z]",          "^\\S",
-                            "\\S$",       "^(?i)[a-z0-9]",       "^[^;|`]*$",      "^(?:.*[a-z]{3}.*)$"};
+  const char* patterns[] = {"^.{3,120}$", "^[^<>\\x00-\\x1f]*$", "[a-z]",     "^\\S",
+                            "\\S$",       "^(?i)[a-z0-9]",       "^[^;|`]*$", "^(?:.*[a-z]{3}.*)$"};
   for (int i = 0; i < 8; ++i) {
-    add("pattern-" + std::to_string(i), Kind::kDescriptionPattern, [&](auto& p) { p.pattern = patterns[i]; });
+    add("pattern-" + std::to_string(i), Kind::kDescriptionPattern,
+        [&](auto& p) { p.pattern = patterns[i]; });
   }
   for (int i = 0; i < 7; ++i) {
-    add("expiring-" + std::to_string(i), Kind::kExpiresSoon, [&](auto& p) {
-      p.within = std::chrono::hours(1 + 3 * i);
-    });
+    add("expiring-" + std::to_string(i), Kind::kExpiresSoon,
+        [&](auto& p) { p.within = std::chrono::hours(1 + 3 * i); });
   }
   return out;
 }
 
 // 10 exemptions by token id (from `ids`), 10 by description.
-inline std::vector<policy::ExemptionSpec> twenty_exemptions(const std::vector<std::string>& ids, Timestamp now) {
+inline std::vector<policy::ExemptionSpec> twenty_exemptions(const std::vector<std::string>& ids,
+                                                            Timestamp now) {
   std::vector<policy::ExemptionSpec> out;
   for (std::size_t i = 0; i < 10 && i < ids.size(); ++i) {
-    out.push_back({i % 2 == 0 ? "*" : "lifetime-" + std::to_string(i % 8), ids[i * 97 % ids.size()], "", "",
-                   "bench exemption", now + std::chrono::hours(24 * 30)});
+    out.push_back({i % 2 == 0 ? "*" : "lifetime-" + std::to_string(i % 8), ids[i * 97 % ids.size()],
+                   "", "", "bench exemption", now + std::chrono::hours(24 * 30)});
   }
-  const char* regexes[] = {"^grafana dashboards", "backup exporter", "^jane\\.doe", "nightly$", "^svc-ingest-1",
-                           "kapacitor", "^telegraf writer fleet", "temporary access", "legacy", "iot gateway"};
+  const char* regexes[] = {"^grafana dashboards",
+                           "backup exporter",
+                           "^jane\\.doe",
+                           "nightly$",
+                           "^svc-ingest-1",
+                           "kapacitor",
+                           "^telegraf writer fleet",
+                           "temporary access",
+                           "legacy",
+                           "iot gateway"};
   for (int i = 0; i < 10; ++i) {
     out.push_back({i % 3 == 0 ? "*" : "pattern-" + std::to_string(i % 8), "", regexes[i], "",
                    "bench exemption", now + std::chrono::hours(24 * 60)});

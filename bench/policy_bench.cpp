@@ -5,10 +5,10 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <map>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,7 +26,9 @@ double thread_cpu_ms() {
 }
 
 double wall_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -87,7 +89,8 @@ int main(int argc, char** argv) {
   for (const auto& [k, v] : by_kind) kw.field(k, v);
   kw.end_object();
   std::string out;
-  JsonWriter(out).begin_object()
+  JsonWriter(out)
+      .begin_object()
       .field("tokens", static_cast<std::int64_t>(n))
       .field("scopes", !unscoped)
       .field("policies", static_cast<std::int64_t>((*set)->specs().size()))
@@ -98,7 +101,8 @@ int main(int argc, char** argv) {
       .field("median_wall_ms", wall[wall.size() / 2])
       .field("median_cpu_ms", cpu[cpu.size() / 2])
       .field("min_cpu_ms", cpu.front())
-      .key("violations_by_kind").raw(kinds)
+      .key("violations_by_kind")
+      .raw(kinds)
       .end_object();
   std::puts(out.c_str());
   return 0;

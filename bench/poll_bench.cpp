@@ -8,8 +8,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "core/json_writer.h"
 #include "bench/bench_policies.h"
+#include "core/json_writer.h"
 #include "daemon/cli.h"
 #include "daemon/poller.h"
 #include "influx/http_client.h"
@@ -42,7 +42,9 @@ double thread_cpu_ms() {
 }
 
 double wall_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 long peak_rss_kb() {
@@ -88,12 +90,18 @@ int main(int argc, char** argv) {
       continue;
     }
     ++i;
-    if (a == "--tokens") tokens = std::stoul(v);
-    else if (a == "--sim") sim_path = v;
-    else if (a == "--steady") steady = std::stoi(v);
-    else if (a == "--churn") churn = std::stoi(v);
-    else if (a == "--growth") growth = std::stoi(v);
-    else die("unknown argument " + a);
+    if (a == "--tokens")
+      tokens = std::stoul(v);
+    else if (a == "--sim")
+      sim_path = v;
+    else if (a == "--steady")
+      steady = std::stoi(v);
+    else if (a == "--churn")
+      churn = std::stoi(v);
+    else if (a == "--growth")
+      growth = std::stoi(v);
+    else
+      die("unknown argument " + a);
   }
   char tmpl[] = "/tmp/tw-bench-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) die("mkdtemp failed");
@@ -109,8 +117,9 @@ int main(int argc, char** argv) {
     dup2(devnull, 1);
     dup2(devnull, 2);
     std::string n = std::to_string(tokens);
-    execl(sim_path.c_str(), sim_path.c_str(), "--listen", "127.0.0.1:0", "--token-file", token_file.c_str(),
-          "--seed-tokens", n.c_str(), "--seed", "42", "--port-file", port_file.c_str(), nullptr);
+    execl(sim_path.c_str(), sim_path.c_str(), "--listen", "127.0.0.1:0", "--token-file",
+          token_file.c_str(), "--seed-tokens", n.c_str(), "--seed", "42", "--port-file",
+          port_file.c_str(), nullptr);
     _exit(127);
   }
   std::string port;
@@ -138,12 +147,14 @@ int main(int argc, char** argv) {
   // action), evaluated inside every poll as the daemon does.
   std::unique_ptr<daemon::Enforcer> enforcer;
   if (with_policies) {
-    auto set = policy::PolicySet::compile(bench::fifty_policies(), bench::twenty_exemptions({}, clock.now()));
+    auto set = policy::PolicySet::compile(bench::fifty_policies(),
+                                          bench::twenty_exemptions({}, clock.now()));
     if (!set.ok()) die(set.error().message);
     enforcer = std::make_unique<daemon::Enforcer>(cluster, clock, null_logger(), nullptr);
     enforcer->configure(*set, daemon::EnforcementSettings{});
   }
-  daemon::ClusterPoller poller(cluster, std::move(*client), recorder, clock, null_logger(), std::move(enforcer));
+  daemon::ClusterPoller poller(cluster, std::move(*client), recorder, clock, null_logger(),
+                               std::move(enforcer));
   daemon::RunOptions opts;
 
   int evaluations = 0;  // cycles in which the policies were evaluated again

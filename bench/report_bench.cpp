@@ -54,7 +54,8 @@ class StoreClient final : public influx::ClusterClient {
     if (!r.ok()) return influx::RevokeOutcome::kAlreadyGone;
     return influx::RevokeOutcome::kRevoked;
   }
-  Status restrict(const std::string& id, const std::vector<Permission>& p, const influx::CallContext&) override {
+  Status restrict(const std::string& id, const std::vector<Permission>& p,
+                  const influx::CallContext&) override {
     auto r = store_.update(id, std::nullopt, p);
     if (!r.ok()) return r.take_error();
     return ok_status();
@@ -97,7 +98,8 @@ int make_db(const std::string& path, std::size_t tokens, std::int64_t events, in
     }
     sims.push_back(std::move(s));
   }
-  auto policies = policy::PolicySet::compile(bench::fifty_policies(), bench::twenty_exemptions(ids, start));
+  auto policies =
+      policy::PolicySet::compile(bench::fifty_policies(), bench::twenty_exemptions(ids, start));
   if (!policies.ok()) {
     std::fprintf(stderr, "tw-bench-report: %s\n", policies.error().message.c_str());
     return 1;
@@ -131,13 +133,15 @@ int make_db(const std::string& path, std::size_t tokens, std::int64_t events, in
     clock.advance(std::chrono::hours(1));
     for (auto& s : sims) s->freeze_clock(clock.now());
     if (polls % 50 == 0) {
-      std::fprintf(stderr, "  %d polls, %lld events\n", polls, static_cast<long long>(count_events(**store)));
+      std::fprintf(stderr, "  %d polls, %lld events\n", polls,
+                   static_cast<long long>(count_events(**store)));
     }
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   (void)(*store)->db().exec("PRAGMA wal_checkpoint(TRUNCATE)");
   std::string out;
-  JsonWriter(out).begin_object()
+  JsonWriter(out)
+      .begin_object()
       .field("database", path)
       .field("events", count_events(**store))
       .field("polls_per_cluster", static_cast<std::int64_t>(polls))
@@ -213,14 +217,17 @@ int measure(const std::string& db, const std::string& tw, int repeat) {
     for (int i = 0; i < repeat; ++i) {
       Run r = run(args, out);
       walls.push_back(r.wall_s);
-      if (r.status != 0) worst.status = r.status;
-      else if (worst.status == -1) worst.status = 0;
+      if (r.status != 0)
+        worst.status = r.status;
+      else if (worst.status == -1)
+        worst.status = 0;
       worst.peak_rss_kb = std::max(worst.peak_rss_kb, r.peak_rss_kb);
       worst.output_bytes = r.output_bytes;
     }
     std::sort(walls.begin(), walls.end());
     std::string line;
-    JsonWriter(line).begin_object()
+    JsonWriter(line)
+        .begin_object()
         .field("command", what)
         .field("wall_s", walls[walls.size() / 2])
         .field("peak_rss_mb", static_cast<double>(worst.peak_rss_kb) / 1024.0)
@@ -255,14 +262,15 @@ int main(int argc, char** argv) {
     return def;
   };
   if (!opt("--make-db", "").empty()) {
-    return make_db(opt("--make-db", ""), std::stoul(opt("--tokens", "100000")), std::stoll(opt("--events", "1000000")),
-                   std::stoi(opt("--clusters", "2")));
+    return make_db(opt("--make-db", ""), std::stoul(opt("--tokens", "100000")),
+                   std::stoll(opt("--events", "1000000")), std::stoi(opt("--clusters", "2")));
   }
   if (!opt("--measure", "").empty()) {
     return measure(opt("--measure", ""), opt("--tokenwarden", "build/release/bin/tokenwarden"),
                    std::stoi(opt("--repeat", "3")));
   }
-  std::fprintf(stderr, "usage: tw-bench-report --make-db PATH [--tokens N] [--events N] [--clusters K]\n"
-                       "       tw-bench-report --measure PATH --tokenwarden BIN [--repeat N]\n");
+  std::fprintf(stderr,
+               "usage: tw-bench-report --make-db PATH [--tokens N] [--events N] [--clusters K]\n"
+               "       tw-bench-report --measure PATH --tokenwarden BIN [--repeat N]\n");
   return 2;
 }

@@ -35,7 +35,8 @@ struct LogField {
   LogField(std::string_view k, const char* v) : key(k), value(v) {}
   template <std::integral T>
   LogField(std::string_view k, T v)
-      : key(k), value(std::is_same_v<T, bool> ? (v ? "true" : "false") : std::to_string(v)),
+      : key(k),
+        value(std::is_same_v<T, bool> ? (v ? "true" : "false") : std::to_string(v)),
         number(true) {}
   LogField(std::string_view k, double v);
 
@@ -96,14 +97,26 @@ class Logger {
 
   Logger child(std::string name) const { return Logger(std::move(name), sink_); }
   bool enabled(LogLevel level) const { return sink_ && sink_->enabled(level); }
-  void log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {}) const {
-    if (enabled(level)) sink_->write(level, name_, message, std::span(fields.begin(), fields.size()));
+  void log(LogLevel level, std::string_view message,
+           std::initializer_list<LogField> fields = {}) const {
+    if (enabled(level))
+      sink_->write(level, name_, message, std::span(fields.begin(), fields.size()));
   }
-  void trace(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kTrace, m, f); }
-  void debug(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kDebug, m, f); }
-  void info(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kInfo, m, f); }
-  void warn(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kWarn, m, f); }
-  void error(std::string_view m, std::initializer_list<LogField> f = {}) const { log(LogLevel::kError, m, f); }
+  void trace(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kTrace, m, f);
+  }
+  void debug(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kDebug, m, f);
+  }
+  void info(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kInfo, m, f);
+  }
+  void warn(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kWarn, m, f);
+  }
+  void error(std::string_view m, std::initializer_list<LogField> f = {}) const {
+    log(LogLevel::kError, m, f);
+  }
   const std::shared_ptr<LogSink>& sink() const { return sink_; }
 
  private:

@@ -48,7 +48,7 @@ inline Error make_error(ErrorCode code, std::string message, int http_status = 0
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT implicit
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT implicit
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT implicit
 
   bool ok() const { return v_.index() == 0; }
@@ -93,8 +93,8 @@ inline Status ok_status() { return Status{}; }
 }  // namespace tw
 
 // Propagates the error of an expression returning Result<...>/Status.
-#define TW_RETURN_IF_ERROR(expr)                             \
-  do {                                                       \
-    auto tw_status_ = (expr);                                \
-    if (!tw_status_.ok()) return tw_status_.take_error();    \
+#define TW_RETURN_IF_ERROR(expr)                          \
+  do {                                                    \
+    auto tw_status_ = (expr);                             \
+    if (!tw_status_.ok()) return tw_status_.take_error(); \
   } while (false)

@@ -1,9 +1,9 @@
 #include "core/sha256.h"
 
-#include <memory>
 #include <openssl/evp.h>
 
 #include <cstdlib>
+#include <memory>
 
 namespace tw {
 namespace {
@@ -26,7 +26,8 @@ std::string sha256_hex(std::string_view a, std::string_view b) {
   // The digest is fetched once (OpenSSL 3 looks it up, under a lock, on every EVP_sha256() use),
   // and each thread reuses one context: the chain is hashed a million times by verify.
   static EVP_MD* const md_sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> tctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> tctx(EVP_MD_CTX_new(),
+                                                                            &EVP_MD_CTX_free);
   EVP_MD_CTX* ctx = tctx.get();
   if (ctx == nullptr || md_sha256 == nullptr || EVP_DigestInit_ex(ctx, md_sha256, nullptr) != 1 ||
       EVP_DigestUpdate(ctx, a.data(), a.size()) != 1 ||

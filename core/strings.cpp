@@ -135,10 +135,12 @@ void append_csv_field(std::string& out, std::string_view v, bool untrusted_text)
     fixed = sanitize_utf8(v);
     v = fixed;
   }
-  const bool guard = untrusted_text && !v.empty() &&
-                     (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r');
+  const bool guard =
+      untrusted_text && !v.empty() &&
+      (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r');
   // (string_view::find_first_of calls memchr on the set for every byte: a plain loop is faster.)
-  const bool quote = std::any_of(v.begin(), v.end(), [](char c) { return c == ',' || c == '"' || c == '\r' || c == '\n'; });
+  const bool quote = std::any_of(
+      v.begin(), v.end(), [](char c) { return c == ',' || c == '"' || c == '\r' || c == '\n'; });
   if (quote) out += '"';
   if (guard) out += '\'';
   if (!quote) {

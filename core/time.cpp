@@ -51,7 +51,8 @@ Error bad_time(std::string_view text, std::string_view why) {
 }
 
 bool valid_date(int y, int m, int d) {
-  std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(m)},
+  std::chrono::year_month_day ymd{std::chrono::year{y},
+                                  std::chrono::month{static_cast<unsigned>(m)},
                                   std::chrono::day{static_cast<unsigned>(d)}};
   return y >= 1 && y <= 9999 && ymd.ok();
 }
@@ -69,7 +70,8 @@ Timestamp make_timestamp(int year, unsigned month, unsigned day, int hour, int m
 Result<Duration> parse_duration(std::string_view text) {
   std::string_view s = trim(text);
   if (s.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "empty duration (expected e.g. \"30s\", \"5m\")");
+    return make_error(ErrorCode::kInvalidArgument,
+                      "empty duration (expected e.g. \"30s\", \"5m\")");
   }
   std::int64_t total = 0;
   std::size_t pos = 0;
@@ -120,11 +122,8 @@ std::string format_duration(Duration d) {
     ms = -ms;
   }
   // Use days (not weeks) as the largest unit: "90d" reads better than "12w6d".
-  static constexpr std::array<Unit, 5> kFormat{{{"d", 86'400'000},
-                                                {"h", 3'600'000},
-                                                {"m", 60'000},
-                                                {"s", 1000},
-                                                {"ms", 1}}};
+  static constexpr std::array<Unit, 5> kFormat{
+      {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1}}};
   for (const auto& u : kFormat) {
     if (ms >= u.millis) {
       out += std::to_string(ms / u.millis);

@@ -1,7 +1,6 @@
 #include "core/token.h"
 
 #include <algorithm>
-
 #include <nlohmann/json.hpp>
 
 #include "core/json_writer.h"
@@ -10,10 +9,14 @@ namespace tw {
 
 std::string_view to_string(TokenStatus s) {
   switch (s) {
-    case TokenStatus::kActive: return "active";
-    case TokenStatus::kExpired: return "expired";
-    case TokenStatus::kRevoked: return "revoked";
-    case TokenStatus::kRemoved: return "removed";
+    case TokenStatus::kActive:
+      return "active";
+    case TokenStatus::kExpired:
+      return "expired";
+    case TokenStatus::kRevoked:
+      return "revoked";
+    case TokenStatus::kRemoved:
+      return "removed";
   }
   return "unknown";
 }
@@ -66,7 +69,8 @@ Result<std::vector<Permission>> parse_permissions_json(std::string_view json) {
   for (const auto& p : j) {
     if (!p.is_object() || !p.contains("action") || !p.contains("resource") ||
         !p["action"].is_string() || !p["resource"].is_string()) {
-      return make_error(ErrorCode::kParse, "permissions have an element without action or resource");
+      return make_error(ErrorCode::kParse,
+                        "permissions have an element without action or resource");
     }
     out.push_back({p["action"].get<std::string>(), p["resource"].get<std::string>()});
   }

@@ -62,7 +62,8 @@ bool AlertDispatcher::wanted() const {
   return !options_.alertmanager_url.empty() || !options_.webhook_url.empty();
 }
 
-void AlertDispatcher::reconfigure(const std::string& alertmanager_url, const std::string& webhook_url) {
+void AlertDispatcher::reconfigure(const std::string& alertmanager_url,
+                                  const std::string& webhook_url) {
   {
     std::lock_guard lock(mu_);
     options_.alertmanager_url = alertmanager_url;
@@ -102,17 +103,28 @@ void AlertDispatcher::state_changed(const StateChange& c) {
   }
   std::string body;
   JsonWriter w(body);
-  w.begin_object().field("source", "tokenwarden").field("version", kVersion).field("event", c.event)
-      .field("at", c.at).field("cluster", c.cluster).field("token_id", c.token_id).field("policy", c.policy)
-      .field("severity", c.severity).field("violation_id", c.violation_id).field("state", c.state)
-      .key("detail").raw(c.detail.empty() ? "{}" : c.detail).end_object();
+  w.begin_object()
+      .field("source", "tokenwarden")
+      .field("version", kVersion)
+      .field("event", c.event)
+      .field("at", c.at)
+      .field("cluster", c.cluster)
+      .field("token_id", c.token_id)
+      .field("policy", c.policy)
+      .field("severity", c.severity)
+      .field("violation_id", c.violation_id)
+      .field("state", c.state)
+      .key("detail")
+      .raw(c.detail.empty() ? "{}" : c.detail)
+      .end_object();
   {
     std::lock_guard lock(mu_);
     if (webhook_queue_.size() >= options_.queue_capacity) {
       webhook_queue_.pop_front();
       ++counters_.dropped;
       log_.warn("alert queue full: the oldest webhook message was dropped",
-                {{"receiver", "webhook"}, {"capacity", static_cast<std::int64_t>(options_.queue_capacity)},
+                {{"receiver", "webhook"},
+                 {"capacity", static_cast<std::int64_t>(options_.queue_capacity)},
                  {"dropped_total", counters_.dropped.load()}});
     }
     webhook_queue_.push_back(std::move(body));
@@ -120,7 +132,8 @@ void AlertDispatcher::state_changed(const StateChange& c) {
   cv_.notify_all();
 }
 
-std::string AlertDispatcher::alertmanager_body(const std::vector<Alert>& alerts, Timestamp ends_at) {
+std::string AlertDispatcher::alertmanager_body(const std::vector<Alert>& alerts,
+                                               Timestamp ends_at) {
   std::string body;
   JsonWriter w(body);
   w.begin_array();
@@ -142,7 +155,8 @@ std::string AlertDispatcher::alertmanager_body(const std::vector<Alert>& alerts,
 bool AlertDispatcher::post(const std::string& url, const std::string& body, const char* receiver) {
   auto parsed = influx::parse_url(url);
   if (!parsed.ok()) {
-    log_.error("cannot deliver alerts: invalid URL", {{"receiver", receiver}, {"error", parsed.error().message}});
+    log_.error("cannot deliver alerts: invalid URL",
+               {{"receiver", receiver}, {"error", parsed.error().message}});
     return false;
   }
   std::string target = std::string(receiver) == "alertmanager" ? "/api/v2/alerts" : "";
@@ -160,9 +174,11 @@ bool AlertDispatcher::post(const std::string& url, const std::string& body, cons
     if (r.ok() && r->status >= 200 && r->status < 300) return true;
     last_error = r.ok() ? "answered " + std::to_string(r->status) : r.error().message;
     std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, std::chrono::milliseconds(250 << attempt), [this] { return stopping_; })) break;
+    if (cv_.wait_for(lock, std::chrono::milliseconds(250 << attempt), [this] { return stopping_; }))
+      break;
   }
-  log_.warn("alert delivery failed", {{"receiver", receiver}, {"url", redact_url(url, receiver[0] == 'a')},
+  log_.warn("alert delivery failed", {{"receiver", receiver},
+                                      {"url", redact_url(url, receiver[0] == 'a')},
                                       {"error", last_error}});
   return false;
 }
@@ -173,9 +189,11 @@ void AlertDispatcher::run() {
   while (true) {
     // Sleeps until there is something to send or the next repost is due: an idle daemon
     // without active alerts never wakes this thread.
-    auto work = [this] { return stopping_ || !webhook_queue_.empty() || !resolved_.empty() || post_active_now_; };
-    const bool any_active =
-        std::any_of(active_.begin(), active_.end(), [](const auto& kv) { return !kv.second.empty(); });
+    auto work = [this] {
+      return stopping_ || !webhook_queue_.empty() || !resolved_.empty() || post_active_now_;
+    };
+    const bool any_active = std::any_of(active_.begin(), active_.end(),
+                                        [](const auto& kv) { return !kv.second.empty(); });
     if (!any_active) {
       cv_.wait(lock, work);
     } else {
@@ -192,7 +210,8 @@ void AlertDispatcher::run() {
     resolved_.clear();
     std::vector<Alert> active;
     if (post_active_now_ || repost_due) {
-      for (const auto& [cluster, alerts] : active_) active.insert(active.end(), alerts.begin(), alerts.end());
+      for (const auto& [cluster, alerts] : active_)
+        active.insert(active.end(), alerts.begin(), alerts.end());
       post_active_now_ = false;
       last_repost = now;
     }
@@ -204,10 +223,12 @@ void AlertDispatcher::run() {
 
     auto deliver_alerts = [&](const std::vector<Alert>& alerts, Timestamp ends_at) {
       for (std::size_t i = 0; i < alerts.size(); i += 500) {  // bounded bodies
-        std::vector<Alert> chunk(alerts.begin() + static_cast<std::ptrdiff_t>(i),
-                                 alerts.begin() + static_cast<std::ptrdiff_t>(std::min(alerts.size(), i + 500)));
+        std::vector<Alert> chunk(
+            alerts.begin() + static_cast<std::ptrdiff_t>(i),
+            alerts.begin() + static_cast<std::ptrdiff_t>(std::min(alerts.size(), i + 500)));
         bool ok = post(alertmanager_url, alertmanager_body(chunk, ends_at), "alertmanager");
-        (ok ? counters_.alertmanager_ok : counters_.alertmanager_failed) += static_cast<std::int64_t>(chunk.size());
+        (ok ? counters_.alertmanager_ok : counters_.alertmanager_failed) +=
+            static_cast<std::int64_t>(chunk.size());
       }
     };
     if (!alertmanager_url.empty()) {

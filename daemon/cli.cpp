@@ -31,7 +31,9 @@ void add_format(CLI::App* cmd, std::string& format) {
       ->default_val("table");
 }
 
-OutputFormat fmt(const std::string& s) { return parse_output_format(s).value_or(OutputFormat::kTable); }
+OutputFormat fmt(const std::string& s) {
+  return parse_output_format(s).value_or(OutputFormat::kTable);
+}
 
 // Argument rules shared by every command (docs/commands.md, "Arguments"): an option given an
 // empty value is a usage error, never "not given"; counts and ids are whole numbers said so in
@@ -92,27 +94,36 @@ int run_cli(int argc, char** argv) {
                          ->default_val(kDefaultConfigPath)
                          ->envname("TOKENWARDEN_CONFIG");
 
-  auto* run = app.add_subcommand("run", "Run the daemon in the foreground (for systemd or a terminal)");
+  auto* run =
+      app.add_subcommand("run", "Run the daemon in the foreground (for systemd or a terminal)");
   run->footer(
       "Polls every configured cluster on its schedule and records changes until SIGTERM or\n"
-      "SIGINT. Logs go to stderr (journald). Example:\n  tokenwarden --config /etc/tokenwarden/tokenwarden.toml run");
+      "SIGINT. Logs go to stderr (journald). Example:\n  tokenwarden --config "
+      "/etc/tokenwarden/tokenwarden.toml run");
 
   PollOptions poll;
   std::string poll_format;
-  auto* poll_cmd = app.add_subcommand("poll", "Run one full cycle for each cluster, print a summary, exit");
+  auto* poll_cmd =
+      app.add_subcommand("poll", "Run one full cycle for each cluster, print a summary, exit");
   poll_cmd->add_option("--cluster", poll.cluster, "Only this cluster")->check(non_empty());
   poll_cmd->add_flag("--dry-run", poll.dry_run, "Fetch and compare, but write nothing");
   add_format(poll_cmd, poll_format);
-  poll_cmd->footer("Exit status 1 if any cluster could not be polled or recorded.\nExample:\n  tokenwarden poll --cluster prod-eu");
+  poll_cmd->footer(
+      "Exit status 1 if any cluster could not be polled or recorded.\nExample:\n  tokenwarden poll "
+      "--cluster prod-eu");
 
   bool print = false;
   auto* check = app.add_subcommand("check-config", "Validate the configuration and its policies");
-  check->add_flag("--print", print, "Print the effective configuration (defaults filled, secrets redacted)");
-  check->footer("Every problem is listed with its key path, e.g. `clusters[1].url: …`; exit status 2 if any.");
+  check->add_flag("--print", print,
+                  "Print the effective configuration (defaults filled, secrets redacted)");
+  check->footer(
+      "Every problem is listed with its key path, e.g. `clusters[1].url: …`; exit status 2 if "
+      "any.");
 
   TokensOptions tokens;
   std::string tokens_format;
-  auto* tokens_cmd = app.add_subcommand("tokens", "List the token inventory, now or as of a past time");
+  auto* tokens_cmd =
+      app.add_subcommand("tokens", "List the token inventory, now or as of a past time");
   tokens_cmd->add_option("--cluster", tokens.cluster, "Only this cluster")->check(non_empty());
   tokens_cmd->add_option("--status", tokens.status, "Only tokens in this status")
       ->check(CLI::IsMember({"active", "expired", "revoked", "removed"}));
@@ -124,7 +135,9 @@ int run_cli(int argc, char** argv) {
   tokens_cmd->add_option("--db", tokens.db, "Read this database instead of the configured one")
       ->check(non_empty());
   add_format(tokens_cmd, tokens_format);
-  tokens_cmd->footer("Examples:\n  tokenwarden tokens --status active --format csv\n  tokenwarden tokens --at 2026-10-01 --cluster prod-eu");
+  tokens_cmd->footer(
+      "Examples:\n  tokenwarden tokens --status active --format csv\n  tokenwarden tokens --at "
+      "2026-10-01 --cluster prod-eu");
 
   HistoryOptions hist;
   std::string hist_format;
@@ -149,12 +162,15 @@ int run_cli(int argc, char** argv) {
   hist_cmd->add_option("--db", hist.db, "Read this database instead of the configured one")
       ->check(non_empty());
   add_format(hist_cmd, hist_format);
-  hist_cmd->footer("Examples:\n  tokenwarden history --token 55555555-5555-4555-8555-555555555555\n  tokenwarden history --since 7d --event token_revoked,token_removed --format json");
+  hist_cmd->footer(
+      "Examples:\n  tokenwarden history --token 55555555-5555-4555-8555-555555555555\n  "
+      "tokenwarden history --since 7d --event token_revoked,token_removed --format json");
 
   ViolationsOptions viol;
   std::string viol_format;
   auto* viol_cmd = app.add_subcommand("violations", "List policy violations and their actions");
-  viol_cmd->add_flag("--open", viol.open_only, "Only unresolved violations (any state but resolved)");
+  viol_cmd->add_flag("--open", viol.open_only,
+                     "Only unresolved violations (any state but resolved)");
   viol_cmd->add_option("--cluster", viol.cluster, "Only this cluster")->check(non_empty());
   viol_cmd->add_option("--policy", viol.policy, "Only this policy")->check(non_empty());
   viol_cmd->add_option("--db", viol.db, "Read this database instead of the configured one")
@@ -163,17 +179,20 @@ int run_cli(int argc, char** argv) {
   viol_cmd->footer(
       "Each violation shows its latest action (ACTION_ID, ACTION_STATE): approve the ones\n"
       "awaiting approval with `tokenwarden approve ACTION_ID`.\nExamples:\n"
-      "  tokenwarden violations --open\n  tokenwarden violations --policy max-lifetime-90d --format csv");
+      "  tokenwarden violations --open\n  tokenwarden violations --policy max-lifetime-90d "
+      "--format csv");
 
   ApproveOptions approve;
-  auto* approve_cmd = app.add_subcommand("approve", "Release actions that wait for approval or a safety halt");
+  auto* approve_cmd =
+      app.add_subcommand("approve", "Release actions that wait for approval or a safety halt");
   approve_cmd
       ->add_option("action_ids", approve.action_ids, "Actions awaiting approval (see `violations`)")
       ->check(action_id());
   approve_cmd->add_option("--cluster", approve.cluster, "With --all: the cluster to release")
       ->check(non_empty());
-  approve_cmd->add_flag("--all", approve.all,
-                        "Approve every action awaiting approval on --cluster and release its halted enforcement");
+  approve_cmd->add_flag(
+      "--all", approve.all,
+      "Approve every action awaiting approval on --cluster and release its halted enforcement");
   approve_cmd
       ->add_option(
           "--by", approve.by,
@@ -185,24 +204,29 @@ int run_cli(int argc, char** argv) {
   approve_cmd->footer(
       "The approval is recorded (action_approved, with who approved) and the daemon runs the\n"
       "actions at its next poll of the cluster, after checking again that they are still due.\n"
-      "Examples:\n  tokenwarden approve 17 18 --by alice\n  tokenwarden approve --cluster prod-eu --all");
+      "Examples:\n  tokenwarden approve 17 18 --by alice\n  tokenwarden approve --cluster prod-eu "
+      "--all");
 
   SimulateOptions sim;
   std::string sim_format;
-  auto* sim_cmd = app.add_subcommand("simulate", "Preview candidate policies against the recorded inventory");
+  auto* sim_cmd =
+      app.add_subcommand("simulate", "Preview candidate policies against the recorded inventory");
   sim_cmd
       ->add_option("--policies", sim.policies_file,
                    "TOML file with [[policies]] and [[exemptions]]")
       ->required()
       ->check(non_empty());
   sim_cmd->add_option("--cluster", sim.cluster, "Only this cluster")->check(non_empty());
-  sim_cmd->add_flag("--tokens", sim.tokens, "One row per flagged token instead of a summary per policy");
+  sim_cmd->add_flag("--tokens", sim.tokens,
+                    "One row per flagged token instead of a summary per policy");
   sim_cmd->add_option("--db", sim.db, "Read this database instead of the configured one")
       ->check(non_empty());
   add_format(sim_cmd, sim_format);
   sim_cmd->footer(
-      "Evaluates the candidate policies (with the configured clusters, mode and safety limits) against\n"
-      "the last recorded inventory and shows what would be flagged, restricted or revoked, when, and\n"
+      "Evaluates the candidate policies (with the configured clusters, mode and safety limits) "
+      "against\n"
+      "the last recorded inventory and shows what would be flagged, restricted or revoked, when, "
+      "and\n"
       "whether the safety limits would halt it. Writes nothing.\n"
       "Example:\n  tokenwarden simulate --policies /etc/tokenwarden/candidate.toml --tokens");
 
@@ -236,14 +260,17 @@ int run_cli(int argc, char** argv) {
       "Example:\n  tokenwarden backup /var/backups/tokenwarden/audit-$(date +%F).db");
 
   ReportOptions report;
-  auto* report_cmd = app.add_subcommand("report", "Write a compliance report from the audit database");
+  auto* report_cmd =
+      app.add_subcommand("report", "Write a compliance report from the audit database");
   report_cmd
       ->add_option("--from", report.from, "Start of the period (default: 30 days before --to)")
       ->check(non_empty());
   report_cmd->add_option("--to", report.to, "End of the period (default: now)")->check(non_empty());
   report_cmd->add_option("--at", report.at, "Instant of the inventory section (default: --to)")
       ->check(non_empty());
-  report_cmd->add_option("--format", report.format, "html, md, csv or json (default: from --output's extension, else md)")
+  report_cmd
+      ->add_option("--format", report.format,
+                   "html, md, csv or json (default: from --output's extension, else md)")
       ->check(CLI::IsMember({"html", "md", "markdown", "csv", "json"}));
   report_cmd
       ->add_option("-o,--output", report.output,
@@ -258,10 +285,13 @@ int run_cli(int argc, char** argv) {
       ->check(count("all"))
       ->default_val(5000);
   report_cmd->footer(
-      "Sections: coverage (polls, gaps of more than 3 intervals), the inventory at --at with tokens\n"
+      "Sections: coverage (polls, gaps of more than 3 intervals), the inventory at --at with "
+      "tokens\n"
       "that never expire, * grants and write grants highlighted, the token changes of the period,\n"
-      "policy compliance (violations, time to remediate, actions, exemptions), charts over time, and\n"
-      "the integrity of the hash chain with its head (seq, hash). Times: RFC 3339, a date, `now` or\n"
+      "policy compliance (violations, time to remediate, actions, exemptions), charts over time, "
+      "and\n"
+      "the integrity of the hash chain with its head (seq, hash). Times: RFC 3339, a date, `now` "
+      "or\n"
       "an age such as 7d. JSON follows docs/report-schema.json; CSV is one file of sections (each\n"
       "starts with a `section,<name>` row). On a terminal, progress goes to stderr. Examples:\n"
       "  tokenwarden report --from 2026-10-01 --to 2026-11-01 --format html -o october.html\n"
@@ -271,13 +301,17 @@ int run_cli(int argc, char** argv) {
   std::string demo_interval = "2s";
   auto* demo_cmd = app.add_subcommand("demo", "Run against a built-in simulated cluster");
   demo_cmd->add_flag("--once", demo.once, "Exit after the scripted cycles");
-  demo_cmd->add_option("--cycles", demo.cycles, "Number of scripted cycles")->check(CLI::Range(1, 100));
+  demo_cmd->add_option("--cycles", demo.cycles, "Number of scripted cycles")
+      ->check(CLI::Range(1, 100));
   demo_cmd->add_option("--interval", demo_interval, "Time between cycles");
-  demo_cmd->add_option("--tokens", demo.tokens, "Number of seeded tokens")->check(CLI::Range(1, 100000));
-  demo_cmd->add_option("--listen", demo.listen,
-                       "Serve /metrics, /healthz and /readyz here while the demo runs (\"\" disables; a busy port "
-                       "falls back to a free one)");
-  demo_cmd->add_option("--dir", demo.dir, "Keep the demo's database and config here (default: a new temp dir)");
+  demo_cmd->add_option("--tokens", demo.tokens, "Number of seeded tokens")
+      ->check(CLI::Range(1, 100000));
+  demo_cmd->add_option(
+      "--listen", demo.listen,
+      "Serve /metrics, /healthz and /readyz here while the demo runs (\"\" disables; a busy port "
+      "falls back to a free one)");
+  demo_cmd->add_option("--dir", demo.dir,
+                       "Keep the demo's database and config here (default: a new temp dir)");
 
   try {
     app.parse(argc, argv);

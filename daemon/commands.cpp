@@ -29,7 +29,8 @@ std::string env(const char* name) {
 }
 
 // Under systemd (JOURNAL_STREAM set) text lines carry a priority prefix and no timestamp.
-std::shared_ptr<StreamLogSink> make_sink(const SystemClock& clock, LogFormat format, LogLevel level) {
+std::shared_ptr<StreamLogSink> make_sink(const SystemClock& clock, LogFormat format,
+                                         LogLevel level) {
   bool journald = !env("JOURNAL_STREAM").empty();
   auto sink = std::make_shared<StreamLogSink>(stderr, format, clock, journald);
   sink->set_level(level);
@@ -43,15 +44,19 @@ std::optional<Config> load_or_report(const GlobalOptions& g, bool quiet_warnings
   auto load = load_config_file(g.config_path, clock.now());
   for (const auto& e : load.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
   if (!quiet_warnings) {
-    for (const auto& w : load.warnings) std::fprintf(stderr, "tokenwarden: warning: %s\n", w.c_str());
+    for (const auto& w : load.warnings)
+      std::fprintf(stderr, "tokenwarden: warning: %s\n", w.c_str());
   }
   if (!load.config) {
-    std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", load.errors.size(), g.config_path.c_str());
+    std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", load.errors.size(),
+                 g.config_path.c_str());
   }
   return std::move(load.config);
 }
 
-Cell time_cell(const std::optional<Timestamp>& t) { return t ? Cell::str(format_timestamp(*t)) : Cell::null(); }
+Cell time_cell(const std::optional<Timestamp>& t) {
+  return t ? Cell::str(format_timestamp(*t)) : Cell::null();
+}
 
 std::string brief_permissions(const std::vector<Permission>& perms) {
   if (perms.empty()) return "(none)";
@@ -60,7 +65,9 @@ std::string brief_permissions(const std::vector<Permission>& perms) {
   return join(parts, " ");
 }
 
-std::int64_t count(const storage::EventCounts& c, EventKind k) { return c[static_cast<std::size_t>(k)]; }
+std::int64_t count(const storage::EventCounts& c, EventKind k) {
+  return c[static_cast<std::size_t>(k)];
+}
 
 void verify_progress(std::int64_t rows, void*) {
   std::fprintf(stderr, "\rverifying: %lld rows checked", static_cast<long long>(rows));
@@ -155,11 +162,25 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
     return kExitFailure;
   }
   Table table;
-  table.columns = {{"cluster"},         {"outcome"},          {"tokens"},          {"discovered", false},
-                   {"created"},         {"updated"},          {"revoked"},         {"expired", false},
-                   {"removed"},         {"violations_opened"}, {"violations_resolved"}, {"actions_planned"},
-                   {"actions_awaiting_approval", false}, {"actions_skipped", false}, {"actions_halted", false},
-                   {"actions_succeeded"}, {"actions_failed"}, {"duration_ms", false}, {"error", true, 100}};
+  table.columns = {{"cluster"},
+                   {"outcome"},
+                   {"tokens"},
+                   {"discovered", false},
+                   {"created"},
+                   {"updated"},
+                   {"revoked"},
+                   {"expired", false},
+                   {"removed"},
+                   {"violations_opened"},
+                   {"violations_resolved"},
+                   {"actions_planned"},
+                   {"actions_awaiting_approval", false},
+                   {"actions_skipped", false},
+                   {"actions_halted", false},
+                   {"actions_succeeded"},
+                   {"actions_failed"},
+                   {"duration_ms", false},
+                   {"error", true, 100}};
   bool failed = false;
   for (auto& poller : rt->pollers) {
     RunOptions opts;
@@ -178,8 +199,8 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
                           Cell::num(count(s.events, EventKind::kTokenUpdated)),
                           Cell::num(count(s.events, EventKind::kTokenRevoked)),
                           Cell::num(count(s.events, EventKind::kTokenExpired)),
-                          Cell::num(count(s.events, EventKind::kTokenRemoved)),
-                          Cell::num(e.opened), Cell::num(e.resolved), Cell::num(e.planned),
+                          Cell::num(count(s.events, EventKind::kTokenRemoved)), Cell::num(e.opened),
+                          Cell::num(e.resolved), Cell::num(e.planned),
                           Cell::num(e.awaiting_approval), Cell::num(e.skipped), Cell::num(e.halted),
                           Cell::num(e.succeeded + e.reconciled), Cell::num(e.failed),
                           Cell::num(static_cast<long long>(rep.total_time.count())),
@@ -187,7 +208,8 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
   }
   write_stdout(render(table, o.format));
   if (o.dry_run && o.format == OutputFormat::kTable) {
-    std::printf("(dry run: nothing was written to %s and no action was run)\n", config->daemon.database.c_str());
+    std::printf("(dry run: nothing was written to %s and no action was run)\n",
+                config->daemon.database.c_str());
   }
   return failed ? kExitFailure : kExitOk;
 }
@@ -200,7 +222,8 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
   if (!o.status.empty()) {
     filter.status = parse_token_status(o.status);
     if (!filter.status) {
-      print_error("--status must be active, expired, revoked or removed, not \"" + printable(o.status, 40) + "\"");
+      print_error("--status must be active, expired, revoked or removed, not \"" +
+                  printable(o.status, 40) + "\"");
       return kExitUsage;
     }
   }
@@ -299,8 +322,8 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
   filter.cluster = o.cluster;
   filter.limit = o.limit;
   Timestamp now = SystemClock().now();
-  for (const auto& [arg, name, target] :
-       {std::tuple{&o.since, "--since", &filter.since}, std::tuple{&o.until, "--until", &filter.until}}) {
+  for (const auto& [arg, name, target] : {std::tuple{&o.since, "--since", &filter.since},
+                                          std::tuple{&o.until, "--until", &filter.until}}) {
     if (arg->empty()) continue;
     auto t = parse_time_arg(*arg, now);
     if (!t.ok()) {
@@ -318,7 +341,8 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
     for (const auto& part : split(e, ',')) {
       if (part.empty()) continue;
       if (!parse_event_kind(part)) {
-        print_error("--event: unknown event \"" + printable(part, 40) + "\" (see docs/database.md)");
+        print_error("--event: unknown event \"" + printable(part, 40) +
+                    "\" (see docs/database.md)");
         return kExitUsage;
       }
       filter.events.push_back(part);
@@ -339,8 +363,8 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
     return kExitFailure;
   }
   Table table;
-  table.columns = {{"seq"},        {"recorded_at"},       {"cluster"},          {"token_id"},
-                   {"event"},      {"detail", true, 80},  {"prev_hash", false}, {"hash", false}};
+  table.columns = {{"seq"},   {"recorded_at"},      {"cluster"},          {"token_id"},
+                   {"event"}, {"detail", true, 80}, {"prev_hash", false}, {"hash", false}};
   for (const auto& r : *rows) {
     table.rows.push_back({Cell::num(r.seq), Cell::str(r.recorded_at), Cell::opt(r.cluster),
                           Cell::opt(r.token_id), Cell::str(r.event), Cell::json(r.detail),
@@ -368,8 +392,12 @@ int cmd_verify(const GlobalOptions& g, const VerifyOptions& o) {
   if (o.format == OutputFormat::kJson) {
     std::string out;
     JsonWriter w(out);
-    w.begin_object().field("database", *path).field("ok", rep->ok).field("rows", rep->rows)
-        .field("head_seq", rep->head_seq).field("head_hash", rep->head_hash);
+    w.begin_object()
+        .field("database", *path)
+        .field("ok", rep->ok)
+        .field("rows", rep->rows)
+        .field("head_seq", rep->head_seq)
+        .field("head_hash", rep->head_hash);
     if (!rep->ok) w.field("bad_seq", rep->bad_seq).field("problem", rep->problem);
     w.field("append_only_triggers", rep->append_only_triggers).end_object();
     write_stdout(out + "\n");
@@ -379,10 +407,12 @@ int cmd_verify(const GlobalOptions& g, const VerifyOptions& o) {
                 rep->head_hash.empty() ? "-" : rep->head_hash.c_str());
   }
   if (!rep->append_only_triggers) {
-    std::fprintf(stderr, "tokenwarden: warning: the append-only triggers of audit_log were removed\n");
+    std::fprintf(stderr,
+                 "tokenwarden: warning: the append-only triggers of audit_log were removed\n");
   }
   if (!rep->ok) {
-    std::fprintf(stderr, "tokenwarden: %s: audit log is BROKEN: %s\n", path->c_str(), rep->problem.c_str());
+    std::fprintf(stderr, "tokenwarden: %s: audit log is BROKEN: %s\n", path->c_str(),
+                 rep->problem.c_str());
     return kExitChainBroken;
   }
   return kExitOk;

@@ -87,10 +87,11 @@ struct SimulateOptions {
 struct DemoOptions {
   bool once = false;
   int cycles = 4;
-  std::string dir;     // where the demo keeps its database and config; empty: a temp dir
+  std::string dir;  // where the demo keeps its database and config; empty: a temp dir
   Duration interval = std::chrono::seconds(2);
   int tokens = 40;
-  std::string listen = "127.0.0.1:9464";  // the demo daemon's /metrics; a busy port falls back to any free one
+  std::string listen =
+      "127.0.0.1:9464";  // the demo daemon's /metrics; a busy port falls back to any free one
 };
 
 struct ReportOptions {

@@ -24,7 +24,9 @@ std::optional<Config> load_config(const GlobalOptions& g) {
   SystemClock clock;
   auto load = load_config_file(g.config_path, clock.now());
   for (const auto& e : load.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
-  if (!load.config) std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", load.errors.size(), g.config_path.c_str());
+  if (!load.config)
+    std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", load.errors.size(),
+                 g.config_path.c_str());
   return std::move(load.config);
 }
 
@@ -64,22 +66,37 @@ int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o) {
   std::map<std::int64_t, const storage::ActionRow*> latest;
   for (const auto& a : *actions) latest[a.violation_id] = &a;  // ordered by id: the last wins
   Table t;
-  t.columns = {{"id"},          {"cluster"},          {"token_id"},   {"policy"},        {"severity"},
-               {"state"},       {"action"},           {"opened_at"},  {"action_due_at"}, {"resolved_at", false},
-               {"resolution"},  {"action_id"},        {"action_state"}, {"attempts", false},
-               {"error", false}, {"detail", false}};
+  t.columns = {{"id"},
+               {"cluster"},
+               {"token_id"},
+               {"policy"},
+               {"severity"},
+               {"state"},
+               {"action"},
+               {"opened_at"},
+               {"action_due_at"},
+               {"resolved_at", false},
+               {"resolution"},
+               {"action_id"},
+               {"action_state"},
+               {"attempts", false},
+               {"error", false},
+               {"detail", false}};
   for (const auto& v : *rows) {
     auto it = latest.find(v.id);
     const storage::ActionRow* a = it == latest.end() ? nullptr : it->second;
-    auto opt_time = [](const std::optional<Timestamp>& ts) { return ts ? Cell::str(format_timestamp(*ts)) : Cell::null(); };
-    t.rows.push_back({Cell::num(v.id), Cell::str(v.cluster), Cell::str(v.token_id), Cell::str(v.policy),
-                      Cell::str(v.severity), Cell::str(std::string(to_string(v.state))), Cell::str(v.action),
-                      Cell::str(format_timestamp(v.opened_at)), opt_time(v.due_at), opt_time(v.resolved_at),
-                      v.resolution ? Cell::str(std::string(to_string(*v.resolution))) : Cell::null(),
-                      a ? Cell::num(a->id) : Cell::null(),
-                      a ? Cell::str(std::string(to_string(a->state))) : Cell::null(),
-                      a ? Cell::num(a->attempts) : Cell::null(),
-                      a && !a->error.empty() ? Cell::str(a->error) : Cell::null(), Cell::json(v.detail)});
+    auto opt_time = [](const std::optional<Timestamp>& ts) {
+      return ts ? Cell::str(format_timestamp(*ts)) : Cell::null();
+    };
+    t.rows.push_back(
+        {Cell::num(v.id), Cell::str(v.cluster), Cell::str(v.token_id), Cell::str(v.policy),
+         Cell::str(v.severity), Cell::str(std::string(to_string(v.state))), Cell::str(v.action),
+         Cell::str(format_timestamp(v.opened_at)), opt_time(v.due_at), opt_time(v.resolved_at),
+         v.resolution ? Cell::str(std::string(to_string(*v.resolution))) : Cell::null(),
+         a ? Cell::num(a->id) : Cell::null(),
+         a ? Cell::str(std::string(to_string(a->state))) : Cell::null(),
+         a ? Cell::num(a->attempts) : Cell::null(),
+         a && !a->error.empty() ? Cell::str(a->error) : Cell::null(), Cell::json(v.detail)});
   }
   write_stdout(render(t, o.format));
   return kExitOk;
@@ -92,7 +109,8 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
   }
   if (o.all == !o.action_ids.empty()) {
     print_error(o.all ? "give action ids or --cluster NAME --all, not both"
-                      : "name the actions to approve (see `tokenwarden violations`), or use --cluster NAME --all");
+                      : "name the actions to approve (see `tokenwarden violations`), or use "
+                        "--cluster NAME --all");
     return kExitUsage;
   }
   // The approver is recorded in the audit log and echoed: printable text only.
@@ -135,12 +153,13 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
     print_error(txn.error().message);
     return kExitFailure;
   }
-  auto event = [&](const storage::ActionRow* a, std::int64_t violation_id, const std::string& cluster,
-                   const std::string& token, const char* scope) {
+  auto event = [&](const storage::ActionRow* a, std::int64_t violation_id,
+                   const std::string& cluster, const std::string& token, const char* scope) {
     std::string d;
     JsonWriter w(d);
     w.begin_object();
-    if (a != nullptr) w.field("action_id", a->id).field("action", a->action).field("policy", a->policy);
+    if (a != nullptr)
+      w.field("action_id", a->id).field("action", a->action).field("policy", a->policy);
     w.field("violation_id", violation_id).field("by", by).field("scope", scope).end_object();
     return txn->append({EventKind::kActionApproved, cluster, token, d}, now);
   };
@@ -154,7 +173,8 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
     }
     for (const auto& a : *pending) {
       if (a.state != storage::ActionState::kAwaitingApproval) continue;
-      if (!storage::approve_action(*txn, a.id, by, now).ok() || !event(&a, a.violation_id, a.cluster, a.token_id, "action").ok()) {
+      if (!storage::approve_action(*txn, a.id, by, now).ok() ||
+          !event(&a, a.violation_id, a.cluster, a.token_id, "action").ok()) {
         print_error("cannot record the approval of action " + std::to_string(a.id));
         return kExitFailure;
       }
@@ -162,7 +182,8 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
     }
     for (const auto& v : *open) {
       if (v.state != storage::ViolationState::kHalted || v.released) continue;
-      if (!storage::release_violation(*txn, v.id).ok() || !event(nullptr, v.id, v.cluster, v.token_id, "halt").ok()) {
+      if (!storage::release_violation(*txn, v.id).ok() ||
+          !event(nullptr, v.id, v.cluster, v.token_id, "halt").ok()) {
         print_error("cannot record the release of violation " + std::to_string(v.id));
         return kExitFailure;
       }
@@ -200,8 +221,10 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
   if (approved == 0 && released == 0) {
     std::printf("nothing awaits approval on cluster %s\n", o.cluster.c_str());
   } else {
-    std::printf("approved %d action(s) and released %d halted violation(s) as %s; they run at the next poll%s\n",
-                approved, released, by.c_str(), o.cluster.empty() ? "" : (" of " + o.cluster).c_str());
+    std::printf(
+        "approved %d action(s) and released %d halted violation(s) as %s; they run at the next "
+        "poll%s\n",
+        approved, released, by.c_str(), o.cluster.empty() ? "" : (" of " + o.cluster).c_str());
   }
   return kExitOk;
 }
@@ -215,7 +238,8 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   for (const auto& e : candidate.errors) std::fprintf(stderr, "%s\n", e.c_str());
   for (const auto& w : candidate.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   if (!candidate.config) {
-    std::fprintf(stderr, "%s: %zu problem(s) found\n", o.policies_file.c_str(), candidate.errors.size());
+    std::fprintf(stderr, "%s: %zu problem(s) found\n", o.policies_file.c_str(),
+                 candidate.errors.size());
     return kExitUsage;
   }
   auto set = compile_policies(*candidate.config);
@@ -231,12 +255,14 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   }
   const EnforcementSettings settings = enforcement_settings(*candidate.config);
   Table summary;
-  summary.columns = {{"cluster"},    {"policy"},     {"kind"},           {"severity"},       {"action"},
-                     {"mode"},       {"tokens"},     {"violations"},     {"exempted"},       {"would_alert"},
-                     {"would_restrict"}, {"would_revoke"}, {"first_action_at"}, {"halts"}};
+  summary.columns = {{"cluster"},         {"policy"},      {"kind"},           {"severity"},
+                     {"action"},          {"mode"},        {"tokens"},         {"violations"},
+                     {"exempted"},        {"would_alert"}, {"would_restrict"}, {"would_revoke"},
+                     {"first_action_at"}, {"halts"}};
   Table detail;
-  detail.columns = {{"cluster"}, {"policy"},  {"token_id"}, {"description", true, 40},
-                    {"reason", true, 60}, {"exempt_by", false}, {"outcome"}, {"action_at"}};
+  detail.columns = {
+      {"cluster"},          {"policy"},           {"token_id"}, {"description", true, 40},
+      {"reason", true, 60}, {"exempt_by", false}, {"outcome"},  {"action_at"}};
   // Clusters: every one configured, and any other found in the recorded inventory.
   std::map<std::string, policy::ClusterInfo> clusters;
   for (const auto& c : candidate.config->clusters) clusters[c.name] = {c.name, c.labels};
@@ -281,22 +307,26 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
         if (p.action == policy::Action::kAlert) {
           ++c.alert, outcome = "alert";
         } else if (monitor) {
-          ++c.alert, outcome = std::string("alert (monitor: would ") + std::string(policy::to_string(p.action)) + ")";
+          ++c.alert, outcome = std::string("alert (monitor: would ") +
+                               std::string(policy::to_string(p.action)) + ")";
         } else {
           ++(p.action == policy::Action::kRevoke ? c.revoke : c.restrict);
-          outcome = std::string(policy::to_string(p.action)) + (p.require_approval ? " after approval" : "");
+          outcome = std::string(policy::to_string(p.action)) +
+                    (p.require_approval ? " after approval" : "");
           if (!p.require_approval) ++destructive_at[now + p.grace_period];
         }
       }
       if (o.tokens) {
-        detail.rows.push_back({Cell::str(name), Cell::str(p.name), Cell::str(t.id), Cell::str(t.description),
-                               Cell::str(f.exempt() ? "exempt" : (*set)->explain(f.policy, subjects[f.subject], now)),
-                               f.exempt() ? Cell::str((*set)->exemptions()[static_cast<std::size_t>(f.exemption)].reason)
-                                          : Cell::null(),
-                               Cell::str(outcome),
-                               p.action == policy::Action::kAlert || f.exempt()
-                                   ? Cell::null()
-                                   : Cell::str(format_timestamp(now + p.grace_period))});
+        detail.rows.push_back(
+            {Cell::str(name), Cell::str(p.name), Cell::str(t.id), Cell::str(t.description),
+             Cell::str(f.exempt() ? "exempt" : (*set)->explain(f.policy, subjects[f.subject], now)),
+             f.exempt()
+                 ? Cell::str((*set)->exemptions()[static_cast<std::size_t>(f.exemption)].reason)
+                 : Cell::null(),
+             Cell::str(outcome),
+             p.action == policy::Action::kAlert || f.exempt()
+                 ? Cell::null()
+                 : Cell::str(format_timestamp(now + p.grace_period))});
       }
     }
     auto halts = [&](const Timestamp& at) {
@@ -313,10 +343,11 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
       bool destructive = c.restrict + c.revoke > 0 && !p.require_approval;
       summary.rows.push_back(
           {Cell::str(name), Cell::str(p.name), Cell::str(std::string(policy::to_string(p.kind))),
-           Cell::str(std::string(policy::to_string(p.severity))), Cell::str(std::string(policy::to_string(p.action))),
+           Cell::str(std::string(policy::to_string(p.severity))),
+           Cell::str(std::string(policy::to_string(p.action))),
            Cell::str(std::string(policy::to_string(p.mode.value_or(settings.mode)))),
-           Cell::num(static_cast<long long>(subjects.size())), Cell::num(c.violations), Cell::num(c.exempted),
-           Cell::num(c.alert), Cell::num(c.restrict), Cell::num(c.revoke),
+           Cell::num(static_cast<long long>(subjects.size())), Cell::num(c.violations),
+           Cell::num(c.exempted), Cell::num(c.alert), Cell::num(c.restrict), Cell::num(c.revoke),
            destructive ? Cell::str(format_timestamp(now + p.grace_period)) : Cell::null(),
            Cell::boolean(destructive && halts(now + p.grace_period))});
     }

@@ -66,7 +66,8 @@ class AtomicOutput {
     fd_ = -1;
     if (!error_.empty()) return make_error(ErrorCode::kIo, "cannot write " + path_ + ": " + error_);
     if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-      return make_error(ErrorCode::kIo, "cannot rename the report into " + path_ + ": " + std::strerror(errno));
+      return make_error(ErrorCode::kIo,
+                        "cannot rename the report into " + path_ + ": " + std::strerror(errno));
     }
     committed_ = true;
     return ok_status();
@@ -89,7 +90,8 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   req.version = kVersion;
   req.cluster = o.cluster;
   req.list_limit = o.limit == 0 ? static_cast<std::size_t>(-1) : o.limit;
-  auto time_arg = [&](const std::string& text, const char* name, Timestamp fallback) -> std::optional<Timestamp> {
+  auto time_arg = [&](const std::string& text, const char* name,
+                      Timestamp fallback) -> std::optional<Timestamp> {
     if (text.empty()) return fallback;
     auto t = parse_time_arg(text, now);
     if (!t.ok()) {
@@ -164,8 +166,8 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   if (tty) {
     progress = [](std::string_view stage, std::int64_t done, std::int64_t total) {
       if (total > 0) {
-        std::fprintf(stderr, "\r\033[Kreport: %.*s %lld/%lld", static_cast<int>(stage.size()), stage.data(),
-                     static_cast<long long>(done), static_cast<long long>(total));
+        std::fprintf(stderr, "\r\033[Kreport: %.*s %lld/%lld", static_cast<int>(stage.size()),
+                     stage.data(), static_cast<long long>(done), static_cast<long long>(total));
       } else {
         std::fprintf(stderr, "\r\033[Kreport: %.*s…", static_cast<int>(stage.size()), stage.data());
       }
@@ -194,12 +196,14 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
       }
     });
     if (written.ok() && std::fflush(stdout) != 0) error = std::strerror(errno);
-    if (written.ok() && !error.empty()) written = make_error(ErrorCode::kIo, "cannot write the report: " + error);
+    if (written.ok() && !error.empty())
+      written = make_error(ErrorCode::kIo, "cannot write the report: " + error);
   } else {
     AtomicOutput out(o.output);
     written = out.open();
     if (written.ok()) {
-      written = report::write_report(db, *data, *format, [&](std::string_view chunk) { out.write(chunk); });
+      written = report::write_report(db, *data, *format,
+                                     [&](std::string_view chunk) { out.write(chunk); });
     }
     if (written.ok()) written = out.commit();
   }
@@ -211,10 +215,12 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
     return kExitFailure;
   }
   if (auto chain = report::integrity_of(db, *data); chain.ok() && !chain->ok) {
-    std::fprintf(stderr, "warning: the audit hash chain is broken%s; the report's integrity section says so\n",
-                 chain->first_bad_seq > 0
-                     ? (" (first bad row: seq " + std::to_string(chain->first_bad_seq) + ")").c_str()
-                     : "");
+    std::fprintf(
+        stderr,
+        "warning: the audit hash chain is broken%s; the report's integrity section says so\n",
+        chain->first_bad_seq > 0
+            ? (" (first bad row: seq " + std::to_string(chain->first_bad_seq) + ")").c_str()
+            : "");
   }
   if (!to_stdout && tty) std::fprintf(stderr, "report: wrote %s\n", o.output.c_str());
   return kExitOk;

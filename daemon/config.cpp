@@ -27,7 +27,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   for (std::size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     }
     std::swap(prev, cur);
   }
@@ -42,17 +43,25 @@ std::string line_of(const TomlValue& v) {
 
 std::string type_name(const TomlValue& v) {
   switch (v.type()) {
-    case toml::value_t::boolean: return "a boolean";
-    case toml::value_t::integer: return "an integer";
-    case toml::value_t::floating: return "a float";
-    case toml::value_t::string: return "a string";
+    case toml::value_t::boolean:
+      return "a boolean";
+    case toml::value_t::integer:
+      return "an integer";
+    case toml::value_t::floating:
+      return "a float";
+    case toml::value_t::string:
+      return "a string";
     case toml::value_t::offset_datetime:
     case toml::value_t::local_datetime:
     case toml::value_t::local_date:
-    case toml::value_t::local_time: return "a date/time";
-    case toml::value_t::array: return "an array";
-    case toml::value_t::table: return "a table";
-    default: return "empty";
+    case toml::value_t::local_time:
+      return "a date/time";
+    case toml::value_t::array:
+      return "an array";
+    case toml::value_t::table:
+      return "a table";
+    default:
+      return "empty";
   }
 }
 
@@ -189,7 +198,8 @@ class TableReader {
     const TomlValue* v = find(key);
     if (v == nullptr) return std::nullopt;
     if (v->is_string()) {
-      error(key, "expected an array of strings, e.g. [\"" + printable(v->as_string().str, 40) + "\"]");
+      error(key,
+            "expected an array of strings, e.g. [\"" + printable(v->as_string().str, 40) + "\"]");
       return std::nullopt;
     }
     if (!v->is_array()) {
@@ -200,8 +210,8 @@ class TableReader {
     std::size_t i = 0;
     for (const auto& e : v->as_array()) {
       if (!e.is_string()) {
-        p_.errors.push_back(key_path(key) + "[" + std::to_string(i) + "]: expected a string, found " +
-                            type_name(e) + line_of(e));
+        p_.errors.push_back(key_path(key) + "[" + std::to_string(i) +
+                            "]: expected a string, found " + type_name(e) + line_of(e));
         return std::nullopt;
       }
       out.push_back(e.as_string().str);
@@ -281,7 +291,8 @@ bool valid_listen(std::string_view s) {
   auto colon = s.rfind(':');
   if (colon == std::string_view::npos) return false;
   std::string_view port = s.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) {
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string_view::npos) {
     return false;
   }
   return std::stoi(std::string(port)) <= 65535;
@@ -315,26 +326,36 @@ void read_daemon(const TomlValue* v, Config& c, Problems& p) {
   }
   auto& d = c.daemon;
   if (auto s = r.string("database")) {
-    if (s->empty()) r.error("database", "must not be empty");
-    else d.database = *s;
+    if (s->empty())
+      r.error("database", "must not be empty");
+    else
+      d.database = *s;
   }
   if (auto x = r.duration("poll_interval", std::chrono::seconds(1), std::chrono::hours(24 * 7))) {
     d.poll_interval = *x;
   }
   if (auto s = r.string("mode")) {
-    if (auto m = policy::parse_mode(*s)) d.mode = *m;
-    else r.error("mode", "must be \"enforce\" or \"monitor\", not \"" + printable(*s, 40) + "\"");
+    if (auto m = policy::parse_mode(*s))
+      d.mode = *m;
+    else
+      r.error("mode", "must be \"enforce\" or \"monitor\", not \"" + printable(*s, 40) + "\"");
   }
   if (auto s = r.string("log_level")) {
-    if (auto l = parse_log_level(*s)) d.log_level = *l;
-    else r.error("log_level", "must be one of trace, debug, info, warn, error");
+    if (auto l = parse_log_level(*s))
+      d.log_level = *l;
+    else
+      r.error("log_level", "must be one of trace, debug, info, warn, error");
   }
   if (auto s = r.string("log_format")) {
-    if (*s == "text") d.log_format = LogFormat::kText;
-    else if (*s == "json") d.log_format = LogFormat::kJson;
-    else r.error("log_format", "must be \"text\" or \"json\"");
+    if (*s == "text")
+      d.log_format = LogFormat::kText;
+    else if (*s == "json")
+      d.log_format = LogFormat::kJson;
+    else
+      r.error("log_format", "must be \"text\" or \"json\"");
   }
-  if (auto n = r.integer("max_concurrent_polls", 1, 64)) d.max_concurrent_polls = static_cast<int>(*n);
+  if (auto n = r.integer("max_concurrent_polls", 1, 64))
+    d.max_concurrent_polls = static_cast<int>(*n);
   if (auto x = r.duration("poll_jitter", Duration(0), std::chrono::hours(1))) d.poll_jitter = *x;
   r.finish();
 }
@@ -367,14 +388,17 @@ std::string resolve_relative(const std::string& file, const std::string& base_pa
 bool is_bcrypt_hash(std::string_view h) {
   if (h.size() != 60 || h[0] != '$' || h[1] != '2' || h[3] != '$' || h[6] != '$') return false;
   if (h[2] != 'a' && h[2] != 'b' && h[2] != 'y') return false;
-  if (!std::isdigit(static_cast<unsigned char>(h[4])) || !std::isdigit(static_cast<unsigned char>(h[5]))) return false;
+  if (!std::isdigit(static_cast<unsigned char>(h[4])) ||
+      !std::isdigit(static_cast<unsigned char>(h[5])))
+    return false;
   return std::all_of(h.begin() + 7, h.end(), [](char ch) {
     return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '/';
   });
 }
 
 std::optional<metrics::WebConfig> parse_web_config(const std::string& text, const std::string& path,
-                                                   const std::string& prefix, std::vector<std::string>& errors) {
+                                                   const std::string& prefix,
+                                                   std::vector<std::string>& errors) {
   TomlValue root;
   try {
     std::istringstream in(text);
@@ -410,11 +434,13 @@ std::optional<metrics::WebConfig> parse_web_config(const std::string& text, cons
         p.errors.push_back("tls: cert_file and key_file must be set together");
       }
       if (!web.tls_client_ca_file.empty() && web.tls_cert_file.empty()) {
-        p.errors.push_back("tls.client_ca_file: needs cert_file and key_file (client certificates need TLS)");
+        p.errors.push_back(
+            "tls.client_ca_file: needs cert_file and key_file (client certificates need TLS)");
       }
       for (const auto* f : {&web.tls_cert_file, &web.tls_key_file, &web.tls_client_ca_file}) {
         if (!f->empty() && ::access(f->c_str(), R_OK) != 0) {
-          p.errors.push_back("tls: \"" + printable(*f, 200) + "\" is not readable: " + std::strerror(errno));
+          p.errors.push_back("tls: \"" + printable(*f, 200) +
+                             "\" is not readable: " + std::strerror(errno));
         }
       }
       r.finish();
@@ -424,15 +450,18 @@ std::optional<metrics::WebConfig> parse_web_config(const std::string& text, cons
     const auto& v = root.at("basic_auth");
     TableReader r(v, "basic_auth", p);
     // Not a table (`basic_auth = "…"`) would otherwise be read as "no users": auth silently off.
-    if (!v.is_table()) p.errors.push_back("basic_auth: expected a table [basic_auth.users]" + line_of(v));
+    if (!v.is_table())
+      p.errors.push_back("basic_auth: expected a table [basic_auth.users]" + line_of(v));
     if (auto users = r.string_table("users")) {
       for (const auto& [name, hash] : *users) {
         if (name.empty() || name.find(':') != std::string::npos) {
-          p.errors.push_back("basic_auth.users: \"" + printable(name, 64) + "\" is not a valid user name (no ':')");
+          p.errors.push_back("basic_auth.users: \"" + printable(name, 64) +
+                             "\" is not a valid user name (no ':')");
         } else if (!is_bcrypt_hash(hash)) {
           // Never echo the value: it might be a password typed where the hash belongs.
           p.errors.push_back("basic_auth.users." + name +
-                             ": expected a bcrypt hash ($2y$…, 60 characters, e.g. from `htpasswd -nBC 10 \"\" | tr -d ':'`)");
+                             ": expected a bcrypt hash ($2y$…, 60 characters, e.g. from `htpasswd "
+                             "-nBC 10 \"\" | tr -d ':'`)");
         } else {
           web.users[name] = hash;
         }
@@ -449,9 +478,12 @@ std::optional<metrics::WebConfig> parse_web_config(const std::string& text, cons
 void read_safety(const TomlValue* v, Config& c, Problems& p) {
   if (v == nullptr) return;
   TableReader r(*v, "safety", p);
-  if (auto n = r.integer("max_actions_per_cycle", 0, 1'000'000)) c.safety.max_actions_per_cycle = static_cast<int>(*n);
-  if (auto n = r.integer("max_actions_percent", 0, 100)) c.safety.max_actions_percent = static_cast<int>(*n);
-  if (auto n = r.integer("max_vanished_percent", 0, 100)) c.safety.max_vanished_percent = static_cast<int>(*n);
+  if (auto n = r.integer("max_actions_per_cycle", 0, 1'000'000))
+    c.safety.max_actions_per_cycle = static_cast<int>(*n);
+  if (auto n = r.integer("max_actions_percent", 0, 100))
+    c.safety.max_actions_percent = static_cast<int>(*n);
+  if (auto n = r.integer("max_vanished_percent", 0, 100))
+    c.safety.max_vanished_percent = static_cast<int>(*n);
   r.finish();
 }
 
@@ -481,7 +513,8 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
   if (!name) {
     if (!r.has("name")) r.error("name", "is required");
   } else if (!valid_name(*name, false)) {
-    r.error("name", "\"" + printable(*name, 64) + "\" must be 1-64 characters of a-z, 0-9, _ and -");
+    r.error("name",
+            "\"" + printable(*name, 64) + "\" must be 1-64 characters of a-z, 0-9, _ and -");
   } else {
     cl.name = *name;
   }
@@ -535,8 +568,10 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
   auto token_file = r.string("token_file");
   if (only_for("token_file", rest, "influxctl reads its credentials from influxctl_config")) {
     if (!token_file || token_file->empty()) {
-      if (type_ok && !token_file) r.error("token_file", "is required for type " + *type);
-      else if (type_ok) r.error("token_file", "must not be empty");
+      if (type_ok && !token_file)
+        r.error("token_file", "is required for type " + *type);
+      else if (type_ok)
+        r.error("token_file", "must not be empty");
     } else {
       cl.source.token_file = *token_file;
     }
@@ -561,7 +596,8 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
   if (auto labels = r.string_table("labels")) {
     for (const auto& [k, val] : *labels) {
       if (!valid_label_name(k)) {
-        r.error("labels", "label name \"" + printable(k, 40) + "\" must match [a-zA-Z_][a-zA-Z0-9_]*");
+        r.error("labels",
+                "label name \"" + printable(k, 40) + "\" must match [a-zA-Z_][a-zA-Z0-9_]*");
       }
     }
     cl.labels = *labels;
@@ -581,8 +617,10 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
   bool ctl = cl.source.type == influx::SourceType::kInfluxctl;
   auto path_s = r.string("influxctl_path");
   if (only_for("influxctl_path", ctl, "only for type influxctl") && path_s) {
-    if (path_s->empty()) r.error("influxctl_path", "must not be empty");
-    else cl.source.influxctl_path = *path_s;
+    if (path_s->empty())
+      r.error("influxctl_path", "must not be empty");
+    else
+      cl.source.influxctl_path = *path_s;
   }
   auto cfg = r.string("influxctl_config");
   if (only_for("influxctl_config", ctl, "only for type influxctl")) {
@@ -613,7 +651,8 @@ void read_scope(const TomlValue& v, const std::string& path, policy::Scope& scop
   if (auto l = r.string_table("labels")) {
     for (const auto& [k, value] : *l) {
       if (!valid_label_name(k)) {
-        r.error("labels", "label name \"" + printable(k, 40) + "\" must match [a-zA-Z_][a-zA-Z0-9_]*");
+        r.error("labels",
+                "label name \"" + printable(k, 40) + "\" must match [a-zA-Z_][a-zA-Z0-9_]*");
       }
     }
     scope.labels = *l;
@@ -633,7 +672,8 @@ void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) 
   if (!name) {
     if (!r.has("name")) r.error("name", "is required");
   } else if (!valid_name(*name, true)) {
-    r.error("name", "\"" + printable(*name, 64) + "\" must be 1-64 characters of a-z, A-Z, 0-9, _, - and .");
+    r.error("name", "\"" + printable(*name, 64) +
+                        "\" must be 1-64 characters of a-z, A-Z, 0-9, _, - and .");
   } else {
     ps.name = *name;
   }
@@ -641,8 +681,9 @@ void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) 
   std::optional<policy::Kind> kind;
   if (!kind_s) {
     if (!r.has("kind")) {
-      r.error("kind", "is required (max_lifetime, max_age, forbidden_grant, all_databases_grant, "
-                      "max_databases, description_pattern, expires_soon)");
+      r.error("kind",
+              "is required (max_lifetime, max_age, forbidden_grant, all_databases_grant, "
+              "max_databases, description_pattern, expires_soon)");
     }
   } else {
     kind = policy::parse_kind(*kind_s);
@@ -659,11 +700,14 @@ void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) 
     const char* key;
     std::vector<Kind> kinds;
   };
-  const std::vector<Param> params{
-      {"max_lifetime", {Kind::kMaxLifetime}},  {"require_expiry", {Kind::kMaxLifetime}},
-      {"max_age", {Kind::kMaxAge}},            {"actions", {Kind::kForbiddenGrant, Kind::kAllDatabasesGrant}},
-      {"databases", {Kind::kForbiddenGrant}},  {"max", {Kind::kMaxDatabases}},
-      {"pattern", {Kind::kDescriptionPattern}}, {"within", {Kind::kExpiresSoon}}};
+  const std::vector<Param> params{{"max_lifetime", {Kind::kMaxLifetime}},
+                                  {"require_expiry", {Kind::kMaxLifetime}},
+                                  {"max_age", {Kind::kMaxAge}},
+                                  {"actions", {Kind::kForbiddenGrant, Kind::kAllDatabasesGrant}},
+                                  {"databases", {Kind::kForbiddenGrant}},
+                                  {"max", {Kind::kMaxDatabases}},
+                                  {"pattern", {Kind::kDescriptionPattern}},
+                                  {"within", {Kind::kExpiresSoon}}};
   auto applies = [&](const char* key) {
     for (const auto& prm : params) {
       if (std::string_view(prm.key) == key) {
@@ -683,7 +727,8 @@ void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) 
   }
   if (applies("max_lifetime")) {
     required("max_lifetime");
-    ps.max_lifetime = r.duration("max_lifetime", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 100));
+    ps.max_lifetime =
+        r.duration("max_lifetime", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 100));
     if (auto b = r.boolean("require_expiry")) ps.require_expiry = *b;
   }
   if (applies("max_age")) {
@@ -728,8 +773,10 @@ void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) 
     ps.within = r.duration("within", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 10));
   }
   if (auto s = r.string("severity")) {
-    if (auto sev = policy::parse_severity(*s)) ps.severity = *sev;
-    else r.error("severity", "must be info, warning or critical");
+    if (auto sev = policy::parse_severity(*s))
+      ps.severity = *sev;
+    else
+      r.error("severity", "must be info, warning or critical");
   }
   if (auto s = r.string("action")) {
     if (auto a = policy::parse_action(*s)) {
@@ -746,11 +793,15 @@ void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) 
     }
   }
   if (auto s = r.string("mode")) {
-    if (auto m = policy::parse_mode(*s)) ps.mode = *m;
-    else r.error("mode", "must be \"enforce\" or \"monitor\"");
+    if (auto m = policy::parse_mode(*s))
+      ps.mode = *m;
+    else
+      r.error("mode", "must be \"enforce\" or \"monitor\"");
   }
-  if (auto d = r.duration("grace_period", Duration(0), std::chrono::hours(24 * 366))) ps.grace_period = *d;
-  if (auto d = r.duration("min_token_age", Duration(0), std::chrono::hours(24 * 366))) ps.min_token_age = *d;
+  if (auto d = r.duration("grace_period", Duration(0), std::chrono::hours(24 * 366)))
+    ps.grace_period = *d;
+  if (auto d = r.duration("min_token_age", Duration(0), std::chrono::hours(24 * 366)))
+    ps.min_token_age = *d;
   if (auto b = r.boolean("require_approval")) ps.require_approval = *b;
   r.know("scope");
   if (const TomlValue* s = r.find("scope")) read_scope(*s, path + ".scope", ps.scope, p);
@@ -797,9 +848,12 @@ void read_exemption(const TomlValue& v, std::size_t index, Config& c, Timestamp 
   if (auto t = r.time("expires")) {
     e.expires = *t;
     if (*t > now + std::chrono::hours(24 * 366)) {
-      r.error("expires", format_timestamp(*t) + " is more than one year ahead; exemptions must be renewed at least yearly");
+      r.error("expires",
+              format_timestamp(*t) +
+                  " is more than one year ahead; exemptions must be renewed at least yearly");
     } else if (*t <= now) {
-      r.warning("expires", "this exemption expired on " + format_timestamp(*t) + " and has no effect");
+      r.warning("expires",
+                "this exemption expired on " + format_timestamp(*t) + " and has no effect");
     }
   } else if (!r.has("expires")) {
     r.error("expires", "is required (at most one year ahead)");
@@ -813,7 +867,8 @@ void read_array_of_tables(const TomlValue& root, const char* key, Problems& p, F
   if (!root.contains(key)) return;
   const auto& v = root.at(key);
   if (!v.is_array()) {
-    p.errors.push_back(std::string(key) + ": expected an array of tables ([[" + key + "]])" + line_of(v));
+    p.errors.push_back(std::string(key) + ": expected an array of tables ([[" + key + "]])" +
+                       line_of(v));
     return;
   }
   std::size_t i = 0;
@@ -845,14 +900,16 @@ void cross_checks(Config& c, Problems& p) {
   for (std::size_t i = 0; i < c.clusters.size(); ++i) {
     const auto& n = c.clusters[i].name;
     if (!n.empty() && !names.insert(n).second) {
-      p.errors.push_back("clusters[" + std::to_string(i) + "].name: \"" + n + "\" is used by another cluster");
+      p.errors.push_back("clusters[" + std::to_string(i) + "].name: \"" + n +
+                         "\" is used by another cluster");
     }
   }
   std::set<std::string> policies;
   for (std::size_t i = 0; i < c.policies.size(); ++i) {
     const auto& n = c.policies[i].name;
     if (!n.empty() && !policies.insert(n).second) {
-      p.errors.push_back("policies[" + std::to_string(i) + "].name: \"" + n + "\" is used by another policy");
+      p.errors.push_back("policies[" + std::to_string(i) + "].name: \"" + n +
+                         "\" is used by another policy");
     }
     for (const auto& glob : c.policies[i].scope.clusters) {
       bool any = std::any_of(c.clusters.begin(), c.clusters.end(),
@@ -884,7 +941,8 @@ void cross_checks(Config& c, Problems& p) {
 
 // `base` set: a policy file, which holds only [[policies]] and [[exemptions]]; the result is
 // `base` with those replaced.
-ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now, const Config* base = nullptr) {
+ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
+                const Config* base = nullptr) {
   ConfigLoad out;
   out.hash = sha256_hex(text);
   if (base == nullptr && trim(text).empty()) {
@@ -932,14 +990,17 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
     read_safety(section("safety"), c, p);
     read_alerting(section("alerting"), c, p);
     if (!c.http.web_config.empty() && !c.http.listen.empty()) {
-      auto web = load_web_config_file(resolve_relative(c.http.web_config, origin), "http.web_config", p.errors);
+      auto web = load_web_config_file(resolve_relative(c.http.web_config, origin),
+                                      "http.web_config", p.errors);
       if (web) c.http.web = std::move(*web);
     }
     top.know("clusters");
-    read_array_of_tables(root, "clusters", p, [&](const TomlValue& v, std::size_t i) { read_cluster(v, i, c, p); });
+    read_array_of_tables(root, "clusters", p,
+                         [&](const TomlValue& v, std::size_t i) { read_cluster(v, i, c, p); });
   }
   for (const char* key : {"policies", "exemptions"}) top.know(key);
-  read_array_of_tables(root, "policies", p, [&](const TomlValue& v, std::size_t i) { read_policy(v, i, c, p); });
+  read_array_of_tables(root, "policies", p,
+                       [&](const TomlValue& v, std::size_t i) { read_policy(v, i, c, p); });
   read_array_of_tables(root, "exemptions", p,
                        [&](const TomlValue& v, std::size_t i) { read_exemption(v, i, c, now, p); });
   top.finish();
@@ -1045,8 +1106,9 @@ ConfigLoad load_config_file(const std::string& path, Timestamp now) {
   return load(*text, path, now);
 }
 
-std::optional<metrics::WebConfig> load_web_config_file(const std::string& path, const std::string& key_prefix,
-                                                      std::vector<std::string>& errors) {
+std::optional<metrics::WebConfig> load_web_config_file(const std::string& path,
+                                                       const std::string& key_prefix,
+                                                       std::vector<std::string>& errors) {
   std::string why;
   auto text = read_file(path, why);
   if (!text) {
@@ -1119,9 +1181,15 @@ std::string render_config(const Config& c) {
     kv(out, "name", cl.name);
     const auto& s = cl.source;
     switch (s.type) {
-      case influx::SourceType::kClustered: kv(out, "type", "clustered"); break;
-      case influx::SourceType::kDedicated: kv(out, "type", "dedicated"); break;
-      case influx::SourceType::kInfluxctl: kv(out, "type", "influxctl"); break;
+      case influx::SourceType::kClustered:
+        kv(out, "type", "clustered");
+        break;
+      case influx::SourceType::kDedicated:
+        kv(out, "type", "dedicated");
+        break;
+      case influx::SourceType::kInfluxctl:
+        kv(out, "type", "influxctl");
+        break;
       case influx::SourceType::kInfluxdb3:
         kv(out, "type", "influxdb3");
         break;

@@ -32,7 +32,7 @@ struct DaemonSection {
   policy::Mode mode = policy::Mode::kEnforce;
   LogLevel log_level = LogLevel::kInfo;
   LogFormat log_format = LogFormat::kText;
-  int max_concurrent_polls = 4;            // clusters polled at the same time
+  int max_concurrent_polls = 4;                    // clusters polled at the same time
   Duration poll_jitter = std::chrono::seconds(5);  // random delay added to each planned poll
 };
 
@@ -91,8 +91,9 @@ ConfigLoad load_config_string(std::string_view text, const std::string& origin, 
 // The [http] web_config file (docs/operations.md): `[tls]` cert_file, key_file, client_ca_file and
 // `[basic_auth.users]` name = "bcrypt hash". Relative file names are resolved against the web
 // config's directory. Problems are appended to `errors`, prefixed with `key_prefix`.
-std::optional<metrics::WebConfig> load_web_config_file(const std::string& path, const std::string& key_prefix,
-                                                      std::vector<std::string>& errors);
+std::optional<metrics::WebConfig> load_web_config_file(const std::string& path,
+                                                       const std::string& key_prefix,
+                                                       std::vector<std::string>& errors);
 
 // A candidate policy file for `simulate`: only [[policies]] and [[exemptions]], validated
 // exactly like the configuration's (exemptions may name the base's clusters). The result is

@@ -3,8 +3,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <sys/socket.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,10 +14,9 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "core/strings.h"
 #include "daemon/commands.h"
@@ -116,15 +115,18 @@ std::vector<std::string> script_step(std::size_t k, std::vector<DemoCluster>& cl
     return out;
   };
   if (k == 1) {
-    auto created = prod.create("ci pipeline (temporary)", {{"read", "metrics_prod"}, {"write", "metrics_prod"}},
-                               std::nullopt);
-    said.push_back("prod-eu: someone creates \"ci pipeline (temporary)\" with write on metrics_prod, no expiry");
+    auto created = prod.create("ci pipeline (temporary)",
+                               {{"read", "metrics_prod"}, {"write", "metrics_prod"}}, std::nullopt);
+    said.push_back(
+        "prod-eu: someone creates \"ci pipeline (temporary)\" with write on metrics_prod, no "
+        "expiry");
     auto a = active(prod);
     if (a.size() >= 3) {
       auto perms = a[0].permissions;
       perms.push_back({"write", "*"});
       (void)prod.update(a[0].id, std::nullopt, perms);
-      said.push_back("prod-eu: token " + short_id(a[0].id) + " is widened to write on every database (*)");
+      said.push_back("prod-eu: token " + short_id(a[0].id) +
+                     " is widened to write on every database (*)");
       (void)prod.revoke(a[1].id);
       said.push_back("prod-eu: token " + short_id(a[1].id) + " is revoked");
       prod.remove(a[2].id);
@@ -133,7 +135,8 @@ std::vector<std::string> script_step(std::size_t k, std::vector<DemoCluster>& cl
     (void)created;
     ded.create("grafana <script>alert(1)</script>\n\x1b[31mred\x1b[0m", {{"read", "*"}},
                ded.now() + std::chrono::hours(24 * 30));
-    said.push_back("dedicated-us: a token with a hostile description (HTML, a newline, ANSI colours) appears");
+    said.push_back(
+        "dedicated-us: a token with a hostile description (HTML, a newline, ANSI colours) appears");
     (void)core.create_named("deploy-bot", {{"admin", "*"}, {"read", "*"}, {"write", "*"}},
                             std::nullopt);
     said.push_back(
@@ -152,8 +155,9 @@ std::vector<std::string> script_step(std::size_t k, std::vector<DemoCluster>& cl
     }
   } else if (k == 3) {
     auto r = prod.churn(10, 7);
-    said.push_back("prod-eu: churn — " + std::to_string(r.created) + " created, " + std::to_string(r.updated) +
-                   " updated, " + std::to_string(r.revoked) + " revoked");
+    said.push_back("prod-eu: churn — " + std::to_string(r.created) + " created, " +
+                   std::to_string(r.updated) + " updated, " + std::to_string(r.revoked) +
+                   " revoked");
   }
   return said;
 }
@@ -162,7 +166,8 @@ std::string perms_text(const nlohmann::json& j) {
   if (!j.is_array() || j.empty()) return "(no permissions)";
   std::vector<std::string> parts;
   for (const auto& p : j) {
-    parts.push_back(p.value("action", std::string("?")) + ":" + p.value("resource", std::string("?")));
+    parts.push_back(p.value("action", std::string("?")) + ":" +
+                    p.value("resource", std::string("?")));
   }
   return join(parts, " ");
 }
@@ -175,7 +180,8 @@ std::string describe_event(const storage::AuditRow& r) {
     return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string("-");
   };
   if (r.event == "token_discovered" || r.event == "token_created") {
-    return "\"" + printable(str(d, "description"), 40) + "\" " + perms_text(d.value("permissions", nlohmann::json())) +
+    return "\"" + printable(str(d, "description"), 40) + "\" " +
+           perms_text(d.value("permissions", nlohmann::json())) +
            (d.contains("expires_at") && d["expires_at"].is_null() ? ", never expires" : "");
   }
   if (r.event == "token_updated") {
@@ -184,9 +190,11 @@ std::string describe_event(const storage::AuditRow& r) {
     const auto& a = d.value("after", nlohmann::json::object());
     for (const auto& [k, v] : a.items()) {
       if (k == "permissions") {
-        parts.push_back("permissions " + perms_text(b.value(k, nlohmann::json())) + " -> " + perms_text(v));
+        parts.push_back("permissions " + perms_text(b.value(k, nlohmann::json())) + " -> " +
+                        perms_text(v));
       } else {
-        parts.push_back(k + " " + printable(b.value(k, nlohmann::json()).dump(), 30) + " -> " + printable(v.dump(), 30));
+        parts.push_back(k + " " + printable(b.value(k, nlohmann::json()).dump(), 30) + " -> " +
+                        printable(v.dump(), 30));
       }
     }
     return join(parts, "; ");
@@ -213,18 +221,23 @@ std::string describe_event(const storage::AuditRow& r) {
     return str(d, "action") + " planned for " + str(d, "policy") +
            (d.value("awaiting_approval", false) ? " (awaits approval)" : "");
   }
-  if (r.event == "action_skipped") return str(d, "action") + " skipped (" + str(d, "reason") + ") for " + str(d, "policy");
+  if (r.event == "action_skipped")
+    return str(d, "action") + " skipped (" + str(d, "reason") + ") for " + str(d, "policy");
   if (r.event == "action_succeeded") return str(d, "action") + " done: " + str(d, "outcome");
-  if (r.event == "action_failed") return str(d, "action") + " failed: " + printable(str(d, "error"), 60);
-  if (r.event == "enforcement_halted") return "halted: " + std::to_string(d.value("planned", 0)) + " actions exceed the limits";
-  if (r.event == "exemption_applied") return str(d, "policy") + " exempted: " + printable(str(d, "reason"), 60);
+  if (r.event == "action_failed")
+    return str(d, "action") + " failed: " + printable(str(d, "error"), 60);
+  if (r.event == "enforcement_halted")
+    return "halted: " + std::to_string(d.value("planned", 0)) + " actions exceed the limits";
+  if (r.event == "exemption_applied")
+    return str(d, "policy") + " exempted: " + printable(str(d, "reason"), 60);
   return printable(r.detail, 70);
 }
 
 // Lower is shown first: what tokenwarden did, then what it found, then the inventory churn.
 int priority(const std::string& event) {
   if (starts_with(event, "action_") || event == "enforcement_halted") return 0;
-  if (event == "violation_resolved" || event == "exemption_applied" || starts_with(event, "poll_")) return 1;
+  if (event == "violation_resolved" || event == "exemption_applied" || starts_with(event, "poll_"))
+    return 1;
   if (starts_with(event, "token_") && event != "token_discovered") return 2;
   if (event == "violation_opened") return 3;
   return 4;
@@ -247,8 +260,9 @@ void print_events(storage::Db& db, std::int64_t& last_seq, std::size_t max_lines
   std::vector<std::string> parts;
   for (const auto& [event, n] : counts) parts.push_back(std::to_string(n) + " " + event);
   std::printf("    recorded: %s\n", join(parts, ", ").c_str());
-  std::stable_sort(fresh.begin(), fresh.end(),
-                   [](const auto* a, const auto* b) { return priority(a->event) < priority(b->event); });
+  std::stable_sort(fresh.begin(), fresh.end(), [](const auto* a, const auto* b) {
+    return priority(a->event) < priority(b->event);
+  });
   std::size_t shown = 0;
   for (const auto* r : fresh) {
     if (shown == max_lines) break;
@@ -256,7 +270,8 @@ void print_events(storage::Db& db, std::int64_t& last_seq, std::size_t max_lines
     std::printf("      %-18s %-13s %-8s %s\n", r->event.c_str(), r->cluster.value_or("-").c_str(),
                 r->token_id ? short_id(*r->token_id).c_str() : "-", describe_event(*r).c_str());
   }
-  if (fresh.size() > shown) std::printf("      … %zu more in `tokenwarden history`\n", fresh.size() - shown);
+  if (fresh.size() > shown)
+    std::printf("      … %zu more in `tokenwarden history`\n", fresh.size() - shown);
 }
 
 }  // namespace
@@ -281,7 +296,8 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (fs::exists(fs::path(dir) / "audit.db")) {
-      print_error("--dir " + dir + " already holds a demo database; remove it or choose another directory");
+      print_error("--dir " + dir +
+                  " already holds a demo database; remove it or choose another directory");
       return kExitUsage;
     }
   }
@@ -318,16 +334,18 @@ int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
   SystemClock clock;
   const Timestamp demo_started = clock.now();
   const std::string listen = demo_listen(o.listen);
-  std::string cfg = "[daemon]\ndatabase = \"" + dir + "/audit.db\"\npoll_interval = \"" +
-                    format_duration(o.interval) +
-                    "\"\npoll_jitter = \"0s\"\nmode = \"enforce\"\nlog_level = \"error\"\n\n[http]\nlisten = \"" + listen +
-                    "\"\n\n[safety]\nmax_actions_per_cycle = 10\nmax_actions_percent = 25\n";
+  std::string cfg =
+      "[daemon]\ndatabase = \"" + dir + "/audit.db\"\npoll_interval = \"" +
+      format_duration(o.interval) +
+      "\"\npoll_jitter = \"0s\"\nmode = \"enforce\"\nlog_level = \"error\"\n\n[http]\nlisten = \"" +
+      listen + "\"\n\n[safety]\nmax_actions_per_cycle = 10\nmax_actions_percent = 25\n";
   for (const auto& c : clusters) {
     cfg += "\n[[clusters]]\nname = \"" + c.name + "\"\ntype = \"" + sim::to_string(c.flavor) +
            "\"\nurl = \"" + c.server->base_url() + "\"\ntoken_file = \"" + token_file +
            "\"\ntimeout = \"5s\"\n";
     if (c.flavor == sim::Flavor::kDedicated) {
-      cfg += "account_id = \"" + c.server->account_id() + "\"\ncluster_id = \"" + c.server->cluster_id() + "\"\n";
+      cfg += "account_id = \"" + c.server->account_id() + "\"\ncluster_id = \"" +
+             c.server->cluster_id() + "\"\n";
     }
     const char* env = c.name == "prod-eu" ? "prod" : c.name == "core-local" ? "dev" : "staging";
     cfg += std::string("labels = { env = \"") + env + "\" }\n";
@@ -409,7 +427,8 @@ expires = )toml" +
     std::printf("  %-13s %-10s %-42s %zu tokens\n", c.name.c_str(), sim::to_string(c.flavor),
                 c.server->base_url().c_str(), c.server->store().size());
   }
-  std::printf("  database      %s/audit.db\n  config        %s\n\n", dir.c_str(), config_path.c_str());
+  std::printf("  database      %s/audit.db\n  config        %s\n\n", dir.c_str(),
+              config_path.c_str());
   std::fflush(stdout);
 
   // The narrative is the demo's output; the daemon's own log shows only errors here.
@@ -467,7 +486,8 @@ expires = )toml" +
     for (const auto& c : clusters) {
       const CycleReport& r = progress.reports[c.name][k - 1];
       std::string outcome(storage::to_string(r.summary.outcome));
-      std::printf("  %-13s %-8s %5zu tokens  %s\n", c.name.c_str(), outcome.c_str(), r.summary.token_count,
+      std::printf("  %-13s %-8s %5zu tokens  %s\n", c.name.c_str(), outcome.c_str(),
+                  r.summary.token_count,
                   r.error.empty() ? counts_line(r).c_str() : printable(r.error, 110).c_str());
     }
     lock.unlock();
@@ -486,9 +506,10 @@ expires = )toml" +
       std::map<std::string, std::map<std::string, int>> counts;
       for (const auto& r : *rows) counts[r.cluster][std::string(to_string(r.status))]++;
       for (const auto& [cl, m] : counts) {
-        std::printf("  %-13s active %d, expired %d, revoked %d, removed %d\n", cl.c_str(),
-                    m.count("active") ? m.at("active") : 0, m.count("expired") ? m.at("expired") : 0,
-                    m.count("revoked") ? m.at("revoked") : 0, m.count("removed") ? m.at("removed") : 0);
+        std::printf(
+            "  %-13s active %d, expired %d, revoked %d, removed %d\n", cl.c_str(),
+            m.count("active") ? m.at("active") : 0, m.count("expired") ? m.at("expired") : 0,
+            m.count("revoked") ? m.at("revoked") : 0, m.count("removed") ? m.at("removed") : 0);
       }
     }
     auto viol = storage::query_violations((*store)->db(), {});
@@ -497,16 +518,21 @@ expires = )toml" +
       std::map<std::string, int> open_by_policy, actions_by_state;
       int resolved = 0;
       for (const auto& v : *viol) {
-        if (v.state == storage::ViolationState::kResolved) ++resolved;
-        else ++open_by_policy[v.policy];
+        if (v.state == storage::ViolationState::kResolved)
+          ++resolved;
+        else
+          ++open_by_policy[v.policy];
       }
-      for (const auto& a : *acts) actions_by_state[a.action + " " + std::string(to_string(a.state))]++;
+      for (const auto& a : *acts)
+        actions_by_state[a.action + " " + std::string(to_string(a.state))]++;
       std::vector<std::string> open_parts, action_parts;
       for (const auto& [p, n] : open_by_policy) open_parts.push_back(p + " " + std::to_string(n));
-      for (const auto& [k, n] : actions_by_state) action_parts.push_back(k + " " + std::to_string(n));
+      for (const auto& [k, n] : actions_by_state)
+        action_parts.push_back(k + " " + std::to_string(n));
       std::printf("\nviolations (tokenwarden violations): %d resolved; open: %s\n", resolved,
                   open_parts.empty() ? "none" : join(open_parts, ", ").c_str());
-      std::printf("actions: %s\n", action_parts.empty() ? "none" : join(action_parts, ", ").c_str());
+      std::printf("actions: %s\n",
+                  action_parts.empty() ? "none" : join(action_parts, ", ").c_str());
     }
     auto v = storage::verify_chain((*store)->db());
     if (v.ok()) {
@@ -532,10 +558,11 @@ expires = )toml" +
         "  tokenwarden --config %s tokens --at <a time from the history>\n"
         "  tokenwarden --config %s verify\n"
         "  tokenwarden --config %s report --from 1h -o report.md\n",
-        config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str(),
-        config_path.c_str());
+        config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str(),
+        config_path.c_str(), config_path.c_str());
     if (!o.once) {
-      std::printf("\nthe daemon keeps polling (the simulators keep changing a little); Ctrl-C stops it\n");
+      std::printf(
+          "\nthe daemon keeps polling (the simulators keep changing a little); Ctrl-C stops it\n");
     }
     std::fflush(stdout);
   }

@@ -64,14 +64,19 @@ Result<std::shared_ptr<const policy::PolicySet>> compile_policies(const Config& 
 }
 
 Enforcer::Enforcer(ClusterConfig cluster, const Clock& clock, Logger log, AlertSink* sink)
-    : cluster_(std::move(cluster)), info_{cluster_.name, cluster_.labels}, clock_(clock), log_(std::move(log)),
+    : cluster_(std::move(cluster)),
+      info_{cluster_.name, cluster_.labels},
+      clock_(clock),
+      log_(std::move(log)),
       sink_(sink) {}
 
-void Enforcer::configure(std::shared_ptr<const policy::PolicySet> policies, EnforcementSettings settings) {
+void Enforcer::configure(std::shared_ptr<const policy::PolicySet> policies,
+                         EnforcementSettings settings) {
   policies_ = std::move(policies);
   index_.clear();
   if (policies_) {
-    for (std::size_t i = 0; i < policies_->specs().size(); ++i) index_.emplace(policies_->specs()[i].name, i);
+    for (std::size_t i = 0; i < policies_->specs().size(); ++i)
+      index_.emplace(policies_->specs()[i].name, i);
   }
   settings_ = settings;
   configured_changed_ = true;
@@ -83,7 +88,9 @@ const policy::PolicySpec* Enforcer::spec(const std::string& name) const {
   return it == index_.end() ? nullptr : &policies_->specs()[it->second];
 }
 
-policy::Mode Enforcer::mode_of(const policy::PolicySpec& p) const { return p.mode.value_or(settings_.mode); }
+policy::Mode Enforcer::mode_of(const policy::PolicySpec& p) const {
+  return p.mode.value_or(settings_.mode);
+}
 
 Status Enforcer::load(storage::WriteTxn& txn) {
   auto rows = storage::open_violations(txn.db(), cluster_.name);
@@ -117,8 +124,8 @@ storage::ViolationRow* Enforcer::find_violation(std::int64_t id) {
   return nullptr;
 }
 
-Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id, std::string detail,
-                        Timestamp now, const storage::ViolationRow* v) {
+Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id,
+                        std::string detail, Timestamp now, const storage::ViolationRow* v) {
   if (v != nullptr && alerting()) {
     StateChange c;
     c.event = std::string(to_string(kind));
@@ -137,8 +144,9 @@ Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::strin
   return ok_status();
 }
 
-Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const policy::Subject& subject,
-                                Timestamp now, EnforcementReport& report) {
+Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi,
+                                const policy::Subject& subject, Timestamp now,
+                                EnforcementReport& report) {
   const Token& token = *subject.token;
   const policy::PolicySpec& p = policies_->specs()[pi];
   storage::ViolationRow v;
@@ -164,8 +172,11 @@ Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const po
   std::string reason = policies_->explain(pi, subject, now);
   {
     JsonWriter w(v.detail);
-    w.begin_object().field("reason", reason).field("kind", policy::to_string(p.kind))
-        .field("token_description", token.description).end_object();
+    w.begin_object()
+        .field("reason", reason)
+        .field("kind", policy::to_string(p.kind))
+        .field("token_description", token.description)
+        .end_object();
   }
   auto id = storage::insert_violation(txn, v);
   if (!id.ok()) return id.take_error();
@@ -183,8 +194,11 @@ Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi, const po
   if (continues) w.field("continues_violation", *continues);
   w.end_object();
   TW_RETURN_IF_ERROR(record(txn, EventKind::kViolationOpened, token.id, std::move(d), now, &v));
-  log_.warn("violation opened", {{"cluster", cluster_.name}, {"token_id", token.id}, {"policy", p.name},
-                                 {"severity", v.severity}, {"reason", reason}});
+  log_.warn("violation opened", {{"cluster", cluster_.name},
+                                 {"token_id", token.id},
+                                 {"policy", p.name},
+                                 {"severity", v.severity},
+                                 {"reason", reason}});
   ++report.opened;
   alerts_dirty_ = true;
   counts_dirty_ = true;
@@ -201,10 +215,17 @@ Status Enforcer::resolve(storage::WriteTxn& txn, storage::ViolationRow& v, Resol
   v.resolution = resolution;
   v.resolved_at = now;
   std::string d;
-  JsonWriter(d).begin_object().field("violation_id", v.id).field("policy", v.policy)
-      .field("resolution", to_string(resolution)).field("why", why).end_object();
+  JsonWriter(d)
+      .begin_object()
+      .field("violation_id", v.id)
+      .field("policy", v.policy)
+      .field("resolution", to_string(resolution))
+      .field("why", why)
+      .end_object();
   TW_RETURN_IF_ERROR(record(txn, EventKind::kViolationResolved, v.token_id, std::move(d), now, &v));
-  log_.info("violation resolved", {{"cluster", cluster_.name}, {"token_id", v.token_id}, {"policy", v.policy},
+  log_.info("violation resolved", {{"cluster", cluster_.name},
+                                   {"token_id", v.token_id},
+                                   {"policy", v.policy},
                                    {"resolution", to_string(resolution)}});
   ++report.resolved;
   alerts_dirty_ = true;
@@ -212,7 +233,8 @@ Status Enforcer::resolve(storage::WriteTxn& txn, storage::ViolationRow& v, Resol
   return ok_status();
 }
 
-Status Enforcer::reconcile_token(storage::WriteTxn& txn, const std::string& id, const storage::KnownToken* known,
+Status Enforcer::reconcile_token(storage::WriteTxn& txn, const std::string& id,
+                                 const storage::KnownToken* known,
                                  std::span<const policy::Finding> findings,
                                  std::span<const policy::Subject> subjects, Timestamp now,
                                  EnforcementReport& report) {
@@ -241,9 +263,11 @@ Status Enforcer::reconcile_token(storage::WriteTxn& txn, const std::string& id, 
       } else if (status_at(known->token, now) == TokenStatus::kExpired) {
         resolution = Resolution::kCompliant, why = "the token expired";
       } else if (f = finding_for(v->policy); f == nullptr) {
-        // Compliant after our restrict — recorded, or still in flight when a crash lost its outcome.
-        bool restricted = (v->state == ViolationState::kEnforced || v->state == ViolationState::kEnforcing) &&
-                          v->action == "restrict";
+        // Compliant after our restrict — recorded, or still in flight when a crash lost its
+        // outcome.
+        bool restricted =
+            (v->state == ViolationState::kEnforced || v->state == ViolationState::kEnforcing) &&
+            v->action == "restrict";
         resolution = restricted ? Resolution::kRestricted : Resolution::kCompliant;
         why = restricted ? "the token was restricted" : "the token complies again";
       } else if (f->exempt()) {
@@ -272,9 +296,16 @@ Status Enforcer::reconcile_token(storage::WriteTxn& txn, const std::string& id, 
       exemption_uses_.insert(std::move(use));
       if (*fresh) {
         std::string d;
-        JsonWriter(d).begin_object().field("exemption", ek).field("policy", p.name)
-            .field("exemption_policy", e.policy).field("reason", e.reason).field("expires", e.expires).end_object();
-        TW_RETURN_IF_ERROR(record(txn, EventKind::kExemptionApplied, token.id, std::move(d), now, nullptr));
+        JsonWriter(d)
+            .begin_object()
+            .field("exemption", ek)
+            .field("policy", p.name)
+            .field("exemption_policy", e.policy)
+            .field("reason", e.reason)
+            .field("expires", e.expires)
+            .end_object();
+        TW_RETURN_IF_ERROR(
+            record(txn, EventKind::kExemptionApplied, token.id, std::move(d), now, nullptr));
         ++report.exemptions_applied;
       }
       continue;
@@ -283,7 +314,8 @@ Status Enforcer::reconcile_token(storage::WriteTxn& txn, const std::string& id, 
     bool is_open = it != open_.end() &&
                    std::any_of(it->second.begin(), it->second.end(),
                                [&](const storage::ViolationRow& v) { return v.policy == p.name; });
-    if (!is_open) TW_RETURN_IF_ERROR(open_violation(txn, f.policy, subjects[f.subject], now, report));
+    if (!is_open)
+      TW_RETURN_IF_ERROR(open_violation(txn, f.policy, subjects[f.subject], now, report));
   }
   return ok_status();
 }
@@ -295,7 +327,8 @@ void Enforcer::remember_clock(const std::string& id, Timestamp next) {
 }
 
 Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory,
-                         const storage::PollSummary& poll, Timestamp now, EnforcementReport& report) {
+                         const storage::PollSummary& poll, Timestamp now,
+                         EnforcementReport& report) {
   if (!policies_) return ok_status();
   outbox_.clear();
   reappeared_.clear();
@@ -318,7 +351,8 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
   // Superseded times stay in the heap (judging a token again is harmless); a full evaluation
   // rebuilds it before it grows past twice the inventory.
   bool full = !evaluated_once_ || configured_changed_ || poll.inventory_reloaded ||
-              poll.changed_tokens.size() * 10 > inventory.size() || clock_heap_.size() > 2 * inventory.size() + 64;
+              poll.changed_tokens.size() * 10 > inventory.size() ||
+              clock_heap_.size() > 2 * inventory.size() + 64;
   std::vector<std::string> ids;
   if (!full) {
     ids = poll.changed_tokens;
@@ -353,7 +387,8 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
   report.evaluated = !subjects.empty() || !absent.empty() || full;
   const policy::Evaluation eval = policy::evaluate(*policies_, info_, subjects, now);
   if (full) clock_heap_.clear();
-  for (std::size_t i = 0; i < subjects.size(); ++i) remember_clock(subjects[i].token->id, eval.subject_next_change[i]);
+  for (std::size_t i = 0; i < subjects.size(); ++i)
+    remember_clock(subjects[i].token->id, eval.subject_next_change[i]);
   evaluated_once_ = true;
 
   // Reconcile token by token (findings are ordered by subject).
@@ -366,8 +401,8 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
     const std::string& id = subjects[si].token->id;
     if (full) judged.insert(id);
     const storage::KnownToken& k = inventory.at(id);
-    TW_RETURN_IF_ERROR(reconcile_token(txn, id, &k, std::span(eval.findings).subspan(begin, fi - begin),
-                                       subjects, now, report));
+    TW_RETURN_IF_ERROR(reconcile_token(
+        txn, id, &k, std::span(eval.findings).subspan(begin, fi - begin), subjects, now, report));
   }
   // Open violations of tokens no longer listed (or removed).
   std::vector<std::string> gone;
@@ -380,8 +415,8 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
   }
   for (const auto& id : gone) {
     auto k = inventory.find(id);
-    TW_RETURN_IF_ERROR(reconcile_token(txn, id, k == inventory.end() ? nullptr : &k->second, {}, subjects, now,
-                                       report));
+    TW_RETURN_IF_ERROR(reconcile_token(txn, id, k == inventory.end() ? nullptr : &k->second, {},
+                                       subjects, now, report));
   }
 
   // Actions of violations that ended are settled; due violations get their action planned.
@@ -398,12 +433,19 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
     if (v == nullptr || p == nullptr) continue;  // settled above
     if (mode_of(*p) == policy::Mode::kMonitor) {
       // Monitor mode came after the action was planned (or approved): it must not run now.
-      TW_RETURN_IF_ERROR(storage::finish_action(txn, a.id, ActionState::kSkipped, now, "monitor mode", std::nullopt));
+      TW_RETURN_IF_ERROR(storage::finish_action(txn, a.id, ActionState::kSkipped, now,
+                                                "monitor mode", std::nullopt));
       TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kSkipped));
       v->state = ViolationState::kSkipped;
       std::string d;
-      JsonWriter(d).begin_object().field("action_id", a.id).field("violation_id", v->id).field("policy", v->policy)
-          .field("action", a.action).field("reason", "monitor").end_object();
+      JsonWriter(d)
+          .begin_object()
+          .field("action_id", a.id)
+          .field("violation_id", v->id)
+          .field("policy", v->policy)
+          .field("action", a.action)
+          .field("reason", "monitor")
+          .end_object();
       TW_RETURN_IF_ERROR(record(txn, EventKind::kActionSkipped, a.token_id, std::move(d), now, v));
       ++report.skipped;
       count_action(a.policy, a.action, "skipped");
@@ -415,8 +457,8 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
     }
     if (a.attempt_started_at && !attempt_abandoned(a, now, cluster_.source.timeout)) {
       // Running in another process; if that attempt never ends, take it over once it is stale.
-      next_due_ = std::min(next_due_, *a.attempt_started_at + 2 * cluster_.source.timeout + std::chrono::minutes(1) +
-                                          Duration(1));
+      next_due_ = std::min(next_due_, *a.attempt_started_at + 2 * cluster_.source.timeout +
+                                          std::chrono::minutes(1) + Duration(1));
       continue;
     }
     if (a.action == "restrict") {
@@ -436,8 +478,8 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
   return ok_status();
 }
 
-Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
-                                EnforcementReport& report) {
+Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory& inventory,
+                                Timestamp now, EnforcementReport& report) {
   auto pending = storage::pending_actions(txn.db(), cluster_.name);
   if (!pending.ok()) return pending.take_error();
   for (const auto& a : *pending) {
@@ -446,20 +488,28 @@ Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory
     // The violation ended; the action must not run. It may already have done its work (a crash
     // lost the outcome): then it succeeded, and nothing is sent again.
     auto t = inventory.find(a.token_id);
-    bool gone = t == inventory.end() || t->second.status == TokenStatus::kRemoved || t->second.token.revoked_at;
-    bool done = a.action == "revoke" ? gone
-                                     : (!gone && t->second.token.permissions == a.target);
+    bool gone = t == inventory.end() || t->second.status == TokenStatus::kRemoved ||
+                t->second.token.revoked_at;
+    bool done = a.action == "revoke" ? gone : (!gone && t->second.token.permissions == a.target);
     ActionState state = done ? ActionState::kSucceeded : ActionState::kSkipped;
-    std::string why = done ? (a.attempts > 0 ? "an earlier attempt took effect (confirmed by this poll)"
-                                             : "the token was already in the wanted state")
-                           : "the violation ended before the action ran";
-    TW_RETURN_IF_ERROR(storage::finish_action(txn, a.id, state, now, done ? "" : why, std::nullopt));
+    std::string why =
+        done ? (a.attempts > 0 ? "an earlier attempt took effect (confirmed by this poll)"
+                               : "the token was already in the wanted state")
+             : "the violation ended before the action ran";
+    TW_RETURN_IF_ERROR(
+        storage::finish_action(txn, a.id, state, now, done ? "" : why, std::nullopt));
     std::string d;
-    JsonWriter(d).begin_object().field("action_id", a.id).field("violation_id", a.violation_id)
-        .field("policy", a.policy).field("action", a.action)
-        .field(done ? "outcome" : "reason", done ? "reconciled" : "resolved").field("why", why).end_object();
-    TW_RETURN_IF_ERROR(record(txn, done ? EventKind::kActionSucceeded : EventKind::kActionSkipped, a.token_id,
-                              std::move(d), now, vr));
+    JsonWriter(d)
+        .begin_object()
+        .field("action_id", a.id)
+        .field("violation_id", a.violation_id)
+        .field("policy", a.policy)
+        .field("action", a.action)
+        .field(done ? "outcome" : "reason", done ? "reconciled" : "resolved")
+        .field("why", why)
+        .end_object();
+    TW_RETURN_IF_ERROR(record(txn, done ? EventKind::kActionSucceeded : EventKind::kActionSkipped,
+                              a.token_id, std::move(d), now, vr));
     if (done) {
       ++report.reconciled;
     } else {
@@ -573,11 +623,19 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
       TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kSkipped));
       v->state = ViolationState::kSkipped;
       std::string d;
-      JsonWriter(d).begin_object().field("action_id", *id).field("violation_id", v->id).field("policy", v->policy)
-          .field("action", action).field("reason", "monitor").end_object();
+      JsonWriter(d)
+          .begin_object()
+          .field("action_id", *id)
+          .field("violation_id", v->id)
+          .field("policy", v->policy)
+          .field("action", action)
+          .field("reason", "monitor")
+          .end_object();
       TW_RETURN_IF_ERROR(record(txn, EventKind::kActionSkipped, v->token_id, std::move(d), now, v));
-      log_.info("action skipped: monitor mode", {{"cluster", cluster_.name}, {"token_id", v->token_id},
-                                                 {"policy", v->policy}, {"action", action}});
+      log_.info("action skipped: monitor mode", {{"cluster", cluster_.name},
+                                                 {"token_id", v->token_id},
+                                                 {"policy", v->policy},
+                                                 {"action", action}});
       ++report.skipped;
       count_action(v->policy, action, "skipped");
       continue;
@@ -597,17 +655,26 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
       }
       auto id = storage::insert_action(txn, a);
       if (!id.ok()) return id.take_error();
-      TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kAwaitingApproval));
+      TW_RETURN_IF_ERROR(
+          storage::set_violation_state(txn, v->id, ViolationState::kAwaitingApproval));
       v->state = ViolationState::kAwaitingApproval;
       std::string d;
       JsonWriter w(d);
-      w.begin_object().field("action_id", *id).field("violation_id", v->id).field("policy", v->policy)
-          .field("action", action).field("awaiting_approval", true);
-      if (p.action == policy::Action::kRestrict) w.key("permissions").raw(permissions_json(a.target));
+      w.begin_object()
+          .field("action_id", *id)
+          .field("violation_id", v->id)
+          .field("policy", v->policy)
+          .field("action", action)
+          .field("awaiting_approval", true);
+      if (p.action == policy::Action::kRestrict)
+        w.key("permissions").raw(permissions_json(a.target));
       w.end_object();
       TW_RETURN_IF_ERROR(record(txn, EventKind::kActionPlanned, v->token_id, std::move(d), now, v));
-      log_.warn("action awaits approval", {{"cluster", cluster_.name}, {"token_id", v->token_id},
-                                           {"policy", v->policy}, {"action", action}, {"action_id", *id}});
+      log_.warn("action awaits approval", {{"cluster", cluster_.name},
+                                           {"token_id", v->token_id},
+                                           {"policy", v->policy},
+                                           {"action", action},
+                                           {"action_id", *id}});
       ++report.awaiting_approval;
       alerts_dirty_ = true;
       continue;
@@ -619,7 +686,8 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
   std::size_t unreleased = static_cast<std::size_t>(
       std::count_if(candidates.begin(), candidates.end(), [](auto* v) { return !v->released; }));
   std::size_t active = 0;
-  for (const auto& [id, k] : inventory) if (is_active(k, now)) ++active;
+  for (const auto& [id, k] : inventory)
+    if (is_active(k, now)) ++active;
   bool over = unreleased > 0 &&
               (unreleased > static_cast<std::size_t>(settings_.max_actions_per_cycle) ||
                unreleased * 100 > static_cast<std::size_t>(settings_.max_actions_percent) * active);
@@ -637,7 +705,8 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
       }
       std::string d;
       JsonWriter w(d);
-      w.begin_object().field("planned", static_cast<std::int64_t>(unreleased))
+      w.begin_object()
+          .field("planned", static_cast<std::int64_t>(unreleased))
           .field("active_tokens", static_cast<std::int64_t>(active))
           .field("max_actions_per_cycle", settings_.max_actions_per_cycle)
           .field("max_actions_percent", settings_.max_actions_percent);
@@ -649,18 +718,22 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
       halted_ = true;
       alerts_dirty_ = true;
       counts_dirty_ = true;
-      log_.error("enforcement halted: the cycle planned more actions than the safety limits allow; none runs",
-                 {{"cluster", cluster_.name}, {"planned", static_cast<std::int64_t>(unreleased)},
-                  {"active_tokens", static_cast<std::int64_t>(active)},
-                  {"max_actions_per_cycle", settings_.max_actions_per_cycle},
-                  {"max_actions_percent", settings_.max_actions_percent}});
+      log_.error(
+          "enforcement halted: the cycle planned more actions than the safety limits allow; none "
+          "runs",
+          {{"cluster", cluster_.name},
+           {"planned", static_cast<std::int64_t>(unreleased)},
+           {"active_tokens", static_cast<std::int64_t>(active)},
+           {"max_actions_per_cycle", settings_.max_actions_per_cycle},
+           {"max_actions_percent", settings_.max_actions_percent}});
     }
   } else if (halted_) {  // the plan fits: everything due is planned below, nothing stays halted
     TW_RETURN_IF_ERROR(storage::set_cluster_halted(txn, cluster_.name, false, now, "{}"));
     halted_ = false;
     alerts_dirty_ = true;
     counts_dirty_ = true;
-    log_.info("enforcement resumed: the plan is within the safety limits", {{"cluster", cluster_.name}});
+    log_.info("enforcement resumed: the plan is within the safety limits",
+              {{"cluster", cluster_.name}});
   }
 
   for (auto* v : candidates) {
@@ -685,8 +758,12 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
     v->state = ViolationState::kEnforcing;
     std::string d;
     JsonWriter w(d);
-    w.begin_object().field("action_id", *id).field("violation_id", v->id).field("policy", v->policy)
-        .field("action", a.action).field("released", v->released);
+    w.begin_object()
+        .field("action_id", *id)
+        .field("violation_id", v->id)
+        .field("policy", v->policy)
+        .field("action", a.action)
+        .field("released", v->released);
     if (p.action == policy::Action::kRestrict) w.key("permissions").raw(permissions_json(a.target));
     w.end_object();
     TW_RETURN_IF_ERROR(record(txn, EventKind::kActionPlanned, v->token_id, std::move(d), now, v));
@@ -695,7 +772,8 @@ Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventor
   return ok_status();
 }
 
-void Enforcer::count_action(const std::string& policy, const std::string& action, std::string_view result) {
+void Enforcer::count_action(const std::string& policy, const std::string& action,
+                            std::string_view result) {
   if (metrics_ != nullptr) metrics_->action(cluster_.name, policy, action, result);
 }
 
@@ -830,7 +908,8 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
     {
       auto txn = store.begin();
       if (!txn.ok()) {
-        log_.error("cannot claim an action", {{"cluster", cluster_.name}, {"error", txn.error().message}});
+        log_.error("cannot claim an action",
+                   {{"cluster", cluster_.name}, {"error", txn.error().message}});
         return;
       }
       auto claimed = storage::claim_action(*txn, a.id, now, static_cast<std::int64_t>(::getpid()),
@@ -839,8 +918,11 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
     }
     const int attempt = a.attempts + 1;
     log_.warn(a.action == "revoke" ? "revoking token" : "restricting token",
-              {{"cluster", cluster_.name}, {"token_id", a.token_id}, {"policy", a.policy},
-               {"action_id", a.id}, {"attempt", attempt}});
+              {{"cluster", cluster_.name},
+               {"token_id", a.token_id},
+               {"policy", a.policy},
+               {"action_id", a.id},
+               {"attempt", attempt}});
     ActionResult result =
         a.action == "revoke" ? run_revoke(client, a, ctx) : run_restrict(client, a, ctx);
     std::string outcome = std::move(result.outcome);
@@ -848,7 +930,8 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
     const std::optional<Duration> wait = error.empty() ? std::nullopt : result.retry_after;
     if (!error.empty() && ctx.cancel != nullptr && ctx.cancel->load()) {
       // Shutdown: the attempt stays claimed and is reconciled against the next poll.
-      log_.info("action interrupted by shutdown", {{"cluster", cluster_.name}, {"action_id", a.id}});
+      log_.info("action interrupted by shutdown",
+                {{"cluster", cluster_.name}, {"action_id", a.id}});
       return;
     }
     now = clock_.now();
@@ -862,12 +945,17 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
     Status s;
     std::string d;
     JsonWriter w(d);
-    w.begin_object().field("action_id", a.id).field("violation_id", a.violation_id).field("policy", a.policy)
-        .field("action", a.action).field("attempt", attempt);
+    w.begin_object()
+        .field("action_id", a.id)
+        .field("violation_id", a.violation_id)
+        .field("policy", a.policy)
+        .field("action", a.action)
+        .field("attempt", attempt);
     if (error.empty()) {
       w.field("outcome", outcome).end_object();
       s = storage::finish_action(*txn, a.id, ActionState::kSucceeded, now, "", std::nullopt);
-      if (s.ok() && vr != nullptr) s = storage::set_violation_state(*txn, vr->id, ViolationState::kEnforced);
+      if (s.ok() && vr != nullptr)
+        s = storage::set_violation_state(*txn, vr->id, ViolationState::kEnforced);
       if (s.ok() && vr != nullptr) vr->state = ViolationState::kEnforced;
       if (s.ok()) s = record(*txn, EventKind::kActionSucceeded, a.token_id, d, now, vr);
     } else {
@@ -875,8 +963,10 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
       std::optional<Timestamp> retry;
       if (!final) retry = now + std::max(backoff(attempt), wait.value_or(Duration(0)));
       w.field("error", error).field("final", final).field("retry_at", retry).end_object();
-      s = storage::finish_action(*txn, a.id, final ? ActionState::kFailed : ActionState::kPlanned, now, error, retry);
-      if (s.ok() && final && vr != nullptr) s = storage::set_violation_state(*txn, vr->id, ViolationState::kFailed);
+      s = storage::finish_action(*txn, a.id, final ? ActionState::kFailed : ActionState::kPlanned,
+                                 now, error, retry);
+      if (s.ok() && final && vr != nullptr)
+        s = storage::set_violation_state(*txn, vr->id, ViolationState::kFailed);
       if (s.ok() && final && vr != nullptr) vr->state = ViolationState::kFailed;
       if (s.ok()) s = record(*txn, EventKind::kActionFailed, a.token_id, d, now, vr);
       if (retry) next_due_ = std::min(next_due_, *retry);
@@ -888,16 +978,26 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
       loaded_ = false;
       continue;
     }
-    count_action(a.policy, a.action, error.empty() ? "succeeded" : attempt >= kMaxAttempts ? "failed" : "retry");
+    count_action(a.policy, a.action,
+                 error.empty()             ? "succeeded"
+                 : attempt >= kMaxAttempts ? "failed"
+                                           : "retry");
     if (error.empty()) {
       ++report.succeeded;
       log_.warn(a.action == "revoke" ? "token revoked" : "token restricted",
-                {{"cluster", cluster_.name}, {"token_id", a.token_id}, {"policy", a.policy}, {"outcome", outcome}});
+                {{"cluster", cluster_.name},
+                 {"token_id", a.token_id},
+                 {"policy", a.policy},
+                 {"outcome", outcome}});
     } else {
       ++report.failed;
-      log_.error(attempt >= kMaxAttempts ? "action failed for good" : "action failed; it will be retried",
-                 {{"cluster", cluster_.name}, {"token_id", a.token_id}, {"policy", a.policy},
-                  {"attempt", attempt}, {"error", error}});
+      log_.error(
+          attempt >= kMaxAttempts ? "action failed for good" : "action failed; it will be retried",
+          {{"cluster", cluster_.name},
+           {"token_id", a.token_id},
+           {"policy", a.policy},
+           {"attempt", attempt},
+           {"error", error}});
     }
     alerts_dirty_ = true;
     if (alerting()) rebuild_alerts(now);
@@ -916,65 +1016,78 @@ void Enforcer::rebuild_alerts(Timestamp now) {
   alerts_.clear();
   std::erase_if(unheld_, [&](const auto& u) { return find_violation(u.first) == nullptr; });
   for (const auto& [token, vs] : open_) {
-   for (const auto& v : vs) {
-    if (v.state == ViolationState::kResolved) continue;
-    Alert a;
-    a.labels = {{"alertname", "TokenPolicyViolation"}, {"cluster", v.cluster}, {"policy", v.policy},
-                {"severity", v.severity}, {"token_id", v.token_id}};
-    // The stored detail is our own JSON: {"reason":…,"kind":…,"token_description":…}.
-    auto detail = nlohmann::json::parse(v.detail, nullptr, false);
-    auto field = [&](const char* name) {
-      return detail.is_object() && detail.contains(name) && detail[name].is_string()
-                 ? detail[name].get<std::string>()
-                 : std::string();
-    };
-    std::string reason = field("reason");
-    std::string token_description = field("token_description");
-    a.annotations["summary"] = "Token " + v.token_id + " on " + v.cluster + " violates policy " + v.policy;
-    a.annotations["description"] = printable(reason, 500) + " (token description: \"" +
-                                   printable(token_description, 200) + "\")";
-    a.annotations["state"] = std::string(to_string(v.state));
-    a.annotations["action"] = v.action;
-    if (v.due_at) a.annotations["planned_action_at"] = format_timestamp(*v.due_at);
-    a.starts_at = v.opened_at;
-    alerts_.push_back(std::move(a));
-    auto unheld = unheld_.find(v.id);
-    if (unheld != unheld_.end() && v.state != ViolationState::kFailed &&
-        v.state != ViolationState::kEnforced) {
-      Alert u;
-      u.labels = {{"alertname", "TokenActionDidNotHold"},
+    for (const auto& v : vs) {
+      if (v.state == ViolationState::kResolved) continue;
+      Alert a;
+      a.labels = {{"alertname", "TokenPolicyViolation"},
                   {"cluster", v.cluster},
                   {"policy", v.policy},
-                  {"severity", "warning"},
+                  {"severity", v.severity},
                   {"token_id", v.token_id}};
-      u.annotations["summary"] =
-          "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
-          " succeeded but the cluster still lists the token active; it is planned again";
-      u.annotations["description"] = "See `tokenwarden history --token " + v.token_id + "`.";
-      u.starts_at = unheld->second;
-      alerts_.push_back(std::move(u));
+      // The stored detail is our own JSON: {"reason":…,"kind":…,"token_description":…}.
+      auto detail = nlohmann::json::parse(v.detail, nullptr, false);
+      auto field = [&](const char* name) {
+        return detail.is_object() && detail.contains(name) && detail[name].is_string()
+                   ? detail[name].get<std::string>()
+                   : std::string();
+      };
+      std::string reason = field("reason");
+      std::string token_description = field("token_description");
+      a.annotations["summary"] =
+          "Token " + v.token_id + " on " + v.cluster + " violates policy " + v.policy;
+      a.annotations["description"] = printable(reason, 500) + " (token description: \"" +
+                                     printable(token_description, 200) + "\")";
+      a.annotations["state"] = std::string(to_string(v.state));
+      a.annotations["action"] = v.action;
+      if (v.due_at) a.annotations["planned_action_at"] = format_timestamp(*v.due_at);
+      a.starts_at = v.opened_at;
+      alerts_.push_back(std::move(a));
+      auto unheld = unheld_.find(v.id);
+      if (unheld != unheld_.end() && v.state != ViolationState::kFailed &&
+          v.state != ViolationState::kEnforced) {
+        Alert u;
+        u.labels = {{"alertname", "TokenActionDidNotHold"},
+                    {"cluster", v.cluster},
+                    {"policy", v.policy},
+                    {"severity", "warning"},
+                    {"token_id", v.token_id}};
+        u.annotations["summary"] =
+            "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
+            " succeeded but the cluster still lists the token active; it is planned again";
+        u.annotations["description"] = "See `tokenwarden history --token " + v.token_id + "`.";
+        u.starts_at = unheld->second;
+        alerts_.push_back(std::move(u));
+      }
+      if (v.state == ViolationState::kFailed) {
+        Alert f;
+        f.labels = {{"alertname", "TokenActionFailed"},
+                    {"cluster", v.cluster},
+                    {"policy", v.policy},
+                    {"severity", "critical"},
+                    {"token_id", v.token_id}};
+        f.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " +
+                                   v.cluster + " failed for good (" + std::to_string(kMaxAttempts) +
+                                   " failed attempts, or it did not hold " +
+                                   std::to_string(kMaxReplans) + " times)";
+        f.annotations["description"] =
+            "See `tokenwarden violations --cluster " + v.cluster + "` and the audit log.";
+        f.starts_at = now;
+        alerts_.push_back(std::move(f));
+      }
     }
-    if (v.state == ViolationState::kFailed) {
-      Alert f;
-      f.labels = {{"alertname", "TokenActionFailed"}, {"cluster", v.cluster}, {"policy", v.policy},
-                  {"severity", "critical"}, {"token_id", v.token_id}};
-      f.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " +
-                                 v.cluster + " failed for good (" + std::to_string(kMaxAttempts) +
-                                 " failed attempts, or it did not hold " +
-                                 std::to_string(kMaxReplans) + " times)";
-      f.annotations["description"] = "See `tokenwarden violations --cluster " + v.cluster + "` and the audit log.";
-      f.starts_at = now;
-      alerts_.push_back(std::move(f));
-    }
-   }
   }
   if (halted_) {
     Alert h;
-    h.labels = {{"alertname", "TokenEnforcementHalted"}, {"cluster", cluster_.name}, {"severity", "critical"}};
-    h.annotations["summary"] = "Enforcement on " + cluster_.name + " is halted by the safety limits";
-    h.annotations["description"] = "More actions were planned than [safety] allows; none runs. Review them with "
-                                   "`tokenwarden violations --cluster " + cluster_.name +
-                                   "`, then release with `tokenwarden approve --cluster " + cluster_.name + " --all`.";
+    h.labels = {{"alertname", "TokenEnforcementHalted"},
+                {"cluster", cluster_.name},
+                {"severity", "critical"}};
+    h.annotations["summary"] =
+        "Enforcement on " + cluster_.name + " is halted by the safety limits";
+    h.annotations["description"] =
+        "More actions were planned than [safety] allows; none runs. Review them with "
+        "`tokenwarden violations --cluster " +
+        cluster_.name + "`, then release with `tokenwarden approve --cluster " + cluster_.name +
+        " --all`.";
     h.starts_at = now;
     alerts_.push_back(std::move(h));
   }

@@ -29,9 +29,9 @@
 #include <memory>
 #include <optional>
 #include <span>
-#include <unordered_set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/log.h"
@@ -66,11 +66,11 @@ struct EnforcementReport {
   int planned = 0;
   int awaiting_approval = 0;
   int skipped = 0;
-  int halted = 0;           // actions held back by the safety limits this cycle
+  int halted = 0;  // actions held back by the safety limits this cycle
   int succeeded = 0;
   int failed = 0;
-  int reconciled = 0;       // actions found done by the next poll (no request sent)
-  int did_not_hold = 0;     // succeeded actions the next poll contradicted (planned again)
+  int reconciled = 0;    // actions found done by the next poll (no request sent)
+  int did_not_hold = 0;  // succeeded actions the next poll contradicted (planned again)
   std::vector<PendingRun> to_run;
   // The cluster asked to wait this long (429/503 Retry-After) during execute(); the actions
   // left were not started.
@@ -103,8 +103,8 @@ class Enforcer {
   void set_metrics(metrics::Metrics* m) { metrics_ = m; }
 
   // In the poll's transaction, with the inventory after the poll and what the poll changed.
-  Status on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory, const storage::PollSummary& poll,
-                 Timestamp now, EnforcementReport& report);
+  Status on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory,
+                 const storage::PollSummary& poll, Timestamp now, EnforcementReport& report);
   // After the poll's transaction committed (or was rolled back: `committed` false).
   void after_commit(bool committed);
   // Runs report.to_run. Never called after a failed, suspect or dry-run poll.
@@ -118,11 +118,13 @@ class Enforcer {
 
  private:
   Status load(storage::WriteTxn& txn);
-  Status record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id, std::string detail,
-                Timestamp now, const storage::ViolationRow* violation);
-  Status reconcile_token(storage::WriteTxn& txn, const std::string& id, const storage::KnownToken* known,
-                         std::span<const policy::Finding> findings, std::span<const policy::Subject> subjects,
-                         Timestamp now, EnforcementReport& report);
+  Status record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id,
+                std::string detail, Timestamp now, const storage::ViolationRow* violation);
+  Status reconcile_token(storage::WriteTxn& txn, const std::string& id,
+                         const storage::KnownToken* known,
+                         std::span<const policy::Finding> findings,
+                         std::span<const policy::Subject> subjects, Timestamp now,
+                         EnforcementReport& report);
   void remember_clock(const std::string& id, Timestamp next);
   storage::ViolationRow* find_violation(std::int64_t id);
   Status open_violation(storage::WriteTxn& txn, std::size_t policy, const policy::Subject& subject,

@@ -39,9 +39,12 @@ std::string to_upper_copy(std::string s) {
 
 std::string table_text(const Cell& c) {
   switch (c.kind) {
-    case Cell::Kind::kNull: return "-";
-    case Cell::Kind::kJson: return printable(c.brief.empty() ? c.text : c.brief, 4096);
-    default: return printable(c.text, 4096);
+    case Cell::Kind::kNull:
+      return "-";
+    case Cell::Kind::kJson:
+      return printable(c.brief.empty() ? c.text : c.brief, 4096);
+    default:
+      return printable(c.text, 4096);
   }
 }
 
@@ -68,9 +71,14 @@ void json_row(std::string& out, const std::vector<Column>& columns, const std::v
     w.key(columns[i].name);
     const Cell& c = row[i];
     switch (c.kind) {
-      case Cell::Kind::kText: w.value(c.text); break;
-      case Cell::Kind::kNull: w.null(); break;
-      default: w.raw(c.text);
+      case Cell::Kind::kText:
+        w.value(c.text);
+        break;
+      case Cell::Kind::kNull:
+        w.null();
+        break;
+      default:
+        w.raw(c.text);
     }
   }
   w.end_object();
@@ -109,8 +117,12 @@ void RowStream::row(std::vector<Cell> cells) {
       if (!first_) buffer_ += ',';
       json_row(buffer_, table_.columns, cells);
       break;
-    case OutputFormat::kCsv: csv_row(buffer_, table_.columns, cells); break;
-    case OutputFormat::kTable: table_.rows.push_back(std::move(cells)); break;
+    case OutputFormat::kCsv:
+      csv_row(buffer_, table_.columns, cells);
+      break;
+    case OutputFormat::kTable:
+      table_.rows.push_back(std::move(cells));
+      break;
   }
   first_ = false;
   if (buffer_.size() >= 64 * 1024) flush();

@@ -37,7 +37,7 @@ struct Cell {
 
 struct Column {
   std::string name;
-  bool in_table = true;      // shown in table format
+  bool in_table = true;       // shown in table format
   std::size_t max_width = 0;  // table format: cut longer cells (0: no limit)
 };
 

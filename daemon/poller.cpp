@@ -12,7 +12,9 @@
 namespace tw::daemon {
 namespace {
 
-std::int64_t count(const storage::EventCounts& c, EventKind k) { return c[static_cast<std::size_t>(k)]; }
+std::int64_t count(const storage::EventCounts& c, EventKind k) {
+  return c[static_cast<std::size_t>(k)];
+}
 
 // Keeps the longest wait a cluster asked for.
 void note_wait(std::optional<Duration>& wait, const std::optional<Duration>& asked) {
@@ -54,9 +56,15 @@ void ClusterPoller::count_inventory(const storage::Inventory& inventory) {
           ++counts_.without_expiry;
         }
         break;
-      case TokenStatus::kExpired: ++counts_.expired; break;
-      case TokenStatus::kRevoked: ++counts_.revoked; break;
-      case TokenStatus::kRemoved: ++counts_.removed; break;
+      case TokenStatus::kExpired:
+        ++counts_.expired;
+        break;
+      case TokenStatus::kRevoked:
+        ++counts_.revoked;
+        break;
+      case TokenStatus::kRemoved:
+        ++counts_.removed;
+        break;
     }
   }
   std::sort(active_expiries_.begin(), active_expiries_.end());
@@ -115,7 +123,8 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   // Offer the digest of the last list recorded whole; if no active token can expire before the
   // fetch ends, an identical list lets the source skip decoding and the recorder skip the diff.
   if (!options.full_compare) {
-    ctx.known_digest = recorder_.known_digest(cluster_.name, rep.started_at + cluster_.source.timeout);
+    ctx.known_digest =
+        recorder_.known_digest(cluster_.name, rep.started_at + cluster_.source.timeout);
   }
 
   // A management token known to have lapsed fails the poll with that reason, not the cluster's.
@@ -127,7 +136,8 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     auto list = lapsed ? Result<influx::TokenList>(make_error(ErrorCode::kInvalidArgument, *lapsed))
                        : client_->list_tokens(ctx);
     rep.finished_at = clock_.now();
-    rep.fetch_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
+    rep.fetch_time =
+        std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
     if (!list.ok() && list.error().code == ErrorCode::kCancelled) {
       // Shutdown interrupted the fetch: nothing happened worth recording.
       rep.error = list.error().message;
@@ -162,12 +172,14 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   // Runs inside the poll's transaction, only for a successful poll: inventory gauges, then
   // policy evaluation.
   bool hook_ran = false;
-  storage::InventoryRecorder::Hook hook = [&](storage::WriteTxn& txn, const storage::Inventory& inventory,
+  storage::InventoryRecorder::Hook hook = [&](storage::WriteTxn& txn,
+                                              const storage::Inventory& inventory,
                                               storage::PollSummary& s) -> Status {
     hook_ran = true;
     TW_RETURN_IF_ERROR(
         anomalies_.record(txn, seen_anomalies, rep.finished_at, s.inventory_reloaded));
-    if (metrics_ != nullptr && (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded)) {
+    if (metrics_ != nullptr &&
+        (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded)) {
       count_inventory(inventory);
     }
     if (!enforcer_) return ok_status();
@@ -204,7 +216,8 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     summary = make_error(ErrorCode::kInternal,
                          "the token list kept changing while its vanished tokens were read");
   }
-  const bool committed = summary.ok() && summary->poll_id != 0 && summary->outcome == storage::PollOutcome::kOk;
+  const bool committed =
+      summary.ok() && summary->poll_id != 0 && summary->outcome == storage::PollOutcome::kOk;
   if (hook_ran && !committed) stats_ready_ = false;  // computed from state that was rolled back
   if (hook_ran && enforcer_) enforcer_->after_commit(committed);
   if (hook_ran) {
@@ -226,7 +239,8 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     // back so the next poll does not start from a fragmented, fully resident heap.
     if (std::getenv("TW_NO_TRIM") == nullptr) malloc_trim(0);
   }
-  rep.total_time = std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
+  rep.total_time =
+      std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
   if (metrics_ != nullptr && !options.dry_run) {
     std::string_view outcome = !summary.ok() ? "failed" : storage::to_string(summary->outcome);
     bool ok = summary.ok() && summary->outcome == storage::PollOutcome::kOk;
@@ -281,8 +295,9 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
         changes += count(s.events, k);
       }
       if (s.confirmed_suspect) {
-        log_.warn("vanished tokens confirmed by a second poll; recording their removal",
-                  {{"cluster", cluster_.name}, {"vanished", static_cast<std::int64_t>(s.vanished)}});
+        log_.warn(
+            "vanished tokens confirmed by a second poll; recording their removal",
+            {{"cluster", cluster_.name}, {"vanished", static_cast<std::int64_t>(s.vanished)}});
       }
       LogLevel level = changes > 0 ? LogLevel::kInfo : LogLevel::kDebug;
       log_.log(level, changes > 0 ? "poll recorded changes" : "poll found no change",

@@ -32,8 +32,8 @@ struct CycleReport {
   Duration fetch_time{0};
   Duration total_time{0};
   storage::PollSummary summary;
-  bool recorded = false;  // false: the database write failed (error says why)
-  std::string error;      // one sentence: fetch failure, suspect reason or database failure
+  bool recorded = false;          // false: the database write failed (error says why)
+  std::string error;              // one sentence: fetch failure, suspect reason or database failure
   EnforcementReport enforcement;  // what policy evaluation and enforcement did this cycle
   // The longest wait the cluster asked for this cycle (HTTP 429/503 Retry-After, on the list, a
   // direct read or an action): the scheduler starts the next cycle no sooner.
@@ -76,7 +76,7 @@ class ClusterPoller {
   const Clock& clock_;
   Logger log_;
   std::unique_ptr<Enforcer> enforcer_;
-  AnomalyRecorder anomalies_;  // token_anomaly events, once per token and reason
+  AnomalyRecorder anomalies_;   // token_anomaly events, once per token and reason
   CredentialWatch credential_;  // the management token's expiry, where the source tells it
   metrics::Metrics* metrics_ = nullptr;
   // Inventory gauges, recomputed when a poll changed the inventory.

@@ -55,7 +55,8 @@ Status record_startup(storage::AuditStore& store, const Config& config, Timestam
   auto txn = store.begin();
   if (!txn.ok()) return txn.take_error();
   std::string d;
-  JsonWriter(d).begin_object()
+  JsonWriter(d)
+      .begin_object()
       .field("version", kVersion)
       .field("pid", static_cast<std::int64_t>(::getpid()))
       .field("config_hash", config.hash)

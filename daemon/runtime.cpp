@@ -4,13 +4,17 @@
 
 namespace tw::daemon {
 
-Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config, const ClusterConfig& cluster,
-                                                   Runtime& rt, const Clock& clock,
+Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config,
+                                                   const ClusterConfig& cluster, Runtime& rt,
+                                                   const Clock& clock,
                                                    const std::shared_ptr<LogSink>& sink,
                                                    const std::string& credentials_directory) {
   auto client = influx::make_cluster_client(cluster.source, credentials_directory);
-  if (!client.ok()) return make_error(client.error().code, "cluster " + cluster.name + ": " + client.error().message);
-  auto enforcer = std::make_unique<Enforcer>(cluster, clock, Logger("policy", sink), rt.alerts.get());
+  if (!client.ok())
+    return make_error(client.error().code,
+                      "cluster " + cluster.name + ": " + client.error().message);
+  auto enforcer =
+      std::make_unique<Enforcer>(cluster, clock, Logger("policy", sink), rt.alerts.get());
   enforcer->configure(rt.policies, enforcement_settings(config));
   auto poller = std::make_unique<ClusterPoller>(cluster, std::move(*client), *rt.recorder, clock,
                                                 Logger("poller", sink), std::move(enforcer));
@@ -18,15 +22,17 @@ Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config, const C
   return poller;
 }
 
-Result<Runtime> build_runtime(const Config& config, const Clock& clock, const std::shared_ptr<LogSink>& sink,
-                              const RuntimeOptions& options) {
+Result<Runtime> build_runtime(const Config& config, const Clock& clock,
+                              const std::shared_ptr<LogSink>& sink, const RuntimeOptions& options) {
   Runtime rt;
-  auto store = storage::AuditStore::open(config.daemon.database, storage::AuditStore::Mode::kReadWrite);
+  auto store =
+      storage::AuditStore::open(config.daemon.database, storage::AuditStore::Mode::kReadWrite);
   if (!store.ok()) return store.take_error();
   rt.store = std::move(*store);
   rt.recorder = std::make_unique<storage::InventoryRecorder>(*rt.store);
   rt.metrics = std::make_unique<metrics::Metrics>(kVersion);
-  rt.store->on_commit([m = rt.metrics.get()](const EventCounts& counts) { m->audit_events(counts); });
+  rt.store->on_commit(
+      [m = rt.metrics.get()](const EventCounts& counts) { m->audit_events(counts); });
   auto policies = compile_policies(config);
   if (!policies.ok()) return policies.take_error();
   rt.policies = std::move(*policies);

@@ -37,16 +37,18 @@ struct RuntimeOptions {
   std::string credentials_directory;
   std::string only_cluster;  // build one cluster's poller only ("" = all)
   bool alerting = true;      // false: no alert delivery (dry runs)
-  bool always_dispatch = false;  // build the dispatcher even without receivers (a reload may add them)
+  bool always_dispatch =
+      false;  // build the dispatcher even without receivers (a reload may add them)
 };
 
-Result<Runtime> build_runtime(const Config& config, const Clock& clock, const std::shared_ptr<LogSink>& sink,
-                              const RuntimeOptions& options);
+Result<Runtime> build_runtime(const Config& config, const Clock& clock,
+                              const std::shared_ptr<LogSink>& sink, const RuntimeOptions& options);
 
 // One cluster's poller and enforcer, wired to the runtime's recorder, policies, alerts and
 // metrics (also used when a reload adds or changes a cluster).
-Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config, const ClusterConfig& cluster,
-                                                   Runtime& rt, const Clock& clock,
+Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config,
+                                                   const ClusterConfig& cluster, Runtime& rt,
+                                                   const Clock& clock,
                                                    const std::shared_ptr<LogSink>& sink,
                                                    const std::string& credentials_directory);
 

@@ -30,15 +30,16 @@ namespace asio = boost::asio;
 namespace {
 
 bool same_source(const influx::SourceConfig& a, const influx::SourceConfig& b) {
-  return a.type == b.type && a.url == b.url && a.token_file == b.token_file && a.ca_file == b.ca_file &&
-         a.timeout == b.timeout && a.account_id == b.account_id && a.cluster_id == b.cluster_id &&
-         a.influxctl_path == b.influxctl_path && a.influxctl_config == b.influxctl_config && a.profile == b.profile;
+  return a.type == b.type && a.url == b.url && a.token_file == b.token_file &&
+         a.ca_file == b.ca_file && a.timeout == b.timeout && a.account_id == b.account_id &&
+         a.cluster_id == b.cluster_id && a.influxctl_path == b.influxctl_path &&
+         a.influxctl_config == b.influxctl_config && a.profile == b.profile;
 }
 
 // Whether a reload must build the cluster's poller anew (its source or identity changed).
 bool same_cluster(const ClusterConfig& a, const ClusterConfig& b) {
-  return a.name == b.name && same_source(a.source, b.source) && a.poll_interval == b.poll_interval &&
-         a.labels == b.labels;
+  return a.name == b.name && same_source(a.source, b.source) &&
+         a.poll_interval == b.poll_interval && a.labels == b.labels;
 }
 
 bool same_web(const metrics::WebConfig& a, const metrics::WebConfig& b) {
@@ -56,7 +57,8 @@ std::string one_line(const std::string& message) {
   if (bar != std::string::npos) {
     auto start = message.rfind('\n', bar);
     std::string num(trim(std::string_view(message).substr(start + 1, bar - start - 1)));
-    if (!num.empty() && std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (!num.empty() &&
+        std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       out += " (line " + num + ")";
     }
   }
@@ -65,9 +67,12 @@ std::string one_line(const std::string& message) {
 
 const char* outcome_name(storage::PollOutcome o) {
   switch (o) {
-    case storage::PollOutcome::kOk: return "ok";
-    case storage::PollOutcome::kFailed: return "failed";
-    case storage::PollOutcome::kSuspect: return "suspect";
+    case storage::PollOutcome::kOk:
+      return "ok";
+    case storage::PollOutcome::kFailed:
+      return "failed";
+    case storage::PollOutcome::kSuspect:
+      return "suspect";
   }
   return "unknown";
 }
@@ -90,8 +95,8 @@ struct Service::Impl {
   // What /readyz reads from the endpoint's thread.
   struct ClusterHealth {
     Duration interval{0};
-    Timestamp since;                      // when the daemon started watching the cluster
-    std::optional<Timestamp> last_ok;     // last successful poll
+    Timestamp since;                   // when the daemon started watching the cluster
+    std::optional<Timestamp> last_ok;  // last successful poll
     std::string last_error;
   };
 
@@ -122,7 +127,7 @@ struct Service::Impl {
   std::vector<std::pair<std::string, Timestamp>> exemption_expiries;  // (policy, expires)
   std::vector<std::string> policy_names;
   bool alertmanager_seen = false, webhook_seen = false;
-  bool accepting = false;      // started and not stopping
+  bool accepting = false;  // started and not stopping
   bool shutting_down = false;
   std::atomic<std::int64_t> loop_tick{0};  // steady-clock ns of the last heartbeat
   std::string url;
@@ -130,10 +135,12 @@ struct Service::Impl {
   // Destroyed first: its handlers read the runtime's metrics.
   std::unique_ptr<metrics::HttpEndpoint> endpoint;
 
-  Impl(Config c, ServiceDeps d) : config(std::move(c)), deps(std::move(d)), log("daemon", deps.sink) {}
+  Impl(Config c, ServiceDeps d)
+      : config(std::move(c)), deps(std::move(d)), log("daemon", deps.sink) {}
 
   static std::int64_t steady_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
         .count();
   }
 
@@ -200,7 +207,8 @@ struct Service::Impl {
           it->second.last_ok = rep.finished_at;
           it->second.last_error.clear();
         } else {
-          it->second.last_error = rep.error.empty() ? std::string("the poll was not recorded") : rep.error;
+          it->second.last_error =
+              rep.error.empty() ? std::string("the poll was not recorded") : rep.error;
         }
       }
     }
@@ -208,8 +216,9 @@ struct Service::Impl {
                      (rep.recorded ? outcome_name(rep.summary.outcome) : "not recorded") + " (" +
                      std::to_string(rep.summary.token_count) + " tokens)";
     if (rep.enforcement.opened + rep.enforcement.succeeded + rep.enforcement.failed > 0) {
-      st += "; violations opened " + std::to_string(rep.enforcement.opened) + ", actions succeeded " +
-            std::to_string(rep.enforcement.succeeded) + ", failed " + std::to_string(rep.enforcement.failed);
+      st += "; violations opened " + std::to_string(rep.enforcement.opened) +
+            ", actions succeeded " + std::to_string(rep.enforcement.succeeded) + ", failed " +
+            std::to_string(rep.enforcement.failed);
     }
     if (deps.notify_systemd) notifier.status(st);
   }
@@ -274,7 +283,8 @@ struct Service::Impl {
       h.interval = slot.poller->cluster().poll_interval;
     }
     if (slot.reconfigure) {
-      if (Enforcer* e = slot.poller->enforcer()) e->configure(rt.policies, enforcement_settings(config));
+      if (Enforcer* e = slot.poller->enforcer())
+        e->configure(rt.policies, enforcement_settings(config));
       slot.reconfigure = false;
     }
   }
@@ -300,22 +310,25 @@ struct Service::Impl {
     metrics::ReadyState r;
     const Timestamp now = deps.clock->now();
     std::lock_guard lock(state_mu);
-    if (!accepting) r.reasons.push_back(shutting_down ? "the daemon is stopping" : "the daemon is starting");
+    if (!accepting)
+      r.reasons.push_back(shutting_down ? "the daemon is stopping" : "the daemon is starting");
     if (!rt.store) r.reasons.push_back("the database is not open");
     for (const auto& [name, h] : health) {
       const Duration window = h.interval * 3;
       if (!h.last_ok) {
         if (now - h.since > window) {
-          r.reasons.push_back("cluster " + name + ": no successful poll since the daemon started " +
-                              format_duration(now - h.since) + " ago" +
-                              (h.last_error.empty() ? std::string() : " (last error: " + h.last_error + ")"));
+          r.reasons.push_back(
+              "cluster " + name + ": no successful poll since the daemon started " +
+              format_duration(now - h.since) + " ago" +
+              (h.last_error.empty() ? std::string() : " (last error: " + h.last_error + ")"));
         } else {
           r.reasons.push_back("cluster " + name + ": waiting for the first successful poll");
         }
       } else if (now - *h.last_ok > window) {
-        r.reasons.push_back("cluster " + name + ": last successful poll " + format_duration(now - *h.last_ok) +
-                            " ago, more than 3 intervals" +
-                            (h.last_error.empty() ? std::string() : " (last error: " + h.last_error + ")"));
+        r.reasons.push_back(
+            "cluster " + name + ": last successful poll " + format_duration(now - *h.last_ok) +
+            " ago, more than 3 intervals" +
+            (h.last_error.empty() ? std::string() : " (last error: " + h.last_error + ")"));
       }
     }
     r.ready = r.reasons.empty();
@@ -436,7 +449,9 @@ struct Service::Impl {
       return;
     }
     if (next.http.listen != config.http.listen || !same_web(next.http.web, config.http.web)) {
-      failed("[http] or its web_config changed; the endpoint's settings take effect only at a restart");
+      failed(
+          "[http] or its web_config changed; the endpoint's settings take effect only at a "
+          "restart");
       return;
     }
     auto policies = compile_policies(next);
@@ -477,13 +492,14 @@ struct Service::Impl {
       if (s->removed) continue;
       if (next.find_cluster(s->name()) == nullptr) gone.push_back(s.get());
     }
-    const std::size_t added = static_cast<std::size_t>(
-        std::count_if(built.begin(), built.end(), [](const Change& c) { return c.slot == nullptr; }));
+    const std::size_t added = static_cast<std::size_t>(std::count_if(
+        built.begin(), built.end(), [](const Change& c) { return c.slot == nullptr; }));
     const std::size_t changed = built.size() - added;
     config = std::move(next);
     deps.sink->set_level(config.daemon.log_level);
     if (deps.set_log_format) deps.set_log_format(config.daemon.log_format);
-    if (rt.alerts) rt.alerts->reconfigure(config.alerting.alertmanager_url, config.alerting.webhook_url);
+    if (rt.alerts)
+      rt.alerts->reconfigure(config.alerting.alertmanager_url, config.alerting.webhook_url);
     for (Slot* s : unchanged) {
       s->reconfigure = true;
       if (!s->running) apply_pending(*s);
@@ -509,7 +525,8 @@ struct Service::Impl {
     rt.metrics->keep_policies(names);
     publish_config_state();
     if (changed_hash) {
-      auto st = append_daemon_event(*rt.store, EventKind::kConfigApplied, config_applied_detail(config), now);
+      auto st = append_daemon_event(*rt.store, EventKind::kConfigApplied,
+                                    config_applied_detail(config), now);
       if (!st.ok()) log.error("could not record config_applied", {{"error", st.error().message}});
     }
     rt.metrics->config_reload(true, now);
@@ -554,7 +571,10 @@ struct Service::Impl {
     if (grace_timer) grace_timer->cancel();
     if (heartbeat_timer) heartbeat_timer->cancel();
     std::string d;
-    JsonWriter(d).begin_object().field("version", kVersion).field("pid", static_cast<std::int64_t>(::getpid()))
+    JsonWriter(d)
+        .begin_object()
+        .field("version", kVersion)
+        .field("pid", static_cast<std::int64_t>(::getpid()))
         .end_object();
     auto s = append_daemon_event(*rt.store, EventKind::kDaemonStopped, d, deps.clock->now());
     if (!s.ok()) log.error("could not record daemon_stopped", {{"error", s.error().message}});
@@ -621,7 +641,8 @@ int Service::run() {
   s.loop_tick.store(Impl::steady_ns());
   s.rt.metrics->config_reload(true, s.deps.clock->now());
   if (auto st = s.start_endpoint(); !st.ok()) {
-    s.log.error("cannot start the HTTP endpoint: " + st.error().message, {{"listen", s.config.http.listen}});
+    s.log.error("cannot start the HTTP endpoint: " + st.error().message,
+                {{"listen", s.config.http.listen}});
     return 1;
   }
   // Only a start that got this far is recorded: a start that fails (and a systemd restart loop
@@ -632,7 +653,8 @@ int Service::run() {
                 {{"error", started.error().message}});
     return 1;
   }
-  s.pool = std::make_unique<asio::thread_pool>(static_cast<std::size_t>(s.config.daemon.max_concurrent_polls));
+  s.pool = std::make_unique<asio::thread_pool>(
+      static_cast<std::size_t>(s.config.daemon.max_concurrent_polls));
   if (s.deps.handle_signals) {
     s.signals = std::make_unique<asio::signal_set>(s.ioc, SIGINT, SIGTERM, SIGHUP);
     s.wait_signal();
@@ -641,7 +663,8 @@ int Service::run() {
     if (auto wd = s.notifier.watchdog_interval()) {
       s.watchdog = true;
       s.heartbeat_period = std::min<Duration>(*wd / 2, std::chrono::seconds(10));
-      if (s.heartbeat_period < std::chrono::milliseconds(100)) s.heartbeat_period = std::chrono::milliseconds(100);
+      if (s.heartbeat_period < std::chrono::milliseconds(100))
+        s.heartbeat_period = std::chrono::milliseconds(100);
     }
   }
   s.heartbeat_timer = std::make_unique<asio::steady_timer>(s.ioc);
@@ -654,14 +677,16 @@ int Service::run() {
     std::lock_guard lock(s.state_mu);
     s.accepting = true;
   }
-  s.log.info("started", {{"version", kVersion},
-                         {"clusters", static_cast<std::int64_t>(s.slots.size())},
-                         {"database", s.config.daemon.database},
-                         {"http", s.endpoint ? s.endpoint->url() : std::string("disabled")},
-                         {"watchdog", s.watchdog ? format_duration(s.heartbeat_period) : std::string("off")}});
+  s.log.info("started",
+             {{"version", kVersion},
+              {"clusters", static_cast<std::int64_t>(s.slots.size())},
+              {"database", s.config.daemon.database},
+              {"http", s.endpoint ? s.endpoint->url() : std::string("disabled")},
+              {"watchdog", s.watchdog ? format_duration(s.heartbeat_period) : std::string("off")}});
   if (s.slots.empty()) s.log.warn("no clusters configured; waiting for a signal");
   if (s.deps.notify_systemd) {
-    s.notifier.ready("running; " + std::to_string(s.slots.size()) + " clusters, first polls under way");
+    s.notifier.ready("running; " + std::to_string(s.slots.size()) +
+                     " clusters, first polls under way");
   }
   s.heartbeat();  // after READY=1: the first watchdog ping follows it
   s.guard.emplace(asio::make_work_guard(s.ioc));

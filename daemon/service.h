@@ -37,9 +37,9 @@ namespace tw::daemon {
 struct ServiceDeps {
   const Clock* clock = nullptr;
   std::shared_ptr<LogSink> sink;
-  std::string credentials_directory;  // $CREDENTIALS_DIRECTORY
-  bool handle_signals = true;         // false when embedded (demo, tests)
-  bool notify_systemd = true;         // sd_notify (a no-op without $NOTIFY_SOCKET)
+  std::string credentials_directory;              // $CREDENTIALS_DIRECTORY
+  bool handle_signals = true;                     // false when embedded (demo, tests)
+  bool notify_systemd = true;                     // sd_notify (a no-op without $NOTIFY_SOCKET)
   std::function<void(LogFormat)> set_log_format;  // applies [daemon] log_format on reload
 };
 

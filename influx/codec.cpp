@@ -17,13 +17,20 @@ Error parse_error(std::string message) { return make_error(ErrorCode::kParse, st
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kObject: return "an object";
-    case Kind::kArray: return "an array";
-    case Kind::kString: return "a string";
-    case Kind::kNumber: return "a number";
-    case Kind::kBool: return "a boolean";
-    case Kind::kNull: return "null";
-    case Kind::kNone: return "not a JSON value";
+    case Kind::kObject:
+      return "an object";
+    case Kind::kArray:
+      return "an array";
+    case Kind::kString:
+      return "a string";
+    case Kind::kNumber:
+      return "a number";
+    case Kind::kBool:
+      return "a boolean";
+    case Kind::kNull:
+      return "null";
+    case Kind::kNone:
+      return "not a JSON value";
   }
   return "unknown";
 }
@@ -271,8 +278,12 @@ Result<DecodedList> decode_token_list(std::string_view body, EmptyList empty) {
     return out;
   }
   if (top != Kind::kArray) {
-    if (top == Kind::kNone) return fail(r, "response is not valid JSON: " + std::string(r.at_end() ? "it is empty" : "it does not start with a JSON value"));
-    return parse_error(std::string("response is not a JSON array of tokens (it is ") + kind_name(top) + ")");
+    if (top == Kind::kNone)
+      return fail(
+          r, "response is not valid JSON: " +
+                 std::string(r.at_end() ? "it is empty" : "it does not start with a JSON value"));
+    return parse_error(std::string("response is not a JSON array of tokens (it is ") +
+                       kind_name(top) + ")");
   }
   r.enter_array();
   out.tokens.reserve(body.size() / 200);  // a typical token takes 200-300 bytes of JSON

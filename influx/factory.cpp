@@ -4,8 +4,8 @@
 
 namespace tw::influx {
 
-Result<std::unique_ptr<ClusterClient>> make_cluster_client(const SourceConfig& config,
-                                                           const std::string& credentials_directory) {
+Result<std::unique_ptr<ClusterClient>> make_cluster_client(
+    const SourceConfig& config, const std::string& credentials_directory) {
   if (config.type == SourceType::kInfluxctl) {
     return std::unique_ptr<ClusterClient>(std::make_unique<InfluxctlClusterClient>(config));
   }

@@ -98,8 +98,7 @@ constexpr int kMaxInterimResponses = 8;
 
 template <class Stream>
 asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>& req,
-                               std::size_t max_body,
-                               std::chrono::steady_clock::time_point deadline,
+                               std::size_t max_body, std::chrono::steady_clock::time_point deadline,
                                std::shared_ptr<CallState> state) {
   auto& lowest = beast::get_lowest_layer(stream);
   state->step = "sending the request";
@@ -107,8 +106,9 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
   auto [wec, written] = co_await http::async_write(stream, req, kTuple);
   (void)written;
   if (wec) {
-    state->result = make_error(wec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
-                               describe(wec) + " while sending the request");
+    state->result =
+        make_error(wec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                   describe(wec) + " while sending the request");
     co_return;
   }
   state->step = "reading the response";
@@ -200,10 +200,12 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
   while (have < total) {
     std::size_t remaining = total - have;
     boost::system::error_code ignored;
-    socket.set_option(asio::socket_base::receive_low_watermark(static_cast<int>(std::min(remaining, kLowWater))),
-                      ignored);
+    socket.set_option(
+        asio::socket_base::receive_low_watermark(static_cast<int>(std::min(remaining, kLowWater))),
+        ignored);
     lowest.expires_at(deadline);
-    auto [rec, n] = co_await stream.async_read_some(asio::buffer(resp.body.data() + have, remaining), kTuple);
+    auto [rec, n] =
+        co_await stream.async_read_some(asio::buffer(resp.body.data() + have, remaining), kTuple);
     have += n;
     if (rec && have < total) {
       state->result = read_error(
@@ -223,8 +225,9 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
   tcp::resolver resolver(executor);
   auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kTuple);
   if (rec) {
-    state->result = make_error(ErrorCode::kNetwork, "cannot resolve host \"" + printable(url.host, 100) +
-                                                        "\": " + rec.message());
+    state->result =
+        make_error(ErrorCode::kNetwork,
+                   "cannot resolve host \"" + printable(url.host, 100) + "\": " + rec.message());
     co_return;
   }
 
@@ -250,8 +253,9 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
     auto [cec, ep] = co_await stream.async_connect(endpoints, kTuple);
     (void)ep;
     if (cec) {
-      state->result = make_error(cec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
-                                 describe(cec) + " while connecting");
+      state->result =
+          make_error(cec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                     describe(cec) + " while connecting");
       co_return;
     }
     co_await exchange(stream, req, options.max_body_bytes, deadline, state);
@@ -267,9 +271,9 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
   if (!options.ca_file.empty()) {
     ctx.load_verify_file(options.ca_file, ec);
     if (ec) {
-      state->result = make_error(ErrorCode::kInvalidArgument,
-                                 "cannot load CA file \"" + printable(options.ca_file, 200) +
-                                     "\": " + ec.message());
+      state->result = make_error(
+          ErrorCode::kInvalidArgument,
+          "cannot load CA file \"" + printable(options.ca_file, 200) + "\": " + ec.message());
       co_return;
     }
   } else {
@@ -298,8 +302,9 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
   auto [cec, ep] = co_await beast::get_lowest_layer(stream).async_connect(endpoints, kTuple);
   (void)ep;
   if (cec) {
-    state->result = make_error(cec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
-                               describe(cec) + " while connecting");
+    state->result =
+        make_error(cec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                   describe(cec) + " while connecting");
     co_return;
   }
   state->step = "in the TLS handshake";
@@ -312,10 +317,12 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
       why = std::string(ip_literal ? "the IP address \"" : "the host name \"") +
             printable(url.host, 100) + "\" does not match the server's certificate";
     } else if (verify != X509_V_OK) {
-      why = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+      why =
+          std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
     }
-    state->result = make_error(hec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
-                               "TLS handshake failed: " + why);
+    state->result =
+        make_error(hec == beast::error::timeout ? ErrorCode::kTimeout : ErrorCode::kNetwork,
+                   "TLS handshake failed: " + why);
     co_return;
   }
   co_await exchange(stream, req, options.max_body_bytes, deadline, state);
@@ -349,7 +356,8 @@ Result<Url> parse_url(std::string_view text) {
     return printable(s, 200);
   };
   auto bad = [&](std::string why) {
-    return make_error(ErrorCode::kInvalidArgument, "invalid URL \"" + shown() + "\": " + std::move(why));
+    return make_error(ErrorCode::kInvalidArgument,
+                      "invalid URL \"" + shown() + "\": " + std::move(why));
   };
   Url url;
   std::string_view rest;
@@ -443,9 +451,9 @@ Result<HttpResponse> send_once(const Url& base, const HttpRequest& request,
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline + std::chrono::milliseconds(200)) {
       // The per-step deadlines should have fired; this is the backstop (e.g. a slow resolver).
-      return make_error(ErrorCode::kTimeout,
-                        what + " timed out after " + format_duration(options.timeout) + " " +
-                            state->step);
+      return make_error(
+          ErrorCode::kTimeout,
+          what + " timed out after " + format_duration(options.timeout) + " " + state->step);
     }
     if (ioc.stopped()) break;
     ioc.run_for(std::chrono::milliseconds(50));

@@ -44,8 +44,8 @@ namespace tw::influx {
 struct Url {
   std::string scheme;  // "http" or "https"
   std::string host;
-  std::string port;    // always set ("80"/"443" by default)
-  std::string path;    // without trailing '/', may be empty
+  std::string port;  // always set ("80"/"443" by default)
+  std::string path;  // without trailing '/', may be empty
   bool tls() const { return scheme == "https"; }
   // host[:port] as in a Host header: IPv6 literals in brackets, default ports left out.
   std::string authority() const;

@@ -40,7 +40,8 @@ std::string InfluxctlClusterClient::describe() const {
   return s;
 }
 
-std::vector<std::string> InfluxctlClusterClient::command(std::initializer_list<std::string> args) const {
+std::vector<std::string> InfluxctlClusterClient::command(
+    std::initializer_list<std::string> args) const {
   std::vector<std::string> argv{config_.influxctl_path, "--config", config_.influxctl_config};
   if (!config_.profile.empty()) {
     argv.emplace_back("--profile");
@@ -62,7 +63,8 @@ Result<std::string> InfluxctlClusterClient::run(std::vector<std::string> argv,
   auto res = run_process(argv, opts);
   if (!res.ok()) return res.take_error();
   if (res->signal != 0) {
-    return make_error(ErrorCode::kIo, describe() + " was killed by signal " + std::to_string(res->signal));
+    return make_error(ErrorCode::kIo,
+                      describe() + " was killed by signal " + std::to_string(res->signal));
   }
   if (res->exit_code != 0) {
     // Redacted whole, before summarize_stderr cuts it: no part of a secret survives at the cut.

@@ -34,10 +34,14 @@ bool hex4(std::string_view s, std::size_t pos, std::uint32_t& out) {
   for (std::size_t i = 0; i < 4; ++i) {
     char c = s[pos + i];
     v <<= 4;
-    if (c >= '0' && c <= '9') v |= static_cast<std::uint32_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= static_cast<std::uint32_t>(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= static_cast<std::uint32_t>(c - 'A' + 10);
-    else return false;
+    if (c >= '0' && c <= '9')
+      v |= static_cast<std::uint32_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v |= static_cast<std::uint32_t>(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      v |= static_cast<std::uint32_t>(c - 'A' + 10);
+    else
+      return false;
   }
   out = v;
   return true;
@@ -55,8 +59,9 @@ void JsonReader::skip_ws() {
 
 bool JsonReader::fail(const char* expected) {
   if (error_.empty()) {
-    error_ = pos_ >= s_.size() ? std::string("the document ends early (expected ") + expected + ")"
-                               : std::string("expected ") + expected + " at byte " + std::to_string(pos_);
+    error_ = pos_ >= s_.size()
+                 ? std::string("the document ends early (expected ") + expected + ")"
+                 : std::string("expected ") + expected + " at byte " + std::to_string(pos_);
   }
   return false;
 }
@@ -65,12 +70,17 @@ JsonReader::Kind JsonReader::peek() {
   skip_ws();
   if (pos_ >= s_.size()) return Kind::kNone;
   switch (s_[pos_]) {
-    case '{': return Kind::kObject;
-    case '[': return Kind::kArray;
-    case '"': return Kind::kString;
+    case '{':
+      return Kind::kObject;
+    case '[':
+      return Kind::kArray;
+    case '"':
+      return Kind::kString;
     case 't':
-    case 'f': return Kind::kBool;
-    case 'n': return Kind::kNull;
+    case 'f':
+      return Kind::kBool;
+    case 'n':
+      return Kind::kNull;
     default: {
       char c = s_[pos_];
       return c == '-' || (c >= '0' && c <= '9') ? Kind::kNumber : Kind::kNone;
@@ -191,22 +201,38 @@ bool JsonReader::read_string(std::string& out) {
     char e = data[pos_ + 1];
     pos_ += 2;
     switch (e) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '/': out += '/'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '/':
+        out += '/';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
       case 'u': {
         std::uint32_t cp = 0;
         if (!hex4(s_, pos_, cp)) return fail("four hex digits after \\u");
         pos_ += 4;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
           std::uint32_t lo = 0;
-          if (pos_ + 6 <= n && data[pos_] == '\\' && data[pos_ + 1] == 'u' && hex4(s_, pos_ + 2, lo) &&
-              lo >= 0xDC00 && lo <= 0xDFFF) {
+          if (pos_ + 6 <= n && data[pos_] == '\\' && data[pos_ + 1] == 'u' &&
+              hex4(s_, pos_ + 2, lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             pos_ += 6;
           } else {
@@ -311,12 +337,18 @@ bool JsonReader::skip_value_at(int depth) {
   std::string scratch;
   switch (peek()) {
     case Kind::kObject:
-    case Kind::kArray: return skip_container(depth);
-    case Kind::kString: return read_string(scratch);
-    case Kind::kNumber: return skip_number();
-    case Kind::kBool: return s_[pos_] == 't' ? skip_literal("true") : skip_literal("false");
-    case Kind::kNull: return skip_literal("null");
-    case Kind::kNone: return fail("a value");
+    case Kind::kArray:
+      return skip_container(depth);
+    case Kind::kString:
+      return read_string(scratch);
+    case Kind::kNumber:
+      return skip_number();
+    case Kind::kBool:
+      return s_[pos_] == 't' ? skip_literal("true") : skip_literal("false");
+    case Kind::kNull:
+      return skip_literal("null");
+    case Kind::kNone:
+      return fail("a value");
   }
   return fail("a value");
 }

@@ -32,11 +32,15 @@ Result<std::string> RestClusterClient::token_path(const char* verb,
   return collection_ + "/" + token_id;
 }
 
-RestClusterClient::RestClusterClient(SourceConfig config, Url url, std::string credentials_directory)
-    : config_(std::move(config)), url_(std::move(url)), credentials_directory_(std::move(credentials_directory)) {
-  collection_ = config_.type == SourceType::kDedicated
-                    ? "/accounts/" + config_.account_id + "/clusters/" + config_.cluster_id + "/tokens"
-                    : "/tokens";
+RestClusterClient::RestClusterClient(SourceConfig config, Url url,
+                                     std::string credentials_directory)
+    : config_(std::move(config)),
+      url_(std::move(url)),
+      credentials_directory_(std::move(credentials_directory)) {
+  collection_ =
+      config_.type == SourceType::kDedicated
+          ? "/accounts/" + config_.account_id + "/clusters/" + config_.cluster_id + "/tokens"
+          : "/tokens";
 }
 
 std::string RestClusterClient::describe() const { return url_.to_string() + collection_; }
@@ -101,8 +105,9 @@ Result<TokenList> RestClusterClient::list_tokens(const CallContext& ctx) {
   // token (any letter case) removed.
   auto decoded = decode_token_list_redacted(resp->body, {secret});
   if (!decoded.ok()) {
-    return make_error(ErrorCode::kParse, "GET " + describe() + " returned an unreadable token list: " +
-                                             decoded.error().message);
+    return make_error(
+        ErrorCode::kParse,
+        "GET " + describe() + " returned an unreadable token list: " + decoded.error().message);
   }
   list.tokens = std::move(decoded->tokens);
   list.replaced_invalid_utf8 = decoded->replaced_invalid_utf8;
@@ -159,8 +164,9 @@ Status RestClusterClient::restrict(const std::string& token_id,
   if (resp->status != 200) return status_error("PATCH", target, *resp, secret);
   auto token = decode_token_redacted(std::move(resp->body), {secret});
   if (!token.ok()) {
-    return make_error(ErrorCode::kParse, "PATCH " + url_.to_string() + target +
-                                             " returned an unreadable token: " + token.error().message);
+    return make_error(ErrorCode::kParse,
+                      "PATCH " + url_.to_string() + target +
+                          " returned an unreadable token: " + token.error().message);
   }
   auto wanted = permissions;
   sort_permissions(wanted);

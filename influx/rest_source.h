@@ -38,8 +38,8 @@ class RestClusterClient final : public ClusterClient {
                             const CallContext& ctx, std::string& secret);
   // A 404 on the token collection, explained (too old a cluster, wrong url or ids).
   Error collection_not_found(Error e) const;
-  Error status_error(const std::string& method, const std::string& target,
-                     const HttpResponse& resp, const std::string& secret) const;
+  Error status_error(const std::string& method, const std::string& target, const HttpResponse& resp,
+                     const std::string& secret) const;
 
   SourceConfig config_;
   Url url_;

@@ -32,7 +32,7 @@ struct SourceConfig {
 
 // Builds the client for a source. `credentials_directory` is $CREDENTIALS_DIRECTORY (may be
 // empty). Fails with kInvalidArgument if the configuration cannot describe a client (bad URL).
-Result<std::unique_ptr<ClusterClient>> make_cluster_client(const SourceConfig& config,
-                                                           const std::string& credentials_directory);
+Result<std::unique_ptr<ClusterClient>> make_cluster_client(
+    const SourceConfig& config, const std::string& credentials_directory);
 
 }  // namespace tw::influx

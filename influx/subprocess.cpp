@@ -48,7 +48,8 @@ std::string summarize_stderr(const std::string& err, std::size_t max_bytes) {
   return printable(s, max_bytes);
 }
 
-Result<ProcessResult> run_process(const std::vector<std::string>& argv, const ProcessOptions& options) {
+Result<ProcessResult> run_process(const std::vector<std::string>& argv,
+                                  const ProcessOptions& options) {
   if (argv.empty()) return make_error(ErrorCode::kInternal, "run_process needs a program");
   const std::string& program = argv.front();
   Pipe out, err;
@@ -68,7 +69,8 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
   sigfillset(&default_signals);
   posix_spawnattr_setsigmask(&attr, &no_signals);
   posix_spawnattr_setsigdefault(&attr, &default_signals);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
@@ -79,7 +81,8 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
-    return make_error(ErrorCode::kIo, "cannot run \"" + printable(program, 200) + "\": " + std::strerror(rc));
+    return make_error(ErrorCode::kIo,
+                      "cannot run \"" + printable(program, 200) + "\": " + std::strerror(rc));
   }
   out.close_end(1);
   err.close_end(1);
@@ -91,13 +94,15 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
   while (out_open || err_open) {
     if (options.cancel != nullptr && options.cancel->load()) {
       kill_and_reap(pid);
-      return make_error(ErrorCode::kCancelled, "\"" + printable(program, 200) + "\" was stopped by shutdown");
+      return make_error(ErrorCode::kCancelled,
+                        "\"" + printable(program, 200) + "\" was stopped by shutdown");
     }
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) {
       kill_and_reap(pid);
-      return make_error(ErrorCode::kTimeout, "\"" + printable(program, 200) + "\" did not finish within " +
-                                                 format_duration(options.timeout) + " and was killed");
+      return make_error(ErrorCode::kTimeout,
+                        "\"" + printable(program, 200) + "\" did not finish within " +
+                            format_duration(options.timeout) + " and was killed");
     }
     pollfd fds[2];
     nfds_t n = 0;
@@ -148,12 +153,14 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
     }
     if (options.cancel != nullptr && options.cancel->load()) {
       kill_and_reap(pid);
-      return make_error(ErrorCode::kCancelled, "\"" + printable(program, 200) + "\" was stopped by shutdown");
+      return make_error(ErrorCode::kCancelled,
+                        "\"" + printable(program, 200) + "\" was stopped by shutdown");
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       kill_and_reap(pid);
-      return make_error(ErrorCode::kTimeout, "\"" + printable(program, 200) + "\" did not exit within " +
-                                                 format_duration(options.timeout) + " and was killed");
+      return make_error(ErrorCode::kTimeout,
+                        "\"" + printable(program, 200) + "\" did not exit within " +
+                            format_duration(options.timeout) + " and was killed");
     }
     ::usleep(2000);
   }

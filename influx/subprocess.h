@@ -19,8 +19,8 @@
 namespace tw::influx {
 
 struct ProcessResult {
-  int exit_code = 0;   // valid when signal == 0
-  int signal = 0;      // the signal that ended the child, if any
+  int exit_code = 0;  // valid when signal == 0
+  int signal = 0;     // the signal that ended the child, if any
   std::string out;
   std::string err;
 };
@@ -31,7 +31,8 @@ struct ProcessOptions {
   const std::atomic<bool>* cancel = nullptr;
 };
 
-Result<ProcessResult> run_process(const std::vector<std::string>& argv, const ProcessOptions& options);
+Result<ProcessResult> run_process(const std::vector<std::string>& argv,
+                                  const ProcessOptions& options);
 
 // The first line-ish part of stderr for an error message: printable, at most max_bytes.
 std::string summarize_stderr(const std::string& err, std::size_t max_bytes = 300);

@@ -68,10 +68,12 @@ bool equal_constant_time(std::string_view a, std::string_view b) {
 struct Authenticator::Impl {
   std::map<std::string, std::string> users;
   std::mutex mu;
-  std::unordered_map<std::string, std::chrono::steady_clock::time_point> verified;  // sha256(user:pass)
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point>
+      verified;  // sha256(user:pass)
 };
 
-Authenticator::Authenticator(std::map<std::string, std::string> users) : impl_(std::make_unique<Impl>()) {
+Authenticator::Authenticator(std::map<std::string, std::string> users)
+    : impl_(std::make_unique<Impl>()) {
   impl_->users = std::move(users);
 }
 Authenticator::~Authenticator() = default;
@@ -80,7 +82,8 @@ bool Authenticator::enabled() const { return !impl_->users.empty(); }
 bool Authenticator::check(const std::string& header) {
   if (!enabled()) return true;
   // The scheme name is case-insensitive (RFC 7617).
-  if (header.size() < 6 || to_lower(std::string_view(header).substr(0, 6)) != "basic ") return false;
+  if (header.size() < 6 || to_lower(std::string_view(header).substr(0, 6)) != "basic ")
+    return false;
   std::string decoded = base64_decode(trim(std::string_view(header).substr(6)));
   auto colon = decoded.find(':');
   if (colon == std::string::npos) return false;
@@ -155,7 +158,8 @@ Response handle_request(const Request& req, const EndpointHandlers& h, Authentic
   return r;
 }
 
-// --- the server -----------------------------------------------------------------------------------
+// --- the server
+// -----------------------------------------------------------------------------------
 
 struct HttpEndpoint::Impl {
   // One open connection. Touched only on the endpoint's thread.
@@ -201,7 +205,8 @@ struct HttpEndpoint::Impl {
       auto [ec, bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
       (void)bytes;
       conn.waiting = false;
-      const bool get_or_head = !ec && (parser.get().method() == http::verb::get || parser.get().method() == http::verb::head);
+      const bool get_or_head = !ec && (parser.get().method() == http::verb::get ||
+                                       parser.get().method() == http::verb::head);
       if (!ec && get_or_head && !parser.is_done()) ec = http::error::body_limit;
       if (ec) {
         if (ec == http::error::body_limit || ec == http::error::header_limit) {
@@ -224,7 +229,8 @@ struct HttpEndpoint::Impl {
       res.set(http::field::server, "tokenwarden");
       res.set(http::field::content_type, out.content_type);
       res.set(http::field::cache_control, "no-store");
-      if (out.ask_for_credentials) res.set(http::field::www_authenticate, "Basic realm=\"tokenwarden\"");
+      if (out.ask_for_credentials)
+        res.set(http::field::www_authenticate, "Basic realm=\"tokenwarden\"");
       if (!out.allow.empty()) res.set(http::field::allow, out.allow);
       // An unread body ends the connection, and so does the last request a connection may make:
       // either way the response says so (Connection: close), so the client does not reuse it.
@@ -353,8 +359,8 @@ Status check_tls_files(const WebConfig& web) {
   return load_tls(ctx, web);
 }
 
-Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions options, EndpointHandlers handlers,
-                                                          Logger log) {
+Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions options,
+                                                          EndpointHandlers handlers, Logger log) {
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   impl->handlers = std::move(handlers);
@@ -363,10 +369,12 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions option
   const std::string& listen = impl->options.listen;
   auto colon = listen.rfind(':');
   if (colon == std::string::npos) {
-    return make_error(ErrorCode::kInvalidArgument, "http.listen \"" + listen + "\" is not host:port");
+    return make_error(ErrorCode::kInvalidArgument,
+                      "http.listen \"" + listen + "\" is not host:port");
   }
   std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (host.empty()) host = "0.0.0.0";
   const std::string port_text = listen.substr(colon + 1);
   boost::system::error_code ec;
@@ -375,7 +383,8 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions option
     tcp::resolver resolver(impl->ioc);
     auto results = resolver.resolve(host, port_text, ec);
     if (ec || results.empty()) {
-      return make_error(ErrorCode::kInvalidArgument, "http.listen: cannot resolve \"" + host + "\"");
+      return make_error(ErrorCode::kInvalidArgument,
+                        "http.listen: cannot resolve \"" + host + "\"");
     }
     address = results.begin()->endpoint().address();
   }
@@ -389,9 +398,11 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions option
   // Digits only, at most 65535: stoul alone accepts "80x" (80), "-1" (wraps) and 65536 (truncated
   // to 0 below), each of which would listen somewhere else than asked.
   unsigned long port_number = 0;
-  if (port_text.empty() || port_text.size() > 5 || port_text.find_first_not_of("0123456789") != std::string::npos ||
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string::npos ||
       (port_number = std::stoul(port_text)) > 65535) {
-    return make_error(ErrorCode::kInvalidArgument, "http.listen: invalid port \"" + port_text + "\"");
+    return make_error(ErrorCode::kInvalidArgument,
+                      "http.listen: invalid port \"" + port_text + "\"");
   }
   tcp::endpoint endpoint(address, static_cast<std::uint16_t>(port_number));
   impl->acceptor.emplace(impl->ioc);
@@ -413,7 +424,8 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions option
 std::uint16_t HttpEndpoint::port() const { return impl_->port; }
 
 std::string HttpEndpoint::url() const {
-  return std::string(impl_->tls ? "https://" : "http://") + impl_->host + ":" + std::to_string(impl_->port);
+  return std::string(impl_->tls ? "https://" : "http://") + impl_->host + ":" +
+         std::to_string(impl_->port);
 }
 
 void HttpEndpoint::stop() {

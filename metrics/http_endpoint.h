@@ -29,9 +29,9 @@
 namespace tw::metrics {
 
 struct WebConfig {
-  std::string tls_cert_file;       // both set: HTTPS only
+  std::string tls_cert_file;  // both set: HTTPS only
   std::string tls_key_file;
-  std::string tls_client_ca_file;  // set: clients must present a certificate signed by it
+  std::string tls_client_ca_file;            // set: clients must present a certificate signed by it
   std::map<std::string, std::string> users;  // name -> bcrypt hash ($2b$/$2y$/$2a$); empty: no auth
   bool tls() const { return !tls_cert_file.empty(); }
 };
@@ -88,12 +88,13 @@ class Authenticator {
 Status check_tls_files(const WebConfig& web);
 
 // The request handler as a plain function of the request (tests call it directly).
-Response handle_request(const Request& request, const EndpointHandlers& handlers, Authenticator* auth);
+Response handle_request(const Request& request, const EndpointHandlers& handlers,
+                        Authenticator* auth);
 
 class HttpEndpoint {
  public:
-  static Result<std::unique_ptr<HttpEndpoint>> start(EndpointOptions options, EndpointHandlers handlers,
-                                                     Logger log);
+  static Result<std::unique_ptr<HttpEndpoint>> start(EndpointOptions options,
+                                                     EndpointHandlers handlers, Logger log);
   ~HttpEndpoint();
   std::uint16_t port() const;
   std::string url() const;  // http(s)://host:port

@@ -149,16 +149,20 @@ struct Touched {
   Impl& impl_;
 };
 
-double unix_seconds(Timestamp t) { return static_cast<double>(t.time_since_epoch().count()) / 1000.0; }
+double unix_seconds(Timestamp t) {
+  return static_cast<double>(t.time_since_epoch().count()) / 1000.0;
+}
 
 // Poll durations span milliseconds (a small cluster) to tens of seconds (timeouts).
-const prometheus::Histogram::BucketBoundaries kPollBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+const prometheus::Histogram::BucketBoundaries kPollBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                           1,     2.5,  5,     10,   30,  60};
 
 }  // namespace
 
 Metrics::Metrics(std::string version) : impl_(std::make_unique<Impl>()) {
   // Benchmarks measure the full serialization with TW_METRICS_NO_CACHE=1.
-  if (const char* v = std::getenv("TW_METRICS_NO_CACHE"); v != nullptr && v[0] == '1') impl_->external = true;
+  if (const char* v = std::getenv("TW_METRICS_NO_CACHE"); v != nullptr && v[0] == '1')
+    impl_->external = true;
   impl_->build_info.Add({{"version", std::move(version)}}).Set(1);
 }
 
@@ -174,7 +178,8 @@ void Metrics::poll_finished(const std::string& cluster, std::string_view outcome
   const Touched touched(*impl_);
   impl_->polls.Add({{"cluster", cluster}, {"outcome", std::string(outcome)}}).Increment();
   impl_->poll_duration.Add({{"cluster", cluster}}, kPollBuckets).Observe(seconds);
-  if (succeeded_at) impl_->last_success.Add({{"cluster", cluster}}).Set(unix_seconds(*succeeded_at));
+  if (succeeded_at)
+    impl_->last_success.Add({{"cluster", cluster}}).Set(unix_seconds(*succeeded_at));
 }
 
 void Metrics::last_success(const std::string& cluster, std::optional<Timestamp> at) {
@@ -205,26 +210,32 @@ void Metrics::inventory(const std::string& cluster, const InventoryCounts& c) {
   }
 }
 
-void Metrics::violations_open(const std::string& cluster,
-                              const std::map<std::pair<std::string, std::string>, std::int64_t>& open) {
+void Metrics::violations_open(
+    const std::string& cluster,
+    const std::map<std::pair<std::string, std::string>, std::int64_t>& open) {
   const Touched touched(*impl_);
   std::lock_guard lock(impl_->mu);
   auto& series = impl_->violation_series[cluster];
   for (const auto& key : series) {
     if (!open.contains(key)) {
-      impl_->violations_open.Add({{"cluster", cluster}, {"policy", key.first}, {"severity", key.second}}).Set(0);
+      impl_->violations_open
+          .Add({{"cluster", cluster}, {"policy", key.first}, {"severity", key.second}})
+          .Set(0);
     }
   }
   for (const auto& [key, n] : open) {
-    impl_->violations_open.Add({{"cluster", cluster}, {"policy", key.first}, {"severity", key.second}})
+    impl_->violations_open
+        .Add({{"cluster", cluster}, {"policy", key.first}, {"severity", key.second}})
         .Set(static_cast<double>(n));
     series.insert(key);
   }
 }
 
-void Metrics::violation_opened(const std::string& cluster, const std::string& policy, std::int64_t n) {
+void Metrics::violation_opened(const std::string& cluster, const std::string& policy,
+                               std::int64_t n) {
   const Touched touched(*impl_);
-  impl_->violations_opened.Add({{"cluster", cluster}, {"policy", policy}}).Increment(static_cast<double>(n));
+  impl_->violations_opened.Add({{"cluster", cluster}, {"policy", policy}})
+      .Increment(static_cast<double>(n));
 }
 
 void Metrics::token_anomalies(const std::string& cluster, std::string_view reason, std::int64_t n) {
@@ -233,10 +244,14 @@ void Metrics::token_anomalies(const std::string& cluster, std::string_view reaso
       .Increment(static_cast<double>(n));
 }
 
-void Metrics::action(const std::string& cluster, const std::string& policy, const std::string& action,
-                     std::string_view result, std::int64_t n) {
+void Metrics::action(const std::string& cluster, const std::string& policy,
+                     const std::string& action, std::string_view result, std::int64_t n) {
   const Touched touched(*impl_);
-  impl_->actions.Add({{"cluster", cluster}, {"policy", policy}, {"action", action}, {"result", std::string(result)}})
+  impl_->actions
+      .Add({{"cluster", cluster},
+            {"policy", policy},
+            {"action", action},
+            {"result", std::string(result)}})
       .Increment(static_cast<double>(n));
 }
 
@@ -270,7 +285,8 @@ void Metrics::exemptions_active(const std::map<std::string, std::int64_t>& by_po
   impl_->touch();
 }
 
-void Metrics::alerts_sent(const std::string& receiver, std::string_view result, std::int64_t total) {
+void Metrics::alerts_sent(const std::string& receiver, std::string_view result,
+                          std::int64_t total) {
   std::lock_guard lock(impl_->mu);
   auto [it, created] = impl_->alert_totals.try_emplace(receiver + '\0' + std::string(result), 0);
   std::int64_t& last = it->second;
@@ -292,8 +308,8 @@ void Metrics::forget_cluster(const std::string& cluster) {
   std::lock_guard lock(impl_->mu);
   // Families cannot be iterated; each label set this cluster can have is removed by name.
   for (const auto& [policy, severity] : impl_->violation_series[cluster]) {
-    impl_->violations_open.Remove(
-        &impl_->violations_open.Add({{"cluster", cluster}, {"policy", policy}, {"severity", severity}}));
+    impl_->violations_open.Remove(&impl_->violations_open.Add(
+        {{"cluster", cluster}, {"policy", policy}, {"severity", severity}}));
   }
   impl_->violation_series.erase(cluster);
   for (const char* status : {"active", "expired", "revoked", "removed"}) {
@@ -318,8 +334,8 @@ void Metrics::keep_policies(const std::vector<std::string>& configured) {
         ++it;
         continue;
       }
-      impl_->violations_open.Remove(
-          &impl_->violations_open.Add({{"cluster", cluster}, {"policy", it->first}, {"severity", it->second}}));
+      impl_->violations_open.Remove(&impl_->violations_open.Add(
+          {{"cluster", cluster}, {"policy", it->first}, {"severity", it->second}}));
       it = series.erase(it);
     }
   }

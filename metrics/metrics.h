@@ -31,7 +31,7 @@ namespace tw::metrics {
 
 struct InventoryCounts {
   std::int64_t active = 0, expired = 0, revoked = 0, removed = 0;
-  std::int64_t without_expiry = 0;                   // active tokens that never expire
+  std::int64_t without_expiry = 0;  // active tokens that never expire
   std::int64_t expiring_1d = 0, expiring_7d = 0, expiring_30d = 0;  // active, expiring within
 };
 
@@ -48,7 +48,8 @@ class Metrics {
   void inventory(const std::string& cluster, const InventoryCounts& counts);
   // The open violations of a cluster by (policy, severity); replaces the previous set (series of
   // policies no longer reported go to 0, or away if the policy is no longer configured).
-  void violations_open(const std::string& cluster, const std::map<std::pair<std::string, std::string>, std::int64_t>& open);
+  void violations_open(const std::string& cluster,
+                       const std::map<std::pair<std::string, std::string>, std::int64_t>& open);
   void violation_opened(const std::string& cluster, const std::string& policy, std::int64_t n = 1);
   // token_anomaly events recorded (tokenwarden_token_anomalies_total); n = 0 creates the series.
   void token_anomalies(const std::string& cluster, std::string_view reason, std::int64_t n = 1);

@@ -92,7 +92,8 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::compile(std::vector<PolicySp
     if (!p.scope.description.empty()) {
       cp.scope_regex = c.add_regex(p.scope.description, error);
       if (cp.scope_regex < 0) {
-        return make_error(ErrorCode::kInvalidArgument, "policy " + p.name + ": scope.description: " + error);
+        return make_error(ErrorCode::kInvalidArgument,
+                          "policy " + p.name + ": scope.description: " + error);
       }
     }
     if (p.kind == Kind::kDescriptionPattern) {
@@ -110,7 +111,8 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::compile(std::vector<PolicySp
     if (!e.description.empty()) {
       ce.regex = c.add_regex(e.description, error);
       if (ce.regex < 0) {
-        return make_error(ErrorCode::kInvalidArgument, "exemption #" + std::to_string(i) + ": " + error);
+        return make_error(ErrorCode::kInvalidArgument,
+                          "exemption #" + std::to_string(i) + ": " + error);
       }
       c.exemptions_by_regex.push_back(static_cast<int>(i));
     } else {
@@ -162,7 +164,8 @@ bool scope_covers(const Scope& scope, const ClusterInfo& cluster) {
 }
 
 bool grant_matches(const PolicySpec& policy, const Permission& permission) {
-  if (std::find(policy.actions.begin(), policy.actions.end(), permission.action) == policy.actions.end()) {
+  if (std::find(policy.actions.begin(), policy.actions.end(), permission.action) ==
+      policy.actions.end()) {
     return false;
   }
   if (!is_database_resource(permission.resource)) return false;
@@ -172,7 +175,8 @@ bool grant_matches(const PolicySpec& policy, const Permission& permission) {
                      [&](const std::string& g) { return glob_match(g, permission.resource); });
 }
 
-std::vector<Permission> PolicySet::compliant_permissions(std::size_t policy, const Token& token) const {
+std::vector<Permission> PolicySet::compliant_permissions(std::size_t policy,
+                                                         const Token& token) const {
   std::vector<Permission> out;
   for (const auto& p : token.permissions) {
     if (!grant_matches(specs_[policy], p)) out.push_back(p);
@@ -187,7 +191,8 @@ std::string PolicySet::explain(std::size_t policy, const Subject& subject, Times
   switch (p.kind) {
     case Kind::kMaxLifetime:
       if (!t.expires_at) return "the token never expires (require_expiry)";
-      return "lifetime " + format_duration(std::chrono::floor<std::chrono::seconds>(*t.expires_at - created)) +
+      return "lifetime " +
+             format_duration(std::chrono::floor<std::chrono::seconds>(*t.expires_at - created)) +
              " exceeds max_lifetime " + format_duration(*p.max_lifetime);
     case Kind::kMaxAge: {
       const std::string ago =
@@ -209,9 +214,10 @@ std::string PolicySet::explain(std::size_t policy, const Subject& subject, Times
       for (const auto& g : t.permissions) {
         if (grant_matches(p, g)) grants.push_back(g.action + " on " + g.resource);
       }
-      std::string what = p.kind == Kind::kAllDatabasesGrant
-                             ? std::string("grants on all databases (*) are forbidden")
-                             : "forbidden: " + join(p.actions, "/") + " on " + join(p.databases, ", ");
+      std::string what =
+          p.kind == Kind::kAllDatabasesGrant
+              ? std::string("grants on all databases (*) are forbidden")
+              : "forbidden: " + join(p.actions, "/") + " on " + join(p.databases, ", ");
       return "grants " + join(grants, ", ") + " (" + what + ")";
     }
     case Kind::kMaxDatabases: {
@@ -242,8 +248,8 @@ std::string PolicySet::exemption_key(std::size_t exemption) const {
       .substr(0, 16);
 }
 
-Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<const Subject> subjects,
-                    Timestamp now) {
+Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster,
+                    std::span<const Subject> subjects, Timestamp now) {
   Evaluation out;
   out.subject_next_change.assign(subjects.size(), Timestamp::max());
   out.judged_by_policy.assign(set.specs_.size(), 0);
@@ -324,7 +330,8 @@ Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<
             dbs.push_back(g.resource);
           }
           std::sort(dbs.begin(), dbs.end());
-          auto distinct = static_cast<std::int64_t>(std::unique(dbs.begin(), dbs.end()) - dbs.begin());
+          auto distinct =
+              static_cast<std::int64_t>(std::unique(dbs.begin(), dbs.end()) - dbs.begin());
           violated = all || distinct > *p.max;
           break;
         }
@@ -353,7 +360,8 @@ Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<
         for (int ei : it->second) consider(ei);
       }
       for (int ei : c.exemptions_by_regex) {
-        if (hits[static_cast<std::size_t>(c.exemptions[static_cast<std::size_t>(ei)].regex)]) consider(ei);
+        if (hits[static_cast<std::size_t>(c.exemptions[static_cast<std::size_t>(ei)].regex)])
+          consider(ei);
       }
       if (f.exempt()) lower(set.exemptions_[static_cast<std::size_t>(f.exemption)].expires);
       out.findings.push_back(f);

@@ -41,8 +41,8 @@ struct Subject {
 };
 
 struct Finding {
-  std::uint32_t policy = 0;   // index into PolicySet::specs()
-  std::uint32_t subject = 0;  // index into the subjects given to evaluate()
+  std::uint32_t policy = 0;     // index into PolicySet::specs()
+  std::uint32_t subject = 0;    // index into the subjects given to evaluate()
   std::int32_t exemption = -1;  // index into PolicySet::exemptions() if exempt, else -1
   bool exempt() const { return exemption >= 0; }
 };
@@ -54,7 +54,7 @@ struct Evaluation {
   // Verdicts depend only on the token, its cluster, the policies and the time, so a caller may
   // re-evaluate just the subjects whose time has come.
   std::vector<Timestamp> subject_next_change;
-  std::size_t judged = 0;  // (token, policy) pairs judged
+  std::size_t judged = 0;                     // (token, policy) pairs judged
   std::vector<std::size_t> judged_by_policy;  // tokens judged, per policy (index into specs())
 };
 
@@ -80,7 +80,8 @@ class PolicySet {
   std::string exemption_key(std::size_t exemption) const;
 
  private:
-  friend Evaluation evaluate(const PolicySet&, const ClusterInfo&, std::span<const Subject>, Timestamp);
+  friend Evaluation evaluate(const PolicySet&, const ClusterInfo&, std::span<const Subject>,
+                             Timestamp);
   struct Compiled;
   PolicySet() = default;
   std::vector<PolicySpec> specs_;
@@ -88,8 +89,8 @@ class PolicySet {
   std::unique_ptr<Compiled> compiled_;
 };
 
-Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster, std::span<const Subject> subjects,
-                    Timestamp now);
+Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster,
+                    std::span<const Subject> subjects, Timestamp now);
 
 // Whether a policy's scope covers a cluster (its cluster globs and labels; the description regex
 // is per token). check-config uses it too, to refuse actions a cluster's source cannot perform.

@@ -54,12 +54,12 @@ struct PolicySpec {
   std::vector<std::string> actions;    // "read" / "write"
   std::vector<std::string> databases;  // globs
   std::optional<std::int64_t> max;
-  std::string pattern;                 // regex (RE2)
+  std::string pattern;  // regex (RE2)
   std::optional<Duration> within;
   // Handling.
   Severity severity = Severity::kWarning;
   Action action = Action::kAlert;
-  std::optional<Mode> mode;            // nullopt: the daemon's mode
+  std::optional<Mode> mode;  // nullopt: the daemon's mode
   Duration grace_period = std::chrono::hours(72);
   Duration min_token_age{0};
   bool require_approval = false;

@@ -1,3 +1,5 @@
+#include <simdjson.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -5,7 +7,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <simdjson.h>
 
 #include "core/strings.h"
 #include "policy/engine.h"
@@ -57,21 +58,27 @@ const std::set<std::string>& remediating() {
   return r;
 }
 
-Status coverage(Db& db, const Request& req, const Context& ctx, const std::string& cluster, ClusterCoverage& cov) {
+Status coverage(Db& db, const Request& req, const Context& ctx, const std::string& cluster,
+                ClusterCoverage& cov) {
   cov.cluster = cluster;
   Period p{format_timestamp(req.from), format_timestamp(req.to), cluster};
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT outcome, count(*) FROM poll_runs WHERE cluster = ?3 AND finished_at >= ?1 "
-                              "AND finished_at <= ?2 GROUP BY outcome",
-                              p, [&](storage::Stmt& s) {
-                                const std::string o = s.text(0);
-                                const std::int64_t n = s.int64(1);
-                                if (o == "ok") cov.polls_ok = n;
-                                else if (o == "failed") cov.polls_failed = n;
-                                else if (o == "suspect") cov.polls_suspect = n;
-                              }));
-  TW_RETURN_IF_ERROR(each_row(db, "SELECT min(started_at) FROM poll_runs WHERE cluster = ?3",
-                              p, [&](storage::Stmt& s) { cov.monitored_since = parse_optional_timestamp(s.opt_text(0)); }));
+  TW_RETURN_IF_ERROR(
+      each_row(db,
+               "SELECT outcome, count(*) FROM poll_runs WHERE cluster = ?3 AND finished_at >= ?1 "
+               "AND finished_at <= ?2 GROUP BY outcome",
+               p, [&](storage::Stmt& s) {
+                 const std::string o = s.text(0);
+                 const std::int64_t n = s.int64(1);
+                 if (o == "ok")
+                   cov.polls_ok = n;
+                 else if (o == "failed")
+                   cov.polls_failed = n;
+                 else if (o == "suspect")
+                   cov.polls_suspect = n;
+               }));
+  TW_RETURN_IF_ERROR(each_row(
+      db, "SELECT min(started_at) FROM poll_runs WHERE cluster = ?3", p,
+      [&](storage::Stmt& s) { cov.monitored_since = parse_optional_timestamp(s.opt_text(0)); }));
   // The poll interval: configured, else the median spacing of the period's polls.
   auto cfg = ctx.clusters.find(cluster);
   if (cfg != ctx.clusters.end() && cfg->second.poll_interval.count() > 0) {
@@ -79,14 +86,17 @@ Status coverage(Db& db, const Request& req, const Context& ctx, const std::strin
     cov.interval_source = "config";
   } else {
     std::vector<Timestamp> starts;
-    TW_RETURN_IF_ERROR(times(db,
-                             "SELECT started_at FROM poll_runs WHERE cluster = ?3 AND started_at >= ?1 AND "
-                             "started_at <= ?2 ORDER BY started_at",
-                             p, starts));
+    TW_RETURN_IF_ERROR(
+        times(db,
+              "SELECT started_at FROM poll_runs WHERE cluster = ?3 AND started_at >= ?1 AND "
+              "started_at <= ?2 ORDER BY started_at",
+              p, starts));
     std::vector<Duration> deltas;
     for (std::size_t i = 1; i < starts.size(); ++i) deltas.push_back(starts[i] - starts[i - 1]);
     if (!deltas.empty()) {
-      std::nth_element(deltas.begin(), deltas.begin() + static_cast<std::ptrdiff_t>(deltas.size() / 2), deltas.end());
+      std::nth_element(deltas.begin(),
+                       deltas.begin() + static_cast<std::ptrdiff_t>(deltas.size() / 2),
+                       deltas.end());
       cov.interval = std::max<Duration>(deltas[deltas.size() / 2], std::chrono::seconds(1));
       cov.interval_source = "observed";
     } else {
@@ -97,17 +107,20 @@ Status coverage(Db& db, const Request& req, const Context& ctx, const std::strin
   // Gaps: spans of more than 3 intervals without a successful poll, within the monitored part
   // of the period (from the cluster's first poll, to the end or now if earlier).
   std::optional<Timestamp> anchor;
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT max(finished_at) FROM poll_runs WHERE cluster = ?3 AND outcome = 'ok' AND "
-                              "finished_at < ?1",
-                              p, [&](storage::Stmt& s) { anchor = parse_optional_timestamp(s.opt_text(0)); }));
+  TW_RETURN_IF_ERROR(
+      each_row(db,
+               "SELECT max(finished_at) FROM poll_runs WHERE cluster = ?3 AND outcome = 'ok' AND "
+               "finished_at < ?1",
+               p, [&](storage::Stmt& s) { anchor = parse_optional_timestamp(s.opt_text(0)); }));
   std::vector<Timestamp> oks;
-  TW_RETURN_IF_ERROR(times(db,
-                           "SELECT finished_at FROM poll_runs WHERE cluster = ?3 AND outcome = 'ok' AND "
-                           "finished_at >= ?1 AND finished_at <= ?2 ORDER BY finished_at",
-                           p, oks));
+  TW_RETURN_IF_ERROR(
+      times(db,
+            "SELECT finished_at FROM poll_runs WHERE cluster = ?3 AND outcome = 'ok' AND "
+            "finished_at >= ?1 AND finished_at <= ?2 ORDER BY finished_at",
+            p, oks));
   cov.last_successful_poll = oks.empty() ? anchor : std::optional<Timestamp>(oks.back());
-  if (!cov.monitored_since || *cov.monitored_since > req.to) return ok_status();  // not monitored yet
+  if (!cov.monitored_since || *cov.monitored_since > req.to)
+    return ok_status();  // not monitored yet
   const Timestamp start = std::max(req.from, *cov.monitored_since);
   const Timestamp end = std::min(req.to, std::max(req.generated_at, start));
   const Duration limit = cov.interval * 3;
@@ -131,11 +144,13 @@ Status coverage(Db& db, const Request& req, const Context& ctx, const std::strin
 }
 
 // The inventory at `at` and the status series, from one replay of the token events.
-Status inventory_and_series(Db& db, const Request& req, ReportData& data, const Progress& progress) {
+Status inventory_and_series(Db& db, const Request& req, ReportData& data,
+                            const Progress& progress) {
   std::vector<Timestamp> samples;
   const std::size_t n = std::max<std::size_t>(req.samples, 2);
   for (std::size_t i = 0; i < n; ++i) {
-    samples.push_back(req.from + (req.to - req.from) * static_cast<Duration::rep>(i) / static_cast<Duration::rep>(n - 1));
+    samples.push_back(req.from + (req.to - req.from) * static_cast<Duration::rep>(i) /
+                                     static_cast<Duration::rep>(n - 1));
   }
   data.series.resize(samples.size());
   auto replay = std::make_shared<storage::InventoryReplay>();
@@ -180,13 +195,14 @@ Status inventory_and_series(Db& db, const Request& req, ReportData& data, const 
 Status open_violation_series(Db& db, const Request& req, ReportData& data) {
   Period p{format_timestamp(req.from), format_timestamp(req.to), req.cluster};
   std::vector<std::string> opened, resolved;
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT opened_at, resolved_at FROM violation_records WHERE opened_at <= ?2 AND "
-                              "(resolved_at IS NULL OR resolved_at >= ?1) AND (?3 = '' OR cluster = ?3)",
-                              p, [&](storage::Stmt& s) {
-                                opened.push_back(s.text(0));
-                                if (auto r = s.opt_text(1)) resolved.push_back(*r);
-                              }));
+  TW_RETURN_IF_ERROR(
+      each_row(db,
+               "SELECT opened_at, resolved_at FROM violation_records WHERE opened_at <= ?2 AND "
+               "(resolved_at IS NULL OR resolved_at >= ?1) AND (?3 = '' OR cluster = ?3)",
+               p, [&](storage::Stmt& s) {
+                 opened.push_back(s.text(0));
+                 if (auto r = s.opt_text(1)) resolved.push_back(*r);
+               }));
   std::sort(opened.begin(), opened.end());
   std::sort(resolved.begin(), resolved.end());
   for (auto& point : data.series) {
@@ -219,41 +235,49 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
     pc.mode = spec.mode ? std::string(policy::to_string(*spec.mode)) : "inherit";
   }
   const std::string cl = " AND (?3 = '' OR cluster = ?3)";
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT policy, max(severity), max(action), count(*) FROM violation_records "
-                              "WHERE opened_at >= ?1 AND opened_at <= ?2" + cl + " GROUP BY policy",
-                              p, [&](storage::Stmt& s) {
-                                PolicyCompliance& pc = get(s.text(0));
-                                if (!pc.configured) {
-                                  pc.severity = s.text(1);
-                                  pc.action = s.text(2);
-                                }
-                                pc.opened = s.int64(3);
-                              }));
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT policy, resolution, count(*) FROM violation_records WHERE resolved_at >= ?1 "
-                              "AND resolved_at <= ?2" + cl + " GROUP BY policy, resolution",
-                              p, [&](storage::Stmt& s) {
-                                PolicyCompliance& pc = get(s.text(0));
-                                const std::int64_t n = s.int64(2);
-                                pc.resolved += n;
-                                pc.resolutions[s.opt_text(1).value_or("unknown")] += n;
-                              }));
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT policy, count(*) FROM violation_records WHERE opened_at <= ?2 AND "
-                              "(resolved_at IS NULL OR resolved_at > ?2)" + cl + " GROUP BY policy",
-                              p, [&](storage::Stmt& s) { get(s.text(0)).open_at_end = s.int64(1); }));
+  TW_RETURN_IF_ERROR(
+      each_row(db,
+               "SELECT policy, max(severity), max(action), count(*) FROM violation_records "
+               "WHERE opened_at >= ?1 AND opened_at <= ?2" +
+                   cl + " GROUP BY policy",
+               p, [&](storage::Stmt& s) {
+                 PolicyCompliance& pc = get(s.text(0));
+                 if (!pc.configured) {
+                   pc.severity = s.text(1);
+                   pc.action = s.text(2);
+                 }
+                 pc.opened = s.int64(3);
+               }));
+  TW_RETURN_IF_ERROR(
+      each_row(db,
+               "SELECT policy, resolution, count(*) FROM violation_records WHERE resolved_at >= ?1 "
+               "AND resolved_at <= ?2" +
+                   cl + " GROUP BY policy, resolution",
+               p, [&](storage::Stmt& s) {
+                 PolicyCompliance& pc = get(s.text(0));
+                 const std::int64_t n = s.int64(2);
+                 pc.resolved += n;
+                 pc.resolutions[s.opt_text(1).value_or("unknown")] += n;
+               }));
+  TW_RETURN_IF_ERROR(
+      each_row(db,
+               "SELECT policy, count(*) FROM violation_records WHERE opened_at <= ?2 AND "
+               "(resolved_at IS NULL OR resolved_at > ?2)" +
+                   cl + " GROUP BY policy",
+               p, [&](storage::Stmt& s) { get(s.text(0)).open_at_end = s.int64(1); }));
   // Time to remediate: opened to resolved, for violations remediated in the period.
   std::map<std::string, std::vector<double>> ttr;
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT policy, opened_at, resolved_at, resolution FROM violation_records WHERE "
-                              "resolved_at >= ?1 AND resolved_at <= ?2" + cl,
-                              p, [&](storage::Stmt& s) {
-                                if (!remediating().contains(s.opt_text(3).value_or(""))) return;
-                                auto o = parse_rfc3339(s.text(1));
-                                auto r = parse_rfc3339(s.text(2));
-                                if (o.ok() && r.ok()) ttr[s.text(0)].push_back(seconds(*r - *o));
-                              }));
+  TW_RETURN_IF_ERROR(
+      each_row(db,
+               "SELECT policy, opened_at, resolved_at, resolution FROM violation_records WHERE "
+               "resolved_at >= ?1 AND resolved_at <= ?2" +
+                   cl,
+               p, [&](storage::Stmt& s) {
+                 if (!remediating().contains(s.opt_text(3).value_or(""))) return;
+                 auto o = parse_rfc3339(s.text(1));
+                 auto r = parse_rfc3339(s.text(2));
+                 if (o.ok() && r.ok()) ttr[s.text(0)].push_back(seconds(*r - *o));
+               }));
   for (auto& [name, v] : ttr) {
     std::sort(v.begin(), v.end());
     TimeToRemediate& t = get(name).time_to_remediate;
@@ -262,26 +286,33 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
     const std::size_t m = v.size() / 2;
     t.median_seconds = v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
   }
-  TW_RETURN_IF_ERROR(each_row(
-      db,
-      "SELECT event, json_extract(detail, '$.policy'), coalesce(json_extract(detail, '$.final'), 1), count(*) "
-      "FROM audit_events WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND event IN ('action_planned', "
-      "'action_succeeded', 'action_failed', 'action_skipped') AND json_valid(detail)" + cl + " GROUP BY 1, 2, 3",
-      p, [&](storage::Stmt& s) {
-        auto name = s.opt_text(1);
-        if (!name) return;
-        PolicyCompliance& pc = get(*name);
-        const std::string e = s.text(0);
-        const std::int64_t n = s.int64(3);
-        if (e == "action_planned") pc.actions_planned += n;
-        else if (e == "action_succeeded") pc.actions_succeeded += n;
-        else if (e == "action_skipped") pc.actions_skipped += n;
-        else if (e == "action_failed" && s.int64(2) != 0) pc.actions_failed += n;  // gave up
-      }));
+  TW_RETURN_IF_ERROR(
+      each_row(db,
+               "SELECT event, json_extract(detail, '$.policy'), coalesce(json_extract(detail, "
+               "'$.final'), 1), count(*) "
+               "FROM audit_events WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND event IN "
+               "('action_planned', "
+               "'action_succeeded', 'action_failed', 'action_skipped') AND json_valid(detail)" +
+                   cl + " GROUP BY 1, 2, 3",
+               p, [&](storage::Stmt& s) {
+                 auto name = s.opt_text(1);
+                 if (!name) return;
+                 PolicyCompliance& pc = get(*name);
+                 const std::string e = s.text(0);
+                 const std::int64_t n = s.int64(3);
+                 if (e == "action_planned")
+                   pc.actions_planned += n;
+                 else if (e == "action_succeeded")
+                   pc.actions_succeeded += n;
+                 else if (e == "action_skipped")
+                   pc.actions_skipped += n;
+                 else if (e == "action_failed" && s.int64(2) != 0)
+                   pc.actions_failed += n;  // gave up
+               }));
   TW_RETURN_IF_ERROR(each_row(db,
                               "SELECT recorded_at, cluster, detail FROM audit_events WHERE event = "
-                              "'enforcement_halted' AND recorded_at >= ?1 AND recorded_at <= ?2" + cl +
-                                  " ORDER BY seq",
+                              "'enforcement_halted' AND recorded_at >= ?1 AND recorded_at <= ?2" +
+                                  cl + " ORDER BY seq",
                               p, [&](storage::Stmt& s) {
                                 HaltEvent h;
                                 h.at = parse_rfc3339(s.text(0)).value_or(req.from);
@@ -293,7 +324,8 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
                                   }
                                   if (d.contains("policies") && d["policies"].is_object()) {
                                     for (const auto& [name, v] : d["policies"].items()) {
-                                      if (v.is_number_integer()) get(name).actions_halted += v.get<std::int64_t>();
+                                      if (v.is_number_integer())
+                                        get(name).actions_halted += v.get<std::int64_t>();
                                     }
                                   }
                                 }
@@ -303,11 +335,15 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
   // yet approved, run or settled by then.
   TW_RETURN_IF_ERROR(each_row(
       db,
-      "SELECT json_extract(a.detail, '$.policy'), count(*) FROM audit_events a WHERE a.event = 'action_planned' "
-      "AND json_valid(a.detail) AND json_extract(a.detail, '$.awaiting_approval') = 1 AND a.recorded_at <= ?2 AND "
-      "(?3 = '' OR a.cluster = ?3) AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.token_id = a.token_id AND "
+      "SELECT json_extract(a.detail, '$.policy'), count(*) FROM audit_events a WHERE a.event = "
+      "'action_planned' "
+      "AND json_valid(a.detail) AND json_extract(a.detail, '$.awaiting_approval') = 1 AND "
+      "a.recorded_at <= ?2 AND "
+      "(?3 = '' OR a.cluster = ?3) AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.token_id = "
+      "a.token_id AND "
       "e.event IN ('action_approved', 'action_succeeded', 'action_failed', 'action_skipped') AND "
-      "e.recorded_at <= ?2 AND json_valid(e.detail) AND json_extract(e.detail, '$.action_id') = json_extract(a.detail, '$.action_id')) "
+      "e.recorded_at <= ?2 AND json_valid(e.detail) AND json_extract(e.detail, '$.action_id') = "
+      "json_extract(a.detail, '$.action_id')) "
       "GROUP BY 1",
       p, [&](storage::Stmt& s) {
         if (auto name = s.opt_text(0)) get(*name).awaiting_approval_at_end = s.int64(1);
@@ -317,10 +353,12 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
   std::map<std::string, std::int64_t> used_by_key;
   TW_RETURN_IF_ERROR(each_row(
       db,
-      "SELECT json_extract(detail, '$.policy'), json_extract(detail, '$.exemption'), count(DISTINCT "
+      "SELECT json_extract(detail, '$.policy'), json_extract(detail, '$.exemption'), "
+      "count(DISTINCT "
       "coalesce(cluster, '') || char(0) || coalesce(token_id, '')) FROM audit_events WHERE event = "
       "'exemption_applied' AND recorded_at <= ?2 AND json_valid(detail) AND "
-      "coalesce(CASE WHEN json_valid(detail) THEN json_extract(detail, '$.expires') END, '9') > ?1" +
+      "coalesce(CASE WHEN json_valid(detail) THEN json_extract(detail, '$.expires') END, '9') > "
+      "?1" +
           cl + " GROUP BY 1, 2",
       p, [&](storage::Stmt& s) {
         auto name = s.opt_text(0);
@@ -366,7 +404,8 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
           subjects[i].first_seen = first_seen[i];
         }
         policy::ClusterInfo info{current, {}};
-        if (auto c = ctx.clusters.find(current); c != ctx.clusters.end()) info.labels = c->second.labels;
+        if (auto c = ctx.clusters.find(current); c != ctx.clusters.end())
+          info.labels = c->second.labels;
         auto ev = policy::evaluate(**set, info, subjects, data.inventory.at);
         for (std::size_t i = 0; i < ev.judged_by_policy.size(); ++i) {
           judged[i] += static_cast<std::int64_t>(ev.judged_by_policy[i]);
@@ -374,17 +413,19 @@ Status compliance(Db& db, const Request& req, const Context& ctx, ReportData& da
         tokens.clear();
         first_seen.clear();
       };
-      data.inventory.replay->for_each(data.inventory.at, TokenStatus::kActive, [&](const storage::InventoryRow& r) {
-        if (r.cluster != current) {
-          flush();
-          current = r.cluster;
-        }
-        tokens.push_back(r.token);
-        first_seen.push_back(parse_rfc3339(r.first_seen).value_or(data.inventory.at));
-        return true;
-      });
+      data.inventory.replay->for_each(
+          data.inventory.at, TokenStatus::kActive, [&](const storage::InventoryRow& r) {
+            if (r.cluster != current) {
+              flush();
+              current = r.cluster;
+            }
+            tokens.push_back(r.token);
+            first_seen.push_back(parse_rfc3339(r.first_seen).value_or(data.inventory.at));
+            return true;
+          });
       flush();
-      for (std::size_t i = 0; i < judged.size(); ++i) get((*set)->specs()[i].name).tokens_judged = judged[i];
+      for (std::size_t i = 0; i < judged.size(); ++i)
+        get((*set)->specs()[i].name).tokens_judged = judged[i];
     }
   }
   // Configured policies first (in configuration order), then the others by name.
@@ -440,13 +481,15 @@ void verify_progress(std::int64_t done, void* arg) {
 // A change's detail as the report shows it: for token_updated its `before` and `after` objects,
 // for token_created the whole detail as `after`; each exactly as recorded. A detail that is not
 // valid JSON (a tampered row) shows nothing.
-void split_detail(simdjson::ondemand::parser& parser, std::string& buffer, std::string_view detail, bool updated,
-                  std::string& before, std::string& after) {
+void split_detail(simdjson::ondemand::parser& parser, std::string& buffer, std::string_view detail,
+                  bool updated, std::string& before, std::string& after) {
   buffer.assign(detail);
   buffer.append(simdjson::SIMDJSON_PADDING, '\0');
   simdjson::ondemand::document doc;
   simdjson::ondemand::object obj;
-  if (parser.iterate(buffer.data(), detail.size(), buffer.size()).get(doc) || doc.get_object().get(obj)) return;
+  if (parser.iterate(buffer.data(), detail.size(), buffer.size()).get(doc) ||
+      doc.get_object().get(obj))
+    return;
   if (!updated) {
     std::string_view raw;
     if (!obj.raw_json().get(raw)) after.assign(raw);
@@ -483,9 +526,11 @@ InventoryEntry make_entry(const storage::InventoryRow& row) {
   return e;
 }
 
-void InventorySection::for_each_token(const std::function<bool(const InventoryEntry&)>& visit) const {
+void InventorySection::for_each_token(
+    const std::function<bool(const InventoryEntry&)>& visit) const {
   if (!replay) return;
-  replay->for_each(at, std::nullopt, [&](const storage::InventoryRow& row) { return visit(make_entry(row)); });
+  replay->for_each(at, std::nullopt,
+                   [&](const storage::InventoryRow& row) { return visit(make_entry(row)); });
 }
 
 std::string_view status_name(std::size_t index) {
@@ -493,11 +538,12 @@ std::string_view status_name(std::size_t index) {
   return index < 4 ? names[index] : "unknown";
 }
 
-Result<ReportData> collect(Db& db, const Request& request, const Context& context, const Progress& progress) {
+Result<ReportData> collect(Db& db, const Request& request, const Context& context,
+                           const Progress& progress) {
   if (request.to < request.from) {
-    return make_error(ErrorCode::kInvalidArgument, "the period ends (--to " + format_timestamp(request.to) +
-                                                       ") before it starts (--from " +
-                                                       format_timestamp(request.from) + ")");
+    return make_error(ErrorCode::kInvalidArgument,
+                      "the period ends (--to " + format_timestamp(request.to) +
+                          ") before it starts (--from " + format_timestamp(request.from) + ")");
   }
   ReportData data;
   data.request = request;
@@ -505,14 +551,15 @@ Result<ReportData> collect(Db& db, const Request& request, const Context& contex
   std::set<std::string> clusters;
   {
     Period p{"", "", ""};
-    TW_RETURN_IF_ERROR(each_row(db, "SELECT DISTINCT cluster FROM poll_runs",
-                                p, [&](storage::Stmt& s) { clusters.insert(s.text(0)); }));
+    TW_RETURN_IF_ERROR(each_row(db, "SELECT DISTINCT cluster FROM poll_runs", p,
+                                [&](storage::Stmt& s) { clusters.insert(s.text(0)); }));
     for (const auto& [name, settings] : context.clusters) clusters.insert(name);
   }
   if (!request.cluster.empty()) {
     if (!clusters.contains(request.cluster)) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "no cluster named \"" + printable(request.cluster, 64) + "\" in the database or configuration");
+      return make_error(ErrorCode::kInvalidArgument, "no cluster named \"" +
+                                                         printable(request.cluster, 64) +
+                                                         "\" in the database or configuration");
     }
     clusters = {request.cluster};
   }
@@ -521,16 +568,17 @@ Result<ReportData> collect(Db& db, const Request& request, const Context& contex
   // core) while the rest is collected here. Both must have read the same snapshot — the same
   // chain head — or the check is redone on this connection.
   std::optional<std::int64_t> snapshot_head;
-  TW_RETURN_IF_ERROR(each_row(db, "SELECT seq FROM chain_head WHERE id = 1",
-                              Period{"", "", ""}, [&](storage::Stmt& s) { snapshot_head = s.int64(0); }));
+  TW_RETURN_IF_ERROR(each_row(db, "SELECT seq FROM chain_head WHERE id = 1", Period{"", "", ""},
+                              [&](storage::Stmt& s) { snapshot_head = s.int64(0); }));
   std::future<Result<storage::VerifyReport>> parallel;
   if (!db.path().empty() && db.path() != ":memory:") {
-    parallel = std::async(std::launch::async, [path = db.path()]() -> Result<storage::VerifyReport> {
-      auto other = Db::open(path, Db::Mode::kReadOnly);
-      if (!other.ok()) return other.take_error();
-      TW_RETURN_IF_ERROR((*other)->exec("BEGIN"));
-      return storage::verify_chain(**other, nullptr, nullptr);
-    });
+    parallel =
+        std::async(std::launch::async, [path = db.path()]() -> Result<storage::VerifyReport> {
+          auto other = Db::open(path, Db::Mode::kReadOnly);
+          if (!other.ok()) return other.take_error();
+          TW_RETURN_IF_ERROR((*other)->exec("BEGIN"));
+          return storage::verify_chain(**other, nullptr, nullptr);
+        });
   }
   if (progress) progress("reading polls", 0, 0);
   for (const auto& c : data.clusters) {
@@ -570,8 +618,8 @@ Result<Integrity> integrity_of(Db& db, const ReportData& data) {
   if (!verified) {
     // No second connection, or it saw another snapshot: check on this one.
     std::int64_t total = 0;
-    TW_RETURN_IF_ERROR(each_row(db, "SELECT count(*) FROM audit_events",
-                                Period{"", "", ""}, [&](storage::Stmt& s) { total = s.int64(0); }));
+    TW_RETURN_IF_ERROR(each_row(db, "SELECT count(*) FROM audit_events", Period{"", "", ""},
+                                [&](storage::Stmt& s) { total = s.int64(0); }));
     VerifyProgress vp{&p.progress, total};
     if (p.progress) p.progress("verifying the hash chain", 0, total);
     auto v = storage::verify_chain(db, &verify_progress, &vp);
@@ -579,26 +627,29 @@ Result<Integrity> integrity_of(Db& db, const ReportData& data) {
     verified = std::move(*v);
   }
   const auto& v = *verified;
-  p.result = Integrity{v.ok, v.rows, v.head_seq, v.head_hash, v.bad_seq, v.problem, v.append_only_triggers};
+  p.result = Integrity{
+      v.ok, v.rows, v.head_seq, v.head_hash, v.bad_seq, v.problem, v.append_only_triggers};
   data.integrity = *p.result;
   return *p.result;
 }
 
-Status for_each_change(Db& db, const ReportData& data, const std::function<bool(const ChangeEvent&)>& visit) {
+Status for_each_change(Db& db, const ReportData& data,
+                       const std::function<bool(const ChangeEvent&)>& visit) {
   const Request& req = data.request;
   Period p{format_timestamp(req.from), format_timestamp(req.to), req.cluster};
   // The seq range of the period (through the time index), then one pass over it in seq order;
   // the `+` keeps SQLite from reading the rows through an index and sorting them.
   std::int64_t lo = 0, hi = -1;
-  TW_RETURN_IF_ERROR(each_row(db,
-                              "SELECT min(seq), max(seq) FROM audit_events WHERE recorded_at >= ?1 AND "
-                              "recorded_at <= ?2",
-                              p, [&](storage::Stmt& s) {
-                                if (!s.is_null(0)) {
-                                  lo = s.int64(0);
-                                  hi = s.int64(1);
-                                }
-                              }));
+  TW_RETURN_IF_ERROR(
+      each_row(db,
+               "SELECT min(seq), max(seq) FROM audit_events WHERE recorded_at >= ?1 AND "
+               "recorded_at <= ?2",
+               p, [&](storage::Stmt& s) {
+                 if (!s.is_null(0)) {
+                   lo = s.int64(0);
+                   hi = s.int64(1);
+                 }
+               }));
   auto st = query(
       db,
       "SELECT e.seq, e.recorded_at, e.cluster, e.token_id, e.event, e.detail "
@@ -637,10 +688,14 @@ Status for_each_change(Db& db, const ReportData& data, const std::function<bool(
 
 Status write_report(Db& db, const ReportData& data, Format format, const Sink& sink) {
   switch (format) {
-    case Format::kJson: return render_json(db, data, sink);
-    case Format::kCsv: return render_csv(db, data, sink);
-    case Format::kMarkdown: return render_markdown(db, data, sink);
-    case Format::kHtml: return render_html(db, data, sink);
+    case Format::kJson:
+      return render_json(db, data, sink);
+    case Format::kCsv:
+      return render_csv(db, data, sink);
+    case Format::kMarkdown:
+      return render_markdown(db, data, sink);
+    case Format::kHtml:
+      return render_html(db, data, sink);
   }
   return make_error(ErrorCode::kInvalidArgument, "unknown report format");
 }

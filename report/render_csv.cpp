@@ -108,31 +108,58 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
   csv.text("cluster_filter").text(r.cluster).end();
   csv.text("schema_version").value(static_cast<std::int64_t>(kSchemaVersion)).end();
 
-  csv.section("coverage", {"cluster", "poll_interval_seconds", "poll_interval_source", "polls_ok", "polls_failed",
-                           "polls_suspect", "monitored_since", "last_successful_poll", "gaps", "gap_seconds"});
+  csv.section("coverage", {"cluster", "poll_interval_seconds", "poll_interval_source", "polls_ok",
+                           "polls_failed", "polls_suspect", "monitored_since",
+                           "last_successful_poll", "gaps", "gap_seconds"});
   for (const auto& c : d.coverage) {
-    csv.text(c.cluster).value(seconds(c.interval)).text(c.interval_source).value(c.polls_ok).value(c.polls_failed)
-        .value(c.polls_suspect).time(c.monitored_since).time(c.last_successful_poll)
-        .value(static_cast<std::int64_t>(c.gaps.size())).value(seconds(c.gap_total)).end();
+    csv.text(c.cluster)
+        .value(seconds(c.interval))
+        .text(c.interval_source)
+        .value(c.polls_ok)
+        .value(c.polls_failed)
+        .value(c.polls_suspect)
+        .time(c.monitored_since)
+        .time(c.last_successful_poll)
+        .value(static_cast<std::int64_t>(c.gaps.size()))
+        .value(seconds(c.gap_total))
+        .end();
   }
   csv.section("gaps", {"cluster", "from", "to", "seconds"});
   for (const auto& c : d.coverage) {
-    for (const auto& g : c.gaps) csv.text(c.cluster).time(g.from).time(g.to).value(seconds(g.to - g.from)).end();
+    for (const auto& g : c.gaps)
+      csv.text(c.cluster).time(g.from).time(g.to).value(seconds(g.to - g.from)).end();
   }
 
   const InventorySection& inv = d.inventory;
-  csv.section("inventory_summary", {"at", "active", "expired", "revoked", "removed", "never_expire", "all_databases",
-                                    "write"});
-  csv.time(inv.at).value(inv.by_status[0]).value(inv.by_status[1]).value(inv.by_status[2]).value(inv.by_status[3])
-      .value(inv.never_expire).value(inv.all_databases).value(inv.writes).end();
-  csv.section("inventory", {"cluster", "token_id", "description", "status", "permissions", "created_at",
-                            "expires_at", "revoked_at", "first_seen", "last_seen", "never_expires", "all_databases",
-                            "writes"});
+  csv.section("inventory_summary", {"at", "active", "expired", "revoked", "removed", "never_expire",
+                                    "all_databases", "write"});
+  csv.time(inv.at)
+      .value(inv.by_status[0])
+      .value(inv.by_status[1])
+      .value(inv.by_status[2])
+      .value(inv.by_status[3])
+      .value(inv.never_expire)
+      .value(inv.all_databases)
+      .value(inv.writes)
+      .end();
+  csv.section("inventory", {"cluster", "token_id", "description", "status", "permissions",
+                            "created_at", "expires_at", "revoked_at", "first_seen", "last_seen",
+                            "never_expires", "all_databases", "writes"});
   inv.for_each_token([&](const InventoryEntry& e) {
     const auto& t = e.row.token;
-    csv.text(e.row.cluster).text(t.id).text(t.description).text(to_string(e.row.status))
-        .text(permissions_text(t.permissions)).time(t.created_at).time(t.expires_at).time(t.revoked_at)
-        .text(e.row.first_seen).text(e.row.last_seen).value(e.never_expires).value(e.all_databases).value(e.writes)
+    csv.text(e.row.cluster)
+        .text(t.id)
+        .text(t.description)
+        .text(to_string(e.row.status))
+        .text(permissions_text(t.permissions))
+        .time(t.created_at)
+        .time(t.expires_at)
+        .time(t.revoked_at)
+        .text(e.row.first_seen)
+        .text(e.row.last_seen)
+        .value(e.never_expires)
+        .value(e.all_databases)
+        .value(e.writes)
         .end();
     return true;
   });
@@ -152,31 +179,72 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
       .value(cc.removed)
       .value(cc.reappeared)
       .end();
-  csv.section("changes", {"seq", "time", "cluster", "token_id", "event", "description", "before", "after"});
+  csv.section("changes",
+              {"seq", "time", "cluster", "token_id", "event", "description", "before", "after"});
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
-    csv.value(e.seq).text(e.time).text(e.cluster).text(e.token_id).text(e.event).text(e.description)
-        .text(e.before).text(e.after).end();
+    csv.value(e.seq)
+        .text(e.time)
+        .text(e.cluster)
+        .text(e.token_id)
+        .text(e.event)
+        .text(e.description)
+        .text(e.before)
+        .text(e.after)
+        .end();
     return true;
   });
   if (!st.ok()) return st;
 
-  csv.section("policies", {"policy", "configured", "kind", "severity", "action", "mode", "tokens_judged",
-                           "violations_opened", "violations_resolved", "open_at_end", "remediated",
-                           "time_to_remediate_median_seconds", "time_to_remediate_max_seconds", "actions_planned",
-                           "actions_succeeded", "actions_failed", "actions_skipped", "actions_halted",
-                           "awaiting_approval_at_end", "exemptions_in_force", "exemptions_used"});
+  csv.section("policies", {"policy",
+                           "configured",
+                           "kind",
+                           "severity",
+                           "action",
+                           "mode",
+                           "tokens_judged",
+                           "violations_opened",
+                           "violations_resolved",
+                           "open_at_end",
+                           "remediated",
+                           "time_to_remediate_median_seconds",
+                           "time_to_remediate_max_seconds",
+                           "actions_planned",
+                           "actions_succeeded",
+                           "actions_failed",
+                           "actions_skipped",
+                           "actions_halted",
+                           "awaiting_approval_at_end",
+                           "exemptions_in_force",
+                           "exemptions_used"});
   for (const auto& p : d.policies) {
-    csv.text(p.policy).value(p.configured).text(p.kind).text(p.severity).text(p.action).text(p.mode);
-    if (p.tokens_judged) csv.value(*p.tokens_judged);
-    else csv.empty();
+    csv.text(p.policy)
+        .value(p.configured)
+        .text(p.kind)
+        .text(p.severity)
+        .text(p.action)
+        .text(p.mode);
+    if (p.tokens_judged)
+      csv.value(*p.tokens_judged);
+    else
+      csv.empty();
     csv.value(p.opened).value(p.resolved).value(p.open_at_end).value(p.time_to_remediate.count);
-    if (p.time_to_remediate.median_seconds) csv.value(*p.time_to_remediate.median_seconds);
-    else csv.empty();
-    if (p.time_to_remediate.max_seconds) csv.value(*p.time_to_remediate.max_seconds);
-    else csv.empty();
-    csv.value(p.actions_planned).value(p.actions_succeeded).value(p.actions_failed).value(p.actions_skipped)
-        .value(p.actions_halted).value(p.awaiting_approval_at_end).value(p.exemptions_in_force)
-        .value(p.exemptions_used).end();
+    if (p.time_to_remediate.median_seconds)
+      csv.value(*p.time_to_remediate.median_seconds);
+    else
+      csv.empty();
+    if (p.time_to_remediate.max_seconds)
+      csv.value(*p.time_to_remediate.max_seconds);
+    else
+      csv.empty();
+    csv.value(p.actions_planned)
+        .value(p.actions_succeeded)
+        .value(p.actions_failed)
+        .value(p.actions_skipped)
+        .value(p.actions_halted)
+        .value(p.awaiting_approval_at_end)
+        .value(p.exemptions_in_force)
+        .value(p.exemptions_used)
+        .end();
   }
   csv.section("resolutions", {"policy", "resolution", "count"});
   for (const auto& p : d.policies) {
@@ -184,23 +252,38 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
   }
   csv.section("halts", {"at", "cluster", "planned"});
   for (const auto& h : d.halts) csv.time(h.at).text(h.cluster).value(h.planned).end();
-  csv.section("exemptions", {"policy", "token_id", "description", "cluster", "reason", "expires", "used"});
+  csv.section("exemptions",
+              {"policy", "token_id", "description", "cluster", "reason", "expires", "used"});
   for (const auto& e : d.exemptions) {
-    csv.text(e.policy).text(e.token_id).text(e.description).text(e.cluster).text(e.reason).time(e.expires)
-        .value(e.used).end();
+    csv.text(e.policy)
+        .text(e.token_id)
+        .text(e.description)
+        .text(e.cluster)
+        .text(e.reason)
+        .time(e.expires)
+        .value(e.used)
+        .end();
   }
   csv.section("series", {"at", "active", "expired", "revoked", "removed", "open_violations"});
   for (const auto& s : d.series) {
-    csv.time(s.at).value(s.tokens[0]).value(s.tokens[1]).value(s.tokens[2]).value(s.tokens[3])
-        .value(s.open_violations).end();
+    csv.time(s.at)
+        .value(s.tokens[0])
+        .value(s.tokens[1])
+        .value(s.tokens[2])
+        .value(s.tokens[3])
+        .value(s.open_violations)
+        .end();
   }
   auto integrity = integrity_of(db, d);
   if (!integrity.ok()) return integrity.take_error();
   const Integrity& g = *integrity;
-  csv.section("integrity", {"ok", "rows_checked", "head_seq", "head_hash", "first_bad_seq", "problem"});
+  csv.section("integrity",
+              {"ok", "rows_checked", "head_seq", "head_hash", "first_bad_seq", "problem"});
   csv.value(g.ok).value(g.rows).value(g.head_seq).text(g.head_hash);
-  if (g.first_bad_seq > 0) csv.value(g.first_bad_seq);
-  else csv.empty();
+  if (g.first_bad_seq > 0)
+    csv.value(g.first_bad_seq);
+  else
+    csv.empty();
   csv.text(g.problem).end();
   out.flush();
   return ok_status();

@@ -21,12 +21,23 @@ std::string h(std::string_view s, std::size_t max_bytes = 300) {
   out.reserve(t.size() + 16);
   for (char c : t) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -91,7 +102,8 @@ std::string axis_time(Timestamp t, Duration span) {
   return format_timestamp(t).substr(11, 8);  // 12:00:05
 }
 
-std::string line_chart(const std::vector<Timestamp>& times, const std::vector<Line>& lines, const std::string& title) {
+std::string line_chart(const std::vector<Timestamp>& times, const std::vector<Line>& lines,
+                       const std::string& title) {
   const double W = 720, H = 240, left = 56, right = 140, top = 16, bottom = 30;
   const double pw = W - left - right, ph = H - top - bottom;
   double maxv = 1;
@@ -113,18 +125,20 @@ std::string line_chart(const std::vector<Timestamp>& times, const std::vector<Li
                   "\" xmlns=\"http://www.w3.org/2000/svg\">";
   for (int i = 0; i <= 4; ++i) {
     const double y = top + ph - ph * i / 4.0;
-    s += "<line x1=\"" + fmt(left) + "\" x2=\"" + fmt(left + pw) + "\" y1=\"" + fmt(y) + "\" y2=\"" + fmt(y) +
-         "\" stroke=\"#e4e7ec\"/>";
+    s += "<line x1=\"" + fmt(left) + "\" x2=\"" + fmt(left + pw) + "\" y1=\"" + fmt(y) +
+         "\" y2=\"" + fmt(y) + "\" stroke=\"#e4e7ec\"/>";
     s += "<text x=\"" + fmt(left - 6) + "\" y=\"" + fmt(y + 4) + "\" text-anchor=\"end\">" +
          thousands(static_cast<std::int64_t>(std::llround(axis * i / 4.0))) + "</text>";
   }
   const std::size_t n = times.size();
-  auto x_at = [&](std::size_t i) { return n <= 1 ? left : left + pw * static_cast<double>(i) / static_cast<double>(n - 1); };
+  auto x_at = [&](std::size_t i) {
+    return n <= 1 ? left : left + pw * static_cast<double>(i) / static_cast<double>(n - 1);
+  };
   for (std::size_t i : {std::size_t{0}, n / 2, n - 1}) {
     if (n == 0) break;
     const char* anchor = i == 0 ? "start" : (i == n - 1 ? "end" : "middle");
-    s += "<text x=\"" + fmt(x_at(i)) + "\" y=\"" + fmt(H - 8) + "\" text-anchor=\"" + anchor + "\">" +
-         h(axis_time(times[i], n > 1 ? times[n - 1] - times[0] : Duration{0})) + "</text>";
+    s += "<text x=\"" + fmt(x_at(i)) + "\" y=\"" + fmt(H - 8) + "\" text-anchor=\"" + anchor +
+         "\">" + h(axis_time(times[i], n > 1 ? times[n - 1] - times[0] : Duration{0})) + "</text>";
   }
   std::size_t k = 0;
   for (const auto& l : lines) {
@@ -133,10 +147,12 @@ std::string line_chart(const std::vector<Timestamp>& times, const std::vector<Li
       if (!pts.empty()) pts += ' ';
       pts += fmt(x_at(i)) + "," + fmt(top + ph - ph * l.values[i] / axis);
     }
-    s += "<polyline fill=\"none\" stroke=\"" + l.color + "\" stroke-width=\"2\" points=\"" + pts + "\"/>";
+    s += "<polyline fill=\"none\" stroke=\"" + l.color + "\" stroke-width=\"2\" points=\"" + pts +
+         "\"/>";
     const double ly = top + 12 + 18.0 * static_cast<double>(k);
-    s += "<rect x=\"" + fmt(left + pw + 14) + "\" y=\"" + fmt(ly - 9) + "\" width=\"12\" height=\"4\" fill=\"" +
-         l.color + "\"/><text x=\"" + fmt(left + pw + 30) + "\" y=\"" + fmt(ly - 4) + "\">" + h(l.name) + " (" +
+    s += "<rect x=\"" + fmt(left + pw + 14) + "\" y=\"" + fmt(ly - 9) +
+         "\" width=\"12\" height=\"4\" fill=\"" + l.color + "\"/><text x=\"" + fmt(left + pw + 30) +
+         "\" y=\"" + fmt(ly - 4) + "\">" + h(l.name) + " (" +
          thousands(l.values.empty() ? 0 : static_cast<std::int64_t>(l.values.back())) + ")</text>";
     ++k;
   }
@@ -156,26 +172,32 @@ std::string policy_bars(const std::vector<PolicyCompliance>& policies) {
   if (shown.size() > 25) shown.resize(25);
   if (shown.empty()) return "<p class=\"note\">No violations in the period.</p>";
   double maxv = 1;
-  for (auto* p : shown) maxv = std::max({maxv, static_cast<double>(p->opened), static_cast<double>(p->open_at_end)});
+  for (auto* p : shown)
+    maxv = std::max({maxv, static_cast<double>(p->opened), static_cast<double>(p->open_at_end)});
   const double W = 720, left = 210, right = 70, bar = 9, row = 26;
   const double H = 30 + row * static_cast<double>(shown.size());
-  std::string s = "<svg viewBox=\"0 0 720 " + fmt(H, 0) +
-                  "\" role=\"img\" aria-label=\"violations per policy\" xmlns=\"http://www.w3.org/2000/svg\">";
-  s += "<rect x=\"" + fmt(left) + "\" y=\"4\" width=\"12\" height=\"8\" fill=\"#7a5af8\"/><text x=\"" + fmt(left + 16) +
+  std::string s =
+      "<svg viewBox=\"0 0 720 " + fmt(H, 0) +
+      "\" role=\"img\" aria-label=\"violations per policy\" xmlns=\"http://www.w3.org/2000/svg\">";
+  s += "<rect x=\"" + fmt(left) +
+       "\" y=\"4\" width=\"12\" height=\"8\" fill=\"#7a5af8\"/><text x=\"" + fmt(left + 16) +
        "\" y=\"12\">opened in the period</text><rect x=\"" + fmt(left + 150) +
-       "\" y=\"4\" width=\"12\" height=\"8\" fill=\"#f04438\"/><text x=\"" + fmt(left + 166) + "\" y=\"12\">open at the end</text>";
+       "\" y=\"4\" width=\"12\" height=\"8\" fill=\"#f04438\"/><text x=\"" + fmt(left + 166) +
+       "\" y=\"12\">open at the end</text>";
   double y = 26;
   for (auto* p : shown) {
     const double w1 = (W - left - right) * static_cast<double>(p->opened) / maxv;
     const double w2 = (W - left - right) * static_cast<double>(p->open_at_end) / maxv;
-    s += "<text x=\"" + fmt(left - 8) + "\" y=\"" + fmt(y + 12) + "\" text-anchor=\"end\">" + h(p->policy, 40) + "</text>";
-    s += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(y) + "\" width=\"" + fmt(w1) + "\" height=\"" + fmt(bar) +
-         "\" fill=\"#7a5af8\"/>";
-    s += "<text x=\"" + fmt(left + w1 + 4) + "\" y=\"" + fmt(y + 8) + "\">" + thousands(p->opened) + "</text>";
-    s += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(y + bar + 1) + "\" width=\"" + fmt(w2) + "\" height=\"" +
-         fmt(bar) + "\" fill=\"#f04438\"/>";
-    s += "<text x=\"" + fmt(left + w2 + 4) + "\" y=\"" + fmt(y + 2 * bar + 1) + "\">" + thousands(p->open_at_end) +
+    s += "<text x=\"" + fmt(left - 8) + "\" y=\"" + fmt(y + 12) + "\" text-anchor=\"end\">" +
+         h(p->policy, 40) + "</text>";
+    s += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(y) + "\" width=\"" + fmt(w1) + "\" height=\"" +
+         fmt(bar) + "\" fill=\"#7a5af8\"/>";
+    s += "<text x=\"" + fmt(left + w1 + 4) + "\" y=\"" + fmt(y + 8) + "\">" + thousands(p->opened) +
          "</text>";
+    s += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(y + bar + 1) + "\" width=\"" + fmt(w2) +
+         "\" height=\"" + fmt(bar) + "\" fill=\"#f04438\"/>";
+    s += "<text x=\"" + fmt(left + w2 + 4) + "\" y=\"" + fmt(y + 2 * bar + 1) + "\">" +
+         thousands(p->open_at_end) + "</text>";
     y += row;
   }
   s += "</svg>";
@@ -207,16 +229,21 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   if (!integrity.ok()) return integrity.take_error();
   const Integrity& g = *integrity;
   o += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-       "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+       "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
+       "'unsafe-inline'\">\n"
        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-       "<meta name=\"generator\" content=\"tokenwarden " + h(r.version) + "\">\n<title>tokenwarden compliance report " +
-       h(short_time(r.from).substr(0, 10)) + " to " + h(short_time(r.to).substr(0, 10)) + "</title>\n<style>" +
-       kStyle + "</style>\n</head>\n<body>\n";
-  o += "<h1>tokenwarden compliance report</h1>\n<p class=\"meta\">" + h(short_time(r.from)) + " to " +
-       h(short_time(r.to)) + " · clusters: " + (d.clusters.empty() ? std::string("none") : h(join(d.clusters, ", "))) +
-       "<br>generated " + h(short_time(r.generated_at)) + " by tokenwarden " + h(r.version) + " from <code>" +
-       h(r.database) + "</code>" +
-       (d.context.from_config ? " with <code>" + h(d.context.config_path) + "</code>" : std::string()) + "</p>\n";
+       "<meta name=\"generator\" content=\"tokenwarden " +
+       h(r.version) + "\">\n<title>tokenwarden compliance report " +
+       h(short_time(r.from).substr(0, 10)) + " to " + h(short_time(r.to).substr(0, 10)) +
+       "</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n";
+  o += "<h1>tokenwarden compliance report</h1>\n<p class=\"meta\">" + h(short_time(r.from)) +
+       " to " + h(short_time(r.to)) +
+       " · clusters: " + (d.clusters.empty() ? std::string("none") : h(join(d.clusters, ", "))) +
+       "<br>generated " + h(short_time(r.generated_at)) + " by tokenwarden " + h(r.version) +
+       " from <code>" + h(r.database) + "</code>" +
+       (d.context.from_config ? " with <code>" + h(d.context.config_path) + "</code>"
+                              : std::string()) +
+       "</p>\n";
 
   // The summary cards.
   std::int64_t open_total = 0, opened_total = 0, failed = 0, gaps = 0;
@@ -241,22 +268,28 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   // Coverage.
   o += "<h2 id=\"coverage\">Coverage</h2>\n<table><thead><tr><th>cluster</th><th>poll interval</th>"
        "<th class=\"n\">polls ok</th><th class=\"n\">failed</th><th class=\"n\">suspect</th>"
-       "<th>last successful poll</th><th class=\"n\">gaps</th><th class=\"n\">time in gaps</th></tr></thead><tbody>\n";
+       "<th>last successful poll</th><th class=\"n\">gaps</th><th class=\"n\">time in "
+       "gaps</th></tr></thead><tbody>\n";
   for (const auto& c : d.coverage) {
-    o += "<tr><td>" + h(c.cluster) + "</td><td>" + h(human_duration(c.interval)) + " <span class=\"note\">(" +
-         h(c.interval_source) + ")</span></td><td class=\"n\">" + thousands(c.polls_ok) + "</td><td class=\"n\">" +
-         thousands(c.polls_failed) + "</td><td class=\"n\">" + thousands(c.polls_suspect) + "</td><td>" +
-         h(short_time(c.last_successful_poll, "never")) + "</td><td class=\"n\">" + std::to_string(c.gaps.size()) +
-         "</td><td class=\"n\">" + h(human_duration(c.gap_total)) + "</td></tr>\n";
+    o += "<tr><td>" + h(c.cluster) + "</td><td>" + h(human_duration(c.interval)) +
+         " <span class=\"note\">(" + h(c.interval_source) + ")</span></td><td class=\"n\">" +
+         thousands(c.polls_ok) + "</td><td class=\"n\">" + thousands(c.polls_failed) +
+         "</td><td class=\"n\">" + thousands(c.polls_suspect) + "</td><td>" +
+         h(short_time(c.last_successful_poll, "never")) + "</td><td class=\"n\">" +
+         std::to_string(c.gaps.size()) + "</td><td class=\"n\">" + h(human_duration(c.gap_total)) +
+         "</td></tr>\n";
   }
-  o += "</tbody></table>\n<p class=\"note\">A gap is a span of more than 3 poll intervals without a successful "
+  o += "</tbody></table>\n<p class=\"note\">A gap is a span of more than 3 poll intervals without "
+       "a successful "
        "poll; changes made then were recorded only when polling resumed.</p>\n";
   if (gaps > 0) {
-    o += "<table><thead><tr><th>cluster</th><th>gap from</th><th>to</th><th class=\"n\">length</th></tr></thead><tbody>\n";
+    o += "<table><thead><tr><th>cluster</th><th>gap from</th><th>to</th><th "
+         "class=\"n\">length</th></tr></thead><tbody>\n";
     for (const auto& c : d.coverage) {
       for (const auto& gap : c.gaps) {
-        o += "<tr><td>" + h(c.cluster) + "</td><td>" + h(short_time(gap.from)) + "</td><td>" + h(short_time(gap.to)) +
-             "</td><td class=\"n\">" + h(human_duration(gap.to - gap.from)) + "</td></tr>\n";
+        o += "<tr><td>" + h(c.cluster) + "</td><td>" + h(short_time(gap.from)) + "</td><td>" +
+             h(short_time(gap.to)) + "</td><td class=\"n\">" +
+             h(human_duration(gap.to - gap.from)) + "</td></tr>\n";
       }
     }
     o += "</tbody></table>\n";
@@ -264,16 +297,21 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
 
   // Charts.
   std::vector<Timestamp> times;
-  std::vector<Line> token_lines = {{"active", "#2e90fa", {}}, {"expired", "#f79009", {}}, {"revoked", "#f04438", {}},
+  std::vector<Line> token_lines = {{"active", "#2e90fa", {}},
+                                   {"expired", "#f79009", {}},
+                                   {"revoked", "#f04438", {}},
                                    {"removed", "#667085", {}}};
   Line open_line{"open violations", "#7a5af8", {}};
   for (const auto& s : d.series) {
     times.push_back(s.at);
-    for (std::size_t i = 0; i < 4; ++i) token_lines[i].values.push_back(static_cast<double>(s.tokens[i]));
+    for (std::size_t i = 0; i < 4; ++i)
+      token_lines[i].values.push_back(static_cast<double>(s.tokens[i]));
     open_line.values.push_back(static_cast<double>(s.open_violations));
   }
-  o += "<h2 id=\"trends\">Over time</h2>\n<h3>Tokens by status</h3>\n" + line_chart(times, token_lines, "tokens by status over time") +
-       "\n<h3>Open violations</h3>\n" + line_chart(times, {open_line}, "open violations over time") +
+  o += "<h2 id=\"trends\">Over time</h2>\n<h3>Tokens by status</h3>\n" +
+       line_chart(times, token_lines, "tokens by status over time") +
+       "\n<h3>Open violations</h3>\n" +
+       line_chart(times, {open_line}, "open violations over time") +
        "\n<h3>Violations per policy</h3>\n" + policy_bars(d.policies) + "\n";
   out.maybe_flush();
 
@@ -281,10 +319,12 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += "<h2 id=\"inventory\">Inventory at " + h(short_time(inv.at)) + "</h2>\n<p>Active " +
        thousands(inv.by_status[0]) + ", expired " + thousands(inv.by_status[1]) + ", revoked " +
        thousands(inv.by_status[2]) + ", removed " + thousands(inv.by_status[3]) +
-       ". Among active tokens: <span class=\"flag noexp\">never expires</span> " + thousands(inv.never_expire) +
-       ", <span class=\"flag star\">* grant</span> " + thousands(inv.all_databases) +
-       ", <span class=\"flag write\">write</span> " + thousands(inv.writes) + ".</p>\n";
-  o += "<table><thead><tr><th>cluster</th><th>token id</th><th>description</th><th>status</th><th>permissions</th>"
+       ". Among active tokens: <span class=\"flag noexp\">never expires</span> " +
+       thousands(inv.never_expire) + ", <span class=\"flag star\">* grant</span> " +
+       thousands(inv.all_databases) + ", <span class=\"flag write\">write</span> " +
+       thousands(inv.writes) + ".</p>\n";
+  o += "<table><thead><tr><th>cluster</th><th>token "
+       "id</th><th>description</th><th>status</th><th>permissions</th>"
        "<th>expires</th><th>flags</th></tr></thead><tbody>\n";
   std::size_t n = 0;
   inv.for_each_token([&](const InventoryEntry& e) {
@@ -294,17 +334,18 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
     if (e.never_expires) flags += "<span class=\"flag noexp\">never expires</span>";
     if (e.all_databases) flags += "<span class=\"flag star\">* grant</span>";
     if (e.writes) flags += "<span class=\"flag write\">write</span>";
-    o += "<tr><td>" + h(e.row.cluster) + "</td><td class=\"id\">" + h(t.id, 80) + "</td><td class=\"wrap\">" +
-         h(t.description) + "</td><td>" + std::string(to_string(e.row.status)) + "</td><td>" +
-         permissions_html(t.permissions) + "</td><td>" + h(short_time(t.expires_at, "never")) + "</td><td>" + flags +
-         "</td></tr>\n";
+    o += "<tr><td>" + h(e.row.cluster) + "</td><td class=\"id\">" + h(t.id, 80) +
+         "</td><td class=\"wrap\">" + h(t.description) + "</td><td>" +
+         std::string(to_string(e.row.status)) + "</td><td>" + permissions_html(t.permissions) +
+         "</td><td>" + h(short_time(t.expires_at, "never")) + "</td><td>" + flags + "</td></tr>\n";
     out.maybe_flush();
     return true;
   });
   o += "</tbody></table>\n";
   if (static_cast<std::size_t>(inv.token_count) > limit) {
     o += "<p class=\"note\">" + thousands(inv.token_count - static_cast<std::int64_t>(limit)) +
-         " more tokens are not listed here; <code>--format csv</code> or <code>--format json</code> lists them "
+         " more tokens are not listed here; <code>--format csv</code> or <code>--format "
+         "json</code> lists them "
          "all.</p>\n";
   }
   if (!inv.anomalies.empty()) {
@@ -340,9 +381,10 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;
-    o += "<tr><td>" + h(e.time.substr(0, 19)) + "</td><td>" + h(e.cluster) + "</td><td class=\"id\">" +
-         h(e.token_id, 80) + "</td><td>" + h(e.event.substr(6)) + "</td><td class=\"wrap\">" + h(e.description) +
-         "</td><td class=\"wrap\"><code>" + h(e.before, 400) + "</code></td><td class=\"wrap\"><code>" +
+    o += "<tr><td>" + h(e.time.substr(0, 19)) + "</td><td>" + h(e.cluster) +
+         "</td><td class=\"id\">" + h(e.token_id, 80) + "</td><td>" + h(e.event.substr(6)) +
+         "</td><td class=\"wrap\">" + h(e.description) + "</td><td class=\"wrap\"><code>" +
+         h(e.before, 400) + "</code></td><td class=\"wrap\"><code>" +
          (e.event == "token_updated" ? h(e.after, 400) : std::string()) + "</code></td></tr>\n";
     out.maybe_flush();
     return true;
@@ -351,49 +393,63 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += "</tbody></table>\n";
   if (total > listed) {
     o += "<p class=\"note\">" + thousands(total - listed) +
-         " more changes are not listed here; <code>--format csv</code> or <code>--format json</code> lists them "
+         " more changes are not listed here; <code>--format csv</code> or <code>--format "
+         "json</code> lists them "
          "all.</p>\n";
   }
 
   // Compliance.
-  o += "<h2 id=\"compliance\">Policy compliance</h2>\n<table><thead><tr><th>policy</th><th>severity</th>"
-       "<th>action</th><th class=\"n\">tokens judged</th><th class=\"n\">opened</th><th class=\"n\">resolved</th>"
+  o += "<h2 id=\"compliance\">Policy "
+       "compliance</h2>\n<table><thead><tr><th>policy</th><th>severity</th>"
+       "<th>action</th><th class=\"n\">tokens judged</th><th class=\"n\">opened</th><th "
+       "class=\"n\">resolved</th>"
        "<th class=\"n\">open at end</th><th class=\"n\">time to remediate<br>median / max</th>"
-       "<th class=\"n\">actions<br>ok / failed / skipped / halted</th><th class=\"n\">exemptions<br>in force / used</th>"
+       "<th class=\"n\">actions<br>ok / failed / skipped / halted</th><th "
+       "class=\"n\">exemptions<br>in force / used</th>"
        "</tr></thead><tbody>\n";
   for (const auto& p : d.policies) {
     const auto& t = p.time_to_remediate;
-    o += "<tr><td>" + h(p.policy) + (p.configured ? "" : " <span class=\"note\">(not configured)</span>") +
-         "</td><td>" + h(p.severity) + "</td><td>" + h(p.action) + "</td><td class=\"n\">" +
-         (p.tokens_judged ? thousands(*p.tokens_judged) : std::string("—")) + "</td><td class=\"n\">" +
-         thousands(p.opened) + "</td><td class=\"n\">" + thousands(p.resolved) + "</td><td class=\"n\">" +
-         thousands(p.open_at_end) + "</td><td class=\"n\">" +
-         (t.median_seconds ? h(human_duration(*t.median_seconds)) + " / " + h(human_duration(*t.max_seconds))
-                           : std::string("—")) +
-         "</td><td class=\"n\">" + thousands(p.actions_succeeded) + " / " + thousands(p.actions_failed) + " / " +
-         thousands(p.actions_skipped) + " / " + thousands(p.actions_halted) + "</td><td class=\"n\">" +
-         thousands(p.exemptions_in_force) + " / " + thousands(p.exemptions_used) + "</td></tr>\n";
+    o += "<tr><td>" + h(p.policy) +
+         (p.configured ? "" : " <span class=\"note\">(not configured)</span>") + "</td><td>" +
+         h(p.severity) + "</td><td>" + h(p.action) + "</td><td class=\"n\">" +
+         (p.tokens_judged ? thousands(*p.tokens_judged) : std::string("—")) +
+         "</td><td class=\"n\">" + thousands(p.opened) + "</td><td class=\"n\">" +
+         thousands(p.resolved) + "</td><td class=\"n\">" + thousands(p.open_at_end) +
+         "</td><td class=\"n\">" +
+         (t.median_seconds
+              ? h(human_duration(*t.median_seconds)) + " / " + h(human_duration(*t.max_seconds))
+              : std::string("—")) +
+         "</td><td class=\"n\">" + thousands(p.actions_succeeded) + " / " +
+         thousands(p.actions_failed) + " / " + thousands(p.actions_skipped) + " / " +
+         thousands(p.actions_halted) + "</td><td class=\"n\">" + thousands(p.exemptions_in_force) +
+         " / " + thousands(p.exemptions_used) + "</td></tr>\n";
   }
-  o += "</tbody></table>\n<p class=\"note\">Time to remediate: from detection to resolution (compliant, "
-       "restricted, revoked or removed), for violations resolved in the period. Tokens judged: active tokens "
+  o += "</tbody></table>\n<p class=\"note\">Time to remediate: from detection to resolution "
+       "(compliant, "
+       "restricted, revoked or removed), for violations resolved in the period. Tokens judged: "
+       "active tokens "
        "in the policy's scope at the inventory's instant (needs the configuration).</p>\n";
   if (!d.halts.empty()) {
-    o += "<h3>Enforcement halted</h3>\n<table><thead><tr><th>time</th><th>cluster</th><th class=\"n\">actions held "
+    o += "<h3>Enforcement halted</h3>\n<table><thead><tr><th>time</th><th>cluster</th><th "
+         "class=\"n\">actions held "
          "back</th></tr></thead><tbody>\n";
     for (const auto& hv : d.halts) {
-      o += "<tr><td>" + h(short_time(hv.at)) + "</td><td>" + h(hv.cluster) + "</td><td class=\"n\">" +
-           thousands(hv.planned) + "</td></tr>\n";
+      o += "<tr><td>" + h(short_time(hv.at)) + "</td><td>" + h(hv.cluster) +
+           "</td><td class=\"n\">" + thousands(hv.planned) + "</td></tr>\n";
     }
     o += "</tbody></table>\n";
   }
   if (!d.exemptions.empty()) {
-    o += "<h3>Exemptions</h3>\n<table><thead><tr><th>policy</th><th>token or description</th><th>cluster</th>"
-         "<th>reason</th><th>expires</th><th class=\"n\">tokens exempted</th></tr></thead><tbody>\n";
+    o +=
+        "<h3>Exemptions</h3>\n<table><thead><tr><th>policy</th><th>token or "
+        "description</th><th>cluster</th>"
+        "<th>reason</th><th>expires</th><th class=\"n\">tokens exempted</th></tr></thead><tbody>\n";
     for (const auto& e : d.exemptions) {
       o += "<tr><td>" + h(e.policy) + "</td><td class=\"id\">" +
-           (e.token_id.empty() ? "description ~ " + h(e.description) : h(e.token_id)) + "</td><td>" +
-           (e.cluster.empty() ? std::string("all") : h(e.cluster)) + "</td><td class=\"wrap\">" + h(e.reason) +
-           "</td><td>" + h(short_time(e.expires)) + "</td><td class=\"n\">" + thousands(e.used) + "</td></tr>\n";
+           (e.token_id.empty() ? "description ~ " + h(e.description) : h(e.token_id)) +
+           "</td><td>" + (e.cluster.empty() ? std::string("all") : h(e.cluster)) +
+           "</td><td class=\"wrap\">" + h(e.reason) + "</td><td>" + h(short_time(e.expires)) +
+           "</td><td class=\"n\">" + thousands(e.used) + "</td></tr>\n";
     }
     o += "</tbody></table>\n";
   }
@@ -401,18 +457,23 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   // Integrity.
   o += "<h2 id=\"integrity\">Integrity</h2>\n";
   if (g.ok) {
-    o += "<div class=\"verdict ok\"><b>The hash chain is intact</b>: every one of the " + thousands(g.rows) +
-         " events links to the one before it.</div>\n";
+    o += "<div class=\"verdict ok\"><b>The hash chain is intact</b>: every one of the " +
+         thousands(g.rows) + " events links to the one before it.</div>\n";
   } else {
-    o += "<div class=\"verdict bad\"><b>The hash chain is broken.</b> " + h(g.problem, 600) +
-         (g.first_bad_seq > 0 ? " First bad row: <b>seq " + std::to_string(g.first_bad_seq) + "</b>." : std::string()) +
-         " Events from there on cannot be trusted.</div>\n";
+    o +=
+        "<div class=\"verdict bad\"><b>The hash chain is broken.</b> " + h(g.problem, 600) +
+        (g.first_bad_seq > 0 ? " First bad row: <b>seq " + std::to_string(g.first_bad_seq) + "</b>."
+                             : std::string()) +
+        " Events from there on cannot be trusted.</div>\n";
   }
   if (!g.append_only_triggers) {
-    o += "<p><b>The append-only triggers of the audit table are missing</b>: someone removed them.</p>\n";
+    o += "<p><b>The append-only triggers of the audit table are missing</b>: someone removed "
+         "them.</p>\n";
   }
-  o += "<p>Head of the chain: seq <b>" + std::to_string(g.head_seq) + "</b>, hash <code>" + h(g.head_hash, 80) +
-       "</code>. A later <code>tokenwarden verify</code> that still shows this row with this hash proves that "
+  o += "<p>Head of the chain: seq <b>" + std::to_string(g.head_seq) + "</b>, hash <code>" +
+       h(g.head_hash, 80) +
+       "</code>. A later <code>tokenwarden verify</code> that still shows this row with this hash "
+       "proves that "
        "the history up to it was not changed since this report.</p>\n</body>\n</html>\n";
   out.flush();
   return ok_status();

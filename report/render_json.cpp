@@ -17,8 +17,10 @@ void counts_object(JsonWriter& w, const std::array<std::int64_t, 4>& c) {
 
 void optional_seconds(JsonWriter& w, std::string_view key, const std::optional<double>& v) {
   w.key(key);
-  if (v) w.value(*v);
-  else w.null();
+  if (v)
+    w.value(*v);
+  else
+    w.null();
 }
 
 }  // namespace
@@ -34,26 +36,41 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
   w.field("tokenwarden_version", r.version);
   w.field("database", r.database);
   w.key("configuration");
-  if (d.context.from_config) w.value(d.context.config_path);
-  else w.null();
+  if (d.context.from_config)
+    w.value(d.context.config_path);
+  else
+    w.null();
   w.key("period").begin_object().field("from", r.from).field("to", r.to).end_object();
   w.key("cluster_filter");
-  if (r.cluster.empty()) w.null();
-  else w.value(r.cluster);
+  if (r.cluster.empty())
+    w.null();
+  else
+    w.value(r.cluster);
   w.key("clusters").begin_array();
   for (const auto& c : d.clusters) w.value(c);
   w.end_array();
 
   w.key("coverage").begin_array();
   for (const auto& c : d.coverage) {
-    w.begin_object().field("cluster", c.cluster).field("poll_interval_seconds", seconds(c.interval))
+    w.begin_object()
+        .field("cluster", c.cluster)
+        .field("poll_interval_seconds", seconds(c.interval))
         .field("poll_interval_source", c.interval_source);
-    w.key("polls").begin_object().field("ok", c.polls_ok).field("failed", c.polls_failed)
-        .field("suspect", c.polls_suspect).end_object();
-    w.field("monitored_since", c.monitored_since).field("last_successful_poll", c.last_successful_poll);
+    w.key("polls")
+        .begin_object()
+        .field("ok", c.polls_ok)
+        .field("failed", c.polls_failed)
+        .field("suspect", c.polls_suspect)
+        .end_object();
+    w.field("monitored_since", c.monitored_since)
+        .field("last_successful_poll", c.last_successful_poll);
     w.key("gaps").begin_array();
     for (const auto& g : c.gaps) {
-      w.begin_object().field("from", g.from).field("to", g.to).field("seconds", seconds(g.to - g.from)).end_object();
+      w.begin_object()
+          .field("from", g.from)
+          .field("to", g.to)
+          .field("seconds", seconds(g.to - g.from))
+          .end_object();
     }
     w.end_array().field("gap_seconds", seconds(c.gap_total)).end_object();
   }
@@ -64,19 +81,32 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
   w.key("inventory").begin_object().field("at", inv.at);
   w.key("counts");
   counts_object(w, inv.by_status);
-  w.key("highlights").begin_object().field("never_expire", inv.never_expire)
-      .field("all_databases", inv.all_databases).field("write", inv.writes).end_object();
+  w.key("highlights")
+      .begin_object()
+      .field("never_expire", inv.never_expire)
+      .field("all_databases", inv.all_databases)
+      .field("write", inv.writes)
+      .end_object();
   w.key("tokens").begin_array();
   inv.for_each_token([&](const InventoryEntry& e) {
     const auto& t = e.row.token;
-    w.begin_object().field("cluster", e.row.cluster).field("token_id", t.id).field("description", t.description)
+    w.begin_object()
+        .field("cluster", e.row.cluster)
+        .field("token_id", t.id)
+        .field("description", t.description)
         .field("status", to_string(e.row.status));
     w.key("permissions").begin_array();
-    for (const auto& p : t.permissions) w.begin_object().field("action", p.action).field("resource", p.resource).end_object();
+    for (const auto& p : t.permissions)
+      w.begin_object().field("action", p.action).field("resource", p.resource).end_object();
     w.end_array();
-    w.field("created_at", t.created_at).field("expires_at", t.expires_at).field("revoked_at", t.revoked_at)
-        .field("first_seen", e.row.first_seen).field("last_seen", e.row.last_seen)
-        .field("never_expires", e.never_expires).field("all_databases", e.all_databases).field("writes", e.writes)
+    w.field("created_at", t.created_at)
+        .field("expires_at", t.expires_at)
+        .field("revoked_at", t.revoked_at)
+        .field("first_seen", e.row.first_seen)
+        .field("last_seen", e.row.last_seen)
+        .field("never_expires", e.never_expires)
+        .field("all_databases", e.all_databases)
+        .field("writes", e.writes)
         .end_object();
     out.maybe_flush();
     return true;
@@ -108,15 +138,24 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
       .end_object();
   w.key("events").begin_array();
   Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
-    w.begin_object().field("seq", e.seq).field("time", e.time).field("cluster", e.cluster)
-        .field("token_id", e.token_id).field("event", e.event).field("description", e.description);
+    w.begin_object()
+        .field("seq", e.seq)
+        .field("time", e.time)
+        .field("cluster", e.cluster)
+        .field("token_id", e.token_id)
+        .field("event", e.event)
+        .field("description", e.description);
     w.key("before");
     // Recorded JSON, passed through (invalid UTF-8 in a tampered row replaced).
-    if (e.before.empty()) w.null();
-    else w.raw(is_valid_utf8(e.before) ? e.before : sanitize_utf8(e.before));
+    if (e.before.empty())
+      w.null();
+    else
+      w.raw(is_valid_utf8(e.before) ? e.before : sanitize_utf8(e.before));
     w.key("after");
-    if (e.after.empty()) w.null();
-    else w.raw(is_valid_utf8(e.after) ? e.after : sanitize_utf8(e.after));
+    if (e.after.empty())
+      w.null();
+    else
+      w.raw(is_valid_utf8(e.after) ? e.after : sanitize_utf8(e.after));
     w.end_object();
     out.maybe_flush();
     return true;
@@ -128,16 +167,25 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
   w.key("policies").begin_array();
   for (const auto& p : d.policies) {
     w.begin_object().field("policy", p.policy).field("configured", p.configured);
-    for (auto [k, v] : {std::pair<std::string_view, const std::string*>{"kind", &p.kind}, {"severity", &p.severity},
-                        {"action", &p.action}, {"mode", &p.mode}}) {
+    for (auto [k, v] : {std::pair<std::string_view, const std::string*>{"kind", &p.kind},
+                        {"severity", &p.severity},
+                        {"action", &p.action},
+                        {"mode", &p.mode}}) {
       w.key(k);
-      if (v->empty()) w.null();
-      else w.value(*v);
+      if (v->empty())
+        w.null();
+      else
+        w.value(*v);
     }
     w.key("tokens_judged");
-    if (p.tokens_judged) w.value(*p.tokens_judged);
-    else w.null();
-    w.key("violations").begin_object().field("opened", p.opened).field("resolved", p.resolved)
+    if (p.tokens_judged)
+      w.value(*p.tokens_judged);
+    else
+      w.null();
+    w.key("violations")
+        .begin_object()
+        .field("opened", p.opened)
+        .field("resolved", p.resolved)
         .field("open_at_end", p.open_at_end);
     w.key("resolutions").begin_object();
     for (const auto& [k, n] : p.resolutions) w.field(k, n);
@@ -146,31 +194,50 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
     optional_seconds(w, "median_seconds", p.time_to_remediate.median_seconds);
     optional_seconds(w, "max_seconds", p.time_to_remediate.max_seconds);
     w.end_object();
-    w.key("actions").begin_object().field("planned", p.actions_planned).field("succeeded", p.actions_succeeded)
-        .field("failed", p.actions_failed).field("skipped", p.actions_skipped).field("halted", p.actions_halted)
-        .field("awaiting_approval_at_end", p.awaiting_approval_at_end).end_object();
-    w.key("exemptions").begin_object().field("in_force", p.exemptions_in_force).field("used", p.exemptions_used)
+    w.key("actions")
+        .begin_object()
+        .field("planned", p.actions_planned)
+        .field("succeeded", p.actions_succeeded)
+        .field("failed", p.actions_failed)
+        .field("skipped", p.actions_skipped)
+        .field("halted", p.actions_halted)
+        .field("awaiting_approval_at_end", p.awaiting_approval_at_end)
+        .end_object();
+    w.key("exemptions")
+        .begin_object()
+        .field("in_force", p.exemptions_in_force)
+        .field("used", p.exemptions_used)
         .end_object();
     w.end_object();
   }
   w.end_array();
   w.key("halts").begin_array();
   for (const auto& h : d.halts) {
-    w.begin_object().field("at", h.at).field("cluster", h.cluster).field("planned", h.planned).end_object();
+    w.begin_object()
+        .field("at", h.at)
+        .field("cluster", h.cluster)
+        .field("planned", h.planned)
+        .end_object();
   }
   w.end_array();
   w.key("exemptions").begin_array();
   for (const auto& e : d.exemptions) {
     w.begin_object().field("policy", e.policy);
     w.key("token_id");
-    if (e.token_id.empty()) w.null();
-    else w.value(e.token_id);
+    if (e.token_id.empty())
+      w.null();
+    else
+      w.value(e.token_id);
     w.key("description");
-    if (e.description.empty()) w.null();
-    else w.value(e.description);
+    if (e.description.empty())
+      w.null();
+    else
+      w.value(e.description);
     w.key("cluster");
-    if (e.cluster.empty()) w.null();
-    else w.value(e.cluster);
+    if (e.cluster.empty())
+      w.null();
+    else
+      w.value(e.cluster);
     w.field("reason", e.reason).field("expires", e.expires).field("used", e.used).end_object();
   }
   w.end_array().end_object();
@@ -187,14 +254,22 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
   auto integrity = integrity_of(db, d);
   if (!integrity.ok()) return integrity.take_error();
   const Integrity& g = *integrity;
-  w.key("integrity").begin_object().field("ok", g.ok).field("rows_checked", g.rows).field("head_seq", g.head_seq)
+  w.key("integrity")
+      .begin_object()
+      .field("ok", g.ok)
+      .field("rows_checked", g.rows)
+      .field("head_seq", g.head_seq)
       .field("head_hash", g.head_hash);
   w.key("first_bad_seq");
-  if (g.first_bad_seq > 0) w.value(g.first_bad_seq);
-  else w.null();
+  if (g.first_bad_seq > 0)
+    w.value(g.first_bad_seq);
+  else
+    w.null();
   w.key("problem");
-  if (g.problem.empty()) w.null();
-  else w.value(g.problem);
+  if (g.problem.empty())
+    w.null();
+  else
+    w.value(g.problem);
   w.field("append_only_triggers", g.append_only_triggers).end_object();
   w.end_object();
   out.text += '\n';

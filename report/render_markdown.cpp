@@ -16,15 +16,32 @@ std::string md(std::string_view s, std::size_t max_bytes = 300) {
   out.reserve(t.size() + 8);
   for (char c : t) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '|': out += "\\|"; break;
-      case '\\': case '`': case '*': case '_': case '[': case ']': case '#': case '~': case '!':
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '|':
+        out += "\\|";
+        break;
+      case '\\':
+      case '`':
+      case '*':
+      case '_':
+      case '[':
+      case ']':
+      case '#':
+      case '~':
+      case '!':
         out += '\\';
         out += c;
         break;
-      default: out += c;
+      default:
+        out += c;
     }
   }
   return out;
@@ -61,23 +78,25 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   const std::size_t limit = r.list_limit;
   o += "# tokenwarden compliance report\n\n";
   o += "- Period: " + short_time(r.from) + " to " + short_time(r.to) + "\n";
-  o += "- Clusters: " + (d.clusters.empty() ? std::string("none") : md(join(d.clusters, ", "))) + "\n";
-  o += "- Generated: " + short_time(r.generated_at) + " by tokenwarden " + md(r.version) + " from `" +
-       md(r.database) + "`" + (d.context.from_config ? " with " + md(d.context.config_path) : "") + "\n";
+  o += "- Clusters: " + (d.clusters.empty() ? std::string("none") : md(join(d.clusters, ", "))) +
+       "\n";
+  o += "- Generated: " + short_time(r.generated_at) + " by tokenwarden " + md(r.version) +
+       " from `" + md(r.database) + "`" +
+       (d.context.from_config ? " with " + md(d.context.config_path) : "") + "\n";
   auto integrity = integrity_of(db, d);
   if (!integrity.ok()) return integrity.take_error();
   const Integrity& g = *integrity;
-  o += "- Integrity: " + std::string(g.ok ? "**hash chain intact**" : "**HASH CHAIN BROKEN**") + " (" +
-       thousands(g.rows) + " events, head seq " + std::to_string(g.head_seq) + ")\n\n";
+  o += "- Integrity: " + std::string(g.ok ? "**hash chain intact**" : "**HASH CHAIN BROKEN**") +
+       " (" + thousands(g.rows) + " events, head seq " + std::to_string(g.head_seq) + ")\n\n";
 
   o += "## Coverage\n\n";
-  table_header(o, {"cluster", "poll interval", "polls ok", "failed", "suspect", "last successful poll", "gaps",
-                   "time in gaps"});
+  table_header(o, {"cluster", "poll interval", "polls ok", "failed", "suspect",
+                   "last successful poll", "gaps", "time in gaps"});
   for (const auto& c : d.coverage) {
-    o += "| " + md(c.cluster) + " | " + human_duration(c.interval) + " (" + c.interval_source + ") | " +
-         thousands(c.polls_ok) + " | " + thousands(c.polls_failed) + " | " + thousands(c.polls_suspect) + " | " +
-         short_time(c.last_successful_poll, "never") + " | " + std::to_string(c.gaps.size()) + " | " +
-         human_duration(c.gap_total) + " |\n";
+    o += "| " + md(c.cluster) + " | " + human_duration(c.interval) + " (" + c.interval_source +
+         ") | " + thousands(c.polls_ok) + " | " + thousands(c.polls_failed) + " | " +
+         thousands(c.polls_suspect) + " | " + short_time(c.last_successful_poll, "never") + " | " +
+         std::to_string(c.gaps.size()) + " | " + human_duration(c.gap_total) + " |\n";
   }
   o += "\nA gap is a span of more than 3 poll intervals without a successful poll.\n\n";
   bool any_gap = false;
@@ -85,8 +104,8 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
     for (const auto& gap : c.gaps) {
       if (!any_gap) table_header(o, {"cluster", "gap from", "to", "length"});
       any_gap = true;
-      o += "| " + md(c.cluster) + " | " + short_time(gap.from) + " | " + short_time(gap.to) + " | " +
-           human_duration(gap.to - gap.from) + " |\n";
+      o += "| " + md(c.cluster) + " | " + short_time(gap.from) + " | " + short_time(gap.to) +
+           " | " + human_duration(gap.to - gap.from) + " |\n";
     }
   }
   if (any_gap) o += '\n';
@@ -94,12 +113,14 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
 
   const InventorySection& inv = d.inventory;
   o += "## Inventory at " + short_time(inv.at) + "\n\n";
-  o += "Active " + thousands(inv.by_status[0]) + ", expired " + thousands(inv.by_status[1]) + ", revoked " +
-       thousands(inv.by_status[2]) + ", removed " + thousands(inv.by_status[3]) + ".\n\n";
+  o += "Active " + thousands(inv.by_status[0]) + ", expired " + thousands(inv.by_status[1]) +
+       ", revoked " + thousands(inv.by_status[2]) + ", removed " + thousands(inv.by_status[3]) +
+       ".\n\n";
   o += "Among active tokens: **" + thousands(inv.never_expire) + " never expire**, **" +
-       thousands(inv.all_databases) + " have a grant on every database (`*`)**, **" + thousands(inv.writes) +
-       " can write**.\n\n";
-  table_header(o, {"cluster", "token id", "description", "status", "permissions", "expires", "flags"});
+       thousands(inv.all_databases) + " have a grant on every database (`*`)**, **" +
+       thousands(inv.writes) + " can write**.\n\n";
+  table_header(o,
+               {"cluster", "token id", "description", "status", "permissions", "expires", "flags"});
   std::size_t n = 0;
   inv.for_each_token([&](const InventoryEntry& e) {
     if (n++ >= limit) return false;
@@ -163,21 +184,25 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += '\n';
 
   o += "## Policy compliance\n\n";
-  table_header(o, {"policy", "severity", "action", "tokens judged", "opened", "resolved", "open at end",
-                   "time to remediate (median / max)", "actions ok / failed / skipped / halted",
-                   "exemptions in force / used"});
+  table_header(o, {"policy", "severity", "action", "tokens judged", "opened", "resolved",
+                   "open at end", "time to remediate (median / max)",
+                   "actions ok / failed / skipped / halted", "exemptions in force / used"});
   for (const auto& p : d.policies) {
     const auto& t = p.time_to_remediate;
-    o += "| " + md(p.policy) + (p.configured ? "" : " (not configured)") + " | " + md(p.severity) + " | " +
-         md(p.action) + " | " + (p.tokens_judged ? thousands(*p.tokens_judged) : std::string("—")) + " | " +
-         thousands(p.opened) + " | " + thousands(p.resolved) + " | " + thousands(p.open_at_end) + " | " +
-         (t.median_seconds ? human_duration(*t.median_seconds) + " / " + human_duration(*t.max_seconds)
-                           : std::string("—")) +
+    o += "| " + md(p.policy) + (p.configured ? "" : " (not configured)") + " | " + md(p.severity) +
+         " | " + md(p.action) + " | " +
+         (p.tokens_judged ? thousands(*p.tokens_judged) : std::string("—")) + " | " +
+         thousands(p.opened) + " | " + thousands(p.resolved) + " | " + thousands(p.open_at_end) +
+         " | " +
+         (t.median_seconds
+              ? human_duration(*t.median_seconds) + " / " + human_duration(*t.max_seconds)
+              : std::string("—")) +
          " | " + thousands(p.actions_succeeded) + " / " + thousands(p.actions_failed) + " / " +
          thousands(p.actions_skipped) + " / " + thousands(p.actions_halted) + " | " +
          thousands(p.exemptions_in_force) + " / " + thousands(p.exemptions_used) + " |\n";
   }
-  o += "\nTime to remediate: from detection to resolution (compliant, restricted, revoked or removed) for "
+  o += "\nTime to remediate: from detection to resolution (compliant, restricted, revoked or "
+       "removed) for "
        "violations resolved in the period.\n\n";
   if (!d.halts.empty()) {
     o += "### Enforcement halted\n\n";
@@ -189,10 +214,12 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   }
   if (!d.exemptions.empty()) {
     o += "### Exemptions\n\n";
-    table_header(o, {"policy", "token or description", "cluster", "reason", "expires", "tokens exempted"});
+    table_header(
+        o, {"policy", "token or description", "cluster", "reason", "expires", "tokens exempted"});
     for (const auto& e : d.exemptions) {
-      o += "| " + md(e.policy) + " | " + (e.token_id.empty() ? "description ~ " + md(e.description) : md(e.token_id)) +
-           " | " + (e.cluster.empty() ? std::string("all") : md(e.cluster)) + " | " + md(e.reason) + " | " +
+      o += "| " + md(e.policy) + " | " +
+           (e.token_id.empty() ? "description ~ " + md(e.description) : md(e.token_id)) + " | " +
+           (e.cluster.empty() ? std::string("all") : md(e.cluster)) + " | " + md(e.reason) + " | " +
            short_time(e.expires) + " | " + thousands(e.used) + " |\n";
     }
     o += '\n';
@@ -203,21 +230,25 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   const std::size_t step = d.series.size() > 12 ? (d.series.size() + 11) / 12 : 1;
   for (std::size_t i = 0; i < d.series.size(); i += step) {
     const auto& s = d.series[i];
-    o += "| " + short_time(s.at) + " | " + thousands(s.tokens[0]) + " | " + thousands(s.tokens[1]) + " | " +
-         thousands(s.tokens[2]) + " | " + thousands(s.tokens[3]) + " | " + thousands(s.open_violations) + " |\n";
+    o += "| " + short_time(s.at) + " | " + thousands(s.tokens[0]) + " | " + thousands(s.tokens[1]) +
+         " | " + thousands(s.tokens[2]) + " | " + thousands(s.tokens[3]) + " | " +
+         thousands(s.open_violations) + " |\n";
   }
   o += '\n';
 
   o += "## Integrity\n\n";
   if (g.ok) {
-    o += "`tokenwarden verify` found the hash chain intact over " + thousands(g.rows) + " events.\n\n";
+    o += "`tokenwarden verify` found the hash chain intact over " + thousands(g.rows) +
+         " events.\n\n";
   } else {
     o += "**The hash chain is broken**: " + md(g.problem, 500) +
-         (g.first_bad_seq > 0 ? " First bad row: seq " + std::to_string(g.first_bad_seq) + "." : std::string()) +
+         (g.first_bad_seq > 0 ? " First bad row: seq " + std::to_string(g.first_bad_seq) + "."
+                              : std::string()) +
          " Events from there on cannot be trusted.\n\n";
   }
   o += "Head of the chain: seq " + std::to_string(g.head_seq) + ", hash `" + md(g.head_hash, 80) +
-       "`. A later `tokenwarden verify` that still shows this row with this hash proves that the history up "
+       "`. A later `tokenwarden verify` that still shows this row with this hash proves that the "
+       "history up "
        "to it was not changed since this report.\n";
   out.flush();
   return ok_status();

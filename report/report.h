@@ -63,17 +63,17 @@ struct Context {
 struct Request {
   Timestamp from;
   Timestamp to;
-  Timestamp at;             // the inventory's instant (default: to)
-  std::string cluster;      // "" = every cluster
+  Timestamp at;         // the inventory's instant (default: to)
+  std::string cluster;  // "" = every cluster
   Timestamp generated_at;
-  std::string database;     // as shown in the report
-  std::string version;      // tokenwarden's
+  std::string database;           // as shown in the report
+  std::string version;            // tokenwarden's
   std::size_t list_limit = 5000;  // HTML/Markdown: rows listed per long section (the rest counted)
   // Leave the chain check running (on its second connection) when collect() returns; the
   // renderers wait for it through integrity_of() when they reach that section (JSON and CSV
   // write it last, so the check overlaps the rendering).
   bool integrity_in_background = false;
-  std::size_t samples = 60;       // points of the time series
+  std::size_t samples = 60;  // points of the time series
 };
 
 struct Gap {
@@ -86,9 +86,9 @@ struct ClusterCoverage {
   Duration interval{0};
   std::string interval_source;  // "config", "observed" or "default"
   std::int64_t polls_ok = 0, polls_failed = 0, polls_suspect = 0;
-  std::optional<Timestamp> monitored_since;  // the cluster's first poll ever
+  std::optional<Timestamp> monitored_since;       // the cluster's first poll ever
   std::optional<Timestamp> last_successful_poll;  // at or before the end of the period
-  std::vector<Gap> gaps;  // no successful poll for more than 3 intervals
+  std::vector<Gap> gaps;                          // no successful poll for more than 3 intervals
   Duration gap_total{0};
 };
 
@@ -105,7 +105,7 @@ struct InventorySection {
   Timestamp at;
   std::array<std::int64_t, 4> by_status{};  // active, expired, revoked, removed
   std::int64_t never_expire = 0, all_databases = 0, writes = 0;  // among active tokens
-  std::int64_t token_count = 0;  // every token known at `at`
+  std::int64_t token_count = 0;                                  // every token known at `at`
   // The tokens themselves stay in the replay (compact) and are visited by cluster and id until
   // `visit` returns false; the entry is only valid during the call.
   std::shared_ptr<const storage::InventoryReplay> replay;
@@ -128,12 +128,13 @@ struct TimeToRemediate {
 
 struct PolicyCompliance {
   std::string policy;
-  bool configured = false;  // in the configuration now (else only in the history)
-  std::string kind, severity, action, mode;  // from the configuration, else from the history
+  bool configured = false;                    // in the configuration now (else only in the history)
+  std::string kind, severity, action, mode;   // from the configuration, else from the history
   std::optional<std::int64_t> tokens_judged;  // active tokens in scope at the end (needs config)
   std::int64_t opened = 0, resolved = 0, open_at_end = 0;
   std::map<std::string, std::int64_t> resolutions;  // resolved in the period, by resolution
-  TimeToRemediate time_to_remediate;  // opened to resolved (compliant, revoked, restricted, removed)
+  TimeToRemediate
+      time_to_remediate;  // opened to resolved (compliant, revoked, restricted, removed)
   std::int64_t actions_planned = 0, actions_succeeded = 0, actions_failed = 0, actions_skipped = 0;
   std::int64_t actions_halted = 0;  // held back when enforcement halted
   std::int64_t awaiting_approval_at_end = 0;
@@ -211,7 +212,6 @@ struct ChangeEvent {
   std::string after;        // token_updated: after; token_created: the token; else ""
 };
 
-
 Result<ReportData> collect(storage::Db& db, const Request& request, const Context& context,
                            const Progress& progress = {});
 // Streams the period's token changes in seq order; `visit` returns false to stop.
@@ -219,7 +219,8 @@ Result<ReportData> collect(storage::Db& db, const Request& request, const Contex
 Result<Integrity> integrity_of(storage::Db& db, const ReportData& data);
 
 // `data` is what collect() returned for the same request (descriptions come from its replay).
-Status for_each_change(storage::Db& db, const ReportData& data, const std::function<bool(const ChangeEvent&)>& visit);
+Status for_each_change(storage::Db& db, const ReportData& data,
+                       const std::function<bool(const ChangeEvent&)>& visit);
 
 // Receives the report in chunks.
 using Sink = std::function<void(std::string_view chunk)>;

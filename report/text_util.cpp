@@ -17,7 +17,9 @@ std::string human_duration(double seconds) {
   return std::to_string(m) + "m" + (sec > 0 ? " " + std::to_string(sec) + "s" : "");
 }
 
-std::string human_duration(Duration d) { return human_duration(std::chrono::duration<double>(d).count()); }
+std::string human_duration(Duration d) {
+  return human_duration(std::chrono::duration<double>(d).count());
+}
 
 std::string thousands(std::int64_t n) {
   std::string digits = std::to_string(n < 0 ? -n : n);
@@ -38,6 +40,5 @@ std::string short_time(Timestamp t) {
 std::string short_time(const std::optional<Timestamp>& t, std::string_view none) {
   return t ? short_time(*t) : std::string(none);
 }
-
 
 }  // namespace tw::report

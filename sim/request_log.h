@@ -26,9 +26,9 @@ struct RequestRecord {
   std::uint64_t seq = 0;  // assigned by TokenStore::record(), from 1
   Timestamp time;         // simulated time
   std::string method;
-  std::string path;  // without the query string
+  std::string path;   // without the query string
   std::string query;  // the raw query string (after '?'), "" if none
-  int status = 0;    // 0: no answer was sent (timeout and reset faults)
+  int status = 0;     // 0: no answer was sent (timeout and reset faults)
   AuthResult auth = AuthResult::kMissing;
   std::optional<FaultKind> fault;
   std::optional<std::string> body;  // POST/PATCH request bodies (cut at 64 KiB)

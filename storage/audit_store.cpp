@@ -9,9 +9,12 @@ namespace tw::storage {
 
 std::string_view to_string(PollOutcome outcome) {
   switch (outcome) {
-    case PollOutcome::kOk: return "ok";
-    case PollOutcome::kFailed: return "failed";
-    case PollOutcome::kSuspect: return "suspect";
+    case PollOutcome::kOk:
+      return "ok";
+    case PollOutcome::kFailed:
+      return "failed";
+    case PollOutcome::kSuspect:
+      return "suspect";
   }
   return "failed";
 }
@@ -50,13 +53,22 @@ Result<std::int64_t> WriteTxn::append(const NewEvent& event, Timestamp recorded_
   if (!event.cluster.empty()) cluster = event.cluster;
   if (!event.token_id.empty()) token = event.token_id;
   std::string_view name = to_string(event.kind);
-  std::string hash = chain_hash(impl_->head_hash, canonical_row(seq, at, cluster, token, name, event.detail));
+  std::string hash =
+      chain_hash(impl_->head_hash, canonical_row(seq, at, cluster, token, name, event.detail));
   auto ins = db.cached(
-      "INSERT INTO audit_events(seq, recorded_at, cluster, token_id, event, detail, prev_hash, hash) "
+      "INSERT INTO audit_events(seq, recorded_at, cluster, token_id, event, detail, prev_hash, "
+      "hash) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   if (!ins.ok()) return ins.take_error();
-  (*ins)->bind(1, seq).bind(2, at).bind(3, cluster).bind(4, token).bind(5, name).bind(6, event.detail)
-      .bind(7, impl_->head_hash).bind(8, hash);
+  (*ins)
+      ->bind(1, seq)
+      .bind(2, at)
+      .bind(3, cluster)
+      .bind(4, token)
+      .bind(5, name)
+      .bind(6, event.detail)
+      .bind(7, impl_->head_hash)
+      .bind(8, hash);
   TW_RETURN_IF_ERROR((*ins)->run());
   impl_->head_seq = seq;
   impl_->head_hash = std::move(hash);
@@ -76,10 +88,16 @@ Status WriteTxn::put_token(const std::string& cluster, const KnownToken& k) {
   auto opt_ts = [](const std::optional<Timestamp>& t) {
     return t ? std::optional<std::string>(format_timestamp(*t)) : std::nullopt;
   };
-  (*st)->bind(1, cluster).bind(2, k.token.id).bind(3, k.token.description)
-      .bind(4, permissions_json(k.token.permissions)).bind(5, opt_ts(k.token.created_at))
-      .bind(6, opt_ts(k.token.expires_at)).bind(7, opt_ts(k.token.revoked_at))
-      .bind(8, to_string(k.status)).bind(9, format_timestamp(k.first_seen))
+  (*st)
+      ->bind(1, cluster)
+      .bind(2, k.token.id)
+      .bind(3, k.token.description)
+      .bind(4, permissions_json(k.token.permissions))
+      .bind(5, opt_ts(k.token.created_at))
+      .bind(6, opt_ts(k.token.expires_at))
+      .bind(7, opt_ts(k.token.revoked_at))
+      .bind(8, to_string(k.status))
+      .bind(9, format_timestamp(k.first_seen))
       .bind(10, format_timestamp(k.last_seen));
   return (*st)->run();
 }
@@ -89,11 +107,23 @@ Result<std::int64_t> WriteTxn::insert_poll(const PollRecord& p) {
       "INSERT INTO poll_runs(cluster, started_at, finished_at, outcome, token_count, error, "
       "vanished_digest) VALUES (?, ?, ?, ?, ?, ?, ?)");
   if (!st.ok()) return st.take_error();
-  (*st)->bind(1, p.cluster).bind(2, format_timestamp(p.started_at))
-      .bind(3, format_timestamp(p.finished_at)).bind(4, to_string(p.outcome));
-  if (p.token_count) (*st)->bind(5, *p.token_count); else (*st)->bind_null(5);
-  if (p.error.empty()) (*st)->bind_null(6); else (*st)->bind(6, p.error);
-  if (p.vanished_digest.empty()) (*st)->bind_null(7); else (*st)->bind(7, p.vanished_digest);
+  (*st)
+      ->bind(1, p.cluster)
+      .bind(2, format_timestamp(p.started_at))
+      .bind(3, format_timestamp(p.finished_at))
+      .bind(4, to_string(p.outcome));
+  if (p.token_count)
+    (*st)->bind(5, *p.token_count);
+  else
+    (*st)->bind_null(5);
+  if (p.error.empty())
+    (*st)->bind_null(6);
+  else
+    (*st)->bind(6, p.error);
+  if (p.vanished_digest.empty())
+    (*st)->bind_null(7);
+  else
+    (*st)->bind(7, p.vanished_digest);
   TW_RETURN_IF_ERROR((*st)->run());
   return impl_->db->last_insert_rowid();
 }
@@ -166,8 +196,9 @@ Result<Inventory> read_inventory(Db& db, const std::string& cluster) {
     k.token.description = st->text(1);
     auto perms = parse_permissions_json(st->text(2));
     if (!perms.ok()) {
-      return make_error(ErrorCode::kDatabase, "token " + printable(k.token.id, 80) + " of cluster " +
-                                                  cluster + ": " + perms.error().message);
+      return make_error(ErrorCode::kDatabase, "token " + printable(k.token.id, 80) +
+                                                  " of cluster " + cluster + ": " +
+                                                  perms.error().message);
     }
     k.token.permissions = std::move(*perms);
     k.token.created_at = parse_optional_timestamp(st->opt_text(3));
@@ -195,12 +226,14 @@ Result<std::unique_ptr<AuditStore>> AuditStore::open(const std::string& path, Mo
     restrict_to_owner(path);
     // WAL with synchronous=FULL: a committed poll survives power loss. journal_size_limit keeps
     // the WAL file from staying at its high-water mark after a large first poll.
-    for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL",
-                               "PRAGMA foreign_keys = ON", "PRAGMA journal_size_limit = 16777216"}) {
+    for (const char* pragma :
+         {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+          "PRAGMA journal_size_limit = 16777216"}) {
       auto s = (*db)->exec(pragma);
       if (!s.ok()) {
-        return make_error(ErrorCode::kDatabase, "cannot configure database \"" + printable(path, 200) +
-                                                    "\": " + s.error().message);
+        return make_error(
+            ErrorCode::kDatabase,
+            "cannot configure database \"" + printable(path, 200) + "\": " + s.error().message);
       }
     }
     auto m = migrate(**db);
@@ -213,7 +246,8 @@ Result<std::unique_ptr<AuditStore>> AuditStore::open(const std::string& path, Mo
                         "database \"" + printable(path, 200) + "\" has schema version " +
                             std::to_string(*v) + " but this tokenwarden reads version " +
                             std::to_string(kSchemaVersion) +
-                            (*v < kSchemaVersion ? " (start the daemon once to migrate it)" : " (upgrade tokenwarden)"));
+                            (*v < kSchemaVersion ? " (start the daemon once to migrate it)"
+                                                 : " (upgrade tokenwarden)"));
     }
   }
   return std::unique_ptr<AuditStore>(new AuditStore(std::move(*db), path));

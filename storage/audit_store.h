@@ -40,10 +40,10 @@ struct PollRecord {
 };
 
 struct ClusterState {
-  bool ever_ok = false;                   // a successful poll is recorded
-  std::int64_t last_ok_poll_id = 0;       // 0 if none
+  bool ever_ok = false;              // a successful poll is recorded
+  std::int64_t last_ok_poll_id = 0;  // 0 if none
   std::optional<Timestamp> last_ok_finished;
-  std::string pending_suspect_digest;     // set if the latest non-failed poll was suspect
+  std::string pending_suspect_digest;  // set if the latest non-failed poll was suspect
 };
 
 using tw::EventCounts;
@@ -83,7 +83,9 @@ class AuditStore {
   Result<WriteTxn> begin();
   Db& db() { return *db_; }
   // Called after every commit with the events it appended (metrics). Set before writers start.
-  void on_commit(std::function<void(const EventCounts&)> observer) { on_commit_ = std::move(observer); }
+  void on_commit(std::function<void(const EventCounts&)> observer) {
+    on_commit_ = std::move(observer);
+  }
   const std::function<void(const EventCounts&)>& commit_observer() const { return on_commit_; }
   const std::string& path() const { return path_; }
 

@@ -28,7 +28,8 @@ std::string chain_hash(std::string_view prev_hash, std::string_view canonical) {
   return sha256_hex(prev_hash, canonical);
 }
 
-Result<VerifyReport> verify_chain(Db& db, void (*progress)(std::int64_t, void*), void* progress_arg) {
+Result<VerifyReport> verify_chain(Db& db, void (*progress)(std::int64_t, void*),
+                                  void* progress_arg) {
   VerifyReport rep;
   auto stmt = db.prepare(
       "SELECT seq, recorded_at, cluster, token_id, event, detail, prev_hash, hash "
@@ -59,17 +60,19 @@ Result<VerifyReport> verify_chain(Db& db, void (*progress)(std::int64_t, void*),
     if (rep.ok) {
       if (seq != expected_seq) {
         if (seq > expected_seq) {
-          fail(seq, "row seq " + std::to_string(seq) + " follows seq " + std::to_string(expected_seq - 1) +
-                        ": rows " + std::to_string(expected_seq) +
+          fail(seq, "row seq " + std::to_string(seq) + " follows seq " +
+                        std::to_string(expected_seq - 1) + ": rows " +
+                        std::to_string(expected_seq) +
                         (seq - 1 > expected_seq ? ".." + std::to_string(seq - 1) : std::string()) +
                         " were deleted");
         } else {
           fail(seq, "row seq " + std::to_string(seq) + " is out of order");
         }
       } else if (prev_hash != prev) {
-        fail(seq, "row seq " + std::to_string(seq) +
-                      " does not link to the row before it (prev_hash differs): a row was inserted, "
-                      "deleted or rewritten before it");
+        fail(seq,
+             "row seq " + std::to_string(seq) +
+                 " does not link to the row before it (prev_hash differs): a row was inserted, "
+                 "deleted or rewritten before it");
       } else if (chain_hash(prev_hash, canonical_row(seq, recorded_at, cluster, token_id, event,
                                                      detail)) != hash) {
         fail(seq, "row seq " + std::to_string(seq) + " (" + event + " at " + recorded_at +
@@ -96,8 +99,9 @@ Result<VerifyReport> verify_chain(Db& db, void (*progress)(std::int64_t, void*),
                                    " but the log ends at seq " + std::to_string(rep.head_seq) +
                                    ": rows were deleted from the end");
       } else {
-        fail(hseq + 1, "the log continues past the recorded chain head (seq " + std::to_string(hseq) +
-                       "): rows were appended or rewritten outside tokenwarden");
+        fail(hseq + 1, "the log continues past the recorded chain head (seq " +
+                           std::to_string(hseq) +
+                           "): rows were appended or rewritten outside tokenwarden");
       }
     }
   } else if (rep.rows > 0) {

@@ -33,10 +33,10 @@ std::string chain_hash(std::string_view prev_hash, std::string_view canonical);
 struct VerifyReport {
   bool ok = true;
   std::int64_t rows = 0;
-  std::int64_t head_seq = 0;   // last row of the table
+  std::int64_t head_seq = 0;  // last row of the table
   std::string head_hash;
-  std::int64_t bad_seq = 0;    // first bad row (0 if the problem is not one row)
-  std::string problem;         // one sentence
+  std::int64_t bad_seq = 0;          // first bad row (0 if the problem is not one row)
+  std::string problem;               // one sentence
   bool append_only_triggers = true;  // false: someone removed them (reported, not a chain break)
 };
 

@@ -9,11 +9,12 @@ namespace tw::storage {
 namespace {
 
 constexpr std::array<std::string_view, 8> kViolationStates{
-    "open", "awaiting_approval", "enforcing", "enforced", "failed", "halted", "skipped", "resolved"};
-constexpr std::array<std::string_view, 6> kResolutions{"compliant", "revoked",  "restricted",
-                                                        "exempted",  "removed", "policy_removed"};
+    "open",   "awaiting_approval", "enforcing", "enforced", "failed",
+    "halted", "skipped",           "resolved"};
+constexpr std::array<std::string_view, 6> kResolutions{"compliant", "revoked", "restricted",
+                                                       "exempted",  "removed", "policy_removed"};
 constexpr std::array<std::string_view, 5> kActionStates{"planned", "awaiting_approval", "succeeded",
-                                                         "failed", "skipped"};
+                                                        "failed", "skipped"};
 
 template <class E, std::size_t N>
 std::optional<E> lookup(const std::array<std::string_view, N>& names, std::string_view s) {
@@ -90,7 +91,8 @@ Result<std::vector<Row>> collect(Stmt& st, Read read) {
   return out;
 }
 
-Status exec_one(WriteTxn& txn, const std::string& sql, const std::vector<std::optional<std::string>>& args) {
+Status exec_one(WriteTxn& txn, const std::string& sql,
+                const std::vector<std::optional<std::string>>& args) {
   auto st = txn.db().cached(sql);
   if (!st.ok()) return st.take_error();
   for (std::size_t i = 0; i < args.size(); ++i) (*st)->bind(static_cast<int>(i + 1), args[i]);
@@ -99,7 +101,9 @@ Status exec_one(WriteTxn& txn, const std::string& sql, const std::vector<std::op
 
 }  // namespace
 
-std::string_view to_string(ViolationState s) { return kViolationStates[static_cast<std::size_t>(s)]; }
+std::string_view to_string(ViolationState s) {
+  return kViolationStates[static_cast<std::size_t>(s)];
+}
 std::string_view to_string(Resolution r) { return kResolutions[static_cast<std::size_t>(r)]; }
 std::string_view to_string(ActionState s) { return kActionStates[static_cast<std::size_t>(s)]; }
 std::optional<ViolationState> parse_violation_state(std::string_view s) {
@@ -110,8 +114,9 @@ std::optional<ActionState> parse_action_state(std::string_view s) {
 }
 
 Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& cluster) {
-  auto st = db.prepare(std::string("SELECT ") + kViolationColumns +
-                       " FROM violation_records WHERE cluster = ? AND state != 'resolved' ORDER BY id");
+  auto st =
+      db.prepare(std::string("SELECT ") + kViolationColumns +
+                 " FROM violation_records WHERE cluster = ? AND state != 'resolved' ORDER BY id");
   if (!st.ok()) return st.take_error();
   st->bind(1, cluster);
   return collect<ViolationRow>(*st, read_violation);
@@ -158,7 +163,8 @@ Result<std::vector<ActionRow>> pending_actions(Db& db, const std::string& cluste
 }
 
 Result<std::optional<ActionRow>> find_action(Db& db, std::int64_t id) {
-  auto st = db.prepare(std::string("SELECT ") + kActionColumns + " FROM action_records WHERE id = ?");
+  auto st =
+      db.prepare(std::string("SELECT ") + kActionColumns + " FROM action_records WHERE id = ?");
   if (!st.ok()) return st.take_error();
   st->bind(1, id);
   auto rows = collect<ActionRow>(*st, read_action);
@@ -176,7 +182,8 @@ Result<bool> cluster_halted(Db& db, const std::string& cluster) {
   return *r && st->int64(0) != 0;
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> exemption_uses(Db& db, const std::string& cluster) {
+Result<std::vector<std::pair<std::string, std::string>>> exemption_uses(
+    Db& db, const std::string& cluster) {
   auto st = db.prepare("SELECT exemption, token_id FROM exemption_uses WHERE cluster = ?");
   if (!st.ok()) return st.take_error();
   st->bind(1, cluster);
@@ -220,11 +227,12 @@ Result<std::vector<ActionRow>> query_actions(Db& db, const std::string& cluster)
 }
 
 Result<std::int64_t> insert_violation(WriteTxn& txn, const ViolationRow& v) {
-  auto s = exec_one(txn,
-                    "INSERT INTO violation_records(cluster, token_id, policy, severity, state, action, "
-                    "opened_at, due_at, detail, released) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    {v.cluster, v.token_id, v.policy, v.severity, std::string(to_string(v.state)), v.action,
-                     format_timestamp(v.opened_at), ts_or_null(v.due_at), v.detail, v.released ? "1" : "0"});
+  auto s = exec_one(
+      txn,
+      "INSERT INTO violation_records(cluster, token_id, policy, severity, state, action, "
+      "opened_at, due_at, detail, released) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      {v.cluster, v.token_id, v.policy, v.severity, std::string(to_string(v.state)), v.action,
+       format_timestamp(v.opened_at), ts_or_null(v.due_at), v.detail, v.released ? "1" : "0"});
   if (!s.ok()) return s.take_error();
   return txn.db().last_insert_rowid();
 }
@@ -235,14 +243,16 @@ Status set_violation_state(WriteTxn& txn, std::int64_t id, ViolationState state)
 }
 
 Status resolve_violation(WriteTxn& txn, std::int64_t id, Resolution resolution, Timestamp at) {
-  return exec_one(txn,
-                  "UPDATE violation_records SET state = 'resolved', resolution = ?, resolved_at = ? "
-                  "WHERE id = ?",
-                  {std::string(to_string(resolution)), format_timestamp(at), std::to_string(id)});
+  return exec_one(
+      txn,
+      "UPDATE violation_records SET state = 'resolved', resolution = ?, resolved_at = ? "
+      "WHERE id = ?",
+      {std::string(to_string(resolution)), format_timestamp(at), std::to_string(id)});
 }
 
 Status release_violation(WriteTxn& txn, std::int64_t id) {
-  return exec_one(txn, "UPDATE violation_records SET released = 1 WHERE id = ?", {std::to_string(id)});
+  return exec_one(txn, "UPDATE violation_records SET released = 1 WHERE id = ?",
+                  {std::to_string(id)});
 }
 
 Status reopen_violation(WriteTxn& txn, std::int64_t id) {
@@ -269,12 +279,13 @@ Result<SucceededActions> succeeded_actions(Db& db, std::int64_t violation_id) {
 Result<std::int64_t> insert_action(WriteTxn& txn, const ActionRow& a) {
   std::optional<std::string> target;
   if (a.action == "restrict") target = permissions_json(a.target);
-  auto s = exec_one(txn,
-                    "INSERT INTO action_records(violation_id, cluster, token_id, policy, action, state, "
-                    "planned_at, completed_at, target_permissions, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    {std::to_string(a.violation_id), a.cluster, a.token_id, a.policy, a.action,
-                     std::string(to_string(a.state)), format_timestamp(a.planned_at), ts_or_null(a.completed_at),
-                     target, a.error.empty() ? std::nullopt : std::optional<std::string>(a.error)});
+  auto s = exec_one(
+      txn,
+      "INSERT INTO action_records(violation_id, cluster, token_id, policy, action, state, "
+      "planned_at, completed_at, target_permissions, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      {std::to_string(a.violation_id), a.cluster, a.token_id, a.policy, a.action,
+       std::string(to_string(a.state)), format_timestamp(a.planned_at), ts_or_null(a.completed_at),
+       target, a.error.empty() ? std::nullopt : std::optional<std::string>(a.error)});
   if (!s.ok()) return s.take_error();
   return txn.db().last_insert_rowid();
 }
@@ -293,10 +304,11 @@ Status set_action_target(WriteTxn& txn, std::int64_t id, const std::vector<Permi
 
 Result<bool> claim_action(WriteTxn& txn, std::int64_t id, Timestamp now, std::int64_t pid,
                           const std::optional<Timestamp>& seen) {
-  auto s = exec_one(txn,
-                    "UPDATE action_records SET attempts = attempts + 1, attempt_started_at = ?, attempt_pid = ? "
-                    "WHERE id = ? AND state = 'planned' AND attempt_started_at IS ?",
-                    {format_timestamp(now), std::to_string(pid), std::to_string(id), ts_or_null(seen)});
+  auto s = exec_one(
+      txn,
+      "UPDATE action_records SET attempts = attempts + 1, attempt_started_at = ?, attempt_pid = ? "
+      "WHERE id = ? AND state = 'planned' AND attempt_started_at IS ?",
+      {format_timestamp(now), std::to_string(pid), std::to_string(id), ts_or_null(seen)});
   if (!s.ok()) return s.take_error();
   auto ch = txn.db().prepare("SELECT changes()");
   if (!ch.ok()) return ch.take_error();
@@ -305,33 +317,39 @@ Result<bool> claim_action(WriteTxn& txn, std::int64_t id, Timestamp now, std::in
   return ch->int64(0) == 1;
 }
 
-Status finish_action(WriteTxn& txn, std::int64_t id, ActionState state, Timestamp at, const std::string& error,
-                     std::optional<Timestamp> next_attempt_at) {
+Status finish_action(WriteTxn& txn, std::int64_t id, ActionState state, Timestamp at,
+                     const std::string& error, std::optional<Timestamp> next_attempt_at) {
   bool done = state != ActionState::kPlanned;
-  return exec_one(txn,
-                  "UPDATE action_records SET state = ?, completed_at = ?, error = ?, next_attempt_at = ?, "
-                  "attempt_started_at = NULL, attempt_pid = NULL WHERE id = ?",
-                  {std::string(to_string(state)), done ? std::optional<std::string>(format_timestamp(at)) : std::nullopt,
-                   error.empty() ? std::nullopt : std::optional<std::string>(error), ts_or_null(next_attempt_at),
-                   std::to_string(id)});
+  return exec_one(
+      txn,
+      "UPDATE action_records SET state = ?, completed_at = ?, error = ?, next_attempt_at = ?, "
+      "attempt_started_at = NULL, attempt_pid = NULL WHERE id = ?",
+      {std::string(to_string(state)),
+       done ? std::optional<std::string>(format_timestamp(at)) : std::nullopt,
+       error.empty() ? std::nullopt : std::optional<std::string>(error),
+       ts_or_null(next_attempt_at), std::to_string(id)});
 }
 
 Status set_cluster_halted(WriteTxn& txn, const std::string& cluster, bool halted, Timestamp at,
                           const std::string& detail) {
-  return exec_one(txn,
-                  "INSERT INTO enforcement_state(cluster, halted, halted_at, detail) VALUES (?, ?, ?, ?) "
-                  "ON CONFLICT(cluster) DO UPDATE SET halted = excluded.halted, halted_at = excluded.halted_at, "
-                  "detail = excluded.detail",
-                  {cluster, halted ? "1" : "0", halted ? std::optional<std::string>(format_timestamp(at)) : std::nullopt,
-                   detail});
+  return exec_one(
+      txn,
+      "INSERT INTO enforcement_state(cluster, halted, halted_at, detail) VALUES (?, ?, ?, ?) "
+      "ON CONFLICT(cluster) DO UPDATE SET halted = excluded.halted, halted_at = "
+      "excluded.halted_at, "
+      "detail = excluded.detail",
+      {cluster, halted ? "1" : "0",
+       halted ? std::optional<std::string>(format_timestamp(at)) : std::nullopt, detail});
 }
 
-Result<bool> note_exemption_use(WriteTxn& txn, const std::string& exemption, const std::string& cluster,
-                                const std::string& token_id, Timestamp at) {
-  auto s = exec_one(txn,
-                    "INSERT OR IGNORE INTO exemption_uses(exemption, cluster, token_id, first_applied_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    {exemption, cluster, token_id, format_timestamp(at)});
+Result<bool> note_exemption_use(WriteTxn& txn, const std::string& exemption,
+                                const std::string& cluster, const std::string& token_id,
+                                Timestamp at) {
+  auto s = exec_one(
+      txn,
+      "INSERT OR IGNORE INTO exemption_uses(exemption, cluster, token_id, first_applied_at) "
+      "VALUES (?, ?, ?, ?)",
+      {exemption, cluster, token_id, format_timestamp(at)});
   if (!s.ok()) return s.take_error();
   auto ch = txn.db().prepare("SELECT changes()");
   if (!ch.ok()) return ch.take_error();

@@ -22,7 +22,16 @@ namespace tw::storage {
 class Db;
 class WriteTxn;
 
-enum class ViolationState { kOpen, kAwaitingApproval, kEnforcing, kEnforced, kFailed, kHalted, kSkipped, kResolved };
+enum class ViolationState {
+  kOpen,
+  kAwaitingApproval,
+  kEnforcing,
+  kEnforced,
+  kFailed,
+  kHalted,
+  kSkipped,
+  kResolved
+};
 enum class Resolution { kCompliant, kRevoked, kRestricted, kExempted, kRemoved, kPolicyRemoved };
 enum class ActionState { kPlanned, kAwaitingApproval, kSucceeded, kFailed, kSkipped };
 
@@ -44,7 +53,7 @@ struct ViolationRow {
   std::optional<Timestamp> due_at;  // when the action becomes due (nullopt for alert-only)
   std::optional<Timestamp> resolved_at;
   std::optional<Resolution> resolution;
-  std::string detail;  // JSON
+  std::string detail;     // JSON
   bool released = false;  // approved past a halt
 };
 
@@ -75,11 +84,13 @@ Result<std::optional<ViolationRow>> last_violation_resolved_as_removed(Db& db,
                                                                        const std::string& cluster,
                                                                        const std::string& token_id,
                                                                        const std::string& policy);
-Result<std::vector<ActionRow>> pending_actions(Db& db, const std::string& cluster);  // planned, awaiting
+Result<std::vector<ActionRow>> pending_actions(Db& db,
+                                               const std::string& cluster);  // planned, awaiting
 Result<std::optional<ActionRow>> find_action(Db& db, std::int64_t id);
 Result<bool> cluster_halted(Db& db, const std::string& cluster);
 // (exemption key, token id) pairs recorded for a cluster.
-Result<std::vector<std::pair<std::string, std::string>>> exemption_uses(Db& db, const std::string& cluster);
+Result<std::vector<std::pair<std::string, std::string>>> exemption_uses(Db& db,
+                                                                        const std::string& cluster);
 
 struct ViolationFilter {
   bool open_only = false;
@@ -110,12 +121,13 @@ Status set_action_target(WriteTxn& txn, std::int64_t id, const std::vector<Permi
 // false if another process claimed it first or it is no longer planned.
 Result<bool> claim_action(WriteTxn& txn, std::int64_t id, Timestamp now, std::int64_t pid,
                           const std::optional<Timestamp>& seen);
-Status finish_action(WriteTxn& txn, std::int64_t id, ActionState state, Timestamp at, const std::string& error,
-                     std::optional<Timestamp> next_attempt_at);
+Status finish_action(WriteTxn& txn, std::int64_t id, ActionState state, Timestamp at,
+                     const std::string& error, std::optional<Timestamp> next_attempt_at);
 Status set_cluster_halted(WriteTxn& txn, const std::string& cluster, bool halted, Timestamp at,
                           const std::string& detail);
 // true if this (exemption, cluster, token) was not recorded before (and records it).
-Result<bool> note_exemption_use(WriteTxn& txn, const std::string& exemption, const std::string& cluster,
-                                const std::string& token_id, Timestamp at);
+Result<bool> note_exemption_use(WriteTxn& txn, const std::string& exemption,
+                                const std::string& cluster, const std::string& token_id,
+                                Timestamp at);
 
 }  // namespace tw::storage

@@ -129,7 +129,8 @@ std::vector<NewEvent> change_events(const std::string& cluster, const Change& c,
       const KnownToken& k = *c.before;
       bool newly_revoked = !k.token.revoked_at && t.revoked_at;
       std::string update = update_detail(k.token, t, !newly_revoked);
-      if (!update.empty()) out.push_back({EventKind::kTokenUpdated, cluster, t.id, std::move(update)});
+      if (!update.empty())
+        out.push_back({EventKind::kTokenUpdated, cluster, t.id, std::move(update)});
       if (newly_revoked) {
         std::string d;
         JsonWriter(d).begin_object().field("revoked_at", t.revoked_at).end_object();

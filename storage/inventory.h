@@ -31,8 +31,9 @@ using Inventory = std::unordered_map<std::string, KnownToken>;
 struct Change {
   enum class Type { kNew, kChanged, kVanished };
   Type type = Type::kNew;
-  const Token* token = nullptr;        // kNew/kChanged: the fetched token; kVanished: the known one
-  const KnownToken* before = nullptr;  // kChanged, kVanished, and kNew when a removed token reappears
+  const Token* token = nullptr;  // kNew/kChanged: the fetched token; kVanished: the known one
+  const KnownToken* before =
+      nullptr;  // kChanged, kVanished, and kNew when a removed token reappears
   TokenStatus status = TokenStatus::kActive;  // the status to record
   // kVanished: how its removal was confirmed ("direct_read", "sample"); empty: not said.
   std::string_view confirmed_by;
@@ -40,7 +41,7 @@ struct Change {
 
 struct ChangePlan {
   std::vector<Change> changes;
-  std::size_t known_present = 0;          // known tokens not already removed
+  std::size_t known_present = 0;  // known tokens not already removed
   std::vector<std::string>
       vanished_ids;  // sorted; revoked tokens left out of a list are not vanished
 };
@@ -49,7 +50,8 @@ ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetche
 
 // The audit events of one change. `first_poll`: the cluster never had a successful poll, so new
 // tokens are token_discovered rather than token_created.
-std::vector<NewEvent> change_events(const std::string& cluster, const Change& change, bool first_poll);
+std::vector<NewEvent> change_events(const std::string& cluster, const Change& change,
+                                    bool first_poll);
 
 // The inventory row after a change. `last_ok_poll`: when the cluster was last seen whole (the
 // last_seen of a vanished token).

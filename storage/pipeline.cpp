@@ -11,7 +11,8 @@
 
 namespace tw::storage {
 
-Status pipelined_rows(Stmt& stmt, int columns, const std::function<bool(const std::string_view* fields)>& row) {
+Status pipelined_rows(Stmt& stmt, int columns,
+                      const std::function<bool(const std::string_view* fields)>& row) {
   const auto n = static_cast<std::size_t>(columns);
   struct Batch {
     std::string text;

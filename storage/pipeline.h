@@ -18,6 +18,7 @@ namespace tw::storage {
 // Calls `row(fields)` for every row of `stmt`, in order, on the calling thread; `fields` holds
 // the first `columns` columns as text (NULL as empty), valid during the call. `row` returns
 // false to stop early.
-Status pipelined_rows(Stmt& stmt, int columns, const std::function<bool(const std::string_view* fields)>& row);
+Status pipelined_rows(Stmt& stmt, int columns,
+                      const std::function<bool(const std::string_view* fields)>& row);
 
 }  // namespace tw::storage

@@ -60,7 +60,8 @@ Result<std::vector<AuditRow>> query_history(Db& db, const HistoryFilter& filter)
     }
     sql += ")";
   }
-  sql += filter.limit > 0 ? " ORDER BY seq DESC LIMIT " + std::to_string(filter.limit) : " ORDER BY seq";
+  sql += filter.limit > 0 ? " ORDER BY seq DESC LIMIT " + std::to_string(filter.limit)
+                          : " ORDER BY seq";
   auto st = db.prepare(sql);
   if (!st.ok()) return st.take_error();
   for (std::size_t i = 0; i < params.size(); ++i) st->bind(static_cast<int>(i + 1), params[i]);
@@ -85,7 +86,9 @@ Result<std::vector<AuditRow>> query_history(Db& db, const HistoryFilter& filter)
 }
 
 Result<std::optional<Timestamp>> last_successful_poll(Db& db, const std::string& cluster) {
-  auto st = db.cached("SELECT finished_at FROM poll_runs WHERE cluster = ? AND outcome = 'ok' ORDER BY id DESC LIMIT 1");
+  auto st = db.cached(
+      "SELECT finished_at FROM poll_runs WHERE cluster = ? AND outcome = 'ok' ORDER BY id DESC "
+      "LIMIT 1");
   if (!st.ok()) return st.take_error();
   (*st)->bind(1, cluster);
   auto row = (*st)->step();

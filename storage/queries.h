@@ -52,7 +52,8 @@ class InventoryReplay {
 
   // Applies the token events recorded up to `until` (inclusive) for one cluster ("" = all),
   // calling on_sample(t) for every sample time t <= until once all events up to t are applied.
-  Status run(Db& db, Timestamp until, const std::string& cluster, const std::vector<Timestamp>& samples,
+  Status run(Db& db, Timestamp until, const std::string& cluster,
+             const std::vector<Timestamp>& samples,
              const std::function<void(Timestamp)>& on_sample);
 
   // Status counts (active, expired, revoked, removed) as of `at`, with expiry by time applied.
@@ -63,7 +64,8 @@ class InventoryReplay {
   void for_each(Timestamp at, const std::optional<TokenStatus>& status,
                 const std::function<bool(const InventoryRow& row)>& visit) const;
   // The same rows in a vector.
-  std::vector<InventoryRow> rows(Timestamp at, const std::optional<TokenStatus>& status = std::nullopt) const;
+  std::vector<InventoryRow> rows(Timestamp at,
+                                 const std::optional<TokenStatus>& status = std::nullopt) const;
   // Tokens known (in any status).
   std::size_t size() const;
   // Every token as of `at`, unordered and without copies (for counting).
@@ -99,7 +101,7 @@ struct HistoryFilter {
   std::optional<Timestamp> since;  // inclusive
   std::optional<Timestamp> until;  // inclusive
   std::vector<std::string> events;
-  std::int64_t limit = 0;          // 0: no limit; otherwise the most recent `limit` rows
+  std::int64_t limit = 0;  // 0: no limit; otherwise the most recent `limit` rows
 };
 
 // The audit_log view, ordered by seq.

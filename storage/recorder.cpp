@@ -109,9 +109,14 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
     poll.outcome = PollOutcome::kFailed;
     poll.error = in.error;
     std::string d;
-    JsonWriter(d).begin_object().field("error", in.error).field("started_at", in.started_at).end_object();
+    JsonWriter(d)
+        .begin_object()
+        .field("error", in.error)
+        .field("started_at", in.started_at)
+        .end_object();
     if (in.dry_run) return summary;
-    auto id = commit_poll_with_event(*txn, poll, {EventKind::kPollFailed, in.cluster, {}, std::move(d)}, now);
+    auto id = commit_poll_with_event(*txn, poll,
+                                     {EventKind::kPollFailed, in.cluster, {}, std::move(d)}, now);
     if (!id.ok()) return id.take_error();
     summary.poll_id = *id;
     summary.events = txn->appended();
@@ -213,7 +218,8 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
 
   bool too_many_vanished =
       plan.known_present > 0 &&
-      plan.vanished_ids.size() * 100 > static_cast<std::size_t>(in.max_vanished_percent) * plan.known_present;
+      plan.vanished_ids.size() * 100 >
+          static_cast<std::size_t>(in.max_vanished_percent) * plan.known_present;
   if (too_many_vanished) {
     std::string digest = vanished_digest(plan.vanished_ids);
     if (state->pending_suspect_digest == digest) {
@@ -221,7 +227,8 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
     } else {
       poll.vanished_digest = digest;
       std::string d;
-      JsonWriter(d).begin_object()
+      JsonWriter(d)
+          .begin_object()
           .field("known", static_cast<std::int64_t>(plan.known_present))
           .field("vanished", static_cast<std::int64_t>(plan.vanished_ids.size()))
           .field("listed", static_cast<std::int64_t>(fetched.size()))
@@ -286,7 +293,8 @@ Result<PollSummary> InventoryRecorder::record_input(PollInput& in, const Hook& h
     Token t =
         listed ? std::move(fetched[static_cast<std::size_t>(c.token - fetched.data())]) : *c.token;
     std::string id_copy = t.id;
-    cache.tokens.insert_or_assign(std::move(id_copy), KnownToken{std::move(t), c.status, first_seen, now});
+    cache.tokens.insert_or_assign(std::move(id_copy),
+                                  KnownToken{std::move(t), c.status, first_seen, now});
   }
   if (!plan.changes.empty() || !current) cache.next_expiry = next_expiry(cache.tokens);
   if (hook) {

@@ -54,11 +54,11 @@ struct PollInput {
   Timestamp started_at;
   Timestamp finished_at;
   std::optional<std::vector<Token>> tokens;  // nullopt: the poll failed (error says why)
-  bool unchanged = false;   // the source found the list identical to known_digest()
-  std::string digest;       // the list's digest, if the source gave one
-  std::string error;        // failed: one sentence
+  bool unchanged = false;  // the source found the list identical to known_digest()
+  std::string digest;      // the list's digest, if the source gave one
+  std::string error;       // failed: one sentence
   int max_vanished_percent = 50;
-  bool dry_run = false;     // compute everything, write nothing
+  bool dry_run = false;  // compute everything, write nothing
   // Direct reads of the tokens the recorder asked about (PollSummary::to_confirm), by id.
   std::unordered_map<std::string, DirectRead> confirmations;
 };
@@ -67,7 +67,7 @@ struct PollSummary {
   PollOutcome outcome = PollOutcome::kOk;
   std::int64_t poll_id = 0;  // 0 for a dry run
   std::size_t token_count = 0;
-  std::size_t known = 0;     // known tokens not removed, before this poll
+  std::size_t known = 0;  // known tokens not removed, before this poll
   std::size_t vanished = 0;
   bool confirmed_suspect = false;  // this poll confirmed an earlier suspect one
   bool needs_full_list = false;    // "unchanged" could not be used; fetch without known_digest
@@ -77,8 +77,8 @@ struct PollSummary {
   std::vector<std::string> to_confirm;
   std::vector<std::string> reappeared;  // listed again after token_removed
   Timestamp list_started_at;            // when the list this poll recorded was asked for
-  std::string message;             // suspect/failed: one sentence
-  EventCounts events{};            // events appended by this poll (including the hook's)
+  std::string message;                  // suspect/failed: one sentence
+  EventCounts events{};                 // events appended by this poll (including the hook's)
   // Tokens this poll recorded a change for (new, changed, vanished); `inventory_reloaded`: the
   // in-memory inventory was read again from the database (another writer), so any token may
   // have changed.
@@ -106,8 +106,8 @@ class InventoryRecorder {
     bool loaded = false;
     std::int64_t version = 0;  // id of the ok poll the inventory reflects
     Inventory tokens;
-    std::string digest;        // of the list behind `version` ("" if unknown)
-    std::size_t listed = 0;    // tokens in that list
+    std::string digest;      // of the list behind `version` ("" if unknown)
+    std::size_t listed = 0;  // tokens in that list
     Timestamp next_expiry = Timestamp::max();
   };
   Cache& cache_for(const std::string& cluster);

@@ -33,13 +33,15 @@ std::int64_t parse_ms(std::string_view text) {
 
 struct StringHash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
 };
 
 // A token's fields as an event's detail states them (absent fields stay unset).
 struct Fields {
   std::optional<std::string_view> description;
-  std::optional<std::string_view> permissions;  // the raw JSON array
+  std::optional<std::string_view> permissions;            // the raw JSON array
   std::optional<std::int64_t> created, expires, revoked;  // kNone: null
   std::optional<std::string_view> status;
 };
@@ -132,7 +134,8 @@ class IdIndex {
 
   static std::uint64_t hash(std::uint32_t cluster, std::string_view id) {
     // FNV-1a over the id, mixed with the cluster and finalized (splitmix64).
-    std::uint64_t h = 0xcbf29ce484222325ULL ^ (static_cast<std::uint64_t>(cluster) * 0x9E3779B97F4A7C15ULL);
+    std::uint64_t h =
+        0xcbf29ce484222325ULL ^ (static_cast<std::uint64_t>(cluster) * 0x9E3779B97F4A7C15ULL);
     for (char c : id) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
     h ^= h >> 30;
     h *= 0xbf58476d1ce4e5b9ULL;
@@ -200,7 +203,8 @@ struct InventoryReplay::Impl {
     std::vector<std::uint32_t> rank(clusters.size());
     std::vector<std::uint32_t> by_name(clusters.size());
     for (std::uint32_t i = 0; i < clusters.size(); ++i) by_name[i] = i;
-    std::sort(by_name.begin(), by_name.end(), [&](std::uint32_t a, std::uint32_t b) { return clusters[a] < clusters[b]; });
+    std::sort(by_name.begin(), by_name.end(),
+              [&](std::uint32_t a, std::uint32_t b) { return clusters[a] < clusters[b]; });
     for (std::uint32_t i = 0; i < by_name.size(); ++i) rank[by_name[i]] = i;
     std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
       const auto& x = entries[a];
@@ -219,7 +223,9 @@ struct InventoryReplay::Impl {
     };
   }
   auto rehash() const {
-    return [this](std::uint32_t entry) { return IdIndex::hash(entries[entry].cluster, entries[entry].id); };
+    return [this](std::uint32_t entry) {
+      return IdIndex::hash(entries[entry].cluster, entries[entry].id);
+    };
   }
 
   std::uint32_t cluster_of(std::string_view name) {
@@ -244,18 +250,20 @@ struct InventoryReplay::Impl {
 
   std::int64_t last_ok_before(std::uint32_t cluster, std::int64_t t, bool inclusive) const {
     const auto& v = ok_polls[cluster];
-    auto pos = inclusive ? std::upper_bound(v.begin(), v.end(), t) : std::lower_bound(v.begin(), v.end(), t);
+    auto pos = inclusive ? std::upper_bound(v.begin(), v.end(), t)
+                         : std::lower_bound(v.begin(), v.end(), t);
     return pos == v.begin() ? kNone : *(pos - 1);
   }
 
   static TokenStatus status_of(const Entry& e, std::int64_t at) {
-    if (e.status == TokenStatus::kActive && e.expires != kNone && e.expires <= at) return TokenStatus::kExpired;
+    if (e.status == TokenStatus::kActive && e.expires != kNone && e.expires <= at)
+      return TokenStatus::kExpired;
     return e.status;
   }
 
   // Applies one token event. Details that cannot be read leave the state as it was.
-  void apply(std::string_view cluster_name, std::string_view id, std::string_view event, std::string_view detail,
-             std::int64_t recorded_at) {
+  void apply(std::string_view cluster_name, std::string_view id, std::string_view event,
+             std::string_view detail, std::int64_t recorded_at) {
     const std::uint32_t c = cluster_of(cluster_name);
     order_valid = false;
     std::size_t slot = ids.find(c, id, same_token());
@@ -291,7 +299,8 @@ struct InventoryReplay::Impl {
         e = &entries.back();
         e->id = std::string(id);
         for (std::size_t i = 0; i < 8; ++i) {
-          e->id_prefix = (e->id_prefix << 8) | (i < id.size() ? static_cast<unsigned char>(id[i]) : 0u);
+          e->id_prefix =
+              (e->id_prefix << 8) | (i < id.size() ? static_cast<unsigned char>(id[i]) : 0u);
         }
         e->cluster = c;
         e->first_seen = recorded_at;
@@ -312,9 +321,12 @@ struct InventoryReplay::Impl {
       if (after.created) e->created = *after.created;
       if (after.expires) e->expires = *after.expires;
       if (after.revoked) e->revoked = *after.revoked;
-      if (e->revoked != kNone) e->status = TokenStatus::kRevoked;
-      else if (e->expires != kNone && e->expires <= recorded_at) e->status = TokenStatus::kExpired;
-      else e->status = TokenStatus::kActive;
+      if (e->revoked != kNone)
+        e->status = TokenStatus::kRevoked;
+      else if (e->expires != kNone && e->expires <= recorded_at)
+        e->status = TokenStatus::kExpired;
+      else
+        e->status = TokenStatus::kActive;
     } else if (event == "token_revoked") {
       e->revoked = f.revoked.value_or(kNone);
       e->status = TokenStatus::kRevoked;
@@ -327,7 +339,8 @@ InventoryReplay::~InventoryReplay() = default;
 InventoryReplay::InventoryReplay(InventoryReplay&&) noexcept = default;
 InventoryReplay& InventoryReplay::operator=(InventoryReplay&&) noexcept = default;
 
-Status InventoryReplay::run(Db& db, Timestamp until, const std::string& cluster, const std::vector<Timestamp>& samples,
+Status InventoryReplay::run(Db& db, Timestamp until, const std::string& cluster,
+                            const std::vector<Timestamp>& samples,
                             const std::function<void(Timestamp)>& on_sample) {
   const std::string until_text = format_timestamp(until);
   {
@@ -347,7 +360,8 @@ Status InventoryReplay::run(Db& db, Timestamp until, const std::string& cluster,
   }
   {
     // Room for every token the log mentions (cheap: counted in the event index).
-    auto st = db.prepare("SELECT count(*) FROM audit_events WHERE event IN ('token_discovered', 'token_created')");
+    auto st = db.prepare(
+        "SELECT count(*) FROM audit_events WHERE event IN ('token_discovered', 'token_created')");
     if (st.ok()) {
       auto r = st->step();
       if (r.ok() && *r) {
@@ -385,7 +399,8 @@ Status InventoryReplay::run(Db& db, Timestamp until, const std::string& cluster,
   // Read on a second thread while the rows are applied here.
   TW_RETURN_IF_ERROR(pipelined_rows(*st, 5, [&](const std::string_view* f) {
     const std::int64_t recorded_at = parse_ms(f[4]);
-    while (next_sample < samples.size() && sample_ms[next_sample] <= until_ms && recorded_at > sample_ms[next_sample]) {
+    while (next_sample < samples.size() && sample_ms[next_sample] <= until_ms &&
+           recorded_at > sample_ms[next_sample]) {
       if (on_sample) on_sample(samples[next_sample]);
       ++next_sample;
     }
@@ -407,14 +422,17 @@ std::array<std::int64_t, 4> InventoryReplay::counts(Timestamp at) const {
 
 std::size_t InventoryReplay::size() const { return impl_->entries.size(); }
 
-void InventoryReplay::summarize(Timestamp at, const std::function<void(const Summary&)>& visit) const {
+void InventoryReplay::summarize(Timestamp at,
+                                const std::function<void(const Summary&)>& visit) const {
   const std::int64_t t = to_ms(at);
   for (const auto& e : impl_->entries) {
-    visit({impl_->clusters[e.cluster], Impl::status_of(e, t), e.expires != kNone, &impl_->permission_sets[e.permissions]});
+    visit({impl_->clusters[e.cluster], Impl::status_of(e, t), e.expires != kNone,
+           &impl_->permission_sets[e.permissions]});
   }
 }
 
-const std::string* InventoryReplay::description(std::string_view cluster, std::string_view token_id) const {
+const std::string* InventoryReplay::description(std::string_view cluster,
+                                                std::string_view token_id) const {
   auto c = impl_->cluster_index.find(cluster);
   if (c == impl_->cluster_index.end() || impl_->entries.empty()) return nullptr;
   const std::uint32_t e = impl_->ids.at(impl_->ids.find(c->second, token_id, impl_->same_token()));
@@ -440,14 +458,16 @@ void InventoryReplay::for_each(Timestamp at, const std::optional<TokenStatus>& s
     row.token.revoked_at = opt_ts(e.revoked);
     row.status = Impl::status_of(e, t);
     row.first_seen = format_timestamp(from_ms(e.first_seen));
-    const std::int64_t last =
-        row.status == TokenStatus::kRemoved ? e.removed_last_seen : impl_->last_ok_before(e.cluster, t, true);
+    const std::int64_t last = row.status == TokenStatus::kRemoved
+                                  ? e.removed_last_seen
+                                  : impl_->last_ok_before(e.cluster, t, true);
     row.last_seen = last == kNone ? row.first_seen : format_timestamp(from_ms(last));
     if (!visit(row)) return;
   }
 }
 
-std::vector<InventoryRow> InventoryReplay::rows(Timestamp at, const std::optional<TokenStatus>& status) const {
+std::vector<InventoryRow> InventoryReplay::rows(Timestamp at,
+                                                const std::optional<TokenStatus>& status) const {
   std::vector<InventoryRow> out;
   for_each(at, status, [&](const InventoryRow& r) {
     out.push_back(r);
@@ -456,7 +476,8 @@ std::vector<InventoryRow> InventoryReplay::rows(Timestamp at, const std::optiona
   return out;
 }
 
-Result<std::vector<InventoryRow>> inventory_at(Db& db, Timestamp at, const InventoryFilter& filter) {
+Result<std::vector<InventoryRow>> inventory_at(Db& db, Timestamp at,
+                                               const InventoryFilter& filter) {
   InventoryReplay replay;
   TW_RETURN_IF_ERROR(replay.run(db, at, filter.cluster, {}, {}));
   return replay.rows(at, filter.status);

@@ -239,8 +239,8 @@ Status migrate(Db& db) {
   if (!current.ok()) return current.take_error();
   if (*current > kSchemaVersion) {
     return make_error(ErrorCode::kDatabase,
-                      "database \"" + db.path() + "\" has schema version " + std::to_string(*current) +
-                          ", newer than this tokenwarden understands (" +
+                      "database \"" + db.path() + "\" has schema version " +
+                          std::to_string(*current) + ", newer than this tokenwarden understands (" +
                           std::to_string(kSchemaVersion) + "); upgrade tokenwarden");
   }
   for (const auto& m : kMigrations) {
@@ -254,7 +254,8 @@ Status migrate(Db& db) {
     auto s = db.exec(m.sql);
     if (!s.ok()) {
       return make_error(ErrorCode::kDatabase, "schema migration to version " +
-                                                  std::to_string(m.version) + " failed: " + s.error().message);
+                                                  std::to_string(m.version) +
+                                                  " failed: " + s.error().message);
     }
     TW_RETURN_IF_ERROR(db.exec("PRAGMA user_version = " + std::to_string(m.version)));
     TW_RETURN_IF_ERROR(txn->commit());

@@ -18,7 +18,8 @@
 int main(int argc, char** argv) {
   using namespace tw;
   if (argc < 7) {
-    std::fprintf(stderr, "usage: %s TYPE URL TOKEN_FILE ACCOUNT CLUSTER list|revoke|restrict ...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s TYPE URL TOKEN_FILE ACCOUNT CLUSTER list|revoke|restrict ...\n",
+                 argv[0]);
     return 2;
   }
   influx::SourceConfig cfg;
@@ -47,9 +48,14 @@ int main(int argc, char** argv) {
     if (r.ok()) {
       w.field("ok", true).key("tokens").begin_array();
       for (const auto& t : r->tokens) {
-        w.begin_object().field("id", t.id).field("description", t.description)
-            .field("created_at", t.created_at).field("expires_at", t.expires_at)
-            .field("revoked_at", t.revoked_at).key("permissions").raw(permissions_json(t.permissions))
+        w.begin_object()
+            .field("id", t.id)
+            .field("description", t.description)
+            .field("created_at", t.created_at)
+            .field("expires_at", t.expires_at)
+            .field("revoked_at", t.revoked_at)
+            .key("permissions")
+            .raw(permissions_json(t.permissions))
             .end_object();
       }
       w.end_array();
@@ -59,9 +65,12 @@ int main(int argc, char** argv) {
   } else if (op == "revoke" && argc >= 8) {
     auto r = (*client)->revoke(argv[7], ctx);
     if (r.ok()) {
-      w.field("ok", true).field("outcome", *r == influx::RevokeOutcome::kRevoked ? "revoked" : "already_gone");
+      w.field("ok", true)
+          .field("outcome", *r == influx::RevokeOutcome::kRevoked ? "revoked" : "already_gone");
     } else {
-      w.field("ok", false).field("error", r.error().message).field("http_status", r.error().http_status);
+      w.field("ok", false)
+          .field("error", r.error().message)
+          .field("http_status", r.error().http_status);
     }
   } else if (op == "restrict" && argc >= 8) {
     std::vector<Permission> perms;
@@ -74,7 +83,9 @@ int main(int argc, char** argv) {
     if (r.ok()) {
       w.field("ok", true);
     } else {
-      w.field("ok", false).field("error", r.error().message).field("http_status", r.error().http_status);
+      w.field("ok", false)
+          .field("error", r.error().message)
+          .field("http_status", r.error().http_status);
     }
   } else {
     std::fprintf(stderr, "unknown operation %s\n", op.c_str());

@@ -209,8 +209,9 @@ TEST(JsonWriter, InvalidUtf8InStringValuesAndKeysBecomesReplacement) {
 // The eight-bytes-at-a-time scan finds a special character at every offset of a long string.
 TEST(AppendJsonString, SpecialCharacterAtEveryOffset) {
   const std::vector<std::pair<std::string, std::string>> specials = {
-      {"\"", "\\\""}, {"\\", "\\\\"}, {"\n", "\\n"}, {std::string(1, '\x01'), "\\u0001"}, {"\x1f", "\\u001f"},
-      {"</", "<\\/"}, {"/", "/"}, {"é", "é"}, {"\x7f", "\x7f"}};
+      {"\"", "\\\""},      {"\\", "\\\\"}, {"\n", "\\n"}, {std::string(1, '\x01'), "\\u0001"},
+      {"\x1f", "\\u001f"}, {"</", "<\\/"}, {"/", "/"},    {"é", "é"},
+      {"\x7f", "\x7f"}};
   for (const auto& [raw, escaped] : specials) {
     for (std::size_t pos = 0; pos < 24; ++pos) {
       const std::string s = std::string(pos, 'a') + raw + std::string(19, 'b');

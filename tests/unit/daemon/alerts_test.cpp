@@ -35,7 +35,8 @@ TEST(AlertDispatcher, AlertmanagerBodyIsTheApiV2Shape) {
   a.labels = {{"alertname", "TokenPolicyViolation"}, {"cluster", "c1"}, {"token_id", "t\"1"}};
   a.annotations = {{"description", "line\nbreak <b>"}};
   a.starts_at = ts("2026-11-28T10:00:00Z");
-  auto body = nlohmann::json::parse(AlertDispatcher::alertmanager_body({a}, ts("2026-11-28T10:03:00Z")));
+  auto body =
+      nlohmann::json::parse(AlertDispatcher::alertmanager_body({a}, ts("2026-11-28T10:03:00Z")));
   ASSERT_TRUE(body.is_array());
   ASSERT_EQ(body.size(), 1u);
   EXPECT_EQ(body[0]["labels"]["token_id"], "t\"1");

@@ -858,7 +858,8 @@ TEST(RenderConfig, WebhookSecretInAQueryWithoutPathIsRedacted) {
   ok.config->alerting.webhook_url = "https://hooks.example.com?token=S3cr3tHook";
   std::string out = render_config(*ok.config);
   EXPECT_EQ(out.find("S3cr3tHook"), std::string::npos) << out;
-  EXPECT_EQ(redact_url("https://hooks.example.com#S3cr3tHook", true).find("S3cr3tHook"), std::string::npos);
+  EXPECT_EQ(redact_url("https://hooks.example.com#S3cr3tHook", true).find("S3cr3tHook"),
+            std::string::npos);
 }
 
 TEST(RenderConfig, ShowsEffectiveValuesAndDefaults) {
@@ -992,7 +993,8 @@ max_age = "30d"
 scope = { labels = { "team name" = "ops" } }
 )toml");
   ASSERT_FALSE(bad.config.has_value());
-  EXPECT_NE(all(bad.errors).find("policies[0].scope.labels: label name \"team name\""), std::string::npos)
+  EXPECT_NE(all(bad.errors).find("policies[0].scope.labels: label name \"team name\""),
+            std::string::npos)
       << all(bad.errors);
   // ... and what the loader accepts renders to a configuration that loads again.
   auto r = load(std::string(kGoodCluster) + R"toml(

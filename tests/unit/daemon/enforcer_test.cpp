@@ -47,7 +47,8 @@ constexpr Duration kMs{1};
 
 // ---- the fake cluster ------------------------------------------------------------------------
 
-Token make_token(std::string id, std::vector<Permission> perms, std::string description = "svc-app") {
+Token make_token(std::string id, std::vector<Permission> perms,
+                 std::string description = "svc-app") {
   Token t;
   t.id = std::move(id);
   t.description = std::move(description);
@@ -61,18 +62,18 @@ Token good(std::string id) { return make_token(std::move(id), {{"read", "db1"}})
 Token bad(std::string id) { return make_token(std::move(id), {{"read", "db1"}, {"write", "*"}}); }
 
 struct FakeClusterState {
-  std::map<std::string, Token> tokens;               // what the cluster lists, in id order
-  std::deque<Result<influx::TokenList>> overrides;   // served before `tokens` (errors, odd lists)
-  bool use_digest = false;                           // answer "unchanged" like the REST source
+  std::map<std::string, Token> tokens;              // what the cluster lists, in id order
+  std::deque<Result<influx::TokenList>> overrides;  // served before `tokens` (errors, odd lists)
+  bool use_digest = false;                          // answer "unchanged" like the REST source
   int list_calls = 0;
-  std::map<std::string, int> revokes;                // calls per token id
-  std::map<std::string, int> reads;                  // get_token calls per token id
-  bool vanish_on_revoke = false;                     // with already_gone: the token is gone too
+  std::map<std::string, int> revokes;  // calls per token id
+  std::map<std::string, int> reads;    // get_token calls per token id
+  bool vanish_on_revoke = false;       // with already_gone: the token is gone too
   std::map<std::string, int> restricts;
   std::map<std::string, std::vector<Permission>> restrict_targets;  // last PATCH body
-  int fail_next = 0;          // the next N actuator calls fail
+  int fail_next = 0;                         // the next N actuator calls fail
   std::optional<Duration> fail_retry_after;  // ... with this Retry-After (429/503)
-  bool already_gone = false;  // revoke answers 404
+  bool already_gone = false;                 // revoke answers 404
   Timestamp last_call_at{};
 
   void put(Token t) {
@@ -259,7 +260,8 @@ policy::PolicySpec naming_policy() {  // alert only
   p.min_token_age = Duration{0};
   return p;
 }
-policy::ExemptionSpec exempt_token(std::string token_id, Timestamp expires, std::string policy = "*") {
+policy::ExemptionSpec exempt_token(std::string token_id, Timestamp expires,
+                                   std::string policy = "*") {
   policy::ExemptionSpec e;
   e.policy = std::move(policy);
   e.token_id = std::move(token_id);
@@ -267,7 +269,8 @@ policy::ExemptionSpec exempt_token(std::string token_id, Timestamp expires, std:
   e.expires = expires;
   return e;
 }
-policy::ExemptionSpec exempt_description(std::string regex, Timestamp expires, std::string policy = "*") {
+policy::ExemptionSpec exempt_description(std::string regex, Timestamp expires,
+                                         std::string policy = "*") {
   policy::ExemptionSpec e;
   e.policy = std::move(policy);
   e.description = std::move(regex);
@@ -306,8 +309,8 @@ class EnforcerTest : public ::testing::Test {
     return c;
   }
 
-  static std::shared_ptr<const policy::PolicySet> compile(std::vector<policy::PolicySpec> policies,
-                                                          std::vector<policy::ExemptionSpec> exemptions) {
+  static std::shared_ptr<const policy::PolicySet> compile(
+      std::vector<policy::PolicySpec> policies, std::vector<policy::ExemptionSpec> exemptions) {
     auto set = policy::PolicySet::compile(std::move(policies), std::move(exemptions));
     EXPECT_TRUE(set.ok()) << (set.ok() ? "" : set.error().message);
     return set.ok() ? *set : nullptr;
@@ -321,10 +324,12 @@ class EnforcerTest : public ::testing::Test {
     exemptions_ = std::move(exemptions);
     settings_ = s;
     recorder_ = std::make_unique<storage::InventoryRecorder>(*store_);
-    auto enforcer = std::make_unique<Enforcer>(cluster_config(), clock_, Logger("enforcer", logs_), &alerts_);
+    auto enforcer =
+        std::make_unique<Enforcer>(cluster_config(), clock_, Logger("enforcer", logs_), &alerts_);
     enforcer->configure(compile(policies_, exemptions_), settings_);
-    poller_ = std::make_unique<ClusterPoller>(cluster_config(), std::make_unique<FakeCluster>(cluster_, clock_),
-                                              *recorder_, clock_, Logger("poller", logs_), std::move(enforcer));
+    poller_ = std::make_unique<ClusterPoller>(
+        cluster_config(), std::make_unique<FakeCluster>(cluster_, clock_), *recorder_, clock_,
+        Logger("poller", logs_), std::move(enforcer));
   }
   // A reload (SIGHUP): a freshly compiled set.
   void reconfigure(std::vector<policy::PolicySpec> policies, EnforcementSettings s,
@@ -399,7 +404,8 @@ class EnforcerTest : public ::testing::Test {
   }
   std::vector<json> details(const std::string& kind) {
     std::vector<json> out;
-    for (const auto& d : column("SELECT detail FROM audit_log WHERE event = '" + kind + "' ORDER BY seq")) {
+    for (const auto& d :
+         column("SELECT detail FROM audit_log WHERE event = '" + kind + "' ORDER BY seq")) {
       out.push_back(json::parse(d, nullptr, false));
     }
     return out;
@@ -410,14 +416,17 @@ class EnforcerTest : public ::testing::Test {
   std::int64_t enforcement_events() {
     return count(
         "SELECT COUNT(*) FROM audit_log WHERE event IN ('violation_opened', 'violation_resolved', "
-        "'action_planned', 'action_approved', 'action_succeeded', 'action_failed', 'action_skipped', "
+        "'action_planned', 'action_approved', 'action_succeeded', 'action_failed', "
+        "'action_skipped', "
         "'enforcement_halted', 'exemption_applied')");
   }
   std::string violation_state(const std::string& token_id) {
-    return text("SELECT state FROM violations WHERE token_id = '" + token_id + "' ORDER BY id DESC LIMIT 1");
+    return text("SELECT state FROM violations WHERE token_id = '" + token_id +
+                "' ORDER BY id DESC LIMIT 1");
   }
   std::string resolution(const std::string& token_id) {
-    return text("SELECT resolution FROM violations WHERE token_id = '" + token_id + "' ORDER BY id DESC LIMIT 1");
+    return text("SELECT resolution FROM violations WHERE token_id = '" + token_id +
+                "' ORDER BY id DESC LIMIT 1");
   }
   std::string action_state(const std::string& token_id) {
     return text("SELECT state FROM enforcement_actions WHERE token_id = '" + token_id +
@@ -452,7 +461,8 @@ class EnforcerTest : public ::testing::Test {
       for (const auto& a : *pending) {
         if (a.state != storage::ActionState::kAwaitingApproval) continue;
         ASSERT_TRUE(storage::approve_action(txn, a.id, by, now).ok());
-        std::string d = "{\"action_id\":" + std::to_string(a.id) + ",\"by\":\"" + by + "\",\"scope\":\"action\"}";
+        std::string d = "{\"action_id\":" + std::to_string(a.id) + ",\"by\":\"" + by +
+                        "\",\"scope\":\"action\"}";
         ASSERT_TRUE(txn.append({EventKind::kActionApproved, kCluster, a.token_id, d}, now).ok());
       }
       auto open = storage::open_violations(txn.db(), kCluster);
@@ -460,7 +470,8 @@ class EnforcerTest : public ::testing::Test {
       for (const auto& v : *open) {
         if (v.state != storage::ViolationState::kHalted || v.released) continue;
         ASSERT_TRUE(storage::release_violation(txn, v.id).ok());
-        std::string d = "{\"violation_id\":" + std::to_string(v.id) + ",\"by\":\"" + by + "\",\"scope\":\"halt\"}";
+        std::string d = "{\"violation_id\":" + std::to_string(v.id) + ",\"by\":\"" + by +
+                        "\",\"scope\":\"halt\"}";
         ASSERT_TRUE(txn.append({EventKind::kActionApproved, kCluster, v.token_id, d}, now).ok());
       }
     });
@@ -477,10 +488,11 @@ class EnforcerTest : public ::testing::Test {
     EnforcementReport rep;
     Enforcer* enforcer = poller_->enforcer();
     const Timestamp now = clock_.now();
-    auto s = recorder_->record(std::move(in), [&](storage::WriteTxn& txn, const storage::Inventory& inv,
-                                                  storage::PollSummary& summary) {
-      return enforcer->on_poll(txn, inv, summary, now, rep);
-    });
+    auto s = recorder_->record(
+        std::move(in),
+        [&](storage::WriteTxn& txn, const storage::Inventory& inv, storage::PollSummary& summary) {
+          return enforcer->on_poll(txn, inv, summary, now, rep);
+        });
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
     enforcer->after_commit(s.ok());
     std::vector<storage::ActionRow> out;
@@ -582,7 +594,8 @@ TEST_F(EnforcerTest, RevokeAfterGracePeriodThenResolvedRevoked) {
   EXPECT_EQ(events("violation_resolved"), 1);
 
   // The webhook saw each state change once, in order.
-  std::vector<std::string> want{"violation_opened", "action_planned", "action_succeeded", "violation_resolved"};
+  std::vector<std::string> want{"violation_opened", "action_planned", "action_succeeded",
+                                "violation_resolved"};
   EXPECT_EQ(alerts_.events(), want);
   ASSERT_EQ(alerts_.changes.size(), 4u);
   EXPECT_EQ(alerts_.changes[0].state, "open");
@@ -595,8 +608,11 @@ TEST_F(EnforcerTest, RevokeAfterGracePeriodThenResolvedRevoked) {
 }
 
 TEST_F(EnforcerTest, RestrictPatchesTheCompliantPermissionsThenResolvedRestricted) {
-  populate(*cluster_, 3,
-           {make_token("wide", {{"read", "metrics_a"}, {"write", "metrics_a"}, {"write", "logs"}, {"write", "*"}})});
+  populate(
+      *cluster_, 3,
+      {make_token(
+          "wide",
+          {{"read", "metrics_a"}, {"write", "metrics_a"}, {"write", "logs"}, {"write", "*"}})});
   start({metrics_write_policy()});
   const Timestamp t0 = clock_.now();
   cycle();
@@ -650,11 +666,13 @@ TEST_P(ChangeDetectionTest, TokenCreatedAtALaterPollOpensAViolation) {
   cluster_->put(bad("late"));
   auto r = cycle_after(minutes(1));
   EXPECT_EQ(events("token_created"), 1);
-  EXPECT_EQ(events("violation_opened"), 1) << "a new violating token is judged at the poll that sees it";
+  EXPECT_EQ(events("violation_opened"), 1)
+      << "a new violating token is judged at the poll that sees it";
   EXPECT_TRUE(r.enforcement.evaluated);
   // Grace counts from that detection.
   const Timestamp detected = clock_.now();
-  EXPECT_EQ(details("violation_opened").at(0).value("action_due_at", ""), format_timestamp(detected + kGrace));
+  EXPECT_EQ(details("violation_opened").at(0).value("action_due_at", ""),
+            format_timestamp(detected + kGrace));
   cycle_at(detected + kGrace - kMs);
   EXPECT_EQ(cluster_->revoke_calls(), 0);
   cycle_at(detected + kGrace);
@@ -682,10 +700,10 @@ TEST_P(ChangeDetectionTest, SeveralChangesAtOnce) {
   start({write_all_policy()});
   cycle();
   ASSERT_EQ(events("violation_opened"), 2);
-  cluster_->put(good("bad-1"));                                 // fixed
-  cluster_->tokens["bad-2"].revoked_at = clock_.now();          // revoked by hand
-  cluster_->put(bad("new-1"));                                  // a new offender
-  cluster_->tokens.erase("good-101");                           // an unrelated one vanishes
+  cluster_->put(good("bad-1"));                         // fixed
+  cluster_->tokens["bad-2"].revoked_at = clock_.now();  // revoked by hand
+  cluster_->put(bad("new-1"));                          // a new offender
+  cluster_->tokens.erase("good-101");                   // an unrelated one vanishes
   cycle_after(minutes(1));
   EXPECT_EQ(resolution("bad-1"), "compliant");
   EXPECT_EQ(resolution("bad-2"), "revoked");
@@ -724,7 +742,9 @@ TEST_P(ChangeDetectionTest, ClockDrivenVerdictsChangeOnTime) {
   start({age, expiring});
   cycle();
   EXPECT_EQ(events("violation_opened"), 0);
-  auto opened = [&] { return column("SELECT token_id || '/' || policy FROM violations ORDER BY id"); };
+  auto opened = [&] {
+    return column("SELECT token_id || '/' || policy FROM violations ORDER BY id");
+  };
 
   cycle_at(t0 + hours(1));
   EXPECT_TRUE(opened().empty()) << "exactly max_age old is still compliant";
@@ -735,7 +755,8 @@ TEST_P(ChangeDetectionTest, ClockDrivenVerdictsChangeOnTime) {
   cycle_at(t0 + hours(3) - kMs);
   EXPECT_EQ(opened().size(), 2u);
   cycle_at(t0 + hours(3));
-  EXPECT_EQ(opened(), (std::vector<std::string>{"old-a/rotate", "old-b/rotate", "soon/expires-soon"}));
+  EXPECT_EQ(opened(),
+            (std::vector<std::string>{"old-a/rotate", "old-b/rotate", "soon/expires-soon"}));
   // Nothing else happens until "soon" expires; then its notice resolves (it is no longer judged).
   const auto rows = audit_rows();
   cycle_at(t0 + hours(10));
@@ -840,7 +861,8 @@ TEST_F(EnforcerTest, FailedActionIsRetriedOnlyAfterTheBackOff) {
   EXPECT_EQ(cluster_->revoke_calls(), 2);
   ASSERT_EQ(events("action_failed"), 2);
   const Timestamp f2 = f1 + seconds(30);
-  EXPECT_EQ(details("action_failed").at(1).value("retry_at", ""), format_timestamp(f2 + minutes(1)));
+  EXPECT_EQ(details("action_failed").at(1).value("retry_at", ""),
+            format_timestamp(f2 + minutes(1)));
 
   cycle_at(f2 + minutes(1) - kMs);
   EXPECT_EQ(cluster_->revoke_calls(), 2);
@@ -937,14 +959,16 @@ TEST_F(EnforcerTest, ActionFailsForGoodAfterFiveAttempts) {
   cycle_at(at);
   for (std::size_t i = 0; i < gaps.size(); ++i) {
     cycle_at(at + gaps[i] - kMs);
-    EXPECT_EQ(cluster_->revoke_calls(), static_cast<int>(i + 1)) << "early retry before attempt " << i + 2;
+    EXPECT_EQ(cluster_->revoke_calls(), static_cast<int>(i + 1))
+        << "early retry before attempt " << i + 2;
     at += gaps[i];
     cycle_at(at);
     EXPECT_EQ(cluster_->revoke_calls(), static_cast<int>(i + 2)) << "attempt " << i + 2;
   }
   ASSERT_EQ(events("action_failed"), 5);
   auto failed = details("action_failed");
-  for (int i = 0; i < 4; ++i) EXPECT_FALSE(failed[static_cast<std::size_t>(i)].value("final", true)) << i;
+  for (int i = 0; i < 4; ++i)
+    EXPECT_FALSE(failed[static_cast<std::size_t>(i)].value("final", true)) << i;
   EXPECT_TRUE(failed[4].value("final", false));
   EXPECT_TRUE(failed[4]["retry_at"].is_null());
   EXPECT_EQ(failed[4].value("attempt", 0), 5);
@@ -1144,7 +1168,8 @@ TEST_F(EnforcerTest, SwitchingToMonitorStopsAnApprovedAction) {
 }
 
 TEST_F(EnforcerTest, ApprovedRestrictDoesNotRegrantPermissionsRemovedMeanwhile) {
-  populate(*cluster_, 5, {make_token("wide", {{"read", "x"}, {"write", "logs"}, {"write", "metrics_a"}})});
+  populate(*cluster_, 5,
+           {make_token("wide", {{"read", "x"}, {"write", "logs"}, {"write", "metrics_a"}})});
   auto p = metrics_write_policy();
   p.require_approval = true;
   start({p});
@@ -1167,7 +1192,8 @@ TEST_F(EnforcerTest, ApprovedRestrictDoesNotRegrantPermissionsRemovedMeanwhile) 
 }
 
 TEST_F(EnforcerTest, RetriedRestrictDoesNotRegrantPermissionsRemovedMeanwhile) {
-  populate(*cluster_, 5, {make_token("wide", {{"read", "x"}, {"write", "logs"}, {"write", "metrics_a"}})});
+  populate(*cluster_, 5,
+           {make_token("wide", {{"read", "x"}, {"write", "logs"}, {"write", "metrics_a"}})});
   start({metrics_write_policy()});
   const Timestamp t0 = clock_.now();
   cycle();
@@ -1244,7 +1270,8 @@ TEST_F(EnforcerTest, ViolationReopensAfterItWasResolved) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM violations WHERE token_id = 'bad-1'"), 2);
   EXPECT_EQ(violation_state("bad-1"), "open");
   const Timestamp reopened = clock_.now();
-  EXPECT_EQ(details("violation_opened").at(1).value("action_due_at", ""), format_timestamp(reopened + kGrace));
+  EXPECT_EQ(details("violation_opened").at(1).value("action_due_at", ""),
+            format_timestamp(reopened + kGrace));
   cycle_at(reopened + kGrace - kMs);
   EXPECT_EQ(cluster_->revoke_calls(), 0) << "the grace period starts again";
   cycle_at(reopened + kGrace);
@@ -1267,16 +1294,19 @@ TEST_F(EnforcerTest, MinTokenAgeDelaysJudgement) {
   EXPECT_EQ(events("violation_opened"), 1) << "judged once it is min_token_age old";
 }
 
-// ---- restarts, dry runs, several clusters, scopes -------------------------------------------------
+// ---- restarts, dry runs, several clusters, scopes
+// -------------------------------------------------
 
 TEST_F(EnforcerTest, RestartDoesNotRepeatEvents) {
   const Timestamp t0 = clock_.now();
-  populate(*cluster_, 20,
-           {bad("bad-1"), bad("bad-2"), bad("vendor-1"), make_token("oddly", {{"read", "db1"}}, "bob"),
-            make_token("s-1", {{"read", "secret_a"}})});
+  populate(
+      *cluster_, 20,
+      {bad("bad-1"), bad("bad-2"), bad("vendor-1"), make_token("oddly", {{"read", "db1"}}, "bob"),
+       make_token("s-1", {{"read", "secret_a"}})});
   auto watched = secret_read_policy();
   watched.mode = policy::Mode::kMonitor;
-  start({write_all_policy(), naming_policy(), watched}, settings(policy::Mode::kEnforce, /*per_cycle=*/1),
+  start({write_all_policy(), naming_policy(), watched},
+        settings(policy::Mode::kEnforce, /*per_cycle=*/1),
         {exempt_token("vendor-1", t0 + days(30))});
   cycle();
   cycle_at(t0 + kGrace);
@@ -1357,8 +1387,12 @@ TEST_F(EnforcerTest, ClustersAreEnforcedIndependently) {
   EXPECT_EQ(us_state->revoke_calls(), 0) << "exempt on prod-us only";
   EXPECT_EQ(count("SELECT COUNT(*) FROM violations WHERE cluster = 'prod-eu'"), 1);
   EXPECT_EQ(count("SELECT COUNT(*) FROM violations WHERE cluster = 'prod-us'"), 0);
-  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'exemption_applied' AND cluster = 'prod-us'"), 1);
-  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'exemption_applied' AND cluster = 'prod-eu'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'exemption_applied' AND cluster = "
+                  "'prod-us'"),
+            1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'exemption_applied' AND cluster = "
+                  "'prod-eu'"),
+            0);
   EXPECT_EQ(alerts_.active_named("TokenPolicyViolation", "prod-us"), 0);
 }
 
@@ -1382,10 +1416,12 @@ TEST_F(EnforcerTest, PolicyScopeUsesTheClusterNameAndLabels) {
 TEST_F(EnforcerTest, WorksWithoutAnAlertSink) {
   populate(*cluster_, 5, {bad("bad-1")});
   recorder_ = std::make_unique<storage::InventoryRecorder>(*store_);
-  auto enforcer = std::make_unique<Enforcer>(cluster_config(), clock_, Logger("enforcer", logs_), nullptr);
+  auto enforcer =
+      std::make_unique<Enforcer>(cluster_config(), clock_, Logger("enforcer", logs_), nullptr);
   enforcer->configure(compile({write_all_policy()}, {}), settings());
-  poller_ = std::make_unique<ClusterPoller>(cluster_config(), std::make_unique<FakeCluster>(cluster_, clock_),
-                                            *recorder_, clock_, Logger("poller", logs_), std::move(enforcer));
+  poller_ = std::make_unique<ClusterPoller>(
+      cluster_config(), std::make_unique<FakeCluster>(cluster_, clock_), *recorder_, clock_,
+      Logger("poller", logs_), std::move(enforcer));
   const Timestamp t0 = clock_.now();
   cycle();
   cycle_at(t0 + kGrace);
@@ -1431,7 +1467,9 @@ TEST_F(EnforcerTest, MoreActionsThanPerCycleLimitHaltsAllOfThem) {
   EXPECT_EQ(events("action_approved"), 3);
   auto released = cycle_after(minutes(1));
   EXPECT_EQ(cluster_->revoke_calls(), 3);
-  EXPECT_EQ(cluster_->revokes_of("bad-1") + cluster_->revokes_of("bad-2") + cluster_->revokes_of("bad-3"), 3);
+  EXPECT_EQ(
+      cluster_->revokes_of("bad-1") + cluster_->revokes_of("bad-2") + cluster_->revokes_of("bad-3"),
+      3);
   EXPECT_EQ(events("action_planned"), 3);
   for (const auto& p : details("action_planned")) EXPECT_TRUE(p.value("released", false));
   EXPECT_EQ(released.enforcement.succeeded, 3);
@@ -1514,11 +1552,13 @@ TEST_F(EnforcerTest, HaltClearsWhenTheLimitsAreRaised) {
 }
 
 TEST_F(EnforcerTest, MonitorAndApprovalActionsDoNotCountTowardTheLimits) {
-  populate(*cluster_, 30, {bad("bad-1"), bad("bad-2"), make_token("s-1", {{"read", "secret_a"}}),
-                           make_token("s-2", {{"read", "secret_b"}})});
+  populate(*cluster_, 30,
+           {bad("bad-1"), bad("bad-2"), make_token("s-1", {{"read", "secret_a"}}),
+            make_token("s-2", {{"read", "secret_b"}})});
   auto gated = secret_read_policy();
   gated.require_approval = true;
-  start({write_all_policy(), gated}, settings(policy::Mode::kEnforce, /*per_cycle=*/2, /*percent=*/100));
+  start({write_all_policy(), gated},
+        settings(policy::Mode::kEnforce, /*per_cycle=*/2, /*percent=*/100));
   const Timestamp t0 = clock_.now();
   cycle();
   cycle_at(t0 + kGrace);
@@ -1576,7 +1616,8 @@ INSTANTIATE_TEST_SUITE_P(
     Resolutions, ResolutionTest,
     ::testing::Values(
         ResolutionCase{"compliant: fixed by someone else",
-                       [](EnforcerTest&, FakeClusterState& c) { c.put(good("bad-1")); }, "compliant"},
+                       [](EnforcerTest&, FakeClusterState& c) { c.put(good("bad-1")); },
+                       "compliant"},
         ResolutionCase{"compliant: it expired",
                        [](EnforcerTest&, FakeClusterState& c) {
                          c.tokens["bad-1"].expires_at = ts("2026-03-01T00:00:30Z");
@@ -1588,11 +1629,13 @@ INSTANTIATE_TEST_SUITE_P(
                        },
                        "revoked"},
         ResolutionCase{"removed: no longer listed",
-                       [](EnforcerTest&, FakeClusterState& c) { c.tokens.erase("bad-1"); }, "removed"},
+                       [](EnforcerTest&, FakeClusterState& c) { c.tokens.erase("bad-1"); },
+                       "removed"},
         ResolutionCase{"exempted by a reload",
                        [](EnforcerTest& self, FakeClusterState&) {
                          static_cast<ResolutionTest&>(self).do_reconfigure(
-                             {write_all_policy()}, {exempt_token("bad-1", ts("2026-06-01T00:00:00Z"))});
+                             {write_all_policy()},
+                             {exempt_token("bad-1", ts("2026-06-01T00:00:00Z"))});
                        },
                        "exempted"},
         ResolutionCase{"policy removed by a reload",
@@ -1611,9 +1654,11 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST_F(EnforcerTest, ExemptionAppliedOncePerExemptionAndTokenThenLapses) {
   const Timestamp t0 = clock_.now();
-  populate(*cluster_, 5, {bad("vendor-1"), make_token("legacy-1", {{"write", "*"}}, "legacy exporter")});
+  populate(*cluster_, 5,
+           {bad("vendor-1"), make_token("legacy-1", {{"write", "*"}}, "legacy exporter")});
   start({write_all_policy()}, settings(),
-        {exempt_token("vendor-1", t0 + hours(3)), exempt_description("^legacy ", t0 + days(30), "no-write-all")});
+        {exempt_token("vendor-1", t0 + hours(3)),
+         exempt_description("^legacy ", t0 + days(30), "no-write-all")});
   cycle();
   EXPECT_EQ(events("violation_opened"), 0);
   ASSERT_EQ(events("exemption_applied"), 2);
@@ -1621,8 +1666,9 @@ TEST_F(EnforcerTest, ExemptionAppliedOncePerExemptionAndTokenThenLapses) {
   EXPECT_EQ(applied[0].value("policy", ""), "no-write-all");
   EXPECT_FALSE(applied[0].value("exemption", "").empty());
   EXPECT_NE(applied[0].value("exemption", ""), applied[1].value("exemption", ""));
-  EXPECT_EQ(column("SELECT token_id FROM audit_log WHERE event = 'exemption_applied' ORDER BY token_id"),
-            (std::vector<std::string>{"legacy-1", "vendor-1"}));
+  EXPECT_EQ(
+      column("SELECT token_id FROM audit_log WHERE event = 'exemption_applied' ORDER BY token_id"),
+      (std::vector<std::string>{"legacy-1", "vendor-1"}));
 
   // Not every cycle, not after a reload (the exemption keeps its identity).
   cycle_after(minutes(1));
@@ -1640,7 +1686,8 @@ TEST_F(EnforcerTest, ExemptionAppliedOncePerExemptionAndTokenThenLapses) {
   cycle_at(t0 + hours(3));
   ASSERT_EQ(events("violation_opened"), 1);
   EXPECT_EQ(text("SELECT token_id FROM violations"), "vendor-1");
-  EXPECT_EQ(details("violation_opened").at(0).value("action_due_at", ""), format_timestamp(t0 + hours(3) + kGrace));
+  EXPECT_EQ(details("violation_opened").at(0).value("action_due_at", ""),
+            format_timestamp(t0 + hours(3) + kGrace));
   cycle_at(t0 + hours(3) + kGrace);
   EXPECT_EQ(cluster_->revokes_of("vendor-1"), 1);
   EXPECT_EQ(cluster_->revokes_of("legacy-1"), 0);
@@ -1780,8 +1827,9 @@ TEST_F(EnforcerTest, ClaimHeldByAnotherLiveProcessIsRetriedOnceStale) {
   ASSERT_EQ(due.size(), 1u);
   const Timestamp claimed_at = clock_.now();
   as_other_process([&](storage::WriteTxn& txn) {
-    auto claimed = storage::claim_action(txn, due[0].id, claimed_at, static_cast<std::int64_t>(::getppid()),
-                                         due[0].attempt_started_at);
+    auto claimed =
+        storage::claim_action(txn, due[0].id, claimed_at, static_cast<std::int64_t>(::getppid()),
+                              due[0].attempt_started_at);
     ASSERT_TRUE(claimed.ok() && *claimed);
   });
 
@@ -1831,7 +1879,8 @@ TEST_P(SteadyStateTest, CycleWithNothingChangedWritesOnlyThePollRow) {
 
 INSTANTIATE_TEST_SUITE_P(ListModes, SteadyStateTest, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& p) {
-                           return p.param ? std::string("UnchangedDigest") : std::string("FullList");
+                           return p.param ? std::string("UnchangedDigest")
+                                          : std::string("FullList");
                          });
 
 // ---- configuration glue --------------------------------------------------------------------

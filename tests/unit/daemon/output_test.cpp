@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace tw::daemon {
@@ -196,7 +196,8 @@ TEST(RowStream, SameBytesAsRender) {
   Table t;
   t.columns = {{"id"}, {"description", true, 10}, {"permissions", false}, {"n"}};
   for (int i = 0; i < 3000; ++i) {
-    t.rows.push_back({Cell::str("tok-" + std::to_string(i)), Cell::str(i % 3 == 0 ? "=formula, \"quoted\"" : "plain"),
+    t.rows.push_back({Cell::str("tok-" + std::to_string(i)),
+                      Cell::str(i % 3 == 0 ? "=formula, \"quoted\"" : "plain"),
                       Cell::json("[{\"action\":\"read\",\"resource\":\"db\"}]", "read db"),
                       i % 5 == 0 ? Cell::null() : Cell::num(i)});
   }

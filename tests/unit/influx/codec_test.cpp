@@ -351,10 +351,9 @@ TEST(DecodeToken, Rejects) {
 
 TEST(EncodePermissionsUpdate, PatchBody) {
   EXPECT_EQ(encode_permissions_update({}), R"({"permissions":[]})");
-  EXPECT_EQ(
-      encode_permissions_update({{"read", "db1"}, {"write", "d\"b"}}),
-      R"({"permissions":[{"action":"read","resource":"db1"},)"
-      R"({"action":"write","resource":"d\"b"}]})");
+  EXPECT_EQ(encode_permissions_update({{"read", "db1"}, {"write", "d\"b"}}),
+            R"({"permissions":[{"action":"read","resource":"db1"},)"
+            R"({"action":"write","resource":"d\"b"}]})");
 }
 
 TEST(EncodePermissionsUpdate, RoundTripsThroughTheDecoder) {

@@ -18,16 +18,39 @@ bool valid(std::string_view doc) {
 
 TEST(JsonReader, AcceptsWellFormedDocuments) {
   for (const char* doc :
-       {"[]", "{}", " [ 1 , -2 , 3.5e+2 , 0 , -0.0 , 1E5 ] ", R"({"a":[true,false,null],"b":{"c":"d"}})",
+       {"[]", "{}", " [ 1 , -2 , 3.5e+2 , 0 , -0.0 , 1E5 ] ",
+        R"({"a":[true,false,null],"b":{"c":"d"}})",
         R"("esc \" \\ \/ \b \f \n \r \t \u00e9 \ud83d\ude00")", "\"caf\xC3\xA9\"", "[[[[[]]]]]"}) {
     EXPECT_TRUE(valid(doc)) << doc;
   }
 }
 
 TEST(JsonReader, RejectsMalformedDocuments) {
-  for (const char* doc : {"", " ", "[", "]", "[1,]", "[,1]", "[1 2]", "{\"a\"}", "{\"a\":}", "{\"a\":1,}",
-                          "{a:1}", "01", "-", "1.", "1e", "+1", ".5", "tru", "nul", "\"open",
-                          "\"bad \\x escape\"", "\"\\u12\"", "[1]]", "{\"a\":1}}", "\"tab\there\""}) {
+  for (const char* doc : {"",
+                          " ",
+                          "[",
+                          "]",
+                          "[1,]",
+                          "[,1]",
+                          "[1 2]",
+                          "{\"a\"}",
+                          "{\"a\":}",
+                          "{\"a\":1,}",
+                          "{a:1}",
+                          "01",
+                          "-",
+                          "1.",
+                          "1e",
+                          "+1",
+                          ".5",
+                          "tru",
+                          "nul",
+                          "\"open",
+                          "\"bad \\x escape\"",
+                          "\"\\u12\"",
+                          "[1]]",
+                          "{\"a\":1}}",
+                          "\"tab\there\""}) {
     EXPECT_FALSE(valid(doc)) << doc;
   }
 }

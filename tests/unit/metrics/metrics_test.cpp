@@ -766,7 +766,6 @@ TEST(Metrics, ConcurrentUpdatesAreNotLost) {
   EXPECT_EQ(e.matching("tokenwarden_violations_open").size(), 6u);
 }
 
-
 // --- the rendered exposition is reused until something changes ----------------------------------
 
 TEST(MetricsCache, EveryMutatorInvalidatesTheRenderedText) {
@@ -784,42 +783,78 @@ TEST(MetricsCache, EveryMutatorInvalidatesTheRenderedText) {
   };
   std::vector<Step> steps = {
       {"poll_finished", [&] { m.poll_finished("a", "ok", 0.01, ts("2026-06-01T00:00:00Z")); },
-       [](const Exposition& e) { return e.value("tokenwarden_polls_total", {{"cluster", "a"}, {"outcome", "ok"}}) == 1.0; }},
-      {"last_success", [&] { m.last_success("b", std::nullopt); },
-       [](const Exposition& e) { return e.value("tokenwarden_last_successful_poll_timestamp_seconds", {{"cluster", "b"}}) == 0.0; }},
-      {"inventory", [&] { m.inventory("a", {.active = 7}); },
-       [](const Exposition& e) { return e.value("tokenwarden_tokens", {{"cluster", "a"}, {"status", "active"}}) == 7.0; }},
-      {"violations_open", [&] { m.violations_open("a", {{{"p", "critical"}, 3}}); },
        [](const Exposition& e) {
-         return e.value("tokenwarden_violations_open", {{"cluster", "a"}, {"policy", "p"}, {"severity", "critical"}}) == 3.0;
+         return e.value("tokenwarden_polls_total", {{"cluster", "a"}, {"outcome", "ok"}}) == 1.0;
+       }},
+      {"last_success", [&] { m.last_success("b", std::nullopt); },
+       [](const Exposition& e) {
+         return e.value("tokenwarden_last_successful_poll_timestamp_seconds", {{"cluster", "b"}}) ==
+                0.0;
+       }},
+      {"inventory", [&] { m.inventory("a", {.active = 7}); },
+       [](const Exposition& e) {
+         return e.value("tokenwarden_tokens", {{"cluster", "a"}, {"status", "active"}}) == 7.0;
+       }},
+      {"violations_open",
+       [&] {
+         m.violations_open("a", {{{"p", "critical"}, 3}});
+       },
+       [](const Exposition& e) {
+         return e.value("tokenwarden_violations_open",
+                        {{"cluster", "a"}, {"policy", "p"}, {"severity", "critical"}}) == 3.0;
        }},
       {"violation_opened", [&] { m.violation_opened("a", "p", 2); },
-       [](const Exposition& e) { return e.value("tokenwarden_violations_opened_total", {{"cluster", "a"}, {"policy", "p"}}) == 2.0; }},
+       [](const Exposition& e) {
+         return e.value("tokenwarden_violations_opened_total",
+                        {{"cluster", "a"}, {"policy", "p"}}) == 2.0;
+       }},
       {"action", [&] { m.action("a", "p", "revoke", "succeeded"); },
        [](const Exposition& e) {
-         return e.value("tokenwarden_actions_total",
-                        {{"cluster", "a"}, {"policy", "p"}, {"action", "revoke"}, {"result", "succeeded"}}) == 1.0;
+         return e.value("tokenwarden_actions_total", {{"cluster", "a"},
+                                                      {"policy", "p"},
+                                                      {"action", "revoke"},
+                                                      {"result", "succeeded"}}) == 1.0;
        }},
       {"enforcement_halted", [&] { m.enforcement_halted("a", true); },
-       [](const Exposition& e) { return e.value("tokenwarden_enforcement_halted", {{"cluster", "a"}}) == 1.0; }},
-      {"audit_events", [&] {
+       [](const Exposition& e) {
+         return e.value("tokenwarden_enforcement_halted", {{"cluster", "a"}}) == 1.0;
+       }},
+      {"audit_events",
+       [&] {
          EventCounts c{};
          c[static_cast<std::size_t>(EventKind::kTokenCreated)] = 4;
          m.audit_events(c);
        },
-       [](const Exposition& e) { return e.value("tokenwarden_audit_events_total", {{"event", "token_created"}}) == 4.0; }},
-      {"exemptions_active", [&] { m.exemptions_active({{"p", 2}}); },
-       [](const Exposition& e) { return e.value("tokenwarden_exemptions_active", {{"policy", "p"}}) == 2.0; }},
+       [](const Exposition& e) {
+         return e.value("tokenwarden_audit_events_total", {{"event", "token_created"}}) == 4.0;
+       }},
+      {"exemptions_active",
+       [&] {
+         m.exemptions_active({{"p", 2}});
+       },
+       [](const Exposition& e) {
+         return e.value("tokenwarden_exemptions_active", {{"policy", "p"}}) == 2.0;
+       }},
       {"alerts_sent", [&] { m.alerts_sent("webhook", "ok", 5); },
-       [](const Exposition& e) { return e.value("tokenwarden_alerts_sent_total", {{"receiver", "webhook"}, {"result", "ok"}}) == 5.0; }},
+       [](const Exposition& e) {
+         return e.value("tokenwarden_alerts_sent_total",
+                        {{"receiver", "webhook"}, {"result", "ok"}}) == 5.0;
+       }},
       {"config_reload", [&] { m.config_reload(false, ts("2026-06-01T00:00:00Z")); },
-       [](const Exposition& e) { return e.value("tokenwarden_config_last_reload_successful") == 0.0; }},
+       [](const Exposition& e) {
+         return e.value("tokenwarden_config_last_reload_successful") == 0.0;
+       }},
       {"keep_policies", [&] { m.keep_policies({}); },
        [](const Exposition& e) {
-         return !e.value("tokenwarden_violations_open", {{"cluster", "a"}, {"policy", "p"}, {"severity", "critical"}}).has_value();
+         return !e.value("tokenwarden_violations_open",
+                         {{"cluster", "a"}, {"policy", "p"}, {"severity", "critical"}})
+                     .has_value();
        }},
       {"forget_cluster", [&] { m.forget_cluster("a"); },
-       [](const Exposition& e) { return !e.value("tokenwarden_tokens", {{"cluster", "a"}, {"status", "active"}}).has_value(); }},
+       [](const Exposition& e) {
+         return !e.value("tokenwarden_tokens", {{"cluster", "a"}, {"status", "active"}})
+                     .has_value();
+       }},
   };
   for (const auto& step : steps) {
     (void)m.render();  // cache the state before the step
@@ -839,7 +874,9 @@ TEST(MetricsCache, RepeatedScrapeInputsDoNotInvalidate) {
   EXPECT_EQ(m.render(), text);
   // And a change is seen.
   m.alerts_sent("webhook", "ok", 4);
-  EXPECT_EQ(render(m).value("tokenwarden_alerts_sent_total", {{"receiver", "webhook"}, {"result", "ok"}}), 4.0);
+  EXPECT_EQ(
+      render(m).value("tokenwarden_alerts_sent_total", {{"receiver", "webhook"}, {"result", "ok"}}),
+      4.0);
 }
 
 TEST(MetricsCache, UpdatesRacingWithRendersAreNeverLost) {
@@ -851,7 +888,9 @@ TEST(MetricsCache, UpdatesRacingWithRendersAreNeverLost) {
   for (int i = 1; i <= 2000; ++i) m.violation_opened("a", "p");
   done = true;
   scraper.join();
-  EXPECT_EQ(render(m).value("tokenwarden_violations_opened_total", {{"cluster", "a"}, {"policy", "p"}}), 2000.0);
+  EXPECT_EQ(
+      render(m).value("tokenwarden_violations_opened_total", {{"cluster", "a"}, {"policy", "p"}}),
+      2000.0);
 }
 
 }  // namespace

@@ -286,8 +286,7 @@ INSTANTIATE_TEST_SUITE_P(
         kcase("a grant on * with another action", forbidden({"write"}, {"metrics_*"}),
               tok().perm("read", "*"), false),
         kcase("other action strings are ignored", forbidden({"read", "write"}, {"metrics_*"}),
-              tok().perm("admin", "metrics_cpu").perm("Write", "metrics_cpu").perm("", "*"),
-              false),
+              tok().perm("admin", "metrics_cpu").perm("Write", "metrics_cpu").perm("", "*"), false),
         kcase("empty permissions", forbidden({"read", "write"}, {"*"}), tok(), false)),
     tw::testing::CaseName());
 
@@ -301,8 +300,8 @@ INSTANTIATE_TEST_SUITE_P(
         kcase("write-only: read on *", all_databases({"write"}), tok().perm("read", "*"), false),
         kcase("write-only: write on *", all_databases({"write"}),
               tok().perm("read", "*").perm("write", "*"), true),
-        kcase("a database named like a glob is not *", all_databases(),
-              tok().perm("write", "db*"), false),
+        kcase("a database named like a glob is not *", all_databases(), tok().perm("write", "db*"),
+              false),
         kcase("other action on *", all_databases(), tok().perm("admin", "*"), false),
         kcase("empty permissions", all_databases(), tok(), false)),
     tw::testing::CaseName());
@@ -314,9 +313,10 @@ INSTANTIATE_TEST_SUITE_P(
               false),
         kcase("over the limit", max_databases(2),
               tok().perm("read", "db1").perm("read", "db2").perm("write", "db3"), true),
-        kcase("read and write on one database count once", max_databases(2),
-              tok().perm("read", "db1").perm("write", "db1").perm("read", "db2").perm("write", "db2"),
-              false),
+        kcase(
+            "read and write on one database count once", max_databases(2),
+            tok().perm("read", "db1").perm("write", "db1").perm("read", "db2").perm("write", "db2"),
+            false),
         kcase("* counts as unlimited", max_databases(100), tok().perm("read", "*"), true),
         kcase("max 0, no grants", max_databases(0), tok(), false),
         kcase("max 0, one grant", max_databases(0), tok().perm("read", "db1"), true),
@@ -331,8 +331,8 @@ INSTANTIATE_TEST_SUITE_P(
         kcase("no match", description_pattern("^svc-[a-z]+$"), tok().desc("billing"), true),
         kcase("case-sensitive", description_pattern("^svc-[a-z]+$"), tok().desc("svc-Billing"),
               true),
-        kcase("partial match is enough", description_pattern("team"),
-              tok().desc("my-team-token"), false),
+        kcase("partial match is enough", description_pattern("team"), tok().desc("my-team-token"),
+              false),
         kcase("start anchor", description_pattern("^svc-"), tok().desc("my-svc-token"), true),
         kcase("end anchor", description_pattern("-prod$"), tok().desc("svc-prod-old"), true),
         kcase("end anchor match", description_pattern("-prod$"), tok().desc("svc-a-prod"), false),
@@ -343,16 +343,15 @@ INSTANTIATE_TEST_SUITE_P(
 
 INSTANTIATE_TEST_SUITE_P(
     ExpiresSoon, KindTest,
-    ::testing::Values(
-        kcase("inside the window", expires_soon(days(7)), tok().expires(kNow + days(3)), true,
-              kNow + days(3)),
-        kcase("at the window's edge", expires_soon(days(7)), tok().expires(kNow + days(7)), true,
-              kNow + days(7)),
-        kcase("1 ms outside the window", expires_soon(days(7)),
-              tok().expires(kNow + days(7) + kMs), false, kNow + kMs),
-        kcase("outside: next change at the window start", expires_soon(days(7)),
-              tok().expires(kNow + days(30)), false, kNow + days(23)),
-        kcase("no expiry", expires_soon(days(7)), tok(), false)),
+    ::testing::Values(kcase("inside the window", expires_soon(days(7)),
+                            tok().expires(kNow + days(3)), true, kNow + days(3)),
+                      kcase("at the window's edge", expires_soon(days(7)),
+                            tok().expires(kNow + days(7)), true, kNow + days(7)),
+                      kcase("1 ms outside the window", expires_soon(days(7)),
+                            tok().expires(kNow + days(7) + kMs), false, kNow + kMs),
+                      kcase("outside: next change at the window start", expires_soon(days(7)),
+                            tok().expires(kNow + days(30)), false, kNow + days(23)),
+                      kcase("no expiry", expires_soon(days(7)), tok(), false)),
     tw::testing::CaseName());
 
 // The instant next_change names really is when the verdict flips.
@@ -421,8 +420,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         jcase("active", tok().perm("write", "*"), true),
         jcase("revoked", tok().perm("write", "*").revoked(kNow - hours(1)), false),
-        jcase("revoked in the future still revoked", tok().perm("write", "*").revoked(kNow + hours(1)),
-              false),
+        jcase("revoked in the future still revoked",
+              tok().perm("write", "*").revoked(kNow + hours(1)), false),
         jcase("expired exactly now", tok().perm("write", "*").expires(kNow), false),
         jcase("expired long ago", tok().perm("write", "*").expires(kNow - days(3)), false),
         jcase("expires 1 ms from now: judged until then",
@@ -517,8 +516,8 @@ INSTANTIATE_TEST_SUITE_P(
               "svc-billing"),
         scase("description regex does not match", scope_description("^svc-"), cluster(), true,
               false, "user-alice"),
-        scase("description regex is a partial match", scope_description("billing"), cluster(),
-              true, true, "svc-billing-eu")),
+        scase("description regex is a partial match", scope_description("billing"), cluster(), true,
+              true, "svc-billing-eu")),
     tw::testing::CaseName());
 
 TEST(EngineTest, ScopeCombinesClustersLabelsAndDescription) {
@@ -616,16 +615,20 @@ INSTANTIATE_TEST_SUITE_P(
         ecase("expires 1 ms from now", {exemption_for_token("*", "tok-1", kNow + kMs)}, 0, 0,
               kNow + kMs),
         ecase("first by configuration order: regex before id",
-              {exemption_for_description("*", "vendor", kIn10d), exemption_for_token("*", "tok-1", kIn5d)},
+              {exemption_for_description("*", "vendor", kIn10d),
+               exemption_for_token("*", "tok-1", kIn5d)},
               0, 0, kIn10d),
         ecase("first by configuration order: id before regex",
-              {exemption_for_token("*", "tok-1", kIn10d), exemption_for_description("*", "vendor", kIn5d)},
+              {exemption_for_token("*", "tok-1", kIn10d),
+               exemption_for_description("*", "vendor", kIn5d)},
               0, 0, kIn10d),
         ecase("an expired first one is skipped",
-              {exemption_for_token("*", "tok-1", kNow - days(1)), exemption_for_description("*", "vendor", kIn5d)},
+              {exemption_for_token("*", "tok-1", kNow - days(1)),
+               exemption_for_description("*", "vendor", kIn5d)},
               1, 1, kIn5d),
         ecase("per policy: the first that covers it",
-              {exemption_for_token("max-dbs", "tok-1", kIn10d), exemption_for_token("*", "tok-1", kIn5d)},
+              {exemption_for_token("max-dbs", "tok-1", kIn10d),
+               exemption_for_token("*", "tok-1", kIn5d)},
               1, 0, kIn5d),
         ecase("other cluster's exemption skipped",
               {exemption_for_token("*", "tok-1", kIn10d, "prod-us"),
@@ -634,8 +637,7 @@ INSTANTIATE_TEST_SUITE_P(
     tw::testing::CaseName());
 
 TEST(EngineTest, ExemptionLapsesAtItsExpiry) {
-  auto set = compile_ok({all_databases({"write"})},
-                        {exemption_for_token("*", "tok-1", kIn5d)});
+  auto set = compile_ok({all_databases({"write"})}, {exemption_for_token("*", "tok-1", kIn5d)});
   ASSERT_NE(set, nullptr);
   Token t = tok("tok-1").perm("write", "*");
   std::vector<Subject> s{Subject{&t, kSeenNow}};
@@ -746,7 +748,8 @@ TEST_P(BadRegexTest, CompileRejects) {
     auto r = PolicySet::compile({description_pattern(re)}, {});
     ASSERT_FALSE(r.ok()) << "pattern " << re;
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
-    EXPECT_NE(r.error().message.find("description-pattern"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("description-pattern"), std::string::npos)
+        << r.error().message;
   }
   {
     PolicySpec p = all_databases();
@@ -802,7 +805,8 @@ TEST_P(ExplainTest, SentenceNamesTheParameter) {
   std::string sentence = set->explain(0, s[0], kNow);
   EXPECT_FALSE(sentence.empty());
   for (const auto& m : c.mentions) {
-    EXPECT_NE(sentence.find(m), std::string::npos) << "\"" << sentence << "\" lacks \"" << m << "\"";
+    EXPECT_NE(sentence.find(m), std::string::npos)
+        << "\"" << sentence << "\" lacks \"" << m << "\"";
   }
 }
 
@@ -875,8 +879,8 @@ TEST(EngineTest, CompliantPermissionsForRestrict) {
   std::vector<Permission> want_fg{{"read", "*"}, {"read", "metrics_a"}, {"write", "logs"}};
   EXPECT_EQ(permissions_json(fg), permissions_json(want_fg));
   std::vector<Permission> ad = set->compliant_permissions(1, t);
-  std::vector<Permission> want_ad{{"read", "*"}, {"read", "metrics_a"}, {"write", "logs"},
-                                  {"write", "metrics_a"}};
+  std::vector<Permission> want_ad{
+      {"read", "*"}, {"read", "metrics_a"}, {"write", "logs"}, {"write", "metrics_a"}};
   EXPECT_EQ(permissions_json(ad), permissions_json(want_ad));
   // The result complies.
   Token fixed = t;
@@ -992,8 +996,8 @@ TEST(EngineTest, ManyDescriptionScopedPolicies) {
   for (const auto& f : e.findings) got.emplace_back(f.subject, f.policy);
   std::vector<std::pair<std::uint32_t, std::uint32_t>> want;
   for (std::uint32_t i = 0; i < kPolicies; ++i) want.emplace_back(i, i);
-  want.emplace_back(kPolicies + 1, 12);          // team-12-no-owner: scoped by team-12
-  want.emplace_back(kPolicies + 1, kPolicies);   // and violates the owner pattern
+  want.emplace_back(kPolicies + 1, 12);         // team-12-no-owner: scoped by team-12
+  want.emplace_back(kPolicies + 1, kPolicies);  // and violates the owner pattern
   EXPECT_EQ(got, want);
   for (const auto& f : e.findings) {
     EXPECT_EQ(f.exempt(), f.subject == 7) << "subject " << f.subject;
@@ -1031,7 +1035,8 @@ TEST(EngineTest, RegexesThatStrainTheSetDfaStillMatchCorrectly) {
   ASSERT_NE(set, nullptr);
   Token long_team = tok("a").desc("team-" + text + "-end").perm("write", "*");
   Token long_other = tok("b").desc(text).perm("write", "*");
-  Token hit = tok("c").desc("team-" + text.substr(0, 100) + "abcdefghijklmnopqrsx-end").perm("write", "*");
+  Token hit =
+      tok("c").desc("team-" + text.substr(0, 100) + "abcdefghijklmnopqrsx-end").perm("write", "*");
   std::vector<Subject> s{Subject{&long_team, kSeenNow}, Subject{&long_other, kSeenNow},
                          Subject{&hit, kSeenNow}};
   Evaluation e = evaluate(*set, cluster(), s, kNow);
@@ -1048,7 +1053,8 @@ TEST(EngineTest, RegexesThatStrainTheSetDfaStillMatchCorrectly) {
     const std::size_t start = before_x.size() - n - 1;
     const char c0 = before_x[start];
     bool ok = c0 >= 'a' && c0 <= 'q';
-    for (std::size_t k = start + 1; k < before_x.size(); ++k) ok = ok && !(before_x[k] >= 'u' && before_x[k] <= 'z');
+    for (std::size_t k = start + 1; k < before_x.size(); ++k)
+      ok = ok && !(before_x[k] >= 'u' && before_x[k] <= 'z');
     if (ok) want.emplace_back(2, i);
   }
   want.emplace_back(2, kHead);
@@ -1060,11 +1066,12 @@ TEST(EngineTest, NextChangePerSubject) {
   auto set = compile_ok({max_age(days(30)), expires_soon(days(7))},
                         {exemption_for_token("max-age", "exempt", kNow + days(2))});
   ASSERT_NE(set, nullptr);
-  Token young = tok("young").created(kNow - days(29));                    // too old in 1 d
-  Token old = tok("old").created(kNow - days(40));                        // violated already
-  Token expiring = tok("expiring").created(kNow - days(1)).expires(kNow + days(10));  // window in 3 d
+  Token young = tok("young").created(kNow - days(29));  // too old in 1 d
+  Token old = tok("old").created(kNow - days(40));      // violated already
+  Token expiring =
+      tok("expiring").created(kNow - days(1)).expires(kNow + days(10));  // window in 3 d
   Token revoked = tok("revoked").created(kNow - days(1)).revoked(kNow - hours(1));
-  Token exempt = tok("exempt").created(kNow - days(40));                  // exemption ends in 2 d
+  Token exempt = tok("exempt").created(kNow - days(40));  // exemption ends in 2 d
   std::vector<Subject> s{Subject{&young, kSeenNow}, Subject{&old, kSeenNow},
                          Subject{&expiring, kSeenNow}, Subject{&revoked, kSeenNow},
                          Subject{&exempt, kSeenNow}};
@@ -1076,7 +1083,8 @@ TEST(EngineTest, NextChangePerSubject) {
   EXPECT_EQ(e.subject_next_change[3], kNever);
   EXPECT_EQ(e.subject_next_change[4], kNow + days(2));
   EXPECT_EQ(e.next_change, kNow + days(1) + kMs) << "the earliest of them";
-  EXPECT_EQ(evaluate(*set, cluster(), std::span<const Subject>(), kNow).subject_next_change.size(), 0u);
+  EXPECT_EQ(evaluate(*set, cluster(), std::span<const Subject>(), kNow).subject_next_change.size(),
+            0u);
 }
 
 TEST(EngineTest, EmptySetAndNoSubjects) {

@@ -5,8 +5,8 @@
 #include "report/report.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -42,13 +42,14 @@ std::vector<Listed> tokens_of(const InventorySection& inv) {
 class ReportTest : public storage::testing::StoreTest {
  protected:
   // Records a poll of `cluster` ending exactly at `at` (nullptr tokens: a failed poll).
-  void poll_at(Timestamp at, const std::vector<Token>* tokens, const std::string& cluster = "prod") {
+  void poll_at(Timestamp at, const std::vector<Token>* tokens,
+               const std::string& cluster = "prod") {
     clock_.set(at);
     auto s = poll(rec_, tokens, cluster, 100);
     ASSERT_TRUE(s.ok()) << s.error().message;
   }
-  void append(EventKind kind, const std::string& cluster, const std::string& token, const std::string& detail,
-              Timestamp at) {
+  void append(EventKind kind, const std::string& cluster, const std::string& token,
+              const std::string& detail, Timestamp at) {
     auto txn = store_->begin();
     ASSERT_TRUE(txn.ok());
     ASSERT_TRUE(txn->append({kind, cluster, token, detail}, at).ok());
@@ -57,9 +58,11 @@ class ReportTest : public storage::testing::StoreTest {
   void violation(const std::string& token, const std::string& policy, Timestamp opened,
                  std::optional<Timestamp> resolved, const std::string& resolution = "compliant") {
     std::string sql =
-        "INSERT INTO violation_records(cluster, token_id, policy, severity, state, action, opened_at, "
-        "resolved_at, resolution, detail) VALUES ('prod', '" + token + "', '" + policy + "', 'critical', '" +
-        (resolved ? "resolved" : "open") + "', 'revoke', '" + format_timestamp(opened) + "', " +
+        "INSERT INTO violation_records(cluster, token_id, policy, severity, state, action, "
+        "opened_at, "
+        "resolved_at, resolution, detail) VALUES ('prod', '" +
+        token + "', '" + policy + "', 'critical', '" + (resolved ? "resolved" : "open") +
+        "', 'revoke', '" + format_timestamp(opened) + "', " +
         (resolved ? "'" + format_timestamp(*resolved) + "'" : "NULL") + ", " +
         (resolved ? "'" + resolution + "'" : "NULL") + ", '{}')";
     exec(sql);
@@ -290,9 +293,12 @@ TEST_F(HistoryTest, ComplianceFigures) {
   violation("c", "no-write-star", kStart + hours(2), kStart + hours(3), "exempted");
   violation("d", "no-write-star", kStart + hours(3), std::nullopt);
   violation("a", "max-life", kStart - hours(10), std::nullopt);
-  append(EventKind::kActionPlanned, "prod", "b", R"({"policy":"no-write-star"})", kStart + hours(3));
-  append(EventKind::kActionFailed, "prod", "b", R"({"final":false,"policy":"no-write-star"})", kStart + hours(3));
-  append(EventKind::kActionSucceeded, "prod", "b", R"({"policy":"no-write-star"})", kStart + hours(4));
+  append(EventKind::kActionPlanned, "prod", "b", R"({"policy":"no-write-star"})",
+         kStart + hours(3));
+  append(EventKind::kActionFailed, "prod", "b", R"({"final":false,"policy":"no-write-star"})",
+         kStart + hours(3));
+  append(EventKind::kActionSucceeded, "prod", "b", R"({"policy":"no-write-star"})",
+         kStart + hours(4));
   append(EventKind::kEnforcementHalted, "prod", "", R"({"planned":7,"policies":{"max-life":7}})",
          kStart + hours(5));
   auto d = collect_ok(request(kStart, kStart + hours(21)));
@@ -320,7 +326,7 @@ TEST_F(HistoryTest, ComplianceFigures) {
   EXPECT_EQ(ml->actions_halted, 7);
   ASSERT_EQ(d.halts.size(), 1u);
   EXPECT_EQ(d.halts[0].planned, 7);
-  // Open violations over time: 1 (max-life) before +1h, 3 at +1h … 
+  // Open violations over time: 1 (max-life) before +1h, 3 at +1h …
   auto r = request(kStart, kStart + hours(4));
   r.samples = 5;  // 0, 1h, 2h, 3h, 4h
   auto s = collect_ok(r);
@@ -412,7 +418,7 @@ TEST_F(HostileTest, CsvQuotesAndGuardsFormulas) {
   EXPECT_NE(csv.find("\"'=HYPERLINK(\"\"http://evil\"\")\""), std::string::npos);
   EXPECT_NE(csv.find("\"<script>alert(1)</script>\"\"'&\""), std::string::npos);
   EXPECT_NE(csv.find("\"line1\nline2"), std::string::npos);  // kept, inside quotes
-  EXPECT_EQ(csv.find("\xff"), std::string::npos);             // replaced: valid UTF-8
+  EXPECT_EQ(csv.find("\xff"), std::string::npos);            // replaced: valid UTF-8
   EXPECT_EQ(csv.substr(0, 8), "section,");
   EXPECT_NE(csv.find("\r\n\r\nsection,inventory"), std::string::npos);
 }

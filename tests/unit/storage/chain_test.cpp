@@ -24,13 +24,12 @@ TEST(CanonicalRow, ExactForm) {
   EXPECT_EQ(canonical_row(42, "2026-01-01T00:00:00.000Z", std::nullopt, std::nullopt,
                           "daemon_started", "{}"),
             R"([42,"2026-01-01T00:00:00.000Z",null,null,"daemon_started","{}"])");
-  EXPECT_EQ(
-      canonical_row(7, "2026-02-03T04:05:06.789Z", std::string("prod-eu"),
-                    std::string("55555555-5555-4555-8555-555555555555"), "token_updated",
-                    R"({"before":{"description":"a"},"after":{"description":"b"}})"),
-      R"([7,"2026-02-03T04:05:06.789Z","prod-eu","55555555-5555-4555-8555-555555555555",)"
-      R"("token_updated",)"
-      R"("{\"before\":{\"description\":\"a\"},\"after\":{\"description\":\"b\"}}"])");
+  EXPECT_EQ(canonical_row(7, "2026-02-03T04:05:06.789Z", std::string("prod-eu"),
+                          std::string("55555555-5555-4555-8555-555555555555"), "token_updated",
+                          R"({"before":{"description":"a"},"after":{"description":"b"}})"),
+            R"([7,"2026-02-03T04:05:06.789Z","prod-eu","55555555-5555-4555-8555-555555555555",)"
+            R"("token_updated",)"
+            R"("{\"before\":{\"description\":\"a\"},\"after\":{\"description\":\"b\"}}"])");
 }
 
 TEST(CanonicalRow, DetailIsAJsonStringWithTheWriterEscapes) {

@@ -19,10 +19,12 @@ class PipelineTest : public ::testing::Test {
     auto db = Db::open(dir_.file("p.db"), Db::Mode::kReadWrite);
     ASSERT_TRUE(db.ok());
     db_ = std::move(*db);
-    ASSERT_TRUE(db_->exec("CREATE TABLE t(n INTEGER PRIMARY KEY, s TEXT); "
-                          "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 10000) "
-                          "INSERT INTO t SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 'row ' || i END FROM c")
-                    .ok());
+    ASSERT_TRUE(
+        db_->exec(
+               "CREATE TABLE t(n INTEGER PRIMARY KEY, s TEXT); "
+               "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 10000) "
+               "INSERT INTO t SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 'row ' || i END FROM c")
+            .ok());
   }
   tw::testing::TempDir dir_;
   std::unique_ptr<Db> db_;
@@ -62,7 +64,8 @@ TEST_F(PipelineTest, NoRows) {
 // A statement that fails part-way: the rows before the failure are processed, then its error
 // is returned.
 TEST_F(PipelineTest, ReadErrorAfterTheRowsBeforeIt) {
-  auto st = db_->prepare("SELECT CASE WHEN n = 5000 THEN json_extract('not json', '$') ELSE n END FROM t ORDER BY n");
+  auto st = db_->prepare(
+      "SELECT CASE WHEN n = 5000 THEN json_extract('not json', '$') ELSE n END FROM t ORDER BY n");
   ASSERT_TRUE(st.ok());
   int seen = 0;
   auto s = pipelined_rows(*st, 1, [&](const std::string_view*) { return ++seen > 0; });

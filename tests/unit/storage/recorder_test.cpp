@@ -423,7 +423,9 @@ TEST_F(RecorderTest, SchemaVersionAndPragmas) {
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, kSchemaVersion);
   EXPECT_EQ(kSchemaVersion, 3);
-  EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_by_event'"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = "
+                  "'audit_events_by_event'"),
+            1);
   EXPECT_EQ(text("PRAGMA journal_mode"), "wal");
   for (const char* view : {"audit_log", "token_inventory", "polls"}) {
     EXPECT_EQ(
@@ -453,7 +455,9 @@ TEST_F(RecorderTest, VersionTwoIsReadableAndMigrated) {
   auto rw = AuditStore::open(path_, AuditStore::Mode::kReadWrite);
   ASSERT_TRUE(rw.ok()) << rw.error().message;
   EXPECT_EQ(count("PRAGMA user_version"), 3);
-  EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_events_by_event'"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = "
+                  "'audit_events_by_event'"),
+            1);
 }
 
 TEST_F(RecorderTest, NewerSchemaIsRefused) {
@@ -511,7 +515,6 @@ TEST_F(RecorderTest, ReadClusterState) {
   EXPECT_EQ(inv->size(), 4u);
   EXPECT_EQ(inv->at("tok-01").token, tokens[1]);
 }
-
 
 // --- the unchanged-list shortcut ----------------------------------------------------------------
 
