@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -431,6 +432,56 @@ TEST(DecodeManagementTokens, ReadsTheDocumentedShape) {
     EXPECT_FALSE(decode_management_tokens(bad).ok()) << bad;
   }
 }
+
+// --- repeated JSON keys in a token list ---------------------------------------------------
+
+TEST(RepeatedKeys, SiblingObjectsMayUseTheSameKeys) {
+  auto list = decode_token_list(R"([{"id":"a","description":"x"},{"id":"b","description":"y"}])");
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  EXPECT_EQ(list->tokens.size(), 2u);
+}
+
+struct RepeatCase {
+  const char* name;
+  const char* body;
+  const char* says;
+};
+
+class RepeatedKeysInTokens : public ::testing::TestWithParam<RepeatCase> {};
+
+TEST_P(RepeatedKeysInTokens, FailTheWholeList) {
+  auto list = decode_token_list(GetParam().body);
+  ASSERT_FALSE(list.ok()) << GetParam().name;
+  EXPECT_EQ(list.error().code, ErrorCode::kParse);
+  EXPECT_NE(list.error().message.find(GetParam().says), std::string::npos) << list.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, RepeatedKeysInTokens,
+    ::testing::Values(
+        RepeatCase{"id", R"([{"id":"k1","id":"k2","description":"a","description":"b"}])",
+                   "the key \"id\" appears twice"},
+        RepeatCase{"description", R"([{"id":"k1","description":"a","description":"b"}])",
+                   "the key \"description\" appears twice"},
+        RepeatCase{
+            "permission",
+            R"([{"id":"k1","permissions":[{"action":"read","action":"write","resource":"db"}]}])",
+            "the key \"action\" appears twice"},
+        RepeatCase{"timestamp", R"([{"id":"k1","created_at":{"seconds":1,"seconds":2}}])",
+                   "the key \"seconds\" appears twice"},
+        RepeatCase{"unknown field", R"([{"id":"k1","accountId":"x","accountId":"y"}])",
+                   "the key \"accountId\" appears twice"},
+        RepeatCase{
+            "two spellings",
+            R"([{"id":"k1","createdAt":"2024-01-01T00:00:00Z","created_at":{"seconds":1}}])",
+            "token #0 field \"created_at\" repeats a timestamp already given under another name"}),
+    [](const ::testing::TestParamInfo<RepeatCase>& p) {
+      std::string n = p.param.name;
+      for (char& c : n) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return n;
+    });
 
 }  // namespace
 }  // namespace tw::influx

@@ -1,18 +1,25 @@
-// Tests for influx/http_client.h: URL parsing (the request path itself is covered through
-// RestClusterClient in rest_source_test.cpp).
+// Tests for influx/http_client.h: URL parsing, the body limit while reading and skipped interim
+// (1xx) responses (requests as such are covered through RestClusterClient in
+// rest_source_test.cpp, redirects in http_redirect_test.cpp).
 
 #include "influx/http_client.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "tests/unit/core/test_support.h"
+#include "tests/unit/influx/test_http_server.h"
 
 namespace tw::influx {
 namespace {
 
+using tw::testing::CannedResponse;
 using tw::testing::PrintTo;
+using tw::testing::RecordedRequest;
+using tw::testing::TestHttpServer;
 
 struct UrlCase {
   std::string name;
@@ -128,6 +135,131 @@ TEST(HttpReason, KnownStatuses) {
   EXPECT_EQ(http_reason(200), "OK");
   EXPECT_EQ(http_reason(404), "Not Found");
   EXPECT_EQ(http_reason(401), "Unauthorized");
+}
+
+// --- HTTP client: body limit, interim responses --------------------------------------------------
+
+std::string chunked(const std::string& body, std::size_t chunk) {
+  std::string out;
+  for (std::size_t i = 0; i < body.size(); i += chunk) {
+    std::size_t n = std::min(chunk, body.size() - i);
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", n);
+    out += size;
+    out.append(body, i, n);
+    out += "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
+Result<HttpResponse> get(const TestHttpServer& server, std::size_t max_body) {
+  auto url = parse_url(server.base_url("/api/v0"));
+  EXPECT_TRUE(url.ok());
+  HttpRequest req;
+  req.target = "/tokens";
+  HttpOptions opts;
+  opts.timeout = std::chrono::seconds(10);
+  opts.max_body_bytes = max_body;
+  return http_request(*url, req, opts);
+}
+
+TEST(HttpBodyLimit, ChunkedBodyOverTheLimitFailsAtTheLimit) {
+  const std::string body(3 << 20, 'a');
+  TestHttpServer server([&](const RecordedRequest&) {
+    CannedResponse r;
+    r.raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 100000);
+    return r;
+  });
+  auto resp = get(server, std::size_t{1} << 20);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_NE(resp.error().message.find("the response body is larger than the limit of 1 MiB"),
+            std::string::npos)
+      << resp.error().message;
+}
+
+TEST(HttpBodyLimit, OneChunkAnnouncedBeyondTheLimitFailsBeforeItsData) {
+  TestHttpServer server([&](const RecordedRequest&) {
+    CannedResponse r;
+    r.raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\nabc";  // 1 GiB chunk
+    return r;
+  });
+  auto resp = get(server, std::size_t{1} << 20);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_NE(resp.error().message.find("larger than the limit"), std::string::npos)
+      << resp.error().message;
+}
+
+TEST(HttpBodyLimit, CloseDelimitedBodyOverTheLimitFails) {
+  const std::string body(3 << 20, 'a');
+  TestHttpServer server([&](const RecordedRequest&) {
+    CannedResponse r;
+    r.raw = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
+    return r;
+  });
+  auto resp = get(server, std::size_t{1} << 20);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_NE(resp.error().message.find("the response body is larger than the limit of 1 MiB"),
+            std::string::npos)
+      << resp.error().message;
+}
+
+TEST(HttpBodyLimit, ContentLengthOverTheLimitFailsBeforeReading) {
+  TestHttpServer server([&](const RecordedRequest&) {
+    CannedResponse r;
+    r.raw = "HTTP/1.1 200 OK\r\nContent-Length: 2097152\r\n\r\nabc";
+    return r;
+  });
+  auto resp = get(server, std::size_t{1} << 20);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_NE(resp.error().message.find("the response body is larger than the limit of 1 MiB"),
+            std::string::npos)
+      << resp.error().message;
+}
+
+TEST(HttpBodyLimit, BodiesUpToTheLimitAreReadWhole) {
+  const std::string body(std::size_t{1} << 20, 'b');
+  for (bool use_chunks : {true, false}) {
+    TestHttpServer server([&](const RecordedRequest&) {
+      CannedResponse r;
+      r.raw = use_chunks
+                  ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 70000)
+                  : "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
+      return r;
+    });
+    auto resp = get(server, body.size());
+    ASSERT_TRUE(resp.ok()) << (use_chunks ? "chunked: " : "close-delimited: ")
+                           << resp.error().message;
+    EXPECT_EQ(resp->status, 200);
+    EXPECT_EQ(resp->body, body);
+  }
+}
+
+TEST(HttpInterim, ContinueBeforeTheRealResponseIsSkipped) {
+  TestHttpServer server([&](const RecordedRequest&) {
+    CannedResponse r;
+    r.raw =
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]";
+    return r;
+  });
+  auto resp = get(server, 1 << 20);
+  ASSERT_TRUE(resp.ok()) << resp.error().message;
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_EQ(resp->body, "[]");
+  EXPECT_EQ(resp->content_type, "application/json");
+}
+
+TEST(HttpInterim, EndlessInterimResponsesFail) {
+  TestHttpServer server([&](const RecordedRequest&) {
+    CannedResponse r;
+    for (int i = 0; i < 50; ++i) r.raw += "HTTP/1.1 100 Continue\r\n\r\n";
+    return r;
+  });
+  auto resp = get(server, 1 << 20);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_NE(resp.error().message.find("interim (1xx) responses and no final one"),
+            std::string::npos)
+      << resp.error().message;
 }
 
 }  // namespace

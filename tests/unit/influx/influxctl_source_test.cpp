@@ -422,28 +422,6 @@ TEST_F(InfluxctlCredentialTest, NullListUnreadableListAndFailureNeverShowTheSecr
 
 // --- the version floor ---------------------------------------------------------------------
 
-TEST(InfluxctlVersion, ParsesWhatVersionMightPrint) {
-  struct Case {
-    const char* output;
-    std::optional<InfluxctlVersion> want;
-  };
-  for (const Case& c : {
-           Case{"influxctl v2.12.0 (abc1234) linux/amd64\n", InfluxctlVersion{2, 12, 0}},
-           Case{"2.10.0\n", InfluxctlVersion{2, 10, 0}},
-           Case{"influxctl version 2.9.9 built 2025-03-01", InfluxctlVersion{2, 9, 9}},
-           Case{"influxctl/v2.10.1-rc1 x86_64", InfluxctlVersion{2, 10, 1}},
-           Case{"influxctl dev linux/amd64", std::nullopt},
-           Case{"x86_64 2.1", std::nullopt},
-           Case{"", std::nullopt},
-           Case{"influxctl 1234567.1.1", std::nullopt},
-       }) {
-    EXPECT_EQ(parse_influxctl_version(c.output), c.want) << c.output;
-  }
-  EXPECT_LT((InfluxctlVersion{2, 9, 99}), kMinInfluxctlVersion);
-  EXPECT_FALSE((InfluxctlVersion{2, 10, 0}) < kMinInfluxctlVersion);
-  EXPECT_FALSE((InfluxctlVersion{3, 0, 0}) < kMinInfluxctlVersion);
-}
-
 TEST_F(InfluxctlTest, VersionCheckNamesFoundAndNeeded) {
   answer("version", "influxctl v2.12.0 (abc) linux/amd64\n");
   auto good = check_influxctl_version(script_);

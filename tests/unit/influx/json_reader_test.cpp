@@ -136,5 +136,34 @@ TEST(JsonReader, PeekAndContainers) {
   EXPECT_TRUE(r.at_end());
 }
 
+// --- repeated JSON keys ------------------------------------------------------------------------
+
+TEST(RepeatedKeys, TheReaderRefusesARepeatedKeyInOneObject) {
+  JsonReader r(R"({"id":"k1","d":{"id":"inner"},"id":"k2"})");
+  ASSERT_TRUE(r.enter_object());
+  std::string key, value;
+  ASSERT_TRUE(r.next_member(key));
+  ASSERT_TRUE(r.read_string(value));
+  ASSERT_TRUE(r.next_member(key));
+  ASSERT_TRUE(r.enter_object());  // the same key one level down is another object's
+  ASSERT_TRUE(r.next_member(key));
+  ASSERT_TRUE(r.read_string(value));
+  ASSERT_FALSE(r.next_member(key));
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_FALSE(r.next_member(key));
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), "the key \"id\" appears twice in one object at byte 30");
+}
+
+TEST(RepeatedKeys, EscapedSpellingsAreTheSameKey) {
+  JsonReader r(R"({"id":"k1","i\u0064":"k2"})");
+  ASSERT_TRUE(r.enter_object());
+  std::string key, value;
+  ASSERT_TRUE(r.next_member(key));
+  ASSERT_TRUE(r.read_string(value));
+  EXPECT_FALSE(r.next_member(key));
+  EXPECT_NE(r.error().find("appears twice"), std::string::npos) << r.error();
+}
+
 }  // namespace
 }  // namespace tw::influx

@@ -1,20 +1,19 @@
-// Tests for what a server or influxctl says on the way into tokenwarden (issue 9): secrets are
-// redacted before they can reach an error message or a stored description, the body limit
-// stops the read, interim 1xx responses are skipped, repeated JSON keys are refused.
+// Tests of influx/redaction.cpp through both sources (issue 9): a management token a server or
+// influxctl quotes — in an error body, a description, a permission, stderr or stdout — is
+// redacted before it can reach an error message or a stored value.
+
+#include "influx/redaction.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "core/strings.h"
-#include "influx/codec.h"
 #include "influx/http_client.h"
 #include "influx/influxctl_source.h"
-#include "influx/json_reader.h"
 #include "influx/rest_source.h"
 #include "tests/unit/core/test_support.h"
 #include "tests/unit/influx/test_http_server.h"
@@ -40,6 +39,57 @@ void expect_no_secret(const std::string& text, const std::string& secret = kSecr
   EXPECT_EQ(lowered.find(to_lower(secret)), std::string::npos) << "secret leaked: " << text;
   EXPECT_EQ(lowered.find(to_lower(secret.substr(0, secret.size() / 2))), std::string::npos)
       << "part of the secret leaked: " << text;
+}
+
+// --- the functions themselves ------------------------------------------------------------------
+
+TEST(Redacted, AnErrorKeepsItsCodeAndLosesEverySecretAndBearerCredential) {
+  Error e = make_error(ErrorCode::kHttpStatus,
+                       "rejected " + upper(kSecret) + " (sent as Bearer abc.def.ghi)");
+  Error r = redacted(e, {kSecret});
+  EXPECT_EQ(r.code, ErrorCode::kHttpStatus);
+  expect_no_secret(r.message);
+  EXPECT_EQ(r.message.find("abc.def.ghi"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("rejected"), std::string::npos) << r.message;
+}
+
+TEST(Redacted, DecodedDescriptionsLoseTheSecretButKeepTheirText) {
+  auto list = decode_token_list_redacted(
+      R"([{"id":"k1","description":"copy of )" + kSecret + R"( for ci","permissions":[]}])",
+      {kSecret});
+  ASSERT_TRUE(list.ok()) << list.error().message;
+  ASSERT_EQ(list->tokens.size(), 1u);
+  expect_no_secret(list->tokens[0].description);
+  EXPECT_NE(list->tokens[0].description.find("for ci"), std::string::npos);
+}
+
+TEST(Redacted, ABodyThatDoesNotDecodeIsDescribedWithoutTheSecret) {
+  auto list = decode_token_list_redacted(R"([{"id":")" + kSecret + R"(", )", {kSecret});
+  ASSERT_FALSE(list.ok());
+  EXPECT_EQ(list.error().code, ErrorCode::kParse);
+  expect_no_secret(list.error().message);
+}
+
+TEST(InfluxctlConfigSecrets, EveryProfilesTokensAndNoneForAnUnreadableFile) {
+  TempDir dir;
+  std::string config = dir.write("config.toml", R"([[profile]]
+name = "default"
+mgmt_token = "first-mgmt-token-0123456789"
+
+[[profile]]
+name = "other"
+mgmt_token = "second-mgmt-token-0123456789"
+token = "database-token-0123456789"
+)");
+  auto secrets = influxctl_config_secrets(config);
+  std::sort(secrets.begin(), secrets.end());
+  EXPECT_EQ(secrets, (std::vector<std::string>{"database-token-0123456789",
+                                               "first-mgmt-token-0123456789",
+                                               "second-mgmt-token-0123456789"}));
+  EXPECT_EQ(influxctl_profile_mgmt_token(config, "other"), "second-mgmt-token-0123456789");
+  EXPECT_EQ(influxctl_profile_mgmt_token(config, ""), "first-mgmt-token-0123456789");
+  EXPECT_EQ(influxctl_profile_mgmt_token(config, "missing"), "");
+  EXPECT_TRUE(influxctl_config_secrets(dir.file("no-such.toml")).empty());
 }
 
 // --- REST --------------------------------------------------------------------------------------
@@ -146,208 +196,6 @@ TEST_F(RestRedaction, APermissionNamingTheTokenIsReadBackWithoutIt) {
   ASSERT_EQ((*t)->permissions.size(), 1u);
   EXPECT_EQ((*t)->permissions[0].resource, "[redacted]");
 }
-
-// --- HTTP client: body limit, interim responses --------------------------------------------------
-
-std::string chunked(const std::string& body, std::size_t chunk) {
-  std::string out;
-  for (std::size_t i = 0; i < body.size(); i += chunk) {
-    std::size_t n = std::min(chunk, body.size() - i);
-    char size[32];
-    std::snprintf(size, sizeof size, "%zx\r\n", n);
-    out += size;
-    out.append(body, i, n);
-    out += "\r\n";
-  }
-  return out + "0\r\n\r\n";
-}
-
-Result<HttpResponse> get(const TestHttpServer& server, std::size_t max_body) {
-  auto url = parse_url(server.base_url("/api/v0"));
-  EXPECT_TRUE(url.ok());
-  HttpRequest req;
-  req.target = "/tokens";
-  HttpOptions opts;
-  opts.timeout = std::chrono::seconds(10);
-  opts.max_body_bytes = max_body;
-  return http_request(*url, req, opts);
-}
-
-TEST(HttpBodyLimit, ChunkedBodyOverTheLimitFailsAtTheLimit) {
-  const std::string body(3 << 20, 'a');
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 100000);
-    return r;
-  });
-  auto resp = get(server, std::size_t{1} << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("the response body is larger than the limit of 1 MiB"),
-            std::string::npos)
-      << resp.error().message;
-}
-
-TEST(HttpBodyLimit, OneChunkAnnouncedBeyondTheLimitFailsBeforeItsData) {
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\nabc";  // 1 GiB chunk
-    return r;
-  });
-  auto resp = get(server, std::size_t{1} << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("larger than the limit"), std::string::npos)
-      << resp.error().message;
-}
-
-TEST(HttpBodyLimit, CloseDelimitedBodyOverTheLimitFails) {
-  const std::string body(3 << 20, 'a');
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
-    return r;
-  });
-  auto resp = get(server, std::size_t{1} << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("the response body is larger than the limit of 1 MiB"),
-            std::string::npos)
-      << resp.error().message;
-}
-
-TEST(HttpBodyLimit, ContentLengthOverTheLimitFailsBeforeReading) {
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw = "HTTP/1.1 200 OK\r\nContent-Length: 2097152\r\n\r\nabc";
-    return r;
-  });
-  auto resp = get(server, std::size_t{1} << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("the response body is larger than the limit of 1 MiB"),
-            std::string::npos)
-      << resp.error().message;
-}
-
-TEST(HttpBodyLimit, BodiesUpToTheLimitAreReadWhole) {
-  const std::string body(std::size_t{1} << 20, 'b');
-  for (bool use_chunks : {true, false}) {
-    TestHttpServer server([&](const RecordedRequest&) {
-      CannedResponse r;
-      r.raw = use_chunks
-                  ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 70000)
-                  : "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
-      return r;
-    });
-    auto resp = get(server, body.size());
-    ASSERT_TRUE(resp.ok()) << (use_chunks ? "chunked: " : "close-delimited: ")
-                           << resp.error().message;
-    EXPECT_EQ(resp->status, 200);
-    EXPECT_EQ(resp->body, body);
-  }
-}
-
-TEST(HttpInterim, ContinueBeforeTheRealResponseIsSkipped) {
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw =
-        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]";
-    return r;
-  });
-  auto resp = get(server, 1 << 20);
-  ASSERT_TRUE(resp.ok()) << resp.error().message;
-  EXPECT_EQ(resp->status, 200);
-  EXPECT_EQ(resp->body, "[]");
-  EXPECT_EQ(resp->content_type, "application/json");
-}
-
-TEST(HttpInterim, EndlessInterimResponsesFail) {
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    for (int i = 0; i < 50; ++i) r.raw += "HTTP/1.1 100 Continue\r\n\r\n";
-    return r;
-  });
-  auto resp = get(server, 1 << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("interim (1xx) responses and no final one"),
-            std::string::npos)
-      << resp.error().message;
-}
-
-// --- repeated JSON keys ------------------------------------------------------------------------
-
-TEST(RepeatedKeys, TheReaderRefusesARepeatedKeyInOneObject) {
-  JsonReader r(R"({"id":"k1","d":{"id":"inner"},"id":"k2"})");
-  ASSERT_TRUE(r.enter_object());
-  std::string key, value;
-  ASSERT_TRUE(r.next_member(key));
-  ASSERT_TRUE(r.read_string(value));
-  ASSERT_TRUE(r.next_member(key));
-  ASSERT_TRUE(r.enter_object());  // the same key one level down is another object's
-  ASSERT_TRUE(r.next_member(key));
-  ASSERT_TRUE(r.read_string(value));
-  ASSERT_FALSE(r.next_member(key));
-  ASSERT_TRUE(r.ok()) << r.error();
-  EXPECT_FALSE(r.next_member(key));
-  EXPECT_FALSE(r.ok());
-  EXPECT_EQ(r.error(), "the key \"id\" appears twice in one object at byte 30");
-}
-
-TEST(RepeatedKeys, EscapedSpellingsAreTheSameKey) {
-  JsonReader r(R"({"id":"k1","i\u0064":"k2"})");
-  ASSERT_TRUE(r.enter_object());
-  std::string key, value;
-  ASSERT_TRUE(r.next_member(key));
-  ASSERT_TRUE(r.read_string(value));
-  EXPECT_FALSE(r.next_member(key));
-  EXPECT_NE(r.error().find("appears twice"), std::string::npos) << r.error();
-}
-
-TEST(RepeatedKeys, SiblingObjectsMayUseTheSameKeys) {
-  auto list = decode_token_list(R"([{"id":"a","description":"x"},{"id":"b","description":"y"}])");
-  ASSERT_TRUE(list.ok()) << list.error().message;
-  EXPECT_EQ(list->tokens.size(), 2u);
-}
-
-struct RepeatCase {
-  const char* name;
-  const char* body;
-  const char* says;
-};
-
-class RepeatedKeysInTokens : public ::testing::TestWithParam<RepeatCase> {};
-
-TEST_P(RepeatedKeysInTokens, FailTheWholeList) {
-  auto list = decode_token_list(GetParam().body);
-  ASSERT_FALSE(list.ok()) << GetParam().name;
-  EXPECT_EQ(list.error().code, ErrorCode::kParse);
-  EXPECT_NE(list.error().message.find(GetParam().says), std::string::npos) << list.error().message;
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Table, RepeatedKeysInTokens,
-    ::testing::Values(
-        RepeatCase{"id", R"([{"id":"k1","id":"k2","description":"a","description":"b"}])",
-                   "the key \"id\" appears twice"},
-        RepeatCase{"description", R"([{"id":"k1","description":"a","description":"b"}])",
-                   "the key \"description\" appears twice"},
-        RepeatCase{
-            "permission",
-            R"([{"id":"k1","permissions":[{"action":"read","action":"write","resource":"db"}]}])",
-            "the key \"action\" appears twice"},
-        RepeatCase{"timestamp", R"([{"id":"k1","created_at":{"seconds":1,"seconds":2}}])",
-                   "the key \"seconds\" appears twice"},
-        RepeatCase{"unknown field", R"([{"id":"k1","accountId":"x","accountId":"y"}])",
-                   "the key \"accountId\" appears twice"},
-        RepeatCase{
-            "two spellings",
-            R"([{"id":"k1","createdAt":"2024-01-01T00:00:00Z","created_at":{"seconds":1}}])",
-            "token #0 field \"created_at\" repeats a timestamp already given under another name"}),
-    [](const ::testing::TestParamInfo<RepeatCase>& p) {
-      std::string n = p.param.name;
-      for (char& c : n) {
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-      }
-      return n;
-    });
 
 // --- influxctl ---------------------------------------------------------------------------------
 
