@@ -1,13 +1,14 @@
 // The simulator's influxdb3 flavour (sim/influxdb3_api.h): rows shaped as real-behaviour.md §A6,
 // the delete and create endpoints, the common faults and control API, and a round trip through
 // tokenwarden's own Influxdb3ClusterClient.
+#include "sim/influxdb3_api.h"
+
 #include <gtest/gtest.h>
 
 #include <regex>
 #include <set>
 
 #include "influx/influxdb3_source.h"
-#include "sim/influxdb3_api.h"
 #include "sim/server.h"
 #include "tests/unit/sim/sim_test_util.h"
 

@@ -1,4 +1,4 @@
-// The /_sim/ control API and the request log.
+// sim/service.cpp: the /_sim/ control API and the request log.
 #include <gtest/gtest.h>
 
 #include "core/strings.h"
