@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "bench/bench_policies.h"
+#include "cli/cli.h"
 #include "core/json_writer.h"
-#include "daemon/cli.h"
 #include "daemon/poller.h"
 #include "influx/http_client.h"
 #include "influx/subprocess.h"

@@ -1,6 +1,6 @@
 // Tests for daemon/output.h: table, JSON and CSV renderings of command results.
 
-#include "daemon/output.h"
+#include "cli/output.h"
 
 #include <gtest/gtest.h>
 

@@ -18,8 +18,8 @@
 #include <random>
 #include <thread>
 
+#include "cli/commands.h"
 #include "core/strings.h"
-#include "daemon/commands.h"
 #include "daemon/config.h"
 #include "daemon/service.h"
 #include "sim/server.h"

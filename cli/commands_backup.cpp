@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/commands.h"
 #include "core/strings.h"
-#include "daemon/commands.h"
 #include "storage/backup.h"
 
 namespace tw::daemon {

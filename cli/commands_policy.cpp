@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <map>
 
+#include "cli/commands.h"
 #include "core/json_writer.h"
 #include "core/strings.h"
-#include "daemon/commands.h"
 #include "daemon/config.h"
 #include "daemon/enforcer.h"
 #include "storage/audit_store.h"

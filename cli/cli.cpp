@@ -1,4 +1,4 @@
-#include "daemon/cli.h"
+#include "cli/cli.h"
 
 #include <malloc.h>
 
@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "cli/commands.h"
 #include "core/strings.h"
 #include "core/version.h"
-#include "daemon/commands.h"
 #include "daemon/config.h"
 
 namespace tw::daemon {

@@ -1,4 +1,4 @@
-#include "daemon/output.h"
+#include "cli/output.h"
 
 #include <algorithm>
 

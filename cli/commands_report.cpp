@@ -8,9 +8,9 @@
 #include <cstring>
 #include <string>
 
+#include "cli/commands.h"
 #include "core/strings.h"
 #include "core/version.h"
-#include "daemon/commands.h"
 #include "daemon/config.h"
 #include "report/report.h"
 #include "storage/audit_store.h"

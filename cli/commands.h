@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/output.h"
 #include "core/time.h"
-#include "daemon/output.h"
 
 namespace tw::daemon {
 

@@ -1,4 +1,4 @@
-#include "daemon/commands.h"
+#include "cli/commands.h"
 
 #include <unistd.h>
 
