@@ -77,7 +77,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  daemon::configure_process();  // as tokenwarden itself does
+  cli::configure_process();  // as tokenwarden itself does
   std::size_t tokens = 1000;
   int steady = 10, churn = 5, growth = 200;
   bool with_policies = false;

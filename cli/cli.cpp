@@ -11,7 +11,7 @@
 #include "core/version.h"
 #include "daemon/config.h"
 
-namespace tw::daemon {
+namespace tw::cli {
 namespace {
 
 constexpr const char* kDescription =
@@ -89,9 +89,9 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1, 1);
   app.fallthrough();
   GlobalOptions g;
-  g.config_path = kDefaultConfigPath;
+  g.config_path = daemon::kDefaultConfigPath;
   auto* config_opt = app.add_option("-c,--config", g.config_path, "Configuration file")
-                         ->default_val(kDefaultConfigPath)
+                         ->default_val(daemon::kDefaultConfigPath)
                          ->envname("TOKENWARDEN_CONFIG");
 
   auto* run =
@@ -362,4 +362,4 @@ int run_cli(int argc, char** argv) {
   return kExitUsage;
 }
 
-}  // namespace tw::daemon
+}  // namespace tw::cli

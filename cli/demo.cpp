@@ -28,7 +28,7 @@
 #include "storage/enforcement.h"
 #include "storage/queries.h"
 
-namespace tw::daemon {
+namespace tw::cli {
 namespace {
 
 // The demo's listen address: as asked, or the same host on a free port if that port is taken
@@ -74,7 +74,7 @@ struct DemoCluster {
 struct Progress {
   std::mutex mu;
   std::condition_variable cv;
-  std::map<std::string, std::vector<CycleReport>> reports;
+  std::map<std::string, std::vector<daemon::CycleReport>> reports;
   bool stop = false;
 
   std::size_t completed_cycles() {
@@ -86,7 +86,7 @@ struct Progress {
 
 std::string short_id(const std::string& id) { return id.substr(0, 8); }
 
-std::string counts_line(const CycleReport& r) {
+std::string counts_line(const daemon::CycleReport& r) {
   const auto& e = r.summary.events;
   auto n = [&](EventKind k) { return e[static_cast<std::size_t>(k)]; };
   std::vector<std::string> parts;
@@ -415,7 +415,7 @@ expires = )toml" +
          format_timestamp(clock.now() + std::chrono::hours(24 * 90)) + "\n";
   const std::string config_path = dir + "/tokenwarden.toml";
   std::ofstream(config_path) << cfg;
-  auto load = load_config_string(cfg, config_path, clock.now());
+  auto load = daemon::load_config_string(cfg, config_path, clock.now());
   if (!load.config) {
     print_error("demo configuration is invalid: " + (load.errors.empty() ? "" : load.errors[0]));
     return kExitFailure;
@@ -434,18 +434,18 @@ expires = )toml" +
   // The narrative is the demo's output; the daemon's own log shows only errors here.
   auto sink = std::make_shared<StreamLogSink>(stderr, LogFormat::kText, clock);
   sink->set_level(LogLevel::kError);
-  ServiceDeps deps;
+  daemon::ServiceDeps deps;
   deps.clock = &clock;
   deps.sink = sink;
   deps.handle_signals = false;
-  auto service = Service::create(std::move(*load.config), deps);
+  auto service = daemon::Service::create(std::move(*load.config), deps);
   if (!service.ok()) {
     print_error(service.error().message);
     return kExitFailure;
   }
   Progress progress;
   for (const auto& c : clusters) progress.reports[c.name];
-  (*service)->on_cycle([&](const CycleReport& r) {
+  (*service)->on_cycle([&](const daemon::CycleReport& r) {
     std::lock_guard lock(progress.mu);
     progress.reports[r.cluster].push_back(r);
     progress.cv.notify_all();
@@ -484,7 +484,7 @@ expires = )toml" +
     }
     std::printf("cycle %zu\n", k);
     for (const auto& c : clusters) {
-      const CycleReport& r = progress.reports[c.name][k - 1];
+      const daemon::CycleReport& r = progress.reports[c.name][k - 1];
       std::string outcome(storage::to_string(r.summary.outcome));
       std::printf("  %-13s %-8s %5zu tokens  %s\n", c.name.c_str(), outcome.c_str(),
                   r.summary.token_count,
@@ -595,4 +595,4 @@ expires = )toml" +
   return rc;
 }
 
-}  // namespace tw::daemon
+}  // namespace tw::cli
