@@ -1,5 +1,6 @@
-// `tokenwarden demo`: the daemon against three built-in simulated servers (Clustered, Dedicated,
-// InfluxDB 3 Core/Enterprise) whose tokens change between cycles, narrated on stdout.
+// `tokenwarden demo`: the daemon against three simulated servers (Clustered, Dedicated, InfluxDB 3
+// Core/Enterprise), each a tokenwarden-sim child process whose tokens the demo changes between
+// cycles through the simulator's control API; narrated on stdout.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -13,16 +14,19 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <thread>
 
+#include "cli/command_support.h"
 #include "cli/commands.h"
+#include "cli/sim_process.h"
 #include "core/strings.h"
 #include "daemon/config.h"
 #include "daemon/service.h"
-#include "sim/server.h"
 #include "storage/audit_store.h"
 #include "storage/chain.h"
 #include "storage/enforcement.h"
@@ -64,10 +68,13 @@ std::string random_hex(std::size_t bytes) {
   return out;
 }
 
+// One simulated cluster: a tokenwarden-sim child process and what the config says about it.
 struct DemoCluster {
   std::string name;
-  sim::Flavor flavor;
-  std::unique_ptr<sim::SimServer> server;
+  std::string flavor;  // clustered, dedicated, influxdb3 (also the config's `type`)
+  std::uint64_t seed;  // of its generated tokens
+  std::unique_ptr<SimProcess> sim;
+  std::string account_id, cluster_id;  // dedicated
 };
 
 // Everything the event loop reports, for the main thread to narrate.
@@ -101,65 +108,242 @@ std::string counts_line(const daemon::CycleReport& r) {
   return parts.empty() ? "no change" : join(parts, ", ");
 }
 
+// --- the simulators ----------------------------------------------------------------------------
+
+using json = nlohmann::json;
+
+// What went wrong with a scripted change, as a line of the narrative.
+void note(const Result<std::string>& r, const std::string& cluster,
+          std::vector<std::string>& said) {
+  if (!r.ok())
+    said.push_back(cluster + ": the simulator refused: " + printable(r.error().message, 100));
+}
+
+// The simulator's tokens that are neither revoked nor expired, in the order they were created.
+std::vector<json> active_tokens(const SimProcess& sim) {
+  std::vector<json> out;
+  auto body = sim.call("GET", "/_sim/tokens");
+  if (!body.ok()) return out;
+  auto all = json::parse(*body, nullptr, false);
+  if (!all.is_array()) return out;
+  const Timestamp now = SystemClock().now();
+  for (auto& t : all) {
+    if (t.contains("revokedAt")) continue;
+    if (t.contains("expiresAt")) {
+      auto at = parse_rfc3339(t.value("expiresAt", std::string()));
+      if (at.ok() && *at <= now) continue;
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::size_t token_count(const SimProcess& sim) {
+  auto body = sim.call("GET", "/_sim/info");
+  if (!body.ok()) return 0;
+  auto info = json::parse(*body, nullptr, false);
+  return info.is_object() ? info.value("tokens", std::size_t{0}) : 0;
+}
+
+// Replaces a token's whole state (PUT /_sim/tokens/{id}).
+Result<std::string> put_token(const SimProcess& sim, const json& token) {
+  return sim.call("PUT", "/_sim/tokens/" + token.value("id", std::string()), token.dump());
+}
+
+json permission(const char* action, const char* resource) {
+  return {{"action", action}, {"resource", resource}};
+}
+
+// After cycle 1: a temporary CI token, a widened, a revoked and a vanished token on prod-eu; a
+// hostile description on dedicated-us; a named admin token on core-local.
+void after_first_cycle(std::vector<DemoCluster>& clusters, std::vector<std::string>& said) {
+  const SimProcess& prod = *clusters[0].sim;
+  json ci = {{"description", "ci pipeline (temporary)"},
+             {"permissions", json::array({permission("read", "metrics_prod"),
+                                          permission("write", "metrics_prod")})}};
+  note(prod.call("POST", "/_sim/tokens", ci.dump()), "prod-eu", said);
+  said.push_back(
+      "prod-eu: someone creates \"ci pipeline (temporary)\" with write on metrics_prod, no "
+      "expiry");
+  auto a = active_tokens(prod);
+  if (a.size() >= 3) {
+    const std::string widened = a[0].value("id", ""), revoked = a[1].value("id", "");
+    const std::string removed = a[2].value("id", "");
+    a[0]["permissions"].push_back(permission("write", "*"));
+    note(put_token(prod, a[0]), "prod-eu", said);
+    said.push_back("prod-eu: token " + short_id(widened) +
+                   " is widened to write on every database (*)");
+    note(prod.call("DELETE", "/api/v0/tokens/" + revoked, {}, true), "prod-eu", said);
+    said.push_back("prod-eu: token " + short_id(revoked) + " is revoked");
+    note(prod.call("DELETE", "/_sim/tokens/" + removed), "prod-eu", said);
+    said.push_back("prod-eu: token " + short_id(removed) + " disappears from the list entirely");
+  }
+  json hostile = {
+      {"description", "grafana <script>alert(1)</script>\n\x1b[31mred\x1b[0m"},
+      {"permissions", json::array({permission("read", "*")})},
+      {"expiresAt", format_timestamp(SystemClock().now() + std::chrono::hours(24 * 30))}};
+  note(clusters[1].sim->call("POST", "/_sim/tokens", hostile.dump()), "dedicated-us", said);
+  said.push_back(
+      "dedicated-us: a token with a hostile description (HTML, a newline, ANSI colours) appears");
+  note(clusters[2].sim->call("POST", "/api/v3/configure/token/named_admin",
+                             R"({"token_name":"deploy-bot"})", true),
+       "core-local", said);
+  said.push_back(
+      "core-local: someone creates a named admin token \"deploy-bot\" (*:*:*, no expiry)");
+}
+
+// After cycle 2: one 500 from dedicated-us; a new description on prod-eu.
+void after_second_cycle(std::vector<DemoCluster>& clusters, std::vector<std::string>& said) {
+  note(clusters[1].sim->call("POST", "/_sim/faults", R"({"kind":"status","status":500,"count":1})"),
+       "dedicated-us", said);
+  said.push_back("dedicated-us: the Management API will answer 500 Internal Server Error once");
+  auto a = active_tokens(*clusters[0].sim);
+  if (!a.empty()) {
+    a[0]["description"] = "svc-ingest (owner: data-platform)";
+    note(put_token(*clusters[0].sim, a[0]), "prod-eu", said);
+    said.push_back("prod-eu: token " + short_id(a[0].value("id", "")) + " gets a new description");
+  }
+}
+
+// After cycle 3: churn on prod-eu.
+void after_third_cycle(std::vector<DemoCluster>& clusters, std::vector<std::string>& said) {
+  auto r = clusters[0].sim->call("POST", "/_sim/churn", R"({"percent":10,"seed":7})");
+  if (!r.ok()) return note(r, "prod-eu", said);
+  auto counts = json::parse(*r, nullptr, false);
+  auto n = [&](const char* key) {
+    return std::to_string(counts.is_object() ? counts.value(key, 0) : 0);
+  };
+  said.push_back("prod-eu: churn — " + n("created") + " created, " + n("updated") + " updated, " +
+                 n("revoked") + " revoked");
+}
+
 // Applies the scripted changes that follow cycle `k` and says what they were.
 std::vector<std::string> script_step(std::size_t k, std::vector<DemoCluster>& clusters) {
   std::vector<std::string> said;
-  auto& prod = clusters[0].server->store();
-  auto& ded = clusters[1].server->store();
-  auto& core = clusters[2].server->store();
-  auto active = [](sim::TokenStore& s) {
-    std::vector<Token> out;
-    for (auto& t : s.list(false)) {
-      if (!t.expires_at || *t.expires_at > s.now()) out.push_back(t);
-    }
-    return out;
-  };
-  if (k == 1) {
-    auto created = prod.create("ci pipeline (temporary)",
-                               {{"read", "metrics_prod"}, {"write", "metrics_prod"}}, std::nullopt);
-    said.push_back(
-        "prod-eu: someone creates \"ci pipeline (temporary)\" with write on metrics_prod, no "
-        "expiry");
-    auto a = active(prod);
-    if (a.size() >= 3) {
-      auto perms = a[0].permissions;
-      perms.push_back({"write", "*"});
-      (void)prod.update(a[0].id, std::nullopt, perms);
-      said.push_back("prod-eu: token " + short_id(a[0].id) +
-                     " is widened to write on every database (*)");
-      (void)prod.revoke(a[1].id);
-      said.push_back("prod-eu: token " + short_id(a[1].id) + " is revoked");
-      prod.remove(a[2].id);
-      said.push_back("prod-eu: token " + short_id(a[2].id) + " disappears from the list entirely");
-    }
-    (void)created;
-    ded.create("grafana <script>alert(1)</script>\n\x1b[31mred\x1b[0m", {{"read", "*"}},
-               ded.now() + std::chrono::hours(24 * 30));
-    said.push_back(
-        "dedicated-us: a token with a hostile description (HTML, a newline, ANSI colours) appears");
-    (void)core.create_named("deploy-bot", {{"admin", "*"}, {"read", "*"}, {"write", "*"}},
-                            std::nullopt);
-    said.push_back(
-        "core-local: someone creates a named admin token \"deploy-bot\" (*:*:*, no expiry)");
-  } else if (k == 2) {
-    sim::FaultSpec f;
-    f.kind = sim::FaultKind::kStatus;
-    f.status = 500;
-    f.count = 1;
-    ded.add_fault(f);
-    said.push_back("dedicated-us: the Management API will answer 500 Internal Server Error once");
-    auto a = active(prod);
-    if (!a.empty()) {
-      (void)prod.update(a[0].id, std::string("svc-ingest (owner: data-platform)"), std::nullopt);
-      said.push_back("prod-eu: token " + short_id(a[0].id) + " gets a new description");
-    }
-  } else if (k == 3) {
-    auto r = prod.churn(10, 7);
-    said.push_back("prod-eu: churn — " + std::to_string(r.created) + " created, " +
-                   std::to_string(r.updated) + " updated, " + std::to_string(r.revoked) +
-                   " revoked");
-  }
+  if (k == 1) after_first_cycle(clusters, said);
+  if (k == 2) after_second_cycle(clusters, said);
+  if (k == 3) after_third_cycle(clusters, said);
   return said;
+}
+
+// Starts the three simulators and seeds them: core-local's operator token (`_admin`, id 0)
+// first, then `tokens` generated tokens each.
+Result<std::vector<DemoCluster>> start_clusters(const std::string& token_file,
+                                                const std::string& token, int tokens) {
+  auto program = find_sim_program();
+  if (!program.ok()) return program.error();
+  std::vector<DemoCluster> clusters;
+  for (auto [name, flavor, seed] :
+       {std::tuple{"prod-eu", "clustered", 11}, std::tuple{"dedicated-us", "dedicated", 23},
+        std::tuple{"core-local", "influxdb3", 31}}) {
+    auto sim = SimProcess::start(*program, flavor, token_file, token);
+    if (!sim.ok()) return sim.error();
+    DemoCluster c{name, flavor, static_cast<std::uint64_t>(seed), std::move(*sim), {}, {}};
+    if (c.flavor == "influxdb3") {
+      auto admin = c.sim->call("POST", "/api/v3/configure/token/admin", {}, true);
+      if (!admin.ok()) return admin.error();
+    }
+    json generate = {{"generate", tokens}, {"seed", c.seed}};
+    if (auto g = c.sim->call("POST", "/_sim/tokens", generate.dump()); !g.ok()) return g.error();
+    if (c.flavor == "dedicated") {
+      auto info = json::parse(c.sim->call("GET", "/_sim/info").value_or("{}"), nullptr, false);
+      c.account_id = info.value("accountId", "");
+      c.cluster_id = info.value("clusterId", "");
+    }
+    clusters.push_back(std::move(c));
+  }
+  return clusters;
+}
+
+// --- the configuration -------------------------------------------------------------------------
+
+constexpr const char* kDemoPolicies = R"toml(
+# The simulated clusters are disposable, so the demo enforces right away (grace 0s).
+# InfluxDB 3 Core/Enterprise cannot restrict a token, so the restricting policy is scoped away from
+# core-local, where a second policy deletes such tokens instead.
+[[policies]]
+name = "no-global-write"
+kind = "all_databases_grant"
+actions = ["write"]
+severity = "critical"
+action = "restrict"
+grace_period = "0s"
+scope = { clusters = ["prod-*", "dedicated-*"] }
+
+[[policies]]
+name = "no-global-write-on-core"
+kind = "all_databases_grant"
+actions = ["write"]
+severity = "critical"
+action = "revoke"
+grace_period = "0s"
+scope = { clusters = ["core-*"] }
+
+[[policies]]
+name = "no-temporary-ci-on-prod"
+kind = "forbidden_grant"
+actions = ["write"]
+databases = ["metrics_prod*"]
+severity = "critical"
+action = "revoke"
+grace_period = "0s"
+scope = { clusters = ["prod-*"], description = '^ci pipeline \(temporary\)' }
+
+[[policies]]
+name = "must-expire-within-1y"
+kind = "max_lifetime"
+max_lifetime = "365d"
+severity = "warning"
+action = "alert"
+
+[[policies]]
+name = "owner-in-description"
+kind = "description_pattern"
+pattern = "^(svc-|telegraf |grafana |ci )"
+severity = "info"
+action = "revoke"
+mode = "monitor"
+grace_period = "0s"
+)toml";
+
+std::string demo_exemptions(Timestamp now) {
+  const std::string expires = format_timestamp(now + std::chrono::hours(24 * 90));
+  return R"toml(
+[[exemptions]]
+policy = "must-expire-within-1y"
+description = "^grafana"
+reason = "dashboards are read-only; reviewed quarterly (demo)"
+expires = )toml" +
+         expires + R"toml(
+
+# The operator token (_admin, id 0) is the admin token tokenwarden itself polls core-local with.
+[[exemptions]]
+policy = "*"
+token_id = "0"
+cluster = "core-local"
+reason = "tokenwarden's own admin token (demo)"
+expires = )toml" +
+         expires + "\n";
+}
+
+std::string demo_config(const std::string& dir, const DemoOptions& o, const std::string& listen,
+                        const std::vector<DemoCluster>& clusters, const std::string& token_file,
+                        Timestamp now) {
+  std::string cfg =
+      "[daemon]\ndatabase = \"" + dir + "/audit.db\"\npoll_interval = \"" +
+      format_duration(o.interval) +
+      "\"\npoll_jitter = \"0s\"\nmode = \"enforce\"\nlog_level = \"error\"\n\n[http]\nlisten = \"" +
+      listen + "\"\n\n[safety]\nmax_actions_per_cycle = 10\nmax_actions_percent = 25\n";
+  for (const auto& c : clusters) {
+    cfg += "\n[[clusters]]\nname = \"" + c.name + "\"\ntype = \"" + c.flavor + "\"\nurl = \"" +
+           c.sim->base_url() + "\"\ntoken_file = \"" + token_file + "\"\ntimeout = \"5s\"\n";
+    if (c.flavor == "dedicated") {
+      cfg += "account_id = \"" + c.account_id + "\"\ncluster_id = \"" + c.cluster_id + "\"\n";
+    }
+    const char* env = c.name == "prod-eu" ? "prod" : c.name == "core-local" ? "dev" : "staging";
+    cfg += std::string("labels = { env = \"") + env + "\" }\n";
+  }
+  return cfg + kDemoPolicies + demo_exemptions(now);
 }
 
 std::string perms_text(const nlohmann::json& j) {
@@ -274,325 +458,311 @@ void print_events(storage::Db& db, std::int64_t& last_seq, std::size_t max_lines
     std::printf("      … %zu more in `tokenwarden history`\n", fresh.size() - shown);
 }
 
-}  // namespace
+// --- the run -----------------------------------------------------------------------------------
 
-int cmd_demo(const GlobalOptions&, const DemoOptions& o) {
+// One demo from start to stop; run() is the ordered list of steps, and the destructor stops
+// whatever was started (the daemon, the signal thread, the simulators) in reverse order.
+class Demo {
+ public:
+  explicit Demo(DemoOptions o) : o_(std::move(o)) {}
+  ~Demo() { stop(); }
+  Demo(const Demo&) = delete;
+  Demo& operator=(const Demo&) = delete;
+
+  int run();
+
+ private:
+  int prepare_dir();
+  int start_simulators();
+  int write_config();
+  void print_banner() const;
+  int start_daemon();
+  void wait_for_daemon();
+  bool narrate_cycles();  // false: interrupted
+  void print_summary();
+  void print_enforcement(storage::Db& db) const;
+  void write_report() const;
+  void keep_polling();
+  void stop();
+
+  DemoOptions o_;
+  SystemClock clock_;
+  sigset_t sigs_{};
+  std::string dir_, token_, token_file_, config_path_, listen_;
+  Timestamp started_{};
+  std::vector<DemoCluster> clusters_;
+  std::optional<daemon::Config> config_;
+  std::unique_ptr<daemon::Service> service_;
+  std::unique_ptr<storage::AuditStore> store_;
+  Progress progress_;
+  std::thread signal_thread_, runner_;
+  int rc_ = kExitOk;
+};
+
+int Demo::run() {
   // Signals are taken by a dedicated thread (sigwait), so block them before any thread starts.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  sigemptyset(&sigs_);
+  sigaddset(&sigs_, SIGINT);
+  sigaddset(&sigs_, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs_, nullptr);
+  for (auto step : {&Demo::prepare_dir, &Demo::start_simulators, &Demo::write_config}) {
+    if (int rc = (this->*step)(); rc != kExitOk) return rc;
+  }
+  print_banner();
+  if (int rc = start_daemon(); rc != kExitOk) return rc;
+  wait_for_daemon();
+  const bool completed = narrate_cycles();
+  if (completed && store_) print_summary();
+  if (completed && !o_.once) keep_polling();
+  stop();
+  std::printf("demo stopped; its files stay in %s\n", dir_.c_str());
+  return rc_;
+}
 
-  std::string dir = o.dir;
-  if (dir.empty()) {
+int Demo::prepare_dir() {
+  dir_ = o_.dir;
+  if (dir_.empty()) {
     std::string tmpl = (fs::temp_directory_path() / "tokenwarden-demo-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) {
       print_error("cannot create a temporary directory for the demo");
       return kExitFailure;
     }
-    dir = tmpl;
+    dir_ = tmpl;
   } else {
     std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (fs::exists(fs::path(dir) / "audit.db")) {
-      print_error("--dir " + dir +
+    fs::create_directories(dir_, ec);
+    if (fs::exists(fs::path(dir_) / "audit.db")) {
+      print_error("--dir " + dir_ +
                   " already holds a demo database; remove it or choose another directory");
       return kExitUsage;
     }
   }
-  ::chmod(dir.c_str(), 0700);
-  const std::string token = "demo-" + random_hex(24);
-  const std::string token_file = dir + "/management.token";
-  {
-    std::ofstream(token_file) << token << "\n";
-    ::chmod(token_file.c_str(), 0600);
+  ::chmod(dir_.c_str(), 0700);
+  token_ = "demo-" + random_hex(24);
+  token_file_ = dir_ + "/management.token";
+  std::ofstream(token_file_) << token_ << "\n";
+  ::chmod(token_file_.c_str(), 0600);
+  return kExitOk;
+}
+
+int Demo::start_simulators() {
+  auto clusters = start_clusters(token_file_, token_, o_.tokens);
+  if (!clusters.ok()) {
+    print_error("cannot start the simulated cluster: " + clusters.error().message);
+    return kExitFailure;
   }
+  clusters_ = std::move(*clusters);
+  return kExitOk;
+}
 
-  std::vector<DemoCluster> clusters;
-  for (auto [name, flavor] : {std::pair{"prod-eu", sim::Flavor::kClustered},
-                              std::pair{"dedicated-us", sim::Flavor::kDedicated},
-                              std::pair{"core-local", sim::Flavor::kInfluxdb3}}) {
-    sim::SimOptions so;
-    so.flavor = flavor;
-    so.management_token = token;
-    auto server = sim::SimServer::start(so);
-    if (!server.ok()) {
-      print_error("cannot start the simulated cluster: " + server.error().message);
-      return kExitFailure;
-    }
-    if (flavor == sim::Flavor::kInfluxdb3) {  // the operator token comes first: id 0, `_admin`
-      (void)(*server)->store().create_named(
-          "_admin", {{"admin", "*"}, {"read", "*"}, {"write", "*"}}, std::nullopt);
-    }
-    (*server)->store().generate(static_cast<std::size_t>(o.tokens), name[0] == 'p'   ? 11
-                                                                    : name[0] == 'd' ? 23
-                                                                                     : 31);
-    clusters.push_back({name, flavor, std::move(*server)});
-  }
-
-  SystemClock clock;
-  const Timestamp demo_started = clock.now();
-  const std::string listen = demo_listen(o.listen);
-  std::string cfg =
-      "[daemon]\ndatabase = \"" + dir + "/audit.db\"\npoll_interval = \"" +
-      format_duration(o.interval) +
-      "\"\npoll_jitter = \"0s\"\nmode = \"enforce\"\nlog_level = \"error\"\n\n[http]\nlisten = \"" +
-      listen + "\"\n\n[safety]\nmax_actions_per_cycle = 10\nmax_actions_percent = 25\n";
-  for (const auto& c : clusters) {
-    cfg += "\n[[clusters]]\nname = \"" + c.name + "\"\ntype = \"" + sim::to_string(c.flavor) +
-           "\"\nurl = \"" + c.server->base_url() + "\"\ntoken_file = \"" + token_file +
-           "\"\ntimeout = \"5s\"\n";
-    if (c.flavor == sim::Flavor::kDedicated) {
-      cfg += "account_id = \"" + c.server->account_id() + "\"\ncluster_id = \"" +
-             c.server->cluster_id() + "\"\n";
-    }
-    const char* env = c.name == "prod-eu" ? "prod" : c.name == "core-local" ? "dev" : "staging";
-    cfg += std::string("labels = { env = \"") + env + "\" }\n";
-  }
-  cfg += R"toml(
-# The simulated clusters are disposable, so the demo enforces right away (grace 0s).
-# InfluxDB 3 Core/Enterprise cannot restrict a token, so the restricting policy is scoped away from
-# core-local, where a second policy deletes such tokens instead.
-[[policies]]
-name = "no-global-write"
-kind = "all_databases_grant"
-actions = ["write"]
-severity = "critical"
-action = "restrict"
-grace_period = "0s"
-scope = { clusters = ["prod-*", "dedicated-*"] }
-
-[[policies]]
-name = "no-global-write-on-core"
-kind = "all_databases_grant"
-actions = ["write"]
-severity = "critical"
-action = "revoke"
-grace_period = "0s"
-scope = { clusters = ["core-*"] }
-
-[[policies]]
-name = "no-temporary-ci-on-prod"
-kind = "forbidden_grant"
-actions = ["write"]
-databases = ["metrics_prod*"]
-severity = "critical"
-action = "revoke"
-grace_period = "0s"
-scope = { clusters = ["prod-*"], description = '^ci pipeline \(temporary\)' }
-
-[[policies]]
-name = "must-expire-within-1y"
-kind = "max_lifetime"
-max_lifetime = "365d"
-severity = "warning"
-action = "alert"
-
-[[policies]]
-name = "owner-in-description"
-kind = "description_pattern"
-pattern = "^(svc-|telegraf |grafana |ci )"
-severity = "info"
-action = "revoke"
-mode = "monitor"
-grace_period = "0s"
-
-[[exemptions]]
-policy = "must-expire-within-1y"
-description = "^grafana"
-reason = "dashboards are read-only; reviewed quarterly (demo)"
-expires = )toml" +
-         format_timestamp(clock.now() + std::chrono::hours(24 * 90)) + R"toml(
-
-# The operator token (_admin, id 0) is the admin token tokenwarden itself polls core-local with.
-[[exemptions]]
-policy = "*"
-token_id = "0"
-cluster = "core-local"
-reason = "tokenwarden's own admin token (demo)"
-expires = )toml" +
-         format_timestamp(clock.now() + std::chrono::hours(24 * 90)) + "\n";
-  const std::string config_path = dir + "/tokenwarden.toml";
-  std::ofstream(config_path) << cfg;
-  auto load = daemon::load_config_string(cfg, config_path, clock.now());
+int Demo::write_config() {
+  started_ = clock_.now();
+  listen_ = demo_listen(o_.listen);
+  const std::string cfg = demo_config(dir_, o_, listen_, clusters_, token_file_, started_);
+  config_path_ = dir_ + "/tokenwarden.toml";
+  std::ofstream(config_path_) << cfg;
+  auto load = daemon::load_config_string(cfg, config_path_, started_);
   if (!load.config) {
     print_error("demo configuration is invalid: " + (load.errors.empty() ? "" : load.errors[0]));
     return kExitFailure;
   }
+  config_ = std::move(load.config);
+  return kExitOk;
+}
 
+void Demo::print_banner() const {
   std::printf("tokenwarden demo — three simulated InfluxDB 3 clusters, polled every %s\n\n",
-              format_duration(o.interval).c_str());
-  for (const auto& c : clusters) {
-    std::printf("  %-13s %-10s %-42s %zu tokens\n", c.name.c_str(), sim::to_string(c.flavor),
-                c.server->base_url().c_str(), c.server->store().size());
+              format_duration(o_.interval).c_str());
+  for (const auto& c : clusters_) {
+    std::printf("  %-13s %-10s %-42s %zu tokens\n", c.name.c_str(), c.flavor.c_str(),
+                c.sim->base_url().c_str(), token_count(*c.sim));
   }
-  std::printf("  database      %s/audit.db\n  config        %s\n\n", dir.c_str(),
-              config_path.c_str());
+  std::printf("  database      %s/audit.db\n  config        %s\n\n", dir_.c_str(),
+              config_path_.c_str());
   std::fflush(stdout);
+}
 
+int Demo::start_daemon() {
   // The narrative is the demo's output; the daemon's own log shows only errors here.
-  auto sink = std::make_shared<StreamLogSink>(stderr, LogFormat::kText, clock);
+  auto sink = std::make_shared<StreamLogSink>(stderr, LogFormat::kText, clock_);
   sink->set_level(LogLevel::kError);
   daemon::ServiceDeps deps;
-  deps.clock = &clock;
+  deps.clock = &clock_;
   deps.sink = sink;
   deps.handle_signals = false;
-  auto service = daemon::Service::create(std::move(*load.config), deps);
+  auto service = daemon::Service::create(std::move(*config_), deps);
   if (!service.ok()) {
     print_error(service.error().message);
     return kExitFailure;
   }
-  Progress progress;
-  for (const auto& c : clusters) progress.reports[c.name];
-  (*service)->on_cycle([&](const daemon::CycleReport& r) {
-    std::lock_guard lock(progress.mu);
-    progress.reports[r.cluster].push_back(r);
-    progress.cv.notify_all();
+  service_ = std::move(*service);
+  for (const auto& c : clusters_) progress_.reports[c.name];
+  service_->on_cycle([this](const daemon::CycleReport& r) {
+    std::lock_guard lock(progress_.mu);
+    progress_.reports[r.cluster].push_back(r);
+    progress_.cv.notify_all();
   });
-  std::thread signal_thread([&] {
+  signal_thread_ = std::thread([this] {
     int sig = 0;
-    sigwait(&sigs, &sig);
-    std::lock_guard lock(progress.mu);
-    progress.stop = true;
-    progress.cv.notify_all();
+    sigwait(&sigs_, &sig);
+    std::lock_guard lock(progress_.mu);
+    progress_.stop = true;
+    progress_.cv.notify_all();
   });
-  int rc = 0;
-  std::thread runner([&] { rc = (*service)->run(); });
+  runner_ = std::thread([this] { rc_ = service_->run(); });
+  return kExitOk;
+}
 
-  auto store = storage::AuditStore::open(dir + "/audit.db", storage::AuditStore::Mode::kReadOnly);
-  for (int i = 0; i < 200 && !store.ok(); ++i) {  // the daemon creates it on start
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    store = storage::AuditStore::open(dir + "/audit.db", storage::AuditStore::Mode::kReadOnly);
+// Until the daemon has created the database and (if asked) bound its endpoint, at most 4 s.
+void Demo::wait_for_daemon() {
+  const std::string db = dir_ + "/audit.db";
+  for (int i = 0; i < 200 && !store_; ++i) {  // the daemon creates it on start
+    auto store = storage::AuditStore::open(db, storage::AuditStore::Mode::kReadOnly);
+    if (store.ok()) {
+      store_ = std::move(*store);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
-  for (int i = 0; i < 200 && !listen.empty() && (*service)->endpoint_url().empty(); ++i) {
+  for (int i = 0; i < 200 && !listen_.empty() && service_->endpoint_url().empty(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  if (!listen.empty() && !(*service)->endpoint_url().empty()) {
-    const std::string u = (*service)->endpoint_url();
+  if (!listen_.empty() && !service_->endpoint_url().empty()) {
+    const std::string u = service_->endpoint_url();
     std::printf("  metrics       %s/metrics  (also /healthz, /readyz)\n\n", u.c_str());
     std::fflush(stdout);
   }
+}
+
+bool Demo::narrate_cycles() {
   std::int64_t last_seq = 0;
-  bool interrupted = false;
-  for (std::size_t k = 1; k <= static_cast<std::size_t>(o.cycles); ++k) {
-    std::unique_lock lock(progress.mu);
-    progress.cv.wait(lock, [&] { return progress.stop || progress.completed_cycles() >= k; });
-    if (progress.stop) {
-      interrupted = true;
-      break;
-    }
+  for (std::size_t k = 1; k <= static_cast<std::size_t>(o_.cycles); ++k) {
+    std::unique_lock lock(progress_.mu);
+    progress_.cv.wait(lock, [&] { return progress_.stop || progress_.completed_cycles() >= k; });
+    if (progress_.stop) return false;
     std::printf("cycle %zu\n", k);
-    for (const auto& c : clusters) {
-      const daemon::CycleReport& r = progress.reports[c.name][k - 1];
+    for (const auto& c : clusters_) {
+      const daemon::CycleReport& r = progress_.reports[c.name][k - 1];
       std::string outcome(storage::to_string(r.summary.outcome));
       std::printf("  %-13s %-8s %5zu tokens  %s\n", c.name.c_str(), outcome.c_str(),
                   r.summary.token_count,
                   r.error.empty() ? counts_line(r).c_str() : printable(r.error, 110).c_str());
     }
     lock.unlock();
-    if (store.ok()) print_events((*store)->db(), last_seq, 10);
-    if (k < static_cast<std::size_t>(o.cycles)) {
-      for (const auto& line : script_step(k, clusters)) std::printf("   ~ %s\n", line.c_str());
+    if (store_) print_events(store_->db(), last_seq, 10);
+    if (k < static_cast<std::size_t>(o_.cycles)) {
+      for (const auto& line : script_step(k, clusters_)) std::printf("   ~ %s\n", line.c_str());
     }
     std::printf("\n");
     std::fflush(stdout);
   }
-
-  if (!interrupted && store.ok()) {
-    std::printf("inventory (tokenwarden tokens)\n");
-    auto rows = storage::query_inventory((*store)->db(), {});
-    if (rows.ok()) {
-      std::map<std::string, std::map<std::string, int>> counts;
-      for (const auto& r : *rows) counts[r.cluster][std::string(to_string(r.status))]++;
-      for (const auto& [cl, m] : counts) {
-        std::printf(
-            "  %-13s active %d, expired %d, revoked %d, removed %d\n", cl.c_str(),
-            m.count("active") ? m.at("active") : 0, m.count("expired") ? m.at("expired") : 0,
-            m.count("revoked") ? m.at("revoked") : 0, m.count("removed") ? m.at("removed") : 0);
-      }
-    }
-    auto viol = storage::query_violations((*store)->db(), {});
-    auto acts = storage::query_actions((*store)->db(), "");
-    if (viol.ok() && acts.ok()) {
-      std::map<std::string, int> open_by_policy, actions_by_state;
-      int resolved = 0;
-      for (const auto& v : *viol) {
-        if (v.state == storage::ViolationState::kResolved)
-          ++resolved;
-        else
-          ++open_by_policy[v.policy];
-      }
-      for (const auto& a : *acts)
-        actions_by_state[a.action + " " + std::string(to_string(a.state))]++;
-      std::vector<std::string> open_parts, action_parts;
-      for (const auto& [p, n] : open_by_policy) open_parts.push_back(p + " " + std::to_string(n));
-      for (const auto& [k, n] : actions_by_state)
-        action_parts.push_back(k + " " + std::to_string(n));
-      std::printf("\nviolations (tokenwarden violations): %d resolved; open: %s\n", resolved,
-                  open_parts.empty() ? "none" : join(open_parts, ", ").c_str());
-      std::printf("actions: %s\n",
-                  action_parts.empty() ? "none" : join(action_parts, ", ").c_str());
-    }
-    auto v = storage::verify_chain((*store)->db());
-    if (v.ok()) {
-      std::printf("\naudit log: %lld events, hash chain %s, head seq %lld hash %s\n",
-                  static_cast<long long>(v->rows), v->ok ? "intact" : "BROKEN",
-                  static_cast<long long>(v->head_seq), v->head_hash.c_str());
-    }
-    // The compliance report over the demo's history (SPEC §7).
-    {
-      GlobalOptions rg{config_path, true};
-      ReportOptions ro;
-      ro.from = format_timestamp(demo_started);
-      ro.output = dir + "/report.html";
-      if (cmd_report(rg, ro) == 0) {
-        std::printf("\ncompliance report (tokenwarden report): %s\n", ro.output.c_str());
-      }
-    }
-    std::printf(
-        "\nexplore it:\n"
-        "  tokenwarden --config %s tokens\n"
-        "  tokenwarden --config %s violations --open\n"
-        "  tokenwarden --config %s history --since 10m\n"
-        "  tokenwarden --config %s tokens --at <a time from the history>\n"
-        "  tokenwarden --config %s verify\n"
-        "  tokenwarden --config %s report --from 1h -o report.md\n",
-        config_path.c_str(), config_path.c_str(), config_path.c_str(), config_path.c_str(),
-        config_path.c_str(), config_path.c_str());
-    if (!o.once) {
-      std::printf(
-          "\nthe daemon keeps polling (the simulators keep changing a little); Ctrl-C stops it\n");
-    }
-    std::fflush(stdout);
-  }
-
-  if (!o.once && !interrupted) {
-    // Keep going until interrupted, with a little churn so the history keeps growing.
-    std::uint64_t seed = 1000;
-    std::unique_lock lock(progress.mu);
-    std::size_t seen = progress.completed_cycles();
-    while (!progress.stop) {
-      progress.cv.wait(lock, [&] { return progress.stop || progress.completed_cycles() > seen; });
-      if (progress.stop) break;
-      seen = progress.completed_cycles();
-      lock.unlock();
-      if (seen % 5 == 0) clusters[0].server->store().churn(1, ++seed);
-      lock.lock();
-    }
-  }
-
-  (*service)->request_stop();
-  runner.join();
-  // Wake the signal thread if it is still waiting.
-  {
-    std::lock_guard lock(progress.mu);
-    if (!progress.stop) pthread_kill(signal_thread.native_handle(), SIGTERM);
-  }
-  signal_thread.join();
-  for (auto& c : clusters) c.server->stop();
-  std::printf("demo stopped; its files stay in %s\n", dir.c_str());
-  return rc;
+  return true;
 }
+
+void Demo::print_summary() {
+  storage::Db& db = store_->db();
+  std::printf("inventory (tokenwarden tokens)\n");
+  if (auto rows = storage::query_inventory(db, {}); rows.ok()) {
+    std::map<std::string, std::map<std::string, int>> counts;
+    for (const auto& r : *rows) counts[r.cluster][std::string(to_string(r.status))]++;
+    for (auto& [cl, m] : counts) {
+      std::printf("  %-13s active %d, expired %d, revoked %d, removed %d\n", cl.c_str(),
+                  m["active"], m["expired"], m["revoked"], m["removed"]);
+    }
+  }
+  print_enforcement(db);
+  if (auto v = storage::verify_chain(db); v.ok()) {
+    std::printf("\naudit log: %lld events, hash chain %s, head seq %lld hash %s\n",
+                static_cast<long long>(v->rows), v->ok ? "intact" : "BROKEN",
+                static_cast<long long>(v->head_seq), v->head_hash.c_str());
+  }
+  write_report();
+  const char* c = config_path_.c_str();
+  std::printf(
+      "\nexplore it:\n"
+      "  tokenwarden --config %s tokens\n"
+      "  tokenwarden --config %s violations --open\n"
+      "  tokenwarden --config %s history --since 10m\n"
+      "  tokenwarden --config %s tokens --at <a time from the history>\n"
+      "  tokenwarden --config %s verify\n"
+      "  tokenwarden --config %s report --from 1h -o report.md\n",
+      c, c, c, c, c, c);
+  if (!o_.once) {
+    std::printf(
+        "\nthe daemon keeps polling (the simulators keep changing a little); Ctrl-C stops it\n");
+  }
+  std::fflush(stdout);
+}
+
+void Demo::print_enforcement(storage::Db& db) const {
+  auto viol = storage::query_violations(db, {});
+  auto acts = storage::query_actions(db, "");
+  if (!viol.ok() || !acts.ok()) return;
+  std::map<std::string, int> open_by_policy, actions_by_state;
+  int resolved = 0;
+  for (const auto& v : *viol) {
+    if (v.state == storage::ViolationState::kResolved)
+      ++resolved;
+    else
+      ++open_by_policy[v.policy];
+  }
+  for (const auto& a : *acts) actions_by_state[a.action + " " + std::string(to_string(a.state))]++;
+  std::vector<std::string> open_parts, action_parts;
+  for (const auto& [p, n] : open_by_policy) open_parts.push_back(p + " " + std::to_string(n));
+  for (const auto& [k, n] : actions_by_state) action_parts.push_back(k + " " + std::to_string(n));
+  std::printf("\nviolations (tokenwarden violations): %d resolved; open: %s\n", resolved,
+              open_parts.empty() ? "none" : join(open_parts, ", ").c_str());
+  std::printf("actions: %s\n", action_parts.empty() ? "none" : join(action_parts, ", ").c_str());
+}
+
+// The compliance report over the demo's history (SPEC §7).
+void Demo::write_report() const {
+  GlobalOptions rg{config_path_, true};
+  ReportOptions ro;
+  ro.from = format_timestamp(started_);
+  ro.output = dir_ + "/report.html";
+  if (cmd_report(rg, ro) == 0) {
+    std::printf("\ncompliance report (tokenwarden report): %s\n", ro.output.c_str());
+  }
+}
+
+// Until interrupted, with a little churn on prod-eu every 5 cycles so the history keeps growing.
+void Demo::keep_polling() {
+  std::uint64_t seed = 1000;
+  std::unique_lock lock(progress_.mu);
+  std::size_t seen = progress_.completed_cycles();
+  while (!progress_.stop) {
+    progress_.cv.wait(lock, [&] { return progress_.stop || progress_.completed_cycles() > seen; });
+    if (progress_.stop) break;
+    seen = progress_.completed_cycles();
+    lock.unlock();
+    if (seen % 5 == 0) {
+      json churn = {{"percent", 1}, {"seed", ++seed}};
+      (void)clusters_[0].sim->call("POST", "/_sim/churn", churn.dump());
+    }
+    lock.lock();
+  }
+}
+
+// The daemon first (it polls the simulators), then the signal thread, then the simulators.
+void Demo::stop() {
+  if (runner_.joinable()) {
+    service_->request_stop();
+    runner_.join();
+  }
+  if (signal_thread_.joinable()) {
+    {
+      std::lock_guard lock(progress_.mu);  // wake it if it is still waiting
+      if (!progress_.stop) pthread_kill(signal_thread_.native_handle(), SIGTERM);
+    }
+    signal_thread_.join();
+  }
+  store_.reset();
+  for (auto& c : clusters_) c.sim->stop();
+}
+
+}  // namespace
+
+int cmd_demo(const GlobalOptions&, const DemoOptions& o) { return Demo(o).run(); }
 
 }  // namespace tw::cli
