@@ -33,7 +33,7 @@ bool executable(const fs::path& p) {
 }
 
 // In the child, between fork and exec: only async-signal-safe calls, then _exit on failure.
-[[noreturn]] void exec_child(const std::vector<std::string>& args, int out_fd, pid_t parent) {
+[[noreturn]] void exec_child(char* const* argv, int out_fd, pid_t parent) {
   ::setpgid(0, 0);                     // Ctrl-C goes to the demo, which stops us in order
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // and we go if the demo dies without stopping us
   if (::getppid() != parent) ::_exit(127);
@@ -44,10 +44,7 @@ bool executable(const fs::path& p) {
   if (null_fd < 0 || ::dup2(null_fd, STDIN_FILENO) < 0 || ::dup2(out_fd, STDOUT_FILENO) < 0) {
     ::_exit(127);
   }
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  ::execv(argv[0], argv.data());
+  ::execv(argv[0], argv);
   ::_exit(127);
 }
 
@@ -83,9 +80,12 @@ Result<std::unique_ptr<SimProcess>> SimProcess::start(const std::string& program
     return make_error(ErrorCode::kIo,
                       std::string("cannot start tokenwarden-sim: pipe: ") + std::strerror(errno));
   }
+  std::vector<char*> argv;  // built before fork: the child only execs
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
-  if (pid == 0) exec_child(args, fds[1], parent);
+  if (pid == 0) exec_child(argv.data(), fds[1], parent);
   ::close(fds[1]);
   if (pid < 0) {
     ::close(fds[0]);
