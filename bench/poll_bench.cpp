@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "bench/bench_policies.h"
+#include "cli/cli.h"
 #include "core/json_writer.h"
-#include "daemon/cli.h"
 #include "daemon/poller.h"
 #include "influx/http_client.h"
 #include "influx/subprocess.h"
@@ -77,7 +77,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  daemon::configure_process();  // as tokenwarden itself does
+  cli::configure_process();  // as tokenwarden itself does
   std::size_t tokens = 1000;
   int steady = 10, churn = 5, growth = 200;
   bool with_policies = false;

@@ -5,10 +5,11 @@
 #
 # Components:
 # - "tokenwarden": everything an admin host needs and everything the .deb holds: the binary,
+#   tokenwarden-sim (`tokenwarden demo` runs it; useful for staging too, docs/simulator.md),
 #   /etc/tokenwarden (config, credentials/), the systemd unit, the man page and the docs.
-# - "Unspecified" (the default): the same binary plus the simulator tools tokenwarden-sim and
-#   tokenwarden-influxctl (sim/CMakeLists.txt). They are test and demo tools, not part of the
-#   package; a plain `cmake --install` without --component installs them too.
+# - "Unspecified" (the default): the same binaries plus tokenwarden-influxctl
+#   (sim/CMakeLists.txt), a test tool that is not part of the package; a plain `cmake --install`
+#   without --component installs it too.
 #
 # The configuration and the unit live outside the prefix (TW_SYSCONF_DIR, TW_SYSTEMD_UNIT_DIR,
 # absolute), so the package has /etc and /lib/systemd/system whatever CMAKE_INSTALL_PREFIX is;
@@ -22,9 +23,11 @@ set(TW_DOC_DIR "${CMAKE_INSTALL_DATAROOTDIR}/doc/tokenwarden")
 set(tw_component tokenwarden)
 set(tw_pkg_dir "${PROJECT_BINARY_DIR}/packaging")
 
-# --- The binary --------------------------------------------------------------------------------
-# daemon/CMakeLists.txt installs it in the default component; this rule puts it in ours too.
-install(TARGETS tokenwarden RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT ${tw_component})
+# --- The binaries ------------------------------------------------------------------------------
+# cli/ and sim/CMakeLists.txt install them in the default component; these rules put them in ours
+# too. `tokenwarden demo` looks for tokenwarden-sim next to tokenwarden.
+install(TARGETS tokenwarden tokenwarden-sim RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+        COMPONENT ${tw_component})
 
 # --- /etc/tokenwarden, the systemd unit, the man page -------------------------------------------
 # Install-time logic (keep an existing config, rewrite ExecStart= for another prefix, gzip the man

@@ -8,7 +8,7 @@
 // written finish (at most 2 seconds), then joins the thread.
 //
 // Thread safety: all methods are thread-safe; store() gives direct thread-safe access to the
-// state for in-process use (tests, `tokenwarden demo`).
+// state for in-process use (tests, benchmarks).
 // Errors: start() returns kInvalidArgument (options, TLS files) or kNetwork (bind).
 
 #include <cstdint>

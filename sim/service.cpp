@@ -340,6 +340,194 @@ constexpr std::string_view kMalformedBody =
     R"([{"id":"6f1d3a2e-5b7c-4d8e-9f00-112233445566","description":"malformed)"
     "\n<html><body>502 Bad Gateway</body></html>\n";
 
+// --- control API (/_sim/…): one function per endpoint ------------------------------------------
+
+SimResponse ok_response() { return json_response(200, R"({"ok":true})"); }
+
+SimResponse control_health(const SimRequest& request) {
+  if (request.method != "GET") return method_not_allowed("GET");
+  return ok_response();
+}
+
+SimResponse control_info(const SimRequest& request, const SimOptions& options,
+                         const TokenStore& store) {
+  if (request.method != "GET") return method_not_allowed("GET");
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("flavor", to_string(options.flavor));
+  w.field("accountId", options.account_id).field("clusterId", options.cluster_id);
+  w.field("tokens", static_cast<std::uint64_t>(store.size()));
+  w.field("listIncludesRevoked", options.list_includes_revoked);
+  if (options.flavor == Flavor::kInfluxdb3) w.field("withoutAuth", options.without_auth);
+  w.end_object();
+  return json_response(200, std::move(out));
+}
+
+SimResponse control_reset(const SimRequest& request, TokenStore& store) {
+  if (request.method != "POST") return method_not_allowed("POST");
+  store.reset();
+  return ok_response();
+}
+
+// POST /_sim/tokens {"generate": N, "seed": S}.
+SimResponse generate_tokens(const json& body, TokenStore& store) {
+  auto n = count_field(body, "generate");
+  if (auto* e = std::get_if<HttpError>(&n)) return error_response(400, e->message);
+  std::uint64_t count = std::get<std::optional<std::uint64_t>>(n).value_or(0);
+  if (count > kMaxGenerate) return error_response(400, "generate is limited to 10000000 tokens");
+  store.generate(static_cast<std::size_t>(count), seed_field(body));
+  return json_response(200, "{\"count\":" + std::to_string(count) + "}");
+}
+
+// POST /_sim/tokens with one token or an array of them: all or nothing.
+SimResponse put_tokens(const json& body, TokenStore& store) {
+  std::vector<Token> tokens;
+  if (body.is_array()) {
+    tokens.reserve(body.size());
+    for (std::size_t i = 0; i < body.size(); ++i) {
+      auto t = sim_token(body[i], "[" + std::to_string(i) + "]");
+      if (auto* e = std::get_if<HttpError>(&t)) return error_response(400, e->message);
+      tokens.push_back(std::move(std::get<Token>(t)));
+    }
+  } else {
+    auto t = sim_token(body, "token");
+    if (auto* e = std::get_if<HttpError>(&t)) return error_response(400, e->message);
+    tokens.push_back(std::move(std::get<Token>(t)));
+  }
+  for (auto& t : tokens) store.put(std::move(t));
+  return json_response(200, "{\"count\":" + std::to_string(tokens.size()) + "}");
+}
+
+SimResponse control_tokens(const SimRequest& request, TokenStore& store) {
+  if (request.method == "GET") {
+    SimResponse r;
+    r.body = store.list_json(true);
+    return r;
+  }
+  if (request.method != "POST") return method_not_allowed("GET, POST");
+  auto parsed = parse_body(request);
+  if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
+  const json& body = std::get<json>(parsed);
+  if (body.is_object() && body.contains("generate")) return generate_tokens(body, store);
+  return put_tokens(body, store);
+}
+
+SimResponse control_token(const SimRequest& request, const std::string& id, TokenStore& store) {
+  if (request.method == "GET") {
+    auto t = store.get(id);
+    if (!t) return error_response(404, "token not found");
+    return json_response(200, store.token_json(*t));
+  }
+  if (request.method == "DELETE") {
+    if (!store.remove(id)) return error_response(404, "token not found");
+    return ok_response();
+  }
+  if (request.method != "PUT") return method_not_allowed("GET, PUT, DELETE");
+  auto parsed = parse_object_body(request);
+  if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
+  auto t = sim_token(std::get<json>(parsed), "token");
+  if (auto* e = std::get_if<HttpError>(&t)) return error_response(400, e->message);
+  Token& token = std::get<Token>(t);
+  if (!token.id.empty() && token.id != id) {
+    return error_response(400, "the id in the body differs from the id in the path");
+  }
+  token.id = id;
+  if (!store.replace(token)) return error_response(404, "token not found");
+  return json_response(200, store.token_json(*store.get(id)));
+}
+
+SimResponse control_churn(const SimRequest& request, TokenStore& store) {
+  if (request.method != "POST") return method_not_allowed("POST");
+  json body = json::object();
+  if (!trim(request.body).empty()) {
+    auto parsed = parse_object_body(request);
+    if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
+    body = std::get<json>(parsed);
+  }
+  double percent = 1.0;
+  if (auto p = body.find("percent"); p != body.end()) {
+    if (!p->is_number() || p->get<double>() <= 0 || p->get<double>() > 100) {
+      return error_response(400, "percent must be a number in (0, 100]");
+    }
+    percent = p->get<double>();
+  }
+  ChurnResult r = store.churn(percent, seed_field(body));
+  std::string out;
+  JsonWriter w(out);
+  w.begin_object().field("created", static_cast<std::uint64_t>(r.created));
+  w.field("updated", static_cast<std::uint64_t>(r.updated));
+  w.field("revoked", static_cast<std::uint64_t>(r.revoked)).end_object();
+  return json_response(200, std::move(out));
+}
+
+// POST /_sim/clock: exactly one of {"now": RFC 3339}, {"advance": duration}, {"real": true}.
+std::optional<HttpError> set_clock(const json& body, TokenStore& store) {
+  int given = static_cast<int>(body.contains("now")) + static_cast<int>(body.contains("advance")) +
+              static_cast<int>(body.contains("real"));
+  if (given != 1) {
+    return bad_request(
+        "give exactly one of {\"now\": RFC 3339}, {\"advance\": duration}, {\"real\": true}");
+  }
+  if (body.contains("now")) {
+    if (!body["now"].is_string()) return bad_request("now must be an RFC 3339 string");
+    auto t = parse_rfc3339(body["now"].get<std::string>());
+    if (!t.ok()) return bad_request("now: " + t.error().message);
+    store.freeze_clock(*t);
+  } else if (body.contains("advance")) {
+    if (!body["advance"].is_string()) {
+      return bad_request("advance must be a duration string such as \"36h\"");
+    }
+    auto d = parse_duration(body["advance"].get<std::string>());
+    if (!d.ok()) return bad_request("advance: " + d.error().message);
+    store.advance_clock(*d);
+  } else {
+    if (body["real"] != true) return bad_request("real must be true");
+    store.use_real_clock();
+  }
+  return std::nullopt;
+}
+
+SimResponse control_clock(const SimRequest& request, TokenStore& store) {
+  if (request.method == "GET") return json_response(200, clock_json(store));
+  if (request.method != "POST") return method_not_allowed("GET, POST");
+  auto parsed = parse_object_body(request);
+  if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
+  if (auto e = set_clock(std::get<json>(parsed), store)) return error_response(400, e->message);
+  return json_response(200, clock_json(store));
+}
+
+SimResponse control_faults(const SimRequest& request, TokenStore& store) {
+  if (request.method == "GET") return json_response(200, faults_json(store.faults()));
+  if (request.method == "DELETE") {
+    store.clear_faults();
+    return ok_response();
+  }
+  if (request.method != "POST") return method_not_allowed("GET, POST, DELETE");
+  auto parsed = parse_object_body(request);
+  if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
+  auto spec = fault_spec(std::get<json>(parsed));
+  if (auto* e = std::get_if<HttpError>(&spec)) return error_response(e->status, e->message);
+  std::uint64_t id = store.add_fault(std::move(std::get<FaultSpec>(spec)));
+  return json_response(200, "{\"id\":" + std::to_string(id) + "}");
+}
+
+SimResponse control_fault(const SimRequest& request, const std::string& text, TokenStore& store) {
+  if (request.method != "DELETE") return method_not_allowed("DELETE");
+  std::uint64_t id = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || end != text.data() + text.size() || !store.remove_fault(id)) {
+    return error_response(404, "fault not found");
+  }
+  return ok_response();
+}
+
+SimResponse control_requests(const SimRequest& request, TokenStore& store) {
+  if (request.method == "GET") return json_response(200, requests_json(store.requests()));
+  if (request.method != "DELETE") return method_not_allowed("GET, DELETE");
+  store.clear_requests();
+  return ok_response();
+}
+
 }  // namespace
 
 Service::Service(SimOptions options, TokenStore& store)
@@ -578,179 +766,23 @@ SimResponse Service::management(const SimRequest& request, const std::string& pa
 }
 
 SimResponse Service::control(const SimRequest& request, const std::string& path) {
-  std::vector<std::string> seg = split(std::string_view(path).substr(1), '/');  // "_sim", …
-  const std::string& method = request.method;
-  const std::string what = seg.size() >= 2 ? seg[1] : std::string();
-  auto parse = [&](bool object) {
-    return object ? parse_object_body(request) : parse_body(request);
-  };
   if (request.body_too_large) return error_response(413, "request body is larger than 1 MiB");
-
-  if (seg.size() == 2 && what == "health") {
-    if (method != "GET") return method_not_allowed("GET");
-    return json_response(200, R"({"ok":true})");
+  std::vector<std::string> seg = split(std::string_view(path).substr(1), '/');  // "_sim", …
+  const std::string what = seg.size() >= 2 ? seg[1] : std::string();
+  if (seg.size() == 2) {
+    if (what == "health") return control_health(request);
+    if (what == "info") return control_info(request, options_, store_);
+    if (what == "reset") return control_reset(request, store_);
+    if (what == "tokens") return control_tokens(request, store_);
+    if (what == "churn") return control_churn(request, store_);
+    if (what == "clock") return control_clock(request, store_);
+    if (what == "faults") return control_faults(request, store_);
+    if (what == "requests") return control_requests(request, store_);
   }
-  if (seg.size() == 2 && what == "info") {
-    if (method != "GET") return method_not_allowed("GET");
-    std::string out;
-    JsonWriter w(out);
-    w.begin_object().field("flavor", to_string(options_.flavor));
-    w.field("accountId", options_.account_id).field("clusterId", options_.cluster_id);
-    w.field("tokens", static_cast<std::uint64_t>(store_.size()));
-    w.field("listIncludesRevoked", options_.list_includes_revoked);
-    if (options_.flavor == Flavor::kInfluxdb3) w.field("withoutAuth", options_.without_auth);
-    w.end_object();
-    return json_response(200, std::move(out));
+  if (seg.size() == 3 && what == "tokens" && !seg[2].empty()) {
+    return control_token(request, seg[2], store_);
   }
-  if (seg.size() == 2 && what == "reset") {
-    if (method != "POST") return method_not_allowed("POST");
-    store_.reset();
-    return json_response(200, R"({"ok":true})");
-  }
-  if (what == "tokens" && seg.size() == 2) {
-    if (method == "GET") {
-      SimResponse r;
-      r.body = store_.list_json(true);
-      return r;
-    }
-    if (method != "POST") return method_not_allowed("GET, POST");
-    auto parsed = parse(false);
-    if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
-    const json& body = std::get<json>(parsed);
-    if (body.is_object() && body.contains("generate")) {
-      auto n = count_field(body, "generate");
-      if (auto* e = std::get_if<HttpError>(&n)) return error_response(400, e->message);
-      std::uint64_t count = std::get<std::optional<std::uint64_t>>(n).value_or(0);
-      if (count > kMaxGenerate)
-        return error_response(400, "generate is limited to 10000000 tokens");
-      store_.generate(static_cast<std::size_t>(count), seed_field(body));
-      return json_response(200, "{\"count\":" + std::to_string(count) + "}");
-    }
-    std::vector<Token> tokens;
-    if (body.is_array()) {
-      tokens.reserve(body.size());
-      for (std::size_t i = 0; i < body.size(); ++i) {
-        auto t = sim_token(body[i], "[" + std::to_string(i) + "]");
-        if (auto* e = std::get_if<HttpError>(&t)) return error_response(400, e->message);
-        tokens.push_back(std::move(std::get<Token>(t)));
-      }
-    } else {
-      auto t = sim_token(body, "token");
-      if (auto* e = std::get_if<HttpError>(&t)) return error_response(400, e->message);
-      tokens.push_back(std::move(std::get<Token>(t)));
-    }
-    for (auto& t : tokens) store_.put(std::move(t));
-    return json_response(200, "{\"count\":" + std::to_string(tokens.size()) + "}");
-  }
-  if (what == "tokens" && seg.size() == 3 && !seg[2].empty()) {
-    const std::string& id = seg[2];
-    if (method == "GET") {
-      auto t = store_.get(id);
-      if (!t) return error_response(404, "token not found");
-      return json_response(200, store_.token_json(*t));
-    }
-    if (method == "DELETE") {
-      if (!store_.remove(id)) return error_response(404, "token not found");
-      return json_response(200, R"({"ok":true})");
-    }
-    if (method != "PUT") return method_not_allowed("GET, PUT, DELETE");
-    auto parsed = parse(true);
-    if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
-    auto t = sim_token(std::get<json>(parsed), "token");
-    if (auto* e = std::get_if<HttpError>(&t)) return error_response(400, e->message);
-    Token& token = std::get<Token>(t);
-    if (!token.id.empty() && token.id != id) {
-      return error_response(400, "the id in the body differs from the id in the path");
-    }
-    token.id = id;
-    if (!store_.replace(token)) return error_response(404, "token not found");
-    return json_response(200, store_.token_json(*store_.get(id)));
-  }
-  if (what == "churn" && seg.size() == 2) {
-    if (method != "POST") return method_not_allowed("POST");
-    json body = json::object();
-    if (!trim(request.body).empty()) {
-      auto parsed = parse(true);
-      if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
-      body = std::get<json>(parsed);
-    }
-    double percent = 1.0;
-    if (auto p = body.find("percent"); p != body.end()) {
-      if (!p->is_number() || p->get<double>() <= 0 || p->get<double>() > 100) {
-        return error_response(400, "percent must be a number in (0, 100]");
-      }
-      percent = p->get<double>();
-    }
-    ChurnResult r = store_.churn(percent, seed_field(body));
-    std::string out;
-    JsonWriter w(out);
-    w.begin_object().field("created", static_cast<std::uint64_t>(r.created));
-    w.field("updated", static_cast<std::uint64_t>(r.updated));
-    w.field("revoked", static_cast<std::uint64_t>(r.revoked)).end_object();
-    return json_response(200, std::move(out));
-  }
-  if (what == "clock" && seg.size() == 2) {
-    if (method == "GET") return json_response(200, clock_json(store_));
-    if (method != "POST") return method_not_allowed("GET, POST");
-    auto parsed = parse(true);
-    if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
-    const json& body = std::get<json>(parsed);
-    int given = static_cast<int>(body.contains("now")) +
-                static_cast<int>(body.contains("advance")) +
-                static_cast<int>(body.contains("real"));
-    if (given != 1) {
-      return error_response(400,
-                            "give exactly one of {\"now\": RFC 3339}, {\"advance\": "
-                            "duration}, {\"real\": true}");
-    }
-    if (body.contains("now")) {
-      if (!body["now"].is_string()) return error_response(400, "now must be an RFC 3339 string");
-      auto t = parse_rfc3339(body["now"].get<std::string>());
-      if (!t.ok()) return error_response(400, "now: " + t.error().message);
-      store_.freeze_clock(*t);
-    } else if (body.contains("advance")) {
-      if (!body["advance"].is_string()) {
-        return error_response(400, "advance must be a duration string such as \"36h\"");
-      }
-      auto d = parse_duration(body["advance"].get<std::string>());
-      if (!d.ok()) return error_response(400, "advance: " + d.error().message);
-      store_.advance_clock(*d);
-    } else {
-      if (body["real"] != true) return error_response(400, "real must be true");
-      store_.use_real_clock();
-    }
-    return json_response(200, clock_json(store_));
-  }
-  if (what == "faults" && seg.size() == 2) {
-    if (method == "GET") return json_response(200, faults_json(store_.faults()));
-    if (method == "DELETE") {
-      store_.clear_faults();
-      return json_response(200, R"({"ok":true})");
-    }
-    if (method != "POST") return method_not_allowed("GET, POST, DELETE");
-    auto parsed = parse(true);
-    if (auto* e = std::get_if<HttpError>(&parsed)) return error_response(e->status, e->message);
-    auto spec = fault_spec(std::get<json>(parsed));
-    if (auto* e = std::get_if<HttpError>(&spec)) return error_response(e->status, e->message);
-    std::uint64_t id = store_.add_fault(std::move(std::get<FaultSpec>(spec)));
-    return json_response(200, "{\"id\":" + std::to_string(id) + "}");
-  }
-  if (what == "faults" && seg.size() == 3) {
-    if (method != "DELETE") return method_not_allowed("DELETE");
-    std::uint64_t id = 0;
-    const std::string& text = seg[2];
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-    if (ec != std::errc() || end != text.data() + text.size() || !store_.remove_fault(id)) {
-      return error_response(404, "fault not found");
-    }
-    return json_response(200, R"({"ok":true})");
-  }
-  if (what == "requests" && seg.size() == 2) {
-    if (method == "GET") return json_response(200, requests_json(store_.requests()));
-    if (method != "DELETE") return method_not_allowed("GET, DELETE");
-    store_.clear_requests();
-    return json_response(200, R"({"ok":true})");
-  }
+  if (seg.size() == 3 && what == "faults") return control_fault(request, seg[2], store_);
   return error_response(404, "no such control endpoint (see docs/simulator.md)");
 }
 

@@ -129,6 +129,7 @@ def test_file_list(contents):
                   for p in sorted((SOURCE_DIR / "config" / "prometheus").glob("*.yml"))]
     required = {
         "usr/bin/tokenwarden": "-rwxr-xr-x",
+        "usr/bin/tokenwarden-sim": "-rwxr-xr-x",
         CONFIG: "-rw-r--r--",
         "etc/tokenwarden/credentials": "drwx------",
         UNIT: "-rw-r--r--",
@@ -147,10 +148,11 @@ def test_file_list(contents):
         assert owner == "root/root", path
         assert path.split("/")[0] in {".", "", "etc", "lib", "usr"}, f"unexpected {path}"
         assert not path.startswith("usr/local"), path
-    # The simulator tools are test/demo tools, deliberately not packaged.
-    assert not [p for p in contents if "tokenwarden-sim" in p or "influxctl" in p]
+    # tokenwarden-sim is packaged: `tokenwarden demo` runs it (docs/simulator.md). The influxctl
+    # look-alike is a test tool, deliberately not packaged.
+    assert not [p for p in contents if "influxctl" in p]
     binaries = sorted(p for p, (m, _) in contents.items() if p.startswith("usr/bin/") and m[0] == "-")
-    assert binaries == ["usr/bin/tokenwarden"]
+    assert binaries == ["usr/bin/tokenwarden", "usr/bin/tokenwarden-sim"]
 
 
 def test_installed_binary_runs(root):

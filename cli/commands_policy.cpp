@@ -6,34 +6,22 @@
 #include <cstdlib>
 #include <map>
 
+#include "cli/command_support.h"
+#include "cli/commands.h"
 #include "core/json_writer.h"
 #include "core/strings.h"
-#include "daemon/commands.h"
 #include "daemon/config.h"
 #include "daemon/enforcer.h"
 #include "storage/audit_store.h"
 #include "storage/enforcement.h"
 #include "storage/queries.h"
 
-namespace tw::daemon {
+namespace tw::cli {
 namespace {
-
-void write_stdout(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
-
-std::optional<Config> load_config(const GlobalOptions& g) {
-  SystemClock clock;
-  auto load = load_config_file(g.config_path, clock.now());
-  for (const auto& e : load.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
-  if (!load.config)
-    std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", load.errors.size(),
-                 g.config_path.c_str());
-  return std::move(load.config);
-}
 
 std::string invoking_user() {
   for (const char* var : {"SUDO_USER", "USER", "LOGNAME"}) {
-    const char* v = std::getenv(var);
-    if (v != nullptr && *v != '\0') return v;
+    if (std::string v = env(var); !v.empty()) return v;
   }
   if (passwd* pw = getpwuid(getuid()); pw != nullptr) return pw->pw_name;
   return "uid " + std::to_string(getuid());
@@ -48,17 +36,14 @@ bool operator_text(const std::string& s) { return s.size() <= 100 && printable(s
 int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o) {
   auto path = database_path(g, o.db);
   if (!path) return kExitUsage;
-  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
-  if (!store.ok()) {
-    print_error(store.error().message);
-    return kExitFailure;
-  }
+  auto store = open_store(*path, storage::AuditStore::Mode::kReadOnly);
+  if (!store) return kExitFailure;
   storage::ViolationFilter f;
   f.open_only = o.open_only;
   f.cluster = o.cluster;
   f.policy = o.policy;
-  auto rows = storage::query_violations((*store)->db(), f);
-  auto actions = storage::query_actions((*store)->db(), o.cluster);
+  auto rows = storage::query_violations(store->db(), f);
+  auto actions = storage::query_actions(store->db(), o.cluster);
   if (!rows.ok() || !actions.ok()) {
     print_error(!rows.ok() ? rows.error().message : actions.error().message);
     return kExitFailure;
@@ -85,13 +70,10 @@ int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o) {
   for (const auto& v : *rows) {
     auto it = latest.find(v.id);
     const storage::ActionRow* a = it == latest.end() ? nullptr : it->second;
-    auto opt_time = [](const std::optional<Timestamp>& ts) {
-      return ts ? Cell::str(format_timestamp(*ts)) : Cell::null();
-    };
     t.rows.push_back(
         {Cell::num(v.id), Cell::str(v.cluster), Cell::str(v.token_id), Cell::str(v.policy),
          Cell::str(v.severity), Cell::str(std::string(to_string(v.state))), Cell::str(v.action),
-         Cell::str(format_timestamp(v.opened_at)), opt_time(v.due_at), opt_time(v.resolved_at),
+         Cell::str(format_timestamp(v.opened_at)), time_cell(v.due_at), time_cell(v.resolved_at),
          v.resolution ? Cell::str(std::string(to_string(*v.resolution))) : Cell::null(),
          a ? Cell::num(a->id) : Cell::null(),
          a ? Cell::str(std::string(to_string(a->state))) : Cell::null(),
@@ -120,19 +102,16 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
         printable(o.by, 100) + "\"");
     return kExitUsage;
   }
-  std::optional<Config> config;
+  std::optional<daemon::Config> config;
   if (o.db.empty()) {
-    config = load_config(g);
+    config = load_config(g, true);
     if (!config) return kExitUsage;
   }
   const std::string path = o.db.empty() ? config->daemon.database : o.db;
-  auto store = storage::AuditStore::open(path, storage::AuditStore::Mode::kReadWrite);
-  if (!store.ok()) {
-    print_error(store.error().message);
-    return kExitFailure;
-  }
+  auto store = open_store(path, storage::AuditStore::Mode::kReadWrite);
+  if (!store) return kExitFailure;
   if (o.all && (!config || config->find_cluster(o.cluster) == nullptr)) {
-    auto known = storage::cluster_recorded((*store)->db(), o.cluster);
+    auto known = storage::cluster_recorded(store->db(), o.cluster);
     if (!known.ok()) {
       print_error(known.error().message);
       return kExitFailure;
@@ -148,7 +127,7 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
   if (!operator_text(by)) by = printable(by, 100);
   SystemClock clock;
   const Timestamp now = clock.now();
-  auto txn = (*store)->begin();
+  auto txn = store->begin();
   if (!txn.ok()) {
     print_error(txn.error().message);
     return kExitFailure;
@@ -230,11 +209,11 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
 }
 
 int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
-  auto base = load_config(g);
+  auto base = load_config(g, true);
   if (!base) return kExitUsage;
   SystemClock clock;
   const Timestamp now = clock.now();
-  auto candidate = load_policy_file(o.policies_file, *base, now);
+  auto candidate = daemon::load_policy_file(o.policies_file, *base, now);
   for (const auto& e : candidate.errors) std::fprintf(stderr, "%s\n", e.c_str());
   for (const auto& w : candidate.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   if (!candidate.config) {
@@ -242,18 +221,15 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
                  candidate.errors.size());
     return kExitUsage;
   }
-  auto set = compile_policies(*candidate.config);
+  auto set = daemon::compile_policies(*candidate.config);
   if (!set.ok()) {
     print_error(set.error().message);
     return kExitUsage;
   }
-  auto store = storage::AuditStore::open(o.db.empty() ? base->daemon.database : o.db,
-                                         storage::AuditStore::Mode::kReadOnly);
-  if (!store.ok()) {
-    print_error(store.error().message);
-    return kExitFailure;
-  }
-  const EnforcementSettings settings = enforcement_settings(*candidate.config);
+  auto store =
+      open_store(o.db.empty() ? base->daemon.database : o.db, storage::AuditStore::Mode::kReadOnly);
+  if (!store) return kExitFailure;
+  const daemon::EnforcementSettings settings = daemon::enforcement_settings(*candidate.config);
   Table summary;
   summary.columns = {{"cluster"},         {"policy"},      {"kind"},           {"severity"},
                      {"action"},          {"mode"},        {"tokens"},         {"violations"},
@@ -266,7 +242,7 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   // Clusters: every one configured, and any other found in the recorded inventory.
   std::map<std::string, policy::ClusterInfo> clusters;
   for (const auto& c : candidate.config->clusters) clusters[c.name] = {c.name, c.labels};
-  auto all = storage::query_inventory((*store)->db(), {});
+  auto all = storage::query_inventory(store->db(), {});
   if (!all.ok()) {
     print_error(all.error().message);
     return kExitFailure;
@@ -360,4 +336,4 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   return kExitOk;
 }
 
-}  // namespace tw::daemon
+}  // namespace tw::cli

@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-namespace tw::daemon {
+namespace tw::cli {
 
 enum class OutputFormat { kTable, kJson, kCsv };
 std::optional<OutputFormat> parse_output_format(std::string_view s);
@@ -70,4 +70,4 @@ class RowStream {
   bool finished_ = false;
 };
 
-}  // namespace tw::daemon
+}  // namespace tw::cli

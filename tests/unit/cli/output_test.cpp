@@ -1,6 +1,6 @@
-// Tests for daemon/output.h: table, JSON and CSV renderings of command results.
+// Tests for cli/output.h: table, JSON and CSV renderings of command results.
 
-#include "daemon/output.h"
+#include "cli/output.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace tw::daemon {
+namespace tw::cli {
 namespace {
 
 Table two_columns() {
@@ -232,4 +232,4 @@ TEST(RowStream, SameBytesAsRender) {
 }
 
 }  // namespace
-}  // namespace tw::daemon
+}  // namespace tw::cli

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "cli/output.h"
 #include "core/time.h"
-#include "daemon/output.h"
 
-namespace tw::daemon {
+namespace tw::cli {
 
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
@@ -125,4 +125,4 @@ void print_error(const std::string& message);
 // the configuration's problems are printed (exit status 2).
 std::optional<std::string> database_path(const GlobalOptions& g, const std::string& db);
 
-}  // namespace tw::daemon
+}  // namespace tw::cli

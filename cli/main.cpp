@@ -2,11 +2,11 @@
 #include <cstdio>
 #include <exception>
 
-#include "daemon/cli.h"
+#include "cli/cli.h"
 
 int main(int argc, char** argv) {
   try {
-    return tw::daemon::run_cli(argc, argv);
+    return tw::cli::run_cli(argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tokenwarden: fatal: %s\n", e.what());
     return 1;

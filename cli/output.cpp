@@ -1,11 +1,11 @@
-#include "daemon/output.h"
+#include "cli/output.h"
 
 #include <algorithm>
 
 #include "core/json_writer.h"
 #include "core/strings.h"
 
-namespace tw::daemon {
+namespace tw::cli {
 namespace {
 
 // Display width in code points (good enough for aligned ASCII-heavy tables).
@@ -192,4 +192,4 @@ std::string render(const Table& table, OutputFormat format) {
   return out;
 }
 
-}  // namespace tw::daemon
+}  // namespace tw::cli

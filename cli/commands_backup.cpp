@@ -3,11 +3,11 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/commands.h"
 #include "core/strings.h"
-#include "daemon/commands.h"
 #include "storage/backup.h"
 
-namespace tw::daemon {
+namespace tw::cli {
 
 int cmd_backup(const GlobalOptions& g, const BackupOptions& o) {
   auto source = database_path(g, o.db);
@@ -35,4 +35,4 @@ int cmd_backup(const GlobalOptions& g, const BackupOptions& o) {
   return kExitOk;
 }
 
-}  // namespace tw::daemon
+}  // namespace tw::cli

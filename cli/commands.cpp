@@ -1,4 +1,4 @@
-#include "daemon/commands.h"
+#include "cli/commands.h"
 
 #include <unistd.h>
 
@@ -7,6 +7,7 @@
 #include <map>
 #include <utility>
 
+#include "cli/command_support.h"
 #include "core/json_writer.h"
 #include "core/log.h"
 #include "core/strings.h"
@@ -20,13 +21,8 @@
 #include "storage/chain.h"
 #include "storage/queries.h"
 
-namespace tw::daemon {
+namespace tw::cli {
 namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? std::string() : std::string(v);
-}
 
 // Under systemd (JOURNAL_STREAM set) text lines carry a priority prefix and no timestamp.
 std::shared_ptr<StreamLogSink> make_sink(const SystemClock& clock, LogFormat format,
@@ -35,27 +31,6 @@ std::shared_ptr<StreamLogSink> make_sink(const SystemClock& clock, LogFormat for
   auto sink = std::make_shared<StreamLogSink>(stderr, format, clock, journald);
   sink->set_level(level);
   return sink;
-}
-
-void write_stdout(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
-
-std::optional<Config> load_or_report(const GlobalOptions& g, bool quiet_warnings = false) {
-  SystemClock clock;
-  auto load = load_config_file(g.config_path, clock.now());
-  for (const auto& e : load.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
-  if (!quiet_warnings) {
-    for (const auto& w : load.warnings)
-      std::fprintf(stderr, "tokenwarden: warning: %s\n", w.c_str());
-  }
-  if (!load.config) {
-    std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", load.errors.size(),
-                 g.config_path.c_str());
-  }
-  return std::move(load.config);
-}
-
-Cell time_cell(const std::optional<Timestamp>& t) {
-  return t ? Cell::str(format_timestamp(*t)) : Cell::null();
 }
 
 std::string brief_permissions(const std::vector<Permission>& perms) {
@@ -76,23 +51,12 @@ void verify_progress(std::int64_t rows, void*) {
 
 }  // namespace
 
-void print_error(const std::string& message) {
-  std::fprintf(stderr, "tokenwarden: error: %s\n", message.c_str());
-}
-
-std::optional<std::string> database_path(const GlobalOptions& g, const std::string& db) {
-  if (!db.empty()) return db;
-  auto config = load_or_report(g, true);
-  if (!config) return std::nullopt;
-  return config->daemon.database;
-}
-
 int cmd_check_config(const GlobalOptions& g, bool print) {
   SystemClock clock;
-  auto load = load_config_file(g.config_path, clock.now());
+  auto load = daemon::load_config_file(g.config_path, clock.now());
   // Everything `run` would load besides the file: TLS files, token files (read, never shown).
-  RuntimeFileCheck files;
-  if (load.config) files = check_runtime_files(*load.config, env("CREDENTIALS_DIRECTORY"));
+  daemon::RuntimeFileCheck files;
+  if (load.config) files = daemon::check_runtime_files(*load.config, env("CREDENTIALS_DIRECTORY"));
   load.errors.insert(load.errors.end(), files.errors.begin(), files.errors.end());
   load.warnings.insert(load.warnings.end(), files.warnings.begin(), files.warnings.end());
   for (const auto& e : load.errors) std::fprintf(stderr, "%s\n", e.c_str());
@@ -101,9 +65,9 @@ int cmd_check_config(const GlobalOptions& g, bool print) {
     std::fprintf(stderr, "%s: %zu problem(s) found\n", g.config_path.c_str(), load.errors.size());
     return kExitUsage;
   }
-  const Config& c = *load.config;
+  const daemon::Config& c = *load.config;
   if (print) {
-    write_stdout(render_config(c));
+    write_stdout(daemon::render_config(c));
   } else {
     std::printf("%s: OK (%zu clusters, %zu policies, %zu exemptions)\n", g.config_path.c_str(),
                 c.clusters.size(), c.policies.size(), c.exemptions.size());
@@ -112,10 +76,10 @@ int cmd_check_config(const GlobalOptions& g, bool print) {
 }
 
 int cmd_run(const GlobalOptions& g) {
-  auto config = load_or_report(g);
+  auto config = load_config(g);
   if (!config) return kExitUsage;
   // What check-config checks besides the file; refused here, before the database is opened.
-  auto files = check_runtime_files(*config, env("CREDENTIALS_DIRECTORY"));
+  auto files = daemon::check_runtime_files(*config, env("CREDENTIALS_DIRECTORY"));
   for (const auto& e : files.errors) std::fprintf(stderr, "tokenwarden: error: %s\n", e.c_str());
   if (!files.errors.empty()) {
     std::fprintf(stderr, "tokenwarden: %zu problem(s) in %s\n", files.errors.size(),
@@ -126,12 +90,12 @@ int cmd_run(const GlobalOptions& g) {
   auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
   // Logged as a reload logs them, in the configured format (JSON lines stay JSON).
   for (const auto& w : files.warnings) Logger("daemon", sink).warn("configuration: " + w);
-  ServiceDeps deps;
+  daemon::ServiceDeps deps;
   deps.clock = &clock;
   deps.sink = sink;
   deps.credentials_directory = env("CREDENTIALS_DIRECTORY");
   deps.set_log_format = [sink](LogFormat f) { sink->set_format(f); };
-  auto service = Service::create(std::move(*config), deps);
+  auto service = daemon::Service::create(std::move(*config), deps);
   if (!service.ok()) {
     print_error(service.error().message);
     return kExitFailure;
@@ -140,23 +104,24 @@ int cmd_run(const GlobalOptions& g) {
 }
 
 int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
-  auto config = load_or_report(g);
+  auto config = load_config(g);
   if (!config) return kExitUsage;
   if (!o.cluster.empty() && config->find_cluster(o.cluster) == nullptr) {
     print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " + g.config_path);
     return kExitUsage;
   }
-  if (auto versions = check_influxctl_versions(*config, o.cluster); !versions.errors.empty()) {
+  if (auto versions = daemon::check_influxctl_versions(*config, o.cluster);
+      !versions.errors.empty()) {
     for (const auto& e : versions.errors) print_error(e);
     return kExitUsage;
   }
   SystemClock clock;
   auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
-  RuntimeOptions ro;
+  daemon::RuntimeOptions ro;
   ro.credentials_directory = env("CREDENTIALS_DIRECTORY");
   ro.only_cluster = o.cluster;
   ro.alerting = !o.dry_run;
-  auto rt = build_runtime(*config, clock, sink, ro);
+  auto rt = daemon::build_runtime(*config, clock, sink, ro);
   if (!rt.ok()) {
     print_error(rt.error().message);
     return kExitFailure;
@@ -183,10 +148,10 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
                    {"error", true, 100}};
   bool failed = false;
   for (auto& poller : rt->pollers) {
-    RunOptions opts;
+    daemon::RunOptions opts;
     opts.dry_run = o.dry_run;
     opts.max_vanished_percent = config->safety.max_vanished_percent;
-    CycleReport rep = poller->run_once(opts);
+    daemon::CycleReport rep = poller->run_once(opts);
     const auto& s = rep.summary;
     const auto& e = rep.enforcement;
     if (!rep.recorded || s.outcome == storage::PollOutcome::kFailed) failed = true;
@@ -229,18 +194,11 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
   }
   std::optional<Timestamp> at;
   if (!o.at.empty()) {
-    auto t = parse_time_arg(o.at, SystemClock().now());
-    if (!t.ok()) {
-      print_error("--at: " + t.error().message);
-      return kExitUsage;
-    }
-    at = *t;
+    at = time_option(o.at, "--at", SystemClock().now());
+    if (!at) return kExitUsage;
   }
-  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
-  if (!store.ok()) {
-    print_error(store.error().message);
-    return kExitFailure;
-  }
+  auto store = open_store(*path, storage::AuditStore::Mode::kReadOnly);
+  if (!store) return kExitFailure;
   const std::vector<Column> columns = {{"cluster"},
                                        {"token_id"},
                                        {"status"},
@@ -253,7 +211,7 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
                                        {"last_seen"},
                                        {"anomalies"}};
   // Time anomalies recorded for each token up to the instant shown (token_anomaly events).
-  auto recorded = storage::recorded_anomalies((*store)->db(), filter.cluster, at);
+  auto recorded = storage::recorded_anomalies(store->db(), filter.cluster, at);
   if (!recorded.ok()) {
     print_error(recorded.error().message);
     return kExitFailure;
@@ -280,7 +238,7 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
         Cell::json(permissions_json(r.token.permissions),
                    table_format ? brief_permissions(r.token.permissions) : std::string()),
         time_cell(r.token.created_at),
-        r.token.expires_at ? Cell::str(format_timestamp(*r.token.expires_at)) : Cell::null(),
+        time_cell(r.token.expires_at),
         time_cell(r.token.revoked_at),
         Cell::str(r.first_seen),
         Cell::str(r.last_seen),
@@ -290,7 +248,7 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
     // Replayed from the history: the rows are streamed out as they are produced, so a large
     // inventory is never held twice.
     storage::InventoryReplay replay;
-    if (auto s = replay.run((*store)->db(), *at, filter.cluster, {}, {}); !s.ok()) {
+    if (auto s = replay.run(store->db(), *at, filter.cluster, {}, {}); !s.ok()) {
       print_error(s.error().message);
       return kExitFailure;
     }
@@ -302,7 +260,7 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
     out.finish();
     return kExitOk;
   }
-  auto rows = storage::query_inventory((*store)->db(), filter);
+  auto rows = storage::query_inventory(store->db(), filter);
   if (!rows.ok()) {
     print_error(rows.error().message);
     return kExitFailure;
@@ -325,12 +283,8 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
   for (const auto& [arg, name, target] : {std::tuple{&o.since, "--since", &filter.since},
                                           std::tuple{&o.until, "--until", &filter.until}}) {
     if (arg->empty()) continue;
-    auto t = parse_time_arg(*arg, now);
-    if (!t.ok()) {
-      print_error(std::string(name) + ": " + t.error().message);
-      return kExitUsage;
-    }
-    *target = *t;
+    *target = time_option(*arg, name, now);
+    if (!*target) return kExitUsage;
   }
   if (filter.since && filter.until && *filter.until < *filter.since) {
     print_error("--until " + format_timestamp(*filter.until) + " is before --since " +
@@ -352,12 +306,9 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
     print_error("--event names no event (give names such as token_created, comma-separated)");
     return kExitUsage;
   }
-  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
-  if (!store.ok()) {
-    print_error(store.error().message);
-    return kExitFailure;
-  }
-  auto rows = storage::query_history((*store)->db(), filter);
+  auto store = open_store(*path, storage::AuditStore::Mode::kReadOnly);
+  if (!store) return kExitFailure;
+  auto rows = storage::query_history(store->db(), filter);
   if (!rows.ok()) {
     print_error(rows.error().message);
     return kExitFailure;
@@ -377,13 +328,10 @@ int cmd_history(const GlobalOptions& g, const HistoryOptions& o) {
 int cmd_verify(const GlobalOptions& g, const VerifyOptions& o) {
   auto path = database_path(g, o.db);
   if (!path) return kExitUsage;
-  auto store = storage::AuditStore::open(*path, storage::AuditStore::Mode::kReadOnly);
-  if (!store.ok()) {
-    print_error(store.error().message);
-    return kExitFailure;
-  }
+  auto store = open_store(*path, storage::AuditStore::Mode::kReadOnly);
+  if (!store) return kExitFailure;
   bool tty = ::isatty(STDERR_FILENO) != 0;
-  auto rep = storage::verify_chain((*store)->db(), tty ? verify_progress : nullptr, nullptr);
+  auto rep = storage::verify_chain(store->db(), tty ? verify_progress : nullptr, nullptr);
   if (tty) std::fprintf(stderr, "\r\033[K");
   if (!rep.ok()) {
     print_error(rep.error().message);
@@ -418,4 +366,4 @@ int cmd_verify(const GlobalOptions& g, const VerifyOptions& o) {
   return kExitOk;
 }
 
-}  // namespace tw::daemon
+}  // namespace tw::cli

@@ -3,7 +3,7 @@
 //
 // Thread safety: called once from main. Errors: usage errors print help and return 2.
 
-namespace tw::daemon {
+namespace tw::cli {
 
 int run_cli(int argc, char** argv);
 
@@ -12,4 +12,4 @@ int run_cli(int argc, char** argv);
 // so the memory of a 100k-token poll returns to the system instead of fragmenting the heap.
 void configure_process();
 
-}  // namespace tw::daemon
+}  // namespace tw::cli

@@ -8,15 +8,15 @@
 #include <cstring>
 #include <string>
 
+#include "cli/commands.h"
 #include "core/strings.h"
 #include "core/version.h"
-#include "daemon/commands.h"
 #include "daemon/config.h"
 #include "report/report.h"
 #include "storage/audit_store.h"
 #include "storage/sqlite.h"
 
-namespace tw::daemon {
+namespace tw::cli {
 namespace {
 
 std::string extension_format(const std::string& path) {
@@ -128,14 +128,14 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   report::Context ctx;
   std::string db_path = o.db;
   if (o.db.empty() || g.config_given) {
-    auto load = load_config_file(g.config_path, now);
+    auto load = daemon::load_config_file(g.config_path, now);
     if (!load.config) {
       if (o.db.empty()) {
         for (const auto& e : load.errors) print_error(e);
         return kExitUsage;
       }
     } else {
-      const Config& c = *load.config;
+      const daemon::Config& c = *load.config;
       ctx.from_config = true;
       ctx.config_path = g.config_path;
       for (const auto& cl : c.clusters) ctx.clusters[cl.name] = {cl.poll_interval, cl.labels};
@@ -226,4 +226,4 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   return kExitOk;
 }
 
-}  // namespace tw::daemon
+}  // namespace tw::cli
