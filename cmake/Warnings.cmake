@@ -24,12 +24,3 @@ if(TW_FUZZ)
                          -fno-sanitize-recover=undefined)
   target_link_options(tw_warnings INTERFACE -fsanitize=address,undefined)
 endif()
-
-# tw_add_library(<name> SOURCES ... DEPS ...): a static library tw_<name> with alias tw::<name>.
-function(tw_add_library name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
-  add_library(tw_${name} STATIC ${ARG_SOURCES})
-  add_library(tw::${name} ALIAS tw_${name})
-  target_include_directories(tw_${name} PUBLIC ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/generated)
-  target_link_libraries(tw_${name} PUBLIC ${ARG_DEPS} PRIVATE tw_warnings ${ARG_PRIVATE_DEPS})
-endfunction()
