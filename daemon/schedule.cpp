@@ -45,7 +45,8 @@ std::optional<std::string> restart_only_change(const Config& running, const Conf
     return "daemon.database changed; the database can only change at a restart";
   if (next.daemon.max_concurrent_polls != running.daemon.max_concurrent_polls)
     return "daemon.max_concurrent_polls changed; it takes effect only at a restart";
-  if (next.http.listen != running.http.listen || !same_web(next.http.web, running.http.web)) {
+  if (next.http.listen != running.http.listen || !same_web(next.http.web, running.http.web) ||
+      next.http.reuse_metrics_text != running.http.reuse_metrics_text) {
     return "[http] or its web_config changed; the endpoint's settings take effect only at a "
            "restart";
   }

@@ -193,6 +193,9 @@ TEST(RestartOnlyChange, NamesTheSettingThatNeedsARestart) {
   next = running;
   next.http.web.tls_cert_file = "/etc/tokenwarden/cert.pem";
   EXPECT_TRUE(restart_only_change(running, next).has_value());
+  next = running;
+  next.http.reuse_metrics_text = !running.http.reuse_metrics_text;
+  EXPECT_TRUE(restart_only_change(running, next).has_value());
 }
 
 }  // namespace
