@@ -117,9 +117,11 @@ def main():
     port = free_port()
     clusters = "".join(f'\n[[clusters]]\nname = "cluster-{i:02d}"\ntype = "clustered"\nurl = "{base}"\n'
                        f'token_file = "{work / "token"}"\n' for i in range(CLUSTERS))
-    config = (f'[daemon]\ndatabase = "{work / "audit.db"}"\npoll_interval = "1h"\npoll_jitter = "0s"\n'
-              f'log_level = "warn"\n\n[http]\nlisten = "127.0.0.1:{port}"\n{clusters}\n{policies_toml()}')
-    (work / "tokenwarden.toml").write_text(config)
+    def config(reuse_metrics_text):
+        return (f'[daemon]\ndatabase = "{work / "audit.db"}"\npoll_interval = "1h"\npoll_jitter = "0s"\n'
+                f'log_level = "warn"\n\n[http]\nlisten = "127.0.0.1:{port}"\n'
+                f'reuse_metrics_text = {"true" if reuse_metrics_text else "false"}\n{clusters}\n{policies_toml()}')
+    (work / "tokenwarden.toml").write_text(config(True))
     # A watchdog as under systemd: the daemon pings it from its event loop.
     notify_path = str(work / "notify.sock")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -154,7 +156,8 @@ def main():
         # Again with every scrape serializing all series (as after a change in every scrape).
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=20)
-        daemon = start_daemon(bin_dir, work, dict(env, TW_METRICS_NO_CACHE="1"))
+        (work / "tokenwarden.toml").write_text(config(False))
+        daemon = start_daemon(bin_dir, work, env)
         wait_for(lambda: urllib.request.urlopen(url + "/readyz", timeout=2).status == 200, 120, "readiness")
         print(json.dumps(scrape_group("scrape_uncached")))
     finally:

@@ -1,6 +1,10 @@
 // tw-bench-poll: measures one cluster's poll cycle against a tokenwarden-sim process.
 //
-//   tw-bench-poll --tokens N [--sim PATH] [--steady K] [--churn K] [--growth K]
+//   tw-bench-poll --tokens N [--sim PATH] [--steady K] [--churn K] [--growth K] [--policies]
+//                 [--no-trim]
+//
+// --no-trim: no malloc_trim after a decoded list (RunOptions::trim_heap), to measure what it
+// costs and what it returns.
 //
 // The simulator runs as a separate process so that the figures are the daemon's alone: CPU time
 // is this thread's (the cycle runs entirely on it: HTTP, parsing, diff, SQLite), peak RSS is this
@@ -81,12 +85,17 @@ int main(int argc, char** argv) {
   std::size_t tokens = 1000;
   int steady = 10, churn = 5, growth = 200;
   bool with_policies = false;
+  bool trim_heap = true;
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string v = i + 1 < argc ? argv[i + 1] : "";
     if (a == "--policies") {
       with_policies = true;
+      continue;
+    }
+    if (a == "--no-trim") {
+      trim_heap = false;
       continue;
     }
     ++i;
@@ -156,6 +165,7 @@ int main(int argc, char** argv) {
   daemon::ClusterPoller poller(cluster, std::move(*client), recorder, clock, null_logger(),
                                std::move(enforcer));
   daemon::RunOptions opts;
+  opts.trim_heap = trim_heap;
 
   int evaluations = 0;  // cycles in which the policies were evaluated again
   auto cycle = [&](const char* what) {

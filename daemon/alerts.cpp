@@ -41,9 +41,7 @@ void AlertDispatcher::stop() {
       return;
     }
     // Give queued deliveries a moment (resolved alerts, last state changes).
-    cv_.wait_for(lock, std::chrono::seconds(2), [this] {
-      return !busy_ && webhook_queue_.empty() && resolved_.empty() && !post_active_now_;
-    });
+    cv_.wait_for(lock, std::chrono::seconds(2), [this] { return quiet(); });
     stopping_ = true;
   }
   cv_.notify_all();
@@ -52,9 +50,19 @@ void AlertDispatcher::stop() {
 
 bool AlertDispatcher::idle(Duration timeout) {
   std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout, [this] {
-    return !busy_ && webhook_queue_.empty() && resolved_.empty() && !post_active_now_;
-  });
+  return cv_.wait_for(lock, timeout, [this] { return quiet(); });
+}
+
+bool AlertDispatcher::quiet() const {
+  return !busy_ && !wake_ && webhook_queue_.empty() && resolved_.empty() && !post_active_now_;
+}
+
+void AlertDispatcher::wake() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
 }
 
 bool AlertDispatcher::wanted() const {
@@ -173,8 +181,10 @@ bool AlertDispatcher::post(const std::string& url, const std::string& body, cons
     auto r = influx::http_request(*parsed, req, opts);
     if (r.ok() && r->status >= 200 && r->status < 300) return true;
     last_error = r.ok() ? "answered " + std::to_string(r->status) : r.error().message;
+    if (attempt == options_.attempts) break;  // no back-off after the last attempt
     std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, std::chrono::milliseconds(250 << attempt), [this] { return stopping_; }))
+    if (cv_.wait_for(lock, options_.retry_backoff * (1 << (attempt - 1)),
+                     [this] { return stopping_; }))
       break;
   }
   log_.warn("alert delivery failed", {{"receiver", receiver},
@@ -190,7 +200,8 @@ void AlertDispatcher::run() {
     // Sleeps until there is something to send or the next repost is due: an idle daemon
     // without active alerts never wakes this thread.
     auto work = [this] {
-      return stopping_ || !webhook_queue_.empty() || !resolved_.empty() || post_active_now_;
+      return stopping_ || wake_ || !webhook_queue_.empty() || !resolved_.empty() ||
+             post_active_now_;
     };
     const bool any_active = std::any_of(active_.begin(), active_.end(),
                                         [](const auto& kv) { return !kv.second.empty(); });
@@ -204,6 +215,10 @@ void AlertDispatcher::run() {
     if (stopping_) return;
     const Timestamp now = clock_.now();
     bool repost_due = !active_.empty() && now - last_repost >= options_.repost;
+    if (wake_) {
+      wake_ = false;
+      cv_.notify_all();  // idle() waits for the wake to be handled
+    }
     if (webhook_queue_.empty() && resolved_.empty() && !post_active_now_ && !repost_due) continue;
     busy_ = true;
     std::vector<Alert> resolved = std::move(resolved_);

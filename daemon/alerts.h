@@ -8,6 +8,7 @@
 // Webhook: one POST per violation state change (the audit event and the violation).
 // Failed deliveries are retried (`attempts`, with back-off); when the queue is full the oldest
 // webhook message is dropped. Every delivery, failure and drop is counted and logged.
+// Reposts follow the injected Clock: a test advances a ManualClock and calls wake().
 //
 // Thread safety: set_active/state_changed from any thread; counters are atomic.
 // Errors: never thrown; failures are counted and logged with the receiver and one sentence.
@@ -35,6 +36,7 @@ struct AlertingOptions {
   Duration timeout = std::chrono::seconds(5);
   std::size_t queue_capacity = 1000;  // webhook messages waiting
   int attempts = 3;
+  Duration retry_backoff = std::chrono::milliseconds(500);  // before the 2nd attempt; doubles
 };
 
 struct AlertCounters {
@@ -57,8 +59,11 @@ class AlertDispatcher final : public AlertSink {
   void reconfigure(const std::string& alertmanager_url, const std::string& webhook_url);
 
   const AlertCounters& counters() const { return counters_; }
-  // Waits until nothing is queued (tests).
+  // Waits until nothing is queued or being delivered (tests).
   bool idle(Duration timeout);
+  // Makes the worker look at the clock now (a repost may be due) instead of when its own timer
+  // says so: tests that advance a ManualClock call it, then idle(). The real clock needs no call.
+  void wake();
   void stop();
 
   // The JSON body of POST /api/v2/alerts for these alerts.
@@ -66,6 +71,7 @@ class AlertDispatcher final : public AlertSink {
 
  private:
   void run();
+  bool quiet() const;  // nothing queued, due or being delivered; mu_ held
   bool post(const std::string& url, const std::string& body, const char* receiver);
 
   AlertingOptions options_;
@@ -77,6 +83,7 @@ class AlertDispatcher final : public AlertSink {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool busy_ = false;
+  bool wake_ = false;                                 // wake(): look at the clock
   std::map<std::string, std::vector<Alert>> active_;  // by cluster
   std::vector<Alert> resolved_;                       // to post once with endsAt = now
   bool post_active_now_ = false;

@@ -371,6 +371,7 @@ void read_http(const TomlValue* v, Config& c, Problems& p) {
     }
   }
   if (auto s = r.string("web_config")) c.http.web_config = *s;
+  if (auto b = r.boolean("reuse_metrics_text")) c.http.reuse_metrics_text = *b;
   r.finish();
 }
 
@@ -1169,6 +1170,7 @@ std::string render_config(const Config& c) {
   out += "\n[http]\n";
   kv(out, "listen", c.http.listen);
   kv(out, "web_config", c.http.web_config);
+  kv_raw(out, "reuse_metrics_text", c.http.reuse_metrics_text ? "true" : "false");
   out += "\n[safety]\n";
   kv_raw(out, "max_actions_per_cycle", std::to_string(c.safety.max_actions_per_cycle));
   kv_raw(out, "max_actions_percent", std::to_string(c.safety.max_actions_percent));

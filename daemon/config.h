@@ -40,6 +40,7 @@ struct HttpSection {
   std::string listen = "127.0.0.1:9464";  // "" disables the endpoint
   std::string web_config;                 // as written; relative paths are from the config file
   metrics::WebConfig web;                 // the web config file's contents, loaded and checked
+  bool reuse_metrics_text = true;  // false: every scrape serializes every series (benchmarks)
 };
 
 struct SafetySection {

@@ -234,10 +234,10 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     enforcer_->execute(recorder_.store(), *client_, ctx, rep.enforcement);
     note_wait(rep.retry_after, rep.enforcement.retry_after);
   }
-  if (decoded) {
+  if (decoded && options.trim_heap) {
     // A decoded list leaves tens of MB of small freed blocks at 100k tokens; hand the free pages
     // back so the next poll does not start from a fragmented, fully resident heap.
-    if (std::getenv("TW_NO_TRIM") == nullptr) malloc_trim(0);
+    malloc_trim(0);
   }
   rep.total_time =
       std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);

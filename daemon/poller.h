@@ -45,6 +45,9 @@ struct RunOptions {
   bool dry_run = false;
   int max_vanished_percent = 50;
   bool full_compare = false;  // never use the unchanged-list shortcut (benchmarks)
+  // After a cycle that decoded a list, hand freed heap pages back to the kernel (malloc_trim);
+  // benchmarks turn it off to measure its effect (tw-bench-poll --no-trim).
+  bool trim_heap = true;
 };
 
 class ClusterPoller {

@@ -30,7 +30,8 @@ Result<Runtime> build_runtime(const Config& config, const Clock& clock,
   if (!store.ok()) return store.take_error();
   rt.store = std::move(*store);
   rt.recorder = std::make_unique<storage::InventoryRecorder>(*rt.store);
-  rt.metrics = std::make_unique<metrics::Metrics>(kVersion);
+  rt.metrics = std::make_unique<metrics::Metrics>(
+      kVersion, metrics::MetricsOptions{.reuse_text = config.http.reuse_metrics_text});
   rt.store->on_commit(
       [m = rt.metrics.get()](const EventCounts& counts) { m->audit_events(counts); });
   auto policies = compile_policies(config);

@@ -20,6 +20,7 @@
 #include "daemon/preflight.h"
 #include "daemon/records.h"
 #include "daemon/runtime.h"
+#include "daemon/schedule.h"
 #include "metrics/http_endpoint.h"
 #include "storage/audit_store.h"
 
@@ -28,24 +29,6 @@ namespace tw::daemon {
 namespace asio = boost::asio;
 
 namespace {
-
-bool same_source(const influx::SourceConfig& a, const influx::SourceConfig& b) {
-  return a.type == b.type && a.url == b.url && a.token_file == b.token_file &&
-         a.ca_file == b.ca_file && a.timeout == b.timeout && a.account_id == b.account_id &&
-         a.cluster_id == b.cluster_id && a.influxctl_path == b.influxctl_path &&
-         a.influxctl_config == b.influxctl_config && a.profile == b.profile;
-}
-
-// Whether a reload must build the cluster's poller anew (its source or identity changed).
-bool same_cluster(const ClusterConfig& a, const ClusterConfig& b) {
-  return a.name == b.name && same_source(a.source, b.source) &&
-         a.poll_interval == b.poll_interval && a.labels == b.labels;
-}
-
-bool same_web(const metrics::WebConfig& a, const metrics::WebConfig& b) {
-  return a.tls_cert_file == b.tls_cert_file && a.tls_key_file == b.tls_key_file &&
-         a.tls_client_ca_file == b.tls_client_ca_file && a.users == b.users;
-}
 
 // toml11's syntax errors span several lines with a source excerpt; a log line needs one sentence:
 // the first line, and the line number from the excerpt if there is one.
@@ -226,18 +209,15 @@ struct Service::Impl {
   // The next slot on the interval's grid; no sooner than `retry_after` from now if the cluster
   // asked to wait (HTTP 429/503 Retry-After), and the grid then continues from there.
   void schedule_next(Slot& slot, std::optional<Duration> retry_after = std::nullopt) {
-    const Duration interval = slot.poller->cluster().poll_interval;
     const Timestamp now = deps.clock->now();
-    auto behind = now - slot.planned;
-    std::int64_t k = 1;
-    if (behind > interval) k = (behind + interval - Duration(1)) / interval;
-    if (k > 1) {
+    const NextPoll next =
+        next_poll(slot.planned, slot.poller->cluster().poll_interval, now, retry_after);
+    if (next.skipped > 0) {
       log.warn("a poll cycle overran its interval; skipping missed polls",
-               {{"cluster", slot.name()}, {"skipped", k - 1}});
+               {{"cluster", slot.name()}, {"skipped", next.skipped}});
     }
-    slot.planned += interval * k;
-    if (retry_after && slot.planned < now + *retry_after) {
-      slot.planned = now + *retry_after;
+    slot.planned = next.planned;
+    if (next.waited) {
       log.info("the cluster asked to wait; the next poll waits for it",
                {{"cluster", slot.name()},
                 {"retry_after", format_duration(*retry_after)},
@@ -440,18 +420,8 @@ struct Service::Impl {
     Config next = std::move(*load.config);
     for (const auto& w : load.warnings) log.warn("configuration: " + w);
     for (const auto& w : files.warnings) log.warn("configuration: " + w);
-    if (next.daemon.database != config.daemon.database) {
-      failed("daemon.database changed; the database can only change at a restart");
-      return;
-    }
-    if (next.daemon.max_concurrent_polls != config.daemon.max_concurrent_polls) {
-      failed("daemon.max_concurrent_polls changed; it takes effect only at a restart");
-      return;
-    }
-    if (next.http.listen != config.http.listen || !same_web(next.http.web, config.http.web)) {
-      failed(
-          "[http] or its web_config changed; the endpoint's settings take effect only at a "
-          "restart");
+    if (auto why = restart_only_change(config, next)) {
+      failed(*why);
       return;
     }
     auto policies = compile_policies(next);
@@ -468,33 +438,35 @@ struct Service::Impl {
     };
     std::vector<Change> built;
     std::vector<Slot*> unchanged;
-    for (const auto& cl : next.clusters) {
-      Slot* existing = nullptr;
+    auto slot_named = [&](const std::string& name) -> Slot* {
       for (auto& s : slots) {
-        if (!s->removed && s->name() == cl.name) existing = s.get();
+        if (!s->removed && s->name() == name) return s.get();
       }
-      if (existing != nullptr && same_cluster(existing->poller->cluster(), cl)) {
-        unchanged.push_back(existing);
+      return nullptr;
+    };
+    std::vector<const ClusterConfig*> running;
+    for (auto& s : slots) {
+      if (!s->removed) running.push_back(&s->poller->cluster());
+    }
+    const ClusterPlan plan = plan_clusters(running, next.clusters);
+    for (const auto& name : plan.unchanged) unchanged.push_back(slot_named(name));
+    for (const auto& cl : next.clusters) {
+      if (std::find(plan.unchanged.begin(), plan.unchanged.end(), cl.name) != plan.unchanged.end())
         continue;
-      }
       auto p = make_poller(next, cl, rt, *deps.clock, deps.sink, deps.credentials_directory);
       if (!p.ok()) {
         rt.policies = old_policies;
         failed(p.error().message);
         return;
       }
-      built.push_back({existing, std::move(*p)});
+      built.push_back({slot_named(cl.name), std::move(*p)});
     }
     // Everything is valid: apply it all.
     const bool changed_hash = next.hash != config.hash;
     std::vector<Slot*> gone;
-    for (auto& s : slots) {
-      if (s->removed) continue;
-      if (next.find_cluster(s->name()) == nullptr) gone.push_back(s.get());
-    }
-    const std::size_t added = static_cast<std::size_t>(std::count_if(
-        built.begin(), built.end(), [](const Change& c) { return c.slot == nullptr; }));
-    const std::size_t changed = built.size() - added;
+    for (const auto& name : plan.removed) gone.push_back(slot_named(name));
+    const std::size_t added = plan.added.size();
+    const std::size_t changed = plan.changed.size();
     config = std::move(next);
     deps.sink->set_level(config.daemon.log_level);
     if (deps.set_log_format) deps.set_log_format(config.daemon.log_format);

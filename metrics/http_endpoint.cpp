@@ -22,6 +22,7 @@
 #include "core/json_writer.h"
 #include "core/sha256.h"
 #include "core/strings.h"
+#include "net/listener.h"
 
 namespace tw::metrics {
 namespace {
@@ -276,22 +277,15 @@ struct HttpEndpoint::Impl {
     }
   }
 
-  asio::awaitable<void> accept_loop() {
-    while (acceptor && acceptor->is_open()) {
-      auto [ec, socket] = co_await acceptor->async_accept(kTuple);
-      if (ec) {
-        if (ec == asio::error::operation_aborted) co_return;
-        continue;
-      }
-      if (open_connections() >= options.max_connections && !shed_oldest_waiting()) {
-        beast::error_code ignored;  // every slot is answering a request: refuse this one
-        socket.close(ignored);
-        continue;
-      }
-      auto self = conns.emplace(conns.end());
-      self->since = ++wait_ticks;
-      asio::co_spawn(ioc, connection(std::move(socket), self), [](std::exception_ptr) {});
+  void accepted(tcp::socket socket) {
+    if (open_connections() >= options.max_connections && !shed_oldest_waiting()) {
+      beast::error_code ignored;  // every slot is answering a request: refuse this one
+      socket.close(ignored);
+      return;
     }
+    auto self = conns.emplace(conns.end());
+    self->since = ++wait_ticks;
+    asio::co_spawn(ioc, connection(std::move(socket), self), [](std::exception_ptr) {});
   }
 
   std::size_t open_connections() const {
@@ -377,17 +371,11 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions option
     host = host.substr(1, host.size() - 2);
   if (host.empty()) host = "0.0.0.0";
   const std::string port_text = listen.substr(colon + 1);
-  boost::system::error_code ec;
-  auto address = asio::ip::make_address(host, ec);
-  if (ec) {
-    tcp::resolver resolver(impl->ioc);
-    auto results = resolver.resolve(host, port_text, ec);
-    if (ec || results.empty()) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "http.listen: cannot resolve \"" + host + "\"");
-    }
-    address = results.begin()->endpoint().address();
+  auto resolved = net::resolve_host(impl->ioc, host);
+  if (!resolved) {
+    return make_error(ErrorCode::kInvalidArgument, "http.listen: cannot resolve \"" + host + "\"");
   }
+  const asio::ip::address address = *resolved;
   const auto& web = impl->options.web;
   if (web.tls()) {
     impl->tls = std::make_unique<ssl::context>(ssl::context::tls_server);
@@ -406,17 +394,18 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::start(EndpointOptions option
   }
   tcp::endpoint endpoint(address, static_cast<std::uint16_t>(port_number));
   impl->acceptor.emplace(impl->ioc);
-  impl->acceptor->open(endpoint.protocol(), ec);
-  if (!ec) impl->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) impl->acceptor->bind(endpoint, ec);
-  if (!ec) impl->acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return make_error(ErrorCode::kNetwork, "cannot listen on " + listen + ": " + ec.message());
+  if (auto failed = net::listen_on(*impl->acceptor, endpoint)) {
+    return make_error(ErrorCode::kNetwork,
+                      "cannot listen on " + listen + ": " + failed->error.message());
   }
   impl->port = impl->acceptor->local_endpoint().port();
   impl->host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-  asio::co_spawn(impl->ioc, impl->accept_loop(), asio::detached);
   Impl* raw = impl.get();
+  asio::co_spawn(raw->ioc,
+                 net::accept_loop(
+                     *raw->acceptor,
+                     [raw](tcp::socket socket) { raw->accepted(std::move(socket)); }, raw->log),
+                 asio::detached);
   impl->thread = std::thread([raw] { raw->ioc.run(); });
   return std::unique_ptr<HttpEndpoint>(new HttpEndpoint(std::move(impl)));
 }

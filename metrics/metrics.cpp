@@ -159,10 +159,8 @@ const prometheus::Histogram::BucketBoundaries kPollBuckets{0.005, 0.01, 0.025, 0
 
 }  // namespace
 
-Metrics::Metrics(std::string version) : impl_(std::make_unique<Impl>()) {
-  // Benchmarks measure the full serialization with TW_METRICS_NO_CACHE=1.
-  if (const char* v = std::getenv("TW_METRICS_NO_CACHE"); v != nullptr && v[0] == '1')
-    impl_->external = true;
+Metrics::Metrics(std::string version, MetricsOptions options) : impl_(std::make_unique<Impl>()) {
+  if (!options.reuse_text) impl_->external = true;  // as if families changed behind our back
   impl_->build_info.Add({{"version", std::move(version)}}).Set(1);
 }
 

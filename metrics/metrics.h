@@ -5,7 +5,9 @@
 // outcomes, actions, receivers, event names — never token ids or descriptions.
 //
 // render() reuses the previous text while no metric changed (every mutator advances a generation
-// counter), so frequent scrapes between polls cost a copy, not a serialization.
+// counter), so frequent scrapes between polls cost a copy, not a serialization. Benchmarks turn
+// that off (MetricsOptions::reuse_text, `[http] reuse_metrics_text = false`) to measure the
+// serialization itself.
 //
 // Thread safety: every method is thread-safe (prometheus-cpp metrics are atomic; label-set
 // bookkeeping is guarded by a mutex). Errors: none.
@@ -35,9 +37,13 @@ struct InventoryCounts {
   std::int64_t expiring_1d = 0, expiring_7d = 0, expiring_30d = 0;  // active, expiring within
 };
 
+struct MetricsOptions {
+  bool reuse_text = true;  // false: every render() serializes every series
+};
+
 class Metrics {
  public:
-  explicit Metrics(std::string version);
+  explicit Metrics(std::string version, MetricsOptions options = {});
   ~Metrics();
 
   void poll_finished(const std::string& cluster, std::string_view outcome, double seconds,

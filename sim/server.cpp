@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "core/strings.h"
+#include "net/listener.h"
 #include "sim/generator.h"
 #include "sim/service.h"
 #include "sim/wire.h"
@@ -107,7 +108,7 @@ struct SimServer::Impl {
   }
 
   void shutdown();
-  asio::awaitable<void> accept_loop();
+  void accepted(tcp::socket socket);
   asio::awaitable<void> plain_session(tcp::socket socket);
   asio::awaitable<void> tls_session(tcp::socket socket);
   template <class Stream>
@@ -329,24 +330,14 @@ asio::awaitable<void> SimServer::Impl::tls_session(tcp::socket socket) {
   if (!ec) co_await serve(stream, timer, conn);
 }
 
-asio::awaitable<void> SimServer::Impl::accept_loop() {
-  asio::steady_timer backoff(*ioc);
-  for (;;) {
-    auto [ec, socket] = co_await acceptor->async_accept(kTuple);
-    if (stopping || ec == asio::error::operation_aborted) co_return;
-    if (ec) {  // e.g. out of file descriptors: log, back off, go on
-      logger.warn("accept failed", {{"error", ec.message()}});
-      backoff.expires_after(std::chrono::milliseconds(100));
-      co_await backoff.async_wait(kTuple);
-      continue;
-    }
-    beast::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    if (tls) {
-      asio::co_spawn(*ioc, tls_session(std::move(socket)), on_done());
-    } else {
-      asio::co_spawn(*ioc, plain_session(std::move(socket)), on_done());
-    }
+void SimServer::Impl::accepted(tcp::socket socket) {
+  if (stopping) return;
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  if (tls) {
+    asio::co_spawn(*ioc, tls_session(std::move(socket)), on_done());
+  } else {
+    asio::co_spawn(*ioc, plain_session(std::move(socket)), on_done());
   }
 }
 
@@ -424,30 +415,19 @@ Result<std::unique_ptr<SimServer>> SimServer::start(SimOptions options) {
   }
   impl->scheme = impl->tls ? "https" : "http";
 
-  auto address = asio::ip::make_address(options.listen_host, ec);
-  if (ec) {
-    tcp::resolver resolver(*impl->ioc);
-    auto results = resolver.resolve(options.listen_host, "", ec);
-    if (ec || results.empty()) {
-      return invalid("cannot resolve the listen host \"" + printable(options.listen_host, 100) +
-                     "\"");
-    }
-    address = results.begin()->endpoint().address();
+  auto resolved = net::resolve_host(*impl->ioc, options.listen_host);
+  if (!resolved) {
+    return invalid("cannot resolve the listen host \"" + printable(options.listen_host, 100) +
+                   "\"");
   }
+  const asio::ip::address address = *resolved;
   tcp::endpoint endpoint(address, options.port);
   impl->acceptor.emplace(*impl->ioc);
-  auto fail = [&](const char* step) {
-    return make_error(ErrorCode::kNetwork, std::string("cannot ") + step + " " +
-                                               url_host(address.to_string()) + ":" +
-                                               std::to_string(options.port) + ": " + ec.message());
-  };
-  impl->acceptor->open(endpoint.protocol(), ec);
-  if (ec) return fail("open a socket for");
-  impl->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-  impl->acceptor->bind(endpoint, ec);
-  if (ec) return fail("listen on");
-  impl->acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return fail("listen on");
+  if (auto failed = net::listen_on(*impl->acceptor, endpoint)) {
+    return make_error(ErrorCode::kNetwork,
+                      std::string("cannot ") + failed->step + " " + url_host(address.to_string()) +
+                          ":" + std::to_string(options.port) + ": " + failed->error.message());
+  }
   impl->port = impl->acceptor->local_endpoint().port();
   impl->host = options.listen_host;
 
@@ -459,7 +439,11 @@ Result<std::unique_ptr<SimServer>> SimServer::start(SimOptions options) {
       options.flavor == Flavor::kInfluxdb3 ? IdStyle::kNumeric : IdStyle::kUuid);
   impl->service = std::make_unique<Service>(std::move(options), *impl->store);
   Impl* raw = impl.get();
-  asio::co_spawn(*raw->ioc, raw->accept_loop(), raw->on_done());
+  asio::co_spawn(*raw->ioc,
+                 net::accept_loop(
+                     *raw->acceptor,
+                     [raw](tcp::socket socket) { raw->accepted(std::move(socket)); }, raw->logger),
+                 raw->on_done());
   raw->thread = std::thread([raw] {
     try {
       raw->ioc->run();

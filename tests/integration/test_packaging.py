@@ -161,6 +161,20 @@ def test_installed_binary_runs(root):
     assert proc.stdout.strip() == f"tokenwarden {project_version()}"
 
 
+def cache_value(name: str) -> str:
+    m = re.search(rf"^{name}:\w+=(.*)$", (BUILD_DIR / "CMakeCache.txt").read_text(), re.M)
+    return m.group(1) if m else ""
+
+
+def test_installed_binary_is_hardened(root):
+    """PIE, RELRO, BIND_NOW, stack protector, _FORTIFY_SOURCE (TW_HARDEN), stripped or not."""
+    if (cache_value("TW_HARDEN") != "ON" or cache_value("TW_SANITIZE") == "ON"
+            or cache_value("CMAKE_BUILD_TYPE") in ("", "Debug")):
+        pytest.skip("not an optimized TW_HARDEN build (the release and ci presets are)")
+    proc = run([SOURCE_DIR / "scripts/check-hardening", root / "usr/bin/tokenwarden"], timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_installed_config_validates_and_finds_credentials(root, tmp_path):
     exe, config = root / "usr/bin/tokenwarden", root / CONFIG
     env = {k: v for k, v in os.environ.items() if k not in ("CREDENTIALS_DIRECTORY", "TOKENWARDEN_CONFIG")}

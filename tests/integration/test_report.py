@@ -1470,6 +1470,19 @@ def test_hostile_text_is_inert_in_every_format(hostile):
     assert "<script" not in md and "<img" not in md and "<h1>" not in md and "<style" not in md
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f\u202e\u2028]", md)
     assert "&lt;script&gt;alert('x')&lt;/script&gt;" in md
+    # ...and every hostile row is there, its description escaped in its own cell.
+    md_cell = {
+        0: "&lt;script&gt;alert('x')&lt;/script&gt;",
+        1: "&lt;/td&gt;&lt;/tr&gt;&lt;/table&gt;&lt;h1&gt;injected&lt;/h1&gt;",  # updated to HOSTILE[6]
+        2: "it's \"quoted\" &amp; &lt;b&gt;bold&lt;/b&gt;",
+        3: "ansi \\\\x1b\\[31mred\\\\x1b\\[0m and bell \\\\x07",
+        7: "\\| pipe \\| and \\`code\\` \\*\\*bold\\*\\* \\[link\\](http://evil.example/)",
+        8: "=HYPERLINK(\"http://evil.example/\")",
+    }
+    for i, cell in md_cell.items():
+        assert f"| {ids[i]} | {cell} | " in md, (i, cell)
+    for tid in ids:
+        assert f"| {tid} | " in md, tid
     for name, tables in md_tables(md).items():
         for t in tables:
             assert len({len(r) for r in t}) == 1, name

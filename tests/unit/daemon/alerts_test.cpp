@@ -1,5 +1,6 @@
-// Tests for daemon/alerts.h: the Alertmanager body, and that a slow or dead receiver never
-// blocks callers: the queue is bounded and drops are counted.
+// Tests for daemon/alerts.h: the Alertmanager body, that a slow or dead receiver never blocks
+// callers (the queue is bounded and drops are counted), and reposts on a ManualClock. No test
+// sleeps: a held receiver and wake() replace waiting.
 #include "daemon/alerts.h"
 
 #include <gtest/gtest.h>
@@ -8,9 +9,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "tests/unit/core/test_support.h"
+#include "tests/unit/influx/test_http_server.h"
 
 namespace tw::daemon {
 namespace {
@@ -45,29 +49,129 @@ TEST(AlertDispatcher, AlertmanagerBodyIsTheApiV2Shape) {
   EXPECT_EQ(body[0]["endsAt"], "2026-11-28T10:03:00.000Z");
 }
 
-TEST(AlertDispatcher, DeadReceiverNeverBlocksAndDropsAreCounted) {
-  SystemClock clock;
-  AlertingOptions o;
-  o.webhook_url = "http://127.0.0.1:" + std::to_string(dead_port()) + "/hook";
-  o.queue_capacity = 2;
-  o.attempts = 3;  // each delivery keeps the worker busy ~1.75 s with back-off
-  auto sink = std::make_shared<MemoryLogSink>();
-  AlertDispatcher d(o, clock, Logger("alerts", sink));
+tw::testing::CannedResponse ok() {
+  tw::testing::CannedResponse r;
+  r.body = "{}";
+  return r;
+}
+
+// A webhook receiver that holds every answer until release(): the worker is stuck in its first
+// delivery for as long as the test wants, without any timing.
+struct HeldReceiver {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;
+  tw::testing::TestHttpServer server{[this](const tw::testing::RecordedRequest&) {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [this] { return released; });
+    return ok();
+  }};
+  void release() {
+    {
+      std::lock_guard lock(mu);
+      released = true;
+    }
+    cv.notify_all();
+  }
+  ~HeldReceiver() { release(); }
+};
+
+StateChange violation_opened() {
   StateChange c;
   c.event = "violation_opened";
   c.cluster = "c1";
-  auto start = std::chrono::steady_clock::now();
-  // The worker takes at most one batch (at most `capacity` messages) before it is stuck retrying,
-  // and the queue holds `capacity` more: of 7 messages at least 3 must be dropped.
-  for (int i = 0; i < 7; ++i) d.state_changed(c);
-  auto took = std::chrono::steady_clock::now() - start;
-  EXPECT_LT(took, std::chrono::milliseconds(500)) << "state_changed must not wait for delivery";
-  EXPECT_GE(d.counters().dropped.load(), 3);
+  return c;
+}
+
+TEST(AlertDispatcher, SlowReceiverNeverBlocksAndDropsAreCounted) {
+  ManualClock clock(ts("2026-11-28T10:00:00Z"));
+  HeldReceiver receiver;
+  AlertingOptions o;
+  o.webhook_url = receiver.server.base_url("/hook");
+  o.queue_capacity = 2;
+  o.timeout = std::chrono::minutes(5);  // the held delivery must not time out
+  auto sink = std::make_shared<MemoryLogSink>();
+  AlertDispatcher d(o, clock, Logger("alerts", sink));
+  // The worker takes at most one batch (at most `capacity` messages) and is then held by the
+  // receiver; the queue holds `capacity` more: of 7 messages at least 3 are dropped, and
+  // state_changed returns every time (it would hang here otherwise).
+  for (int i = 0; i < 7; ++i) d.state_changed(violation_opened());
+  const std::int64_t dropped = d.counters().dropped.load();
+  EXPECT_GE(dropped, 3);
   bool logged = false;
   for (const auto& l : sink->lines()) logged = logged || l.find("queue full") != std::string::npos;
   EXPECT_TRUE(logged);
-  d.stop();
-  EXPECT_GE(d.counters().webhook_failed.load(), 1);
+  receiver.release();
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(d.counters().webhook_ok.load() + dropped, 7);
+  EXPECT_EQ(d.counters().webhook_failed.load(), 0);
+  EXPECT_EQ(static_cast<std::int64_t>(receiver.server.request_count()), 7 - dropped);
+}
+
+TEST(AlertDispatcher, DeadReceiverFailureIsCountedAfterEveryAttempt) {
+  ManualClock clock(ts("2026-11-28T10:00:00Z"));
+  AlertingOptions o;
+  o.webhook_url = "http://127.0.0.1:" + std::to_string(dead_port()) + "/hook";
+  o.attempts = 3;
+  o.retry_backoff = Duration(0);  // no waiting between the attempts
+  auto sink = std::make_shared<MemoryLogSink>();
+  AlertDispatcher d(o, clock, Logger("alerts", sink));
+  d.state_changed(violation_opened());
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(d.counters().webhook_failed.load(), 1);
+  EXPECT_EQ(d.counters().webhook_ok.load(), 0);
+  bool logged = false;
+  for (const auto& l : sink->lines()) {
+    logged = logged || l.find("alert delivery failed") != std::string::npos;
+  }
+  EXPECT_TRUE(logged);
+}
+
+// Alertmanager: posted when it appears, re-posted every `repost` on the injected clock with
+// endsAt = now + 3 intervals, and posted once more with endsAt = now when it resolves.
+TEST(AlertDispatcher, RepostsFollowTheManualClock) {
+  ManualClock clock(ts("2026-11-28T10:00:00Z"));
+  tw::testing::TestHttpServer am([](const tw::testing::RecordedRequest&) { return ok(); });
+  AlertingOptions o;
+  o.alertmanager_url = am.base_url("");
+  o.repost = std::chrono::minutes(1);
+  AlertDispatcher d(o, clock, Logger("alerts", std::make_shared<MemoryLogSink>()));
+  auto ends_at = [&](std::size_t i) {
+    auto body = nlohmann::json::parse(am.requests().at(i).body);
+    return body.at(0).at("endsAt").get<std::string>();
+  };
+  Alert a;
+  a.labels = {{"alertname", "TokenPolicyViolation"}, {"cluster", "c1"}, {"token_id", "t1"}};
+  a.starts_at = clock.now();
+
+  d.set_active("c1", {a});
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  ASSERT_EQ(am.request_count(), 1u);
+  EXPECT_EQ(am.requests()[0].target, "/api/v2/alerts");
+  EXPECT_EQ(ends_at(0), "2026-11-28T10:03:00.000Z");
+
+  d.set_active("c1", {a});  // the same set: nothing to post
+  clock.advance(std::chrono::seconds(59));
+  d.wake();
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(am.request_count(), 1u) << "no repost before the interval";
+
+  clock.advance(std::chrono::seconds(1));
+  d.wake();
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  ASSERT_EQ(am.request_count(), 2u);
+  EXPECT_EQ(ends_at(1), "2026-11-28T10:04:00.000Z");
+
+  clock.advance(std::chrono::seconds(10));
+  d.set_active("c1", {});  // resolved: posted once with endsAt = now
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  ASSERT_EQ(am.request_count(), 3u);
+  EXPECT_EQ(ends_at(2), "2026-11-28T10:01:10.000Z");
+
+  clock.advance(std::chrono::minutes(5));
+  d.wake();
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(am.request_count(), 3u) << "nothing active, nothing re-posted";
 }
 
 }  // namespace

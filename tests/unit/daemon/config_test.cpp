@@ -307,6 +307,17 @@ TEST(LoadConfig, EmptyListenDisablesHttp) {
   EXPECT_EQ(r.config->http.listen, "");
 }
 
+TEST(LoadConfig, ReuseMetricsTextIsAnHttpOption) {
+  auto r = load(kGoodCluster);
+  ASSERT_TRUE(r.config.has_value()) << all(r.errors);
+  EXPECT_TRUE(r.config->http.reuse_metrics_text);
+  r = load(std::string("[http]\nreuse_metrics_text = false\n") + kGoodCluster);
+  ASSERT_TRUE(r.config.has_value()) << all(r.errors);
+  EXPECT_FALSE(r.config->http.reuse_metrics_text);
+  r = load(std::string("[http]\nreuse_metrics_text = \"no\"\n") + kGoodCluster);
+  EXPECT_FALSE(r.config.has_value());
+}
+
 TEST(LoadConfig, Warnings) {
   auto r = load(R"toml(
 [[clusters]]

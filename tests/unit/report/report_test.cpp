@@ -404,6 +404,34 @@ TEST_F(HostileTest, HtmlEscapesEverything) {
   EXPECT_NE(h.find("Content-Security-Policy"), std::string::npos);
 }
 
+// Every hostile row is in the report, its description escaped in its own cell (not dropped,
+// not cut short beyond the documented limit of 300 bytes).
+TEST_F(HostileTest, HtmlRendersEveryHostileRowEscaped) {
+  const std::string h = render(data_, Format::kHtml);
+  auto row = [](const std::string& id, const std::string& description) {
+    return "<td class=\"id\">" + id + "</td><td class=\"wrap\">" + description + "</td>";
+  };
+  EXPECT_NE(h.find(row("h1", "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;")),
+            std::string::npos);
+  EXPECT_NE(h.find(row("h2", "=HYPERLINK(&quot;http://evil&quot;)")), std::string::npos);
+  EXPECT_NE(h.find(row("h3", "line1\\nline2\\x1b[31mred\\r")), std::string::npos);
+  EXPECT_NE(h.find(row("h4", "bad \uFFFD\uFFFD utf8 | *x* [l](http://e)")), std::string::npos);
+  EXPECT_NE(h.find(row("h5", std::string(300, 'L') + "...")), std::string::npos);
+}
+
+TEST_F(HostileTest, MarkdownRendersEveryHostileRowEscaped) {
+  const std::string md = render(data_, Format::kMarkdown);
+  auto row = [](const std::string& id, const std::string& description) {
+    return "| " + id + " | " + description + " | ";
+  };
+  EXPECT_NE(md.find(row("h1", "&lt;script&gt;alert(1)&lt;/script&gt;\"'&amp;")), std::string::npos);
+  EXPECT_NE(md.find(row("h2", "=HYPERLINK(\"http://evil\")")), std::string::npos);
+  EXPECT_NE(md.find(row("h3", "line1\\\\nline2\\\\x1b\\[31mred\\\\r")), std::string::npos);
+  EXPECT_NE(md.find(row("h4", "bad \uFFFD\uFFFD utf8 \\| \\*x\\* \\[l\\](http://e)")),
+            std::string::npos);
+  EXPECT_NE(md.find(row("h5", std::string(300, 'L') + "...")), std::string::npos);
+}
+
 TEST_F(HostileTest, MarkdownCannotBreakOutOfATableCell) {
   const std::string md = render(data_, Format::kMarkdown);
   EXPECT_EQ(md.find("<script"), std::string::npos);
