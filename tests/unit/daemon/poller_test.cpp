@@ -255,7 +255,7 @@ TEST_F(PollerTest, EachRunCallsTheSourceOnce) {
   EXPECT_EQ(fake_->list_calls, 5);
   EXPECT_EQ(count("SELECT COUNT(*) FROM polls"), 5);
   EXPECT_EQ(poller_->cluster().name, "prod-eu");
-  EXPECT_EQ(poller_->client().describe(), "fake");
+  EXPECT_EQ(poller_->client().describe(), "fake cluster");
 }
 
 TEST_F(PollerTest, SteadyStateOffersTheKnownDigestAndRecordsOnlyAPollRow) {

@@ -307,10 +307,16 @@ INSTANTIATE_TEST_SUITE_P(
              },
              {"resolve v1 compliant: the token complies again"}},
         Case{"resolved restricted when it complies after our restrict",
-             [](World& w) { w.violate(1, "t2", "no-billing-write", ViolationState::kEnforced); },
+             [](World& w) {
+               w.tok("t1").expires_at = kNow + days(30);  // only t2 is judged here
+               w.violate(1, "t2", "no-billing-write", ViolationState::kEnforced);
+             },
              {"resolve v1 restricted: the token was restricted"}},
         Case{"resolved restricted when our restrict's outcome was lost",
-             [](World& w) { w.violate(1, "t2", "no-billing-write", ViolationState::kEnforcing); },
+             [](World& w) {
+               w.tok("t1").expires_at = kNow + days(30);  // only t2 is judged here
+               w.violate(1, "t2", "no-billing-write", ViolationState::kEnforcing);
+             },
              {"resolve v1 restricted: the token was restricted"}},
         Case{"resolved revoked, whoever revoked it",
              [](World& w) {
@@ -331,7 +337,10 @@ INSTANTIATE_TEST_SUITE_P(
              },
              {"resolve v1 removed: the token is no longer listed"}},
         Case{"resolved policy_removed when its policy is no longer configured",
-             [](World& w) { w.violate(1, "t2", "gone-policy"); },
+             [](World& w) {
+               w.tok("t1").expires_at = kNow + days(30);  // only t2 is judged here
+               w.violate(1, "t2", "gone-policy");
+             },
              {"resolve v1 policy_removed: the policy is no longer configured"}},
         Case{"an exemption suppresses the violation and is recorded once",
              [](World& w) {
