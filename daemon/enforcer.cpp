@@ -13,23 +13,14 @@
 
 #include "core/json_writer.h"
 #include "core/strings.h"
-#include "storage/sqlite.h"
 
 namespace tw::daemon {
 namespace {
 
+using policy::Violation;
 using storage::ActionState;
 using storage::Resolution;
 using storage::ViolationState;
-
-std::string key_of(const std::string& token, const std::string& policy) {
-  std::string k;
-  k.reserve(token.size() + policy.size() + 1);
-  k += token;
-  k += '\0';
-  k += policy;
-  return k;
-}
 
 // 30 s, 1 min, 2 min, 4 min between the five attempts.
 Duration backoff(int attempts) {
@@ -47,6 +38,142 @@ bool attempt_abandoned(const storage::ActionRow& a, Timestamp now, Duration time
 
 bool is_active(const storage::KnownToken& k, Timestamp now) {
   return k.status != TokenStatus::kRemoved && status_at(k.token, now) == TokenStatus::kActive;
+}
+
+ActionKind kind_of(const storage::ActionRow& a) {
+  return parse_action_kind(a.action).value_or(ActionKind::kRevoke);
+}
+
+// The storage boundary: rows <-> the planner's values.
+Violation to_violation(storage::ViolationRow&& r, bool keep_detail) {
+  Violation v;
+  v.id = r.id;
+  v.token_id = std::move(r.token_id);
+  v.policy = std::move(r.policy);
+  v.severity = std::move(r.severity);
+  v.action = policy::parse_action(r.action).value_or(policy::Action::kAlert);
+  v.state = r.state;
+  v.opened_at = r.opened_at;
+  v.due_at = r.due_at;
+  v.released = r.released;
+  if (keep_detail) v.detail = std::move(r.detail);  // only alerts read it: 42k would hold ~10 MB
+  return v;
+}
+
+policy::PendingAction to_pending(const storage::ActionRow& a, Timestamp now, Duration timeout) {
+  policy::PendingAction p;
+  p.id = a.id;
+  p.violation_id = a.violation_id;
+  p.token_id = a.token_id;
+  p.policy = a.policy;
+  p.kind = kind_of(a);
+  p.state = a.state;
+  p.attempts = a.attempts;
+  p.target = a.target;
+  p.next_attempt_at = a.next_attempt_at;
+  if (a.attempt_started_at && !attempt_abandoned(a, now, timeout))
+    p.busy_until = *a.attempt_started_at + 2 * timeout + std::chrono::minutes(1) + Duration(1);
+  return p;
+}
+
+// The one place an enforcement_actions row is built from the plan.
+storage::ActionRow action_row(const policy::NewAction& n, const std::string& cluster,
+                              Timestamp now) {
+  storage::ActionRow a;
+  a.violation_id = n.violation;
+  a.cluster = cluster;
+  a.token_id = n.token_id;
+  a.policy = n.policy;
+  a.action = std::string(to_string(n.kind));
+  a.state = n.state;
+  a.planned_at = now;
+  a.target = n.target;
+  if (n.state == ActionState::kSkipped) {
+    a.completed_at = now;
+    a.error = "monitor mode";
+  }
+  return a;
+}
+
+class InventoryView final : public policy::TokenView {
+ public:
+  explicit InventoryView(const storage::Inventory& inventory) : inventory_(inventory) {}
+  const Token* listed(const std::string& id) const override {
+    auto it = inventory_.find(id);
+    if (it == inventory_.end() || it->second.status == TokenStatus::kRemoved) return nullptr;
+    return &it->second.token;
+  }
+  std::size_t active_count(Timestamp now) const override {
+    std::size_t n = 0;
+    for (const auto& [id, k] : inventory_)
+      if (is_active(k, now)) ++n;
+    return n;
+  }
+
+ private:
+  const storage::Inventory& inventory_;
+};
+
+// Audit details, byte for byte as recorded since the first release (the log is a hash chain).
+std::string opened_detail(const Violation& v, const policy::Open& o) {
+  std::string d;
+  JsonWriter w(d);
+  w.begin_object()
+      .field("violation_id", v.id)
+      .field("policy", v.policy)
+      .field("severity", v.severity)
+      .field("action", policy::to_string(v.action))
+      .field("reason", o.reason)
+      .field("action_due_at", v.due_at)
+      .field("mode", policy::to_string(o.mode));
+  if (o.continues) w.field("continues_violation", *o.continues);
+  w.end_object();
+  return d;
+}
+
+std::string skipped_detail(std::int64_t action, const Violation& v, std::string_view kind) {
+  std::string d;
+  JsonWriter(d)
+      .begin_object()
+      .field("action_id", action)
+      .field("violation_id", v.id)
+      .field("policy", v.policy)
+      .field("action", kind)
+      .field("reason", "monitor")
+      .end_object();
+  return d;
+}
+
+std::string planned_detail(std::int64_t action, const Violation& v, const storage::ActionRow& a) {
+  std::string d;
+  JsonWriter w(d);
+  w.begin_object()
+      .field("action_id", action)
+      .field("violation_id", v.id)
+      .field("policy", v.policy)
+      .field("action", a.action);
+  if (a.state == ActionState::kAwaitingApproval) {
+    w.field("awaiting_approval", true);
+  } else {
+    w.field("released", v.released);
+  }
+  if (kind_of(a) == ActionKind::kRestrict) w.key("permissions").raw(permissions_json(a.target));
+  w.end_object();
+  return d;
+}
+
+std::string halted_detail(const policy::Halt& h, const EnforcementSettings& s) {
+  std::string d;
+  JsonWriter w(d);
+  w.begin_object()
+      .field("planned", h.planned)
+      .field("active_tokens", h.active_tokens)
+      .field("max_actions_per_cycle", s.max_actions_per_cycle)
+      .field("max_actions_percent", s.max_actions_percent);
+  w.key("policies").begin_object();
+  for (const auto& [name, n] : h.by_policy) w.field(name, n);
+  w.end_object().end_object();
+  return d;
 }
 
 }  // namespace
@@ -73,38 +200,35 @@ Enforcer::Enforcer(ClusterConfig cluster, const Clock& clock, Logger log, AlertS
 void Enforcer::configure(std::shared_ptr<const policy::PolicySet> policies,
                          EnforcementSettings settings) {
   policies_ = std::move(policies);
-  index_.clear();
-  if (policies_) {
-    for (std::size_t i = 0; i < policies_->specs().size(); ++i)
-      index_.emplace(policies_->specs()[i].name, i);
-  }
   settings_ = settings;
   configured_changed_ = true;
   alerts_dirty_ = true;
 }
 
-const policy::PolicySpec* Enforcer::spec(const std::string& name) const {
-  auto it = index_.find(name);
-  return it == index_.end() ? nullptr : &policies_->specs()[it->second];
-}
-
-policy::Mode Enforcer::mode_of(const policy::PolicySpec& p) const {
-  return p.mode.value_or(settings_.mode);
+// An outside writer (an `approve`, a manual `poll`) makes the cached state stale.
+Status Enforcer::refresh(storage::WriteTxn& txn) {
+  auto version = storage::data_version(txn.db());
+  if (!version.ok()) return version.take_error();
+  if (loaded_ && *version == data_version_) return ok_status();
+  TW_RETURN_IF_ERROR(load(txn));
+  data_version_ = *version;
+  return ok_status();
 }
 
 Status Enforcer::load(storage::WriteTxn& txn) {
   auto rows = storage::open_violations(txn.db(), cluster_.name);
   if (!rows.ok()) return rows.take_error();
   open_.clear();
-  for (auto& v : *rows) {
-    if (!alerting()) v.detail.clear();  // only alerts read it; 42k violations would hold ~10 MB
+  for (auto& r : *rows) {
+    Violation v = to_violation(std::move(r), alerting());
     std::string id = v.token_id;
     open_[std::move(id)].push_back(std::move(v));
   }
   auto uses = storage::exemption_uses(txn.db(), cluster_.name);
   if (!uses.ok()) return uses.take_error();
   exemption_uses_.clear();
-  for (const auto& [exemption, token] : *uses) exemption_uses_.insert(key_of(exemption, token));
+  for (const auto& [exemption, token] : *uses)
+    exemption_uses_.insert(policy::exemption_use_key(exemption, token));
   auto halted = storage::cluster_halted(txn.db(), cluster_.name);
   if (!halted.ok()) return halted.take_error();
   halted_ = *halted;
@@ -115,7 +239,16 @@ Status Enforcer::load(storage::WriteTxn& txn) {
   return ok_status();
 }
 
-storage::ViolationRow* Enforcer::find_violation(std::int64_t id) {
+Violation* Enforcer::find_violation(const std::string& token_id, std::int64_t id) {
+  auto it = open_.find(token_id);
+  if (it == open_.end()) return nullptr;
+  for (auto& v : it->second) {
+    if (v.id == id) return &v;
+  }
+  return nullptr;
+}
+
+Violation* Enforcer::find_violation(std::int64_t id) {
   for (auto& [token, vs] : open_) {
     for (auto& v : vs) {
       if (v.id == id) return &v;
@@ -125,7 +258,7 @@ storage::ViolationRow* Enforcer::find_violation(std::int64_t id) {
 }
 
 Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id,
-                        std::string detail, Timestamp now, const storage::ViolationRow* v) {
+                        std::string detail, Timestamp now, const Violation* v) {
   if (v != nullptr && alerting()) {
     StateChange c;
     c.event = std::string(to_string(kind));
@@ -144,637 +277,438 @@ Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::strin
   return ok_status();
 }
 
-Status Enforcer::open_violation(storage::WriteTxn& txn, std::size_t pi,
-                                const policy::Subject& subject, Timestamp now,
-                                EnforcementReport& report) {
-  const Token& token = *subject.token;
-  const policy::PolicySpec& p = policies_->specs()[pi];
-  storage::ViolationRow v;
-  v.cluster = cluster_.name;
-  v.token_id = token.id;
-  v.policy = p.name;
-  v.severity = std::string(policy::to_string(p.severity));
-  v.action = std::string(policy::to_string(p.action));
-  v.state = ViolationState::kOpen;
-  v.opened_at = now;
-  std::optional<std::int64_t> continues;
-  if (reappeared_.contains(token.id)) {
-    // A token listed again after its removal keeps the grace it had: the clock does not restart.
-    auto earlier =
-        storage::last_violation_resolved_as_removed(txn.db(), cluster_.name, token.id, p.name);
-    if (!earlier.ok()) return earlier.take_error();
-    if (*earlier) {
-      v.opened_at = (*earlier)->opened_at;
-      continues = (*earlier)->id;
-    }
-  }
-  if (p.action != policy::Action::kAlert) v.due_at = v.opened_at + p.grace_period;
-  std::string reason = policies_->explain(pi, subject, now);
-  {
-    JsonWriter w(v.detail);
-    w.begin_object()
-        .field("reason", reason)
-        .field("kind", policy::to_string(p.kind))
-        .field("token_description", token.description)
-        .end_object();
-  }
-  auto id = storage::insert_violation(txn, v);
-  if (!id.ok()) return id.take_error();
-  v.id = *id;
-  std::string d;
-  JsonWriter w(d);
-  w.begin_object()
-      .field("violation_id", v.id)
-      .field("policy", p.name)
-      .field("severity", v.severity)
-      .field("action", v.action)
-      .field("reason", reason)
-      .field("action_due_at", v.due_at)
-      .field("mode", policy::to_string(mode_of(p)));
-  if (continues) w.field("continues_violation", *continues);
-  w.end_object();
-  TW_RETURN_IF_ERROR(record(txn, EventKind::kViolationOpened, token.id, std::move(d), now, &v));
-  log_.warn("violation opened", {{"cluster", cluster_.name},
-                                 {"token_id", token.id},
-                                 {"policy", p.name},
-                                 {"severity", v.severity},
-                                 {"reason", reason}});
-  ++report.opened;
-  alerts_dirty_ = true;
-  counts_dirty_ = true;
-  if (metrics_ != nullptr) metrics_->violation_opened(cluster_.name, p.name);
-  if (!alerting()) v.detail.clear();
-  open_[token.id].push_back(std::move(v));
-  return ok_status();
-}
-
-Status Enforcer::resolve(storage::WriteTxn& txn, storage::ViolationRow& v, Resolution resolution,
-                         const std::string& why, Timestamp now, EnforcementReport& report) {
-  TW_RETURN_IF_ERROR(storage::resolve_violation(txn, v.id, resolution, now));
-  v.state = ViolationState::kResolved;
-  v.resolution = resolution;
-  v.resolved_at = now;
-  std::string d;
-  JsonWriter(d)
-      .begin_object()
-      .field("violation_id", v.id)
-      .field("policy", v.policy)
-      .field("resolution", to_string(resolution))
-      .field("why", why)
-      .end_object();
-  TW_RETURN_IF_ERROR(record(txn, EventKind::kViolationResolved, v.token_id, std::move(d), now, &v));
-  log_.info("violation resolved", {{"cluster", cluster_.name},
-                                   {"token_id", v.token_id},
-                                   {"policy", v.policy},
-                                   {"resolution", to_string(resolution)}});
-  ++report.resolved;
-  alerts_dirty_ = true;
-  counts_dirty_ = true;
-  return ok_status();
-}
-
-Status Enforcer::reconcile_token(storage::WriteTxn& txn, const std::string& id,
-                                 const storage::KnownToken* known,
-                                 std::span<const policy::Finding> findings,
-                                 std::span<const policy::Subject> subjects, Timestamp now,
-                                 EnforcementReport& report) {
-  const auto& specs = policies_->specs();
-  auto finding_for = [&](const std::string& policy) -> const policy::Finding* {
-    auto pi = index_.find(policy);
-    if (pi == index_.end()) return nullptr;
-    for (const auto& f : findings) {
-      if (f.policy == pi->second) return &f;
-    }
-    return nullptr;
-  };
-  // 1. Violations that no longer hold are resolved, with the reason they ended.
-  if (auto it = open_.find(id); it != open_.end()) {
-    auto& vs = it->second;
-    for (auto v = vs.begin(); v != vs.end();) {
-      std::optional<Resolution> resolution;
-      std::string why;
-      const policy::Finding* f = nullptr;
-      if (spec(v->policy) == nullptr) {
-        resolution = Resolution::kPolicyRemoved, why = "the policy is no longer configured";
-      } else if (known == nullptr || known->status == TokenStatus::kRemoved) {
-        resolution = Resolution::kRemoved, why = "the token is no longer listed";
-      } else if (known->token.revoked_at) {
-        resolution = Resolution::kRevoked, why = "the token is revoked";
-      } else if (status_at(known->token, now) == TokenStatus::kExpired) {
-        resolution = Resolution::kCompliant, why = "the token expired";
-      } else if (f = finding_for(v->policy); f == nullptr) {
-        // Compliant after our restrict — recorded, or still in flight when a crash lost its
-        // outcome.
-        bool restricted =
-            (v->state == ViolationState::kEnforced || v->state == ViolationState::kEnforcing) &&
-            v->action == "restrict";
-        resolution = restricted ? Resolution::kRestricted : Resolution::kCompliant;
-        why = restricted ? "the token was restricted" : "the token complies again";
-      } else if (f->exempt()) {
-        resolution = Resolution::kExempted, why = "an exemption now covers it";
-      }
-      if (!resolution) {
-        ++v;
-        continue;
-      }
-      TW_RETURN_IF_ERROR(resolve(txn, *v, *resolution, why, now, report));
-      v = vs.erase(v);
-    }
-    if (vs.empty()) open_.erase(it);
-  }
-  // 2. New violations open; exemptions that suppress one are recorded once per token.
-  for (const auto& f : findings) {
-    const Token& token = *subjects[f.subject].token;
-    const policy::PolicySpec& p = specs[f.policy];
-    if (f.exempt()) {
-      const auto& e = policies_->exemptions()[static_cast<std::size_t>(f.exemption)];
-      std::string ek = policies_->exemption_key(static_cast<std::size_t>(f.exemption));
-      std::string use = key_of(ek, token.id);
-      if (exemption_uses_.contains(use)) continue;
-      auto fresh = storage::note_exemption_use(txn, ek, cluster_.name, token.id, now);
-      if (!fresh.ok()) return fresh.take_error();
-      exemption_uses_.insert(std::move(use));
-      if (*fresh) {
-        std::string d;
-        JsonWriter(d)
-            .begin_object()
-            .field("exemption", ek)
-            .field("policy", p.name)
-            .field("exemption_policy", e.policy)
-            .field("reason", e.reason)
-            .field("expires", e.expires)
-            .end_object();
-        TW_RETURN_IF_ERROR(
-            record(txn, EventKind::kExemptionApplied, token.id, std::move(d), now, nullptr));
-        ++report.exemptions_applied;
-      }
-      continue;
-    }
-    auto it = open_.find(token.id);
-    bool is_open = it != open_.end() &&
-                   std::any_of(it->second.begin(), it->second.end(),
-                               [&](const storage::ViolationRow& v) { return v.policy == p.name; });
-    if (!is_open)
-      TW_RETURN_IF_ERROR(open_violation(txn, f.policy, subjects[f.subject], now, report));
-  }
-  return ok_status();
-}
-
 void Enforcer::remember_clock(const std::string& id, Timestamp next) {
   if (next == Timestamp::max()) return;
   clock_heap_.emplace_back(next, id);
   std::push_heap(clock_heap_.begin(), clock_heap_.end(), std::greater<>());
 }
 
+struct Enforcer::Judged {
+  bool full = false;
+  std::vector<std::string> ids;  // incremental: the tokens to judge again
+  std::vector<policy::Subject> subjects;
+  std::vector<const std::string*> absent;  // judged ids that are not (or no longer) listed
+  policy::Evaluation eval;
+};
+
 Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory,
                          const storage::PollSummary& poll, Timestamp now,
                          EnforcementReport& report) {
   if (!policies_) return ok_status();
   outbox_.clear();
-  reappeared_.clear();
-  reappeared_.insert(poll.reappeared.begin(), poll.reappeared.end());
-  list_started_at_ = poll.list_started_at;
   unheld_pending_.clear();
-  // An outside writer (an `approve`, a manual `poll`) makes the cached state stale.
-  auto dv = txn.db().cached("PRAGMA data_version");
-  if (!dv.ok()) return dv.take_error();
-  auto row = (*dv)->step();
-  if (!row.ok()) return row.take_error();
-  std::int64_t version = (*dv)->int64(0);
-  (*dv)->reset();
-  if (!loaded_ || version != data_version_) {
-    TW_RETURN_IF_ERROR(load(txn));
-    data_version_ = version;
-  }
-
-  // Which tokens to judge again: all of them, or only those that changed or whose time came.
-  // Superseded times stay in the heap (judging a token again is harmless); a full evaluation
-  // rebuilds it before it grows past twice the inventory.
-  bool full = !evaluated_once_ || configured_changed_ || poll.inventory_reloaded ||
-              poll.changed_tokens.size() * 10 > inventory.size() ||
-              clock_heap_.size() > 2 * inventory.size() + 64;
-  std::vector<std::string> ids;
-  if (!full) {
-    ids = poll.changed_tokens;
-    while (!clock_heap_.empty() && clock_heap_.front().first <= now) {
-      std::pop_heap(clock_heap_.begin(), clock_heap_.end(), std::greater<>());
-      ids.push_back(std::move(clock_heap_.back().second));
-      clock_heap_.pop_back();
-    }
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    if (ids.empty() && now < next_due_) return ok_status();  // nothing can have changed
-  }
-  configured_changed_ = false;
-
-  std::vector<policy::Subject> subjects;
-  std::vector<const std::string*> absent;  // judged ids that are not (or no longer) listed
-  if (full) {
-    subjects.reserve(inventory.size());
-    for (const auto& [id, k] : inventory) {
-      if (k.status != TokenStatus::kRemoved) subjects.push_back({&k.token, k.first_seen});
-    }
-  } else {
-    for (const auto& id : ids) {
-      auto k = inventory.find(id);
-      if (k != inventory.end() && k->second.status != TokenStatus::kRemoved) {
-        subjects.push_back({&k->second.token, k->second.first_seen});
-      } else {
-        absent.push_back(&id);
-      }
-    }
-  }
-  report.evaluated = !subjects.empty() || !absent.empty() || full;
-  const policy::Evaluation eval = policy::evaluate(*policies_, info_, subjects, now);
-  if (full) clock_heap_.clear();
-  for (std::size_t i = 0; i < subjects.size(); ++i)
-    remember_clock(subjects[i].token->id, eval.subject_next_change[i]);
-  evaluated_once_ = true;
-
-  // Reconcile token by token (findings are ordered by subject).
-  std::size_t fi = 0;
-  std::unordered_set<std::string_view> judged;
-  if (full) judged.reserve(subjects.size());
-  for (std::size_t si = 0; si < subjects.size(); ++si) {
-    std::size_t begin = fi;
-    while (fi < eval.findings.size() && eval.findings[fi].subject == si) ++fi;
-    const std::string& id = subjects[si].token->id;
-    if (full) judged.insert(id);
-    const storage::KnownToken& k = inventory.at(id);
-    TW_RETURN_IF_ERROR(reconcile_token(
-        txn, id, &k, std::span(eval.findings).subspan(begin, fi - begin), subjects, now, report));
-  }
-  // Open violations of tokens no longer listed (or removed).
-  std::vector<std::string> gone;
-  if (full) {
-    for (const auto& [id, vs] : open_) {
-      if (!judged.contains(id)) gone.push_back(id);
-    }
-  } else {
-    for (const auto* id : absent) gone.push_back(*id);
-  }
-  for (const auto& id : gone) {
-    auto k = inventory.find(id);
-    TW_RETURN_IF_ERROR(reconcile_token(txn, id, k == inventory.end() ? nullptr : &k->second, {},
-                                       subjects, now, report));
-  }
-
-  // Actions of violations that ended are settled; due violations get their action planned.
-  TW_RETURN_IF_ERROR(settle_pending(txn, inventory, now, report));
-  TW_RETURN_IF_ERROR(plan(txn, inventory, now, report));
-
-  // What runs after the commit, and when there is work again without a change.
-  auto pending = storage::pending_actions(txn.db(), cluster_.name);
-  if (!pending.ok()) return pending.take_error();
-  for (auto& a : *pending) {
-    if (a.state != ActionState::kPlanned) continue;
-    storage::ViolationRow* v = find_violation(a.violation_id);
-    const policy::PolicySpec* p = v != nullptr ? spec(v->policy) : nullptr;
-    if (v == nullptr || p == nullptr) continue;  // settled above
-    if (mode_of(*p) == policy::Mode::kMonitor) {
-      // Monitor mode came after the action was planned (or approved): it must not run now.
-      TW_RETURN_IF_ERROR(storage::finish_action(txn, a.id, ActionState::kSkipped, now,
-                                                "monitor mode", std::nullopt));
-      TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kSkipped));
-      v->state = ViolationState::kSkipped;
-      std::string d;
-      JsonWriter(d)
-          .begin_object()
-          .field("action_id", a.id)
-          .field("violation_id", v->id)
-          .field("policy", v->policy)
-          .field("action", a.action)
-          .field("reason", "monitor")
-          .end_object();
-      TW_RETURN_IF_ERROR(record(txn, EventKind::kActionSkipped, a.token_id, std::move(d), now, v));
-      ++report.skipped;
-      count_action(a.policy, a.action, "skipped");
-      continue;
-    }
-    if (a.next_attempt_at && *a.next_attempt_at > now) {
-      next_due_ = std::min(next_due_, *a.next_attempt_at);
-      continue;
-    }
-    if (a.attempt_started_at && !attempt_abandoned(a, now, cluster_.source.timeout)) {
-      // Running in another process; if that attempt never ends, take it over once it is stale.
-      next_due_ = std::min(next_due_, *a.attempt_started_at + 2 * cluster_.source.timeout +
-                                          std::chrono::minutes(1) + Duration(1));
-      continue;
-    }
-    if (a.action == "restrict") {
-      // Restrict to what complies *now*: permissions removed since the plan must not come back.
-      auto t = inventory.find(a.token_id);
-      if (t == inventory.end()) continue;
-      auto target = policies_->compliant_permissions(index_.at(v->policy), t->second.token);
-      if (target != a.target) {
-        TW_RETURN_IF_ERROR(storage::set_action_target(txn, a.id, target));
-        a.target = std::move(target);
-      }
-    }
-    report.to_run.push_back({std::move(a)});
-  }
-  if (!report.to_run.empty()) next_due_ = now;  // outcomes change the state: look again next cycle
+  list_started_at_ = poll.list_started_at;
+  TW_RETURN_IF_ERROR(refresh(txn));
+  Judged judged;
+  if (!judge(inventory, poll, now, judged)) return ok_status();  // nothing can have changed
+  report.evaluated = !judged.subjects.empty() || !judged.absent.empty() || judged.full;
+  TW_RETURN_IF_ERROR(apply_verdicts(txn, inventory, poll, judged, now, report));
+  TW_RETURN_IF_ERROR(apply_actions(txn, inventory, now, report));
   if (alerts_dirty_ && alerting()) rebuild_alerts(now);
   return ok_status();
 }
 
-Status Enforcer::settle_pending(storage::WriteTxn& txn, const storage::Inventory& inventory,
+// Which tokens to judge again: all of them, or only those that changed or whose time came.
+// Superseded times stay in the heap (judging a token again is harmless); a full evaluation
+// rebuilds it before it grows past twice the inventory. False: nothing to do this cycle.
+bool Enforcer::judge(const storage::Inventory& inventory, const storage::PollSummary& poll,
+                     Timestamp now, Judged& out) {
+  out.full = !evaluated_once_ || configured_changed_ || poll.inventory_reloaded ||
+             poll.changed_tokens.size() * 10 > inventory.size() ||
+             clock_heap_.size() > 2 * inventory.size() + 64;
+  if (!out.full) {
+    out.ids = poll.changed_tokens;
+    while (!clock_heap_.empty() && clock_heap_.front().first <= now) {
+      std::pop_heap(clock_heap_.begin(), clock_heap_.end(), std::greater<>());
+      out.ids.push_back(std::move(clock_heap_.back().second));
+      clock_heap_.pop_back();
+    }
+    std::sort(out.ids.begin(), out.ids.end());
+    out.ids.erase(std::unique(out.ids.begin(), out.ids.end()), out.ids.end());
+    if (out.ids.empty() && now < next_due_) return false;
+  }
+  configured_changed_ = false;
+  if (out.full) {
+    out.subjects.reserve(inventory.size());
+    for (const auto& [id, k] : inventory) {
+      if (k.status != TokenStatus::kRemoved) out.subjects.push_back({&k.token, k.first_seen});
+    }
+  } else {
+    for (const auto& id : out.ids) {
+      auto k = inventory.find(id);
+      if (k != inventory.end() && k->second.status != TokenStatus::kRemoved) {
+        out.subjects.push_back({&k->second.token, k->second.first_seen});
+      } else {
+        out.absent.push_back(&id);
+      }
+    }
+  }
+  out.eval = policy::evaluate(*policies_, info_, out.subjects, now);
+  if (out.full) clock_heap_.clear();
+  for (std::size_t i = 0; i < out.subjects.size(); ++i)
+    remember_clock(out.subjects[i].token->id, out.eval.subject_next_change[i]);
+  evaluated_once_ = true;
+  return true;
+}
+
+// One poll's writes: its transaction, time and report, and the actions it loaded.
+struct Enforcer::Cycle {
+  storage::WriteTxn& txn;
+  Timestamp now;
+  EnforcementReport& report;
+  std::vector<storage::ActionRow> pending;                    // planned or awaiting, by id
+  std::unordered_map<std::size_t, storage::ActionRow> fresh;  // inserted, by plan step
+  storage::ActionRow* pending_action(std::int64_t id) {
+    for (auto& a : pending) {
+      if (a.id == id) return &a;
+    }
+    return nullptr;
+  }
+};
+
+Status Enforcer::apply_verdicts(storage::WriteTxn& txn, const storage::Inventory& inventory,
+                                const storage::PollSummary& poll, const Judged& judged,
                                 Timestamp now, EnforcementReport& report) {
+  // Findings are ordered by subject: one verdict per judged token, then the tokens gone.
+  std::vector<policy::Verdict> verdicts;
+  verdicts.reserve(judged.subjects.size());
+  std::size_t fi = 0;
+  for (std::size_t si = 0; si < judged.subjects.size(); ++si) {
+    std::size_t begin = fi;
+    while (fi < judged.eval.findings.size() && judged.eval.findings[fi].subject == si) ++fi;
+    verdicts.push_back({&judged.subjects[si].token->id, &judged.subjects[si],
+                        std::span(judged.eval.findings).subspan(begin, fi - begin)});
+  }
+  std::vector<std::string> gone;  // open violations of tokens no longer listed (or removed)
+  if (judged.full) {
+    for (const auto& [id, vs] : open_) {
+      auto k = inventory.find(id);
+      if (k == inventory.end() || k->second.status == TokenStatus::kRemoved) gone.push_back(id);
+    }
+  } else {
+    for (const auto* id : judged.absent) gone.push_back(*id);
+  }
+  for (const auto& id : gone) verdicts.push_back({&id, nullptr, {}});
+
+  auto earlier = continued_violations(txn, poll, verdicts);
+  if (!earlier.ok()) return earlier.take_error();
+  const policy::VerdictInput in{*policies_, settings_.mode,  now,     verdicts,
+                                open_,      exemption_uses_, *earlier};
+  Cycle cycle{txn, now, report, {}, {}};
+  for (const auto& step : policy::plan_verdicts(in)) {
+    TW_RETURN_IF_ERROR(std::visit([&](const auto& s) { return apply(cycle, s); }, step));
+  }
+  return ok_status();
+}
+
+// For tokens listed again after their removal: the violations a new one would continue.
+Result<std::vector<policy::Earlier>> Enforcer::continued_violations(
+    storage::WriteTxn& txn, const storage::PollSummary& poll,
+    std::span<const policy::Verdict> verdicts) {
+  std::vector<policy::Earlier> out;
+  if (poll.reappeared.empty()) return out;
+  std::unordered_set<std::string_view> reappeared(poll.reappeared.begin(), poll.reappeared.end());
+  for (const auto& verdict : verdicts) {
+    if (verdict.subject == nullptr || !reappeared.contains(*verdict.token_id)) continue;
+    for (const auto& f : verdict.findings) {
+      if (f.exempt()) continue;
+      const std::string& policy = policies_->specs()[f.policy].name;
+      auto e = storage::last_violation_resolved_as_removed(txn.db(), cluster_.name,
+                                                           *verdict.token_id, policy);
+      if (!e.ok()) return e.take_error();
+      if (*e) out.push_back({*verdict.token_id, policy, (*e)->id, (*e)->opened_at});
+    }
+  }
+  return out;
+}
+
+Status Enforcer::apply(Cycle& c, const policy::Resolve& s) {
+  Violation* v = find_violation(s.token_id, s.violation);
+  if (v == nullptr) return ok_status();
+  TW_RETURN_IF_ERROR(storage::resolve_violation(c.txn, v->id, s.resolution, c.now));
+  v->state = ViolationState::kResolved;
+  std::string d;
+  JsonWriter(d)
+      .begin_object()
+      .field("violation_id", v->id)
+      .field("policy", v->policy)
+      .field("resolution", to_string(s.resolution))
+      .field("why", s.why)
+      .end_object();
+  TW_RETURN_IF_ERROR(
+      record(c.txn, EventKind::kViolationResolved, v->token_id, std::move(d), c.now, v));
+  log_.info("violation resolved", {{"cluster", cluster_.name},
+                                   {"token_id", v->token_id},
+                                   {"policy", v->policy},
+                                   {"resolution", to_string(s.resolution)}});
+  ++c.report.resolved;
+  alerts_dirty_ = true;
+  counts_dirty_ = true;
+  auto& vs = open_[s.token_id];
+  std::erase_if(vs, [&](const Violation& x) { return x.id == s.violation; });
+  if (vs.empty()) open_.erase(s.token_id);
+  return ok_status();
+}
+
+Status Enforcer::apply(Cycle& c, const policy::Open& s) {
+  const Token& token = *s.subject->token;
+  const policy::PolicySpec& p = policies_->specs()[s.policy];
+  storage::ViolationRow row;
+  row.cluster = cluster_.name;
+  row.token_id = token.id;
+  row.policy = p.name;
+  row.severity = std::string(policy::to_string(p.severity));
+  row.action = std::string(policy::to_string(p.action));
+  row.state = ViolationState::kOpen;
+  row.opened_at = s.opened_at;
+  row.due_at = s.due_at;
+  JsonWriter(row.detail)
+      .begin_object()
+      .field("reason", s.reason)
+      .field("kind", policy::to_string(p.kind))
+      .field("token_description", token.description)
+      .end_object();
+  auto id = storage::insert_violation(c.txn, row);
+  if (!id.ok()) return id.take_error();
+  row.id = *id;
+  Violation v = to_violation(std::move(row), alerting());
+  TW_RETURN_IF_ERROR(
+      record(c.txn, EventKind::kViolationOpened, token.id, opened_detail(v, s), c.now, &v));
+  log_.warn("violation opened", {{"cluster", cluster_.name},
+                                 {"token_id", token.id},
+                                 {"policy", p.name},
+                                 {"severity", v.severity},
+                                 {"reason", s.reason}});
+  ++c.report.opened;
+  alerts_dirty_ = true;
+  counts_dirty_ = true;
+  if (metrics_ != nullptr) metrics_->violation_opened(cluster_.name, p.name);
+  open_[token.id].push_back(std::move(v));
+  return ok_status();
+}
+
+Status Enforcer::apply(Cycle& c, const policy::ExemptionUse& s) {
+  auto fresh = storage::note_exemption_use(c.txn, s.key, cluster_.name, s.token_id, c.now);
+  if (!fresh.ok()) return fresh.take_error();
+  exemption_uses_.insert(policy::exemption_use_key(s.key, s.token_id));
+  if (!*fresh) return ok_status();
+  const auto& e = policies_->exemptions()[s.exemption];
+  std::string d;
+  JsonWriter(d)
+      .begin_object()
+      .field("exemption", s.key)
+      .field("policy", policies_->specs()[s.policy].name)
+      .field("exemption_policy", e.policy)
+      .field("reason", e.reason)
+      .field("expires", e.expires)
+      .end_object();
+  TW_RETURN_IF_ERROR(
+      record(c.txn, EventKind::kExemptionApplied, s.token_id, std::move(d), c.now, nullptr));
+  ++c.report.exemptions_applied;
+  return ok_status();
+}
+
+Status Enforcer::apply_actions(storage::WriteTxn& txn, const storage::Inventory& inventory,
+                               Timestamp now, EnforcementReport& report) {
+  Cycle c{txn, now, report, {}, {}};
   auto pending = storage::pending_actions(txn.db(), cluster_.name);
   if (!pending.ok()) return pending.take_error();
-  for (const auto& a : *pending) {
-    storage::ViolationRow* vr = find_violation(a.violation_id);
-    if (vr != nullptr && vr->state != ViolationState::kResolved) continue;
-    // The violation ended; the action must not run. It may already have done its work (a crash
-    // lost the outcome): then it succeeded, and nothing is sent again.
-    auto t = inventory.find(a.token_id);
-    bool gone = t == inventory.end() || t->second.status == TokenStatus::kRemoved ||
-                t->second.token.revoked_at;
-    bool done = a.action == "revoke" ? gone : (!gone && t->second.token.permissions == a.target);
-    ActionState state = done ? ActionState::kSucceeded : ActionState::kSkipped;
-    std::string why =
-        done ? (a.attempts > 0 ? "an earlier attempt took effect (confirmed by this poll)"
-                               : "the token was already in the wanted state")
-             : "the violation ended before the action ran";
-    TW_RETURN_IF_ERROR(
-        storage::finish_action(txn, a.id, state, now, done ? "" : why, std::nullopt));
-    std::string d;
-    JsonWriter(d)
-        .begin_object()
-        .field("action_id", a.id)
-        .field("violation_id", a.violation_id)
-        .field("policy", a.policy)
-        .field("action", a.action)
-        .field(done ? "outcome" : "reason", done ? "reconciled" : "resolved")
-        .field("why", why)
-        .end_object();
-    TW_RETURN_IF_ERROR(record(txn, done ? EventKind::kActionSucceeded : EventKind::kActionSkipped,
-                              a.token_id, std::move(d), now, vr));
-    if (done) {
-      ++report.reconciled;
-    } else {
-      ++report.skipped;
-    }
-    count_action(a.policy, a.action, done ? "succeeded" : "skipped");
-  }
-  return ok_status();
-}
-
-// A violation whose action succeeded stays settled only while the cluster agrees: if this poll
-// still lists the token active (and the violation was not resolved), the action did not hold.
-// It is planned again under the same rules, at most kMaxReplans times, then failed for good.
-Status Enforcer::replan_unheld(storage::WriteTxn& txn, const storage::Inventory& inventory,
-                               Timestamp now, Timestamp list_started_at,
-                               EnforcementReport& report) {
-  for (auto& [token, vs] : open_) {
-    for (auto& v : vs) {
+  c.pending = std::move(*pending);
+  std::vector<policy::PendingAction> actions;
+  actions.reserve(c.pending.size());
+  for (const auto& a : c.pending) actions.push_back(to_pending(a, now, cluster_.source.timeout));
+  std::unordered_map<std::int64_t, policy::Held> held;  // of the violations enforced
+  for (const auto& [token, vs] : open_) {
+    for (const auto& v : vs) {
       if (v.state != ViolationState::kEnforced) continue;
-      auto t = inventory.find(v.token_id);
-      if (t == inventory.end() || !is_active(t->second, now)) continue;
-      auto held = storage::succeeded_actions(txn.db(), v.id);
-      if (!held.ok()) return held.take_error();
-      // Only a list asked for after the action completed can contradict it (a manual `poll`
-      // running beside the daemon may record an older one).
-      if (!held->last_completed_at || list_started_at <= *held->last_completed_at) continue;
-      const bool final = held->count >= kMaxReplans;
-      if (final) {
-        TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v.id, ViolationState::kFailed));
-        v.state = ViolationState::kFailed;
-      } else {
-        TW_RETURN_IF_ERROR(storage::reopen_violation(txn, v.id));
-        v.state = ViolationState::kOpen;
-        v.released = false;
-      }
-      const std::string error =
-          "the " + v.action +
-          " succeeded but a later poll still lists the token active and in violation";
-      std::string d;
-      JsonWriter(d)
-          .begin_object()
-          .field("action_id", held->last_id)
-          .field("violation_id", v.id)
-          .field("policy", v.policy)
-          .field("action", v.action)
-          .field("outcome", "did_not_hold")
-          .field("error", error)
-          .field("actions_succeeded", held->count)
-          .field("final", final)
-          .end_object();
-      TW_RETURN_IF_ERROR(record(txn, EventKind::kActionFailed, v.token_id, std::move(d), now, &v));
-      log_.error(final ? "an action did not hold again; giving up on this violation"
-                       : "an action did not hold; planning it again",
-                 {{"cluster", cluster_.name},
-                  {"token_id", v.token_id},
-                  {"policy", v.policy},
-                  {"action", v.action},
-                  {"actions_succeeded", held->count}});
-      count_action(v.policy, v.action, "did_not_hold");
-      ++report.did_not_hold;
-      unheld_pending_.push_back(v.id);
-      alerts_dirty_ = true;
-      counts_dirty_ = true;
+      auto h = storage::succeeded_actions(txn.db(), v.id);
+      if (!h.ok()) return h.take_error();
+      held[v.id] = {h->count, h->last_id, h->last_completed_at};
     }
+  }
+  const InventoryView tokens(inventory);
+  const policy::ActionInput in{*policies_, settings_, now,    list_started_at_, open_,
+                               actions,    held,      tokens, halted_};
+  policy::ActionPlan plan = policy::plan_actions(in);
+  for (std::size_t i = 0; i < plan.steps.size(); ++i) {
+    TW_RETURN_IF_ERROR(std::visit([&](const auto& s) { return apply(c, s, i); }, plan.steps[i]));
+  }
+  next_due_ = plan.next_due;
+  for (const auto& run : plan.run) {
+    storage::ActionRow* a = run.pending != 0 ? c.pending_action(run.pending) : nullptr;
+    if (run.pending == 0) a = &c.fresh.at(run.step);
+    if (a != nullptr) report.to_run.push_back({std::move(*a)});
   }
   return ok_status();
 }
 
-Status Enforcer::plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
-                      EnforcementReport& report) {
-  TW_RETURN_IF_ERROR(replan_unheld(txn, inventory, now, list_started_at_, report));
-  std::vector<storage::ViolationRow*> due;
-  next_due_ = Timestamp::max();
-  for (auto& [token, vs] : open_) {
-    for (auto& v : vs) {
-      const policy::PolicySpec* p = spec(v.policy);
-      if (p == nullptr || p->action == policy::Action::kAlert) continue;
-      if (v.state != ViolationState::kOpen && v.state != ViolationState::kSkipped &&
-          v.state != ViolationState::kHalted) {
-        continue;  // planned, awaiting approval, running, done or failed for good
-      }
-      if (v.opened_at + p->grace_period > now) {
-        next_due_ = std::min(next_due_, v.opened_at + p->grace_period);
-        continue;
-      }
-      // Halted, and open in monitor mode, stay due: every cycle checks them again.
-      next_due_ = now;
-      due.push_back(&v);
-    }
+Status Enforcer::apply(Cycle& c, const policy::Settle& s, std::size_t) {
+  const storage::ActionRow* a = c.pending_action(s.action);
+  if (a == nullptr) return ok_status();
+  const ActionState state = s.done ? ActionState::kSucceeded : ActionState::kSkipped;
+  TW_RETURN_IF_ERROR(storage::finish_action(c.txn, a->id, state, c.now,
+                                            s.done ? "" : std::string(s.why), std::nullopt));
+  std::string d;
+  JsonWriter(d)
+      .begin_object()
+      .field("action_id", a->id)
+      .field("violation_id", a->violation_id)
+      .field("policy", a->policy)
+      .field("action", a->action)
+      .field(s.done ? "outcome" : "reason", s.done ? "reconciled" : "resolved")
+      .field("why", s.why)
+      .end_object();
+  TW_RETURN_IF_ERROR(record(c.txn, s.done ? EventKind::kActionSucceeded : EventKind::kActionSkipped,
+                            a->token_id, std::move(d), c.now, nullptr));
+  if (s.done) {
+    ++c.report.reconciled;
+  } else {
+    ++c.report.skipped;
   }
-  std::sort(due.begin(), due.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  count_action(a->policy, a->action, s.done ? "succeeded" : "skipped");
+  return ok_status();
+}
 
-  std::vector<storage::ViolationRow*> candidates;
-  for (auto* v : due) {
-    const policy::PolicySpec& p = *spec(v->policy);
-    std::string action(policy::to_string(p.action));
-    if (mode_of(p) == policy::Mode::kMonitor) {
-      if (v->state == ViolationState::kSkipped) continue;  // already recorded
-      storage::ActionRow a;
-      a.violation_id = v->id;
-      a.cluster = cluster_.name;
-      a.token_id = v->token_id;
-      a.policy = v->policy;
-      a.action = action;
-      a.state = ActionState::kSkipped;
-      a.planned_at = now;
-      a.completed_at = now;
-      a.error = "monitor mode";
-      auto id = storage::insert_action(txn, a);
-      if (!id.ok()) return id.take_error();
-      TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kSkipped));
-      v->state = ViolationState::kSkipped;
-      std::string d;
-      JsonWriter(d)
-          .begin_object()
-          .field("action_id", *id)
-          .field("violation_id", v->id)
-          .field("policy", v->policy)
-          .field("action", action)
-          .field("reason", "monitor")
-          .end_object();
-      TW_RETURN_IF_ERROR(record(txn, EventKind::kActionSkipped, v->token_id, std::move(d), now, v));
-      log_.info("action skipped: monitor mode", {{"cluster", cluster_.name},
-                                                 {"token_id", v->token_id},
-                                                 {"policy", v->policy},
-                                                 {"action", action}});
-      ++report.skipped;
-      count_action(v->policy, action, "skipped");
-      continue;
-    }
-    if (p.require_approval) {
-      storage::ActionRow a;
-      a.violation_id = v->id;
-      a.cluster = cluster_.name;
-      a.token_id = v->token_id;
-      a.policy = v->policy;
-      a.action = action;
-      a.state = ActionState::kAwaitingApproval;
-      a.planned_at = now;
-      auto t = inventory.find(v->token_id);
-      if (p.action == policy::Action::kRestrict && t != inventory.end()) {
-        a.target = policies_->compliant_permissions(index_.at(p.name), t->second.token);
-      }
-      auto id = storage::insert_action(txn, a);
-      if (!id.ok()) return id.take_error();
-      TW_RETURN_IF_ERROR(
-          storage::set_violation_state(txn, v->id, ViolationState::kAwaitingApproval));
-      v->state = ViolationState::kAwaitingApproval;
-      std::string d;
-      JsonWriter w(d);
-      w.begin_object()
-          .field("action_id", *id)
-          .field("violation_id", v->id)
-          .field("policy", v->policy)
-          .field("action", action)
-          .field("awaiting_approval", true);
-      if (p.action == policy::Action::kRestrict)
-        w.key("permissions").raw(permissions_json(a.target));
-      w.end_object();
-      TW_RETURN_IF_ERROR(record(txn, EventKind::kActionPlanned, v->token_id, std::move(d), now, v));
-      log_.warn("action awaits approval", {{"cluster", cluster_.name},
-                                           {"token_id", v->token_id},
-                                           {"policy", v->policy},
-                                           {"action", action},
-                                           {"action_id", *id}});
-      ++report.awaiting_approval;
-      alerts_dirty_ = true;
-      continue;
-    }
-    candidates.push_back(v);
+Status Enforcer::apply(Cycle& c, const policy::DidNotHold& s, std::size_t) {
+  Violation* v = find_violation(s.token_id, s.violation);
+  if (v == nullptr) return ok_status();
+  if (s.final) {
+    TW_RETURN_IF_ERROR(storage::set_violation_state(c.txn, v->id, ViolationState::kFailed));
+    v->state = ViolationState::kFailed;
+  } else {
+    TW_RETURN_IF_ERROR(storage::reopen_violation(c.txn, v->id));
+    v->state = ViolationState::kOpen;
+    v->released = false;
   }
+  const std::string action(policy::to_string(v->action));
+  const std::string error =
+      "the " + action + " succeeded but a later poll still lists the token active and in violation";
+  std::string d;
+  JsonWriter(d)
+      .begin_object()
+      .field("action_id", s.held.last_id)
+      .field("violation_id", v->id)
+      .field("policy", v->policy)
+      .field("action", action)
+      .field("outcome", "did_not_hold")
+      .field("error", error)
+      .field("actions_succeeded", s.held.count)
+      .field("final", s.final)
+      .end_object();
+  TW_RETURN_IF_ERROR(record(c.txn, EventKind::kActionFailed, v->token_id, std::move(d), c.now, v));
+  log_.error(s.final ? "an action did not hold again; giving up on this violation"
+                     : "an action did not hold; planning it again",
+             {{"cluster", cluster_.name},
+              {"token_id", v->token_id},
+              {"policy", v->policy},
+              {"action", action},
+              {"actions_succeeded", s.held.count}});
+  count_action(v->policy, action, "did_not_hold");
+  ++c.report.did_not_hold;
+  unheld_pending_.push_back(v->id);
+  alerts_dirty_ = true;
+  counts_dirty_ = true;
+  return ok_status();
+}
 
-  // Safety limits: counted over the actions nobody released by hand.
-  std::size_t unreleased = static_cast<std::size_t>(
-      std::count_if(candidates.begin(), candidates.end(), [](auto* v) { return !v->released; }));
-  std::size_t active = 0;
-  for (const auto& [id, k] : inventory)
-    if (is_active(k, now)) ++active;
-  bool over = unreleased > 0 &&
-              (unreleased > static_cast<std::size_t>(settings_.max_actions_per_cycle) ||
-               unreleased * 100 > static_cast<std::size_t>(settings_.max_actions_percent) * active);
-  if (over) {
-    for (auto* v : candidates) {
-      if (v->released || v->state == ViolationState::kHalted) continue;
-      TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kHalted));
-      v->state = ViolationState::kHalted;
-    }
-    report.halted = static_cast<int>(unreleased);
-    if (!halted_) {
-      std::map<std::string, std::int64_t> by_policy;  // what was held back, for reports
-      for (auto* v : candidates) {
-        if (!v->released) ++by_policy[v->policy];
-      }
-      std::string d;
-      JsonWriter w(d);
-      w.begin_object()
-          .field("planned", static_cast<std::int64_t>(unreleased))
-          .field("active_tokens", static_cast<std::int64_t>(active))
-          .field("max_actions_per_cycle", settings_.max_actions_per_cycle)
-          .field("max_actions_percent", settings_.max_actions_percent);
-      w.key("policies").begin_object();
-      for (const auto& [name, n] : by_policy) w.field(name, n);
-      w.end_object().end_object();
-      TW_RETURN_IF_ERROR(storage::set_cluster_halted(txn, cluster_.name, true, now, d));
-      TW_RETURN_IF_ERROR(record(txn, EventKind::kEnforcementHalted, {}, d, now, nullptr));
-      halted_ = true;
-      alerts_dirty_ = true;
-      counts_dirty_ = true;
-      log_.error(
-          "enforcement halted: the cycle planned more actions than the safety limits allow; none "
-          "runs",
-          {{"cluster", cluster_.name},
-           {"planned", static_cast<std::int64_t>(unreleased)},
-           {"active_tokens", static_cast<std::int64_t>(active)},
-           {"max_actions_per_cycle", settings_.max_actions_per_cycle},
-           {"max_actions_percent", settings_.max_actions_percent}});
-    }
-  } else if (halted_) {  // the plan fits: everything due is planned below, nothing stays halted
-    TW_RETURN_IF_ERROR(storage::set_cluster_halted(txn, cluster_.name, false, now, "{}"));
-    halted_ = false;
+Status Enforcer::apply(Cycle& c, const policy::NewAction& s, std::size_t step) {
+  Violation* v = find_violation(s.token_id, s.violation);
+  if (v == nullptr) return ok_status();
+  storage::ActionRow a = action_row(s, cluster_.name, c.now);
+  auto id = storage::insert_action(c.txn, a);
+  if (!id.ok()) return id.take_error();
+  a.id = *id;
+  const ViolationState next = s.state == ActionState::kSkipped ? ViolationState::kSkipped
+                              : s.state == ActionState::kAwaitingApproval
+                                  ? ViolationState::kAwaitingApproval
+                                  : ViolationState::kEnforcing;
+  TW_RETURN_IF_ERROR(storage::set_violation_state(c.txn, v->id, next));
+  v->state = next;
+  if (s.state == ActionState::kSkipped) {
+    TW_RETURN_IF_ERROR(record(c.txn, EventKind::kActionSkipped, v->token_id,
+                              skipped_detail(a.id, *v, a.action), c.now, v));
+    log_.info("action skipped: monitor mode", {{"cluster", cluster_.name},
+                                               {"token_id", v->token_id},
+                                               {"policy", v->policy},
+                                               {"action", a.action}});
+    ++c.report.skipped;
+    count_action(v->policy, a.action, "skipped");
+    return ok_status();
+  }
+  TW_RETURN_IF_ERROR(
+      record(c.txn, EventKind::kActionPlanned, v->token_id, planned_detail(a.id, *v, a), c.now, v));
+  if (s.state == ActionState::kAwaitingApproval) {
+    log_.warn("action awaits approval", {{"cluster", cluster_.name},
+                                         {"token_id", v->token_id},
+                                         {"policy", v->policy},
+                                         {"action", a.action},
+                                         {"action_id", a.id}});
+    ++c.report.awaiting_approval;
     alerts_dirty_ = true;
-    counts_dirty_ = true;
+    return ok_status();
+  }
+  ++c.report.planned;
+  c.fresh.emplace(step, std::move(a));
+  return ok_status();
+}
+
+Status Enforcer::apply(Cycle& c, const policy::Halt& s, std::size_t) {
+  for (const auto& [id, token] : s.newly_halted) {
+    TW_RETURN_IF_ERROR(storage::set_violation_state(c.txn, id, ViolationState::kHalted));
+    if (Violation* v = find_violation(token, id)) v->state = ViolationState::kHalted;
+  }
+  if (s.over) c.report.halted = static_cast<int>(s.planned);
+  if (!s.set_halted) return ok_status();
+  halted_ = *s.set_halted;
+  alerts_dirty_ = true;
+  counts_dirty_ = true;
+  if (!halted_) {
+    TW_RETURN_IF_ERROR(storage::set_cluster_halted(c.txn, cluster_.name, false, c.now, "{}"));
     log_.info("enforcement resumed: the plan is within the safety limits",
               {{"cluster", cluster_.name}});
+    return ok_status();
   }
-
-  for (auto* v : candidates) {
-    if (over && !v->released) continue;
-    const std::size_t pi = index_.at(v->policy);
-    const policy::PolicySpec& p = policies_->specs()[pi];
-    storage::ActionRow a;
-    a.violation_id = v->id;
-    a.cluster = cluster_.name;
-    a.token_id = v->token_id;
-    a.policy = v->policy;
-    a.action = std::string(policy::to_string(p.action));
-    a.state = ActionState::kPlanned;
-    a.planned_at = now;
-    auto t = inventory.find(v->token_id);
-    if (p.action == policy::Action::kRestrict && t != inventory.end()) {
-      a.target = policies_->compliant_permissions(pi, t->second.token);
-    }
-    auto id = storage::insert_action(txn, a);
-    if (!id.ok()) return id.take_error();
-    TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, ViolationState::kEnforcing));
-    v->state = ViolationState::kEnforcing;
-    std::string d;
-    JsonWriter w(d);
-    w.begin_object()
-        .field("action_id", *id)
-        .field("violation_id", v->id)
-        .field("policy", v->policy)
-        .field("action", a.action)
-        .field("released", v->released);
-    if (p.action == policy::Action::kRestrict) w.key("permissions").raw(permissions_json(a.target));
-    w.end_object();
-    TW_RETURN_IF_ERROR(record(txn, EventKind::kActionPlanned, v->token_id, std::move(d), now, v));
-    ++report.planned;
-  }
+  const std::string d = halted_detail(s, settings_);
+  TW_RETURN_IF_ERROR(storage::set_cluster_halted(c.txn, cluster_.name, true, c.now, d));
+  TW_RETURN_IF_ERROR(record(c.txn, EventKind::kEnforcementHalted, {}, d, c.now, nullptr));
+  log_.error(
+      "enforcement halted: the cycle planned more actions than the safety limits allow; none "
+      "runs",
+      {{"cluster", cluster_.name},
+       {"planned", s.planned},
+       {"active_tokens", s.active_tokens},
+       {"max_actions_per_cycle", settings_.max_actions_per_cycle},
+       {"max_actions_percent", settings_.max_actions_percent}});
   return ok_status();
 }
 
-void Enforcer::count_action(const std::string& policy, const std::string& action,
+// Monitor mode came after the action was planned (or approved): it must not run now.
+Status Enforcer::apply(Cycle& c, const policy::SkipPending& s, std::size_t) {
+  const storage::ActionRow* a = c.pending_action(s.action);
+  Violation* v = find_violation(s.token_id, s.violation);
+  if (a == nullptr || v == nullptr) return ok_status();
+  TW_RETURN_IF_ERROR(storage::finish_action(c.txn, a->id, ActionState::kSkipped, c.now,
+                                            "monitor mode", std::nullopt));
+  TW_RETURN_IF_ERROR(storage::set_violation_state(c.txn, v->id, ViolationState::kSkipped));
+  v->state = ViolationState::kSkipped;
+  TW_RETURN_IF_ERROR(record(c.txn, EventKind::kActionSkipped, a->token_id,
+                            skipped_detail(a->id, *v, a->action), c.now, v));
+  ++c.report.skipped;
+  count_action(a->policy, a->action, "skipped");
+  return ok_status();
+}
+
+Status Enforcer::apply(Cycle& c, const policy::Retarget& s, std::size_t) {
+  storage::ActionRow* a = c.pending_action(s.action);
+  if (a == nullptr) return ok_status();
+  TW_RETURN_IF_ERROR(storage::set_action_target(c.txn, a->id, s.target));
+  a->target = s.target;
+  return ok_status();
+}
+
+void Enforcer::count_action(const std::string& policy, std::string_view action,
                             std::string_view result) {
-  if (metrics_ != nullptr) metrics_->action(cluster_.name, policy, action, result);
+  if (metrics_ != nullptr) metrics_->action(cluster_.name, policy, std::string(action), result);
 }
 
 void Enforcer::publish_metrics() {
@@ -898,118 +832,136 @@ ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRo
   return {"restricted", {}, {}};
 }
 
+// Marks the attempt in the database before anything is sent: kTaken if someone else has it,
+// kNoDatabase if the database cannot be written (nothing more runs this cycle).
+Enforcer::Claim Enforcer::claim(storage::AuditStore& store, const storage::ActionRow& a) {
+  const Timestamp now = clock_.now();
+  auto txn = store.begin();
+  if (!txn.ok()) {
+    log_.error("cannot claim an action",
+               {{"cluster", cluster_.name}, {"error", txn.error().message}});
+    return Claim::kNoDatabase;
+  }
+  auto claimed = storage::claim_action(*txn, a.id, now, static_cast<std::int64_t>(::getpid()),
+                                       a.attempt_started_at);
+  return claimed.ok() && *claimed && txn->commit().ok() ? Claim::kOurs : Claim::kTaken;
+}
+
 void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client,
                        const influx::CallContext& ctx, EnforcementReport& report) {
   for (auto& run : report.to_run) {
     // Shutdown: no new action starts; planned ones stay durable and run after the restart.
     if (ctx.cancel != nullptr && ctx.cancel->load()) return;
     const storage::ActionRow& a = run.action;
-    Timestamp now = clock_.now();
-    {
-      auto txn = store.begin();
-      if (!txn.ok()) {
-        log_.error("cannot claim an action",
-                   {{"cluster", cluster_.name}, {"error", txn.error().message}});
-        return;
-      }
-      auto claimed = storage::claim_action(*txn, a.id, now, static_cast<std::int64_t>(::getpid()),
-                                           a.attempt_started_at);
-      if (!claimed.ok() || !*claimed || !txn->commit().ok()) continue;  // someone else has it
-    }
-    const int attempt = a.attempts + 1;
-    log_.warn(a.action == "revoke" ? "revoking token" : "restricting token",
-              {{"cluster", cluster_.name},
-               {"token_id", a.token_id},
-               {"policy", a.policy},
-               {"action_id", a.id},
-               {"attempt", attempt}});
-    ActionResult result =
-        a.action == "revoke" ? run_revoke(client, a, ctx) : run_restrict(client, a, ctx);
-    std::string outcome = std::move(result.outcome);
-    std::string error = std::move(result.error);
-    const std::optional<Duration> wait = error.empty() ? std::nullopt : result.retry_after;
-    if (!error.empty() && ctx.cancel != nullptr && ctx.cancel->load()) {
+    const Claim claimed = claim(store, a);
+    if (claimed == Claim::kNoDatabase) return;
+    if (claimed == Claim::kTaken) continue;
+    const bool revoke = kind_of(a) == ActionKind::kRevoke;
+    log_.warn(revoke ? "revoking token" : "restricting token", {{"cluster", cluster_.name},
+                                                                {"token_id", a.token_id},
+                                                                {"policy", a.policy},
+                                                                {"action_id", a.id},
+                                                                {"attempt", a.attempts + 1}});
+    ActionResult result = revoke ? run_revoke(client, a, ctx) : run_restrict(client, a, ctx);
+    if (!result.error.empty() && ctx.cancel != nullptr && ctx.cancel->load()) {
       // Shutdown: the attempt stays claimed and is reconciled against the next poll.
       log_.info("action interrupted by shutdown",
                 {{"cluster", cluster_.name}, {"action_id", a.id}});
       return;
     }
-    now = clock_.now();
-    auto txn = store.begin();
-    if (!txn.ok()) {
-      log_.error("cannot record an action's outcome; the next poll reconciles it",
-                 {{"cluster", cluster_.name}, {"action_id", a.id}, {"error", txn.error().message}});
-      continue;
-    }
-    storage::ViolationRow* vr = find_violation(a.violation_id);
-    Status s;
-    std::string d;
-    JsonWriter w(d);
-    w.begin_object()
-        .field("action_id", a.id)
-        .field("violation_id", a.violation_id)
-        .field("policy", a.policy)
-        .field("action", a.action)
-        .field("attempt", attempt);
-    if (error.empty()) {
-      w.field("outcome", outcome).end_object();
-      s = storage::finish_action(*txn, a.id, ActionState::kSucceeded, now, "", std::nullopt);
-      if (s.ok() && vr != nullptr)
-        s = storage::set_violation_state(*txn, vr->id, ViolationState::kEnforced);
-      if (s.ok() && vr != nullptr) vr->state = ViolationState::kEnforced;
-      if (s.ok()) s = record(*txn, EventKind::kActionSucceeded, a.token_id, d, now, vr);
-    } else {
-      bool final = attempt >= kMaxAttempts;
-      std::optional<Timestamp> retry;
-      if (!final) retry = now + std::max(backoff(attempt), wait.value_or(Duration(0)));
-      w.field("error", error).field("final", final).field("retry_at", retry).end_object();
-      s = storage::finish_action(*txn, a.id, final ? ActionState::kFailed : ActionState::kPlanned,
-                                 now, error, retry);
-      if (s.ok() && final && vr != nullptr)
-        s = storage::set_violation_state(*txn, vr->id, ViolationState::kFailed);
-      if (s.ok() && final && vr != nullptr) vr->state = ViolationState::kFailed;
-      if (s.ok()) s = record(*txn, EventKind::kActionFailed, a.token_id, d, now, vr);
-      if (retry) next_due_ = std::min(next_due_, *retry);
-    }
-    if (s.ok()) s = txn->commit();
-    if (!s.ok()) {
-      log_.error("cannot record an action's outcome; the next poll reconciles it",
-                 {{"cluster", cluster_.name}, {"action_id", a.id}, {"error", s.error().message}});
-      loaded_ = false;
-      continue;
-    }
-    count_action(a.policy, a.action,
-                 error.empty()             ? "succeeded"
-                 : attempt >= kMaxAttempts ? "failed"
-                                           : "retry");
-    if (error.empty()) {
-      ++report.succeeded;
-      log_.warn(a.action == "revoke" ? "token revoked" : "token restricted",
-                {{"cluster", cluster_.name},
-                 {"token_id", a.token_id},
-                 {"policy", a.policy},
-                 {"outcome", outcome}});
-    } else {
-      ++report.failed;
-      log_.error(
-          attempt >= kMaxAttempts ? "action failed for good" : "action failed; it will be retried",
-          {{"cluster", cluster_.name},
-           {"token_id", a.token_id},
-           {"policy", a.policy},
-           {"attempt", attempt},
-           {"error", error}});
-    }
-    alerts_dirty_ = true;
-    if (alerting()) rebuild_alerts(now);
-    after_commit(true);
-    if (wait) {
+    if (!record_outcome(store, a, result, report)) continue;
+    if (!result.error.empty() && result.retry_after) {
       // The cluster asked to wait: the actions left stay planned and run in a later cycle.
-      report.retry_after = wait;
-      log_.warn("the cluster asked to wait; the other actions of this cycle wait for the next one",
-                {{"cluster", cluster_.name}, {"retry_after", format_duration(*wait)}});
+      report.retry_after = result.retry_after;
+      log_.warn(
+          "the cluster asked to wait; the other actions of this cycle wait for the next one",
+          {{"cluster", cluster_.name}, {"retry_after", format_duration(*result.retry_after)}});
       return;
     }
   }
+}
+
+// Records an attempt's outcome in a transaction of its own; false if it could not be recorded
+// (the next poll reconciles it).
+bool Enforcer::record_outcome(storage::AuditStore& store, const storage::ActionRow& a,
+                              const ActionResult& result, EnforcementReport& report) {
+  const int attempt = a.attempts + 1;
+  const bool ok = result.error.empty();
+  const bool final = !ok && attempt >= kMaxAttempts;
+  const Timestamp now = clock_.now();
+  auto txn = store.begin();
+  if (!txn.ok()) {
+    log_.error("cannot record an action's outcome; the next poll reconciles it",
+               {{"cluster", cluster_.name}, {"action_id", a.id}, {"error", txn.error().message}});
+    return false;
+  }
+  std::optional<Timestamp> retry;
+  if (!ok && !final)
+    retry = now + std::max(backoff(attempt), result.retry_after.value_or(Duration(0)));
+  Status s = write_outcome(*txn, a, result, retry, now);
+  if (s.ok()) s = txn->commit();
+  if (retry) next_due_ = std::min(next_due_, *retry);
+  if (!s.ok()) {
+    log_.error("cannot record an action's outcome; the next poll reconciles it",
+               {{"cluster", cluster_.name}, {"action_id", a.id}, {"error", s.error().message}});
+    loaded_ = false;
+    return false;
+  }
+  count_action(a.policy, a.action, ok ? "succeeded" : final ? "failed" : "retry");
+  if (ok) {
+    ++report.succeeded;
+    log_.warn(kind_of(a) == ActionKind::kRevoke ? "token revoked" : "token restricted",
+              {{"cluster", cluster_.name},
+               {"token_id", a.token_id},
+               {"policy", a.policy},
+               {"outcome", result.outcome}});
+  } else {
+    ++report.failed;
+    log_.error(final ? "action failed for good" : "action failed; it will be retried",
+               {{"cluster", cluster_.name},
+                {"token_id", a.token_id},
+                {"policy", a.policy},
+                {"attempt", attempt},
+                {"error", result.error}});
+  }
+  alerts_dirty_ = true;
+  if (alerting()) rebuild_alerts(now);
+  after_commit(true);
+  return true;
+}
+
+// The action's row, its violation's state and the action_succeeded/action_failed event.
+Status Enforcer::write_outcome(storage::WriteTxn& txn, const storage::ActionRow& a,
+                               const ActionResult& result, std::optional<Timestamp> retry,
+                               Timestamp now) {
+  const int attempt = a.attempts + 1;
+  const bool ok = result.error.empty();
+  const bool final = !ok && attempt >= kMaxAttempts;
+  Violation* v = find_violation(a.token_id, a.violation_id);
+  std::string d;
+  JsonWriter w(d);
+  w.begin_object()
+      .field("action_id", a.id)
+      .field("violation_id", a.violation_id)
+      .field("policy", a.policy)
+      .field("action", a.action)
+      .field("attempt", attempt);
+  if (ok) {
+    w.field("outcome", result.outcome).end_object();
+  } else {
+    w.field("error", result.error).field("final", final).field("retry_at", retry).end_object();
+  }
+  const ActionState state = ok      ? ActionState::kSucceeded
+                            : final ? ActionState::kFailed
+                                    : ActionState::kPlanned;
+  TW_RETURN_IF_ERROR(storage::finish_action(txn, a.id, state, now, ok ? "" : result.error, retry));
+  if (v != nullptr && (ok || final)) {
+    const ViolationState vs = ok ? ViolationState::kEnforced : ViolationState::kFailed;
+    TW_RETURN_IF_ERROR(storage::set_violation_state(txn, v->id, vs));
+    v->state = vs;
+  }
+  return record(txn, ok ? EventKind::kActionSucceeded : EventKind::kActionFailed, a.token_id,
+                std::move(d), now, v);
 }
 
 void Enforcer::rebuild_alerts(Timestamp now) {
@@ -1020,7 +972,7 @@ void Enforcer::rebuild_alerts(Timestamp now) {
       if (v.state == ViolationState::kResolved) continue;
       Alert a;
       a.labels = {{"alertname", "TokenPolicyViolation"},
-                  {"cluster", v.cluster},
+                  {"cluster", cluster_.name},
                   {"policy", v.policy},
                   {"severity", v.severity},
                   {"token_id", v.token_id}};
@@ -1034,11 +986,11 @@ void Enforcer::rebuild_alerts(Timestamp now) {
       std::string reason = field("reason");
       std::string token_description = field("token_description");
       a.annotations["summary"] =
-          "Token " + v.token_id + " on " + v.cluster + " violates policy " + v.policy;
+          "Token " + v.token_id + " on " + cluster_.name + " violates policy " + v.policy;
       a.annotations["description"] = printable(reason, 500) + " (token description: \"" +
                                      printable(token_description, 200) + "\")";
       a.annotations["state"] = std::string(to_string(v.state));
-      a.annotations["action"] = v.action;
+      a.annotations["action"] = std::string(policy::to_string(v.action));
       if (v.due_at) a.annotations["planned_action_at"] = format_timestamp(*v.due_at);
       a.starts_at = v.opened_at;
       alerts_.push_back(std::move(a));
@@ -1047,12 +999,13 @@ void Enforcer::rebuild_alerts(Timestamp now) {
           v.state != ViolationState::kEnforced) {
         Alert u;
         u.labels = {{"alertname", "TokenActionDidNotHold"},
-                    {"cluster", v.cluster},
+                    {"cluster", cluster_.name},
                     {"policy", v.policy},
                     {"severity", "warning"},
                     {"token_id", v.token_id}};
         u.annotations["summary"] =
-            "The " + v.action + " of token " + v.token_id + " on " + v.cluster +
+            "The " + std::string(policy::to_string(v.action)) + " of token " + v.token_id + " on " +
+            cluster_.name +
             " succeeded but the cluster still lists the token active; it is planned again";
         u.annotations["description"] = "See `tokenwarden history --token " + v.token_id + "`.";
         u.starts_at = unheld->second;
@@ -1061,16 +1014,16 @@ void Enforcer::rebuild_alerts(Timestamp now) {
       if (v.state == ViolationState::kFailed) {
         Alert f;
         f.labels = {{"alertname", "TokenActionFailed"},
-                    {"cluster", v.cluster},
+                    {"cluster", cluster_.name},
                     {"policy", v.policy},
                     {"severity", "critical"},
                     {"token_id", v.token_id}};
-        f.annotations["summary"] = "The " + v.action + " of token " + v.token_id + " on " +
-                                   v.cluster + " failed for good (" + std::to_string(kMaxAttempts) +
-                                   " failed attempts, or it did not hold " +
-                                   std::to_string(kMaxReplans) + " times)";
+        f.annotations["summary"] =
+            "The " + std::string(policy::to_string(v.action)) + " of token " + v.token_id + " on " +
+            cluster_.name + " failed for good (" + std::to_string(kMaxAttempts) +
+            " failed attempts, or it did not hold " + std::to_string(kMaxReplans) + " times)";
         f.annotations["description"] =
-            "See `tokenwarden violations --cluster " + v.cluster + "` and the audit log.";
+            "See `tokenwarden violations --cluster " + cluster_.name + "` and the audit log.";
         f.starts_at = now;
         alerts_.push_back(std::move(f));
       }

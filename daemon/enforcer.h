@@ -19,6 +19,9 @@
 // - failures are retried with back-off, at most 5 attempts, then failed for good and alerted;
 //   a failure whose answer said Retry-After is not retried before that wait either, and the
 //   cycle's remaining actions wait for the next cycle.
+// The decisions are policy/planner.h's pure functions; this class is their applier: it loads the
+// rows, writes the plan in the poll's transaction (audit events, alerts, metrics) and runs the
+// actions against the cluster with read-backs.
 // An unchanged inventory is not re-evaluated until a clock-driven verdict, a due action or an
 // outside change (approval) needs it, so the steady-state cycle stays cheap.
 //
@@ -41,17 +44,14 @@
 #include "influx/token_source.h"
 #include "metrics/metrics.h"
 #include "policy/engine.h"
+#include "policy/planner.h"
 #include "storage/audit_store.h"
 #include "storage/enforcement.h"
 #include "storage/recorder.h"
 
 namespace tw::daemon {
 
-struct EnforcementSettings {
-  policy::Mode mode = policy::Mode::kEnforce;
-  int max_actions_per_cycle = 10;
-  int max_actions_percent = 10;
-};
+using EnforcementSettings = policy::EnforcementSettings;
 
 // An action to run after the poll committed.
 struct PendingRun {
@@ -114,35 +114,52 @@ class Enforcer {
 
   static constexpr int kMaxAttempts = 5;
   // Succeeded actions a violation may see contradicted before it is failed for good.
-  static constexpr int kMaxReplans = 3;
+  static constexpr int kMaxReplans = policy::kMaxReplans;
 
  private:
+  struct Judged;  // the subjects judged this cycle and their evaluation
+  struct Cycle;   // one poll's transaction, time, report and loaded actions
+  enum class Claim { kOurs, kTaken, kNoDatabase };
+
+  Status refresh(storage::WriteTxn& txn);
   Status load(storage::WriteTxn& txn);
-  Status record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id,
-                std::string detail, Timestamp now, const storage::ViolationRow* violation);
-  Status reconcile_token(storage::WriteTxn& txn, const std::string& id,
-                         const storage::KnownToken* known,
-                         std::span<const policy::Finding> findings,
-                         std::span<const policy::Subject> subjects, Timestamp now,
-                         EnforcementReport& report);
-  void remember_clock(const std::string& id, Timestamp next);
-  storage::ViolationRow* find_violation(std::int64_t id);
-  Status open_violation(storage::WriteTxn& txn, std::size_t policy, const policy::Subject& subject,
-                        Timestamp now, EnforcementReport& report);
-  Status resolve(storage::WriteTxn& txn, storage::ViolationRow& v, storage::Resolution resolution,
-                 const std::string& why, Timestamp now, EnforcementReport& report);
-  Status plan(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
-              EnforcementReport& report);
-  Status replan_unheld(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
-                       Timestamp list_started_at, EnforcementReport& report);
-  Status settle_pending(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
+  bool judge(const storage::Inventory& inventory, const storage::PollSummary& poll, Timestamp now,
+             Judged& out);
+  // Phase 1: the verdicts' plan (policy::plan_verdicts), written step by step.
+  Status apply_verdicts(storage::WriteTxn& txn, const storage::Inventory& inventory,
+                        const storage::PollSummary& poll, const Judged& judged, Timestamp now,
                         EnforcementReport& report);
+  Result<std::vector<policy::Earlier>> continued_violations(
+      storage::WriteTxn& txn, const storage::PollSummary& poll,
+      std::span<const policy::Verdict> verdicts);
+  Status apply(Cycle& c, const policy::Resolve& s);
+  Status apply(Cycle& c, const policy::Open& s);
+  Status apply(Cycle& c, const policy::ExemptionUse& s);
+  // Phase 2: the actions' plan (policy::plan_actions), written step by step; `step` is the
+  // step's index in the plan.
+  Status apply_actions(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now,
+                       EnforcementReport& report);
+  Status apply(Cycle& c, const policy::Settle& s, std::size_t step);
+  Status apply(Cycle& c, const policy::DidNotHold& s, std::size_t step);
+  Status apply(Cycle& c, const policy::NewAction& s, std::size_t step);
+  Status apply(Cycle& c, const policy::Halt& s, std::size_t step);
+  Status apply(Cycle& c, const policy::SkipPending& s, std::size_t step);
+  Status apply(Cycle& c, const policy::Retarget& s, std::size_t step);
+  Status record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id,
+                std::string detail, Timestamp now, const policy::Violation* violation);
+  void remember_clock(const std::string& id, Timestamp next);
+  policy::Violation* find_violation(const std::string& token_id, std::int64_t id);
+  policy::Violation* find_violation(std::int64_t id);
+  // Execution.
+  Claim claim(storage::AuditStore& store, const storage::ActionRow& a);
+  bool record_outcome(storage::AuditStore& store, const storage::ActionRow& a,
+                      const ActionResult& result, EnforcementReport& report);
+  Status write_outcome(storage::WriteTxn& txn, const storage::ActionRow& a,
+                       const ActionResult& result, std::optional<Timestamp> retry, Timestamp now);
   void rebuild_alerts(Timestamp now);
-  void count_action(const std::string& policy, const std::string& action, std::string_view result);
+  void count_action(const std::string& policy, std::string_view action, std::string_view result);
   bool alerting() const { return sink_ != nullptr && sink_->wanted(); }
   void publish_metrics();
-  policy::Mode mode_of(const policy::PolicySpec& p) const;
-  const policy::PolicySpec* spec(const std::string& name) const;
 
   ClusterConfig cluster_;
   policy::ClusterInfo info_;
@@ -152,22 +169,20 @@ class Enforcer {
   metrics::Metrics* metrics_ = nullptr;
   bool counts_dirty_ = true;  // open violations changed since the gauges were set
   std::shared_ptr<const policy::PolicySet> policies_;
-  std::unordered_map<std::string, std::size_t> index_;  // policy name -> index in policies_
   EnforcementSettings settings_;
   bool configured_changed_ = true;
 
   // Cached state, valid while the database has no outside writer (PRAGMA data_version).
   bool loaded_ = false;
   std::int64_t data_version_ = -1;
-  std::unordered_map<std::string, std::vector<storage::ViolationRow>> open_;  // by token id
-  std::unordered_set<std::string> exemption_uses_;  // exemption key '\0' token id, recorded
+  policy::OpenViolations open_;                     // by token id
+  std::unordered_set<std::string> exemption_uses_;  // policy::exemption_use_key, recorded
   bool halted_ = false;
+  Timestamp list_started_at_;  // this poll's list was asked for then
   // Violations whose succeeded action did not hold, since when (the TokenActionDidNotHold alert
   // while they are planned again); pending until the poll's transaction commits.
   std::unordered_map<std::int64_t, Timestamp> unheld_;
   std::vector<std::int64_t> unheld_pending_;
-  std::unordered_set<std::string> reappeared_;  // this poll's tokens listed again after removal
-  Timestamp list_started_at_;                   // this poll's list was asked for then
   // Incremental evaluation: verdicts depend only on the token and the time, so after a full
   // evaluation only changed tokens, and tokens whose clock-driven verdict time has come, are
   // judged again. clock_heap_ is a min-heap of (time, token id).

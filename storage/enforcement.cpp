@@ -8,22 +8,6 @@
 namespace tw::storage {
 namespace {
 
-constexpr std::array<std::string_view, 8> kViolationStates{
-    "open",   "awaiting_approval", "enforcing", "enforced", "failed",
-    "halted", "skipped",           "resolved"};
-constexpr std::array<std::string_view, 6> kResolutions{"compliant", "revoked", "restricted",
-                                                       "exempted",  "removed", "policy_removed"};
-constexpr std::array<std::string_view, 5> kActionStates{"planned", "awaiting_approval", "succeeded",
-                                                        "failed", "skipped"};
-
-template <class E, std::size_t N>
-std::optional<E> lookup(const std::array<std::string_view, N>& names, std::string_view s) {
-  for (std::size_t i = 0; i < N; ++i) {
-    if (names[i] == s) return static_cast<E>(i);
-  }
-  return std::nullopt;
-}
-
 std::optional<std::string> ts_or_null(const std::optional<Timestamp>& t) {
   return t ? std::optional<std::string>(format_timestamp(*t)) : std::nullopt;
 }
@@ -44,7 +28,7 @@ ViolationRow read_violation(const Stmt& st) {
   v.opened_at = parse_optional_timestamp(st.opt_text(7)).value_or(Timestamp{});
   v.due_at = parse_optional_timestamp(st.opt_text(8));
   v.resolved_at = parse_optional_timestamp(st.opt_text(9));
-  if (auto r = st.opt_text(10)) v.resolution = lookup<Resolution>(kResolutions, *r);
+  if (auto r = st.opt_text(10)) v.resolution = parse_resolution(*r);
   v.detail = st.text(11);
   v.released = st.int64(12) != 0;
   return v;
@@ -101,16 +85,14 @@ Status exec_one(WriteTxn& txn, const std::string& sql,
 
 }  // namespace
 
-std::string_view to_string(ViolationState s) {
-  return kViolationStates[static_cast<std::size_t>(s)];
-}
-std::string_view to_string(Resolution r) { return kResolutions[static_cast<std::size_t>(r)]; }
-std::string_view to_string(ActionState s) { return kActionStates[static_cast<std::size_t>(s)]; }
-std::optional<ViolationState> parse_violation_state(std::string_view s) {
-  return lookup<ViolationState>(kViolationStates, s);
-}
-std::optional<ActionState> parse_action_state(std::string_view s) {
-  return lookup<ActionState>(kActionStates, s);
+Result<std::int64_t> data_version(Db& db) {
+  auto st = db.cached("PRAGMA data_version");
+  if (!st.ok()) return st.take_error();
+  auto row = (*st)->step();
+  if (!row.ok()) return row.take_error();
+  std::int64_t version = (*st)->int64(0);
+  (*st)->reset();
+  return version;
 }
 
 Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& cluster) {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/enforcement_state.h"
 #include "core/result.h"
 #include "core/token.h"
 
@@ -22,24 +23,14 @@ namespace tw::storage {
 class Db;
 class WriteTxn;
 
-enum class ViolationState {
-  kOpen,
-  kAwaitingApproval,
-  kEnforcing,
-  kEnforced,
-  kFailed,
-  kHalted,
-  kSkipped,
-  kResolved
-};
-enum class Resolution { kCompliant, kRevoked, kRestricted, kExempted, kRemoved, kPolicyRemoved };
-enum class ActionState { kPlanned, kAwaitingApproval, kSucceeded, kFailed, kSkipped };
-
-std::string_view to_string(ViolationState s);
-std::string_view to_string(Resolution r);
-std::string_view to_string(ActionState s);
-std::optional<ViolationState> parse_violation_state(std::string_view s);
-std::optional<ActionState> parse_action_state(std::string_view s);
+// The lifecycle enums live in core (shared with the pure planner); their names are what is stored.
+using tw::ActionKind;
+using tw::ActionState;
+using tw::parse_action_state;
+using tw::parse_violation_state;
+using tw::Resolution;
+using tw::to_string;
+using tw::ViolationState;
 
 struct ViolationRow {
   std::int64_t id = 0;
@@ -77,6 +68,8 @@ struct ActionRow {
 };
 
 // Reads (any Db).
+// PRAGMA data_version: changes when another connection commits (a cache of these rows is stale).
+Result<std::int64_t> data_version(Db& db);
 Result<std::vector<ViolationRow>> open_violations(Db& db, const std::string& cluster);
 // The latest violation of (token, policy), if it ended because of the token's latest removal: a
 // token that reappears continues it (same opening time, same grace deadline).

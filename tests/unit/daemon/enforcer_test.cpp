@@ -1,9 +1,10 @@
 // Tests for daemon/enforcer.h: the violation lifecycle (SPEC §2 "Violation lifecycle", §3) driven
 // through ClusterPoller::run_once with a manual clock, a real temp-file audit store and recorder,
 // a fake cluster (lists tokens, counts revokes/restricts per token, fails on demand) and a fake
-// alert sink. Assertions read the audit_log, violations and enforcement_actions views through a
-// second connection. Outside writers (`tokenwarden approve`) are simulated with their own
-// AuditStore connection so that PRAGMA data_version changes as in production.
+// alert sink (tests/support/fakes.h). Assertions read the audit_log, violations and
+// enforcement_actions views through a second connection. Outside writers (`tokenwarden approve`)
+// are simulated with their own AuditStore connection so that PRAGMA data_version changes as in
+// production.
 
 #include "daemon/enforcer.h"
 
@@ -27,6 +28,7 @@
 #include "storage/enforcement.h"
 #include "storage/recorder.h"
 #include "storage/sqlite.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/core/test_support.h"
 
 namespace tw::daemon {
@@ -45,7 +47,8 @@ constexpr const char* kCluster = "prod-eu";
 constexpr Duration kGrace = hours(1);
 constexpr Duration kMs{1};
 
-// ---- the fake cluster ------------------------------------------------------------------------
+// ---- tokens the fake cluster (tests/support/fakes.h) lists
+// ------------------------------------------------------------------------
 
 Token make_token(std::string id, std::vector<Permission> perms,
                  std::string description = "svc-app") {
@@ -61,155 +64,9 @@ Token good(std::string id) { return make_token(std::move(id), {{"read", "db1"}})
 // Violates the all_databases_grant (write) policy below.
 Token bad(std::string id) { return make_token(std::move(id), {{"read", "db1"}, {"write", "*"}}); }
 
-struct FakeClusterState {
-  std::map<std::string, Token> tokens;              // what the cluster lists, in id order
-  std::deque<Result<influx::TokenList>> overrides;  // served before `tokens` (errors, odd lists)
-  bool use_digest = false;                          // answer "unchanged" like the REST source
-  int list_calls = 0;
-  std::map<std::string, int> revokes;  // calls per token id
-  std::map<std::string, int> reads;    // get_token calls per token id
-  bool vanish_on_revoke = false;       // with already_gone: the token is gone too
-  std::map<std::string, int> restricts;
-  std::map<std::string, std::vector<Permission>> restrict_targets;  // last PATCH body
-  int fail_next = 0;                         // the next N actuator calls fail
-  std::optional<Duration> fail_retry_after;  // ... with this Retry-After (429/503)
-  bool already_gone = false;                 // revoke answers 404
-  Timestamp last_call_at{};
-
-  void put(Token t) {
-    sort_permissions(t.permissions);
-    std::string id = t.id;
-    tokens.insert_or_assign(std::move(id), std::move(t));
-  }
-  int revoke_calls() const {
-    int n = 0;
-    for (const auto& [id, c] : revokes) n += c;
-    return n;
-  }
-  int restrict_calls() const {
-    int n = 0;
-    for (const auto& [id, c] : restricts) n += c;
-    return n;
-  }
-  int revokes_of(const std::string& id) const {
-    auto it = revokes.find(id);
-    return it == revokes.end() ? 0 : it->second;
-  }
-  std::vector<Token> list() const {
-    std::vector<Token> out;
-    for (const auto& [id, t] : tokens) out.push_back(t);
-    return out;
-  }
-};
-
-class FakeCluster final : public influx::ClusterClient {
- public:
-  FakeCluster(std::shared_ptr<FakeClusterState> state, ManualClock& clock)
-      : state_(std::move(state)), clock_(clock) {}
-
-  Result<influx::TokenList> list_tokens(const influx::CallContext& ctx) override {
-    ++state_->list_calls;
-    if (!state_->overrides.empty()) {
-      auto r = std::move(state_->overrides.front());
-      state_->overrides.pop_front();
-      return r;
-    }
-    influx::TokenList l;
-    l.tokens = state_->list();
-    if (state_->use_digest) {
-      std::string canonical;
-      for (const auto& t : l.tokens) {
-        canonical += t.id;
-        append_token_state_json(canonical, t);
-        canonical += '\n';
-      }
-      l.digest = sha256_hex(canonical);
-      if (l.digest == ctx.known_digest) {
-        l.unchanged = true;
-        l.tokens.clear();
-      }
-    }
-    return l;
-  }
-  Result<std::optional<Token>> get_token(const std::string& id,
-                                         const influx::CallContext&) override {
-    ++state_->reads[id];
-    auto it = state_->tokens.find(id);
-    if (it == state_->tokens.end()) return std::optional<Token>();
-    return std::optional<Token>(it->second);
-  }
-  Result<influx::RevokeOutcome> revoke(const std::string& id, const influx::CallContext&) override {
-    ++state_->revokes[id];
-    state_->last_call_at = clock_.now();
-    if (state_->fail_next > 0) {
-      --state_->fail_next;
-      Error e = make_error(ErrorCode::kHttpStatus, "DELETE /tokens/" + id + ": HTTP 503", 503);
-      e.retry_after = state_->fail_retry_after;
-      return e;
-    }
-    if (state_->already_gone) {
-      if (state_->vanish_on_revoke) state_->tokens.erase(id);
-      return influx::RevokeOutcome::kAlreadyGone;
-    }
-    auto it = state_->tokens.find(id);
-    if (it != state_->tokens.end()) it->second.revoked_at = clock_.now();
-    return influx::RevokeOutcome::kRevoked;
-  }
-  Status restrict(const std::string& id, const std::vector<Permission>& permissions,
-                  const influx::CallContext&) override {
-    ++state_->restricts[id];
-    state_->restrict_targets[id] = permissions;
-    state_->last_call_at = clock_.now();
-    if (state_->fail_next > 0) {
-      --state_->fail_next;
-      Error e = make_error(ErrorCode::kHttpStatus, "PATCH /tokens/" + id + ": HTTP 503", 503);
-      e.retry_after = state_->fail_retry_after;
-      return e;
-    }
-    auto it = state_->tokens.find(id);
-    if (it != state_->tokens.end()) {
-      it->second.permissions = permissions;
-      sort_permissions(it->second.permissions);
-    }
-    return ok_status();
-  }
-  std::string describe() const override { return "fake cluster"; }
-
- private:
-  std::shared_ptr<FakeClusterState> state_;
-  ManualClock& clock_;
-};
-
-// ---- the fake alert sink -------------------------------------------------------------------
-
-class FakeAlertSink final : public AlertSink {
- public:
-  void set_active(const std::string& cluster, std::vector<Alert> alerts) override {
-    ++set_active_calls;
-    active[cluster] = std::move(alerts);
-  }
-  void state_changed(const StateChange& change) override { changes.push_back(change); }
-
-  int active_named(const std::string& alertname, const std::string& cluster = kCluster) const {
-    auto it = active.find(cluster);
-    if (it == active.end()) return 0;
-    int n = 0;
-    for (const auto& a : it->second) {
-      auto l = a.labels.find("alertname");
-      if (l != a.labels.end() && l->second == alertname) ++n;
-    }
-    return n;
-  }
-  std::vector<std::string> events() const {
-    std::vector<std::string> out;
-    for (const auto& c : changes) out.push_back(c.event);
-    return out;
-  }
-
-  int set_active_calls = 0;
-  std::map<std::string, std::vector<Alert>> active;
-  std::vector<StateChange> changes;
-};
+using tw::testing::FakeAlertSink;
+using tw::testing::FakeCluster;
+using tw::testing::FakeClusterState;
 
 // ---- policies ------------------------------------------------------------------------------
 
@@ -552,7 +409,7 @@ TEST_F(EnforcerTest, RevokeAfterGracePeriodThenResolvedRevoked) {
   EXPECT_EQ(text("SELECT cluster FROM audit_log WHERE event = 'violation_opened'"), kCluster);
   EXPECT_EQ(violation_state("bad-1"), "open");
   EXPECT_EQ(text("SELECT opened_at FROM violations"), format_timestamp(t0));
-  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation"), 1);
+  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation", kCluster), 1);
 
   // Within the grace period: nothing more, however often it polls.
   cycle_after(minutes(30));
@@ -585,7 +442,7 @@ TEST_F(EnforcerTest, RevokeAfterGracePeriodThenResolvedRevoked) {
   EXPECT_EQ(violation_state("bad-1"), "resolved");
   EXPECT_EQ(resolution("bad-1"), "revoked");
   EXPECT_EQ(details("violation_resolved").at(0).value("resolution", ""), "revoked");
-  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation"), 0);
+  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation", kCluster), 0);
 
   for (int i = 0; i < 5; ++i) cycle_after(hours(1));
   EXPECT_EQ(cluster_->revoke_calls(), 1);
@@ -646,7 +503,7 @@ TEST_F(EnforcerTest, AlertOnlyPolicyOpensAndNeverActs) {
   cycle();
   ASSERT_EQ(events("violation_opened"), 1);
   EXPECT_TRUE(details("violation_opened").at(0)["action_due_at"].is_null());
-  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation"), 1);
+  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation", kCluster), 1);
   for (int i = 0; i < 4; ++i) cycle_after(days(2));
   EXPECT_EQ(action_rows(), 0);
   EXPECT_EQ(events("action_planned") + events("action_skipped"), 0);
@@ -975,8 +832,8 @@ TEST_F(EnforcerTest, ActionFailsForGoodAfterFiveAttempts) {
   EXPECT_EQ(action_state("bad-1"), "failed");
   EXPECT_EQ(text("SELECT attempts FROM enforcement_actions"), "5");
   EXPECT_EQ(violation_state("bad-1"), "failed");
-  EXPECT_EQ(alerts_.active_named("TokenActionFailed"), 1);
-  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation"), 1);
+  EXPECT_EQ(alerts_.active_named("TokenActionFailed", kCluster), 1);
+  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation", kCluster), 1);
   ASSERT_FALSE(alerts_.changes.empty());
   EXPECT_EQ(alerts_.changes.back().event, "action_failed");
   EXPECT_EQ(alerts_.changes.back().state, "failed");
@@ -1054,7 +911,7 @@ TEST_F(EnforcerTest, AnActionThatDidNotHoldIsPlannedAgainThenFails) {
     EXPECT_EQ(unheld[i].value("final", false), i + 1 == unheld.size()) << i;
   }
   EXPECT_EQ(violation_state("bad-1"), "failed");
-  EXPECT_EQ(alerts_.active_named("TokenActionFailed"), 1);
+  EXPECT_EQ(alerts_.active_named("TokenActionFailed", kCluster), 1);
   const int calls = cluster_->revoke_calls();
   cycle_at(t0 + at + hours(1));
   EXPECT_EQ(cluster_->revoke_calls(), calls) << "failed for good: nothing more is sent";
@@ -1324,8 +1181,9 @@ TEST_F(EnforcerTest, RestartDoesNotRepeatEvents) {
   cycle_after(minutes(1));
   EXPECT_EQ(audit_rows(), rows) << "a restart re-reads the state; it records nothing twice";
   EXPECT_EQ(cluster_->revoke_calls(), 0);
-  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted"), 1) << "the halt alert is restored";
-  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation"), 4);
+  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted", kCluster), 1)
+      << "the halt alert is restored";
+  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation", kCluster), 4);
 }
 
 TEST_F(EnforcerTest, DryRunChangesNothing) {
@@ -1450,7 +1308,7 @@ TEST_F(EnforcerTest, MoreActionsThanPerCycleLimitHaltsAllOfThem) {
   EXPECT_EQ(d.value("planned", 0), 3);
   EXPECT_EQ(d.value("max_actions_per_cycle", 0), 2);
   EXPECT_TRUE(halted());
-  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted"), 1);
+  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted", kCluster), 1);
 
   // One halt event, not one per cycle.
   cycle_after(minutes(1));
@@ -1460,7 +1318,7 @@ TEST_F(EnforcerTest, MoreActionsThanPerCycleLimitHaltsAllOfThem) {
   cycle_after(hours(1));
   EXPECT_EQ(events("enforcement_halted"), 1);
   EXPECT_EQ(cluster_->revoke_calls(), 0);
-  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted"), 1);
+  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted", kCluster), 1);
 
   // `approve --cluster prod-eu --all` releases them: they run at the next cycle.
   approve_all();
@@ -1477,7 +1335,7 @@ TEST_F(EnforcerTest, MoreActionsThanPerCycleLimitHaltsAllOfThem) {
   cycle_after(minutes(1));
   EXPECT_EQ(count("SELECT COUNT(*) FROM violations WHERE resolution = 'revoked'"), 3);
   EXPECT_FALSE(halted());
-  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted"), 0);
+  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted", kCluster), 0);
   EXPECT_EQ(events("enforcement_halted"), 1);
 }
 
@@ -1497,7 +1355,7 @@ TEST_F(EnforcerTest, PercentLimitCountsActiveTokens) {
   json d = details("enforcement_halted").at(0);
   EXPECT_EQ(d.value("active_tokens", 0), 20);
   EXPECT_EQ(d.value("max_actions_percent", 0), 10);
-  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted"), 1);
+  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted", kCluster), 1);
 }
 
 TEST_F(EnforcerTest, PlansExactlyAtTheLimitsRun) {
@@ -1529,7 +1387,7 @@ TEST_F(EnforcerTest, HaltClearsWhenThePlanShrinksWithinLimits) {
   EXPECT_EQ(cluster_->revokes_of("bad-3"), 0);
   EXPECT_EQ(r.enforcement.halted, 0);
   EXPECT_FALSE(halted()) << "the plan runs, so the cluster is not halted";
-  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted"), 0);
+  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted", kCluster), 0);
   EXPECT_EQ(events("enforcement_halted"), 1);
 }
 
@@ -1545,7 +1403,7 @@ TEST_F(EnforcerTest, HaltClearsWhenTheLimitsAreRaised) {
   cycle_after(minutes(1));
   EXPECT_EQ(cluster_->revoke_calls(), 3);
   EXPECT_FALSE(halted()) << "the plan is within the new limits and ran";
-  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted"), 0);
+  EXPECT_EQ(alerts_.active_named("TokenEnforcementHalted", kCluster), 0);
   cycle_after(minutes(1));
   EXPECT_FALSE(halted());
   EXPECT_EQ(events("enforcement_halted"), 1);
@@ -1600,7 +1458,7 @@ TEST_P(ResolutionTest, ResolvedOnceWithTheReason) {
   ASSERT_FALSE(details("violation_resolved").empty());
   EXPECT_EQ(details("violation_resolved").at(0).value("resolution", ""), GetParam().resolution);
   EXPECT_EQ(r.enforcement.resolved, 1);
-  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation"), 0);
+  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation", kCluster), 0);
   ASSERT_GT(alerts_.changes.size(), alerts_before);
   EXPECT_EQ(alerts_.changes.back().event, "violation_resolved");
 
@@ -1678,7 +1536,7 @@ TEST_F(EnforcerTest, ExemptionAppliedOncePerExemptionAndTokenThenLapses) {
   cycle_after(minutes(1));
   EXPECT_EQ(events("exemption_applied"), 2);
   EXPECT_EQ(events("violation_opened"), 0);
-  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation"), 0);
+  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation", kCluster), 0);
 
   // vendor-1's exemption lapses: its violation opens normally, grace from then.
   cycle_at(t0 + hours(3) - kMs);
@@ -1706,13 +1564,13 @@ TEST_F(EnforcerTest, NoEnforcementOnFailedOrSuspectPolls) {
   const auto changes_before = alerts_.changes.size();
 
   // Due, but the poll fails.
-  cluster_->overrides.emplace_back(make_error(ErrorCode::kNetwork, "connection refused"));
+  cluster_->script.emplace_back(make_error(ErrorCode::kNetwork, "connection refused"));
   auto failed = cycle_at(t0 + kGrace);
   EXPECT_EQ(failed.summary.outcome, storage::PollOutcome::kFailed);
   EXPECT_FALSE(failed.enforcement.evaluated);
   EXPECT_TRUE(failed.enforcement.to_run.empty());
   // Then a poll lists nothing at all: suspect (every known token vanished).
-  cluster_->overrides.emplace_back(influx::TokenList{});
+  cluster_->script.emplace_back(influx::TokenList{});
   auto suspect = cycle_after(minutes(1));
   EXPECT_EQ(suspect.summary.outcome, storage::PollOutcome::kSuspect);
   EXPECT_FALSE(suspect.enforcement.evaluated);

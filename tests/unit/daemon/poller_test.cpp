@@ -1,5 +1,5 @@
-// Tests for daemon/poller.h: ClusterPoller::run_once with a scripted fake ClusterClient, a real
-// temp-file audit store and a manual clock.
+// Tests for daemon/poller.h: ClusterPoller::run_once with a scripted fake ClusterClient
+// (tests/support/fakes.h), a real temp-file audit store and a manual clock.
 
 #include "daemon/poller.h"
 
@@ -15,6 +15,7 @@
 #include "storage/audit_store.h"
 #include "storage/recorder.h"
 #include "storage/sqlite.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/core/test_support.h"
 
 namespace tw::daemon {
@@ -37,71 +38,8 @@ std::vector<Token> tokens(int n) {
   return out;
 }
 
-// Scripted list results; counts calls; advances the manual clock to simulate fetch time.
-class FakeClient final : public influx::ClusterClient {
- public:
-  struct Shared {
-    std::deque<Result<influx::TokenList>> script;
-    int list_calls = 0;
-    int revoke_calls = 0;
-    int restrict_calls = 0;
-    int get_calls = 0;
-    std::map<std::string, Token> direct;  // what get_token finds
-    std::optional<Error> read_error;      // what get_token answers instead, if set
-    const std::atomic<bool>* last_cancel = nullptr;
-    std::string last_known_digest;
-    // What own_credential answers (default: the source cannot tell), and how often it was asked.
-    Result<std::optional<influx::OwnCredential>> credential =
-        std::optional<influx::OwnCredential>();
-    int credential_calls = 0;
-  };
-  FakeClient(std::shared_ptr<Shared> shared, ManualClock& clock, Duration fetch_time)
-      : shared_(std::move(shared)), clock_(clock), fetch_time_(fetch_time) {}
-
-  Result<influx::TokenList> list_tokens(const influx::CallContext& ctx) override {
-    ++shared_->list_calls;
-    shared_->last_cancel = ctx.cancel;
-    clock_.advance(fetch_time_);
-    if (shared_->script.empty()) return make_error(ErrorCode::kInternal, "script exhausted");
-    auto r = std::move(shared_->script.front());
-    shared_->script.pop_front();
-    shared_->last_known_digest = ctx.known_digest;
-    // Behave like a real source: the same digest as the caller knows means "unchanged".
-    if (r.ok() && !r->digest.empty() && r->digest == ctx.known_digest) {
-      r->unchanged = true;
-      r->tokens.clear();
-    }
-    return r;
-  }
-  // Direct reads: the token in `direct`, else "no such token".
-  Result<std::optional<Token>> get_token(const std::string& id,
-                                         const influx::CallContext&) override {
-    ++shared_->get_calls;
-    if (shared_->read_error) return *shared_->read_error;
-    auto it = shared_->direct.find(id);
-    if (it == shared_->direct.end()) return std::optional<Token>();
-    return std::optional<Token>(it->second);
-  }
-  Result<influx::RevokeOutcome> revoke(const std::string&, const influx::CallContext&) override {
-    ++shared_->revoke_calls;
-    return make_error(ErrorCode::kUnsupported, "not in this test");
-  }
-  Status restrict(const std::string&, const std::vector<Permission>&,
-                  const influx::CallContext&) override {
-    ++shared_->restrict_calls;
-    return make_error(ErrorCode::kUnsupported, "not in this test");
-  }
-  std::string describe() const override { return "fake"; }
-  Result<std::optional<influx::OwnCredential>> own_credential(const influx::CallContext&) override {
-    ++shared_->credential_calls;
-    return shared_->credential;
-  }
-
- private:
-  std::shared_ptr<Shared> shared_;
-  ManualClock& clock_;
-  Duration fetch_time_;
-};
+using tw::testing::FakeCluster;
+using FakeState = tw::testing::FakeClusterState;
 
 class PollerTest : public ::testing::Test {
  protected:
@@ -118,9 +56,8 @@ class PollerTest : public ::testing::Test {
     cfg.name = "prod-eu";
     cfg.source.cluster = "prod-eu";
     cfg.poll_interval = std::chrono::minutes(1);
-    poller_ = std::make_unique<ClusterPoller>(
-        cfg, std::make_unique<FakeClient>(fake_, clock_, std::chrono::milliseconds(1500)),
-        *recorder_, clock_, Logger("poller", sink_));
+    poller_ = std::make_unique<ClusterPoller>(cfg, std::make_unique<FakeCluster>(fake_, clock_),
+                                              *recorder_, clock_, Logger("poller", sink_));
   }
 
   void script_ok(std::vector<Token> list, bool replaced = false) {
@@ -160,7 +97,13 @@ class PollerTest : public ::testing::Test {
   std::unique_ptr<storage::AuditStore> store_;
   std::unique_ptr<storage::InventoryRecorder> recorder_;
   ManualClock clock_{ts("2026-01-01T00:00:00Z")};
-  std::shared_ptr<FakeClient::Shared> fake_ = std::make_shared<FakeClient::Shared>();
+  // Lists only what a test scripts (1.5 s each); get_token finds `tokens`.
+  std::shared_ptr<FakeState> fake_ = [] {
+    auto s = std::make_shared<FakeState>();
+    s->script_only = true;
+    s->fetch_time = std::chrono::milliseconds(1500);
+    return s;
+  }();
   std::shared_ptr<MemoryLogSink> sink_ = std::make_shared<MemoryLogSink>();
   std::unique_ptr<ClusterPoller> poller_;
 };
@@ -180,7 +123,7 @@ TEST_F(PollerTest, SuccessfulFirstPoll) {
   EXPECT_EQ(rep.summary.token_count, 3u);
   EXPECT_EQ(n(rep.summary.events, EventKind::kTokenDiscovered), 3);
   EXPECT_EQ(fake_->list_calls, 1);
-  EXPECT_EQ(fake_->revoke_calls + fake_->restrict_calls, 0) << "polling never acts";
+  EXPECT_EQ(fake_->revoke_calls() + fake_->restrict_calls(), 0) << "polling never acts";
   EXPECT_EQ(count("SELECT COUNT(*) FROM polls WHERE outcome = 'ok'"), 1);
   EXPECT_EQ(count("SELECT COUNT(*) FROM audit_log WHERE event = 'token_discovered'"), 3);
 }
@@ -312,7 +255,7 @@ TEST_F(PollerTest, EachRunCallsTheSourceOnce) {
   EXPECT_EQ(fake_->list_calls, 5);
   EXPECT_EQ(count("SELECT COUNT(*) FROM polls"), 5);
   EXPECT_EQ(poller_->cluster().name, "prod-eu");
-  EXPECT_EQ(poller_->client().describe(), "fake");
+  EXPECT_EQ(poller_->client().describe(), "fake cluster");
 }
 
 TEST_F(PollerTest, SteadyStateOffersTheKnownDigestAndRecordsOnlyAPollRow) {
