@@ -220,12 +220,12 @@ std::string permissions_html(const std::vector<Permission>& perms) {
 
 }  // namespace
 
-Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
+Status render_html(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
   SinkBuffer out(sink);
   std::string& o = out.text;
   const Request& r = d.request;
   const std::size_t limit = r.list_limit;
-  auto integrity = integrity_of(db, d);
+  auto integrity = integrity_of(txn, d);
   if (!integrity.ok()) return integrity.take_error();
   const Integrity& g = *integrity;
   o += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -378,7 +378,7 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   std::int64_t listed = 0;
   const std::int64_t total =
       cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
-  Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
+  Status st = for_each_change(txn, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;
     o += "<tr><td>" + h(e.time.substr(0, 19)) + "</td><td>" + h(e.cluster) +
