@@ -14,7 +14,7 @@
 #include "daemon/config.h"
 #include "report/report.h"
 #include "storage/audit_store.h"
-#include "storage/sqlite.h"
+#include "storage/read_txn.h"
 
 namespace tw::cli {
 namespace {
@@ -155,10 +155,10 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
     print_error(db_message(store.error().message));
     return kExitFailure;
   }
-  storage::Db& db = (*store)->db();
   // One read transaction: every section sees the same snapshot while the daemon keeps writing.
-  if (auto s = db.exec("BEGIN"); !s.ok()) {
-    print_error(db_message(s.error().message));
+  auto txn = storage::ReadTxn::begin((*store)->db());
+  if (!txn.ok()) {
+    print_error(db_message(txn.error().message));
     return kExitFailure;
   }
   const bool tty = ::isatty(2) != 0;
@@ -176,7 +176,7 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   }
   // JSON and CSV write the integrity section last: the chain check overlaps their rendering.
   req.integrity_in_background = *format == report::Format::kJson || *format == report::Format::kCsv;
-  auto data = report::collect(db, req, ctx, progress);
+  auto data = report::collect(*txn, req, ctx, progress);
   if (!data.ok()) {
     if (tty) std::fprintf(stderr, "\r\033[K");
     if (data.error().code == ErrorCode::kInvalidArgument) {
@@ -190,7 +190,7 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
   Status written;
   if (to_stdout) {
     std::string error;
-    written = report::write_report(db, *data, *format, [&](std::string_view chunk) {
+    written = report::write_report(*txn, *data, *format, [&](std::string_view chunk) {
       if (error.empty() && std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size()) {
         error = std::strerror(errno);
       }
@@ -202,19 +202,19 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
     AtomicOutput out(o.output);
     written = out.open();
     if (written.ok()) {
-      written = report::write_report(db, *data, *format,
+      written = report::write_report(*txn, *data, *format,
                                      [&](std::string_view chunk) { out.write(chunk); });
     }
     if (written.ok()) written = out.commit();
   }
-  (void)db.exec("COMMIT");
+  (void)txn->end();
   if (tty) std::fprintf(stderr, "\r\033[K");
   if (!written.ok()) {
     print_error(written.error().code == ErrorCode::kDatabase ? db_message(written.error().message)
                                                              : written.error().message);
     return kExitFailure;
   }
-  if (auto chain = report::integrity_of(db, *data); chain.ok() && !chain->ok) {
+  if (auto chain = report::integrity_of(*txn, *data); chain.ok() && !chain->ok) {
     std::fprintf(
         stderr,
         "warning: the audit hash chain is broken%s; the report's integrity section says so\n",

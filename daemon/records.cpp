@@ -4,7 +4,7 @@
 
 #include "core/json_writer.h"
 #include "core/version.h"
-#include "storage/sqlite.h"
+#include "storage/queries.h"
 
 namespace tw::daemon {
 
@@ -63,15 +63,9 @@ Status record_startup(storage::AuditStore& store, const Config& config, Timestam
       .end_object();
   auto seq = txn->append({EventKind::kDaemonStarted, {}, {}, d}, now);
   if (!seq.ok()) return seq.take_error();
-  auto q = txn->db().cached(
-      "SELECT json_extract(detail, '$.config_hash') FROM audit_events "
-      "WHERE event = 'config_applied' ORDER BY seq DESC LIMIT 1");
-  if (!q.ok()) return q.take_error();
-  auto row = (*q)->step();
-  if (!row.ok()) return row.take_error();
-  std::string last = *row ? (*q)->text(0) : std::string();
-  (*q)->reset();
-  if (last != config.hash) {
+  auto last = storage::last_applied_config_hash(txn->db());
+  if (!last.ok()) return last.take_error();
+  if (*last != config.hash) {
     auto s2 = txn->append({EventKind::kConfigApplied, {}, {}, config_applied_detail(config)}, now);
     if (!s2.ok()) return s2.take_error();
   }

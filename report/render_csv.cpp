@@ -94,7 +94,7 @@ std::string permissions_text(const std::vector<Permission>& perms) {
 
 }  // namespace
 
-Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
+Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
   SinkBuffer out(sink);
   Csv csv(out);
   const Request& r = d.request;
@@ -181,7 +181,7 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
       .end();
   csv.section("changes",
               {"seq", "time", "cluster", "token_id", "event", "description", "before", "after"});
-  Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
+  Status st = for_each_change(txn, d, [&](const ChangeEvent& e) {
     csv.value(e.seq)
         .text(e.time)
         .text(e.cluster)
@@ -274,7 +274,7 @@ Status render_csv(storage::Db& db, const ReportData& d, const Sink& sink) {
         .value(s.open_violations)
         .end();
   }
-  auto integrity = integrity_of(db, d);
+  auto integrity = integrity_of(txn, d);
   if (!integrity.ok()) return integrity.take_error();
   const Integrity& g = *integrity;
   csv.section("integrity",

@@ -218,16 +218,9 @@ std::string permissions_html(const std::vector<Permission>& perms) {
   return s;
 }
 
-}  // namespace
-
-Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
-  SinkBuffer out(sink);
-  std::string& o = out.text;
+// The document's head, the title and the line saying what the report covers.
+void head_html(std::string& o, const ReportData& d) {
   const Request& r = d.request;
-  const std::size_t limit = r.list_limit;
-  auto integrity = integrity_of(db, d);
-  if (!integrity.ok()) return integrity.take_error();
-  const Integrity& g = *integrity;
   o += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
        "'unsafe-inline'\">\n"
@@ -244,15 +237,22 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
        (d.context.from_config ? " with <code>" + h(d.context.config_path) + "</code>"
                               : std::string()) +
        "</p>\n";
+}
 
-  // The summary cards.
-  std::int64_t open_total = 0, opened_total = 0, failed = 0, gaps = 0;
+std::int64_t gap_count(const ReportData& d) {
+  std::int64_t gaps = 0;
+  for (const auto& c : d.coverage) gaps += static_cast<std::int64_t>(c.gaps.size());
+  return gaps;
+}
+
+void summary_cards(std::string& o, const ReportData& d, const Integrity& g) {
+  std::int64_t open_total = 0, opened_total = 0, failed = 0;
   for (const auto& p : d.policies) {
     open_total += p.open_at_end;
     opened_total += p.opened;
     failed += p.actions_failed;
   }
-  for (const auto& c : d.coverage) gaps += static_cast<std::int64_t>(c.gaps.size());
+  const std::int64_t gaps = gap_count(d);
   const InventorySection& inv = d.inventory;
   o += "<div class=\"cards\">";
   o += card("hash chain", g.ok ? "intact" : "BROKEN", g.ok ? "ok" : "bad");
@@ -264,8 +264,9 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += card("failed actions", thousands(failed), failed > 0 ? "bad" : "");
   o += card("coverage gaps", thousands(gaps), gaps > 0 ? "warn" : "ok");
   o += "</div>\n";
+}
 
-  // Coverage.
+void coverage_html(std::string& o, const ReportData& d) {
   o += "<h2 id=\"coverage\">Coverage</h2>\n<table><thead><tr><th>cluster</th><th>poll interval</th>"
        "<th class=\"n\">polls ok</th><th class=\"n\">failed</th><th class=\"n\">suspect</th>"
        "<th>last successful poll</th><th class=\"n\">gaps</th><th class=\"n\">time in "
@@ -282,7 +283,7 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += "</tbody></table>\n<p class=\"note\">A gap is a span of more than 3 poll intervals without "
        "a successful "
        "poll; changes made then were recorded only when polling resumed.</p>\n";
-  if (gaps > 0) {
+  if (gap_count(d) > 0) {
     o += "<table><thead><tr><th>cluster</th><th>gap from</th><th>to</th><th "
          "class=\"n\">length</th></tr></thead><tbody>\n";
     for (const auto& c : d.coverage) {
@@ -294,8 +295,9 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
     }
     o += "</tbody></table>\n";
   }
+}
 
-  // Charts.
+void trends_html(std::string& o, const ReportData& d) {
   std::vector<Timestamp> times;
   std::vector<Line> token_lines = {{"active", "#2e90fa", {}},
                                    {"expired", "#f79009", {}},
@@ -313,9 +315,13 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
        "\n<h3>Open violations</h3>\n" +
        line_chart(times, {open_line}, "open violations over time") +
        "\n<h3>Violations per policy</h3>\n" + policy_bars(d.policies) + "\n";
-  out.maybe_flush();
+}
 
-  // Inventory.
+// The inventory at its instant, at most list_limit tokens, and the time anomalies.
+void inventory_html(SinkBuffer& out, const ReportData& d) {
+  std::string& o = out.text;
+  const InventorySection& inv = d.inventory;
+  const std::size_t limit = d.request.list_limit;
   o += "<h2 id=\"inventory\">Inventory at " + h(short_time(inv.at)) + "</h2>\n<p>Active " +
        thousands(inv.by_status[0]) + ", expired " + thousands(inv.by_status[1]) + ", revoked " +
        thousands(inv.by_status[2]) + ", removed " + thousands(inv.by_status[3]) +
@@ -348,6 +354,11 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
          "json</code> lists them "
          "all.</p>\n";
   }
+}
+
+void anomalies_html(std::string& o, const ReportData& d) {
+  const InventorySection& inv = d.inventory;
+  const std::size_t limit = d.request.list_limit;
   if (!inv.anomalies.empty()) {
     o += "<p><strong>" + thousands(static_cast<std::int64_t>(inv.anomalies.size())) +
          " time anomalies</strong> recorded: timestamps the cluster sent that tokenwarden does not "
@@ -364,8 +375,12 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
     }
     o += "</tbody></table>\n";
   }
+}
 
-  // Changes.
+// The period's token changes, streamed; at most list_limit of them.
+Status changes_html(storage::ReadTxn& txn, SinkBuffer& out, const ReportData& d) {
+  std::string& o = out.text;
+  const std::size_t limit = d.request.list_limit;
   const ChangeCounts& cc = d.changes;
   o += "<h2 id=\"changes\">Changes in the period</h2>\n<p>Created " + thousands(cc.created) +
        ", updated " + thousands(cc.updated) + ", revoked " + thousands(cc.revoked) + ", expired " +
@@ -378,7 +393,7 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
   std::int64_t listed = 0;
   const std::int64_t total =
       cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
-  Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
+  Status st = for_each_change(txn, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;
     o += "<tr><td>" + h(e.time.substr(0, 19)) + "</td><td>" + h(e.cluster) +
@@ -397,8 +412,10 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
          "json</code> lists them "
          "all.</p>\n";
   }
+  return ok_status();
+}
 
-  // Compliance.
+void compliance_html(std::string& o, const ReportData& d) {
   o += "<h2 id=\"compliance\">Policy "
        "compliance</h2>\n<table><thead><tr><th>policy</th><th>severity</th>"
        "<th>action</th><th class=\"n\">tokens judged</th><th class=\"n\">opened</th><th "
@@ -429,6 +446,9 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
        "restricted, revoked or removed), for violations resolved in the period. Tokens judged: "
        "active tokens "
        "in the policy's scope at the inventory's instant (needs the configuration).</p>\n";
+}
+
+void halts_html(std::string& o, const ReportData& d) {
   if (!d.halts.empty()) {
     o += "<h3>Enforcement halted</h3>\n<table><thead><tr><th>time</th><th>cluster</th><th "
          "class=\"n\">actions held "
@@ -439,6 +459,9 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
     }
     o += "</tbody></table>\n";
   }
+}
+
+void exemptions_html(std::string& o, const ReportData& d) {
   if (!d.exemptions.empty()) {
     o +=
         "<h3>Exemptions</h3>\n<table><thead><tr><th>policy</th><th>token or "
@@ -453,8 +476,9 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
     }
     o += "</tbody></table>\n";
   }
+}
 
-  // Integrity.
+void integrity_html(std::string& o, const Integrity& g) {
   o += "<h2 id=\"integrity\">Integrity</h2>\n";
   if (g.ok) {
     o += "<div class=\"verdict ok\"><b>The hash chain is intact</b>: every one of the " +
@@ -475,6 +499,27 @@ Status render_html(storage::Db& db, const ReportData& d, const Sink& sink) {
        "</code>. A later <code>tokenwarden verify</code> that still shows this row with this hash "
        "proves that "
        "the history up to it was not changed since this report.</p>\n</body>\n</html>\n";
+}
+
+}  // namespace
+
+Status render_html(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
+  SinkBuffer out(sink);
+  std::string& o = out.text;
+  auto integrity = integrity_of(txn, d);
+  if (!integrity.ok()) return integrity.take_error();
+  head_html(o, d);
+  summary_cards(o, d, *integrity);
+  coverage_html(o, d);
+  trends_html(o, d);
+  out.maybe_flush();
+  inventory_html(out, d);
+  anomalies_html(o, d);
+  TW_RETURN_IF_ERROR(changes_html(txn, out, d));
+  compliance_html(o, d);
+  halts_html(o, d);
+  exemptions_html(o, d);
+  integrity_html(o, *integrity);
   out.flush();
   return ok_status();
 }

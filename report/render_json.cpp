@@ -25,7 +25,7 @@ void optional_seconds(JsonWriter& w, std::string_view key, const std::optional<d
 
 }  // namespace
 
-Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
+Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
   SinkBuffer out(sink);
   JsonWriter w(out.text);
   const Request& r = d.request;
@@ -137,7 +137,7 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
       .field("reappeared", cc.reappeared)
       .end_object();
   w.key("events").begin_array();
-  Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
+  Status st = for_each_change(txn, d, [&](const ChangeEvent& e) {
     w.begin_object()
         .field("seq", e.seq)
         .field("time", e.time)
@@ -251,7 +251,7 @@ Status render_json(storage::Db& db, const ReportData& d, const Sink& sink) {
   }
   w.end_array();
 
-  auto integrity = integrity_of(db, d);
+  auto integrity = integrity_of(txn, d);
   if (!integrity.ok()) return integrity.take_error();
   const Integrity& g = *integrity;
   w.key("integrity")

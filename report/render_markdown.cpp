@@ -71,7 +71,7 @@ void table_header(std::string& o, std::initializer_list<std::string_view> cols) 
 
 }  // namespace
 
-Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
+Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
   SinkBuffer out(sink);
   std::string& o = out.text;
   const Request& r = d.request;
@@ -83,7 +83,7 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   o += "- Generated: " + short_time(r.generated_at) + " by tokenwarden " + md(r.version) +
        " from `" + md(r.database) + "`" +
        (d.context.from_config ? " with " + md(d.context.config_path) : "") + "\n";
-  auto integrity = integrity_of(db, d);
+  auto integrity = integrity_of(txn, d);
   if (!integrity.ok()) return integrity.take_error();
   const Integrity& g = *integrity;
   o += "- Integrity: " + std::string(g.ok ? "**hash chain intact**" : "**HASH CHAIN BROKEN**") +
@@ -166,7 +166,7 @@ Status render_markdown(storage::Db& db, const ReportData& d, const Sink& sink) {
   std::int64_t listed = 0;
   const std::int64_t total =
       cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
-  Status st = for_each_change(db, d, [&](const ChangeEvent& e) {
+  Status st = for_each_change(txn, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;
     std::string change;

@@ -10,9 +10,10 @@
 //
 // Everything comes from the database; the optional Context (from the configuration) adds what
 // only the configuration knows: poll intervals (for gaps; otherwise observed from the polls),
-// policy settings, scopes (for "tokens judged") and exemptions. The database is only read.
+// policy settings, scopes (for "tokens judged") and exemptions. The database is only read,
+// through storage's typed queries inside the caller's ReadTxn (one snapshot for every section).
 //
-// Thread safety: one report per Db at a time. Errors: kDatabase (unreadable database),
+// Thread safety: one report per ReadTxn at a time. Errors: kDatabase (unreadable database),
 // kInvalidArgument (bad period); a broken hash chain is reported, not an error.
 
 #include <array>
@@ -35,7 +36,7 @@
 #include "storage/queries.h"
 
 namespace tw::storage {
-class Db;
+class ReadTxn;
 }
 
 namespace tw::report {
@@ -212,26 +213,26 @@ struct ChangeEvent {
   std::string after;        // token_updated: after; token_created: the token; else ""
 };
 
-Result<ReportData> collect(storage::Db& db, const Request& request, const Context& context,
+Result<ReportData> collect(storage::ReadTxn& txn, const Request& request, const Context& context,
                            const Progress& progress = {});
 // Streams the period's token changes in seq order; `visit` returns false to stop.
 // The integrity section, waiting for the chain check if it still runs. Errors: kDatabase.
-Result<Integrity> integrity_of(storage::Db& db, const ReportData& data);
+Result<Integrity> integrity_of(storage::ReadTxn& txn, const ReportData& data);
 
 // `data` is what collect() returned for the same request (descriptions come from its replay).
-Status for_each_change(storage::Db& db, const ReportData& data,
+Status for_each_change(storage::ReadTxn& txn, const ReportData& data,
                        const std::function<bool(const ChangeEvent&)>& visit);
 
 // Receives the report in chunks.
 using Sink = std::function<void(std::string_view chunk)>;
 
-Status write_report(storage::Db& db, const ReportData& data, Format format, const Sink& sink);
+Status write_report(storage::ReadTxn& txn, const ReportData& data, Format format, const Sink& sink);
 
 // The renderers (write_report dispatches to them).
-Status render_json(storage::Db& db, const ReportData& data, const Sink& sink);
-Status render_csv(storage::Db& db, const ReportData& data, const Sink& sink);
-Status render_markdown(storage::Db& db, const ReportData& data, const Sink& sink);
-Status render_html(storage::Db& db, const ReportData& data, const Sink& sink);
+Status render_json(storage::ReadTxn& txn, const ReportData& data, const Sink& sink);
+Status render_csv(storage::ReadTxn& txn, const ReportData& data, const Sink& sink);
+Status render_markdown(storage::ReadTxn& txn, const ReportData& data, const Sink& sink);
+Status render_html(storage::ReadTxn& txn, const ReportData& data, const Sink& sink);
 
 // Names used by every format.
 std::string_view status_name(std::size_t index);  // 0..3: active, expired, revoked, removed

@@ -110,4 +110,16 @@ Result<bool> cluster_recorded(Db& db, const std::string& cluster) {
   return *row && st->int64(0) != 0;
 }
 
+Result<std::string> last_applied_config_hash(Db& db) {
+  auto q = db.cached(
+      "SELECT json_extract(detail, '$.config_hash') FROM audit_log "
+      "WHERE event = 'config_applied' ORDER BY seq DESC LIMIT 1");
+  if (!q.ok()) return q.take_error();
+  auto row = (*q)->step();
+  if (!row.ok()) return row.take_error();
+  std::string hash = *row ? (*q)->text(0) : std::string();
+  (*q)->reset();
+  return hash;
+}
+
 }  // namespace tw::storage

@@ -114,4 +114,8 @@ Result<std::optional<Timestamp>> last_successful_poll(Db& db, const std::string&
 // command line that is neither configured nor recorded is a usage error).
 Result<bool> cluster_recorded(Db& db, const std::string& cluster);
 
+// The config_hash of the last config_applied event, "" if none (the daemon records a
+// configuration only when it differs).
+Result<std::string> last_applied_config_hash(Db& db);
+
 }  // namespace tw::storage

@@ -12,6 +12,7 @@
 
 #include "core/strings.h"
 #include "report/text_util.h"
+#include "storage/read_txn.h"
 #include "tests/unit/storage/store_fixture.h"
 
 namespace tw::report {
@@ -78,16 +79,22 @@ class ReportTest : public storage::testing::StoreTest {
     r.samples = 5;
     return r;
   }
+  // A snapshot on a read-only connection of its own, as `tokenwarden report` reads.
+  storage::ReadTxn read() {
+    auto txn = storage::ReadTxn::open(path_);
+    EXPECT_TRUE(txn.ok()) << (txn.ok() ? "" : txn.error().message);
+    return std::move(*txn);
+  }
   ReportData collect_ok(const Request& r, const Context& ctx = {}) {
-    auto db = raw();
-    auto d = collect(*db, r, ctx);
+    auto txn = read();
+    auto d = collect(txn, r, ctx);
     EXPECT_TRUE(d.ok()) << (d.ok() ? "" : d.error().message);
     return d.ok() ? std::move(*d) : ReportData{};
   }
   std::string render(const ReportData& d, Format f) {
-    auto db = raw();
+    auto txn = read();
     std::string out;
-    auto s = write_report(*db, d, f, [&](std::string_view chunk) { out += chunk; });
+    auto s = write_report(txn, d, f, [&](std::string_view chunk) { out += chunk; });
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
     return out;
   }
@@ -217,9 +224,9 @@ TEST_F(HistoryTest, ChangeCountsInThePeriod) {
 
 TEST_F(HistoryTest, ChangesAreStreamedInOrderWithBeforeAndAfter) {
   auto d = collect_ok(request(kStart, kStart + hours(2) + minutes(30)));
-  auto db = raw();
+  auto txn = read();
   std::vector<std::string> seen;
-  ASSERT_TRUE(for_each_change(*db, d, [&](const ChangeEvent& e) {
+  ASSERT_TRUE(for_each_change(txn, d, [&](const ChangeEvent& e) {
                 seen.push_back(e.event + ":" + e.token_id + ":" + e.description);
                 return true;
               }).ok());
@@ -228,7 +235,7 @@ TEST_F(HistoryTest, ChangesAreStreamedInOrderWithBeforeAndAfter) {
   d = collect_ok(request(kStart, kStart + hours(21)));
   seen.clear();
   std::string before, after, a_description;
-  auto s = for_each_change(*db, d, [&](const ChangeEvent& e) {
+  auto s = for_each_change(txn, d, [&](const ChangeEvent& e) {
     if (e.token_id == "a") a_description = e.description;
     seen.push_back(e.event + ":" + e.token_id);
     if (e.event == "token_updated") {
@@ -271,16 +278,16 @@ TEST_F(HistoryTest, ClusterFilterAndUnknownCluster) {
   ASSERT_EQ(tokens_of(one.inventory).size(), 1u);
   EXPECT_EQ(one.changes.discovered, 1);
   r.cluster = "nope";
-  auto db = raw();
-  auto bad = collect(*db, r, {});
+  auto txn = read();
+  auto bad = collect(txn, r, {});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(bad.error().message.find("nope"), std::string::npos);
 }
 
 TEST_F(HistoryTest, PeriodEndingBeforeItStartsIsRefused) {
-  auto db = raw();
-  auto d = collect(*db, request(kStart + hours(2), kStart), {});
+  auto txn = read();
+  auto d = collect(txn, request(kStart + hours(2), kStart), {});
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().code, ErrorCode::kInvalidArgument);
 }
@@ -350,8 +357,8 @@ TEST_F(HistoryTest, IntegrityOfAnIntactAndATamperedChain) {
   auto r = request(kStart, kStart + hours(21));
   r.integrity_in_background = true;
   auto b = collect_ok(r);
-  auto db = raw();
-  auto g = integrity_of(*db, b);
+  auto txn = read();
+  auto g = integrity_of(txn, b);
   ASSERT_TRUE(g.ok());
   EXPECT_FALSE(g->ok);
   EXPECT_EQ(g->first_bad_seq, 3);

@@ -1,0 +1,276 @@
+#include "storage/report_queries.h"
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "storage/pipeline.h"
+#include "storage/sqlite.h"
+
+namespace tw::storage {
+namespace {
+
+// Every query binds a period the same way: ?1 from, ?2 to, ?3 cluster ("" = every cluster).
+Result<Stmt> query(ReadTxn& txn, std::string_view sql, const ReportPeriod& p) {
+  auto st = txn.db().prepare(sql);
+  if (!st.ok()) return st.take_error();
+  st->bind(1, format_timestamp(p.from)).bind(2, format_timestamp(p.to)).bind(3, p.cluster);
+  return st;
+}
+
+// Runs `sql` (bound as above) and calls row() for each result row.
+template <class F>
+Status each_row(ReadTxn& txn, std::string_view sql, const ReportPeriod& p, F&& row) {
+  auto st = query(txn, sql, p);
+  if (!st.ok()) return st.take_error();
+  while (true) {
+    auto r = st->step();
+    if (!r.ok()) return r.take_error();
+    if (!*r) return ok_status();
+    row(*st);
+  }
+}
+
+// The times in the first column of `sql`, in order; unreadable ones skipped.
+Result<std::vector<Timestamp>> times(ReadTxn& txn, std::string_view sql, const ReportPeriod& p) {
+  std::vector<Timestamp> out;
+  TW_RETURN_IF_ERROR(each_row(txn, sql, p, [&](Stmt& s) {
+    if (auto t = parse_rfc3339(s.view(0)); t.ok()) out.push_back(*t);
+  }));
+  return out;
+}
+
+Result<std::vector<PolicyCount>> policy_counts(ReadTxn& txn, std::string_view sql,
+                                               const ReportPeriod& p) {
+  std::vector<PolicyCount> out;
+  TW_RETURN_IF_ERROR(each_row(txn, sql, p, [&](Stmt& s) {
+    if (auto policy = s.opt_text(0)) out.push_back({*policy, s.int64(1)});
+  }));
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> polled_clusters(ReadTxn& txn) {
+  std::vector<std::string> out;
+  TW_RETURN_IF_ERROR(each_row(txn, "SELECT DISTINCT cluster FROM polls ORDER BY cluster",
+                              ReportPeriod{}, [&](Stmt& s) { out.push_back(s.text(0)); }));
+  return out;
+}
+
+Result<PollCoverage> poll_coverage(ReadTxn& txn, const ReportPeriod& p) {
+  PollCoverage c;
+  TW_RETURN_IF_ERROR(each_row(txn,
+                              "SELECT outcome, count(*) FROM polls WHERE cluster = ?3 AND "
+                              "finished_at >= ?1 AND finished_at <= ?2 GROUP BY outcome",
+                              p, [&](Stmt& s) {
+                                const std::string_view o = s.view(0);
+                                const std::int64_t n = s.int64(1);
+                                if (o == "ok")
+                                  c.ok = n;
+                                else if (o == "failed")
+                                  c.failed = n;
+                                else if (o == "suspect")
+                                  c.suspect = n;
+                              }));
+  TW_RETURN_IF_ERROR(
+      each_row(txn, "SELECT min(started_at) FROM polls WHERE cluster = ?3", p,
+               [&](Stmt& s) { c.first_started = parse_optional_timestamp(s.opt_text(0)); }));
+  TW_RETURN_IF_ERROR(
+      each_row(txn,
+               "SELECT max(finished_at) FROM polls WHERE cluster = ?3 AND outcome = 'ok' AND "
+               "finished_at < ?1",
+               p, [&](Stmt& s) { c.last_ok_before = parse_optional_timestamp(s.opt_text(0)); }));
+  auto oks = times(txn,
+                   "SELECT finished_at FROM polls WHERE cluster = ?3 AND outcome = 'ok' AND "
+                   "finished_at >= ?1 AND finished_at <= ?2 ORDER BY finished_at",
+                   p);
+  if (!oks.ok()) return oks.take_error();
+  c.ok_finished = std::move(*oks);
+  return c;
+}
+
+Result<std::vector<Timestamp>> poll_starts(ReadTxn& txn, const ReportPeriod& p) {
+  return times(txn,
+               "SELECT started_at FROM polls WHERE cluster = ?3 AND started_at >= ?1 AND "
+               "started_at <= ?2 ORDER BY started_at",
+               p);
+}
+
+Result<ViolationTimes> violation_times(ReadTxn& txn, const ReportPeriod& p) {
+  ViolationTimes v;
+  TW_RETURN_IF_ERROR(
+      each_row(txn,
+               "SELECT opened_at, resolved_at FROM violations WHERE opened_at <= ?2 AND "
+               "(resolved_at IS NULL OR resolved_at >= ?1) AND (?3 = '' OR cluster = ?3)",
+               p, [&](Stmt& s) {
+                 v.opened.push_back(s.text(0));
+                 if (auto r = s.opt_text(1)) v.resolved.push_back(*r);
+               }));
+  std::sort(v.opened.begin(), v.opened.end());
+  std::sort(v.resolved.begin(), v.resolved.end());
+  return v;
+}
+
+Result<std::vector<OpenedByPolicy>> violations_opened(ReadTxn& txn, const ReportPeriod& p) {
+  std::vector<OpenedByPolicy> out;
+  TW_RETURN_IF_ERROR(each_row(
+      txn,
+      "SELECT policy, max(severity), max(action), count(*) FROM violations WHERE opened_at >= ?1 "
+      "AND opened_at <= ?2 AND (?3 = '' OR cluster = ?3) GROUP BY policy",
+      p, [&](Stmt& s) {
+        out.push_back({s.text(0), s.text(1), s.text(2), s.int64(3)});
+      }));
+  return out;
+}
+
+Result<std::vector<PolicyCount>> violations_open_at_end(ReadTxn& txn, const ReportPeriod& p) {
+  return policy_counts(txn,
+                       "SELECT policy, count(*) FROM violations WHERE opened_at <= ?2 AND "
+                       "(resolved_at IS NULL OR resolved_at > ?2) AND (?3 = '' OR cluster = ?3) "
+                       "GROUP BY policy",
+                       p);
+}
+
+Result<std::vector<ResolvedViolation>> violations_resolved(ReadTxn& txn, const ReportPeriod& p) {
+  std::vector<ResolvedViolation> out;
+  TW_RETURN_IF_ERROR(each_row(txn,
+                              "SELECT policy, resolution, opened_at, resolved_at FROM violations "
+                              "WHERE resolved_at >= ?1 AND resolved_at <= ?2 AND (?3 = '' OR "
+                              "cluster = ?3)",
+                              p, [&](Stmt& s) {
+                                out.push_back({s.text(0), s.opt_text(1), s.text(2), s.text(3)});
+                              }));
+  return out;
+}
+
+Result<std::vector<ActionEventCount>> action_event_counts(ReadTxn& txn, const ReportPeriod& p) {
+  std::vector<ActionEventCount> out;
+  TW_RETURN_IF_ERROR(each_row(
+      txn,
+      "SELECT event, json_extract(detail, '$.policy'), coalesce(json_extract(detail, '$.final'), "
+      "1), count(*) FROM audit_log WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND event IN "
+      "('action_planned', 'action_succeeded', 'action_failed', 'action_skipped') AND "
+      "json_valid(detail) AND (?3 = '' OR cluster = ?3) GROUP BY 1, 2, 3",
+      p, [&](Stmt& s) {
+        auto policy = s.opt_text(1);
+        if (policy) out.push_back({s.text(0), *policy, s.int64(2) != 0, s.int64(3)});
+      }));
+  return out;
+}
+
+Result<std::vector<HaltRecord>> halts(ReadTxn& txn, const ReportPeriod& p) {
+  std::vector<HaltRecord> out;
+  TW_RETURN_IF_ERROR(each_row(
+      txn,
+      "SELECT recorded_at, cluster, detail FROM audit_log WHERE event = 'enforcement_halted' AND "
+      "recorded_at >= ?1 AND recorded_at <= ?2 AND (?3 = '' OR cluster = ?3) ORDER BY seq",
+      p, [&](Stmt& s) {
+        HaltRecord h{s.text(0), s.opt_text(1).value_or(""), 0, {}};
+        auto d = nlohmann::json::parse(s.view(2), nullptr, false);
+        if (d.is_object()) {
+          if (d.contains("planned") && d["planned"].is_number_integer())
+            h.planned = d["planned"].get<std::int64_t>();
+          if (d.contains("policies") && d["policies"].is_object()) {
+            for (const auto& [name, v] : d["policies"].items()) {
+              if (v.is_number_integer()) h.by_policy.emplace_back(name, v.get<std::int64_t>());
+            }
+          }
+        }
+        out.push_back(std::move(h));
+      }));
+  return out;
+}
+
+Result<std::vector<PolicyCount>> awaiting_approval_at_end(ReadTxn& txn, const ReportPeriod& p) {
+  return policy_counts(
+      txn,
+      "SELECT json_extract(a.detail, '$.policy'), count(*) FROM audit_log a WHERE a.event = "
+      "'action_planned' AND json_valid(a.detail) AND json_extract(a.detail, "
+      "'$.awaiting_approval') = 1 AND a.recorded_at <= ?2 AND (?3 = '' OR a.cluster = ?3) AND "
+      "NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.token_id = a.token_id AND e.event IN "
+      "('action_approved', 'action_succeeded', 'action_failed', 'action_skipped') AND "
+      "e.recorded_at <= ?2 AND json_valid(e.detail) AND json_extract(e.detail, '$.action_id') = "
+      "json_extract(a.detail, '$.action_id')) GROUP BY 1",
+      p);
+}
+
+Result<std::vector<ExemptionUse>> exemption_uses(ReadTxn& txn, const ReportPeriod& p) {
+  std::vector<ExemptionUse> out;
+  TW_RETURN_IF_ERROR(each_row(
+      txn,
+      "SELECT json_extract(detail, '$.policy'), json_extract(detail, '$.exemption'), "
+      "count(DISTINCT coalesce(cluster, '') || char(0) || coalesce(token_id, '')) FROM audit_log "
+      "WHERE event = 'exemption_applied' AND recorded_at <= ?2 AND json_valid(detail) AND "
+      "coalesce(CASE WHEN json_valid(detail) THEN json_extract(detail, '$.expires') END, '9') > "
+      "?1 AND (?3 = '' OR cluster = ?3) GROUP BY 1, 2",
+      p, [&](Stmt& s) {
+        out.push_back({s.opt_text(0), s.opt_text(1), s.int64(2)});
+      }));
+  return out;
+}
+
+Result<std::vector<EventCount>> token_event_counts(ReadTxn& txn, const ReportPeriod& p) {
+  std::vector<EventCount> out;
+  TW_RETURN_IF_ERROR(each_row(
+      txn,
+      "SELECT event, count(*) FROM audit_log WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND "
+      "event IN ('token_discovered', 'token_created', 'token_updated', 'token_revoked', "
+      "'token_expired', 'token_removed', 'token_reappeared') AND (?3 = '' OR cluster = ?3) GROUP "
+      "BY event",
+      p, [&](Stmt& s) {
+        out.push_back({s.text(0), s.int64(1)});
+      }));
+  return out;
+}
+
+Status for_each_token_change(ReadTxn& txn, const ReportPeriod& p,
+                             const std::function<bool(const TokenChange&)>& visit) {
+  // The seq range of the period (through the time index), then one pass over it in seq order;
+  // the `+` keeps SQLite from reading the rows through an index and sorting them.
+  std::int64_t lo = 0, hi = -1;
+  TW_RETURN_IF_ERROR(each_row(
+      txn, "SELECT min(seq), max(seq) FROM audit_log WHERE recorded_at >= ?1 AND recorded_at <= ?2",
+      p, [&](Stmt& s) {
+        if (!s.is_null(0)) {
+          lo = s.int64(0);
+          hi = s.int64(1);
+        }
+      }));
+  auto st = query(
+      txn,
+      "SELECT e.seq, e.recorded_at, e.cluster, e.token_id, e.event, e.detail FROM audit_log e "
+      "WHERE e.seq >= ?4 AND e.seq <= ?5 AND +e.recorded_at >= ?1 AND +e.recorded_at <= ?2 AND "
+      "+e.event IN ('token_created', 'token_updated', 'token_revoked', 'token_expired', "
+      "'token_removed', 'token_reappeared') AND (?3 = '' OR +e.cluster = ?3) ORDER BY e.seq",
+      p);
+  if (!st.ok()) return st.take_error();
+  st->bind(4, lo).bind(5, hi);
+  TokenChange change;
+  return pipelined_rows(*st, 6, [&](const std::string_view* f) {
+    change.seq = 0;
+    std::from_chars(f[0].data(), f[0].data() + f[0].size(), change.seq);
+    change.recorded_at = f[1];
+    change.cluster = f[2];
+    change.token_id = f[3];
+    change.event = f[4];
+    change.detail = f[5];
+    return visit(change);
+  });
+}
+
+Result<std::optional<std::int64_t>> chain_head_seq(ReadTxn& txn) {
+  std::optional<std::int64_t> seq;
+  TW_RETURN_IF_ERROR(each_row(txn, "SELECT seq FROM chain_head WHERE id = 1", ReportPeriod{},
+                              [&](Stmt& s) { seq = s.int64(0); }));
+  return seq;
+}
+
+Result<std::int64_t> audit_event_count(ReadTxn& txn) {
+  std::int64_t n = 0;
+  TW_RETURN_IF_ERROR(each_row(txn, "SELECT count(*) FROM audit_log", ReportPeriod{},
+                              [&](Stmt& s) { n = s.int64(0); }));
+  return n;
+}
+
+}  // namespace tw::storage
