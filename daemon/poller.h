@@ -45,6 +45,11 @@ struct RunOptions {
   bool dry_run = false;
   int max_vanished_percent = 50;
   bool full_compare = false;  // never use the unchanged-list shortcut (benchmarks)
+  // A process without the inventory in memory (a one-shot `poll`): an unchanged list may be
+  // recorded from the checkpoint the last poll saved, without reading the inventory back or
+  // evaluating the policies again (storage/recorder.h says when it may not). The daemon does not:
+  // its inventory gauges need the inventory.
+  bool use_checkpoint = false;
 };
 
 class ClusterPoller {
