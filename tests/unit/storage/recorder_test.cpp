@@ -657,7 +657,9 @@ class CheckpointTest : public UnchangedListTest {
       hook_ran = true;
       return ok_status();
     });
-    if (r.ok() && r->from_checkpoint) EXPECT_FALSE(hook_ran);
+    if (r.ok() && r->from_checkpoint) {
+      EXPECT_FALSE(hook_ran);
+    }
     clock_.advance(std::chrono::minutes(1));
     return r;
   }
