@@ -1,14 +1,19 @@
 // tw-bench-poll: measures one cluster's poll cycle against a tokenwarden-sim process.
 //
-//   tw-bench-poll --tokens N [--sim PATH] [--steady K] [--churn K] [--growth K] [--policies]
-//                 [--no-trim]
+//   tw-bench-poll --tokens N [--policies [--unscoped]] [--sim PATH] [--tokenwarden PATH]
+//                 [--steady K] [--churn K] [--growth K] [--one-shot K] [--no-trim]
 //
 // --no-trim: no malloc_trim after a decoded list (RunOptions::trim_heap), to measure what it
 // costs and what it returns.
 //
 // The simulator runs as a separate process so that the figures are the daemon's alone: CPU time
 // is this thread's (the cycle runs entirely on it: HTTP, parsing, diff, SQLite), peak RSS is this
-// process's. Prints one JSON object; bench/run formats the table.
+// process's, page faults (minor) this process's during the first poll. --unscoped drops the
+// policies' scopes: every policy judges every token (the worst first poll). At the end,
+// `tokenwarden poll` runs K times as a child process against the same database and the unchanged
+// list (a one-shot steady poll, two policies and the default 10 s timeout in its configuration):
+// its CPU (user + sys), wall time and page faults are the child's own (wait4). Prints one JSON
+// object; bench/run formats the tables.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -51,6 +56,24 @@ double wall_ms() {
       .count();
 }
 
+struct Usage {
+  double cpu_ms = 0;  // user + sys
+  long minflt = 0, majflt = 0, maxrss_kb = 0;
+};
+
+Usage usage_of(const rusage& ru) {
+  auto ms = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3;
+  };
+  return {ms(ru.ru_utime) + ms(ru.ru_stime), ru.ru_minflt, ru.ru_majflt, ru.ru_maxrss};
+}
+
+long minor_faults() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+
 long peak_rss_kb() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -84,14 +107,20 @@ int main(int argc, char** argv) {
   cli::configure_process();  // as tokenwarden itself does
   std::size_t tokens = 1000;
   int steady = 10, churn = 5, growth = 200;
-  bool with_policies = false;
+  int one_shots = 5;
+  bool with_policies = false, unscoped = false;
   bool trim_heap = true;
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
+  std::string tw_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string v = i + 1 < argc ? argv[i + 1] : "";
     if (a == "--policies") {
       with_policies = true;
+      continue;
+    }
+    if (a == "--unscoped") {
+      unscoped = true;
       continue;
     }
     if (a == "--no-trim") {
@@ -109,6 +138,10 @@ int main(int argc, char** argv) {
       churn = std::stoi(v);
     else if (a == "--growth")
       growth = std::stoi(v);
+    else if (a == "--one-shot")
+      one_shots = std::stoi(v);
+    else if (a == "--tokenwarden")
+      tw_path = v;
     else
       die("unknown argument " + a);
   }
@@ -156,8 +189,12 @@ int main(int argc, char** argv) {
   // action), evaluated inside every poll as the daemon does.
   std::unique_ptr<daemon::Enforcer> enforcer;
   if (with_policies) {
-    auto set = policy::PolicySet::compile(bench::fifty_policies(),
-                                          bench::twenty_exemptions({}, clock.now()));
+    auto specs = bench::fifty_policies();
+    if (unscoped) {
+      for (auto& p : specs) p.scope = {};
+    }
+    auto set =
+        policy::PolicySet::compile(std::move(specs), bench::twenty_exemptions({}, clock.now()));
     if (!set.ok()) die(set.error().message);
     enforcer = std::make_unique<daemon::Enforcer>(cluster, clock, null_logger(), nullptr);
     enforcer->configure(*set, daemon::EnforcementSettings{});
@@ -168,10 +205,12 @@ int main(int argc, char** argv) {
   opts.trim_heap = trim_heap;
 
   int evaluations = 0;  // cycles in which the policies were evaluated again
+  int opened = 0;       // violations opened by the last cycle
   auto cycle = [&](const char* what) {
     double w0 = wall_ms(), c0 = thread_cpu_ms();
     auto rep = poller.run_once(opts);
     if (rep.enforcement.evaluated) ++evaluations;
+    opened = rep.enforcement.opened;
     Sample s{wall_ms() - w0, thread_cpu_ms() - c0};
     if (!rep.recorded || rep.summary.outcome != storage::PollOutcome::kOk) {
       die(std::string(what) + " poll failed: " + rep.error);
@@ -184,7 +223,18 @@ int main(int argc, char** argv) {
   };
   auto db_bytes = [&] { return file_size(db_path) + file_size(db_path + "-wal"); };
 
+  const long faults_before_first = minor_faults();
   Sample first = cycle("first");
+  const long first_faults = minor_faults() - faults_before_first;
+  const int first_opened = opened;
+  std::int64_t violating_tokens = 0;
+  {
+    auto st = (*store)->db().prepare(
+        "SELECT COUNT(DISTINCT token_id) FROM violation_records WHERE state != 'resolved'");
+    if (!st.ok()) die(st.error().message);
+    (void)st->step();
+    violating_tokens = st->int64(0);
+  }
   long rss_after_first = peak_rss_kb();
   checkpoint();
   auto size_after_first = db_bytes();
@@ -268,6 +318,50 @@ int main(int argc, char** argv) {
   }
   Sample vanish = cycle("vanish");
 
+  // One-shot steady polls: `tokenwarden poll` as a new process, the list unchanged since the last
+  // poll. The first one saves a checkpoint under its own configuration; the next are measured.
+  std::string config_file = dir + "/tokenwarden.toml";
+  std::ofstream(config_file) << "[daemon]\ndatabase = \"" << db_path
+                             << "\"\nlog_level = \"warn\"\n\n[http]\nlisten = \"\"\n\n"
+                             << "[[clusters]]\nname = \"bench\"\ntype = \"clustered\"\nurl = \""
+                             << cluster.source.url << "\"\ntoken_file = \"" << token_file
+                             << "\"\ntimeout = \"10s\"\n\n"
+                             << "[[policies]]\nname = \"rotate-yearly\"\nkind = \"max_age\"\n"
+                             << "max_age = \"365d\"\naction = \"alert\"\n\n"
+                             << "[[policies]]\nname = \"no-global-write\"\n"
+                             << "kind = \"all_databases_grant\"\nactions = [\"write\"]\n"
+                             << "action = \"alert\"\n";
+  auto one_shot = [&](double& wall) {
+    double w0 = wall_ms();
+    pid_t child = fork();
+    if (child == 0) {
+      int devnull = ::open("/dev/null", O_WRONLY);
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+      execl(tw_path.c_str(), tw_path.c_str(), "--config", config_file.c_str(), "poll", nullptr);
+      _exit(127);
+    }
+    int st = 0;
+    rusage ru{};
+    wait4(child, &st, 0, &ru);
+    wall = wall_ms() - w0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) die("tokenwarden poll failed (" + tw_path + ")");
+    return usage_of(ru);
+  };
+  std::vector<double> ow, oc, of;
+  Usage first_one_shot{};
+  double first_one_shot_wall = 0;
+  long one_shot_rss = 0;
+  if (one_shots > 0) first_one_shot = one_shot(first_one_shot_wall);
+  for (int i = 0; i < one_shots; ++i) {
+    double w = 0;
+    Usage u = one_shot(w);
+    ow.push_back(w);
+    oc.push_back(u.cpu_ms);
+    of.push_back(static_cast<double>(u.minflt));
+    one_shot_rss = std::max(one_shot_rss, u.maxrss_kb);
+  }
+
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -280,6 +374,10 @@ int main(int argc, char** argv) {
       .field("evaluations_in_unchanged_cycles", steady_evaluations)
       .field("first_wall_ms", first.wall)
       .field("first_cpu_ms", first.cpu)
+      .field("first_minor_faults", static_cast<std::int64_t>(first_faults))
+      .field("first_violations_opened", first_opened)
+      .field("violating_tokens", violating_tokens)
+      .field("unscoped", unscoped)
       .field("steady_wall_ms", median(sw))
       .field("steady_cpu_ms", median(sc))
       .field("full_compare_wall_ms", median(fw))
@@ -299,6 +397,13 @@ int main(int argc, char** argv) {
                  ? (static_cast<double>(after_growth) - static_cast<double>(before_growth)) / growth
                  : 0.0)
       .field("db_bytes_final", static_cast<std::int64_t>(db_bytes()))
+      .field("one_shots", one_shots)
+      .field("one_shot_first_cpu_ms", first_one_shot.cpu_ms)
+      .field("one_shot_first_wall_ms", first_one_shot_wall)
+      .field("one_shot_wall_ms", median(ow))
+      .field("one_shot_cpu_ms", median(oc))
+      .field("one_shot_minor_faults", median(of))
+      .field("one_shot_peak_rss_kb", static_cast<std::int64_t>(one_shot_rss))
       .end_object();
   std::puts(out.c_str());
   std::filesystem::remove_all(dir);

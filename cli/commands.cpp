@@ -151,6 +151,7 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
     daemon::RunOptions opts;
     opts.dry_run = o.dry_run;
     opts.max_vanished_percent = config->safety.max_vanished_percent;
+    opts.use_checkpoint = true;  // a new process: an unchanged list need not be read back
     daemon::CycleReport rep = poller->run_once(opts);
     const auto& s = rep.summary;
     const auto& e = rep.enforcement;

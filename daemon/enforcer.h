@@ -29,6 +29,7 @@
 // Errors: on_poll returns kDatabase errors (the poll's transaction then rolls back); execution
 // failures are recorded, logged and retried, never thrown.
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <span>
@@ -111,6 +112,16 @@ class Enforcer {
   // Every action is read back (get_token) before it counts: see run_revoke/run_restrict.
   void execute(storage::AuditStore& store, influx::ClusterClient& client,
                const influx::CallContext& ctx, EnforcementReport& report);
+
+  const policy::PolicySet* policies() const { return policies_.get(); }
+  const EnforcementSettings& settings() const { return settings_; }
+  // Until then, a poll that changes nothing gives on_poll nothing to do (no clock-driven verdict,
+  // no action due or retried); Timestamp::min() before the first evaluation.
+  Timestamp next_due() const {
+    if (!policies_) return Timestamp::max();
+    if (!evaluated_once_) return Timestamp::min();
+    return clock_heap_.empty() ? next_due_ : std::min(next_due_, clock_heap_.front().first);
+  }
 
   static constexpr int kMaxAttempts = 5;
   // Succeeded actions a violation may see contradicted before it is failed for good.

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <optional>
 
+#include "core/sha256.h"
+#include "core/version.h"
 #include "storage/queries.h"
 
 namespace tw::daemon {
@@ -19,6 +21,73 @@ std::int64_t count(const storage::EventCounts& c, EventKind k) {
 // Keeps the longest wait a cluster asked for.
 void note_wait(std::optional<Duration>& wait, const std::optional<Duration>& asked) {
   if (asked && (!wait || *asked > *wait)) wait = asked;
+}
+
+// Length-prefixed, so that no two different inputs give the same text.
+void put(std::string& out, std::string_view v) {
+  out += std::to_string(v.size());
+  out += ':';
+  out += v;
+}
+void put(std::string& out, std::int64_t v) { put(out, std::to_string(v)); }
+void put(std::string& out, const std::optional<Duration>& d) {
+  put(out, d ? std::to_string(d->count()) : std::string("-"));
+}
+
+// Identity of the policy evaluation the enforcer runs for this cluster: every field of every
+// policy and exemption, the settings, the cluster's labels and timeout, this build's version.
+// A checkpoint saved under another identity never stands for this one. "" without policies.
+std::string evaluation_identity(const ClusterConfig& cluster, const Enforcer* enforcer) {
+  if (enforcer == nullptr || enforcer->policies() == nullptr) return {};
+  std::string s;
+  put(s, kVersion);
+  put(s, cluster.name);
+  for (const auto& [k, v] : cluster.labels) {
+    put(s, k);
+    put(s, v);
+  }
+  put(s, std::optional<Duration>(cluster.source.timeout));
+  const EnforcementSettings& e = enforcer->settings();
+  put(s, policy::to_string(e.mode));
+  put(s, static_cast<std::int64_t>(e.max_actions_per_cycle));
+  put(s, static_cast<std::int64_t>(e.max_actions_percent));
+  for (const policy::PolicySpec& p : enforcer->policies()->specs()) {
+    put(s, p.name);
+    put(s, policy::to_string(p.kind));
+    put(s, p.max_lifetime);
+    put(s, static_cast<std::int64_t>(p.require_expiry));
+    put(s, p.max_age);
+    for (const auto& a : p.actions) put(s, a);
+    put(s, "|");
+    for (const auto& d : p.databases) put(s, d);
+    put(s, "|");
+    put(s, p.max ? std::to_string(*p.max) : std::string("-"));
+    put(s, p.pattern);
+    put(s, p.within);
+    put(s, policy::to_string(p.severity));
+    put(s, policy::to_string(p.action));
+    put(s, p.mode ? policy::to_string(*p.mode) : std::string_view("-"));
+    put(s, std::optional<Duration>(p.grace_period));
+    put(s, std::optional<Duration>(p.min_token_age));
+    put(s, static_cast<std::int64_t>(p.require_approval));
+    for (const auto& c : p.scope.clusters) put(s, c);
+    put(s, "|");
+    put(s, p.scope.description);
+    for (const auto& [k, v] : p.scope.labels) {
+      put(s, k);
+      put(s, v);
+    }
+    put(s, "|");
+  }
+  for (const policy::ExemptionSpec& x : enforcer->policies()->exemptions()) {
+    put(s, x.policy);
+    put(s, x.token_id);
+    put(s, x.description);
+    put(s, x.cluster);
+    put(s, x.reason);
+    put(s, static_cast<std::int64_t>(x.expires.time_since_epoch().count()));
+  }
+  return sha256_hex(s);
 }
 
 }  // namespace
@@ -122,9 +191,13 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   ctx.cancel = options.cancel;
   // Offer the digest of the last list recorded whole; if no active token can expire before the
   // fetch ends, an identical list lets the source skip decoding and the recorder skip the diff.
+  // A new process may offer the digest saved with the last poll's checkpoint instead.
+  const std::string evaluation = evaluation_identity(cluster_, enforcer_.get());
   if (!options.full_compare) {
-    ctx.known_digest =
-        recorder_.known_digest(cluster_.name, rep.started_at + cluster_.source.timeout);
+    const Timestamp horizon = rep.started_at + cluster_.source.timeout;
+    ctx.known_digest = recorder_.known_digest(cluster_.name, horizon);
+    if (ctx.known_digest.empty() && options.use_checkpoint)
+      ctx.known_digest = recorder_.saved_digest(cluster_.name, horizon, evaluation);
   }
 
   // A management token known to have lapsed fails the poll with that reason, not the cluster's.
@@ -151,6 +224,8 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     in.finished_at = rep.finished_at;
     in.max_vanished_percent = options.max_vanished_percent;
     in.dry_run = options.dry_run;
+    in.use_checkpoint = options.use_checkpoint;
+    in.evaluation = evaluation;
     if (!list.ok()) {
       in.error = list.error().message;
       note_wait(rep.retry_after, list.error().retry_after);
@@ -184,7 +259,9 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     }
     if (!enforcer_) return ok_status();
     rep.enforcement = EnforcementReport{};
-    return enforcer_->on_poll(txn, inventory, s, rep.finished_at, rep.enforcement);
+    TW_RETURN_IF_ERROR(enforcer_->on_poll(txn, inventory, s, rep.finished_at, rep.enforcement));
+    s.hook_due = enforcer_->next_due();  // saved with the poll's checkpoint
+    return ok_status();
   };
 
   auto in = fetch();

@@ -48,6 +48,11 @@ struct RunOptions {
   // After a cycle that decoded a list, hand freed heap pages back to the kernel (malloc_trim);
   // benchmarks turn it off to measure its effect (tw-bench-poll --no-trim).
   bool trim_heap = true;
+  // A process without the inventory in memory (a one-shot `poll`): an unchanged list may be
+  // recorded from the checkpoint the last poll saved, without reading the inventory back or
+  // evaluating the policies again (storage/recorder.h says when it may not). The daemon does not:
+  // its inventory gauges need the inventory.
+  bool use_checkpoint = false;
 };
 
 class ClusterPoller {

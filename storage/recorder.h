@@ -17,6 +17,12 @@
 // It also remembers the digest of the last list it recorded whole: a source told that digest
 // (known_digest) may answer "unchanged" instead of a list, and then, unless a token has expired
 // since, only the poll row is written — the steady state costs no decoding and no diff.
+// Every successful poll also saves, in its transaction, a checkpoint of what it established
+// (the list digest, when the clock alone could change an outcome, which evaluation the hook ran,
+// the audit log's last seq): a new process (a one-shot `poll`) that opts in (saved_digest,
+// PollInput::use_checkpoint) records an identical list from it without loading the inventory,
+// and without the hook — unless another process recorded anything since, the time has come, or
+// the evaluation differs, in which case the list is fetched and compared in full.
 // `hook` runs inside the transaction of a successful poll, with the inventory after it, so later
 // stages (policy evaluation) commit atomically with the poll.
 //
@@ -56,7 +62,13 @@ struct PollInput {
   std::optional<std::vector<Token>> tokens;  // nullopt: the poll failed (error says why)
   bool unchanged = false;  // the source found the list identical to known_digest()
   std::string digest;      // the list's digest, if the source gave one
-  std::string error;       // failed: one sentence
+  // The checkpoint may stand for the inventory (see above): an identical list is recorded
+  // without loading it and without running the hook.
+  bool use_checkpoint = false;
+  // Identity of what the hook evaluates (policies, settings, version); saved with the
+  // checkpoint, which stands only for the same evaluation. "" for none.
+  std::string evaluation;
+  std::string error;  // failed: one sentence
   int max_vanished_percent = 50;
   bool dry_run = false;  // compute everything, write nothing
   // Direct reads of the tokens the recorder asked about (PollSummary::to_confirm), by id.
@@ -84,6 +96,9 @@ struct PollSummary {
   // have changed.
   std::vector<std::string> changed_tokens;
   bool inventory_reloaded = false;
+  bool from_checkpoint = false;  // recorded from the saved checkpoint: no inventory, no hook
+  // Set by the hook: until then, a poll that changes nothing gives the hook nothing to do.
+  Timestamp hook_due = Timestamp::max();
 };
 
 class InventoryRecorder {
@@ -100,6 +115,11 @@ class InventoryRecorder {
   // The digest of the cluster's last list recorded whole, if an identical list polled before
   // `horizon` would change nothing (no active token expires before then); else "".
   std::string known_digest(const std::string& cluster, Timestamp horizon);
+  // The same from the checkpoint saved in the database (a new process): the digest if the
+  // checkpoint is for `evaluation` and nothing it stands for can change before `horizon`; else
+  // "" (also on a database error: the list is then compared in full).
+  std::string saved_digest(const std::string& cluster, Timestamp horizon,
+                           const std::string& evaluation);
 
  private:
   struct Cache {
@@ -110,7 +130,18 @@ class InventoryRecorder {
     std::size_t listed = 0;  // tokens in that list
     Timestamp next_expiry = Timestamp::max();
   };
+  struct Step;  // one call's input, transaction and answer (recorder.cpp)
   Cache& cache_for(const std::string& cluster);
+  // The steps of record_input, in order; each returns the answer when it ends the call.
+  Result<PollSummary> record_failed(Step& s);
+  Result<PollSummary> record_unchanged(Step& s, bool current);
+  Result<PollSummary> record_from_checkpoint(Step& s);
+  Result<PollSummary> record_list(Step& s, bool current);
+  std::optional<Result<PollSummary>> hold_for_vanished(Step& s, ChangePlan& plan);
+  Status write_changes(Step& s, const ChangePlan& plan);
+  void update_cache(Step& s, const ChangePlan& plan, bool current);
+  Result<PollSummary> hold_as_suspect(Step& s, std::string message, std::string detail);
+  Result<PollSummary> finish(Step& s, std::size_t listed, bool intact);
 
   AuditStore& store_;
   std::mutex mu_;  // guards caches_ (the map, not the entries: one poll per cluster at a time)

@@ -165,11 +165,28 @@ constexpr const char* kV3 = R"sql(
 CREATE INDEX audit_events_by_event ON audit_events(event, recorded_at);
 )sql";
 
+// Version 4: what each cluster's last successful poll established, written in that poll's
+// transaction, so that a new process can tell that an identical list changes nothing without
+// reading the whole inventory back (storage/recorder.h). Not part of the audit log or its chain:
+// a checkpoint that does not match the log (poll id, last seq) is ignored.
+constexpr const char* kV4 = R"sql(
+CREATE TABLE poll_checkpoints(
+  cluster     TEXT PRIMARY KEY,
+  poll_id     INTEGER NOT NULL,  -- the successful poll (poll_runs.id) it describes
+  list_digest TEXT NOT NULL,     -- SHA-256 of that poll's token list body ('' if unknown)
+  token_count INTEGER NOT NULL,
+  audit_seq   INTEGER NOT NULL,  -- the audit log's last seq when that poll committed
+  due_at      INTEGER,           -- ms since the epoch: from then the clock alone may change an
+                                 -- outcome (an expiry, a policy verdict, an action); NULL: never
+  evaluation  TEXT NOT NULL      -- identity of the policy evaluation it ran ('' if none)
+) WITHOUT ROWID;
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
 };
-constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}};
+constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}};
 
 }  // namespace
 

@@ -12,8 +12,9 @@
 
 namespace tw::storage {
 
-inline constexpr int kSchemaVersion = 3;
-// The oldest version read-only commands accept as it is (later versions only added indexes).
+inline constexpr int kSchemaVersion = 4;
+// The oldest version read-only commands accept as it is (later versions only added an index and
+// the poll_checkpoints table, which only writers use).
 inline constexpr int kMinReadableSchemaVersion = 2;
 
 // PRAGMA application_id of a tokenwarden database ("TWRD"), set by migrate().

@@ -422,9 +422,12 @@ TEST_F(RecorderTest, SchemaVersionAndPragmas) {
   auto v = schema_version(store_->db());
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 3);
+  EXPECT_EQ(kSchemaVersion, 4);
   EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = "
                   "'audit_events_by_event'"),
+            1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = "
+                  "'poll_checkpoints'"),
             1);
   EXPECT_EQ(text("PRAGMA journal_mode"), "wal");
   for (const char* view : {"audit_log", "token_inventory", "polls"}) {
@@ -448,16 +451,17 @@ TEST_F(RecorderTest, ReadOnlyOpen) {
 TEST_F(RecorderTest, VersionTwoIsReadableAndMigrated) {
   poll_ok(rec_, make_tokens(2));
   store_.reset();
-  exec("DROP INDEX audit_events_by_event; PRAGMA user_version = 2");
+  exec("DROP INDEX audit_events_by_event; DROP TABLE poll_checkpoints; PRAGMA user_version = 2");
   auto ro = AuditStore::open(path_, AuditStore::Mode::kReadOnly);
   ASSERT_TRUE(ro.ok()) << ro.error().message;
   ro->reset();
   auto rw = AuditStore::open(path_, AuditStore::Mode::kReadWrite);
   ASSERT_TRUE(rw.ok()) << rw.error().message;
-  EXPECT_EQ(count("PRAGMA user_version"), 3);
+  EXPECT_EQ(count("PRAGMA user_version"), 4);
   EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = "
                   "'audit_events_by_event'"),
             1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM poll_checkpoints"), 0);
 }
 
 TEST_F(RecorderTest, NewerSchemaIsRefused) {
@@ -629,6 +633,118 @@ TEST_F(UnchangedListTest, SuspectPollDoesNotReplaceTheKnownDigest) {
   EXPECT_EQ(s->outcome, PollOutcome::kSuspect);
   EXPECT_EQ(rec_.known_digest("prod", clock_.now()), "digest-full");
   EXPECT_TRUE(poll_unchanged(rec_, "digest-empty")->needs_full_list);
+}
+
+// --- the checkpoint a new process records an unchanged list from ---------------------------------
+
+class CheckpointTest : public UnchangedListTest {
+ protected:
+  // A poll by a new process (no inventory in memory) whose source reported the bytes of `digest`;
+  // its hook must not run when the checkpoint stands for the inventory.
+  Result<PollSummary> fresh_unchanged(const std::string& digest,
+                                      const std::string& evaluation = "eval-1") {
+    InventoryRecorder fresh(*store_);
+    PollInput in;
+    in.cluster = "prod";
+    in.finished_at = clock_.now();
+    in.started_at = in.finished_at - std::chrono::seconds(1);
+    in.unchanged = true;
+    in.digest = digest;
+    in.use_checkpoint = true;
+    in.evaluation = evaluation;
+    bool hook_ran = false;
+    auto r = fresh.record(in, [&](WriteTxn&, const Inventory&, PollSummary&) {
+      hook_ran = true;
+      return ok_status();
+    });
+    if (r.ok() && r->from_checkpoint) {
+      EXPECT_FALSE(hook_ran);
+    }
+    clock_.advance(std::chrono::minutes(1));
+    return r;
+  }
+  // A full list, recorded with an evaluation whose own time comes at `hook_due`.
+  Result<PollSummary> poll_evaluated(InventoryRecorder& rec, const std::vector<Token>& tokens,
+                                     const std::string& digest,
+                                     Timestamp hook_due = Timestamp::max()) {
+    PollInput in;
+    in.cluster = "prod";
+    in.finished_at = clock_.now();
+    in.started_at = in.finished_at - std::chrono::seconds(1);
+    in.tokens = tokens;
+    in.digest = digest;
+    in.evaluation = "eval-1";
+    auto r = rec.record_input(in, [&](WriteTxn&, const Inventory&, PollSummary& s) {
+      s.hook_due = hook_due;
+      return ok_status();
+    });
+    clock_.advance(std::chrono::minutes(1));
+    return r;
+  }
+};
+
+TEST_F(CheckpointTest, ANewProcessRecordsAnUnchangedListFromTheCheckpoint) {
+  ASSERT_TRUE(poll_evaluated(rec_, make_tokens(4), "digest-1").ok());
+  const std::int64_t audit_before = audit_rows();
+  InventoryRecorder fresh(*store_);
+  EXPECT_EQ(fresh.known_digest("prod", clock_.now()), "");
+  EXPECT_EQ(fresh.saved_digest("prod", clock_.now(), "eval-1"), "digest-1");
+  EXPECT_EQ(fresh.saved_digest("prod", clock_.now(), "eval-2"), "") << "another evaluation";
+  EXPECT_EQ(fresh.saved_digest("other", clock_.now(), "eval-1"), "");
+  auto s = fresh_unchanged("digest-1");
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_TRUE(s->from_checkpoint);
+  EXPECT_FALSE(s->needs_full_list);
+  EXPECT_EQ(s->outcome, PollOutcome::kOk);
+  EXPECT_EQ(s->token_count, 4u);
+  EXPECT_GT(s->poll_id, 0);
+  EXPECT_EQ(audit_rows(), audit_before);
+  EXPECT_EQ(poll_rows(), 2);
+  EXPECT_EQ(count("SELECT token_count FROM polls ORDER BY id DESC LIMIT 1"), 4);
+  // The checkpoint now describes that poll: the next new process uses it too.
+  auto again = fresh_unchanged("digest-1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->from_checkpoint);
+  EXPECT_EQ(poll_rows(), 3);
+  // A process holding the inventory sees polls it did not write and compares in full.
+  EXPECT_TRUE(poll_unchanged(rec_, "digest-1")->needs_full_list);
+  EXPECT_TRUE(chain_ok());
+}
+
+TEST_F(CheckpointTest, ItStandsOnlyForTheSameBytesEvaluationAndLog) {
+  ASSERT_TRUE(poll_evaluated(rec_, make_tokens(3), "digest-1").ok());
+  EXPECT_TRUE(fresh_unchanged("digest-2")->needs_full_list) << "other bytes";
+  EXPECT_TRUE(fresh_unchanged("digest-1", "eval-2")->needs_full_list) << "other policies";
+  InventoryRecorder fresh(*store_);
+  EXPECT_TRUE(poll_unchanged(fresh, "digest-1")->needs_full_list) << "not asked to use it";
+  EXPECT_EQ(poll_rows(), 1) << "nothing is written for a poll that needs the full list";
+  // Any event appended since — here another process's failed poll — makes it stale.
+  ASSERT_TRUE(poll(rec_, nullptr).ok());
+  EXPECT_TRUE(fresh_unchanged("digest-1")->needs_full_list);
+  // A full compare saves a new one.
+  ASSERT_TRUE(poll_evaluated(fresh, make_tokens(3), "digest-1").ok());
+  EXPECT_TRUE(fresh_unchanged("digest-1")->from_checkpoint);
+}
+
+TEST_F(CheckpointTest, ItsTimeComingNeedsTheFullList) {
+  auto tokens = make_tokens(2);
+  tokens[1].expires_at = clock_.now() + std::chrono::minutes(3);
+  ASSERT_TRUE(poll_evaluated(rec_, tokens, "digest-1").ok());
+  InventoryRecorder fresh(*store_);
+  EXPECT_EQ(fresh.saved_digest("prod", clock_.now() + std::chrono::minutes(5), "eval-1"), "")
+      << "not for a poll that could end after the expiry";
+  EXPECT_TRUE(fresh_unchanged("digest-1")->from_checkpoint);
+  clock_.advance(std::chrono::minutes(2));  // past the expiry
+  EXPECT_TRUE(fresh_unchanged("digest-1")->needs_full_list);
+  auto full = poll_evaluated(fresh, tokens, "digest-1");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(n(full->events, EventKind::kTokenExpired), 1);
+  // The hook's own time (a policy verdict, an action coming due) counts the same way.
+  ASSERT_TRUE(
+      poll_evaluated(fresh, tokens, "digest-3", clock_.now() + std::chrono::minutes(2)).ok());
+  EXPECT_TRUE(fresh_unchanged("digest-3")->from_checkpoint);
+  clock_.advance(std::chrono::minutes(1));  // the hook's time has come
+  EXPECT_TRUE(fresh_unchanged("digest-3")->needs_full_list);
 }
 
 TEST_F(RecorderTest, HookSeesTheEventsOfItsPoll) {
