@@ -444,11 +444,11 @@ struct Service::Impl {
       }
       return nullptr;
     };
-    std::vector<const ClusterConfig*> running;
+    std::vector<const ClusterConfig*> polled;
     for (auto& s : slots) {
-      if (!s->removed) running.push_back(&s->poller->cluster());
+      if (!s->removed) polled.push_back(&s->poller->cluster());
     }
-    const ClusterPlan plan = plan_clusters(running, next.clusters);
+    const ClusterPlan plan = plan_clusters(polled, next.clusters);
     for (const auto& name : plan.unchanged) unchanged.push_back(slot_named(name));
     for (const auto& cl : next.clusters) {
       if (std::find(plan.unchanged.begin(), plan.unchanged.end(), cl.name) != plan.unchanged.end())
