@@ -83,9 +83,9 @@ token = "database-token-0123456789"
 )");
   auto secrets = influxctl_config_secrets(config);
   std::sort(secrets.begin(), secrets.end());
-  EXPECT_EQ(secrets, (std::vector<std::string>{"database-token-0123456789",
-                                               "first-mgmt-token-0123456789",
-                                               "second-mgmt-token-0123456789"}));
+  EXPECT_EQ(secrets,
+            (std::vector<std::string>{"database-token-0123456789", "first-mgmt-token-0123456789",
+                                      "second-mgmt-token-0123456789"}));
   EXPECT_EQ(influxctl_profile_mgmt_token(config, "other"), "second-mgmt-token-0123456789");
   EXPECT_EQ(influxctl_profile_mgmt_token(config, ""), "first-mgmt-token-0123456789");
   EXPECT_EQ(influxctl_profile_mgmt_token(config, "missing"), "");
