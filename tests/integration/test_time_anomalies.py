@@ -59,12 +59,16 @@ def opened(tw):
 
 
 def backdate_first_seen(tw, token_id, delta):
-    """Pretends tokenwarden first listed the token `delta` ago."""
+    """Pretends tokenwarden first listed the token `delta` ago: as if `delta` had passed, the
+    checkpoint's due time (when the clock alone may change a verdict, docs/database.md) moves back
+    by as much, so the next one-shot poll is not told that nothing can have changed."""
     when = iso(datetime.now(timezone.utc) - delta)
     con = sqlite3.connect(tw.db_path)
     try:
         with con:
             n = con.execute("UPDATE tokens SET first_seen = ? WHERE token_id = ?", (when, token_id)).rowcount
+            con.execute("UPDATE poll_checkpoints SET due_at = due_at - ? WHERE due_at IS NOT NULL",
+                        (int(delta.total_seconds() * 1000),))
         assert n == 1
     finally:
         con.close()
