@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
   int one_shots = 5;
   bool with_policies = false, unscoped = false;
   bool trim_heap = true;
+  bool keep = false;  // --keep: leave the database (and the rest) in its temporary directory
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
   std::string tw_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden";
   for (int i = 1; i < argc; ++i) {
@@ -121,6 +122,10 @@ int main(int argc, char** argv) {
     }
     if (a == "--unscoped") {
       unscoped = true;
+      continue;
+    }
+    if (a == "--keep") {
+      keep = true;
       continue;
     }
     if (a == "--no-trim") {
@@ -406,6 +411,10 @@ int main(int argc, char** argv) {
       .field("one_shot_peak_rss_kb", static_cast<std::int64_t>(one_shot_rss))
       .end_object();
   std::puts(out.c_str());
-  std::filesystem::remove_all(dir);
+  if (keep) {
+    std::fprintf(stderr, "kept %s\n", dir.c_str());
+  } else {
+    std::filesystem::remove_all(dir);
+  }
   return 0;
 }

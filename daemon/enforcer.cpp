@@ -333,6 +333,12 @@ bool Enforcer::judge(const storage::Inventory& inventory, const storage::PollSum
     for (const auto& [id, k] : inventory) {
       if (k.status != TokenStatus::kRemoved) out.subjects.push_back({&k.token, k.first_seen});
     }
+    // In id order, so that the violations a first poll opens go into the indexes keyed by token
+    // id at one edge (as the incremental path's sorted ids do).
+    std::sort(out.subjects.begin(), out.subjects.end(),
+              [](const policy::Subject& a, const policy::Subject& b) {
+                return a.token->id < b.token->id;
+              });
   } else {
     for (const auto& id : out.ids) {
       auto k = inventory.find(id);
