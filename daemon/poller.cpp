@@ -182,107 +182,141 @@ bool ClusterPoller::confirm_vanished(const std::vector<std::string>& ids,
   return true;
 }
 
-CycleReport ClusterPoller::run_once(const RunOptions& options) {
+// One cycle's state, shared by the steps of run_once.
+struct ClusterPoller::Cycle {
+  explicit Cycle(const RunOptions& o) : options(o) {}
+  const RunOptions& options;
   CycleReport rep;
-  rep.cluster = cluster_.name;
-  rep.started_at = clock_.now();
-  const auto steady_start = std::chrono::steady_clock::now();
   influx::CallContext ctx;
-  ctx.cancel = options.cancel;
-  // Offer the digest of the last list recorded whole; if no active token can expire before the
-  // fetch ends, an identical list lets the source skip decoding and the recorder skip the diff.
-  // A new process may offer the digest saved with the last poll's checkpoint instead.
-  const std::string evaluation = evaluation_identity(cluster_, enforcer_.get());
-  if (!options.full_compare) {
-    const Timestamp horizon = rep.started_at + cluster_.source.timeout;
-    ctx.known_digest = recorder_.known_digest(cluster_.name, horizon);
-    if (ctx.known_digest.empty() && options.use_checkpoint)
-      ctx.known_digest = recorder_.saved_digest(cluster_.name, horizon, evaluation);
-  }
+  std::chrono::steady_clock::time_point steady_start = std::chrono::steady_clock::now();
+  std::string evaluation;              // the policy evaluation's identity (checkpoints)
+  std::optional<std::string> lapsed;   // why the management token can no longer be used
+  std::vector<TimeAnomaly> anomalies;  // in the list fetched last
+  bool hook_ran = false;               // the poll's transaction reached policy evaluation
+  bool decoded = false;                // a list was decoded (its memory is worth trimming)
+  bool fetched_ok = false;             // the first fetch returned a list
+  bool abandoned = false;              // shutdown interrupted the cycle: nothing to report
+};
 
+CycleReport ClusterPoller::run_once(const RunOptions& options) {
+  Cycle c(options);
+  c.rep.cluster = cluster_.name;
+  c.rep.started_at = clock_.now();
+  c.ctx.cancel = options.cancel;
+  c.evaluation = evaluation_identity(cluster_, enforcer_.get());
+  offer_digest(c);
   // A management token known to have lapsed fails the poll with that reason, not the cluster's.
-  const std::optional<std::string> lapsed =
-      credential_.check(*client_, ctx, rep.started_at, options.dry_run ? nullptr : metrics_);
-  std::vector<TimeAnomaly> seen_anomalies;  // in the list fetched last
-  auto fetch = [&]() -> std::optional<storage::PollInput> {
-    seen_anomalies.clear();
-    auto list = lapsed ? Result<influx::TokenList>(make_error(ErrorCode::kInvalidArgument, *lapsed))
-                       : client_->list_tokens(ctx);
-    rep.finished_at = clock_.now();
-    rep.fetch_time =
-        std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
-    if (!list.ok() && list.error().code == ErrorCode::kCancelled) {
-      // Shutdown interrupted the fetch: nothing happened worth recording.
-      rep.error = list.error().message;
-      rep.summary.outcome = storage::PollOutcome::kFailed;
-      log_.info("poll abandoned for shutdown", {{"cluster", cluster_.name}});
-      return std::nullopt;
-    }
-    storage::PollInput in;
-    in.cluster = cluster_.name;
-    in.started_at = rep.started_at;
-    in.finished_at = rep.finished_at;
-    in.max_vanished_percent = options.max_vanished_percent;
-    in.dry_run = options.dry_run;
-    in.use_checkpoint = options.use_checkpoint;
-    in.evaluation = evaluation;
-    if (!list.ok()) {
-      in.error = list.error().message;
-      note_wait(rep.retry_after, list.error().retry_after);
-      return in;
-    }
-    in.unchanged = list->unchanged;
-    in.digest = std::move(list->digest);
-    if (!list->unchanged) {
-      seen_anomalies = anomalies_in(list->tokens, std::move(list->anomalies), rep.finished_at);
-      in.tokens = std::move(list->tokens);
-    }
-    if (list->replaced_invalid_utf8) {
-      log_.warn("the token list contained invalid UTF-8; it was replaced by U+FFFD",
-                {{"cluster", cluster_.name}});
-    }
+  c.lapsed =
+      credential_.check(*client_, c.ctx, c.rep.started_at, options.dry_run ? nullptr : metrics_);
+
+  auto summary = record(c);
+  if (c.abandoned) return std::move(c.rep);
+  const bool committed =
+      summary.ok() && summary->poll_id != 0 && summary->outcome == storage::PollOutcome::kOk;
+  after_record(c, committed);
+  if (c.decoded && options.trim_heap) {
+    // A decoded list leaves tens of MB of small freed blocks at 100k tokens; hand the free pages
+    // back so the next poll does not start from a fragmented, fully resident heap.
+    malloc_trim(0);
+  }
+  c.rep.total_time =
+      std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - c.steady_start);
+  if (metrics_ != nullptr && !options.dry_run) publish_poll(c, summary);
+  if (!summary.ok()) {
+    c.rep.error = summary.error().message;
+    c.rep.summary.outcome =
+        c.fetched_ok ? storage::PollOutcome::kOk : storage::PollOutcome::kFailed;
+    log_.error("could not record the poll; nothing was written and the next poll will retry",
+               {{"cluster", cluster_.name}, {"error", c.rep.error}});
+    return std::move(c.rep);
+  }
+  c.rep.recorded = true;
+  c.rep.summary = std::move(*summary);
+  log_outcome(c.rep);
+  return std::move(c.rep);
+}
+
+// Offers the digest of the last list recorded whole; if no active token can expire before the
+// fetch ends, an identical list lets the source skip decoding and the recorder skip the diff.
+// A new process may offer the digest saved with the last poll's checkpoint instead.
+void ClusterPoller::offer_digest(Cycle& c) {
+  if (c.options.full_compare) return;
+  const Timestamp horizon = c.rep.started_at + cluster_.source.timeout;
+  c.ctx.known_digest = recorder_.known_digest(cluster_.name, horizon);
+  if (c.ctx.known_digest.empty() && c.options.use_checkpoint)
+    c.ctx.known_digest = recorder_.saved_digest(cluster_.name, horizon, c.evaluation);
+}
+
+// Fetches the list into a poll input (a failed fetch is an input with its error); nothing if
+// shutdown interrupted the fetch.
+std::optional<storage::PollInput> ClusterPoller::fetch(Cycle& c) {
+  c.anomalies.clear();
+  auto list = c.lapsed
+                  ? Result<influx::TokenList>(make_error(ErrorCode::kInvalidArgument, *c.lapsed))
+                  : client_->list_tokens(c.ctx);
+  c.rep.finished_at = clock_.now();
+  c.rep.fetch_time =
+      std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - c.steady_start);
+  if (!list.ok() && list.error().code == ErrorCode::kCancelled) {
+    abandon(c, list.error().message);
+    return std::nullopt;
+  }
+  storage::PollInput in;
+  in.cluster = cluster_.name;
+  in.started_at = c.rep.started_at;
+  in.finished_at = c.rep.finished_at;
+  in.max_vanished_percent = c.options.max_vanished_percent;
+  in.dry_run = c.options.dry_run;
+  in.use_checkpoint = c.options.use_checkpoint;
+  in.evaluation = c.evaluation;
+  if (!list.ok()) {
+    in.error = list.error().message;
+    note_wait(c.rep.retry_after, list.error().retry_after);
     return in;
-  };
+  }
+  in.unchanged = list->unchanged;
+  in.digest = std::move(list->digest);
+  if (!list->unchanged) {
+    c.anomalies = anomalies_in(list->tokens, std::move(list->anomalies), c.rep.finished_at);
+    in.tokens = std::move(list->tokens);
+    c.decoded = true;
+  }
+  if (list->replaced_invalid_utf8) {
+    log_.warn("the token list contained invalid UTF-8; it was replaced by U+FFFD",
+              {{"cluster", cluster_.name}});
+  }
+  return in;
+}
 
-  // Runs inside the poll's transaction, only for a successful poll: inventory gauges, then
-  // policy evaluation.
-  bool hook_ran = false;
-  storage::InventoryRecorder::Hook hook = [&](storage::WriteTxn& txn,
-                                              const storage::Inventory& inventory,
-                                              storage::PollSummary& s) -> Status {
-    hook_ran = true;
-    TW_RETURN_IF_ERROR(
-        anomalies_.record(txn, seen_anomalies, rep.finished_at, s.inventory_reloaded));
-    if (metrics_ != nullptr &&
-        (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded)) {
-      count_inventory(inventory);
-    }
-    if (!enforcer_) return ok_status();
-    rep.enforcement = EnforcementReport{};
-    TW_RETURN_IF_ERROR(enforcer_->on_poll(txn, inventory, s, rep.finished_at, rep.enforcement));
-    s.hook_due = enforcer_->next_due();  // saved with the poll's checkpoint
-    return ok_status();
-  };
+// Shutdown interrupted the cycle: nothing happened worth recording.
+void ClusterPoller::abandon(Cycle& c, std::string why) {
+  c.abandoned = true;
+  c.rep.error = std::move(why);
+  c.rep.summary.outcome = storage::PollOutcome::kFailed;
+  log_.info("poll abandoned for shutdown", {{"cluster", cluster_.name}});
+}
 
-  auto in = fetch();
-  if (!in) return rep;
-  const bool fetched_ok = in->tokens.has_value() || in->unchanged;
-  bool decoded = in->tokens.has_value();
+// Fetches and records the list. The recorder may ask for a full list (the unchanged shortcut
+// could not be used) and, for tokens missing from a list, for direct reads before it records
+// their removal.
+Result<storage::PollSummary> ClusterPoller::record(Cycle& c) {
+  auto in = fetch(c);
+  if (!in) return make_error(ErrorCode::kCancelled, c.rep.error);
+  c.fetched_ok = in->tokens.has_value() || in->unchanged;
+  storage::InventoryRecorder::Hook hook =
+      [&](storage::WriteTxn& txn, const storage::Inventory& inventory, storage::PollSummary& s) {
+        return on_recorded(c, txn, inventory, s);
+      };
   auto summary = recorder_.record_input(*in, hook);
-  // The recorder may ask for a full list (the unchanged shortcut could not be used) and, for
-  // tokens missing from a list, for direct reads before it records their removal.
   for (int round = 0; round < 3 && summary.ok(); ++round) {
     if (summary->needs_full_list) {
-      ctx.known_digest.clear();
-      in = fetch();
-      if (!in) return rep;
-      decoded = decoded || in->tokens.has_value();
+      c.ctx.known_digest.clear();
+      in = fetch(c);
+      if (!in) return make_error(ErrorCode::kCancelled, c.rep.error);
     } else if (summary->needs_confirmation) {
-      if (!confirm_vanished(summary->to_confirm, ctx, *in, rep.retry_after)) {
-        rep.error = "shutting down";
-        rep.summary.outcome = storage::PollOutcome::kFailed;
-        log_.info("poll abandoned for shutdown", {{"cluster", cluster_.name}});
-        return rep;
+      if (!confirm_vanished(summary->to_confirm, c.ctx, *in, c.rep.retry_after)) {
+        abandon(c, "shutting down");
+        return make_error(ErrorCode::kCancelled, c.rep.error);
       }
     } else {
       break;
@@ -293,58 +327,64 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
     summary = make_error(ErrorCode::kInternal,
                          "the token list kept changing while its vanished tokens were read");
   }
-  const bool committed =
-      summary.ok() && summary->poll_id != 0 && summary->outcome == storage::PollOutcome::kOk;
-  if (hook_ran && !committed) stats_ready_ = false;  // computed from state that was rolled back
-  if (hook_ran && enforcer_) enforcer_->after_commit(committed);
-  if (hook_ran) {
-    anomalies_.after_commit(committed && !options.dry_run);
-    for (const auto& a : anomalies_.recorded()) {
-      log_.warn("token timestamp anomaly recorded", {{"cluster", cluster_.name},
-                                                     {"token_id", a.token_id},
-                                                     {"reason", std::string(a.reason)},
-                                                     {"value", a.value}});
-      if (metrics_ != nullptr) metrics_->token_anomalies(cluster_.name, a.reason, 1);
+  return summary;
+}
+
+// Runs inside the poll's transaction, only for a successful poll: anomalies, inventory gauges,
+// then policy evaluation.
+Status ClusterPoller::on_recorded(Cycle& c, storage::WriteTxn& txn,
+                                  const storage::Inventory& inventory, storage::PollSummary& s) {
+  c.hook_ran = true;
+  TW_RETURN_IF_ERROR(anomalies_.record(txn, c.anomalies, c.rep.finished_at, s.inventory_reloaded));
+  if (metrics_ != nullptr && (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded))
+    count_inventory(inventory);
+  if (!enforcer_) return ok_status();
+  c.rep.enforcement = EnforcementReport{};
+  TW_RETURN_IF_ERROR(enforcer_->on_poll(txn, inventory, s, c.rep.finished_at, c.rep.enforcement));
+  s.hook_due = enforcer_->next_due();  // saved with the poll's checkpoint
+  return ok_status();
+}
+
+// After the poll's transaction: what the hook prepared is kept or dropped, anomalies are
+// reported, and the actions planned in a committed poll run.
+void ClusterPoller::after_record(Cycle& c, bool committed) {
+  if (!c.hook_ran) return;
+  if (!committed) stats_ready_ = false;  // computed from state that was rolled back
+  if (enforcer_) enforcer_->after_commit(committed);
+  anomalies_.after_commit(committed && !c.options.dry_run);
+  for (const auto& a : anomalies_.recorded()) {
+    log_.warn("token timestamp anomaly recorded", {{"cluster", cluster_.name},
+                                                   {"token_id", a.token_id},
+                                                   {"reason", std::string(a.reason)},
+                                                   {"value", a.value}});
+    if (metrics_ != nullptr) metrics_->token_anomalies(cluster_.name, a.reason, 1);
+  }
+  if (enforcer_ && committed && !c.options.dry_run && !c.rep.enforcement.to_run.empty()) {
+    enforcer_->execute(recorder_.store(), *client_, c.ctx, c.rep.enforcement);
+    note_wait(c.rep.retry_after, c.rep.enforcement.retry_after);
+  }
+}
+
+void ClusterPoller::publish_poll(const Cycle& c, const Result<storage::PollSummary>& summary) {
+  std::string_view outcome = !summary.ok() ? "failed" : storage::to_string(summary->outcome);
+  bool ok = summary.ok() && summary->outcome == storage::PollOutcome::kOk;
+  if (!ok && !last_success_known_) {
+    // First poll of this process failed: publish the last success on record (or 0), so a
+    // cluster that keeps failing after a restart still shows how stale it is.
+    auto txn = recorder_.store().begin();
+    if (txn.ok()) {
+      auto last = storage::last_successful_poll(txn->db(), cluster_.name);
+      if (last.ok()) metrics_->last_success(cluster_.name, *last);
     }
   }
-  if (hook_ran && enforcer_ && committed && !options.dry_run && !rep.enforcement.to_run.empty()) {
-    enforcer_->execute(recorder_.store(), *client_, ctx, rep.enforcement);
-    note_wait(rep.retry_after, rep.enforcement.retry_after);
-  }
-  if (decoded && options.trim_heap) {
-    // A decoded list leaves tens of MB of small freed blocks at 100k tokens; hand the free pages
-    // back so the next poll does not start from a fragmented, fully resident heap.
-    malloc_trim(0);
-  }
-  rep.total_time =
-      std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now() - steady_start);
-  if (metrics_ != nullptr && !options.dry_run) {
-    std::string_view outcome = !summary.ok() ? "failed" : storage::to_string(summary->outcome);
-    bool ok = summary.ok() && summary->outcome == storage::PollOutcome::kOk;
-    if (!ok && !last_success_known_) {
-      // First poll of this process failed: publish the last success on record (or 0), so a
-      // cluster that keeps failing after a restart still shows how stale it is.
-      auto txn = recorder_.store().begin();
-      if (txn.ok()) {
-        auto last = storage::last_successful_poll(txn->db(), cluster_.name);
-        if (last.ok()) metrics_->last_success(cluster_.name, *last);
-      }
-    }
-    last_success_known_ = true;
-    metrics_->poll_finished(cluster_.name, outcome,
-                            std::chrono::duration<double>(rep.total_time).count(),
-                            ok ? std::optional<Timestamp>(rep.finished_at) : std::nullopt);
-    if (ok && stats_ready_) publish_inventory(rep.finished_at);
-  }
-  if (!summary.ok()) {
-    rep.error = summary.error().message;
-    rep.summary.outcome = fetched_ok ? storage::PollOutcome::kOk : storage::PollOutcome::kFailed;
-    log_.error("could not record the poll; nothing was written and the next poll will retry",
-               {{"cluster", cluster_.name}, {"error", rep.error}});
-    return rep;
-  }
-  rep.recorded = true;
-  rep.summary = std::move(*summary);
+  last_success_known_ = true;
+  metrics_->poll_finished(cluster_.name, outcome,
+                          std::chrono::duration<double>(c.rep.total_time).count(),
+                          ok ? std::optional<Timestamp>(c.rep.finished_at) : std::nullopt);
+  if (ok && stats_ready_) publish_inventory(c.rep.finished_at);
+}
+
+void ClusterPoller::log_outcome(CycleReport& rep) {
   const auto& s = rep.summary;
   switch (s.outcome) {
     case storage::PollOutcome::kFailed:
@@ -364,34 +404,35 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
                                          {"vanished", static_cast<std::int64_t>(s.vanished)},
                                          {"reason", s.message}});
       break;
-    case storage::PollOutcome::kOk: {
-      std::int64_t changes = 0;
-      for (auto k : {EventKind::kTokenDiscovered, EventKind::kTokenCreated,
-                     EventKind::kTokenUpdated, EventKind::kTokenRevoked, EventKind::kTokenExpired,
-                     EventKind::kTokenRemoved, EventKind::kTokenReappeared}) {
-        changes += count(s.events, k);
-      }
-      if (s.confirmed_suspect) {
-        log_.warn(
-            "vanished tokens confirmed by a second poll; recording their removal",
-            {{"cluster", cluster_.name}, {"vanished", static_cast<std::int64_t>(s.vanished)}});
-      }
-      LogLevel level = changes > 0 ? LogLevel::kInfo : LogLevel::kDebug;
-      log_.log(level, changes > 0 ? "poll recorded changes" : "poll found no change",
-               {{"cluster", cluster_.name},
-                {"tokens", static_cast<std::int64_t>(s.token_count)},
-                {"discovered", count(s.events, EventKind::kTokenDiscovered)},
-                {"created", count(s.events, EventKind::kTokenCreated)},
-                {"updated", count(s.events, EventKind::kTokenUpdated)},
-                {"revoked", count(s.events, EventKind::kTokenRevoked)},
-                {"expired", count(s.events, EventKind::kTokenExpired)},
-                {"removed", count(s.events, EventKind::kTokenRemoved)},
-                {"reappeared", count(s.events, EventKind::kTokenReappeared)},
-                {"duration_ms", static_cast<std::int64_t>(rep.total_time.count())}});
+    case storage::PollOutcome::kOk:
+      log_recorded(s, rep.total_time);
       break;
-    }
   }
-  return rep;
+}
+
+void ClusterPoller::log_recorded(const storage::PollSummary& s, Duration total_time) {
+  std::int64_t changes = 0;
+  for (auto k : {EventKind::kTokenDiscovered, EventKind::kTokenCreated, EventKind::kTokenUpdated,
+                 EventKind::kTokenRevoked, EventKind::kTokenExpired, EventKind::kTokenRemoved,
+                 EventKind::kTokenReappeared}) {
+    changes += count(s.events, k);
+  }
+  if (s.confirmed_suspect) {
+    log_.warn("vanished tokens confirmed by a second poll; recording their removal",
+              {{"cluster", cluster_.name}, {"vanished", static_cast<std::int64_t>(s.vanished)}});
+  }
+  LogLevel level = changes > 0 ? LogLevel::kInfo : LogLevel::kDebug;
+  log_.log(level, changes > 0 ? "poll recorded changes" : "poll found no change",
+           {{"cluster", cluster_.name},
+            {"tokens", static_cast<std::int64_t>(s.token_count)},
+            {"discovered", count(s.events, EventKind::kTokenDiscovered)},
+            {"created", count(s.events, EventKind::kTokenCreated)},
+            {"updated", count(s.events, EventKind::kTokenUpdated)},
+            {"revoked", count(s.events, EventKind::kTokenRevoked)},
+            {"expired", count(s.events, EventKind::kTokenExpired)},
+            {"removed", count(s.events, EventKind::kTokenRemoved)},
+            {"reappeared", count(s.events, EventKind::kTokenReappeared)},
+            {"duration_ms", static_cast<std::int64_t>(total_time.count())}});
 }
 
 }  // namespace tw::daemon

@@ -70,6 +70,19 @@ class ClusterPoller {
   void set_metrics(metrics::Metrics* m);
 
  private:
+  // The steps of run_once (poller.cpp).
+  struct Cycle;
+  void offer_digest(Cycle& c);
+  std::optional<storage::PollInput> fetch(Cycle& c);
+  void abandon(Cycle& c, std::string why);
+  Result<storage::PollSummary> record(Cycle& c);
+  Status on_recorded(Cycle& c, storage::WriteTxn& txn, const storage::Inventory& inventory,
+                     storage::PollSummary& s);
+  void after_record(Cycle& c, bool committed);
+  void publish_poll(const Cycle& c, const Result<storage::PollSummary>& summary);
+  void log_outcome(CycleReport& rep);
+  void log_recorded(const storage::PollSummary& s, Duration total_time);
+
   void count_inventory(const storage::Inventory& inventory);
   // Reads each id directly into in.confirmations (ids already read are skipped); false if
   // shutdown cut the reads short. Once the cluster asks to wait (`wait` set), the ids left are

@@ -110,9 +110,8 @@ ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetche
   }
   // Written in id order: the rows and index entries keyed by token id then go in at one edge
   // of their B-trees instead of all over them (a first poll writes 100k of each).
-  std::stable_sort(plan.changes.begin(), plan.changes.end(), [](const Change& a, const Change& b) {
-    return a.token->id < b.token->id;
-  });
+  std::stable_sort(plan.changes.begin(), plan.changes.end(),
+                   [](const Change& a, const Change& b) { return a.token->id < b.token->id; });
   return plan;
 }
 

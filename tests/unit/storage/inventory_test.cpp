@@ -310,8 +310,7 @@ TEST(DiffInventory, EventsAreInTokenIdOrderWhateverTheListOrder) {
   // One order for every change (created, updated, removed): by token id, so that a first poll's
   // rows go into the indexes keyed by token id at one edge, and the log does not depend on the
   // order the source lists in.
-  auto known_inv =
-      inv({known(tok("m", "old")), known(tok("z")), known(tok("a")), known(tok("b"))});
+  auto known_inv = inv({known(tok("m", "old")), known(tok("z")), known(tok("a")), known(tok("b"))});
   auto d = diff_inventory(kCluster, known_inv,
                           {tok("new2"), tok("m", "new"), tok("b"), tok("new1")}, kNow, false, kT0);
   EXPECT_EQ(events(d, false), (std::vector<Ev>{{EventKind::kTokenRemoved, "a", ""},
