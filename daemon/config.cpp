@@ -661,14 +661,12 @@ void read_scope(const TomlValue& v, const std::string& path, policy::Scope& scop
   r.finish();
 }
 
-void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) {
-  std::string path = "policies[" + std::to_string(index) + "]";
-  if (!v.is_table()) {
-    p.errors.push_back(path + ": expected a table");
-    return;
-  }
-  TableReader r(v, path, p);
-  policy::PolicySpec ps;
+constexpr const char* kPolicyKinds =
+    "max_lifetime, max_age, forbidden_grant, all_databases_grant, max_databases, "
+    "description_pattern, expires_soon";
+
+// The policy's name and kind; the kind is empty when it is missing or unknown.
+std::optional<policy::Kind> read_policy_name_and_kind(TableReader& r, policy::PolicySpec& ps) {
   auto name = r.string("name");
   if (!name) {
     if (!r.has("name")) r.error("name", "is required");
@@ -679,65 +677,70 @@ void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) 
     ps.name = *name;
   }
   auto kind_s = r.string("kind");
-  std::optional<policy::Kind> kind;
   if (!kind_s) {
-    if (!r.has("kind")) {
-      r.error("kind",
-              "is required (max_lifetime, max_age, forbidden_grant, all_databases_grant, "
-              "max_databases, description_pattern, expires_soon)");
-    }
-  } else {
-    kind = policy::parse_kind(*kind_s);
-    if (!kind) {
-      r.error("kind", "unknown policy kind \"" + printable(*kind_s, 40) +
-                          "\" (max_lifetime, max_age, forbidden_grant, all_databases_grant, "
-                          "max_databases, description_pattern, expires_soon)");
-    } else {
-      ps.kind = *kind;
+    if (!r.has("kind")) r.error("kind", std::string("is required (") + kPolicyKinds + ")");
+    return std::nullopt;
+  }
+  auto kind = policy::parse_kind(*kind_s);
+  if (!kind) {
+    r.error("kind",
+            "unknown policy kind \"" + printable(*kind_s, 40) + "\" (" + kPolicyKinds + ")");
+    return std::nullopt;
+  }
+  ps.kind = *kind;
+  return kind;
+}
+
+// The parameters of each kind: which keys a kind takes (others are errors).
+class KindParameters {
+ public:
+  KindParameters(TableReader& r, std::optional<policy::Kind> kind) : r_(r), kind_(kind) {
+    for (const auto& prm : kParams) {
+      r_.know(prm.key);
+      if (kind_ && !applies(prm.key) && r_.find(prm.key) != nullptr) {
+        r_.error(prm.key, "is not a parameter of kind " + name());
+      }
     }
   }
-  using policy::Kind;
-  struct Param {
-    const char* key;
-    std::vector<Kind> kinds;
-  };
-  const std::vector<Param> params{{"max_lifetime", {Kind::kMaxLifetime}},
-                                  {"require_expiry", {Kind::kMaxLifetime}},
-                                  {"max_age", {Kind::kMaxAge}},
-                                  {"actions", {Kind::kForbiddenGrant, Kind::kAllDatabasesGrant}},
-                                  {"databases", {Kind::kForbiddenGrant}},
-                                  {"max", {Kind::kMaxDatabases}},
-                                  {"pattern", {Kind::kDescriptionPattern}},
-                                  {"within", {Kind::kExpiresSoon}}};
-  auto applies = [&](const char* key) {
-    for (const auto& prm : params) {
-      if (std::string_view(prm.key) == key) {
-        return kind && std::find(prm.kinds.begin(), prm.kinds.end(), *kind) != prm.kinds.end();
+  bool applies(std::string_view key) const {
+    for (const auto& prm : kParams) {
+      if (prm.key == key) {
+        return kind_ && std::find(prm.kinds.begin(), prm.kinds.end(), *kind_) != prm.kinds.end();
       }
     }
     return false;
+  }
+  // For a parameter of the kind: an error if it is missing; true if the kind takes it.
+  bool required(const char* key) {
+    if (!applies(key)) return false;
+    if (!r_.has(key)) r_.error(key, "is required for kind " + name());
+    return true;
+  }
+
+ private:
+  struct Param {
+    std::string_view key;
+    std::vector<policy::Kind> kinds;
   };
-  auto required = [&](const char* key) {
-    if (kind && applies(key) && !r.has(key)) r.error(key, "is required for kind " + *kind_s);
-  };
-  for (const auto& prm : params) {
-    r.know(prm.key);
-    if (kind && !applies(prm.key) && r.find(prm.key) != nullptr) {
-      r.error(prm.key, "is not a parameter of kind " + *kind_s);
-    }
-  }
-  if (applies("max_lifetime")) {
-    required("max_lifetime");
-    ps.max_lifetime =
-        r.duration("max_lifetime", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 100));
-    if (auto b = r.boolean("require_expiry")) ps.require_expiry = *b;
-  }
-  if (applies("max_age")) {
-    required("max_age");
-    ps.max_age = r.duration("max_age", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 100));
-  }
-  if (applies("actions")) {
-    if (kind == Kind::kForbiddenGrant) required("actions");
+  std::string name() const { return std::string(policy::to_string(*kind_)); }
+  inline static const std::vector<Param> kParams{
+      {"max_lifetime", {policy::Kind::kMaxLifetime}},
+      {"require_expiry", {policy::Kind::kMaxLifetime}},
+      {"max_age", {policy::Kind::kMaxAge}},
+      {"actions", {policy::Kind::kForbiddenGrant, policy::Kind::kAllDatabasesGrant}},
+      {"databases", {policy::Kind::kForbiddenGrant}},
+      {"max", {policy::Kind::kMaxDatabases}},
+      {"pattern", {policy::Kind::kDescriptionPattern}},
+      {"within", {policy::Kind::kExpiresSoon}}};
+  TableReader& r_;
+  std::optional<policy::Kind> kind_;
+};
+
+void read_grant_parameters(TableReader& r, KindParameters& k, std::optional<policy::Kind> kind,
+                           policy::PolicySpec& ps) {
+  using policy::Kind;
+  if (k.applies("actions")) {
+    if (kind == Kind::kForbiddenGrant) k.required("actions");
     if (auto a = r.string_array("actions")) {
       if (a->empty()) r.error("actions", "must list at least one of \"read\", \"write\"");
       for (const auto& x : *a) {
@@ -750,49 +753,66 @@ void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) 
       ps.actions = {"read", "write"};
     }
   }
-  if (applies("databases")) {
-    required("databases");
+  if (k.required("databases")) {
     if (auto d = r.string_array("databases")) {
       if (d->empty()) r.error("databases", "must list at least one database name or glob");
       ps.databases = *d;
     }
   }
-  if (applies("max")) {
-    required("max");
-    ps.max = r.integer("max", 0, 1'000'000);
+  if (k.required("max")) ps.max = r.integer("max", 0, 1'000'000);
+}
+
+void read_kind_parameters(TableReader& r, std::optional<policy::Kind> kind,
+                          policy::PolicySpec& ps) {
+  KindParameters k(r, kind);
+  constexpr auto kCentury = std::chrono::hours(24 * 366 * 100);
+  if (k.required("max_lifetime")) {
+    ps.max_lifetime = r.duration("max_lifetime", std::chrono::minutes(1), kCentury);
+    if (auto b = r.boolean("require_expiry")) ps.require_expiry = *b;
   }
-  if (applies("pattern")) {
-    required("pattern");
+  if (k.required("max_age")) ps.max_age = r.duration("max_age", std::chrono::minutes(1), kCentury);
+  read_grant_parameters(r, k, kind, ps);
+  if (k.required("pattern")) {
     if (auto pat = r.string("pattern")) {
       auto s = policy::validate_regex(*pat);
       if (!s.ok()) r.error("pattern", s.error().message);
       ps.pattern = *pat;
     }
   }
-  if (applies("within")) {
-    required("within");
+  if (k.required("within")) {
     ps.within = r.duration("within", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 10));
   }
+}
+
+void read_policy_action(TableReader& r, std::optional<policy::Kind> kind, policy::PolicySpec& ps) {
+  using policy::Kind;
+  auto s = r.string("action");
+  if (!s) return;
+  auto a = policy::parse_action(*s);
+  if (!a) {
+    r.error("action", "must be alert, restrict or revoke");
+    return;
+  }
+  ps.action = *a;
+  if (kind && *a == policy::Action::kRestrict && *kind != Kind::kForbiddenGrant &&
+      *kind != Kind::kAllDatabasesGrant) {
+    r.error("action", "restrict is only possible for forbidden_grant and all_databases_grant");
+  }
+  if (kind && *kind == Kind::kExpiresSoon && *a != policy::Action::kAlert) {
+    r.error("action", "expires_soon is a notice; its action must be alert");
+  }
+}
+
+// What happens to a violation: severity, action, mode, grace, maturity, approval.
+void read_policy_handling(TableReader& r, std::optional<policy::Kind> kind,
+                          policy::PolicySpec& ps) {
   if (auto s = r.string("severity")) {
     if (auto sev = policy::parse_severity(*s))
       ps.severity = *sev;
     else
       r.error("severity", "must be info, warning or critical");
   }
-  if (auto s = r.string("action")) {
-    if (auto a = policy::parse_action(*s)) {
-      ps.action = *a;
-      if (kind && *a == policy::Action::kRestrict && *kind != Kind::kForbiddenGrant &&
-          *kind != Kind::kAllDatabasesGrant) {
-        r.error("action", "restrict is only possible for forbidden_grant and all_databases_grant");
-      }
-      if (kind && *kind == Kind::kExpiresSoon && *a != policy::Action::kAlert) {
-        r.error("action", "expires_soon is a notice; its action must be alert");
-      }
-    } else {
-      r.error("action", "must be alert, restrict or revoke");
-    }
-  }
+  read_policy_action(r, kind, ps);
   if (auto s = r.string("mode")) {
     if (auto m = policy::parse_mode(*s))
       ps.mode = *m;
@@ -804,6 +824,19 @@ void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) 
   if (auto d = r.duration("min_token_age", Duration(0), std::chrono::hours(24 * 366)))
     ps.min_token_age = *d;
   if (auto b = r.boolean("require_approval")) ps.require_approval = *b;
+}
+
+void read_policy(const TomlValue& v, std::size_t index, Config& c, Problems& p) {
+  std::string path = "policies[" + std::to_string(index) + "]";
+  if (!v.is_table()) {
+    p.errors.push_back(path + ": expected a table");
+    return;
+  }
+  TableReader r(v, path, p);
+  policy::PolicySpec ps;
+  const auto kind = read_policy_name_and_kind(r, ps);
+  read_kind_parameters(r, kind, ps);
+  read_policy_handling(r, kind, ps);
   r.know("scope");
   if (const TomlValue* s = r.find("scope")) read_scope(*s, path + ".scope", ps.scope, p);
   r.finish();
