@@ -502,14 +502,21 @@ void read_alerting(const TomlValue* v, Config& c, Problems& p) {
   r.finish();
 }
 
-void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p) {
-  std::string path = "clusters[" + std::to_string(index) + "]";
-  if (!v.is_table()) {
-    p.errors.push_back(path + ": expected a table");
-    return;
+// Keys that only some source types take: set for another type, they are errors.
+struct SourceKeys {
+  TableReader& r;
+  std::optional<std::string> type;  // as written
+  bool type_ok = false;             // a known type
+  bool only_for(std::string_view key, bool allowed, std::string_view what) {
+    if (type_ok && r.has(key) && !allowed) {
+      r.error(key, "is not used by type " + *type + " (" + std::string(what) + ")");
+      return false;
+    }
+    return allowed;
   }
-  TableReader r(v, path, p);
-  ClusterConfig cl;
+};
+
+void read_cluster_name(TableReader& r, ClusterConfig& cl) {
   auto name = r.string("name");
   if (!name) {
     if (!r.has("name")) r.error("name", "is required");
@@ -520,67 +527,67 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
     cl.name = *name;
   }
   cl.source.cluster = cl.name;
-  auto type = r.string("type");
-  bool type_ok = false;
-  if (!type) {
-    if (!r.has("type"))
-      r.error("type", "is required (clustered, dedicated, influxctl or influxdb3)");
-  } else if (*type == "clustered") {
-    cl.source.type = influx::SourceType::kClustered;
-    type_ok = true;
-  } else if (*type == "dedicated") {
-    cl.source.type = influx::SourceType::kDedicated;
-    type_ok = true;
-  } else if (*type == "influxctl") {
-    cl.source.type = influx::SourceType::kInfluxctl;
-    type_ok = true;
-  } else if (*type == "influxdb3") {
-    cl.source.type = influx::SourceType::kInfluxdb3;
-    type_ok = true;
-  } else {
-    r.error("type", "must be clustered, dedicated, influxctl or influxdb3, not \"" +
-                        printable(*type, 40) + "\"");
-  }
-  bool rest = cl.source.type != influx::SourceType::kInfluxctl;
-  auto only_for = [&](std::string_view key, bool allowed, std::string_view what) {
-    if (type_ok && r.has(key) && !allowed) {
-      r.error(key, "is not used by type " + *type + " (" + std::string(what) + ")");
-      return false;
-    }
-    return allowed;
-  };
+}
 
+void read_cluster_type(SourceKeys& k, ClusterConfig& cl) {
+  static const std::vector<std::pair<std::string_view, influx::SourceType>> kTypes{
+      {"clustered", influx::SourceType::kClustered},
+      {"dedicated", influx::SourceType::kDedicated},
+      {"influxctl", influx::SourceType::kInfluxctl},
+      {"influxdb3", influx::SourceType::kInfluxdb3}};
+  k.type = k.r.string("type");
+  if (!k.type) {
+    if (!k.r.has("type"))
+      k.r.error("type", "is required (clustered, dedicated, influxctl or influxdb3)");
+    return;
+  }
+  for (const auto& [name, type] : kTypes) {
+    if (*k.type == name) {
+      cl.source.type = type;
+      k.type_ok = true;
+      return;
+    }
+  }
+  k.r.error("type", "must be clustered, dedicated, influxctl or influxdb3, not \"" +
+                        printable(*k.type, 40) + "\"");
+}
+
+// url, token_file and ca_file: the Management API and InfluxDB 3 sources.
+void read_rest_source(SourceKeys& k, ClusterConfig& cl) {
+  TableReader& r = k.r;
+  const bool rest = cl.source.type != influx::SourceType::kInfluxctl;
   auto url = r.string("url");
-  if (only_for("url", rest, "influxctl reads its host from influxctl_config")) {
+  if (k.only_for("url", rest, "influxctl reads its host from influxctl_config")) {
     if (!url) {
-      if (type_ok && !r.has("url")) r.error("url", "is required for type " + *type);
+      if (k.type_ok && !r.has("url")) r.error("url", "is required for type " + *k.type);
+    } else if (auto u = influx::parse_url(*url); !u.ok()) {
+      r.error("url", u.error().message);
     } else {
-      auto u = influx::parse_url(*url);
-      if (!u.ok()) {
-        r.error("url", u.error().message);
-      } else {
-        cl.source.url = *url;
-        if (!u->tls() && !is_loopback_host(u->host)) {
-          r.warning("url", "plain http sends the management token unencrypted; use https");
-        }
+      cl.source.url = *url;
+      if (!u->tls() && !is_loopback_host(u->host)) {
+        r.warning("url", "plain http sends the management token unencrypted; use https");
       }
     }
   }
   auto token_file = r.string("token_file");
-  if (only_for("token_file", rest, "influxctl reads its credentials from influxctl_config")) {
+  if (k.only_for("token_file", rest, "influxctl reads its credentials from influxctl_config")) {
     if (!token_file || token_file->empty()) {
-      if (type_ok && !token_file)
-        r.error("token_file", "is required for type " + *type);
-      else if (type_ok)
+      if (k.type_ok && !token_file)
+        r.error("token_file", "is required for type " + *k.type);
+      else if (k.type_ok)
         r.error("token_file", "must not be empty");
     } else {
       cl.source.token_file = *token_file;
     }
   }
   auto ca_file = r.string("ca_file");
-  if (only_for("ca_file", rest, "set the CA in the influxctl profile") && ca_file) {
+  if (k.only_for("ca_file", rest, "set the CA in the influxctl profile") && ca_file) {
     cl.source.ca_file = *ca_file;
   }
+}
+
+// timeout, max_response_mib, poll_interval and labels: every type.
+void read_cluster_limits(TableReader& r, const Config& c, ClusterConfig& cl) {
   // influxctl pages through the list itself, one API call per page, within one run.
   if (cl.source.type == influx::SourceType::kInfluxctl) cl.source.timeout = kInfluxctlTimeout;
   if (auto t = r.duration("timeout", std::chrono::milliseconds(100), std::chrono::minutes(10))) {
@@ -595,44 +602,70 @@ void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p)
     cl.poll_interval_overridden = true;
   }
   if (auto labels = r.string_table("labels")) {
-    for (const auto& [k, val] : *labels) {
-      if (!valid_label_name(k)) {
+    for (const auto& [key, val] : *labels) {
+      if (!valid_label_name(key)) {
         r.error("labels",
-                "label name \"" + printable(k, 40) + "\" must match [a-zA-Z_][a-zA-Z0-9_]*");
+                "label name \"" + printable(key, 40) + "\" must match [a-zA-Z_][a-zA-Z0-9_]*");
       }
     }
     cl.labels = *labels;
   }
-  bool dedicated = cl.source.type == influx::SourceType::kDedicated;
+}
+
+void read_dedicated_ids(SourceKeys& k, ClusterConfig& cl) {
+  const bool dedicated = cl.source.type == influx::SourceType::kDedicated;
   for (const char* key : {"account_id", "cluster_id"}) {
-    auto s = r.string(key);
-    if (!only_for(key, dedicated, "only dedicated clusters have account and cluster ids")) continue;
+    auto s = k.r.string(key);
+    if (!k.only_for(key, dedicated, "only dedicated clusters have account and cluster ids"))
+      continue;
     if (!s) {
-      if (type_ok && !r.has(key)) r.error(key, "is required for type dedicated");
+      if (k.type_ok && !k.r.has(key)) k.r.error(key, "is required for type dedicated");
     } else if (!is_uuid(*s)) {
-      r.error(key, "\"" + printable(*s, 64) + "\" is not a UUID");
+      k.r.error(key, "\"" + printable(*s, 64) + "\" is not a UUID");
     } else {
       (std::string_view(key) == "account_id" ? cl.source.account_id : cl.source.cluster_id) = *s;
     }
   }
-  bool ctl = cl.source.type == influx::SourceType::kInfluxctl;
+}
+
+void read_influxctl_source(SourceKeys& k, ClusterConfig& cl) {
+  TableReader& r = k.r;
+  const bool ctl = cl.source.type == influx::SourceType::kInfluxctl;
   auto path_s = r.string("influxctl_path");
-  if (only_for("influxctl_path", ctl, "only for type influxctl") && path_s) {
+  if (k.only_for("influxctl_path", ctl, "only for type influxctl") && path_s) {
     if (path_s->empty())
       r.error("influxctl_path", "must not be empty");
     else
       cl.source.influxctl_path = *path_s;
   }
   auto cfg = r.string("influxctl_config");
-  if (only_for("influxctl_config", ctl, "only for type influxctl")) {
+  if (k.only_for("influxctl_config", ctl, "only for type influxctl")) {
     if (!cfg || cfg->empty()) {
-      if (type_ok) r.error("influxctl_config", "is required for type influxctl");
+      if (k.type_ok) r.error("influxctl_config", "is required for type influxctl");
     } else {
       cl.source.influxctl_config = *cfg;
     }
   }
   auto profile = r.string("profile");
-  if (only_for("profile", ctl, "only for type influxctl") && profile) cl.source.profile = *profile;
+  if (k.only_for("profile", ctl, "only for type influxctl") && profile)
+    cl.source.profile = *profile;
+}
+
+void read_cluster(const TomlValue& v, std::size_t index, Config& c, Problems& p) {
+  std::string path = "clusters[" + std::to_string(index) + "]";
+  if (!v.is_table()) {
+    p.errors.push_back(path + ": expected a table");
+    return;
+  }
+  TableReader r(v, path, p);
+  ClusterConfig cl;
+  read_cluster_name(r, cl);
+  SourceKeys keys{r, std::nullopt, false};
+  read_cluster_type(keys, cl);
+  read_rest_source(keys, cl);
+  read_cluster_limits(r, c, cl);
+  read_dedicated_ids(keys, cl);
+  read_influxctl_source(keys, cl);
   r.finish();
   c.clusters.push_back(std::move(cl));
 }
