@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -1762,6 +1763,94 @@ TEST(EnforcementConfigTest, SettingsAndPoliciesFromTheConfiguration) {
   auto bad_set = compile_policies(c);
   ASSERT_FALSE(bad_set.ok());
   EXPECT_EQ(bad_set.error().code, ErrorCode::kInvalidArgument);
+}
+
+// ---- what the alerts say (daemon/alert_sink.h: labels, annotations, start) ----------------------
+
+// The active alerts of kCluster, one block each (labels, start, then annotations), sorted.
+std::string alert_text(const FakeAlertSink& sink) {
+  std::vector<std::string> blocks;
+  auto it = sink.active.find(kCluster);
+  if (it == sink.active.end()) return "";
+  for (const auto& a : it->second) {
+    std::string b;
+    for (const auto& [k, v] : a.labels) b += k + "=" + v + " ";
+    b += "@" + format_timestamp(a.starts_at) + "\n";
+    for (const auto& [k, v] : a.annotations) b += "  " + k + ": " + v + "\n";
+    blocks.push_back(std::move(b));
+  }
+  std::sort(blocks.begin(), blocks.end());
+  std::string out;
+  for (const auto& b : blocks) out += b;
+  return out;
+}
+
+TEST_F(EnforcerTest, AlertsOfAViolationWhoseActionDidNotHoldThenFailed) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cycle_at(t0 + kGrace);
+  cluster_->tokens["bad-1"].revoked_at.reset();  // the cluster forgets the revocation
+  cluster_->fail_next = 1000;                    // and every revoke from now on fails
+  cycle_at(t0 + kGrace + minutes(1));
+  EXPECT_EQ(
+      alert_text(alerts_),
+      R"txt(alertname=TokenActionDidNotHold cluster=prod-eu policy=no-write-all severity=warning token_id=bad-1 @2026-03-01T01:01:00.000Z
+  description: See `tokenwarden history --token bad-1`.
+  summary: The revoke of token bad-1 on prod-eu succeeded but the cluster still lists the token active; it is planned again
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-1 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: enforcing
+  summary: Token bad-1 on prod-eu violates policy no-write-all
+)txt");
+  for (int i = 1; i <= Enforcer::kMaxAttempts; ++i) cycle_at(t0 + kGrace + minutes(1 + 10 * i));
+  EXPECT_EQ(
+      alert_text(alerts_),
+      R"txt(alertname=TokenActionFailed cluster=prod-eu policy=no-write-all severity=critical token_id=bad-1 @2026-03-01T01:41:00.000Z
+  description: See `tokenwarden violations --cluster prod-eu` and the audit log.
+  summary: The revoke of token bad-1 on prod-eu failed for good (5 failed attempts, or it did not hold 3 times)
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-1 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: failed
+  summary: Token bad-1 on prod-eu violates policy no-write-all
+)txt");
+}
+
+TEST_F(EnforcerTest, AlertsOfAHalt) {
+  populate(*cluster_, 5, {bad("bad-1"), bad("bad-2"), bad("bad-3")});
+  start({write_all_policy()}, settings(policy::Mode::kEnforce, /*per_cycle=*/2, /*percent=*/100));
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cycle_at(t0 + kGrace);
+  EXPECT_EQ(
+      alert_text(alerts_),
+      R"txt(alertname=TokenEnforcementHalted cluster=prod-eu severity=critical @2026-03-01T01:00:00.000Z
+  description: More actions were planned than [safety] allows; none runs. Review them with `tokenwarden violations --cluster prod-eu`, then release with `tokenwarden approve --cluster prod-eu --all`.
+  summary: Enforcement on prod-eu is halted by the safety limits
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-1 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: halted
+  summary: Token bad-1 on prod-eu violates policy no-write-all
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-2 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: halted
+  summary: Token bad-2 on prod-eu violates policy no-write-all
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-3 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: halted
+  summary: Token bad-3 on prod-eu violates policy no-write-all
+)txt");
 }
 
 }  // namespace
