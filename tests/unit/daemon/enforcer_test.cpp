@@ -71,51 +71,43 @@ using tw::testing::FakeClusterState;
 
 // ---- policies ------------------------------------------------------------------------------
 
-policy::PolicySpec write_all_policy(policy::Action action = policy::Action::kRevoke,
-                                    std::string name = "no-write-all") {
+// A policy that acts after kGrace, on tokens of any age.
+policy::PolicySpec make_policy(std::string name, policy::Kind kind, policy::Severity severity,
+                               policy::Action action) {
   policy::PolicySpec p;
   p.name = std::move(name);
-  p.kind = policy::Kind::kAllDatabasesGrant;
-  p.actions = {"write"};
-  p.severity = policy::Severity::kCritical;
+  p.kind = kind;
+  p.severity = severity;
   p.action = action;
   p.grace_period = kGrace;
   p.min_token_age = Duration{0};
   return p;
 }
+policy::PolicySpec write_all_policy(policy::Action action = policy::Action::kRevoke,
+                                    std::string name = "no-write-all") {
+  auto p = make_policy(std::move(name), policy::Kind::kAllDatabasesGrant,
+                       policy::Severity::kCritical, action);
+  p.actions = {"write"};
+  return p;
+}
 policy::PolicySpec metrics_write_policy() {
-  policy::PolicySpec p;
-  p.name = "no-metrics-write";
-  p.kind = policy::Kind::kForbiddenGrant;
+  auto p = make_policy("no-metrics-write", policy::Kind::kForbiddenGrant,
+                       policy::Severity::kWarning, policy::Action::kRestrict);
   p.actions = {"write"};
   p.databases = {"metrics_*"};
-  p.severity = policy::Severity::kWarning;
-  p.action = policy::Action::kRestrict;
-  p.grace_period = kGrace;
-  p.min_token_age = Duration{0};
   return p;
 }
 policy::PolicySpec secret_read_policy() {
-  policy::PolicySpec p;
-  p.name = "no-secret-read";
-  p.kind = policy::Kind::kForbiddenGrant;
+  auto p = make_policy("no-secret-read", policy::Kind::kForbiddenGrant, policy::Severity::kCritical,
+                       policy::Action::kRevoke);
   p.actions = {"read"};
   p.databases = {"secret_*"};
-  p.severity = policy::Severity::kCritical;
-  p.action = policy::Action::kRevoke;
-  p.grace_period = kGrace;
-  p.min_token_age = Duration{0};
   return p;
 }
 policy::PolicySpec naming_policy() {  // alert only
-  policy::PolicySpec p;
-  p.name = "naming";
-  p.kind = policy::Kind::kDescriptionPattern;
+  auto p = make_policy("naming", policy::Kind::kDescriptionPattern, policy::Severity::kInfo,
+                       policy::Action::kAlert);
   p.pattern = "^svc-";
-  p.severity = policy::Severity::kInfo;
-  p.action = policy::Action::kAlert;
-  p.grace_period = kGrace;
-  p.min_token_age = Duration{0};
   return p;
 }
 policy::ExemptionSpec exempt_token(std::string token_id, Timestamp expires,
