@@ -970,86 +970,96 @@ Status Enforcer::write_outcome(storage::WriteTxn& txn, const storage::ActionRow&
                 std::move(d), now, v);
 }
 
+namespace {
+
+// One alert for `cluster`: about violation `v` (its policy and token become labels) or, with
+// none, about the cluster as a whole.
+Alert make_alert(const char* alertname, const std::string& severity, const std::string& cluster,
+                 const policy::Violation* v, std::string summary, std::string description,
+                 Timestamp starts_at) {
+  Alert a;
+  a.labels = {{"alertname", alertname}, {"cluster", cluster}, {"severity", severity}};
+  if (v != nullptr) {
+    a.labels["policy"] = v->policy;
+    a.labels["token_id"] = v->token_id;
+  }
+  a.annotations["summary"] = std::move(summary);
+  a.annotations["description"] = std::move(description);
+  a.starts_at = starts_at;
+  return a;
+}
+
+// TokenPolicyViolation: an open violation, with the reason its policy gave.
+Alert violation_alert(const std::string& cluster, const policy::Violation& v) {
+  // The stored detail is our own JSON: {"reason":…,"kind":…,"token_description":…}.
+  auto detail = nlohmann::json::parse(v.detail, nullptr, false);
+  auto field = [&](const char* name) {
+    return detail.is_object() && detail.contains(name) && detail[name].is_string()
+               ? detail[name].get<std::string>()
+               : std::string();
+  };
+  Alert a = make_alert("TokenPolicyViolation", v.severity, cluster, &v,
+                       "Token " + v.token_id + " on " + cluster + " violates policy " + v.policy,
+                       printable(field("reason"), 500) + " (token description: \"" +
+                           printable(field("token_description"), 200) + "\")",
+                       v.opened_at);
+  a.annotations["state"] = std::string(to_string(v.state));
+  a.annotations["action"] = std::string(policy::to_string(v.action));
+  if (v.due_at) a.annotations["planned_action_at"] = format_timestamp(*v.due_at);
+  return a;
+}
+
+// TokenActionDidNotHold: the action succeeded, yet the cluster still lists the token active.
+Alert unheld_alert(const std::string& cluster, const policy::Violation& v, Timestamp since) {
+  return make_alert("TokenActionDidNotHold", "warning", cluster, &v,
+                    "The " + std::string(policy::to_string(v.action)) + " of token " + v.token_id +
+                        " on " + cluster +
+                        " succeeded but the cluster still lists the token active; it is planned "
+                        "again",
+                    "See `tokenwarden history --token " + v.token_id + "`.", since);
+}
+
+// TokenActionFailed: the violation's action failed for good.
+Alert failed_alert(const std::string& cluster, const policy::Violation& v, Timestamp now) {
+  return make_alert(
+      "TokenActionFailed", "critical", cluster, &v,
+      "The " + std::string(policy::to_string(v.action)) + " of token " + v.token_id + " on " +
+          cluster + " failed for good (" + std::to_string(Enforcer::kMaxAttempts) +
+          " failed attempts, or it did not hold " + std::to_string(Enforcer::kMaxReplans) +
+          " times)",
+      "See `tokenwarden violations --cluster " + cluster + "` and the audit log.", now);
+}
+
+// TokenEnforcementHalted: the safety limits stopped every action on the cluster.
+Alert halted_alert(const std::string& cluster, Timestamp now) {
+  return make_alert("TokenEnforcementHalted", "critical", cluster, nullptr,
+                    "Enforcement on " + cluster + " is halted by the safety limits",
+                    "More actions were planned than [safety] allows; none runs. Review them with "
+                    "`tokenwarden violations --cluster " +
+                        cluster + "`, then release with `tokenwarden approve --cluster " + cluster +
+                        " --all`.",
+                    now);
+}
+
+}  // namespace
+
 void Enforcer::rebuild_alerts(Timestamp now) {
   alerts_.clear();
   std::erase_if(unheld_, [&](const auto& u) { return find_violation(u.first) == nullptr; });
   for (const auto& [token, vs] : open_) {
     for (const auto& v : vs) {
       if (v.state == ViolationState::kResolved) continue;
-      Alert a;
-      a.labels = {{"alertname", "TokenPolicyViolation"},
-                  {"cluster", cluster_.name},
-                  {"policy", v.policy},
-                  {"severity", v.severity},
-                  {"token_id", v.token_id}};
-      // The stored detail is our own JSON: {"reason":…,"kind":…,"token_description":…}.
-      auto detail = nlohmann::json::parse(v.detail, nullptr, false);
-      auto field = [&](const char* name) {
-        return detail.is_object() && detail.contains(name) && detail[name].is_string()
-                   ? detail[name].get<std::string>()
-                   : std::string();
-      };
-      std::string reason = field("reason");
-      std::string token_description = field("token_description");
-      a.annotations["summary"] =
-          "Token " + v.token_id + " on " + cluster_.name + " violates policy " + v.policy;
-      a.annotations["description"] = printable(reason, 500) + " (token description: \"" +
-                                     printable(token_description, 200) + "\")";
-      a.annotations["state"] = std::string(to_string(v.state));
-      a.annotations["action"] = std::string(policy::to_string(v.action));
-      if (v.due_at) a.annotations["planned_action_at"] = format_timestamp(*v.due_at);
-      a.starts_at = v.opened_at;
-      alerts_.push_back(std::move(a));
+      alerts_.push_back(violation_alert(cluster_.name, v));
       auto unheld = unheld_.find(v.id);
       if (unheld != unheld_.end() && v.state != ViolationState::kFailed &&
           v.state != ViolationState::kEnforced) {
-        Alert u;
-        u.labels = {{"alertname", "TokenActionDidNotHold"},
-                    {"cluster", cluster_.name},
-                    {"policy", v.policy},
-                    {"severity", "warning"},
-                    {"token_id", v.token_id}};
-        u.annotations["summary"] =
-            "The " + std::string(policy::to_string(v.action)) + " of token " + v.token_id + " on " +
-            cluster_.name +
-            " succeeded but the cluster still lists the token active; it is planned again";
-        u.annotations["description"] = "See `tokenwarden history --token " + v.token_id + "`.";
-        u.starts_at = unheld->second;
-        alerts_.push_back(std::move(u));
+        alerts_.push_back(unheld_alert(cluster_.name, v, unheld->second));
       }
-      if (v.state == ViolationState::kFailed) {
-        Alert f;
-        f.labels = {{"alertname", "TokenActionFailed"},
-                    {"cluster", cluster_.name},
-                    {"policy", v.policy},
-                    {"severity", "critical"},
-                    {"token_id", v.token_id}};
-        f.annotations["summary"] =
-            "The " + std::string(policy::to_string(v.action)) + " of token " + v.token_id + " on " +
-            cluster_.name + " failed for good (" + std::to_string(kMaxAttempts) +
-            " failed attempts, or it did not hold " + std::to_string(kMaxReplans) + " times)";
-        f.annotations["description"] =
-            "See `tokenwarden violations --cluster " + cluster_.name + "` and the audit log.";
-        f.starts_at = now;
-        alerts_.push_back(std::move(f));
-      }
+      if (v.state == ViolationState::kFailed)
+        alerts_.push_back(failed_alert(cluster_.name, v, now));
     }
   }
-  if (halted_) {
-    Alert h;
-    h.labels = {{"alertname", "TokenEnforcementHalted"},
-                {"cluster", cluster_.name},
-                {"severity", "critical"}};
-    h.annotations["summary"] =
-        "Enforcement on " + cluster_.name + " is halted by the safety limits";
-    h.annotations["description"] =
-        "More actions were planned than [safety] allows; none runs. Review them with "
-        "`tokenwarden violations --cluster " +
-        cluster_.name + "`, then release with `tokenwarden approve --cluster " + cluster_.name +
-        " --all`.";
-    h.starts_at = now;
-    alerts_.push_back(std::move(h));
-  }
+  if (halted_) alerts_.push_back(halted_alert(cluster_.name, now));
   alerts_dirty_ = true;
 }
 

@@ -1,15 +1,17 @@
 #pragma once
 // Helpers shared by the unit tests of every module: a temporary directory that is removed when
-// the test ends, file helpers, and timestamp literals. Header-only; tests never touch the
-// working directory or the real clock.
+// the test ends, an environment variable set for one scope, file helpers, and timestamp literals.
+// Header-only; tests never touch the working directory or the real clock.
 
 #include <gtest/gtest.h>
 #include <stdlib.h>  // mkdtemp
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -62,6 +64,33 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+// Sets (or, with nullopt, unsets) an environment variable for one scope, restoring the previous
+// value afterwards.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::optional<std::string>& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) {
+      ::setenv(name, value->c_str(), 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
 };
 
 inline std::string read_file(const std::string& path) {

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -70,51 +71,43 @@ using tw::testing::FakeClusterState;
 
 // ---- policies ------------------------------------------------------------------------------
 
-policy::PolicySpec write_all_policy(policy::Action action = policy::Action::kRevoke,
-                                    std::string name = "no-write-all") {
+// A policy that acts after kGrace, on tokens of any age.
+policy::PolicySpec make_policy(std::string name, policy::Kind kind, policy::Severity severity,
+                               policy::Action action) {
   policy::PolicySpec p;
   p.name = std::move(name);
-  p.kind = policy::Kind::kAllDatabasesGrant;
-  p.actions = {"write"};
-  p.severity = policy::Severity::kCritical;
+  p.kind = kind;
+  p.severity = severity;
   p.action = action;
   p.grace_period = kGrace;
   p.min_token_age = Duration{0};
   return p;
 }
+policy::PolicySpec write_all_policy(policy::Action action = policy::Action::kRevoke,
+                                    std::string name = "no-write-all") {
+  auto p = make_policy(std::move(name), policy::Kind::kAllDatabasesGrant,
+                       policy::Severity::kCritical, action);
+  p.actions = {"write"};
+  return p;
+}
 policy::PolicySpec metrics_write_policy() {
-  policy::PolicySpec p;
-  p.name = "no-metrics-write";
-  p.kind = policy::Kind::kForbiddenGrant;
+  auto p = make_policy("no-metrics-write", policy::Kind::kForbiddenGrant,
+                       policy::Severity::kWarning, policy::Action::kRestrict);
   p.actions = {"write"};
   p.databases = {"metrics_*"};
-  p.severity = policy::Severity::kWarning;
-  p.action = policy::Action::kRestrict;
-  p.grace_period = kGrace;
-  p.min_token_age = Duration{0};
   return p;
 }
 policy::PolicySpec secret_read_policy() {
-  policy::PolicySpec p;
-  p.name = "no-secret-read";
-  p.kind = policy::Kind::kForbiddenGrant;
+  auto p = make_policy("no-secret-read", policy::Kind::kForbiddenGrant, policy::Severity::kCritical,
+                       policy::Action::kRevoke);
   p.actions = {"read"};
   p.databases = {"secret_*"};
-  p.severity = policy::Severity::kCritical;
-  p.action = policy::Action::kRevoke;
-  p.grace_period = kGrace;
-  p.min_token_age = Duration{0};
   return p;
 }
 policy::PolicySpec naming_policy() {  // alert only
-  policy::PolicySpec p;
-  p.name = "naming";
-  p.kind = policy::Kind::kDescriptionPattern;
+  auto p = make_policy("naming", policy::Kind::kDescriptionPattern, policy::Severity::kInfo,
+                       policy::Action::kAlert);
   p.pattern = "^svc-";
-  p.severity = policy::Severity::kInfo;
-  p.action = policy::Action::kAlert;
-  p.grace_period = kGrace;
-  p.min_token_age = Duration{0};
   return p;
 }
 policy::ExemptionSpec exempt_token(std::string token_id, Timestamp expires,
@@ -1762,6 +1755,94 @@ TEST(EnforcementConfigTest, SettingsAndPoliciesFromTheConfiguration) {
   auto bad_set = compile_policies(c);
   ASSERT_FALSE(bad_set.ok());
   EXPECT_EQ(bad_set.error().code, ErrorCode::kInvalidArgument);
+}
+
+// ---- what the alerts say (daemon/alert_sink.h: labels, annotations, start) ----------------------
+
+// The active alerts of kCluster, one block each (labels, start, then annotations), sorted.
+std::string alert_text(const FakeAlertSink& sink) {
+  std::vector<std::string> blocks;
+  auto it = sink.active.find(kCluster);
+  if (it == sink.active.end()) return "";
+  for (const auto& a : it->second) {
+    std::string b;
+    for (const auto& [k, v] : a.labels) b += k + "=" + v + " ";
+    b += "@" + format_timestamp(a.starts_at) + "\n";
+    for (const auto& [k, v] : a.annotations) b += "  " + k + ": " + v + "\n";
+    blocks.push_back(std::move(b));
+  }
+  std::sort(blocks.begin(), blocks.end());
+  std::string out;
+  for (const auto& b : blocks) out += b;
+  return out;
+}
+
+TEST_F(EnforcerTest, AlertsOfAViolationWhoseActionDidNotHoldThenFailed) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cycle_at(t0 + kGrace);
+  cluster_->tokens["bad-1"].revoked_at.reset();  // the cluster forgets the revocation
+  cluster_->fail_next = 1000;                    // and every revoke from now on fails
+  cycle_at(t0 + kGrace + minutes(1));
+  EXPECT_EQ(
+      alert_text(alerts_),
+      R"txt(alertname=TokenActionDidNotHold cluster=prod-eu policy=no-write-all severity=warning token_id=bad-1 @2026-03-01T01:01:00.000Z
+  description: See `tokenwarden history --token bad-1`.
+  summary: The revoke of token bad-1 on prod-eu succeeded but the cluster still lists the token active; it is planned again
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-1 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: enforcing
+  summary: Token bad-1 on prod-eu violates policy no-write-all
+)txt");
+  for (int i = 1; i <= Enforcer::kMaxAttempts; ++i) cycle_at(t0 + kGrace + minutes(1 + 10 * i));
+  EXPECT_EQ(
+      alert_text(alerts_),
+      R"txt(alertname=TokenActionFailed cluster=prod-eu policy=no-write-all severity=critical token_id=bad-1 @2026-03-01T01:41:00.000Z
+  description: See `tokenwarden violations --cluster prod-eu` and the audit log.
+  summary: The revoke of token bad-1 on prod-eu failed for good (5 failed attempts, or it did not hold 3 times)
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-1 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: failed
+  summary: Token bad-1 on prod-eu violates policy no-write-all
+)txt");
+}
+
+TEST_F(EnforcerTest, AlertsOfAHalt) {
+  populate(*cluster_, 5, {bad("bad-1"), bad("bad-2"), bad("bad-3")});
+  start({write_all_policy()}, settings(policy::Mode::kEnforce, /*per_cycle=*/2, /*percent=*/100));
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cycle_at(t0 + kGrace);
+  EXPECT_EQ(
+      alert_text(alerts_),
+      R"txt(alertname=TokenEnforcementHalted cluster=prod-eu severity=critical @2026-03-01T01:00:00.000Z
+  description: More actions were planned than [safety] allows; none runs. Review them with `tokenwarden violations --cluster prod-eu`, then release with `tokenwarden approve --cluster prod-eu --all`.
+  summary: Enforcement on prod-eu is halted by the safety limits
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-1 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: halted
+  summary: Token bad-1 on prod-eu violates policy no-write-all
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-2 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: halted
+  summary: Token bad-2 on prod-eu violates policy no-write-all
+alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=critical token_id=bad-3 @2026-03-01T00:00:00.000Z
+  action: revoke
+  description: grants write on * (grants on all databases (*) are forbidden) (token description: "svc-app")
+  planned_action_at: 2026-03-01T01:00:00.000Z
+  state: halted
+  summary: Token bad-3 on prod-eu violates policy no-write-all
+)txt");
 }
 
 }  // namespace

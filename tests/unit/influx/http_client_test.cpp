@@ -152,7 +152,13 @@ std::string chunked(const std::string& body, std::size_t chunk) {
   return out + "0\r\n\r\n";
 }
 
-Result<HttpResponse> get(const TestHttpServer& server, std::size_t max_body) {
+// GETs /api/v0/tokens from a server that answers `raw` as it is.
+Result<HttpResponse> get_raw(const std::string& raw, std::size_t max_body = std::size_t{1} << 20) {
+  TestHttpServer server([&](const RecordedRequest&) {
+    CannedResponse r;
+    r.raw = raw;
+    return r;
+  });
   auto url = parse_url(server.base_url("/api/v0"));
   EXPECT_TRUE(url.ok());
   HttpRequest req;
@@ -163,70 +169,42 @@ Result<HttpResponse> get(const TestHttpServer& server, std::size_t max_body) {
   return http_request(*url, req, opts);
 }
 
+void expect_error(const Result<HttpResponse>& resp, const std::string& part) {
+  ASSERT_FALSE(resp.ok());
+  EXPECT_NE(resp.error().message.find(part), std::string::npos) << resp.error().message;
+}
+
+constexpr const char* kOverOneMiB = "the response body is larger than the limit of 1 MiB";
+
 TEST(HttpBodyLimit, ChunkedBodyOverTheLimitFailsAtTheLimit) {
   const std::string body(3 << 20, 'a');
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 100000);
-    return r;
-  });
-  auto resp = get(server, std::size_t{1} << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("the response body is larger than the limit of 1 MiB"),
-            std::string::npos)
-      << resp.error().message;
+  expect_error(
+      get_raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 100000)),
+      kOverOneMiB);
 }
 
 TEST(HttpBodyLimit, OneChunkAnnouncedBeyondTheLimitFailsBeforeItsData) {
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\nabc";  // 1 GiB chunk
-    return r;
-  });
-  auto resp = get(server, std::size_t{1} << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("larger than the limit"), std::string::npos)
-      << resp.error().message;
+  expect_error(  // a 1 GiB chunk
+      get_raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\nabc"),
+      "larger than the limit");
 }
 
 TEST(HttpBodyLimit, CloseDelimitedBodyOverTheLimitFails) {
   const std::string body(3 << 20, 'a');
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
-    return r;
-  });
-  auto resp = get(server, std::size_t{1} << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("the response body is larger than the limit of 1 MiB"),
-            std::string::npos)
-      << resp.error().message;
+  expect_error(get_raw("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body), kOverOneMiB);
 }
 
 TEST(HttpBodyLimit, ContentLengthOverTheLimitFailsBeforeReading) {
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw = "HTTP/1.1 200 OK\r\nContent-Length: 2097152\r\n\r\nabc";
-    return r;
-  });
-  auto resp = get(server, std::size_t{1} << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("the response body is larger than the limit of 1 MiB"),
-            std::string::npos)
-      << resp.error().message;
+  expect_error(get_raw("HTTP/1.1 200 OK\r\nContent-Length: 2097152\r\n\r\nabc"), kOverOneMiB);
 }
 
 TEST(HttpBodyLimit, BodiesUpToTheLimitAreReadWhole) {
   const std::string body(std::size_t{1} << 20, 'b');
   for (bool use_chunks : {true, false}) {
-    TestHttpServer server([&](const RecordedRequest&) {
-      CannedResponse r;
-      r.raw = use_chunks
-                  ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 70000)
-                  : "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body;
-      return r;
-    });
-    auto resp = get(server, body.size());
+    auto resp = get_raw(
+        use_chunks ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(body, 70000)
+                   : "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body,
+        body.size());
     ASSERT_TRUE(resp.ok()) << (use_chunks ? "chunked: " : "close-delimited: ")
                            << resp.error().message;
     EXPECT_EQ(resp->status, 200);
@@ -235,14 +213,9 @@ TEST(HttpBodyLimit, BodiesUpToTheLimitAreReadWhole) {
 }
 
 TEST(HttpInterim, ContinueBeforeTheRealResponseIsSkipped) {
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    r.raw =
-        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]";
-    return r;
-  });
-  auto resp = get(server, 1 << 20);
+  auto resp = get_raw(
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]");
   ASSERT_TRUE(resp.ok()) << resp.error().message;
   EXPECT_EQ(resp->status, 200);
   EXPECT_EQ(resp->body, "[]");
@@ -250,16 +223,9 @@ TEST(HttpInterim, ContinueBeforeTheRealResponseIsSkipped) {
 }
 
 TEST(HttpInterim, EndlessInterimResponsesFail) {
-  TestHttpServer server([&](const RecordedRequest&) {
-    CannedResponse r;
-    for (int i = 0; i < 50; ++i) r.raw += "HTTP/1.1 100 Continue\r\n\r\n";
-    return r;
-  });
-  auto resp = get(server, 1 << 20);
-  ASSERT_FALSE(resp.ok());
-  EXPECT_NE(resp.error().message.find("interim (1xx) responses and no final one"),
-            std::string::npos)
-      << resp.error().message;
+  std::string interim;
+  for (int i = 0; i < 50; ++i) interim += "HTTP/1.1 100 Continue\r\n\r\n";
+  expect_error(get_raw(interim), "interim (1xx) responses and no final one");
 }
 
 }  // namespace

@@ -40,33 +40,11 @@ std::vector<Listed> tokens_of(const InventorySection& inv) {
   return out;
 }
 
-class ReportTest : public storage::testing::StoreTest {
+class ReportTest : public storage::testing::HistoryStoreTest {
  protected:
-  // Records a poll of `cluster` ending exactly at `at` (nullptr tokens: a failed poll).
-  void poll_at(Timestamp at, const std::vector<Token>* tokens,
-               const std::string& cluster = "prod") {
-    clock_.set(at);
-    auto s = poll(rec_, tokens, cluster, 100);
-    ASSERT_TRUE(s.ok()) << s.error().message;
-  }
-  void append(EventKind kind, const std::string& cluster, const std::string& token,
-              const std::string& detail, Timestamp at) {
-    auto txn = store_->begin();
-    ASSERT_TRUE(txn.ok());
-    ASSERT_TRUE(txn->append({kind, cluster, token, detail}, at).ok());
-    ASSERT_TRUE(txn->commit().ok());
-  }
   void violation(const std::string& token, const std::string& policy, Timestamp opened,
                  std::optional<Timestamp> resolved, const std::string& resolution = "compliant") {
-    std::string sql =
-        "INSERT INTO violation_records(cluster, token_id, policy, severity, state, action, "
-        "opened_at, "
-        "resolved_at, resolution, detail) VALUES ('prod', '" +
-        token + "', '" + policy + "', 'critical', '" + (resolved ? "resolved" : "open") +
-        "', 'revoke', '" + format_timestamp(opened) + "', " +
-        (resolved ? "'" + format_timestamp(*resolved) + "'" : "NULL") + ", " +
-        (resolved ? "'" + resolution + "'" : "NULL") + ", '{}')";
-    exec(sql);
+    insert_violation({"prod", token, policy, "critical", "revoke", opened, resolved, resolution});
   }
   Request request(Timestamp from, Timestamp to) {
     Request r;
@@ -78,12 +56,6 @@ class ReportTest : public storage::testing::StoreTest {
     r.version = "test";
     r.samples = 5;
     return r;
-  }
-  // A snapshot on a read-only connection of its own, as `tokenwarden report` reads.
-  storage::ReadTxn read() {
-    auto txn = storage::ReadTxn::open(path_);
-    EXPECT_TRUE(txn.ok()) << (txn.ok() ? "" : txn.error().message);
-    return std::move(*txn);
   }
   ReportData collect_ok(const Request& r, const Context& ctx = {}) {
     auto txn = read();
@@ -98,8 +70,6 @@ class ReportTest : public storage::testing::StoreTest {
     EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
     return out;
   }
-
-  storage::InventoryRecorder rec_{*store_};
 };
 
 // Hourly polls of "prod" from kStart: a (read db1, expires in 30 days), b (write *, never

@@ -14,7 +14,6 @@ namespace tw::storage {
 namespace {
 
 using testing::kDropTriggers;
-using testing::kRestoreTriggers;
 using testing::StoreTest;
 
 TEST(CanonicalRow, ExactForm) {
@@ -115,10 +114,9 @@ TEST_F(VerifyChainTest, TheLogIsAppendOnly) {
 
 TEST_F(VerifyChainTest, ModifiedDetailIsFound) {
   append_events(5);
-  exec(std::string(kDropTriggers) +
-       "UPDATE audit_events SET detail = '{\"description\":\"forged\"}' "
-       "WHERE seq = 3;" +
-       kRestoreTriggers);
+  tamper(
+      "UPDATE audit_events SET detail = '{\"description\":\"forged\"}' "
+      "WHERE seq = 3;");
   auto rep = verify();
   EXPECT_FALSE(rep.ok);
   EXPECT_EQ(rep.bad_seq, 3);
@@ -130,10 +128,9 @@ TEST_F(VerifyChainTest, ModifiedDetailIsFound) {
 
 TEST_F(VerifyChainTest, ModifiedTimeOrClusterIsFound) {
   append_events(3);
-  exec(std::string(kDropTriggers) +
-       "UPDATE audit_events SET recorded_at = '2020-01-01T00:00:00.000Z' "
-       "WHERE seq = 1;" +
-       kRestoreTriggers);
+  tamper(
+      "UPDATE audit_events SET recorded_at = '2020-01-01T00:00:00.000Z' "
+      "WHERE seq = 1;");
   auto rep = verify();
   EXPECT_FALSE(rep.ok);
   EXPECT_EQ(rep.bad_seq, 1);
@@ -141,7 +138,7 @@ TEST_F(VerifyChainTest, ModifiedTimeOrClusterIsFound) {
 
 TEST_F(VerifyChainTest, RowDeletedInTheMiddle) {
   append_events(5);
-  exec(std::string(kDropTriggers) + "DELETE FROM audit_events WHERE seq = 3;" + kRestoreTriggers);
+  tamper("DELETE FROM audit_events WHERE seq = 3;");
   auto rep = verify();
   EXPECT_FALSE(rep.ok);
   EXPECT_EQ(rep.bad_seq, 4);
@@ -151,10 +148,9 @@ TEST_F(VerifyChainTest, RowDeletedInTheMiddle) {
 
 TEST_F(VerifyChainTest, RowDeletedAndRenumberedBreaksTheLinks) {
   append_events(4);
-  exec(std::string(kDropTriggers) +
-       "DELETE FROM audit_events WHERE seq = 2; UPDATE audit_events SET seq = 2 WHERE seq = 3; "
-       "UPDATE audit_events SET seq = 3 WHERE seq = 4;" +
-       kRestoreTriggers);
+  tamper(
+      "DELETE FROM audit_events WHERE seq = 2; UPDATE audit_events SET seq = 2 WHERE seq = 3; "
+      "UPDATE audit_events SET seq = 3 WHERE seq = 4;");
   auto rep = verify();
   EXPECT_FALSE(rep.ok);
   EXPECT_EQ(rep.bad_seq, 2);
@@ -162,7 +158,7 @@ TEST_F(VerifyChainTest, RowDeletedAndRenumberedBreaksTheLinks) {
 
 TEST_F(VerifyChainTest, LastRowDeletedIsAChainHeadMismatch) {
   append_events(5);
-  exec(std::string(kDropTriggers) + "DELETE FROM audit_events WHERE seq = 5;" + kRestoreTriggers);
+  tamper("DELETE FROM audit_events WHERE seq = 5;");
   auto rep = verify();
   EXPECT_FALSE(rep.ok);
   EXPECT_EQ(rep.rows, 4);
@@ -173,7 +169,7 @@ TEST_F(VerifyChainTest, LastRowDeletedIsAChainHeadMismatch) {
 
 TEST_F(VerifyChainTest, EveryRowDeletedIsFound) {
   append_events(3);
-  exec(std::string(kDropTriggers) + "DELETE FROM audit_events;" + kRestoreTriggers);
+  tamper("DELETE FROM audit_events;");
   auto rep = verify();
   EXPECT_FALSE(rep.ok) << "a wiped log must not verify";
   EXPECT_EQ(rep.rows, 0);
@@ -233,10 +229,9 @@ TEST_F(VerifyChainTest, MissingChainHeadIsReported) {
 
 TEST_F(VerifyChainTest, FirstProblemWins) {
   append_events(6);
-  exec(std::string(kDropTriggers) +
-       "UPDATE audit_events SET detail = '{}' WHERE seq = 2; DELETE FROM audit_events WHERE seq = "
-       "5;" +
-       kRestoreTriggers);
+  tamper(
+      "UPDATE audit_events SET detail = '{}' WHERE seq = 2; DELETE FROM audit_events WHERE seq = "
+      "5;");
   auto rep = verify();
   EXPECT_FALSE(rep.ok);
   EXPECT_EQ(rep.bad_seq, 2);

@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "storage/chain.h"
 #include "storage/recorder.h"
 #include "tests/unit/storage/store_fixture.h"
 
@@ -22,21 +21,13 @@ using testing::StoreTest;
 class ConfirmTest : public StoreTest {
  protected:
   InventoryRecorder rec_{*store_};
-  bool chain_ok() {
-    auto db = raw();
-    auto rep = verify_chain(*db);
-    return rep.ok() && rep->ok;
-  }
 };
 
 TEST_F(ConfirmTest, NothingIsRecordedBeforeTheReads) {
   auto three = make_tokens(3);
   poll_ok(rec_, three);
   std::vector<Token> two(three.begin(), three.begin() + 2);
-  PollInput in;
-  in.cluster = "prod";
-  in.finished_at = clock_.now();
-  in.started_at = in.finished_at;
+  PollInput in = poll_input();
   in.tokens = two;
   const std::int64_t before = audit_rows();
   const std::int64_t polls = poll_rows();

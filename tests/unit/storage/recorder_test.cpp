@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "storage/chain.h"
 #include "storage/queries.h"
 #include "storage/schema.h"
 #include "tests/unit/storage/store_fixture.h"
@@ -37,11 +36,6 @@ class RecorderTest : public StoreTest {
   }
   std::int64_t status_count(const std::string& status) {
     return count("SELECT COUNT(*) FROM token_inventory WHERE status = '" + status + "'");
-  }
-  bool chain_ok() {
-    auto db = raw();
-    auto rep = verify_chain(*db);
-    return rep.ok() && rep->ok;
   }
 };
 
@@ -527,26 +521,28 @@ TEST_F(RecorderTest, ReadClusterState) {
 class UnchangedListTest : public RecorderTest {
  protected:
   // A poll whose source reported the same bytes as `digest`.
-  Result<PollSummary> poll_unchanged(InventoryRecorder& rec, const std::string& digest,
-                                     const InventoryRecorder::Hook& hook = {}) {
-    PollInput in;
-    in.cluster = "prod";
-    in.finished_at = clock_.now();
-    in.started_at = in.finished_at - std::chrono::seconds(1);
+  PollInput unchanged_input(const std::string& digest) const {
+    PollInput in = poll_input();
     in.unchanged = true;
     in.digest = digest;
-    auto r = rec.record(in, hook);
+    return in;
+  }
+  // A full list with the digest of its bytes.
+  PollInput listed_input(const std::vector<Token>& tokens, const std::string& digest) const {
+    PollInput in = poll_input();
+    in.tokens = tokens;
+    in.digest = digest;
+    return in;
+  }
+  Result<PollSummary> poll_unchanged(InventoryRecorder& rec, const std::string& digest,
+                                     const InventoryRecorder::Hook& hook = {}) {
+    auto r = rec.record(unchanged_input(digest), hook);
     clock_.advance(std::chrono::minutes(1));
     return r;
   }
   Result<PollSummary> poll_with_digest(InventoryRecorder& rec, const std::vector<Token>& tokens,
                                        const std::string& digest) {
-    PollInput in;
-    in.cluster = "prod";
-    in.finished_at = clock_.now();
-    in.started_at = in.finished_at - std::chrono::seconds(1);
-    in.tokens = tokens;
-    in.digest = digest;
+    PollInput in = listed_input(tokens, digest);
     auto r = rec.record_input(in);
     if (r.ok() && r->needs_confirmation) {  // every vanished token reads back as gone
       for (const auto& id : r->to_confirm)
@@ -646,12 +642,7 @@ class CheckpointTest : public UnchangedListTest {
   Result<PollSummary> fresh_unchanged(const std::string& digest,
                                       const std::string& evaluation = "eval-1") {
     InventoryRecorder fresh(*store_);
-    PollInput in;
-    in.cluster = "prod";
-    in.finished_at = clock_.now();
-    in.started_at = in.finished_at - std::chrono::seconds(1);
-    in.unchanged = true;
-    in.digest = digest;
+    PollInput in = unchanged_input(digest);
     in.use_checkpoint = true;
     in.evaluation = evaluation;
     bool hook_ran = false;
@@ -669,12 +660,7 @@ class CheckpointTest : public UnchangedListTest {
   Result<PollSummary> poll_evaluated(InventoryRecorder& rec, const std::vector<Token>& tokens,
                                      const std::string& digest,
                                      Timestamp hook_due = Timestamp::max()) {
-    PollInput in;
-    in.cluster = "prod";
-    in.finished_at = clock_.now();
-    in.started_at = in.finished_at - std::chrono::seconds(1);
-    in.tokens = tokens;
-    in.digest = digest;
+    PollInput in = listed_input(tokens, digest);
     in.evaluation = "eval-1";
     auto r = rec.record_input(in, [&](WriteTxn&, const Inventory&, PollSummary& s) {
       s.hook_due = hook_due;

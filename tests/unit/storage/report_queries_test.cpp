@@ -17,7 +17,6 @@ namespace tw::storage {
 namespace {
 
 using testing::make_token;
-using testing::StoreTest;
 using tw::testing::ts;
 
 using std::chrono::hours;
@@ -25,43 +24,16 @@ using std::chrono::minutes;
 
 const Timestamp kStart = ts("2026-01-01T00:00:00Z");
 
-class ReportQueriesTest : public StoreTest {
+class ReportQueriesTest : public testing::HistoryStoreTest {
  protected:
-  // Records a poll of `cluster` ending exactly at `at` (nullptr tokens: a failed poll).
-  void poll_at(Timestamp at, const std::vector<Token>* tokens,
-               const std::string& cluster = "prod") {
-    clock_.set(at);
-    auto s = poll(rec_, tokens, cluster, 100);
-    ASSERT_TRUE(s.ok()) << s.error().message;
-  }
-  void append(EventKind kind, const std::string& cluster, const std::string& token,
-              const std::string& detail, Timestamp at) {
-    auto txn = store_->begin();
-    ASSERT_TRUE(txn.ok());
-    ASSERT_TRUE(txn->append({kind, cluster, token, detail}, at).ok());
-    ASSERT_TRUE(txn->commit().ok());
-  }
   void violation(const std::string& cluster, const std::string& token, const std::string& policy,
                  const std::string& severity, Timestamp opened, std::optional<Timestamp> resolved,
                  const std::string& resolution = "compliant") {
-    exec(
-        "INSERT INTO violation_records(cluster, token_id, policy, severity, state, action, "
-        "opened_at, resolved_at, resolution, detail) VALUES ('" +
-        cluster + "', '" + token + "', '" + policy + "', '" + severity + "', '" +
-        (resolved ? "resolved" : "open") + "', 'alert', '" + format_timestamp(opened) + "', " +
-        (resolved ? "'" + format_timestamp(*resolved) + "'" : "NULL") + ", " +
-        (resolved ? "'" + resolution + "'" : "NULL") + ", '{}')");
-  }
-  ReadTxn read() {
-    auto txn = ReadTxn::open(path_);
-    EXPECT_TRUE(txn.ok()) << (txn.ok() ? "" : txn.error().message);
-    return std::move(*txn);
+    insert_violation({cluster, token, policy, severity, "alert", opened, resolved, resolution});
   }
   static ReportPeriod period(Timestamp from, Timestamp to, std::string cluster = "") {
     return {from, to, std::move(cluster)};
   }
-
-  InventoryRecorder rec_{*store_};
 };
 
 TEST_F(ReportQueriesTest, PollsOfAClusterOverAPeriod) {
@@ -253,7 +225,6 @@ TEST_F(ReportQueriesTest, EmptyDatabase) {
   auto clusters = polled_clusters(txn);
   ASSERT_TRUE(clusters.ok());
   EXPECT_TRUE(clusters->empty());
-  EXPECT_FALSE(ReadTxn::open(dir_.file("missing.db")).ok());
 }
 
 TEST_F(ReportQueriesTest, LastAppliedConfigHash) {

@@ -1,16 +1,21 @@
 #pragma once
 // A fixture for storage tests: a real SQLite audit store in a temp dir, a manual clock, and
 // helpers to record polls and to read or tamper with the database through a second connection.
+// HistoryStoreTest adds what the report tests (storage/report_queries, report/) build histories
+// with: polls at given instants, raw events and violation rows, and read-only snapshots.
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/time.h"
 #include "storage/audit_store.h"
+#include "storage/chain.h"
+#include "storage/read_txn.h"
 #include "storage/recorder.h"
 #include "storage/sqlite.h"
 #include "tests/unit/core/test_support.h"
@@ -46,6 +51,15 @@ inline std::vector<Token> make_tokens(int n, const std::string& prefix = "tok-")
   }
   return out;
 }
+
+// The append-only triggers of the schema, to restore them after tampering.
+inline constexpr const char* kRestoreTriggers =
+    "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END; "
+    "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;";
+inline constexpr const char* kDropTriggers =
+    "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;";
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -90,20 +104,36 @@ class StoreTest : public ::testing::Test {
     auto s = db->exec(sql);
     ASSERT_TRUE(s.ok()) << sql << ": " << s.error().message;
   }
+  // Runs `sql` past the append-only triggers (as an attacker with file access could), then
+  // restores them.
+  void tamper(const std::string& sql) { exec(std::string(kDropTriggers) + sql + kRestoreTriggers); }
   std::int64_t audit_rows() { return count("SELECT COUNT(*) FROM audit_log"); }
   std::int64_t poll_rows() { return count("SELECT COUNT(*) FROM polls"); }
   std::int64_t events_of(const std::string& kind) {
     return count("SELECT COUNT(*) FROM audit_log WHERE event = '" + kind + "'");
   }
 
-  // Records one poll that ends at the clock's time (started 1 s before), then advances the clock.
-  Result<PollSummary> poll(InventoryRecorder& rec, const std::vector<Token>* tokens,
-                           const std::string& cluster = "prod", int max_vanished_percent = 50,
-                           bool dry_run = false, const InventoryRecorder::Hook& hook = {}) {
+  // Whether the hash chain verifies from end to end.
+  bool chain_ok() {
+    auto db = raw();
+    auto rep = verify_chain(*db);
+    return rep.ok() && rep->ok;
+  }
+
+  // The input of a poll of `cluster` that ends at the clock's time (started 1 s before).
+  PollInput poll_input(const std::string& cluster = "prod") const {
     PollInput in;
     in.cluster = cluster;
     in.finished_at = clock_.now();
     in.started_at = in.finished_at - std::chrono::seconds(1);
+    return in;
+  }
+
+  // Records one poll that ends at the clock's time (started 1 s before), then advances the clock.
+  Result<PollSummary> poll(InventoryRecorder& rec, const std::vector<Token>* tokens,
+                           const std::string& cluster = "prod", int max_vanished_percent = 50,
+                           bool dry_run = false, const InventoryRecorder::Hook& hook = {}) {
+    PollInput in = poll_input(cluster);
     if (tokens != nullptr) in.tokens = *tokens;
     in.error = tokens == nullptr ? "GET https://h/api/v0/tokens: connection refused" : "";
     in.max_vanished_percent = max_vanished_percent;
@@ -143,13 +173,53 @@ class StoreTest : public ::testing::Test {
   ManualClock clock_{tw::testing::ts("2026-01-01T00:00:00Z")};
 };
 
-// The append-only triggers of the schema, to restore them after tampering.
-inline constexpr const char* kRestoreTriggers =
-    "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END; "
-    "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;";
-inline constexpr const char* kDropTriggers =
-    "DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;";
+// A violation row as the enforcer leaves it: open, or resolved with `resolution`.
+struct ViolationRow {
+  std::string cluster = "prod";
+  std::string token;
+  std::string policy;
+  std::string severity = "critical";
+  std::string action = "alert";
+  Timestamp opened;
+  std::optional<Timestamp> resolved;
+  std::string resolution = "compliant";
+};
+
+class HistoryStoreTest : public StoreTest {
+ protected:
+  // Records a poll of `cluster` ending exactly at `at` (nullptr tokens: a failed poll).
+  void poll_at(Timestamp at, const std::vector<Token>* tokens,
+               const std::string& cluster = "prod") {
+    clock_.set(at);
+    auto s = poll(rec_, tokens, cluster, 100);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+  void append(EventKind kind, const std::string& cluster, const std::string& token,
+              const std::string& detail, Timestamp at) {
+    auto txn = store_->begin();
+    ASSERT_TRUE(txn.ok());
+    ASSERT_TRUE(txn->append({kind, cluster, token, detail}, at).ok());
+    ASSERT_TRUE(txn->commit().ok());
+  }
+  void insert_violation(const ViolationRow& v) {
+    const auto quoted = [](const std::string& s) { return "'" + s + "'"; };
+    exec(
+        "INSERT INTO violation_records(cluster, token_id, policy, severity, state, action, "
+        "opened_at, resolved_at, resolution, detail) VALUES (" +
+        quoted(v.cluster) + ", " + quoted(v.token) + ", " + quoted(v.policy) + ", " +
+        quoted(v.severity) + ", " + quoted(v.resolved ? "resolved" : "open") + ", " +
+        quoted(v.action) + ", " + quoted(format_timestamp(v.opened)) + ", " +
+        (v.resolved ? quoted(format_timestamp(*v.resolved)) : "NULL") + ", " +
+        (v.resolved ? quoted(v.resolution) : "NULL") + ", '{}')");
+  }
+  // A snapshot on a read-only connection of its own, as `tokenwarden report` reads.
+  ReadTxn read() {
+    auto txn = ReadTxn::open(path_);
+    EXPECT_TRUE(txn.ok()) << (txn.ok() ? "" : txn.error().message);
+    return std::move(*txn);
+  }
+
+  InventoryRecorder rec_{*store_};
+};
 
 }  // namespace tw::storage::testing
