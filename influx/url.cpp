@@ -50,6 +50,28 @@ std::string why_unparsable(std::string_view text) {
   return "invalid characters in the path (they must be percent-encoded)";
 }
 
+// Printable ASCII characters that RFC 3986 does not allow in a path but that a hand-written URL
+// may carry, and that `tokenwarden config --print` writes ("https://hooks.example.com/[redacted]"
+// must load again): percent-encoded in the path, as browsers do, rather than refused. Spaces,
+// control characters and non-ASCII bytes stay refused.
+std::string encode_path_delimiters(std::string_view text) {
+  constexpr std::string_view kEncoded = "\"<>[\\]^`{|}";
+  const auto sep = text.find("://");
+  const auto path = sep == std::string_view::npos ? sep : text.find_first_of("/?#", sep + 3);
+  if (path == std::string_view::npos || text[path] != '/') return std::string(text);
+  std::string out(text.substr(0, path));
+  for (char c : text.substr(path)) {
+    if (kEncoded.find(c) == std::string_view::npos) {
+      out += c;
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      const auto b = static_cast<unsigned char>(c);
+      out += {'%', kHex[b >> 4], kHex[b & 0xF]};
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string Url::authority() const {
@@ -80,7 +102,8 @@ Result<Url> parse_url(std::string_view text) {
     return make_error(ErrorCode::kInvalidArgument,
                       "invalid URL \"" + shown() + "\": " + std::string(why));
   };
-  auto parsed = urls::parse_uri(text);
+  const std::string encoded = encode_path_delimiters(text);
+  auto parsed = urls::parse_uri(encoded);  // a view of `encoded`
   if (!parsed) return bad(why_unparsable(text));
   const urls::url_view& u = *parsed;
   // The scheme is case-insensitive (RFC 3986 §3.1); "http:h" has no authority.

@@ -84,6 +84,11 @@ INSTANTIATE_TEST_SUITE_P(
         UrlCase{"empty port is the default", "http://h:/x", "http", "h", "80", "/x", "http://h/x"},
         UrlCase{"leading zeros in port", "http://h:08086/x", "http", "h", "8086", "/x",
                 "http://h:8086/x"},
+        UrlCase{"brackets in path as --print redacts it", "https://hooks.example.com/[redacted]",
+                "https", "hooks.example.com", "443", "/%5Bredacted%5D",
+                "https://hooks.example.com/%5Bredacted%5D"},
+        UrlCase{"printable delimiters in path encoded", "http://h/a\"<>\\^`{|}", "http", "h", "80",
+                "/a%22%3C%3E%5C%5E%60%7B%7C%7D", "http://h/a%22%3C%3E%5C%5E%60%7B%7C%7D"},
         UrlCase{"sub-delims in path", "http://h/a;b=c,d", "http", "h", "80", "/a;b=c,d",
                 "http://h/a;b=c,d"}),
     tw::testing::CaseName());
