@@ -102,6 +102,13 @@ Result<Url> parse_url(std::string_view text) {
     return make_error(ErrorCode::kInvalidArgument,
                       "invalid URL \"" + shown() + "\": " + std::string(why));
   };
+  // Boost.URL 1.81 fails an assertion (aborts where assertions are on, as in the ci preset) on
+  // "http:#" and "http:?" (found by fuzz/url_fuzz.cpp); "//" must follow the scheme anyway, so
+  // that is checked before Boost.URL sees the text.
+  if (const auto sep = text.find("://");
+      sep == std::string_view::npos || !is_http(text.substr(0, sep))) {
+    return bad(kScheme);
+  }
   const std::string encoded = encode_path_delimiters(text);
   auto parsed = urls::parse_uri(encoded);  // a view of `encoded`
   if (!parsed) return bad(why_unparsable(text));
@@ -157,6 +164,14 @@ Result<ResolvedLocation> resolve_location(const Url& from, std::string_view from
   auto bad = [](std::string why) { return make_error(ErrorCode::kHttpStatus, std::move(why)); };
   location = trim(location.substr(0, location.find('#')));  // a fragment is not sent
   if (location.empty()) return bad("without a Location header");
+  // A scheme ("x:", RFC 3986 §3.1) must be http or https followed by "//": checked before
+  // Boost.URL 1.81 sees it, which fails an assertion on "x:?" and "x:#" (see parse_url).
+  const auto scheme_end = location.find_first_not_of(
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+-.");
+  if (scheme_end != std::string_view::npos && scheme_end > 0 && location[scheme_end] == ':' &&
+      (!is_http(location.substr(0, scheme_end)) || location.substr(scheme_end + 1, 2) != "//")) {
+    return bad("redirecting to a location that is not an http(s) URL");
+  }
   auto ref = urls::parse_uri_reference(location);
   if (!ref) return bad("with a Location that is not a valid URL");
   if (ref->has_scheme() && !is_http(ref->scheme())) {
