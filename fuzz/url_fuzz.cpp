@@ -1,7 +1,9 @@
-// Fuzzes URL parsing (influx/http_client.h: parse_url) and the Retry-After / HTTP-date parsers.
+// Fuzzes URL parsing (influx/http_client.h: parse_url), a redirect's Location
+// (influx/url_reference.h: resolve_location) and the Retry-After / HTTP-date parsers.
 // Properties: an accepted URL is http or https with a host and a port 1-65535, its path has no
-// trailing '/', and Url::to_string() parses back to the same URL; a Retry-After wait is between
-// 0 and kMaxRetryAfter.
+// trailing '/', and Url::to_string() parses back to the same URL; a resolved Location is such an
+// origin (path empty) and a target that is an absolute path without a fragment or a ".." above
+// the root; a Retry-After wait is between 0 and kMaxRetryAfter.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -10,6 +12,7 @@
 #include "check.h"
 #include "core/time.h"
 #include "influx/http_client.h"
+#include "influx/url_reference.h"
 
 namespace {
 
@@ -35,6 +38,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(same(*url, *again));
   } else {
     FUZZ_CHECK(!url.error().message.empty());
+  }
+
+  // A redirect's Location, against a request to http://h:8086/api/v0/tokens?limit=1.
+  static const tw::influx::Url kFrom = *tw::influx::parse_url("http://h:8086/api/v0");
+  auto hop = tw::influx::resolve_location(kFrom, "/api/v0/tokens?limit=1", text);
+  if (hop.ok()) {
+    FUZZ_CHECK(hop->url.path.empty());
+    FUZZ_CHECK(!hop->target.empty() && hop->target.front() == '/');
+    FUZZ_CHECK(hop->target.find('#') == std::string::npos);
+    FUZZ_CHECK(!hop->target.starts_with("/../") && hop->target != "/..");
+    auto origin = tw::influx::parse_url(hop->url.to_string());
+    FUZZ_CHECK(origin.ok());
+    FUZZ_CHECK(same(hop->url, *origin));
+  } else {
+    FUZZ_CHECK(!hop.error().message.empty());
   }
 
   // Retry-After: the value, and the same bytes split into value and Date header.

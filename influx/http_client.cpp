@@ -20,6 +20,7 @@
 
 #include "core/strings.h"
 #include "core/version.h"
+#include "influx/url_reference.h"
 
 namespace tw::influx {
 namespace {
@@ -329,103 +330,6 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
   // No TLS close_notify exchange: the connection is closed and many servers never answer it.
 }
 
-}  // namespace
-
-std::string Url::authority() const {
-  bool default_port = (tls() && port == "443") || (!tls() && port == "80");
-  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  if (!default_port) out += ":" + port;
-  return out;
-}
-
-std::string Url::to_string() const { return scheme + "://" + authority() + path; }
-
-Result<Url> parse_url(std::string_view text) {
-  // The URL is quoted in messages without anything that could be a credential.
-  auto shown = [&] {
-    std::string s(text);
-    auto scheme_end = s.find("://");
-    auto start = scheme_end == std::string::npos ? 0 : scheme_end + 3;  // of the authority
-    auto at = s.find('@', start);
-    auto end = s.find_first_of("/?#", start);
-    if (at != std::string::npos && (end == std::string::npos || at < end)) {
-      s.replace(start, at - start, "[redacted]");
-    }
-    auto q = s.find_first_of("?#");
-    if (q != std::string::npos) s = s.substr(0, q) + "?[redacted]";
-    return printable(s, 200);
-  };
-  auto bad = [&](std::string why) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "invalid URL \"" + shown() + "\": " + std::move(why));
-  };
-  Url url;
-  std::string_view rest;
-  if (starts_with(text, "http://")) {
-    url.scheme = "http";
-    rest = text.substr(7);
-  } else if (starts_with(text, "https://")) {
-    url.scheme = "https";
-    rest = text.substr(8);
-  } else {
-    return bad("must start with http:// or https://");
-  }
-  if (rest.find_first_of("?#") != std::string_view::npos) {
-    return bad("query strings and fragments are not supported");
-  }
-  auto slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
-  if (authority.find('@') != std::string_view::npos) {
-    return bad("credentials in the URL are not supported (use token_file)");
-  }
-  if (authority.empty()) return bad("no host");
-  const bool bracketed = authority.front() == '[';
-  if (bracketed) {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos) return bad("unterminated IPv6 address");
-    url.host = std::string(authority.substr(1, close - 1));
-    if (url.host.empty()) return bad("empty IPv6 address");
-    authority = authority.substr(close + 1);
-    if (!authority.empty()) {
-      if (authority.front() != ':') return bad("unexpected characters after the IPv6 address");
-      url.port = std::string(authority.substr(1));
-    }
-  } else {
-    auto colon = authority.rfind(':');
-    url.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) url.port = std::string(authority.substr(colon + 1));
-  }
-  if (url.host.empty()) return bad("no host");
-  // What Url::authority() writes back must parse to the same host, and the host goes into a
-  // Host header: no spaces or control characters, and ':' only in a bracketed IPv6 address.
-  for (char ch : url.host) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c == 0x7f) return bad("a space or control character in the host");
-  }
-  if (bracketed) {
-    if (url.host.find(':') == std::string::npos ||
-        url.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
-      return bad("invalid IPv6 address");
-    }
-  } else if (url.host.find_first_of(":[]") != std::string::npos) {
-    return bad("invalid host (an IPv6 address goes in brackets: http://[::1]:8086)");
-  }
-  if (url.port.empty()) {
-    url.port = url.tls() ? "443" : "80";
-  } else {
-    if (url.port.size() > 5 || url.port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(url.port) == 0 || std::stoi(url.port) > 65535) {
-      return bad("invalid port");
-    }
-  }
-  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-  url.path = std::string(path);
-  return url;
-}
-
-namespace {
-
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 // One request and its response on a fresh connection, by `deadline`.
@@ -495,80 +399,14 @@ bool same_origin(const Url& a, const Url& b) {
          port_number(a.port) == port_number(b.port) && port_number(a.port) > 0;
 }
 
-// RFC 3986 §5.2.4 for an absolute path: "/a/./b/../c" -> "/a/c".
-std::string remove_dot_segments(std::string_view path) {
-  std::vector<std::string> out;
-  auto segments = split(path.substr(1), '/');
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    const std::string& seg = segments[i];
-    if (seg == "." || seg == "..") {
-      if (seg == ".." && !out.empty()) out.pop_back();
-      if (i + 1 == segments.size()) out.emplace_back();  // "/a/b/.." -> "/a/"
-      continue;
-    }
-    out.push_back(seg);
-  }
-  return "/" + join(out, "/");
-}
-
-// Where a redirect points: the origin (path empty) and the whole request target.
-struct Hop {
-  Url url;
-  std::string target;  // absolute path and query, as sent
-};
-
-// Resolves `location` against the request just sent (`from`, `from_target` the full target on
-// the wire). Errors are the end of a sentence ("without a Location header").
-Result<Hop> resolve_location(const Url& from, std::string_view from_target,
-                             std::string_view location) {
-  auto bad = [](std::string why) { return make_error(ErrorCode::kHttpStatus, std::move(why)); };
-  std::string loc(trim(location));
-  loc = loc.substr(0, loc.find('#'));
-  if (loc.empty()) return bad("without a Location header");
-  for (char c : loc) {
-    if (c <= 0x20 || c >= 0x7f) return bad("with a Location that is not a valid URL");
-  }
-  Hop hop{from, {}};
-  hop.url.path.clear();
-  std::string ref = loc;  // path and query, relative or absolute
-  const auto colon = loc.find(':');
-  const bool has_scheme =
-      colon != std::string::npos && colon > 0 && colon < loc.find_first_of("/?");
-  if (has_scheme || starts_with(loc, "//")) {
-    std::string absolute =
-        has_scheme ? to_lower(loc.substr(0, colon)) + loc.substr(colon) : from.scheme + ":" + loc;
-    if (!starts_with(absolute, "http://") && !starts_with(absolute, "https://")) {
-      return bad("redirecting to a location that is not an http(s) URL");
-    }
-    const auto path_at = absolute.find_first_of("/?", absolute.find("://") + 3);
-    auto url = parse_url(std::string_view(absolute).substr(0, path_at));
-    if (!url.ok()) return bad("redirecting to an unusable location (" + url.error().message + ")");
-    hop.url = std::move(*url);
-    ref = path_at == std::string::npos ? "/" : absolute.substr(path_at);
-    if (ref.front() == '?') ref = "/" + ref;
-  } else if (ref.front() != '/') {  // relative to the directory of the request's path
-    std::string_view base = from_target.substr(0, from_target.find('?'));
-    if (ref.front() == '?') {
-      ref = std::string(base) + ref;
-    } else {
-      ref = std::string(base.substr(0, base.rfind('/') + 1)) + ref;
-      if (ref.front() != '/') ref = "/" + ref;
-    }
-  }
-  const auto q = ref.find('?');
-  hop.target = remove_dot_segments(std::string_view(ref).substr(0, q)) +
-               (q == std::string::npos ? std::string() : ref.substr(q));
-  return hop;
-}
-
 bool has_authorization(const HttpRequest& request) {
   return std::any_of(request.headers.begin(), request.headers.end(),
                      [](const auto& h) { return to_lower(h.first) == "authorization"; });
 }
 
 // The request to send next for a redirect answer, or the error that stops the call there.
-Result<Hop> next_hop(const Url& url, const HttpRequest& req, const HttpResponse& resp, int hop,
-                     int max_redirects) {
+Result<ResolvedLocation> next_hop(const Url& url, const HttpRequest& req, const HttpResponse& resp,
+                                  int hop, int max_redirects) {
   const std::string what = req.method + " " + url.to_string() + req.target;
   std::string answered = what + " answered " + std::to_string(resp.status);
   if (auto reason = http_reason(resp.status); !reason.empty() && reason != "<unknown-status>") {

@@ -19,6 +19,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/base64.h"
 #include "core/json_writer.h"
 #include "core/sha256.h"
 #include "core/strings.h"
@@ -34,26 +35,6 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr int kMaxRequestsPerConnection = 10000;
-
-std::string base64_decode(std::string_view in) {
-  static constexpr std::string_view kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::uint32_t buf = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    auto pos = kAlphabet.find(c);
-    if (pos == std::string_view::npos) return {};
-    buf = (buf << 6) | static_cast<std::uint32_t>(pos);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((buf >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
 
 bool equal_constant_time(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -85,7 +66,9 @@ bool Authenticator::check(const std::string& header) {
   // The scheme name is case-insensitive (RFC 7617).
   if (header.size() < 6 || to_lower(std::string_view(header).substr(0, 6)) != "basic ")
     return false;
-  std::string decoded = base64_decode(trim(std::string_view(header).substr(6)));
+  auto credentials = base64_decode(trim(std::string_view(header).substr(6)));
+  if (!credentials) return false;
+  const std::string& decoded = *credentials;
   auto colon = decoded.find(':');
   if (colon == std::string::npos) return false;
   std::string user = decoded.substr(0, colon);

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <unordered_set>
 
+#include "core/base64.h"
 #include "sim/generator.h"
 #include "sim/wire.h"
 
@@ -25,22 +26,11 @@ void random_bytes(unsigned char* out, int n) {
 }
 
 std::string random_access_token(const char* prefix) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  unsigned char bytes[66];  // 86 base64url characters carry 516 bits
+  unsigned char bytes[66];  // 86 base64url characters carry 516 bits (66 bytes make 88)
   random_bytes(bytes, sizeof bytes);
-  std::string out = prefix;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char b : bytes) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 6 && out.size() < std::char_traits<char>::length(prefix) + 86) {
-      bits -= 6;
-      out += kAlphabet[(acc >> bits) & 0x3F];
-    }
-  }
-  return out;
+  std::string encoded =
+      base64url_encode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+  return prefix + encoded.substr(0, 86);
 }
 
 // kNumeric (InfluxDB 3): a token always holds a permission, so a generated "no access" token

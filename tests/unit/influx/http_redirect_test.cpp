@@ -97,6 +97,8 @@ TEST(HttpRedirect, LocationFormsResolveAgainstTheRequest) {
       {"?page=2", "/api/v0/tokens?page=2"},      // a query alone keeps the path
       {"/a/./b/../c#fragment", "/a/c"},          // fragments are not sent
       {"/api/v2/tokens", "/api/v2/tokens"},      // absolute path
+      {"../../../../x", "/x"},                   // ".." above the root dropped (RFC 3986 §5.2.4)
+      {"/a%20b?q=%2F", "/a%20b?q=%2F"},          // percent-encoding sent as written
   };
   for (const auto& c : cases) {
     TestHttpServer server([&](const RecordedRequest& r) {

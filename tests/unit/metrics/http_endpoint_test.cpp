@@ -268,6 +268,15 @@ TEST_F(Auth, RightPasswordPasses) {
   EXPECT_EQ(call(basic("alice:s3cret"), "/readyz").status, 200);
 }
 
+TEST_F(Auth, TheBase64PaddingMayBeLeftOut) {
+  std::string header = basic("bob:pa:ss word");  // 14 bytes: one '='
+  ASSERT_EQ(header.back(), '=');
+  header.pop_back();
+  EXPECT_EQ(call(header).status, 200);
+  EXPECT_EQ(call("basic  " + base64("alice:s3cret") + " ").status, 200)
+      << "the scheme is case-insensitive and the value is trimmed";
+}
+
 TEST_F(Auth, WrongCredentialsAre401) {
   const std::vector<std::string> headers = {
       basic("alice:wrong"),
@@ -279,6 +288,14 @@ TEST_F(Auth, WrongCredentialsAre401) {
       basic(":s3cret"),
       basic("alices3cret"),  // no colon
       "Basic !!!not base64!!!",
+      // Decoded with OpenSSL since issue 11, checked first: EVP_DecodeBlock alone would read
+      // '=' as zero bits and skip whitespace; the old decoder stopped at the first '='.
+      basic("alice:s3cret") + "=trailing",
+      basic("alice:s3cret") + "==",
+      basic("bob:pa:ss word") + "garbage",
+      basic("alice:s3cret") + "\n" + base64("x"),
+      "Basic YWxp Y2U6czNjcmV0",
+      "Basic " + base64("alice:s3cret").substr(0, 13),  // a lone 6-bit group
       "Basic ",
       "Basic",
       "Bearer " + base64("alice:s3cret"),
