@@ -31,6 +31,153 @@ std::string invoking_user() {
 // (C0, DEL, C1, bidirectional overrides, line separators), at most 100 bytes.
 bool operator_text(const std::string& s) { return s.size() <= 100 && printable(s, 200) == s; }
 
+// What `simulate` shows: a summary row per cluster and policy, or (--tokens) a row per finding.
+Table simulate_summary_table() {
+  Table summary;
+  summary.columns = {{"cluster"},         {"policy"},      {"kind"},           {"severity"},
+                     {"action"},          {"mode"},        {"tokens"},         {"violations"},
+                     {"exempted"},        {"would_alert"}, {"would_restrict"}, {"would_revoke"},
+                     {"first_action_at"}, {"halts"}};
+  return summary;
+}
+
+Table simulate_detail_table() {
+  Table detail;
+  detail.columns = {
+      {"cluster"},          {"policy"},           {"token_id"}, {"description", true, 40},
+      {"reason", true, 60}, {"exempt_by", false}, {"outcome"},  {"action_at"}};
+  return detail;
+}
+
+// One simulation: the candidate policies, their settings and the tables being filled.
+struct Simulation {
+  const policy::PolicySet& set;
+  const daemon::EnforcementSettings& settings;
+  Timestamp now;
+  bool tokens;  // --tokens: a detail row per finding
+  Table summary = simulate_summary_table();
+  Table detail = simulate_detail_table();
+};
+
+// One cluster's findings counted per policy.
+struct PolicyCounts {
+  std::int64_t violations = 0, exempted = 0, alert = 0, restrict = 0, revoke = 0;
+};
+
+struct ClusterOutcome {
+  std::vector<PolicyCounts> per;                     // by index into specs()
+  std::map<Timestamp, std::int64_t> destructive_at;  // actions falling due together
+};
+
+// What the daemon would do about finding `f`, counted in `out`; the outcome's text.
+std::string judge_finding(const Simulation& sim, const policy::Finding& f, ClusterOutcome& out) {
+  const auto& p = sim.set.specs()[f.policy];
+  auto& c = out.per[f.policy];
+  std::string outcome;
+  if (f.exempt()) {
+    ++c.exempted;
+    outcome = "exempt";
+  } else {
+    ++c.violations;
+    bool monitor = p.mode.value_or(sim.settings.mode) == policy::Mode::kMonitor;
+    if (p.action == policy::Action::kAlert) {
+      ++c.alert, outcome = "alert";
+    } else if (monitor) {
+      ++c.alert, outcome = std::string("alert (monitor: would ") +
+                           std::string(policy::to_string(p.action)) + ")";
+    } else {
+      ++(p.action == policy::Action::kRevoke ? c.revoke : c.restrict);
+      outcome =
+          std::string(policy::to_string(p.action)) + (p.require_approval ? " after approval" : "");
+      if (!p.require_approval) ++out.destructive_at[sim.now + p.grace_period];
+    }
+  }
+  return outcome;
+}
+
+void detail_row(Simulation& sim, const std::string& cluster, const policy::Finding& f,
+                const policy::Subject& subject, const std::string& outcome) {
+  const auto& p = sim.set.specs()[f.policy];
+  const Token& t = *subject.token;
+  sim.detail.rows.push_back(
+      {Cell::str(cluster), Cell::str(p.name), Cell::str(t.id), Cell::str(t.description),
+       Cell::str(f.exempt() ? "exempt" : sim.set.explain(f.policy, subject, sim.now)),
+       f.exempt() ? Cell::str(sim.set.exemptions()[static_cast<std::size_t>(f.exemption)].reason)
+                  : Cell::null(),
+       Cell::str(outcome),
+       p.action == policy::Action::kAlert || f.exempt()
+           ? Cell::null()
+           : Cell::str(format_timestamp(sim.now + p.grace_period))});
+}
+
+// A summary row per policy that applies to the cluster; `halts` if the actions falling due with
+// the policy's would exceed the enforcement limits.
+void summary_rows(Simulation& sim, const std::string& name, const policy::ClusterInfo& info,
+                  std::size_t subjects, std::size_t active, const ClusterOutcome& out) {
+  const auto& specs = sim.set.specs();
+  const auto& settings = sim.settings;
+  auto halts = [&](const Timestamp& at) {
+    auto it = out.destructive_at.find(at);
+    if (it == out.destructive_at.end()) return false;
+    auto n = static_cast<std::size_t>(it->second);
+    return n > static_cast<std::size_t>(settings.max_actions_per_cycle) ||
+           n * 100 > static_cast<std::size_t>(settings.max_actions_percent) * active;
+  };
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const auto& p = specs[i];
+    if (!sim.set.applies_to(i, info)) continue;
+    const auto& c = out.per[i];
+    bool destructive = c.restrict + c.revoke > 0 && !p.require_approval;
+    sim.summary.rows.push_back(
+        {Cell::str(name), Cell::str(p.name), Cell::str(std::string(policy::to_string(p.kind))),
+         Cell::str(std::string(policy::to_string(p.severity))),
+         Cell::str(std::string(policy::to_string(p.action))),
+         Cell::str(std::string(policy::to_string(p.mode.value_or(settings.mode)))),
+         Cell::num(static_cast<long long>(subjects)), Cell::num(c.violations),
+         Cell::num(c.exempted), Cell::num(c.alert), Cell::num(c.restrict), Cell::num(c.revoke),
+         destructive ? Cell::str(format_timestamp(sim.now + p.grace_period)) : Cell::null(),
+         Cell::boolean(destructive && halts(sim.now + p.grace_period))});
+  }
+}
+
+// Evaluates the cluster's recorded tokens (all but the removed ones) and adds its rows.
+void simulate_cluster(Simulation& sim, const std::string& name, const policy::ClusterInfo& info,
+                      const std::vector<storage::InventoryRow>& all) {
+  std::vector<storage::InventoryRow> rows;
+  for (const auto& r : all) {
+    if (r.cluster == name && r.status != TokenStatus::kRemoved) rows.push_back(r);
+  }
+  std::vector<policy::Subject> subjects;
+  std::size_t active = 0;
+  for (const auto& r : rows) {
+    subjects.push_back({&r.token, parse_rfc3339(r.first_seen).value_or(sim.now)});
+    if (status_at(r.token, sim.now) == TokenStatus::kActive) ++active;
+  }
+  auto eval = policy::evaluate(sim.set, info, subjects, sim.now);
+  ClusterOutcome out;
+  out.per.resize(sim.set.specs().size());
+  for (const auto& f : eval.findings) {
+    const std::string outcome = judge_finding(sim, f, out);
+    if (sim.tokens) detail_row(sim, name, f, subjects[f.subject], outcome);
+  }
+  summary_rows(sim, name, info, subjects.size(), active, out);
+}
+
+// The candidate policy file over the base configuration; its problems printed (nullopt if it
+// does not load).
+std::optional<daemon::Config> load_candidate(const SimulateOptions& o, const daemon::Config& base,
+                                             Timestamp now) {
+  auto candidate = daemon::load_policy_file(o.policies_file, base, now);
+  for (const auto& e : candidate.errors) std::fprintf(stderr, "%s\n", e.c_str());
+  for (const auto& w : candidate.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (!candidate.config) {
+    std::fprintf(stderr, "%s: %zu problem(s) found\n", o.policies_file.c_str(),
+                 candidate.errors.size());
+    return std::nullopt;
+  }
+  return std::move(*candidate.config);
+}
+
 }  // namespace
 
 int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o) {
@@ -213,15 +360,9 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   if (!base) return kExitUsage;
   SystemClock clock;
   const Timestamp now = clock.now();
-  auto candidate = daemon::load_policy_file(o.policies_file, *base, now);
-  for (const auto& e : candidate.errors) std::fprintf(stderr, "%s\n", e.c_str());
-  for (const auto& w : candidate.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  if (!candidate.config) {
-    std::fprintf(stderr, "%s: %zu problem(s) found\n", o.policies_file.c_str(),
-                 candidate.errors.size());
-    return kExitUsage;
-  }
-  auto set = daemon::compile_policies(*candidate.config);
+  auto candidate = load_candidate(o, *base, now);
+  if (!candidate) return kExitUsage;
+  auto set = daemon::compile_policies(*candidate);
   if (!set.ok()) {
     print_error(set.error().message);
     return kExitUsage;
@@ -229,19 +370,10 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   auto store =
       open_store(o.db.empty() ? base->daemon.database : o.db, storage::AuditStore::Mode::kReadOnly);
   if (!store) return kExitFailure;
-  const daemon::EnforcementSettings settings = daemon::enforcement_settings(*candidate.config);
-  Table summary;
-  summary.columns = {{"cluster"},         {"policy"},      {"kind"},           {"severity"},
-                     {"action"},          {"mode"},        {"tokens"},         {"violations"},
-                     {"exempted"},        {"would_alert"}, {"would_restrict"}, {"would_revoke"},
-                     {"first_action_at"}, {"halts"}};
-  Table detail;
-  detail.columns = {
-      {"cluster"},          {"policy"},           {"token_id"}, {"description", true, 40},
-      {"reason", true, 60}, {"exempt_by", false}, {"outcome"},  {"action_at"}};
+  const daemon::EnforcementSettings settings = daemon::enforcement_settings(*candidate);
   // Clusters: every one configured, and any other found in the recorded inventory.
   std::map<std::string, policy::ClusterInfo> clusters;
-  for (const auto& c : candidate.config->clusters) clusters[c.name] = {c.name, c.labels};
+  for (const auto& c : candidate->clusters) clusters[c.name] = {c.name, c.labels};
   auto all = storage::query_inventory(store->db(), {});
   if (!all.ok()) {
     print_error(all.error().message);
@@ -250,85 +382,12 @@ int cmd_simulate(const GlobalOptions& g, const SimulateOptions& o) {
   for (const auto& r : *all) {
     if (!clusters.contains(r.cluster)) clusters[r.cluster] = {r.cluster, {}};
   }
-  const auto& specs = (*set)->specs();
+  Simulation sim{**set, settings, now, o.tokens};
   for (const auto& [name, info] : clusters) {
     if (!o.cluster.empty() && name != o.cluster) continue;
-    std::vector<storage::InventoryRow> rows;
-    for (const auto& r : *all) {
-      if (r.cluster == name && r.status != TokenStatus::kRemoved) rows.push_back(r);
-    }
-    std::vector<policy::Subject> subjects;
-    std::size_t active = 0;
-    for (const auto& r : rows) {
-      subjects.push_back({&r.token, parse_rfc3339(r.first_seen).value_or(now)});
-      if (status_at(r.token, now) == TokenStatus::kActive) ++active;
-    }
-    auto eval = policy::evaluate(**set, info, subjects, now);
-    struct Counts {
-      std::int64_t violations = 0, exempted = 0, alert = 0, restrict = 0, revoke = 0;
-    };
-    std::vector<Counts> per(specs.size());
-    std::map<Timestamp, std::int64_t> destructive_at;  // actions falling due together
-    for (const auto& f : eval.findings) {
-      const auto& p = specs[f.policy];
-      auto& c = per[f.policy];
-      const Token& t = *subjects[f.subject].token;
-      std::string outcome;
-      if (f.exempt()) {
-        ++c.exempted;
-        outcome = "exempt";
-      } else {
-        ++c.violations;
-        bool monitor = p.mode.value_or(settings.mode) == policy::Mode::kMonitor;
-        if (p.action == policy::Action::kAlert) {
-          ++c.alert, outcome = "alert";
-        } else if (monitor) {
-          ++c.alert, outcome = std::string("alert (monitor: would ") +
-                               std::string(policy::to_string(p.action)) + ")";
-        } else {
-          ++(p.action == policy::Action::kRevoke ? c.revoke : c.restrict);
-          outcome = std::string(policy::to_string(p.action)) +
-                    (p.require_approval ? " after approval" : "");
-          if (!p.require_approval) ++destructive_at[now + p.grace_period];
-        }
-      }
-      if (o.tokens) {
-        detail.rows.push_back(
-            {Cell::str(name), Cell::str(p.name), Cell::str(t.id), Cell::str(t.description),
-             Cell::str(f.exempt() ? "exempt" : (*set)->explain(f.policy, subjects[f.subject], now)),
-             f.exempt()
-                 ? Cell::str((*set)->exemptions()[static_cast<std::size_t>(f.exemption)].reason)
-                 : Cell::null(),
-             Cell::str(outcome),
-             p.action == policy::Action::kAlert || f.exempt()
-                 ? Cell::null()
-                 : Cell::str(format_timestamp(now + p.grace_period))});
-      }
-    }
-    auto halts = [&](const Timestamp& at) {
-      auto it = destructive_at.find(at);
-      if (it == destructive_at.end()) return false;
-      auto n = static_cast<std::size_t>(it->second);
-      return n > static_cast<std::size_t>(settings.max_actions_per_cycle) ||
-             n * 100 > static_cast<std::size_t>(settings.max_actions_percent) * active;
-    };
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-      const auto& p = specs[i];
-      if (!(*set)->applies_to(i, info)) continue;
-      const auto& c = per[i];
-      bool destructive = c.restrict + c.revoke > 0 && !p.require_approval;
-      summary.rows.push_back(
-          {Cell::str(name), Cell::str(p.name), Cell::str(std::string(policy::to_string(p.kind))),
-           Cell::str(std::string(policy::to_string(p.severity))),
-           Cell::str(std::string(policy::to_string(p.action))),
-           Cell::str(std::string(policy::to_string(p.mode.value_or(settings.mode)))),
-           Cell::num(static_cast<long long>(subjects.size())), Cell::num(c.violations),
-           Cell::num(c.exempted), Cell::num(c.alert), Cell::num(c.restrict), Cell::num(c.revoke),
-           destructive ? Cell::str(format_timestamp(now + p.grace_period)) : Cell::null(),
-           Cell::boolean(destructive && halts(now + p.grace_period))});
-    }
+    simulate_cluster(sim, name, info, *all);
   }
-  write_stdout(render(o.tokens ? detail : summary, o.format));
+  write_stdout(render(o.tokens ? sim.detail : sim.summary, o.format));
   if (o.format == OutputFormat::kTable) {
     std::printf("(simulation against the inventory recorded in %s; nothing was written)\n",
                 (o.db.empty() ? base->daemon.database : o.db).c_str());
