@@ -31,6 +31,128 @@ std::string invoking_user() {
 // (C0, DEL, C1, bidirectional overrides, line separators), at most 100 bytes.
 bool operator_text(const std::string& s) { return s.size() <= 100 && printable(s, 200) == s; }
 
+// --cluster NAME --all, or action ids, not both; --by printable. A usage error is printed and
+// gives false.
+bool approve_options_ok(const ApproveOptions& o) {
+  if (o.all == o.cluster.empty()) {
+    print_error("use --cluster NAME together with --all to release a cluster, or leave both out");
+    return false;
+  }
+  if (o.all == !o.action_ids.empty()) {
+    print_error(o.all ? "give action ids or --cluster NAME --all, not both"
+                      : "name the actions to approve (see `tokenwarden violations`), or use "
+                        "--cluster NAME --all");
+    return false;
+  }
+  // The approver is recorded in the audit log and echoed: printable text only.
+  if (!o.by.empty() && !operator_text(o.by)) {
+    print_error(
+        "--by must be printable text of at most 100 bytes, without control characters, not \"" +
+        printable(o.by, 100) + "\"");
+    return false;
+  }
+  return true;
+}
+
+// With --all, the cluster has to be configured or recorded in the database. Returns kExitOk if
+// it is, else the exit code after printing why.
+int check_cluster_known(const GlobalOptions& g, const ApproveOptions& o,
+                        const std::optional<daemon::Config>& config, storage::AuditStore& store,
+                        const std::string& path) {
+  if (o.all && (!config || config->find_cluster(o.cluster) == nullptr)) {
+    auto known = storage::cluster_recorded(store.db(), o.cluster);
+    if (!known.ok()) {
+      print_error(known.error().message);
+      return kExitFailure;
+    }
+    if (!*known) {
+      print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " +
+                  (config ? g.config_path + " or " : std::string()) + "the database " +
+                  printable(path, 200));
+      return kExitUsage;
+    }
+  }
+  return kExitOk;
+}
+
+// Approvals and releases recorded in one write transaction, each with an action_approved event.
+struct Approval {
+  storage::WriteTxn& txn;
+  const std::string& by;
+  Timestamp now;
+  int approved = 0;
+  int released = 0;
+
+  // The action_approved event of action `a` (nullptr: the release of a halted violation).
+  bool event(const storage::ActionRow* a, std::int64_t violation_id, const std::string& cluster,
+             const std::string& token, const char* scope) {
+    std::string d;
+    JsonWriter w(d);
+    w.begin_object();
+    if (a != nullptr)
+      w.field("action_id", a->id).field("action", a->action).field("policy", a->policy);
+    w.field("violation_id", violation_id).field("by", by).field("scope", scope).end_object();
+    return txn.append({EventKind::kActionApproved, cluster, token, d}, now).ok();
+  }
+};
+
+// --cluster NAME --all: every action awaiting approval and every halted violation of the
+// cluster. Returns an exit code.
+int approve_cluster(Approval& ap, const std::string& cluster) {
+  auto pending = storage::pending_actions(ap.txn.db(), cluster);
+  auto open = storage::open_violations(ap.txn.db(), cluster);
+  if (!pending.ok() || !open.ok()) {
+    print_error(!pending.ok() ? pending.error().message : open.error().message);
+    return kExitFailure;
+  }
+  for (const auto& a : *pending) {
+    if (a.state != storage::ActionState::kAwaitingApproval) continue;
+    if (!storage::approve_action(ap.txn, a.id, ap.by, ap.now).ok() ||
+        !ap.event(&a, a.violation_id, a.cluster, a.token_id, "action")) {
+      print_error("cannot record the approval of action " + std::to_string(a.id));
+      return kExitFailure;
+    }
+    ++ap.approved;
+  }
+  for (const auto& v : *open) {
+    if (v.state != storage::ViolationState::kHalted || v.released) continue;
+    if (!storage::release_violation(ap.txn, v.id).ok() ||
+        !ap.event(nullptr, v.id, v.cluster, v.token_id, "halt")) {
+      print_error("cannot record the release of violation " + std::to_string(v.id));
+      return kExitFailure;
+    }
+    ++ap.released;
+  }
+  return kExitOk;
+}
+
+// Action ids: each has to be awaiting approval. Returns an exit code.
+int approve_ids(Approval& ap, const std::vector<long long>& ids) {
+  for (long long id : ids) {
+    auto a = storage::find_action(ap.txn.db(), id);
+    if (!a.ok()) {
+      print_error(a.error().message);
+      return kExitFailure;
+    }
+    if (!*a) {
+      print_error("no action has id " + std::to_string(id) + " (see `tokenwarden violations`)");
+      return kExitFailure;
+    }
+    if ((*a)->state != storage::ActionState::kAwaitingApproval) {
+      print_error("action " + std::to_string(id) + " is " + std::string(to_string((*a)->state)) +
+                  ", not awaiting approval; nothing was approved");
+      return kExitFailure;
+    }
+    if (!storage::approve_action(ap.txn, id, ap.by, ap.now).ok() ||
+        !ap.event(&**a, (*a)->violation_id, (*a)->cluster, (*a)->token_id, "action")) {
+      print_error("cannot record the approval of action " + std::to_string(id));
+      return kExitFailure;
+    }
+    ++ap.approved;
+  }
+  return kExitOk;
+}
+
 // What `simulate` shows: a summary row per cluster and policy, or (--tokens) a row per finding.
 Table simulate_summary_table() {
   Table summary;
@@ -232,23 +354,7 @@ int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o) {
 }
 
 int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
-  if (o.all == o.cluster.empty()) {
-    print_error("use --cluster NAME together with --all to release a cluster, or leave both out");
-    return kExitUsage;
-  }
-  if (o.all == !o.action_ids.empty()) {
-    print_error(o.all ? "give action ids or --cluster NAME --all, not both"
-                      : "name the actions to approve (see `tokenwarden violations`), or use "
-                        "--cluster NAME --all");
-    return kExitUsage;
-  }
-  // The approver is recorded in the audit log and echoed: printable text only.
-  if (!o.by.empty() && !operator_text(o.by)) {
-    print_error(
-        "--by must be printable text of at most 100 bytes, without control characters, not \"" +
-        printable(o.by, 100) + "\"");
-    return kExitUsage;
-  }
+  if (!approve_options_ok(o)) return kExitUsage;
   std::optional<daemon::Config> config;
   if (o.db.empty()) {
     config = load_config(g, true);
@@ -257,19 +363,7 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
   const std::string path = o.db.empty() ? config->daemon.database : o.db;
   auto store = open_store(path, storage::AuditStore::Mode::kReadWrite);
   if (!store) return kExitFailure;
-  if (o.all && (!config || config->find_cluster(o.cluster) == nullptr)) {
-    auto known = storage::cluster_recorded(store->db(), o.cluster);
-    if (!known.ok()) {
-      print_error(known.error().message);
-      return kExitFailure;
-    }
-    if (!*known) {
-      print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " +
-                  (config ? g.config_path + " or " : std::string()) + "the database " +
-                  printable(path, 200));
-      return kExitUsage;
-    }
-  }
+  if (int rc = check_cluster_known(g, o, config, *store, path); rc != kExitOk) return rc;
   std::string by = o.by.empty() ? invoking_user() : o.by;
   if (!operator_text(by)) by = printable(by, 100);
   SystemClock clock;
@@ -279,78 +373,22 @@ int cmd_approve(const GlobalOptions& g, const ApproveOptions& o) {
     print_error(txn.error().message);
     return kExitFailure;
   }
-  auto event = [&](const storage::ActionRow* a, std::int64_t violation_id,
-                   const std::string& cluster, const std::string& token, const char* scope) {
-    std::string d;
-    JsonWriter w(d);
-    w.begin_object();
-    if (a != nullptr)
-      w.field("action_id", a->id).field("action", a->action).field("policy", a->policy);
-    w.field("violation_id", violation_id).field("by", by).field("scope", scope).end_object();
-    return txn->append({EventKind::kActionApproved, cluster, token, d}, now);
-  };
-  int approved = 0, released = 0;
-  if (o.all) {
-    auto pending = storage::pending_actions(txn->db(), o.cluster);
-    auto open = storage::open_violations(txn->db(), o.cluster);
-    if (!pending.ok() || !open.ok()) {
-      print_error(!pending.ok() ? pending.error().message : open.error().message);
-      return kExitFailure;
-    }
-    for (const auto& a : *pending) {
-      if (a.state != storage::ActionState::kAwaitingApproval) continue;
-      if (!storage::approve_action(*txn, a.id, by, now).ok() ||
-          !event(&a, a.violation_id, a.cluster, a.token_id, "action").ok()) {
-        print_error("cannot record the approval of action " + std::to_string(a.id));
-        return kExitFailure;
-      }
-      ++approved;
-    }
-    for (const auto& v : *open) {
-      if (v.state != storage::ViolationState::kHalted || v.released) continue;
-      if (!storage::release_violation(*txn, v.id).ok() ||
-          !event(nullptr, v.id, v.cluster, v.token_id, "halt").ok()) {
-        print_error("cannot record the release of violation " + std::to_string(v.id));
-        return kExitFailure;
-      }
-      ++released;
-    }
-  } else {
-    for (long long id : o.action_ids) {
-      auto a = storage::find_action(txn->db(), id);
-      if (!a.ok()) {
-        print_error(a.error().message);
-        return kExitFailure;
-      }
-      if (!*a) {
-        print_error("no action has id " + std::to_string(id) + " (see `tokenwarden violations`)");
-        return kExitFailure;
-      }
-      if ((*a)->state != storage::ActionState::kAwaitingApproval) {
-        print_error("action " + std::to_string(id) + " is " + std::string(to_string((*a)->state)) +
-                    ", not awaiting approval; nothing was approved");
-        return kExitFailure;
-      }
-      if (!storage::approve_action(*txn, id, by, now).ok() ||
-          !event(&**a, (*a)->violation_id, (*a)->cluster, (*a)->token_id, "action").ok()) {
-        print_error("cannot record the approval of action " + std::to_string(id));
-        return kExitFailure;
-      }
-      ++approved;
-    }
-  }
+  Approval ap{*txn, by, now};
+  const int rc = o.all ? approve_cluster(ap, o.cluster) : approve_ids(ap, o.action_ids);
+  if (rc != kExitOk) return rc;
   auto s = txn->commit();
   if (!s.ok()) {
     print_error(s.error().message);
     return kExitFailure;
   }
-  if (approved == 0 && released == 0) {
+  if (ap.approved == 0 && ap.released == 0) {
     std::printf("nothing awaits approval on cluster %s\n", o.cluster.c_str());
   } else {
     std::printf(
         "approved %d action(s) and released %d halted violation(s) as %s; they run at the next "
         "poll%s\n",
-        approved, released, by.c_str(), o.cluster.empty() ? "" : (" of " + o.cluster).c_str());
+        ap.approved, ap.released, by.c_str(),
+        o.cluster.empty() ? "" : (" of " + o.cluster).c_str());
   }
   return kExitOk;
 }
