@@ -49,6 +49,72 @@ void verify_progress(std::int64_t rows, void*) {
   std::fflush(stderr);
 }
 
+// --cluster names a configured cluster, and the influxctl of each cluster polled is one we can
+// read. Returns kExitOk, else kExitUsage after printing why.
+int check_poll_target(const GlobalOptions& g, const PollOptions& o, const daemon::Config& config) {
+  if (!o.cluster.empty() && config.find_cluster(o.cluster) == nullptr) {
+    print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " + g.config_path);
+    return kExitUsage;
+  }
+  if (auto versions = daemon::check_influxctl_versions(config, o.cluster);
+      !versions.errors.empty()) {
+    for (const auto& e : versions.errors) print_error(e);
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+// A row per cluster polled.
+Table poll_table() {
+  Table table;
+  table.columns = {{"cluster"},
+                   {"outcome"},
+                   {"tokens"},
+                   {"discovered", false},
+                   {"created"},
+                   {"updated"},
+                   {"revoked"},
+                   {"expired", false},
+                   {"removed"},
+                   {"violations_opened"},
+                   {"violations_resolved"},
+                   {"actions_planned"},
+                   {"actions_awaiting_approval", false},
+                   {"actions_skipped", false},
+                   {"actions_halted", false},
+                   {"actions_succeeded"},
+                   {"actions_failed"},
+                   {"duration_ms", false},
+                   {"error", true, 100}};
+  return table;
+}
+
+std::vector<Cell> poll_row(const daemon::CycleReport& rep) {
+  const auto& s = rep.summary;
+  const auto& e = rep.enforcement;
+  std::string outcome(storage::to_string(s.outcome));
+  if (!rep.recorded) outcome = "not recorded";
+  return {Cell::str(rep.cluster),
+          Cell::str(outcome),
+          Cell::num(static_cast<long long>(s.token_count)),
+          Cell::num(count(s.events, EventKind::kTokenDiscovered)),
+          Cell::num(count(s.events, EventKind::kTokenCreated)),
+          Cell::num(count(s.events, EventKind::kTokenUpdated)),
+          Cell::num(count(s.events, EventKind::kTokenRevoked)),
+          Cell::num(count(s.events, EventKind::kTokenExpired)),
+          Cell::num(count(s.events, EventKind::kTokenRemoved)),
+          Cell::num(e.opened),
+          Cell::num(e.resolved),
+          Cell::num(e.planned),
+          Cell::num(e.awaiting_approval),
+          Cell::num(e.skipped),
+          Cell::num(e.halted),
+          Cell::num(e.succeeded + e.reconciled),
+          Cell::num(e.failed),
+          Cell::num(static_cast<long long>(rep.total_time.count())),
+          rep.error.empty() ? Cell::null() : Cell::str(rep.error)};
+}
+
 // --cluster and --status; a status that does not parse is printed and gives nullopt.
 std::optional<storage::InventoryFilter> tokens_filter(const TokensOptions& o) {
   storage::InventoryFilter filter;
@@ -180,15 +246,7 @@ int cmd_run(const GlobalOptions& g) {
 int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
   auto config = load_config(g);
   if (!config) return kExitUsage;
-  if (!o.cluster.empty() && config->find_cluster(o.cluster) == nullptr) {
-    print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " + g.config_path);
-    return kExitUsage;
-  }
-  if (auto versions = daemon::check_influxctl_versions(*config, o.cluster);
-      !versions.errors.empty()) {
-    for (const auto& e : versions.errors) print_error(e);
-    return kExitUsage;
-  }
+  if (int rc = check_poll_target(g, o, *config); rc != kExitOk) return rc;
   SystemClock clock;
   auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
   daemon::RuntimeOptions ro;
@@ -200,26 +258,7 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
     print_error(rt.error().message);
     return kExitFailure;
   }
-  Table table;
-  table.columns = {{"cluster"},
-                   {"outcome"},
-                   {"tokens"},
-                   {"discovered", false},
-                   {"created"},
-                   {"updated"},
-                   {"revoked"},
-                   {"expired", false},
-                   {"removed"},
-                   {"violations_opened"},
-                   {"violations_resolved"},
-                   {"actions_planned"},
-                   {"actions_awaiting_approval", false},
-                   {"actions_skipped", false},
-                   {"actions_halted", false},
-                   {"actions_succeeded"},
-                   {"actions_failed"},
-                   {"duration_ms", false},
-                   {"error", true, 100}};
+  Table table = poll_table();
   bool failed = false;
   for (auto& poller : rt->pollers) {
     daemon::RunOptions opts;
@@ -227,24 +266,8 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
     opts.max_vanished_percent = config->safety.max_vanished_percent;
     opts.use_checkpoint = true;  // a new process: an unchanged list need not be read back
     daemon::CycleReport rep = poller->run_once(opts);
-    const auto& s = rep.summary;
-    const auto& e = rep.enforcement;
-    if (!rep.recorded || s.outcome == storage::PollOutcome::kFailed) failed = true;
-    std::string outcome(storage::to_string(s.outcome));
-    if (!rep.recorded) outcome = "not recorded";
-    table.rows.push_back({Cell::str(rep.cluster), Cell::str(outcome),
-                          Cell::num(static_cast<long long>(s.token_count)),
-                          Cell::num(count(s.events, EventKind::kTokenDiscovered)),
-                          Cell::num(count(s.events, EventKind::kTokenCreated)),
-                          Cell::num(count(s.events, EventKind::kTokenUpdated)),
-                          Cell::num(count(s.events, EventKind::kTokenRevoked)),
-                          Cell::num(count(s.events, EventKind::kTokenExpired)),
-                          Cell::num(count(s.events, EventKind::kTokenRemoved)), Cell::num(e.opened),
-                          Cell::num(e.resolved), Cell::num(e.planned),
-                          Cell::num(e.awaiting_approval), Cell::num(e.skipped), Cell::num(e.halted),
-                          Cell::num(e.succeeded + e.reconciled), Cell::num(e.failed),
-                          Cell::num(static_cast<long long>(rep.total_time.count())),
-                          rep.error.empty() ? Cell::null() : Cell::str(rep.error)});
+    if (!rep.recorded || rep.summary.outcome == storage::PollOutcome::kFailed) failed = true;
+    table.rows.push_back(poll_row(rep));
   }
   write_stdout(render(table, o.format));
   if (o.dry_run && o.format == OutputFormat::kTable) {
