@@ -49,6 +49,146 @@ void verify_progress(std::int64_t rows, void*) {
   std::fflush(stderr);
 }
 
+// --cluster names a configured cluster, and the influxctl of each cluster polled is one we can
+// read. Returns kExitOk, else kExitUsage after printing why.
+int check_poll_target(const GlobalOptions& g, const PollOptions& o, const daemon::Config& config) {
+  if (!o.cluster.empty() && config.find_cluster(o.cluster) == nullptr) {
+    print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " + g.config_path);
+    return kExitUsage;
+  }
+  if (auto versions = daemon::check_influxctl_versions(config, o.cluster);
+      !versions.errors.empty()) {
+    for (const auto& e : versions.errors) print_error(e);
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+// A row per cluster polled.
+Table poll_table() {
+  Table table;
+  table.columns = {{"cluster"},
+                   {"outcome"},
+                   {"tokens"},
+                   {"discovered", false},
+                   {"created"},
+                   {"updated"},
+                   {"revoked"},
+                   {"expired", false},
+                   {"removed"},
+                   {"violations_opened"},
+                   {"violations_resolved"},
+                   {"actions_planned"},
+                   {"actions_awaiting_approval", false},
+                   {"actions_skipped", false},
+                   {"actions_halted", false},
+                   {"actions_succeeded"},
+                   {"actions_failed"},
+                   {"duration_ms", false},
+                   {"error", true, 100}};
+  return table;
+}
+
+std::vector<Cell> poll_row(const daemon::CycleReport& rep) {
+  const auto& s = rep.summary;
+  const auto& e = rep.enforcement;
+  std::string outcome(storage::to_string(s.outcome));
+  if (!rep.recorded) outcome = "not recorded";
+  return {Cell::str(rep.cluster),
+          Cell::str(outcome),
+          Cell::num(static_cast<long long>(s.token_count)),
+          Cell::num(count(s.events, EventKind::kTokenDiscovered)),
+          Cell::num(count(s.events, EventKind::kTokenCreated)),
+          Cell::num(count(s.events, EventKind::kTokenUpdated)),
+          Cell::num(count(s.events, EventKind::kTokenRevoked)),
+          Cell::num(count(s.events, EventKind::kTokenExpired)),
+          Cell::num(count(s.events, EventKind::kTokenRemoved)),
+          Cell::num(e.opened),
+          Cell::num(e.resolved),
+          Cell::num(e.planned),
+          Cell::num(e.awaiting_approval),
+          Cell::num(e.skipped),
+          Cell::num(e.halted),
+          Cell::num(e.succeeded + e.reconciled),
+          Cell::num(e.failed),
+          Cell::num(static_cast<long long>(rep.total_time.count())),
+          rep.error.empty() ? Cell::null() : Cell::str(rep.error)};
+}
+
+// --cluster and --status; a status that does not parse is printed and gives nullopt.
+std::optional<storage::InventoryFilter> tokens_filter(const TokensOptions& o) {
+  storage::InventoryFilter filter;
+  filter.cluster = o.cluster;
+  if (!o.status.empty()) {
+    filter.status = parse_token_status(o.status);
+    if (!filter.status) {
+      print_error("--status must be active, expired, revoked or removed, not \"" +
+                  printable(o.status, 40) + "\"");
+      return std::nullopt;
+    }
+  }
+  return filter;
+}
+
+std::vector<Column> token_columns() {
+  return {{"cluster"},
+          {"token_id"},
+          {"status"},
+          {"description", true, 40},
+          {"permissions", true, 48},
+          {"created_at", false},
+          {"expires_at"},
+          {"revoked_at", false},
+          {"first_seen", false},
+          {"last_seen"},
+          {"anomalies"}};
+}
+
+// The reasons of the time anomalies recorded per (cluster, token id).
+using AnomalyReasons = std::map<std::pair<std::string, std::string>, std::vector<std::string>>;
+
+// Time anomalies recorded for each token up to the instant shown (token_anomaly events); nullopt
+// after printing a database error.
+std::optional<AnomalyReasons> anomaly_reasons(storage::Db& db, const std::string& cluster,
+                                              const std::optional<Timestamp>& at) {
+  auto recorded = storage::recorded_anomalies(db, cluster, at);
+  if (!recorded.ok()) {
+    print_error(recorded.error().message);
+    return std::nullopt;
+  }
+  AnomalyReasons anomalies;
+  for (auto& a : *recorded)
+    anomalies[{std::move(a.cluster), std::move(a.token_id)}].push_back(std::move(a.reason));
+  return anomalies;
+}
+
+// A token's row; `table_format` adds the brief text of the JSON cells.
+std::vector<Cell> token_cells(const storage::InventoryRow& r, const AnomalyReasons& anomalies,
+                              bool table_format) {
+  std::string reasons_json = "[]", reasons_brief = "-";
+  if (auto it = anomalies.find({r.cluster, r.token.id}); it != anomalies.end()) {
+    reasons_json.clear();
+    JsonWriter w(reasons_json);
+    w.begin_array();
+    for (const auto& reason : it->second) w.value(reason);
+    w.end_array();
+    reasons_brief = join(it->second, ",");
+  }
+  return std::vector<Cell>{
+      Cell::str(r.cluster),
+      Cell::str(r.token.id),
+      Cell::str(std::string(to_string(r.status))),
+      Cell::str(r.token.description),
+      Cell::json(permissions_json(r.token.permissions),
+                 table_format ? brief_permissions(r.token.permissions) : std::string()),
+      time_cell(r.token.created_at),
+      time_cell(r.token.expires_at),
+      time_cell(r.token.revoked_at),
+      Cell::str(r.first_seen),
+      Cell::str(r.last_seen),
+      Cell::json(std::move(reasons_json), std::move(reasons_brief))};
+}
+
 }  // namespace
 
 int cmd_check_config(const GlobalOptions& g, bool print) {
@@ -106,15 +246,7 @@ int cmd_run(const GlobalOptions& g) {
 int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
   auto config = load_config(g);
   if (!config) return kExitUsage;
-  if (!o.cluster.empty() && config->find_cluster(o.cluster) == nullptr) {
-    print_error("no cluster named \"" + printable(o.cluster, 64) + "\" in " + g.config_path);
-    return kExitUsage;
-  }
-  if (auto versions = daemon::check_influxctl_versions(*config, o.cluster);
-      !versions.errors.empty()) {
-    for (const auto& e : versions.errors) print_error(e);
-    return kExitUsage;
-  }
+  if (int rc = check_poll_target(g, o, *config); rc != kExitOk) return rc;
   SystemClock clock;
   auto sink = make_sink(clock, config->daemon.log_format, config->daemon.log_level);
   daemon::RuntimeOptions ro;
@@ -126,26 +258,7 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
     print_error(rt.error().message);
     return kExitFailure;
   }
-  Table table;
-  table.columns = {{"cluster"},
-                   {"outcome"},
-                   {"tokens"},
-                   {"discovered", false},
-                   {"created"},
-                   {"updated"},
-                   {"revoked"},
-                   {"expired", false},
-                   {"removed"},
-                   {"violations_opened"},
-                   {"violations_resolved"},
-                   {"actions_planned"},
-                   {"actions_awaiting_approval", false},
-                   {"actions_skipped", false},
-                   {"actions_halted", false},
-                   {"actions_succeeded"},
-                   {"actions_failed"},
-                   {"duration_ms", false},
-                   {"error", true, 100}};
+  Table table = poll_table();
   bool failed = false;
   for (auto& poller : rt->pollers) {
     daemon::RunOptions opts;
@@ -153,24 +266,8 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
     opts.max_vanished_percent = config->safety.max_vanished_percent;
     opts.use_checkpoint = true;  // a new process: an unchanged list need not be read back
     daemon::CycleReport rep = poller->run_once(opts);
-    const auto& s = rep.summary;
-    const auto& e = rep.enforcement;
-    if (!rep.recorded || s.outcome == storage::PollOutcome::kFailed) failed = true;
-    std::string outcome(storage::to_string(s.outcome));
-    if (!rep.recorded) outcome = "not recorded";
-    table.rows.push_back({Cell::str(rep.cluster), Cell::str(outcome),
-                          Cell::num(static_cast<long long>(s.token_count)),
-                          Cell::num(count(s.events, EventKind::kTokenDiscovered)),
-                          Cell::num(count(s.events, EventKind::kTokenCreated)),
-                          Cell::num(count(s.events, EventKind::kTokenUpdated)),
-                          Cell::num(count(s.events, EventKind::kTokenRevoked)),
-                          Cell::num(count(s.events, EventKind::kTokenExpired)),
-                          Cell::num(count(s.events, EventKind::kTokenRemoved)), Cell::num(e.opened),
-                          Cell::num(e.resolved), Cell::num(e.planned),
-                          Cell::num(e.awaiting_approval), Cell::num(e.skipped), Cell::num(e.halted),
-                          Cell::num(e.succeeded + e.reconciled), Cell::num(e.failed),
-                          Cell::num(static_cast<long long>(rep.total_time.count())),
-                          rep.error.empty() ? Cell::null() : Cell::str(rep.error)});
+    if (!rep.recorded || rep.summary.outcome == storage::PollOutcome::kFailed) failed = true;
+    table.rows.push_back(poll_row(rep));
   }
   write_stdout(render(table, o.format));
   if (o.dry_run && o.format == OutputFormat::kTable) {
@@ -183,16 +280,8 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
 int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
   auto path = database_path(g, o.db);
   if (!path) return kExitUsage;
-  storage::InventoryFilter filter;
-  filter.cluster = o.cluster;
-  if (!o.status.empty()) {
-    filter.status = parse_token_status(o.status);
-    if (!filter.status) {
-      print_error("--status must be active, expired, revoked or removed, not \"" +
-                  printable(o.status, 40) + "\"");
-      return kExitUsage;
-    }
-  }
+  auto filter = tokens_filter(o);
+  if (!filter) return kExitUsage;
   std::optional<Timestamp> at;
   if (!o.at.empty()) {
     at = time_option(o.at, "--at", SystemClock().now());
@@ -200,75 +289,34 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
   }
   auto store = open_store(*path, storage::AuditStore::Mode::kReadOnly);
   if (!store) return kExitFailure;
-  const std::vector<Column> columns = {{"cluster"},
-                                       {"token_id"},
-                                       {"status"},
-                                       {"description", true, 40},
-                                       {"permissions", true, 48},
-                                       {"created_at", false},
-                                       {"expires_at"},
-                                       {"revoked_at", false},
-                                       {"first_seen", false},
-                                       {"last_seen"},
-                                       {"anomalies"}};
-  // Time anomalies recorded for each token up to the instant shown (token_anomaly events).
-  auto recorded = storage::recorded_anomalies(store->db(), filter.cluster, at);
-  if (!recorded.ok()) {
-    print_error(recorded.error().message);
-    return kExitFailure;
-  }
-  std::map<std::pair<std::string, std::string>, std::vector<std::string>> anomalies;
-  for (auto& a : *recorded)
-    anomalies[{std::move(a.cluster), std::move(a.token_id)}].push_back(std::move(a.reason));
+  const std::vector<Column> columns = token_columns();
+  auto anomalies = anomaly_reasons(store->db(), filter->cluster, at);
+  if (!anomalies) return kExitFailure;
   const bool table_format = o.format == OutputFormat::kTable;
-  auto cells = [table_format, &anomalies](const storage::InventoryRow& r) {
-    std::string reasons_json = "[]", reasons_brief = "-";
-    if (auto it = anomalies.find({r.cluster, r.token.id}); it != anomalies.end()) {
-      reasons_json.clear();
-      JsonWriter w(reasons_json);
-      w.begin_array();
-      for (const auto& reason : it->second) w.value(reason);
-      w.end_array();
-      reasons_brief = join(it->second, ",");
-    }
-    return std::vector<Cell>{
-        Cell::str(r.cluster),
-        Cell::str(r.token.id),
-        Cell::str(std::string(to_string(r.status))),
-        Cell::str(r.token.description),
-        Cell::json(permissions_json(r.token.permissions),
-                   table_format ? brief_permissions(r.token.permissions) : std::string()),
-        time_cell(r.token.created_at),
-        time_cell(r.token.expires_at),
-        time_cell(r.token.revoked_at),
-        Cell::str(r.first_seen),
-        Cell::str(r.last_seen),
-        Cell::json(std::move(reasons_json), std::move(reasons_brief))};
-  };
   if (at) {
     // Replayed from the history: the rows are streamed out as they are produced, so a large
     // inventory is never held twice.
     storage::InventoryReplay replay;
-    if (auto s = replay.run(store->db(), *at, filter.cluster, {}, {}); !s.ok()) {
+    if (auto s = replay.run(store->db(), *at, filter->cluster, {}, {}); !s.ok()) {
       print_error(s.error().message);
       return kExitFailure;
     }
     RowStream out(columns, o.format, stdout);
-    replay.for_each(*at, filter.status, [&](const storage::InventoryRow& r) {
-      out.row(cells(r));
+    replay.for_each(*at, filter->status, [&](const storage::InventoryRow& r) {
+      out.row(token_cells(r, *anomalies, table_format));
       return true;
     });
     out.finish();
     return kExitOk;
   }
-  auto rows = storage::query_inventory(store->db(), filter);
+  auto rows = storage::query_inventory(store->db(), *filter);
   if (!rows.ok()) {
     print_error(rows.error().message);
     return kExitFailure;
   }
   Table table;
   table.columns = columns;
-  for (const auto& r : *rows) table.rows.push_back(cells(r));
+  for (const auto& r : *rows) table.rows.push_back(token_cells(r, *anomalies, table_format));
   write_stdout(render(table, o.format));
   return kExitOk;
 }

@@ -81,10 +81,10 @@ class AtomicOutput {
   std::string error_;
 };
 
-}  // namespace
-
-int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
-  const Timestamp now = SystemClock().now();
+// The period (--from, --to; the 30 days up to now by default) and the inventory's instant
+// (--at; the end of the period), with the options copied into a request. A usage error is
+// printed and gives nullopt.
+std::optional<report::Request> request_of(const ReportOptions& o, Timestamp now) {
   report::Request req;
   req.generated_at = now;
   req.version = kVersion;
@@ -101,38 +101,56 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
     return *t;
   };
   auto to = time_arg(o.to, "--to", now);
-  if (!to) return kExitUsage;
+  if (!to) return std::nullopt;
   auto from = time_arg(o.from, "--from", *to - std::chrono::hours(24 * 30));
-  if (!from) return kExitUsage;
+  if (!from) return std::nullopt;
   auto at = time_arg(o.at, "--at", *to);
-  if (!at) return kExitUsage;
+  if (!at) return std::nullopt;
   if (*to < *from) {
     print_error("--to " + format_timestamp(*to) + " is before --from " + format_timestamp(*from));
-    return kExitUsage;
+    return std::nullopt;
   }
   req.from = *from;
   req.to = *to;
   req.at = *at;
-  const bool to_stdout = o.output.empty() || o.output == "-";
-  std::string format_name =
-      o.format.empty() ? (to_stdout ? std::string() : extension_format(o.output)) : o.format;
-  if (format_name.empty()) format_name = "md";
-  auto format = report::parse_format(format_name);
+  return req;
+}
+
+// Where the report goes and in which format: --format, else the output file's extension,
+// else Markdown.
+struct Destination {
+  bool to_stdout = true;
+  std::string format_name;
+  report::Format format = report::Format::kMarkdown;
+};
+
+std::optional<Destination> destination_of(const ReportOptions& o) {
+  Destination dest;
+  dest.to_stdout = o.output.empty() || o.output == "-";
+  dest.format_name =
+      o.format.empty() ? (dest.to_stdout ? std::string() : extension_format(o.output)) : o.format;
+  if (dest.format_name.empty()) dest.format_name = "md";
+  auto format = report::parse_format(dest.format_name);
   if (!format) {
     print_error("--format must be html, md, csv or json");
-    return kExitUsage;
+    return std::nullopt;
   }
+  dest.format = *format;
+  return dest;
+}
 
-  // The configuration adds intervals, policy settings, scopes and exemptions. With --db it is
-  // used only if --config is given too (a backup may come from another installation).
-  report::Context ctx;
+// The configuration adds intervals, policy settings, scopes and exemptions. With --db it is
+// used only if --config is given too (a backup may come from another installation). Returns
+// the database's path, or nullopt once the configuration's errors are printed.
+std::optional<std::string> load_context(const GlobalOptions& g, const ReportOptions& o,
+                                        Timestamp now, report::Context& ctx) {
   std::string db_path = o.db;
   if (o.db.empty() || g.config_given) {
     auto load = daemon::load_config_file(g.config_path, now);
     if (!load.config) {
       if (o.db.empty()) {
         for (const auto& e : load.errors) print_error(e);
-        return kExitUsage;
+        return std::nullopt;
       }
     } else {
       const daemon::Config& c = *load.config;
@@ -144,53 +162,35 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
       if (db_path.empty()) db_path = c.daemon.database;
     }
   }
-  req.database = db_path;
-  // Database errors name the file (SQLite's own messages do not).
-  auto db_message = [&](const std::string& message) {
-    if (message.find(db_path) != std::string::npos) return message;
-    return "cannot read the audit database \"" + printable(db_path, 200) + "\": " + message;
-  };
-  auto store = storage::AuditStore::open(db_path, storage::AuditStore::Mode::kReadOnly);
-  if (!store.ok()) {
-    print_error(db_message(store.error().message));
-    return kExitFailure;
-  }
-  // One read transaction: every section sees the same snapshot while the daemon keeps writing.
-  auto txn = storage::ReadTxn::begin((*store)->db());
-  if (!txn.ok()) {
-    print_error(db_message(txn.error().message));
-    return kExitFailure;
-  }
-  const bool tty = ::isatty(2) != 0;
-  report::Progress progress;
-  if (tty) {
-    progress = [](std::string_view stage, std::int64_t done, std::int64_t total) {
-      if (total > 0) {
-        std::fprintf(stderr, "\r\033[Kreport: %.*s %lld/%lld", static_cast<int>(stage.size()),
-                     stage.data(), static_cast<long long>(done), static_cast<long long>(total));
-      } else {
-        std::fprintf(stderr, "\r\033[Kreport: %.*s…", static_cast<int>(stage.size()), stage.data());
-      }
-      std::fflush(stderr);
-    };
-  }
-  // JSON and CSV write the integrity section last: the chain check overlaps their rendering.
-  req.integrity_in_background = *format == report::Format::kJson || *format == report::Format::kCsv;
-  auto data = report::collect(*txn, req, ctx, progress);
-  if (!data.ok()) {
-    if (tty) std::fprintf(stderr, "\r\033[K");
-    if (data.error().code == ErrorCode::kInvalidArgument) {
-      print_error(data.error().message);
-      return kExitUsage;
+  return db_path;
+}
+
+// Database errors name the file (SQLite's own messages do not).
+std::string db_message(const std::string& db_path, const std::string& message) {
+  if (message.find(db_path) != std::string::npos) return message;
+  return "cannot read the audit database \"" + printable(db_path, 200) + "\": " + message;
+}
+
+// One line on the terminal, rewritten stage by stage.
+report::Progress terminal_progress() {
+  return [](std::string_view stage, std::int64_t done, std::int64_t total) {
+    if (total > 0) {
+      std::fprintf(stderr, "\r\033[Kreport: %.*s %lld/%lld", static_cast<int>(stage.size()),
+                   stage.data(), static_cast<long long>(done), static_cast<long long>(total));
+    } else {
+      std::fprintf(stderr, "\r\033[Kreport: %.*s…", static_cast<int>(stage.size()), stage.data());
     }
-    print_error(db_message(data.error().message));
-    return kExitFailure;
-  }
-  if (progress) progress("writing " + format_name, 0, 0);
+    std::fflush(stderr);
+  };
+}
+
+// Renders the report to stdout or, through AtomicOutput, to the file `output`.
+Status write_to(const Destination& dest, const std::string& output, storage::ReadTxn& txn,
+                const report::ReportData& data) {
   Status written;
-  if (to_stdout) {
+  if (dest.to_stdout) {
     std::string error;
-    written = report::write_report(*txn, *data, *format, [&](std::string_view chunk) {
+    written = report::write_report(txn, data, dest.format, [&](std::string_view chunk) {
       if (error.empty() && std::fwrite(chunk.data(), 1, chunk.size(), stdout) != chunk.size()) {
         error = std::strerror(errno);
       }
@@ -199,22 +199,19 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
     if (written.ok() && !error.empty())
       written = make_error(ErrorCode::kIo, "cannot write the report: " + error);
   } else {
-    AtomicOutput out(o.output);
+    AtomicOutput out(output);
     written = out.open();
     if (written.ok()) {
-      written = report::write_report(*txn, *data, *format,
+      written = report::write_report(txn, data, dest.format,
                                      [&](std::string_view chunk) { out.write(chunk); });
     }
     if (written.ok()) written = out.commit();
   }
-  (void)txn->end();
-  if (tty) std::fprintf(stderr, "\r\033[K");
-  if (!written.ok()) {
-    print_error(written.error().code == ErrorCode::kDatabase ? db_message(written.error().message)
-                                                             : written.error().message);
-    return kExitFailure;
-  }
-  if (auto chain = report::integrity_of(*txn, *data); chain.ok() && !chain->ok) {
+  return written;
+}
+
+void warn_if_chain_broken(storage::ReadTxn& txn, const report::ReportData& data) {
+  if (auto chain = report::integrity_of(txn, data); chain.ok() && !chain->ok) {
     std::fprintf(
         stderr,
         "warning: the audit hash chain is broken%s; the report's integrity section says so\n",
@@ -222,7 +219,58 @@ int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
             ? (" (first bad row: seq " + std::to_string(chain->first_bad_seq) + ")").c_str()
             : "");
   }
-  if (!to_stdout && tty) std::fprintf(stderr, "report: wrote %s\n", o.output.c_str());
+}
+
+}  // namespace
+
+int cmd_report(const GlobalOptions& g, const ReportOptions& o) {
+  const Timestamp now = SystemClock().now();
+  auto req = request_of(o, now);
+  if (!req) return kExitUsage;
+  auto dest = destination_of(o);
+  if (!dest) return kExitUsage;
+  report::Context ctx;
+  auto db_path = load_context(g, o, now, ctx);
+  if (!db_path) return kExitUsage;
+  req->database = *db_path;
+  auto store = storage::AuditStore::open(*db_path, storage::AuditStore::Mode::kReadOnly);
+  if (!store.ok()) {
+    print_error(db_message(*db_path, store.error().message));
+    return kExitFailure;
+  }
+  // One read transaction: every section sees the same snapshot while the daemon keeps writing.
+  auto txn = storage::ReadTxn::begin((*store)->db());
+  if (!txn.ok()) {
+    print_error(db_message(*db_path, txn.error().message));
+    return kExitFailure;
+  }
+  const bool tty = ::isatty(2) != 0;
+  const report::Progress progress = tty ? terminal_progress() : report::Progress();
+  // JSON and CSV write the integrity section last: the chain check overlaps their rendering.
+  req->integrity_in_background =
+      dest->format == report::Format::kJson || dest->format == report::Format::kCsv;
+  auto data = report::collect(*txn, *req, ctx, progress);
+  if (!data.ok()) {
+    if (tty) std::fprintf(stderr, "\r\033[K");
+    if (data.error().code == ErrorCode::kInvalidArgument) {
+      print_error(data.error().message);
+      return kExitUsage;
+    }
+    print_error(db_message(*db_path, data.error().message));
+    return kExitFailure;
+  }
+  if (progress) progress("writing " + dest->format_name, 0, 0);
+  Status written = write_to(*dest, o.output, *txn, *data);
+  (void)txn->end();
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  if (!written.ok()) {
+    print_error(written.error().code == ErrorCode::kDatabase
+                    ? db_message(*db_path, written.error().message)
+                    : written.error().message);
+    return kExitFailure;
+  }
+  warn_if_chain_broken(*txn, *data);
+  if (!dest->to_stdout && tty) std::fprintf(stderr, "report: wrote %s\n", o.output.c_str());
   return kExitOk;
 }
 

@@ -92,11 +92,7 @@ std::string permissions_text(const std::vector<Permission>& perms) {
   return s;
 }
 
-}  // namespace
-
-Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
-  SinkBuffer out(sink);
-  Csv csv(out);
+void report_csv(Csv& csv, const ReportData& d) {
   const Request& r = d.request;
   csv.section("report", {"key", "value"});
   csv.text("generated_at").time(r.generated_at).end();
@@ -107,7 +103,10 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
   csv.text("period_to").time(r.to).end();
   csv.text("cluster_filter").text(r.cluster).end();
   csv.text("schema_version").value(static_cast<std::int64_t>(kSchemaVersion)).end();
+}
 
+// The sections coverage and gaps.
+void coverage_csv(Csv& csv, const ReportData& d) {
   csv.section("coverage", {"cluster", "poll_interval_seconds", "poll_interval_source", "polls_ok",
                            "polls_failed", "polls_suspect", "monitored_since",
                            "last_successful_poll", "gaps", "gap_seconds"});
@@ -129,8 +128,10 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
     for (const auto& g : c.gaps)
       csv.text(c.cluster).time(g.from).time(g.to).value(seconds(g.to - g.from)).end();
   }
+}
 
-  const InventorySection& inv = d.inventory;
+// The sections inventory_summary, inventory and time_anomalies.
+void inventory_csv(Csv& csv, const InventorySection& inv) {
   csv.section("inventory_summary", {"at", "active", "expired", "revoked", "removed", "never_expire",
                                     "all_databases", "write"});
   csv.time(inv.at)
@@ -167,7 +168,10 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
   for (const auto& a : inv.anomalies) {
     csv.text(a.cluster).text(a.token_id).text(a.reason).text(a.value).text(a.recorded_at).end();
   }
+}
 
+// The sections change_counts and changes (streamed).
+Status changes_csv(Csv& csv, storage::ReadTxn& txn, const ReportData& d) {
   const ChangeCounts& cc = d.changes;
   csv.section("change_counts",
               {"discovered", "created", "updated", "revoked", "expired", "removed", "reappeared"});
@@ -181,7 +185,7 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
       .end();
   csv.section("changes",
               {"seq", "time", "cluster", "token_id", "event", "description", "before", "after"});
-  Status st = for_each_change(txn, d, [&](const ChangeEvent& e) {
+  return for_each_change(txn, d, [&](const ChangeEvent& e) {
     csv.value(e.seq)
         .text(e.time)
         .text(e.cluster)
@@ -193,8 +197,37 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
         .end();
     return true;
   });
-  if (!st.ok()) return st;
+}
 
+void optional_value(Csv& csv, const std::optional<double>& v) {
+  if (v)
+    csv.value(*v);
+  else
+    csv.empty();
+}
+
+void policy_row(Csv& csv, const PolicyCompliance& p) {
+  csv.text(p.policy).value(p.configured).text(p.kind).text(p.severity).text(p.action).text(p.mode);
+  if (p.tokens_judged)
+    csv.value(*p.tokens_judged);
+  else
+    csv.empty();
+  csv.value(p.opened).value(p.resolved).value(p.open_at_end).value(p.time_to_remediate.count);
+  optional_value(csv, p.time_to_remediate.median_seconds);
+  optional_value(csv, p.time_to_remediate.max_seconds);
+  csv.value(p.actions_planned)
+      .value(p.actions_succeeded)
+      .value(p.actions_failed)
+      .value(p.actions_skipped)
+      .value(p.actions_halted)
+      .value(p.awaiting_approval_at_end)
+      .value(p.exemptions_in_force)
+      .value(p.exemptions_used)
+      .end();
+}
+
+// The sections policies, resolutions, halts and exemptions.
+void compliance_csv(Csv& csv, const ReportData& d) {
   csv.section("policies", {"policy",
                            "configured",
                            "kind",
@@ -216,36 +249,7 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
                            "awaiting_approval_at_end",
                            "exemptions_in_force",
                            "exemptions_used"});
-  for (const auto& p : d.policies) {
-    csv.text(p.policy)
-        .value(p.configured)
-        .text(p.kind)
-        .text(p.severity)
-        .text(p.action)
-        .text(p.mode);
-    if (p.tokens_judged)
-      csv.value(*p.tokens_judged);
-    else
-      csv.empty();
-    csv.value(p.opened).value(p.resolved).value(p.open_at_end).value(p.time_to_remediate.count);
-    if (p.time_to_remediate.median_seconds)
-      csv.value(*p.time_to_remediate.median_seconds);
-    else
-      csv.empty();
-    if (p.time_to_remediate.max_seconds)
-      csv.value(*p.time_to_remediate.max_seconds);
-    else
-      csv.empty();
-    csv.value(p.actions_planned)
-        .value(p.actions_succeeded)
-        .value(p.actions_failed)
-        .value(p.actions_skipped)
-        .value(p.actions_halted)
-        .value(p.awaiting_approval_at_end)
-        .value(p.exemptions_in_force)
-        .value(p.exemptions_used)
-        .end();
-  }
+  for (const auto& p : d.policies) policy_row(csv, p);
   csv.section("resolutions", {"policy", "resolution", "count"});
   for (const auto& p : d.policies) {
     for (const auto& [k, n] : p.resolutions) csv.text(p.policy).text(k).value(n).end();
@@ -264,6 +268,9 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
         .value(e.used)
         .end();
   }
+}
+
+void series_csv(Csv& csv, const ReportData& d) {
   csv.section("series", {"at", "active", "expired", "revoked", "removed", "open_violations"});
   for (const auto& s : d.series) {
     csv.time(s.at)
@@ -274,9 +281,9 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
         .value(s.open_violations)
         .end();
   }
-  auto integrity = integrity_of(txn, d);
-  if (!integrity.ok()) return integrity.take_error();
-  const Integrity& g = *integrity;
+}
+
+void integrity_csv(Csv& csv, const Integrity& g) {
   csv.section("integrity",
               {"ok", "rows_checked", "head_seq", "head_hash", "first_bad_seq", "problem"});
   csv.value(g.ok).value(g.rows).value(g.head_seq).text(g.head_hash);
@@ -285,6 +292,24 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
   else
     csv.empty();
   csv.text(g.problem).end();
+}
+
+}  // namespace
+
+// The sections in the order the file has them; integrity last, so that a chain check left
+// running in the background overlaps the rest.
+Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
+  SinkBuffer out(sink);
+  Csv csv(out);
+  report_csv(csv, d);
+  coverage_csv(csv, d);
+  inventory_csv(csv, d.inventory);
+  TW_RETURN_IF_ERROR(changes_csv(csv, txn, d));
+  compliance_csv(csv, d);
+  series_csv(csv, d);
+  auto integrity = integrity_of(txn, d);
+  if (!integrity.ok()) return integrity.take_error();
+  integrity_csv(csv, *integrity);
   out.flush();
   return ok_status();
 }

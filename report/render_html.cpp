@@ -391,8 +391,7 @@ Status changes_html(storage::ReadTxn& txn, SinkBuffer& out, const ReportData& d)
        "polls)</span>.</p>\n<table><thead><tr><th>time</th><th>cluster</th><th>token id</th>"
        "<th>event</th><th>description</th><th>before</th><th>after</th></tr></thead><tbody>\n";
   std::int64_t listed = 0;
-  const std::int64_t total =
-      cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
+  const std::int64_t total = cc.streamed();
   Status st = for_each_change(txn, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;

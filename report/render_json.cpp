@@ -23,13 +23,9 @@ void optional_seconds(JsonWriter& w, std::string_view key, const std::optional<d
     w.null();
 }
 
-}  // namespace
-
-Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
-  SinkBuffer out(sink);
-  JsonWriter w(out.text);
+// Where the report comes from: schema, generation, configuration, period and clusters.
+void header_json(JsonWriter& w, const ReportData& d) {
   const Request& r = d.request;
-  w.begin_object();
   w.field("$schema", kSchemaId);
   w.field("schema_version", kSchemaVersion);
   w.field("generated_at", r.generated_at);
@@ -49,7 +45,9 @@ Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
   w.key("clusters").begin_array();
   for (const auto& c : d.clusters) w.value(c);
   w.end_array();
+}
 
+void coverage_json(JsonWriter& w, const ReportData& d) {
   w.key("coverage").begin_array();
   for (const auto& c : d.coverage) {
     w.begin_object()
@@ -75,9 +73,32 @@ Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
     w.end_array().field("gap_seconds", seconds(c.gap_total)).end_object();
   }
   w.end_array();
-  out.maybe_flush();
+}
 
-  const InventorySection& inv = d.inventory;
+void token_json(JsonWriter& w, const InventoryEntry& e) {
+  const auto& t = e.row.token;
+  w.begin_object()
+      .field("cluster", e.row.cluster)
+      .field("token_id", t.id)
+      .field("description", t.description)
+      .field("status", to_string(e.row.status));
+  w.key("permissions").begin_array();
+  for (const auto& p : t.permissions)
+    w.begin_object().field("action", p.action).field("resource", p.resource).end_object();
+  w.end_array();
+  w.field("created_at", t.created_at)
+      .field("expires_at", t.expires_at)
+      .field("revoked_at", t.revoked_at)
+      .field("first_seen", e.row.first_seen)
+      .field("last_seen", e.row.last_seen)
+      .field("never_expires", e.never_expires)
+      .field("all_databases", e.all_databases)
+      .field("writes", e.writes)
+      .end_object();
+}
+
+// The inventory at its instant: counts, highlights, every token, the time anomalies.
+void inventory_json(JsonWriter& w, SinkBuffer& out, const InventorySection& inv) {
   w.key("inventory").begin_object().field("at", inv.at);
   w.key("counts");
   counts_object(w, inv.by_status);
@@ -89,25 +110,7 @@ Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
       .end_object();
   w.key("tokens").begin_array();
   inv.for_each_token([&](const InventoryEntry& e) {
-    const auto& t = e.row.token;
-    w.begin_object()
-        .field("cluster", e.row.cluster)
-        .field("token_id", t.id)
-        .field("description", t.description)
-        .field("status", to_string(e.row.status));
-    w.key("permissions").begin_array();
-    for (const auto& p : t.permissions)
-      w.begin_object().field("action", p.action).field("resource", p.resource).end_object();
-    w.end_array();
-    w.field("created_at", t.created_at)
-        .field("expires_at", t.expires_at)
-        .field("revoked_at", t.revoked_at)
-        .field("first_seen", e.row.first_seen)
-        .field("last_seen", e.row.last_seen)
-        .field("never_expires", e.never_expires)
-        .field("all_databases", e.all_databases)
-        .field("writes", e.writes)
-        .end_object();
+    token_json(w, e);
     out.maybe_flush();
     return true;
   });
@@ -123,7 +126,19 @@ Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
         .end_object();
   }
   w.end_array().end_object();
+}
 
+// Recorded JSON, passed through (invalid UTF-8 in a tampered row replaced); "" is null.
+void recorded_json(JsonWriter& w, std::string_view key, const std::string& recorded) {
+  w.key(key);
+  if (recorded.empty())
+    w.null();
+  else
+    w.raw(is_valid_utf8(recorded) ? recorded : sanitize_utf8(recorded));
+}
+
+// The change counts and the change events, streamed.
+Status changes_json(JsonWriter& w, SinkBuffer& out, storage::ReadTxn& txn, const ReportData& d) {
   const ChangeCounts& cc = d.changes;
   w.key("changes").begin_object();
   w.key("counts")
@@ -145,71 +160,73 @@ Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
         .field("token_id", e.token_id)
         .field("event", e.event)
         .field("description", e.description);
-    w.key("before");
-    // Recorded JSON, passed through (invalid UTF-8 in a tampered row replaced).
-    if (e.before.empty())
-      w.null();
-    else
-      w.raw(is_valid_utf8(e.before) ? e.before : sanitize_utf8(e.before));
-    w.key("after");
-    if (e.after.empty())
-      w.null();
-    else
-      w.raw(is_valid_utf8(e.after) ? e.after : sanitize_utf8(e.after));
+    recorded_json(w, "before", e.before);
+    recorded_json(w, "after", e.after);
     w.end_object();
     out.maybe_flush();
     return true;
   });
   if (!st.ok()) return st;
   w.end_array().end_object();
+  return ok_status();
+}
 
+// A text field that is null when empty.
+void text_or_null(JsonWriter& w, std::string_view key, const std::string& v) {
+  w.key(key);
+  if (v.empty())
+    w.null();
+  else
+    w.value(v);
+}
+
+void policy_json(JsonWriter& w, const PolicyCompliance& p) {
+  w.begin_object().field("policy", p.policy).field("configured", p.configured);
+  for (auto [k, v] : {std::pair<std::string_view, const std::string*>{"kind", &p.kind},
+                      {"severity", &p.severity},
+                      {"action", &p.action},
+                      {"mode", &p.mode}}) {
+    text_or_null(w, k, *v);
+  }
+  w.key("tokens_judged");
+  if (p.tokens_judged)
+    w.value(*p.tokens_judged);
+  else
+    w.null();
+  w.key("violations")
+      .begin_object()
+      .field("opened", p.opened)
+      .field("resolved", p.resolved)
+      .field("open_at_end", p.open_at_end);
+  w.key("resolutions").begin_object();
+  for (const auto& [k, n] : p.resolutions) w.field(k, n);
+  w.end_object().end_object();
+  w.key("time_to_remediate").begin_object().field("count", p.time_to_remediate.count);
+  optional_seconds(w, "median_seconds", p.time_to_remediate.median_seconds);
+  optional_seconds(w, "max_seconds", p.time_to_remediate.max_seconds);
+  w.end_object();
+  w.key("actions")
+      .begin_object()
+      .field("planned", p.actions_planned)
+      .field("succeeded", p.actions_succeeded)
+      .field("failed", p.actions_failed)
+      .field("skipped", p.actions_skipped)
+      .field("halted", p.actions_halted)
+      .field("awaiting_approval_at_end", p.awaiting_approval_at_end)
+      .end_object();
+  w.key("exemptions")
+      .begin_object()
+      .field("in_force", p.exemptions_in_force)
+      .field("used", p.exemptions_used)
+      .end_object();
+  w.end_object();
+}
+
+// Policies, enforcement halts and exemptions.
+void compliance_json(JsonWriter& w, const ReportData& d) {
   w.key("compliance").begin_object();
   w.key("policies").begin_array();
-  for (const auto& p : d.policies) {
-    w.begin_object().field("policy", p.policy).field("configured", p.configured);
-    for (auto [k, v] : {std::pair<std::string_view, const std::string*>{"kind", &p.kind},
-                        {"severity", &p.severity},
-                        {"action", &p.action},
-                        {"mode", &p.mode}}) {
-      w.key(k);
-      if (v->empty())
-        w.null();
-      else
-        w.value(*v);
-    }
-    w.key("tokens_judged");
-    if (p.tokens_judged)
-      w.value(*p.tokens_judged);
-    else
-      w.null();
-    w.key("violations")
-        .begin_object()
-        .field("opened", p.opened)
-        .field("resolved", p.resolved)
-        .field("open_at_end", p.open_at_end);
-    w.key("resolutions").begin_object();
-    for (const auto& [k, n] : p.resolutions) w.field(k, n);
-    w.end_object().end_object();
-    w.key("time_to_remediate").begin_object().field("count", p.time_to_remediate.count);
-    optional_seconds(w, "median_seconds", p.time_to_remediate.median_seconds);
-    optional_seconds(w, "max_seconds", p.time_to_remediate.max_seconds);
-    w.end_object();
-    w.key("actions")
-        .begin_object()
-        .field("planned", p.actions_planned)
-        .field("succeeded", p.actions_succeeded)
-        .field("failed", p.actions_failed)
-        .field("skipped", p.actions_skipped)
-        .field("halted", p.actions_halted)
-        .field("awaiting_approval_at_end", p.awaiting_approval_at_end)
-        .end_object();
-    w.key("exemptions")
-        .begin_object()
-        .field("in_force", p.exemptions_in_force)
-        .field("used", p.exemptions_used)
-        .end_object();
-    w.end_object();
-  }
+  for (const auto& p : d.policies) policy_json(w, p);
   w.end_array();
   w.key("halts").begin_array();
   for (const auto& h : d.halts) {
@@ -223,25 +240,15 @@ Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
   w.key("exemptions").begin_array();
   for (const auto& e : d.exemptions) {
     w.begin_object().field("policy", e.policy);
-    w.key("token_id");
-    if (e.token_id.empty())
-      w.null();
-    else
-      w.value(e.token_id);
-    w.key("description");
-    if (e.description.empty())
-      w.null();
-    else
-      w.value(e.description);
-    w.key("cluster");
-    if (e.cluster.empty())
-      w.null();
-    else
-      w.value(e.cluster);
+    text_or_null(w, "token_id", e.token_id);
+    text_or_null(w, "description", e.description);
+    text_or_null(w, "cluster", e.cluster);
     w.field("reason", e.reason).field("expires", e.expires).field("used", e.used).end_object();
   }
   w.end_array().end_object();
+}
 
+void series_json(JsonWriter& w, const ReportData& d) {
   w.key("series").begin_array();
   for (const auto& s : d.series) {
     w.begin_object().field("at", s.at);
@@ -250,10 +257,9 @@ Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
     w.field("open_violations", s.open_violations).end_object();
   }
   w.end_array();
+}
 
-  auto integrity = integrity_of(txn, d);
-  if (!integrity.ok()) return integrity.take_error();
-  const Integrity& g = *integrity;
+void integrity_json(JsonWriter& w, const Integrity& g) {
   w.key("integrity")
       .begin_object()
       .field("ok", g.ok)
@@ -265,12 +271,28 @@ Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
     w.value(g.first_bad_seq);
   else
     w.null();
-  w.key("problem");
-  if (g.problem.empty())
-    w.null();
-  else
-    w.value(g.problem);
+  text_or_null(w, "problem", g.problem);
   w.field("append_only_triggers", g.append_only_triggers).end_object();
+}
+
+}  // namespace
+
+// The sections in the order the document has them; integrity last, so that a chain check
+// left running in the background overlaps the rest.
+Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
+  SinkBuffer out(sink);
+  JsonWriter w(out.text);
+  w.begin_object();
+  header_json(w, d);
+  coverage_json(w, d);
+  out.maybe_flush();
+  inventory_json(w, out, d.inventory);
+  TW_RETURN_IF_ERROR(changes_json(w, out, txn, d));
+  compliance_json(w, d);
+  series_json(w, d);
+  auto integrity = integrity_of(txn, d);
+  if (!integrity.ok()) return integrity.take_error();
+  integrity_json(w, *integrity);
   w.end_object();
   out.text += '\n';
   out.flush();

@@ -69,13 +69,9 @@ void table_header(std::string& o, std::initializer_list<std::string_view> cols) 
   o += '\n';
 }
 
-}  // namespace
-
-Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
-  SinkBuffer out(sink);
-  std::string& o = out.text;
+// The title and the list saying what the report covers.
+void head_md(std::string& o, const ReportData& d) {
   const Request& r = d.request;
-  const std::size_t limit = r.list_limit;
   o += "# tokenwarden compliance report\n\n";
   o += "- Period: " + short_time(r.from) + " to " + short_time(r.to) + "\n";
   o += "- Clusters: " + (d.clusters.empty() ? std::string("none") : md(join(d.clusters, ", "))) +
@@ -83,12 +79,15 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
   o += "- Generated: " + short_time(r.generated_at) + " by tokenwarden " + md(r.version) +
        " from `" + md(r.database) + "`" +
        (d.context.from_config ? " with " + md(d.context.config_path) : "") + "\n";
-  auto integrity = integrity_of(txn, d);
-  if (!integrity.ok()) return integrity.take_error();
-  const Integrity& g = *integrity;
+}
+
+// The last item of that list: the verdict of the chain check.
+void verdict_md(std::string& o, const Integrity& g) {
   o += "- Integrity: " + std::string(g.ok ? "**hash chain intact**" : "**HASH CHAIN BROKEN**") +
        " (" + thousands(g.rows) + " events, head seq " + std::to_string(g.head_seq) + ")\n\n";
+}
 
+void coverage_md(std::string& o, const ReportData& d) {
   o += "## Coverage\n\n";
   table_header(o, {"cluster", "poll interval", "polls ok", "failed", "suspect",
                    "last successful poll", "gaps", "time in gaps"});
@@ -109,9 +108,13 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
     }
   }
   if (any_gap) o += '\n';
-  out.maybe_flush();
+}
 
+// The inventory at its instant, at most list_limit tokens.
+void inventory_md(SinkBuffer& out, const ReportData& d) {
+  std::string& o = out.text;
   const InventorySection& inv = d.inventory;
+  const std::size_t limit = d.request.list_limit;
   o += "## Inventory at " + short_time(inv.at) + "\n\n";
   o += "Active " + thousands(inv.by_status[0]) + ", expired " + thousands(inv.by_status[1]) +
        ", revoked " + thousands(inv.by_status[2]) + ", removed " + thousands(inv.by_status[3]) +
@@ -140,6 +143,11 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
          " more tokens are not listed here; `--format csv` or `--format json` lists them all.\n";
   }
   o += '\n';
+}
+
+void anomalies_md(std::string& o, const ReportData& d) {
+  const InventorySection& inv = d.inventory;
+  const std::size_t limit = d.request.list_limit;
   if (!inv.anomalies.empty()) {
     o += "**" + thousands(static_cast<std::int64_t>(inv.anomalies.size())) +
          " time anomalies** recorded: timestamps the cluster sent that tokenwarden does not trust "
@@ -154,7 +162,12 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
     }
     o += '\n';
   }
+}
 
+// The period's token changes, streamed; at most list_limit of them.
+Status changes_md(storage::ReadTxn& txn, SinkBuffer& out, const ReportData& d) {
+  std::string& o = out.text;
+  const std::size_t limit = d.request.list_limit;
   const ChangeCounts& cc = d.changes;
   o += "## Changes in the period\n\n";
   o += "Created " + thousands(cc.created) + ", updated " + thousands(cc.updated) + ", revoked " +
@@ -164,8 +177,7 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
        thousands(cc.discovered) + " discovered by first polls).\n\n";
   table_header(o, {"time", "cluster", "token id", "event", "description", "change"});
   std::int64_t listed = 0;
-  const std::int64_t total =
-      cc.created + cc.updated + cc.revoked + cc.expired + cc.removed + cc.reappeared;
+  const std::int64_t total = cc.streamed();
   Status st = for_each_change(txn, d, [&](const ChangeEvent& e) {
     if (static_cast<std::size_t>(listed) >= limit) return false;
     ++listed;
@@ -182,7 +194,10 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
          " more changes are not listed here; `--format csv` or `--format json` lists them all.\n";
   }
   o += '\n';
+  return ok_status();
+}
 
+void compliance_md(std::string& o, const ReportData& d) {
   o += "## Policy compliance\n\n";
   table_header(o, {"policy", "severity", "action", "tokens judged", "opened", "resolved",
                    "open at end", "time to remediate (median / max)",
@@ -204,6 +219,9 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
   o += "\nTime to remediate: from detection to resolution (compliant, restricted, revoked or "
        "removed) for "
        "violations resolved in the period.\n\n";
+}
+
+void halts_md(std::string& o, const ReportData& d) {
   if (!d.halts.empty()) {
     o += "### Enforcement halted\n\n";
     table_header(o, {"time", "cluster", "actions held back"});
@@ -212,6 +230,9 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
     }
     o += '\n';
   }
+}
+
+void exemptions_md(std::string& o, const ReportData& d) {
   if (!d.exemptions.empty()) {
     o += "### Exemptions\n\n";
     table_header(
@@ -224,7 +245,10 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
     }
     o += '\n';
   }
+}
 
+// The series at most 12 rows long (every step-th sample).
+void series_md(std::string& o, const ReportData& d) {
   o += "## Over time\n\n";
   table_header(o, {"time", "active", "expired", "revoked", "removed", "open violations"});
   const std::size_t step = d.series.size() > 12 ? (d.series.size() + 11) / 12 : 1;
@@ -235,7 +259,9 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
          thousands(s.open_violations) + " |\n";
   }
   o += '\n';
+}
 
+void integrity_md(std::string& o, const Integrity& g) {
   o += "## Integrity\n\n";
   if (g.ok) {
     o += "`tokenwarden verify` found the hash chain intact over " + thousands(g.rows) +
@@ -250,6 +276,27 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
        "`. A later `tokenwarden verify` that still shows this row with this hash proves that the "
        "history up "
        "to it was not changed since this report.\n";
+}
+
+}  // namespace
+
+Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) {
+  SinkBuffer out(sink);
+  std::string& o = out.text;
+  head_md(o, d);
+  auto integrity = integrity_of(txn, d);
+  if (!integrity.ok()) return integrity.take_error();
+  verdict_md(o, *integrity);
+  coverage_md(o, d);
+  out.maybe_flush();
+  inventory_md(out, d);
+  anomalies_md(o, d);
+  TW_RETURN_IF_ERROR(changes_md(txn, out, d));
+  compliance_md(o, d);
+  halts_md(o, d);
+  exemptions_md(o, d);
+  series_md(o, d);
+  integrity_md(o, *integrity);
   out.flush();
   return ok_status();
 }

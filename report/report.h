@@ -119,6 +119,10 @@ struct InventorySection {
 struct ChangeCounts {
   std::int64_t discovered = 0, created = 0, updated = 0, revoked = 0, expired = 0, removed = 0;
   std::int64_t reappeared = 0;  // listed again after token_removed
+  // How many changes for_each_change() visits: all but the discoveries.
+  std::int64_t streamed() const {
+    return created + updated + revoked + expired + removed + reappeared;
+  }
 };
 
 struct TimeToRemediate {

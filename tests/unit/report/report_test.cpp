@@ -6,12 +6,16 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/strings.h"
 #include "report/text_util.h"
+#include "storage/anomalies.h"
 #include "storage/read_txn.h"
 #include "tests/unit/storage/store_fixture.h"
 
@@ -444,6 +448,82 @@ TEST_F(HostileTest, JsonKeepsTheTextAsValidUtf8) {
     }
   }
   EXPECT_TRUE(found);
+}
+
+// Golden files: every format of two small reports, compared byte for byte with
+// tests/unit/report/golden/ (output formats are contracts; a change to the bytes has to show in
+// the diff of those files). TW_UPDATE_GOLDEN=1 rewrites them from the current renderers.
+std::string golden_path(const std::string& name) {
+  return std::string(TW_REPORT_GOLDEN_DIR) + "/" + name;
+}
+
+void expect_golden(const std::string& name, const std::string& actual) {
+  const std::string path = golden_path(name);
+  if (std::getenv("TW_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(path, std::ios::binary) << actual;
+    return;
+  }
+  std::ifstream in(path, std::ios::binary);
+  ASSERT_TRUE(in) << "missing golden file " << path << " (TW_UPDATE_GOLDEN=1 writes it)";
+  std::stringstream expected;
+  expected << in.rdbuf();
+  EXPECT_EQ(expected.str(), actual) << "differs from " << path;
+}
+
+void expect_goldens(const std::string& stem, const std::string& html, const std::string& md,
+                    const std::string& csv, const std::string& json) {
+  expect_golden(stem + ".html", html);
+  expect_golden(stem + ".md", md);
+  expect_golden(stem + ".csv", csv);
+  expect_golden(stem + ".json", json);
+}
+
+// The history above with violations, actions, a halt, a time anomaly and a configuration
+// (policies and exemptions); lists cut at 3 rows in HTML and Markdown.
+TEST_F(HistoryTest, GoldenReportInEveryFormat) {
+  violation("a", "no-write-star", kStart + hours(1), kStart + hours(2), "compliant");
+  violation("b", "no-write-star", kStart + hours(1), kStart + hours(4), "revoked");
+  violation("c", "no-write-star", kStart + hours(2), kStart + hours(3), "exempted");
+  violation("d", "no-write-star", kStart + hours(3), std::nullopt);
+  violation("a", "max-life", kStart - hours(10), std::nullopt);
+  append(EventKind::kActionPlanned, "prod", "b", R"({"policy":"no-write-star"})",
+         kStart + hours(3));
+  append(EventKind::kActionFailed, "prod", "b", R"({"final":true,"policy":"no-write-star"})",
+         kStart + hours(3));
+  append(EventKind::kEnforcementHalted, "prod", "", R"({"planned":7,"policies":{"max-life":7}})",
+         kStart + hours(5));
+  {
+    const auto ev = storage::anomaly_event(
+        "prod", TimeAnomaly{"d", kCreatedInFuture, "2027-01-01T00:00:00.000Z"}, kStart + hours(2));
+    append(ev.kind, ev.cluster, ev.token_id, ev.detail, kStart + hours(2));
+  }
+  Context ctx;
+  ctx.from_config = true;
+  ctx.config_path = "/etc/tokenwarden/config.toml";
+  ctx.clusters["prod"].poll_interval = hours(1);
+  policy::PolicySpec nws;
+  nws.name = "no-write-star";
+  nws.kind = policy::Kind::kAllDatabasesGrant;
+  nws.severity = policy::Severity::kCritical;
+  nws.action = policy::Action::kRevoke;
+  nws.mode = policy::Mode::kEnforce;
+  ctx.policies.push_back(nws);
+  ctx.exemptions.push_back({"no-write-star", "c", "", "prod", "legacy", kStart + hours(24)});
+  ctx.exemptions.push_back({"*", "", "^svc d$", "", "migration", kStart + hours(48)});
+  auto r = request(kStart, kStart + hours(21));
+  r.list_limit = 3;
+  const auto d = collect_ok(r, ctx);
+  expect_goldens("history", render(d, Format::kHtml), render(d, Format::kMarkdown),
+                 render(d, Format::kCsv), render(d, Format::kJson));
+}
+
+// Hostile text in every format, and a broken hash chain.
+TEST_F(HostileTest, GoldenReportInEveryFormat) {
+  exec(storage::testing::kDropTriggers);
+  exec("UPDATE audit_events SET detail = '{\"x\":1}' WHERE seq = 3");
+  const auto d = collect_ok(request(kStart, kStart + hours(1)));
+  expect_goldens("hostile", render(d, Format::kHtml), render(d, Format::kMarkdown),
+                 render(d, Format::kCsv), render(d, Format::kJson));
 }
 
 TEST(TextUtil, HumanDurationsAndNumbers) {
