@@ -236,13 +236,14 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   return std::move(c.rep);
 }
 
-// Offers the digest of the last list recorded whole; if no active token can expire before the
-// fetch ends, an identical list lets the source skip decoding and the recorder skip the diff.
-// A new process may offer the digest saved with the last poll's checkpoint instead.
+// Offers the digest of the last list recorded whole: an identical list lets the source skip
+// decoding and the recorder skip the diff (it records the expiries that passed from memory). A
+// new process may offer the digest saved with the last poll's checkpoint instead, unless a token
+// can expire before the fetch ends (it has no inventory in memory to record that from).
 void ClusterPoller::offer_digest(Cycle& c) {
   if (c.options.full_compare) return;
   const Timestamp horizon = c.rep.started_at + cluster_.source.timeout;
-  c.ctx.known_digest = recorder_.known_digest(cluster_.name, horizon);
+  c.ctx.known_digest = recorder_.known_digest(cluster_.name);
   if (c.ctx.known_digest.empty() && c.options.use_checkpoint)
     c.ctx.known_digest = recorder_.saved_digest(cluster_.name, horizon, c.evaluation);
 }

@@ -115,6 +115,21 @@ ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetche
   return plan;
 }
 
+ChangePlan plan_expiries(const Inventory& known, Timestamp now) {
+  ChangePlan plan;
+  for (const auto& [id, k] : known) {
+    if (k.status == TokenStatus::kRemoved) continue;
+    ++plan.known_present;
+    if (k.status != TokenStatus::kActive) continue;
+    const TokenStatus status = status_at(k.token, now);
+    if (status != TokenStatus::kActive)
+      plan.changes.push_back({Change::Type::kChanged, &k.token, &k, status, {}});
+  }
+  std::sort(plan.changes.begin(), plan.changes.end(),
+            [](const Change& a, const Change& b) { return a.token->id < b.token->id; });
+  return plan;
+}
+
 std::vector<NewEvent> change_events(const std::string& cluster, const Change& c, bool first_poll) {
   std::vector<NewEvent> out;
   const Token& t = *c.token;

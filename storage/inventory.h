@@ -47,6 +47,10 @@ struct ChangePlan {
 };
 
 ChangePlan plan_changes(const Inventory& known, const std::vector<Token>& fetched, Timestamp now);
+// The changes the clock alone made since `known` was recorded, for a list whose bytes are the
+// same: each active token whose expiry has passed at `now`, as the `active → expired` change
+// plan_changes would find comparing that same list (in token id order).
+ChangePlan plan_expiries(const Inventory& known, Timestamp now);
 
 // The audit events of one change. `first_poll`: the cluster never had a successful poll, so new
 // tokens are token_discovered rather than token_created.

@@ -184,9 +184,9 @@ InventoryRecorder::Cache& InventoryRecorder::cache_for(const std::string& cluste
   return caches_[cluster];
 }
 
-std::string InventoryRecorder::known_digest(const std::string& cluster, Timestamp horizon) {
+std::string InventoryRecorder::known_digest(const std::string& cluster) {
   Cache& cache = cache_for(cluster);
-  if (!cache.loaded || cache.digest.empty() || cache.next_expiry <= horizon) return {};
+  if (!cache.loaded) return {};
   return cache.digest;
 }
 
@@ -241,13 +241,12 @@ Result<PollSummary> InventoryRecorder::record_failed(Step& s) {
   return s.summary;
 }
 
-// The same bytes as the list behind the cached inventory: nothing changed, unless another
-// writer recorded a poll meanwhile or a token has expired since.
+// The same bytes as the list behind the cached inventory: nothing changed but what the clock
+// changes (expiries), unless another writer recorded a poll meanwhile.
 Result<PollSummary> InventoryRecorder::record_unchanged(Step& s, bool current) {
   if (!current && s.in.use_checkpoint) return record_from_checkpoint(s);
   const Cache& cache = s.cache;
-  if (!current || cache.digest.empty() || cache.digest != s.in.digest ||
-      cache.next_expiry <= s.now) {
+  if (!current || cache.digest.empty() || cache.digest != s.in.digest) {
     s.summary.needs_full_list = true;
     return s.summary;  // rolled back: nothing written
   }
@@ -255,10 +254,30 @@ Result<PollSummary> InventoryRecorder::record_unchanged(Step& s, bool current) {
   s.summary.known = cache.listed;
   s.poll.outcome = PollOutcome::kOk;
   s.poll.token_count = static_cast<std::int64_t>(cache.listed);
+  if (cache.next_expiry <= s.now) return record_expiries(s);
   auto id = s.txn.insert_poll(s.poll);
   if (!id.ok()) return id.take_error();
   s.summary.poll_id = *id;
   return finish(s, cache.listed, true);
+}
+
+// The same list, but the expiry of active tokens has passed since it was recorded: the changes
+// a full compare of those bytes would find (an `active → expired` change each), taken from the
+// cached inventory instead of a decoded list, and written the same way.
+Result<PollSummary> InventoryRecorder::record_expiries(Step& s) {
+  Cache& cache = s.cache;
+  ChangePlan plan = plan_expiries(cache.tokens, s.now);
+  s.summary.changed_tokens.reserve(plan.changes.size());
+  for (const auto& c : plan.changes) s.summary.changed_tokens.push_back(c.token->id);
+  TW_RETURN_IF_ERROR(write_changes(s, plan));
+  cache.loaded = false;  // runs ahead of the database until the commit
+  for (const auto& c : plan.changes) {
+    KnownToken& k = cache.tokens[c.token->id];
+    k.status = c.status;
+    k.last_seen = s.now;
+  }
+  cache.next_expiry = next_expiry(cache.tokens);
+  return finish(s, cache.listed, false);
 }
 
 // An identical list seen by a process without the inventory in memory (a one-shot `poll`): the

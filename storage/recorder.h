@@ -15,8 +15,9 @@
 // The recorder keeps each cluster's inventory in memory and checks, inside the transaction, that
 // no other process recorded a poll meanwhile (else it reloads), so events are never doubled.
 // It also remembers the digest of the last list it recorded whole: a source told that digest
-// (known_digest) may answer "unchanged" instead of a list, and then, unless a token has expired
-// since, only the poll row is written — the steady state costs no decoding and no diff.
+// (known_digest) may answer "unchanged" instead of a list, and then only the poll row is written
+// — the steady state costs no decoding and no diff — plus, for the active tokens whose expiry
+// has passed since, the same `active → expired` changes a full compare would record.
 // Every successful poll also saves, in its transaction, a checkpoint of what it established
 // (the list digest, when the clock alone could change an outcome, which evaluation the hook ran,
 // the audit log's last seq): a new process (a one-shot `poll`) that opts in (saved_digest,
@@ -112,9 +113,9 @@ class InventoryRecorder {
   // The same; `in` keeps its tokens when the answer is needs_confirmation or needs_full_list.
   Result<PollSummary> record_input(PollInput& in, const Hook& hook = {});
 
-  // The digest of the cluster's last list recorded whole, if an identical list polled before
-  // `horizon` would change nothing (no active token expires before then); else "".
-  std::string known_digest(const std::string& cluster, Timestamp horizon);
+  // The digest of the cluster's last list recorded whole, while the inventory in memory is
+  // current; else "". An identical list then changes nothing but the expiries that have passed.
+  std::string known_digest(const std::string& cluster);
   // The same from the checkpoint saved in the database (a new process): the digest if the
   // checkpoint is for `evaluation` and nothing it stands for can change before `horizon`; else
   // "" (also on a database error: the list is then compared in full).
@@ -135,6 +136,7 @@ class InventoryRecorder {
   // The steps of record_input, in order; each returns the answer when it ends the call.
   Result<PollSummary> record_failed(Step& s);
   Result<PollSummary> record_unchanged(Step& s, bool current);
+  Result<PollSummary> record_expiries(Step& s);
   Result<PollSummary> record_from_checkpoint(Step& s);
   Result<PollSummary> record_list(Step& s, bool current);
   std::optional<Result<PollSummary>> hold_for_vanished(Step& s, ChangePlan& plan);

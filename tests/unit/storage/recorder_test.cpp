@@ -555,11 +555,11 @@ class UnchangedListTest : public RecorderTest {
 };
 
 TEST_F(UnchangedListTest, KnownDigestOnlyAfterAListWasRecordedWhole) {
-  EXPECT_EQ(rec_.known_digest("prod", clock_.now()), "");
+  EXPECT_EQ(rec_.known_digest("prod"), "");
   auto tokens = make_tokens(4);
   ASSERT_TRUE(poll_with_digest(rec_, tokens, "digest-1").ok());
-  EXPECT_EQ(rec_.known_digest("prod", clock_.now()), "digest-1");
-  EXPECT_EQ(rec_.known_digest("other", clock_.now()), "");
+  EXPECT_EQ(rec_.known_digest("prod"), "digest-1");
+  EXPECT_EQ(rec_.known_digest("other"), "");
 }
 
 TEST_F(UnchangedListTest, UnchangedListWritesOnlyThePollRowAndRunsTheHook) {
@@ -591,22 +591,106 @@ TEST_F(UnchangedListTest, ADifferentDigestNeedsTheFullList) {
   EXPECT_EQ(poll_rows(), 1) << "nothing may be written for a poll that needs the full list";
 }
 
-TEST_F(UnchangedListTest, AnExpiryPassingNeedsTheFullList) {
-  auto tokens = make_tokens(2);
-  tokens[1].expires_at = clock_.now() + std::chrono::minutes(3);
+TEST_F(UnchangedListTest, AnExpiryPassingIsRecordedFromTheUnchangedList) {
+  auto tokens = make_tokens(3);
+  const Timestamp expiry = clock_.now() + std::chrono::minutes(3);
+  tokens[1].expires_at = expiry;
   ASSERT_TRUE(poll_with_digest(rec_, tokens, "digest-1").ok());
-  // Before the expiry the digest is offered; not for a poll that could end after it.
-  EXPECT_EQ(rec_.known_digest("prod", clock_.now()), "digest-1");
-  EXPECT_EQ(rec_.known_digest("prod", clock_.now() + std::chrono::minutes(5)), "");
-  ASSERT_TRUE(poll_unchanged(rec_, "digest-1")->needs_full_list == false);
+  EXPECT_EQ(rec_.known_digest("prod"), "digest-1") << "offered however soon a token expires";
+  auto before = poll_unchanged(rec_, "digest-1");  // each poll moves the clock 1 minute
+  ASSERT_TRUE(before.ok());
+  EXPECT_FALSE(before->needs_full_list);
+  EXPECT_TRUE(before->changed_tokens.empty());
   clock_.advance(std::chrono::minutes(2));  // now past the expiry
+  const Timestamp at = clock_.now();
+  auto s = poll_unchanged(rec_, "digest-1");
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(s->needs_full_list) << "the expiry is recorded without the list";
+  EXPECT_EQ(s->outcome, PollOutcome::kOk);
+  EXPECT_EQ(n(s->events, EventKind::kTokenExpired), 1);
+  EXPECT_EQ(s->changed_tokens, std::vector<std::string>{tokens[1].id});
+  EXPECT_EQ(text("SELECT detail FROM audit_log WHERE event = 'token_expired'"),
+            "{\"expires_at\":\"" + format_timestamp(expiry) + "\"}");
+  EXPECT_EQ(text("SELECT token_id FROM audit_log WHERE event = 'token_expired'"), tokens[1].id);
+  EXPECT_EQ(text("SELECT recorded_at FROM audit_log WHERE event = 'token_expired'"),
+            format_timestamp(at));
+  EXPECT_EQ(status_count("expired"), 1);
+  EXPECT_EQ(status_count("active"), 2);
+  // Recorded once: neither the next unchanged poll nor a full compare of the same list, nor a
+  // new process reading the inventory back, finds it again.
+  auto again = poll_unchanged(rec_, "digest-1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(n(again->events, EventKind::kTokenExpired), 0);
+  auto full = poll_with_digest(rec_, tokens, "digest-1");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(n(full->events, EventKind::kTokenExpired), 0);
+  InventoryRecorder fresh(*store_);
+  auto reread = poll_with_digest(fresh, tokens, "digest-1");
+  ASSERT_TRUE(reread.ok());
+  EXPECT_TRUE(reread->changed_tokens.empty());
+  EXPECT_EQ(events_of("token_expired"), 1);
+  EXPECT_TRUE(chain_ok());
+}
+
+TEST_F(UnchangedListTest, AnExpiryFromTheUnchangedListIsWhatTheFullCompareRecords) {
+  // The same history twice, in two databases: once recorded from the unchanged list, once from
+  // the full list. The audit rows and the inventory must be the same.
+  auto tokens = make_tokens(4);
+  tokens[0].expires_at = clock_.now() + std::chrono::seconds(90);
+  tokens[2].expires_at = clock_.now() + std::chrono::seconds(100);
+  const Timestamp start = clock_.now();
+  auto run = [&](bool shortcut) {
+    tw::testing::TempDir dir;
+    auto store = AuditStore::open(dir.file("audit.db"), AuditStore::Mode::kReadWrite);
+    EXPECT_TRUE(store.ok());
+    InventoryRecorder rec(**store);
+    clock_.set(start);
+    EXPECT_TRUE(poll_with_digest(rec, tokens, "digest-1").ok());
+    clock_.advance(std::chrono::minutes(2));
+    auto s = shortcut ? poll_unchanged(rec, "digest-1") : poll_with_digest(rec, tokens, "digest-1");
+    EXPECT_TRUE(s.ok());
+    EXPECT_FALSE(s->needs_full_list);
+    std::vector<std::string> rows;
+    auto db = Db::open(dir.file("audit.db"), Db::Mode::kReadOnly);
+    auto st = (*db)->prepare(
+        "SELECT recorded_at || ' ' || coalesce(token_id, '') || ' ' || event || ' ' || detail "
+        "FROM audit_log WHERE event NOT IN ('poll_failed') ORDER BY seq");
+    while (*st->step()) rows.push_back(st->text(0));
+    auto inv = (*db)->prepare(
+        "SELECT token_id || ' ' || status || ' ' || first_seen || ' ' || last_seen "
+        "FROM token_inventory ORDER BY token_id");
+    while (*inv->step()) rows.push_back(inv->text(0));
+    return rows;
+  };
+  const auto from_unchanged = run(true);
+  const auto from_full = run(false);
+  EXPECT_EQ(from_unchanged, from_full);
+  EXPECT_EQ(std::count_if(from_unchanged.begin(), from_unchanged.end(),
+                          [](const std::string& r) { return r.find("token_expired") != r.npos; }),
+            2);
+}
+
+TEST_F(UnchangedListTest, ADryRunOfAnExpiryWritesNothingAndTheFullListRecordsIt) {
+  auto tokens = make_tokens(2);
+  tokens[0].expires_at = clock_.now() + std::chrono::seconds(30);
+  ASSERT_TRUE(poll_with_digest(rec_, tokens, "digest-1").ok());
+  clock_.advance(std::chrono::minutes(1));
+  PollInput dry = unchanged_input("digest-1");
+  dry.dry_run = true;
+  auto d = rec_.record(dry);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(n(d->events, EventKind::kTokenExpired), 1) << "a dry run says what it would record";
+  EXPECT_EQ(events_of("token_expired"), 0);
+  // The dry run left the inventory in memory behind the database: the next poll compares the
+  // whole list against the inventory read back, and records the expiry once.
   auto s = poll_unchanged(rec_, "digest-1");
   ASSERT_TRUE(s.ok());
   EXPECT_TRUE(s->needs_full_list);
-  // The full list then records the expiry exactly once.
+  EXPECT_EQ(events_of("token_expired"), 0);
   auto full = poll_with_digest(rec_, tokens, "digest-1");
   ASSERT_TRUE(full.ok());
   EXPECT_EQ(n(full->events, EventKind::kTokenExpired), 1);
+  EXPECT_EQ(events_of("token_expired"), 1);
 }
 
 TEST_F(UnchangedListTest, AnotherWriterInvalidatesTheShortcut) {
@@ -629,7 +713,7 @@ TEST_F(UnchangedListTest, SuspectPollDoesNotReplaceTheKnownDigest) {
   auto s = poll_with_digest(rec_, {}, "digest-empty");
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->outcome, PollOutcome::kSuspect);
-  EXPECT_EQ(rec_.known_digest("prod", clock_.now()), "digest-full");
+  EXPECT_EQ(rec_.known_digest("prod"), "digest-full");
   EXPECT_TRUE(poll_unchanged(rec_, "digest-empty")->needs_full_list);
 }
 
@@ -675,7 +759,7 @@ TEST_F(CheckpointTest, ANewProcessRecordsAnUnchangedListFromTheCheckpoint) {
   ASSERT_TRUE(poll_evaluated(rec_, make_tokens(4), "digest-1").ok());
   const std::int64_t audit_before = audit_rows();
   InventoryRecorder fresh(*store_);
-  EXPECT_EQ(fresh.known_digest("prod", clock_.now()), "");
+  EXPECT_EQ(fresh.known_digest("prod"), "");
   EXPECT_EQ(fresh.saved_digest("prod", clock_.now(), "eval-1"), "digest-1");
   EXPECT_EQ(fresh.saved_digest("prod", clock_.now(), "eval-2"), "") << "another evaluation";
   EXPECT_EQ(fresh.saved_digest("other", clock_.now(), "eval-1"), "");
