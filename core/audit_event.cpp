@@ -11,7 +11,7 @@ constexpr std::array<std::string_view, kEventKindCount> kNames{
     "poll_suspect",       "violation_opened",  "violation_resolved", "action_planned",
     "action_approved",    "action_succeeded",  "action_failed",      "action_skipped",
     "enforcement_halted", "exemption_applied", "config_applied",     "daemon_started",
-    "daemon_stopped",     "token_anomaly",     "config_rejected",
+    "daemon_stopped",     "token_anomaly",     "config_rejected",    "checkpoint_signed",
 };
 
 }  // namespace

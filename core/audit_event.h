@@ -35,9 +35,10 @@ enum class EventKind {
   kDaemonStopped,
   kTokenAnomaly,
   kConfigRejected,
+  kCheckpointSigned,
 };
 
-inline constexpr int kEventKindCount = 23;
+inline constexpr int kEventKindCount = 24;
 
 // Events appended, per kind (indexed by EventKind).
 using EventCounts = std::array<std::int64_t, kEventKindCount>;

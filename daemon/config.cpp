@@ -502,6 +502,142 @@ void read_alerting(const TomlValue* v, Config& c, Problems& p) {
   r.finish();
 }
 
+const char* const kExportTypes = "syslog, journald or file";
+
+void read_export_type(TableReader& r, ExportSinkConfig& e, bool& type_ok) {
+  auto type = r.string("type");
+  if (!type) {
+    if (!r.has("type")) r.error("type", "is required (" + std::string(kExportTypes) + ")");
+    return;
+  }
+  if (*type == "syslog") {
+    e.type = ExportType::kSyslog;
+  } else if (*type == "journald") {
+    e.type = ExportType::kJournald;
+  } else if (*type == "file") {
+    e.type = ExportType::kFile;
+  } else {
+    r.error("type",
+            "unknown export type \"" + printable(*type, 40) + "\" (expected " + kExportTypes + ")");
+    return;
+  }
+  type_ok = true;
+}
+
+// Keys of one sink type: set for another type, they are errors.
+void read_export_keys(TableReader& r, ExportSinkConfig& e, bool type_ok,
+                      const std::string& origin) {
+  auto only = [&](std::string_view key, ExportType type) {
+    if (!r.has(key)) return false;
+    if (type_ok && e.type != type) {
+      r.error(key, "is not used by type " + std::string(to_string(e.type)) + " (only by " +
+                       std::string(to_string(type)) + ")");
+      return false;
+    }
+    return true;
+  };
+  if (only("address", ExportType::kSyslog)) {
+    auto s = r.string("address");
+    if (s && !valid_listen(*s)) {
+      r.error("address", "expected \"host:port\" (e.g. \"logs.example.com:6514\")");
+    } else if (s) {
+      e.address = *s;
+    }
+  }
+  if (only("tls", ExportType::kSyslog)) {
+    if (auto b = r.boolean("tls")) e.tls = *b;
+  }
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"ca_file", &e.ca_file},
+                          {"cert_file", &e.cert_file},
+                          {"key_file", &e.key_file}}) {
+    if (!only(key, ExportType::kSyslog)) continue;
+    if (auto s = r.string(key)) *out = resolve_relative(*s, origin);
+  }
+  if (only("path", ExportType::kFile)) {
+    if (auto s = r.string("path")) e.path = resolve_relative(*s, origin);
+  }
+  if (only("socket", ExportType::kJournald)) {
+    if (auto s = r.string("socket")) e.socket = *s;
+  }
+}
+
+void check_export_sink(TableReader& r, const ExportSinkConfig& e) {
+  if (e.type == ExportType::kSyslog && e.address.empty() && !r.has("address")) {
+    r.error("address", "is required for type syslog (\"host:port\")");
+  }
+  if (e.type == ExportType::kFile && e.path.empty() && !r.has("path")) {
+    r.error("path", "is required for type file");
+  }
+  if (e.type == ExportType::kSyslog && !e.tls) {
+    for (const char* key : {"ca_file", "cert_file", "key_file"}) {
+      if (r.has(key)) r.error(key, "is only used with tls = true");
+    }
+  }
+  if (e.cert_file.empty() != e.key_file.empty()) {
+    r.error(e.cert_file.empty() ? "cert_file" : "key_file",
+            "cert_file and key_file go together (a client certificate and its key)");
+  }
+}
+
+void read_export_sink(const TomlValue& v, std::size_t i, Config& c, Problems& p,
+                      const std::string& origin) {
+  TableReader r(v, "audit.export[" + std::to_string(i) + "]", p);
+  if (!v.is_table()) {
+    p.errors.push_back(r.key_path("") + ": expected a table" + line_of(v));
+    return;
+  }
+  ExportSinkConfig e;
+  if (auto name = r.string("name")) {
+    if (name->empty() || name->size() > 64 ||
+        name->find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+            std::string::npos) {
+      r.error("name", "must be 1 to 64 letters, digits, '_', '.' or '-'");
+    } else {
+      for (const auto& other : c.audit.exports) {
+        if (other.name == *name) r.error("name", "\"" + *name + "\" is used by another sink");
+      }
+      e.name = *name;
+    }
+  } else if (!r.has("name")) {
+    r.error("name", "is required");
+  }
+  bool type_ok = false;
+  read_export_type(r, e, type_ok);
+  read_export_keys(r, e, type_ok, origin);
+  if (type_ok) check_export_sink(r, e);
+  r.finish();
+  c.audit.exports.push_back(std::move(e));
+}
+
+void read_audit(const TomlValue* v, Config& c, Problems& p, const std::string& origin) {
+  if (v == nullptr) return;
+  TableReader r(*v, "audit", p);
+  if (auto s = r.string("signing_key_file")) c.audit.signing_key_file = *s;
+  if (auto s = r.string("public_key_file")) c.audit.public_key_file = resolve_relative(*s, origin);
+  if (auto d =
+          r.duration("checkpoint_interval", std::chrono::minutes(1), std::chrono::hours(24 * 7)))
+    c.audit.checkpoint_interval = *d;
+  if (auto n = r.integer("checkpoint_events", 1, 100'000'000)) c.audit.checkpoint_events = *n;
+  if (auto b = r.boolean("require_export")) c.audit.require_export = *b;
+  if (auto d = r.duration("export_max_lag", std::chrono::seconds(10), std::chrono::hours(24 * 7)))
+    c.audit.export_max_lag = *d;
+  r.know("export");
+  if (const TomlValue* ex = r.find("export")) {
+    if (!ex->is_array()) {
+      p.errors.push_back("audit.export: expected an array of tables ([[audit.export]])" +
+                         line_of(*ex));
+    } else {
+      std::size_t i = 0;
+      for (const auto& e : ex->as_array()) read_export_sink(e, i++, c, p, origin);
+    }
+  }
+  if (c.audit.require_export && c.audit.exports.empty() && !r.has("export")) {
+    r.error("require_export", "needs at least one [[audit.export]] sink");
+  }
+  r.finish();
+}
+
 // Keys that only some source types take: set for another type, they are errors.
 struct SourceKeys {
   TableReader& r;
@@ -1056,6 +1192,7 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
     read_http(section("http"), c, p);
     read_safety(section("safety"), c, p);
     read_alerting(section("alerting"), c, p);
+    read_audit(section("audit"), c, p, origin);
     if (!c.http.web_config.empty() && !c.http.listen.empty()) {
       auto web = load_web_config_file(resolve_relative(c.http.web_config, origin),
                                       "http.web_config", p.errors);
@@ -1223,6 +1360,66 @@ std::string redact_url(std::string_view url, bool keep_path) {
   return out;
 }
 
+std::string_view to_string(ExportType type) {
+  switch (type) {
+    case ExportType::kSyslog:
+      return "syslog";
+    case ExportType::kJournald:
+      return "journald";
+    case ExportType::kFile:
+      return "file";
+  }
+  return "file";
+}
+
+std::string ExportSinkConfig::target() const {
+  switch (type) {
+    case ExportType::kSyslog:
+      return std::string(tls ? "syslog+tls://" : "syslog://") + address;
+    case ExportType::kJournald:
+      return "journald:" + socket;
+    case ExportType::kFile:
+      return "file:" + path;
+  }
+  return {};
+}
+
+namespace {
+
+void render_audit(std::string& out, const AuditSection& a) {
+  out += "\n[audit]\n";
+  kv(out, "signing_key_file", a.signing_key_file);
+  kv(out, "public_key_file", a.public_key_file);
+  kv(out, "checkpoint_interval", format_duration(a.checkpoint_interval));
+  kv_raw(out, "checkpoint_events", std::to_string(a.checkpoint_events));
+  kv_raw(out, "require_export", a.require_export ? "true" : "false");
+  kv(out, "export_max_lag", format_duration(a.export_max_lag));
+  for (const auto& e : a.exports) {
+    out += "\n[[audit.export]]\n";
+    kv(out, "name", e.name);
+    kv(out, "type", to_string(e.type));
+    switch (e.type) {
+      case ExportType::kSyslog:
+        kv(out, "address", e.address);
+        kv_raw(out, "tls", e.tls ? "true" : "false");
+        if (e.tls) {
+          kv(out, "ca_file", e.ca_file);
+          kv(out, "cert_file", e.cert_file);
+          kv(out, "key_file", e.key_file);
+        }
+        break;
+      case ExportType::kJournald:
+        kv(out, "socket", e.socket);
+        break;
+      case ExportType::kFile:
+        kv(out, "path", e.path);
+        break;
+    }
+  }
+}
+
+}  // namespace
+
 std::string render_config(const Config& c) {
   std::string out = "# Effective configuration of " + c.path + " (sha256 " + c.hash + ")\n";
   out += "# Defaults are filled in; secrets are redacted.\n\n[daemon]\n";
@@ -1244,6 +1441,7 @@ std::string render_config(const Config& c) {
   out += "\n[alerting]\n";
   kv(out, "alertmanager_url", redact_url(c.alerting.alertmanager_url, true));
   kv(out, "webhook_url", redact_url(c.alerting.webhook_url, false));
+  render_audit(out, c.audit);
   for (const auto& cl : c.clusters) {
     out += "\n[[clusters]]\n";
     kv(out, "name", cl.name);

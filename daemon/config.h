@@ -54,6 +54,44 @@ struct AlertingSection {
   std::string webhook_url;
 };
 
+// One [[audit.export]] sink (docs/audit-export.md).
+enum class ExportType { kSyslog, kJournald, kFile };
+std::string_view to_string(ExportType type);
+
+struct ExportSinkConfig {
+  std::string name;  // unique; names the sink's cursor in the database and its metrics
+  ExportType type = ExportType::kFile;
+  // syslog: "host:port" over TCP (RFC 5424 records, RFC 6587 octet counting), TLS (RFC 5425)
+  // when `tls`; ca_file verifies the collector (system store when empty), cert_file/key_file
+  // authenticate us. Relative paths are from the configuration file's directory.
+  std::string address;
+  bool tls = false;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  // file: JSON lines appended to `path` (relative: from the configuration file's directory).
+  std::string path;
+  // journald: the journal's native socket (the default is systemd-journald's).
+  std::string socket = "/run/systemd/journal/socket";
+
+  // Where it delivers, for logs, metrics help and the cursor's `target` (no secrets).
+  std::string target() const;
+};
+
+struct AuditSection {
+  // Ed25519 private key (PEM) for signed checkpoints; "" disables them. Relative: looked up in
+  // $CREDENTIALS_DIRECTORY first (systemd LoadCredential=), like a cluster's token_file.
+  std::string signing_key_file;
+  // The matching public key, for `report` and `verify` when --public-key is not given.
+  std::string public_key_file;
+  Duration checkpoint_interval = std::chrono::hours(1);
+  std::int64_t checkpoint_events = 10000;
+  // Fail closed: no enforcement action while a sink lags more than export_max_lag.
+  bool require_export = false;
+  Duration export_max_lag = std::chrono::minutes(5);
+  std::vector<ExportSinkConfig> exports;
+};
+
 struct ClusterConfig {
   std::string name;
   influx::SourceConfig source;  // source.cluster == name
@@ -67,6 +105,7 @@ struct Config {
   HttpSection http;
   SafetySection safety;
   AlertingSection alerting;
+  AuditSection audit;
   std::vector<ClusterConfig> clusters;
   std::vector<policy::PolicySpec> policies;
   std::vector<policy::ExemptionSpec> exemptions;

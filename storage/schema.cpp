@@ -182,11 +182,23 @@ CREATE TABLE poll_checkpoints(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 5: where each export sink ([[audit.export]]) has delivered the audit log to. Not part
+// of the chain: a cursor only says what was sent, and a lost cursor means events are sent again
+// (at least once), never skipped.
+constexpr const char* kV5 = R"sql(
+CREATE TABLE export_cursors(
+  name          TEXT PRIMARY KEY,  -- the sink's name in the configuration
+  target        TEXT NOT NULL,     -- type and address or path, as configured (no secrets)
+  delivered_seq INTEGER NOT NULL,  -- the last audit seq the sink delivered
+  delivered_at  INTEGER            -- ms since the epoch: when delivered_seq last advanced
+) WITHOUT ROWID;
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
 };
-constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}};
+constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}, {5, kV5}};
 
 }  // namespace
 

@@ -18,10 +18,10 @@ constexpr const char* kSpecNames[] = {
     "poll_suspect",       "violation_opened",  "violation_resolved", "action_planned",
     "action_approved",    "action_succeeded",  "action_failed",      "action_skipped",
     "enforcement_halted", "exemption_applied", "config_applied",     "daemon_started",
-    "daemon_stopped",     "token_anomaly",     "config_rejected"};
+    "daemon_stopped",     "token_anomaly",     "config_rejected",    "checkpoint_signed"};
 
 TEST(AuditEvent, TwentyThreeKinds) {
-  static_assert(kEventKindCount == 23);
+  static_assert(kEventKindCount == 24);
   EXPECT_EQ(std::size(kSpecNames), static_cast<std::size_t>(kEventKindCount));
 }
 

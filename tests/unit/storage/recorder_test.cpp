@@ -418,7 +418,7 @@ TEST_F(RecorderTest, SchemaVersionAndPragmas) {
   auto v = schema_version(store_->db());
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 4);
+  EXPECT_EQ(kSchemaVersion, 5);
   EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = "
                   "'audit_events_by_event'"),
             1);
