@@ -42,6 +42,11 @@ install(DIRECTORY "${tw_pkg_dir}/credentials" DESTINATION "${TW_SYSCONF_DIR}"
         DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE
         COMPONENT ${tw_component})
 
+# The journal catalog of the journald export sink's MESSAGE_IDs (docs/audit-export.md). Debian's
+# systemd package has a dpkg trigger on this directory that runs `journalctl --update-catalog`.
+install(FILES systemd/tokenwarden.catalog DESTINATION lib/systemd/catalog
+        COMPONENT ${tw_component})
+
 # --- Documentation and examples ----------------------------------------------------------------
 file(GLOB tw_docs CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/docs/*.md" "${PROJECT_SOURCE_DIR}/docs/*.json")
 install(FILES README.md ${tw_docs} DESTINATION ${TW_DOC_DIR} COMPONENT ${tw_component})

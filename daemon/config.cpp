@@ -632,7 +632,7 @@ void read_audit(const TomlValue* v, Config& c, Problems& p, const std::string& o
       for (const auto& e : ex->as_array()) read_export_sink(e, i++, c, p, origin);
     }
   }
-  if (c.audit.require_export && c.audit.exports.empty() && !r.has("export")) {
+  if (c.audit.require_export && c.audit.exports.empty()) {
     r.error("require_export", "needs at least one [[audit.export]] sink");
   }
   r.finish();

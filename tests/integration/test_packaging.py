@@ -23,6 +23,9 @@ CONFIG = "etc/tokenwarden/tokenwarden.toml"
 MAN = "usr/share/man/man8/tokenwarden.8.gz"
 DOC = "usr/share/doc/tokenwarden"
 MAX_EXPOSURE = 2.0  # SPEC §6
+# Every audit event kind, as core/audit_event.cpp names them.
+EVENT_KINDS = re.findall(r'"([a-z_]+)"', (SOURCE_DIR / "core" / "audit_event.cpp").read_text()
+                         .split("kNames{", 1)[1].split("};", 1)[0])
 
 REQUIRED_TOOLS = ("cpack", "dpkg-deb", "dpkg-shlibdeps", "systemd-analyze")
 missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
@@ -134,6 +137,7 @@ def test_file_list(contents):
         "etc/tokenwarden/credentials": "drwx------",
         UNIT: "-rw-r--r--",
         MAN: "-rw-r--r--",
+        "usr/lib/systemd/catalog/tokenwarden.catalog": "-rw-r--r--",
         f"{DOC}/README.md": "-rw-r--r--",
         f"{DOC}/operations.md": "-rw-r--r--",
         f"{DOC}/examples/tokenwarden.toml": "-rw-r--r--",
@@ -153,6 +157,22 @@ def test_file_list(contents):
     assert not [p for p in contents if "influxctl" in p]
     binaries = sorted(p for p, (m, _) in contents.items() if p.startswith("usr/bin/") and m[0] == "-")
     assert binaries == ["usr/bin/tokenwarden", "usr/bin/tokenwarden-sim"]
+
+
+def test_installed_journal_catalog_is_accepted_by_journalctl(root):
+    """The journald sink's MESSAGE_IDs: journalctl compiles the packaged catalog and lists one
+    entry per audit event kind (the ids themselves are checked against the code in unit_export)."""
+    if shutil.which("journalctl") is None:
+        pytest.skip("journalctl is not installed")
+    proc = run(["journalctl", "--root", root, "--update-catalog"], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    listed = run(["journalctl", "--root", root, "--list-catalog"], timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    ours = [line for line in listed.stdout.splitlines() if "tokenwarden: audit event " in line]
+    events = sorted(re.search(r"audit event (\w+):", line).group(1) for line in ours)
+    assert events == sorted(EVENT_KINDS), events
+    ids = [line.split()[0] for line in ours]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
 
 
 def test_installed_binary_runs(root):
