@@ -356,7 +356,8 @@ constexpr const char* kReportFooter =
     "that never expire, * grants and write grants highlighted, the token changes of the period,\n"
     "policy compliance (violations, time to remediate, actions, exemptions), charts over time, "
     "and\n"
-    "the integrity of the hash chain with its head (seq, hash). Times: RFC 3339, a date, `now` "
+    "the integrity of the hash chain with its head (seq, hash) and the last signed checkpoint\n"
+    "(checked with --public-key or [audit] public_key_file). Times: RFC 3339, a date, `now` "
     "or\n"
     "an age such as 7d. JSON follows docs/report-schema.json; CSV is one file of sections (each\n"
     "starts with a `section,<name>` row). On a terminal, progress goes to stderr. Examples:\n"
@@ -384,6 +385,10 @@ Subcommand add_report(CLI::App& app) {
                   "HTML and Markdown: rows listed per long section; the rest is counted (0: all)")
       ->check(count("all"))
       ->default_val(5000);
+  cmd->add_option("--public-key", o->public_keys,
+                  "Check the last signed checkpoint with this public key (repeatable; default: "
+                  "[audit] public_key_file)")
+      ->check(non_empty());
   cmd->footer(kReportFooter);
   return {cmd, [o](const GlobalOptions& g) { return cmd_report(g, *o); }};
 }
