@@ -57,6 +57,8 @@ Result<Runtime> build_runtime(const Config& config, const Clock& clock,
       !st.ok()) {
     return st.take_error();
   }
+  rt.checkpointer->on_signed(
+      [m = rt.metrics.get()](std::int64_t seq, Timestamp at) { m->checkpoint_signed(seq, at); });
   rt.store->on_commit([m = rt.metrics.get(), c = rt.checkpointer.get()](const EventCounts& counts) {
     m->audit_events(counts);
     c->committed(counts);
