@@ -6,6 +6,7 @@ checkpoint with another key. The private key must reach no database, log, report
 import hashlib
 import json
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -256,3 +257,42 @@ def test_daemon_refuses_an_unreadable_key(tmp_path, sim, tw_factory):
     daemon = tw.start_daemon()
     assert daemon.wait(timeout=20) != 0
     assert "audit.signing_key_file" in tw.daemon_log()
+
+
+def test_reload_rereads_the_key_or_rejects_a_bad_one(tmp_path, sim, tw_factory):
+    first, _ = keygen(tmp_path, "first")
+    second, _ = keygen(tmp_path, "second")
+    sim.create("a", [])
+    tw = tw_factory([twtest.clustered_block("c1", sim, tmp_path / "t")],
+                    extra=signing_config(first / "checkpoint.key", events=1))
+    tw.start_daemon()
+
+    def key_ids():
+        return [e["detail"]["key_id"] for e in tw.events(kinds={"checkpoint_signed"})]
+
+    twtest.wait_for(lambda: tw.db_path.exists() and key_ids(), what="a first checkpoint")
+    first_id = key_ids()[0]
+    # A key file that is not a key: the reload is rejected, the old key keeps signing.
+    bad = tmp_path / "bad.key"
+    bad.write_text("not a key\n")
+    os.chmod(bad, 0o600)
+    text = tw.config_path.read_text()
+    tw.config_path.write_text(text.replace(str(first / "checkpoint.key"), str(bad)))
+    tw.daemon.send_signal(signal.SIGHUP)
+    twtest.wait_for(lambda: tw.events(kinds={"config_rejected"}), what="config_rejected")
+    assert "audit.signing_key_file" in tw.events(kinds={"config_rejected"})[-1]["detail"]["reason"]
+    sim.create("b", [])
+    twtest.wait_for(lambda: len(key_ids()) >= 2, what="a checkpoint after the rejected reload")
+    assert set(key_ids()) == {first_id}
+    # A rotated key: the reload applies it.
+    tw.config_path.write_text(text.replace(str(first / "checkpoint.key"),
+                                           str(second / "checkpoint.key")))
+    tw.daemon.send_signal(signal.SIGHUP)
+    twtest.wait_for(lambda: len(tw.events(kinds={"config_applied"})) >= 2, what="the reload")
+    sim.create("c", [])
+    twtest.wait_for(lambda: key_ids()[-1] != first_id, what="a checkpoint with the new key")
+    assert tw.stop_daemon() == 0
+    tw.run("verify", "--public-key", str(first / "checkpoint.pub"),
+           "--public-key", str(second / "checkpoint.pub"), check=0)
+    proc = tw.run("verify", "--public-key", str(first / "checkpoint.pub"), check=3)
+    assert "signed by another key" in proc.stderr
