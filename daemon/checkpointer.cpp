@@ -69,20 +69,23 @@ Checkpointer::Checkpointer(storage::AuditStore& store, Logger log, std::string h
 
 void Checkpointer::configure(std::optional<ed25519::PrivateKey> key, const AuditSection& audit) {
   std::lock_guard lock(mu_);
-  key_ = std::move(key);
+  key_ = key ? std::make_shared<const ed25519::PrivateKey>(std::move(*key)) : nullptr;
   interval_ = audit.checkpoint_interval;
   events_ = audit.checkpoint_events;
 }
 
 bool Checkpointer::enabled() const {
   std::lock_guard lock(mu_);
-  return key_.has_value();
+  return key_ != nullptr;
 }
 
 Status Checkpointer::start(Timestamp now) {
-  auto head = storage::read_chain_head(store_.db());
+  // Through a write transaction: the connection is shared with the writers (it is rolled back).
+  auto txn = store_.begin();
+  if (!txn.ok()) return txn.take_error();
+  auto head = txn->head();
   if (!head.ok()) return head.take_error();
-  auto last = storage::read_last_checkpoint(store_.db());
+  auto last = storage::read_last_checkpoint(txn->db());
   if (!last.ok()) return last.take_error();
   std::lock_guard lock(mu_);
   last_at_ = now;
@@ -111,8 +114,13 @@ bool Checkpointer::due(Timestamp now) const {
 }
 
 std::int64_t Checkpointer::sign(Timestamp now) {
-  std::lock_guard lock(mu_);
-  if (!key_) return 0;
+  std::lock_guard serial(sign_mu_);
+  std::shared_ptr<const ed25519::PrivateKey> key;
+  {
+    std::lock_guard lock(mu_);
+    key = key_;
+  }
+  if (!key) return 0;
   const std::int64_t pending = pending_;
   auto fail = [&](const Error& e) {
     log_.error("could not sign a checkpoint; retried at the next trigger", {{"error", e.message}});
@@ -120,7 +128,7 @@ std::int64_t Checkpointer::sign(Timestamp now) {
   };
   auto txn = store_.begin();
   if (!txn.ok()) return fail(txn.error());
-  auto signed_cp = storage::sign_checkpoint(*txn, *key_, host_, now);
+  auto signed_cp = storage::sign_checkpoint(*txn, *key, host_, now);
   if (!signed_cp.ok()) return fail(signed_cp.error());
   if (!*signed_cp) {
     pending_ -= pending;  // the database's last row is a checkpoint already
@@ -128,11 +136,16 @@ std::int64_t Checkpointer::sign(Timestamp now) {
   }
   if (auto st = txn->commit(); !st.ok()) return fail(st.error());
   pending_ -= pending;
-  last_at_ = now;
   const auto& cp = (*signed_cp)->checkpoint;
   log_.info("checkpoint signed",
             {{"seq", (*signed_cp)->seq}, {"head_seq", cp.head_seq}, {"key_id", cp.key_id}});
-  if (callback_) callback_((*signed_cp)->seq, now);
+  std::function<void(std::int64_t, Timestamp)> callback;
+  {
+    std::lock_guard lock(mu_);
+    last_at_ = now;
+    callback = callback_;
+  }
+  if (callback) callback((*signed_cp)->seq, now);
   return (*signed_cp)->seq;
 }
 

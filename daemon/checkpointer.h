@@ -9,8 +9,9 @@
 // the events after it. committed() is the store's commit observer. The key's path follows the
 // token_file rule: a relative name is looked up in $CREDENTIALS_DIRECTORY first.
 //
-// Thread safety: every method may be called from any thread; sign() serializes itself and takes
-// the store's write transaction, so call it off the event loop.
+// Thread safety: every method may be called from any thread. sign() and start() take the store's
+// write transaction (call them off the event loop); signatures are serialized among themselves,
+// and due(), committed() and configure() never wait for the database.
 // Errors: load_signing_key fails with one sentence naming the file (never its content); a failed
 // signature or append is logged by sign() and retried at the next trigger, never thrown.
 
@@ -68,8 +69,9 @@ class Checkpointer {
   storage::AuditStore& store_;
   Logger log_;
   const std::string host_;
-  mutable std::mutex mu_;  // key_, settings, last_at_, callback_; held while signing
-  std::optional<ed25519::PrivateKey> key_;
+  std::mutex sign_mu_;     // one signature at a time
+  mutable std::mutex mu_;  // key_, settings, last_at_, callback_; never held across the database
+  std::shared_ptr<const ed25519::PrivateKey> key_;
   Duration interval_ = std::chrono::hours(1);
   std::int64_t events_ = 10000;
   Timestamp last_at_{};
