@@ -290,10 +290,12 @@ Subcommand add_verify(CLI::App& app) {
   cmd->add_option("--public-key", o.public_keys,
                   "Check the signed checkpoints with this Ed25519 public key (PEM; repeatable)")
       ->check(non_empty());
-  cmd->add_option("--export", o.export_file,
-                  "Check this exported copy (JSON lines) and compare it with the database")
-      ->check(non_empty());
-  cmd->add_flag("--export-only", o.export_only, "With --export: check the copy alone");
+  auto* export_opt =
+      cmd->add_option("--export", o.export_file,
+                      "Check this exported copy (JSON lines) and compare it with the database")
+          ->check(non_empty());
+  cmd->add_flag("--export-only", o.export_only, "With --export: check the copy alone")
+      ->needs(export_opt);
   cmd->add_option("--format", b->format.text, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->default_val("table");
