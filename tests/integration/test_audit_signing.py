@@ -142,6 +142,7 @@ def test_rewrite_with_recomputed_hashes(signed, tmp_path):
     pub = str(keys / "checkpoint.pub")
     export = tmp_path / "export.jsonl"
     export.write_text("".join(export_line(r) + "\n" for r in rows(tw.db_path)))
+    assert key_body(keys) not in export.read_text()
     tw.run("verify", "--export", str(export), "--public-key", pub, check=0)
     first_cp = tw.events(kinds={"checkpoint_signed"})[0]["seq"]
     target = 3
