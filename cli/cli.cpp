@@ -24,8 +24,8 @@ constexpr const char* kDescription =
 
 constexpr const char* kFooter =
     "Exit status: 0 success, 1 runtime failure (cluster unreachable, database error),\n"
-    "2 invalid arguments or configuration, 3 `verify` found the audit chain broken (or `backup`\n"
-    "copied a broken chain).\n"
+    "2 invalid arguments or configuration, 3 `verify` found the audit chain broken, a signed\n"
+    "checkpoint failed or an exported copy diverged (or `backup` copied a broken chain).\n"
     "Documentation: /usr/share/doc/tokenwarden (docs/ in the source tree).";
 
 // Argument rules shared by every command (docs/commands.md, "Arguments"): an option given an
@@ -253,19 +253,81 @@ Subcommand add_simulate(CLI::App& app) {
           }};
 }
 
+constexpr const char* kVerifyFooter =
+    "Without options: recomputes every row's hash and checks the links and the chain head. That\n"
+    "finds an edited, deleted or inserted row, but not a rewrite that recomputed every later hash\n"
+    "(anyone who can write the file can do that). With --public-key (repeatable: old and new keys\n"
+    "after a rotation; default: [audit] public_key_file when the configuration is read) every\n"
+    "checkpoint_signed row must carry a valid Ed25519 signature by one of the keys over the head\n"
+    "right before it: a recomputed chain no longer matches what was signed. It prints up to which\n"
+    "seq the history is proven (the head signed by the last valid checkpoint) and how many events\n"
+    "follow it unsigned. A database with events but no checkpoint is not proven (exit 3).\n"
+    "With --export FILE it checks an exported copy (JSON lines, e.g. the file sink's or a syslog\n"
+    "collector's file): seq order, every hash recomputed, the links (the copy may start "
+    "mid-chain:\n"
+    "its first prev_hash is the anchor), gaps; identical repeats of a seq are counted (delivery "
+    "is\n"
+    "at least once), different ones are errors; with --public-key its checkpoints too. Then it\n"
+    "compares the copy with the database (--db, else the configured one; --export-only skips it):\n"
+    "every seq of the copy must be in the database with the same hash, else the first divergent\n"
+    "seq is named (the database was rewritten after the event left the host). Progress on a\n"
+    "terminal goes to stderr.\n"
+    "Exit status: 0 intact (and proven, with keys), 1 the database cannot be read, 2 bad "
+    "arguments\n"
+    "(a key or export that cannot be read), 3 broken chain, failed or missing checkpoint,\n"
+    "broken copy or divergence; the first problem is named.\n"
+    "Examples:\n"
+    "  tokenwarden verify --public-key /etc/tokenwarden/checkpoint.pub\n"
+    "  tokenwarden verify --db audit-backup.db --public-key old.pub --public-key new.pub\n"
+    "  tokenwarden verify --export /var/log/remote/tokenwarden.jsonl --public-key checkpoint.pub";
+
 Subcommand add_verify(CLI::App& app) {
   auto b = std::make_shared<Bound<VerifyOptions>>();
-  auto* cmd = app.add_subcommand("verify", "Check the audit log's hash chain");
-  cmd->add_option("--db", b->options.db, "Verify this database (e.g. a backup copy)")
+  auto& o = b->options;
+  auto* cmd = app.add_subcommand(
+      "verify", "Check the audit log's hash chain, its signed checkpoints or an exported copy");
+  cmd->add_option("--db", o.db, "Verify this database (e.g. a backup copy)")->check(non_empty());
+  cmd->add_option("--public-key", o.public_keys,
+                  "Check the signed checkpoints with this Ed25519 public key (PEM; repeatable)")
       ->check(non_empty());
+  auto* export_opt =
+      cmd->add_option("--export", o.export_file,
+                      "Check this exported copy (JSON lines) and compare it with the database")
+          ->check(non_empty());
+  cmd->add_flag("--export-only", o.export_only, "With --export: check the copy alone")
+      ->needs(export_opt);
   cmd->add_option("--format", b->format.text, "Output format: table or json")
       ->check(CLI::IsMember({"table", "json"}))
       ->default_val("table");
-  cmd->footer("Exit status 3 if the chain is broken; the first bad row is named.");
+  cmd->footer(kVerifyFooter);
   return {cmd, [b](const GlobalOptions& g) {
             b->options.format = b->format.get();
             return cmd_verify(g, b->options);
           }};
+}
+
+constexpr const char* kKeygenFooter =
+    "Writes a new Ed25519 key pair for signed checkpoints into DIR (created with mode 0700 if\n"
+    "missing): checkpoint.key, the private key (PKCS#8 PEM), created with mode 0600 so that it is\n"
+    "never readable by others, not even briefly; and checkpoint.pub, the public key (PEM, 0644).\n"
+    "Existing files are kept unless --force (which replaces both atomically). Prints the key id\n"
+    "(the first 16 hex digits of SHA-256 over the raw public key; checkpoints name it) and the\n"
+    "next steps: the systemd credential "
+    "(LoadCredential=checkpoint.key:/etc/tokenwarden/credentials/checkpoint.key),\n"
+    "the [audit] lines, and copying the public key off the host. The same files can be made with\n"
+    "`openssl genpkey -algorithm ed25519` and `openssl pkey -pubout`.\n"
+    "Exit status: 0 written, 1 a file could not be written, 2 a file exists (without --force).\n"
+    "Example:\n  tokenwarden keygen --out /root/tokenwarden-keys";
+
+Subcommand add_keygen(CLI::App& app) {
+  auto o = std::make_shared<KeygenOptions>();
+  auto* cmd = app.add_subcommand("keygen", "Write an Ed25519 key pair for signed checkpoints");
+  cmd->add_option("--out", o->out, "Directory for checkpoint.key and checkpoint.pub")
+      ->required()
+      ->check(non_empty());
+  cmd->add_flag("--force", o->force, "Replace an existing key pair");
+  cmd->footer(kKeygenFooter);
+  return {cmd, [o](const GlobalOptions& g) { return cmd_keygen(g, *o); }};
 }
 
 Subcommand add_backup(CLI::App& app) {
@@ -296,7 +358,8 @@ constexpr const char* kReportFooter =
     "that never expire, * grants and write grants highlighted, the token changes of the period,\n"
     "policy compliance (violations, time to remediate, actions, exemptions), charts over time, "
     "and\n"
-    "the integrity of the hash chain with its head (seq, hash). Times: RFC 3339, a date, `now` "
+    "the integrity of the hash chain with its head (seq, hash) and the last signed checkpoint\n"
+    "(checked with --public-key or [audit] public_key_file). Times: RFC 3339, a date, `now` "
     "or\n"
     "an age such as 7d. JSON follows docs/report-schema.json; CSV is one file of sections (each\n"
     "starts with a `section,<name>` row). On a terminal, progress goes to stderr. Examples:\n"
@@ -324,6 +387,10 @@ Subcommand add_report(CLI::App& app) {
                   "HTML and Markdown: rows listed per long section; the rest is counted (0: all)")
       ->check(count("all"))
       ->default_val(5000);
+  cmd->add_option("--public-key", o->public_keys,
+                  "Check the last signed checkpoint with this public key (repeatable; default: "
+                  "[audit] public_key_file)")
+      ->check(non_empty());
   cmd->footer(kReportFooter);
   return {cmd, [o](const GlobalOptions& g) { return cmd_report(g, *o); }};
 }
@@ -366,7 +433,8 @@ std::vector<Subcommand> build_app(CLI::App& app, GlobalOptions& g, CLI::Option*&
                    ->envname("TOKENWARDEN_CONFIG");
   return {add_run(app),     add_poll(app),       add_check_config(app), add_tokens(app),
           add_history(app), add_violations(app), add_approve(app),      add_simulate(app),
-          add_verify(app),  add_backup(app),     add_report(app),       add_demo(app)};
+          add_verify(app),  add_keygen(app),     add_backup(app),       add_report(app),
+          add_demo(app)};
 }
 
 }  // namespace

@@ -51,7 +51,15 @@ struct HistoryOptions {
 
 struct VerifyOptions {
   std::string db;
+  std::vector<std::string> public_keys;  // --public-key (repeatable)
+  std::string export_file;               // --export: check this exported copy
+  bool export_only = false;              // --export-only: without the database
   OutputFormat format = OutputFormat::kTable;
+};
+
+struct KeygenOptions {
+  std::string out;     // the directory of checkpoint.key and checkpoint.pub
+  bool force = false;  // replace an existing pair
 };
 
 struct BackupOptions {
@@ -102,7 +110,8 @@ struct ReportOptions {
   std::string format;  // html, md, csv, json; default: from --output's extension, else md
   std::string output;  // default: stdout
   std::string cluster;
-  std::size_t limit = 5000;  // html/md: rows listed per long section (0: all)
+  std::size_t limit = 5000;              // html/md: rows listed per long section (0: all)
+  std::vector<std::string> public_keys;  // check the last checkpoint (--public-key)
 };
 
 int cmd_run(const GlobalOptions& g);
@@ -112,6 +121,7 @@ int cmd_check_config(const GlobalOptions& g, bool print);
 int cmd_tokens(const GlobalOptions& g, const TokensOptions& o);
 int cmd_history(const GlobalOptions& g, const HistoryOptions& o);
 int cmd_verify(const GlobalOptions& g, const VerifyOptions& o);
+int cmd_keygen(const GlobalOptions& g, const KeygenOptions& o);
 int cmd_backup(const GlobalOptions& g, const BackupOptions& o);
 int cmd_violations(const GlobalOptions& g, const ViolationsOptions& o);
 int cmd_approve(const GlobalOptions& g, const ApproveOptions& o);

@@ -139,6 +139,19 @@ std::optional<Destination> destination_of(const ReportOptions& o) {
   return dest;
 }
 
+// The keys that check the last signed checkpoint; false once a key's error is printed.
+bool load_public_keys(const std::vector<std::string>& files, report::Context& ctx) {
+  for (const auto& f : files) {
+    auto key = ed25519::PublicKey::load(f);
+    if (!key.ok()) {
+      print_error("public key: " + key.error().message);
+      return false;
+    }
+    ctx.public_keys.push_back(std::move(*key));
+  }
+  return true;
+}
+
 // The configuration adds intervals, policy settings, scopes and exemptions. With --db it is
 // used only if --config is given too (a backup may come from another installation). Returns
 // the database's path, or nullopt once the configuration's errors are printed.
@@ -160,8 +173,12 @@ std::optional<std::string> load_context(const GlobalOptions& g, const ReportOpti
       ctx.policies = c.policies;
       ctx.exemptions = c.exemptions;
       if (db_path.empty()) db_path = c.daemon.database;
+      if (o.public_keys.empty() && !c.audit.public_key_file.empty()) {
+        if (!load_public_keys({c.audit.public_key_file}, ctx)) return std::nullopt;
+      }
     }
   }
+  if (!o.public_keys.empty() && !load_public_keys(o.public_keys, ctx)) return std::nullopt;
   return db_path;
 }
 

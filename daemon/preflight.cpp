@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "daemon/checkpointer.h"
 #include "influx/influxctl_version.h"
 #include "influx/management_token.h"
 #include "metrics/http_endpoint.h"
@@ -46,6 +47,11 @@ RuntimeFileCheck check_runtime_files(const Config& config,
     auto check = influx::check_token_file(source.token_file, credentials_directory);
     if (check.error) out.errors.push_back(key + *check.error);
     for (const auto& w : check.warnings) out.warnings.push_back(key + w);
+  }
+  if (!config.audit.signing_key_file.empty()) {
+    auto check = check_signing_key_file(config.audit.signing_key_file, credentials_directory);
+    if (check.error) out.errors.push_back("audit.signing_key_file: " + *check.error);
+    for (const auto& w : check.warnings) out.warnings.push_back("audit.signing_key_file: " + w);
   }
   auto versions = check_influxctl_versions(config);
   out.errors.insert(out.errors.end(), versions.errors.begin(), versions.errors.end());

@@ -22,6 +22,24 @@ Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config,
   return poller;
 }
 
+Result<std::optional<ed25519::PrivateKey>> load_configured_key(
+    const Config& config, const std::string& credentials_directory) {
+  if (config.audit.signing_key_file.empty()) return std::optional<ed25519::PrivateKey>();
+  auto loaded = load_signing_key(config.audit.signing_key_file, credentials_directory);
+  if (!loaded.ok()) {
+    return make_error(loaded.error().code, "audit.signing_key_file: " + loaded.error().message);
+  }
+  return std::optional<ed25519::PrivateKey>(std::move(*loaded));
+}
+
+Status configure_checkpoints(Checkpointer& checkpointer, const Config& config,
+                             const std::string& credentials_directory, Timestamp now) {
+  auto key = load_configured_key(config, credentials_directory);
+  if (!key.ok()) return key.take_error();
+  checkpointer.configure(std::move(*key), config.audit);
+  return checkpointer.enabled() ? checkpointer.start(now) : ok_status();
+}
+
 Result<Runtime> build_runtime(const Config& config, const Clock& clock,
                               const std::shared_ptr<LogSink>& sink, const RuntimeOptions& options) {
   Runtime rt;
@@ -32,8 +50,19 @@ Result<Runtime> build_runtime(const Config& config, const Clock& clock,
   rt.recorder = std::make_unique<storage::InventoryRecorder>(*rt.store);
   rt.metrics = std::make_unique<metrics::Metrics>(
       kVersion, metrics::MetricsOptions{.reuse_text = config.http.reuse_metrics_text});
-  rt.store->on_commit(
-      [m = rt.metrics.get()](const EventCounts& counts) { m->audit_events(counts); });
+  rt.checkpointer =
+      std::make_unique<Checkpointer>(*rt.store, Logger("checkpoint", sink), host_name());
+  if (auto st = configure_checkpoints(*rt.checkpointer, config, options.credentials_directory,
+                                      clock.now());
+      !st.ok()) {
+    return st.take_error();
+  }
+  rt.checkpointer->on_signed(
+      [m = rt.metrics.get()](std::int64_t seq, Timestamp at) { m->checkpoint_signed(seq, at); });
+  rt.store->on_commit([m = rt.metrics.get(), c = rt.checkpointer.get()](const EventCounts& counts) {
+    m->audit_events(counts);
+    c->committed(counts);
+  });
   auto policies = compile_policies(config);
   if (!policies.ok()) return policies.take_error();
   rt.policies = std::move(*policies);

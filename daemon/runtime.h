@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "daemon/alerts.h"
+#include "daemon/checkpointer.h"
 #include "daemon/config.h"
 #include "daemon/poller.h"
 #include "metrics/metrics.h"
@@ -28,6 +29,8 @@ struct Runtime {
   std::unique_ptr<storage::AuditStore> store;
   std::unique_ptr<storage::InventoryRecorder> recorder;
   std::unique_ptr<metrics::Metrics> metrics;
+  // Always built; signs only with [audit] signing_key_file (the key is loaded by build_runtime).
+  std::unique_ptr<Checkpointer> checkpointer;
   std::shared_ptr<const policy::PolicySet> policies;
   std::unique_ptr<AlertDispatcher> alerts;  // null when no receiver is configured
   std::vector<std::unique_ptr<ClusterPoller>> pollers;
@@ -43,6 +46,14 @@ struct RuntimeOptions {
 
 Result<Runtime> build_runtime(const Config& config, const Clock& clock,
                               const std::shared_ptr<LogSink>& sink, const RuntimeOptions& options);
+
+// The [audit] signing_key_file's key (nullopt when not set); one sentence naming the file if it
+// cannot be loaded. configure_checkpoints loads it into the checkpointer with its triggers and
+// reads the last checkpoint (at start; a reload applies a new key with Checkpointer::configure).
+Result<std::optional<ed25519::PrivateKey>> load_configured_key(
+    const Config& config, const std::string& credentials_directory);
+Status configure_checkpoints(Checkpointer& checkpointer, const Config& config,
+                             const std::string& credentials_directory, Timestamp now);
 
 // One cluster's poller and enforcer, wired to the runtime's recorder, policies, alerts and
 // metrics (also used when a reload adds or changes a cluster).

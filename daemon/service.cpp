@@ -103,6 +103,7 @@ struct Service::Impl {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   Duration heartbeat_period = std::chrono::seconds(10);
   bool watchdog = false;
+  bool signing = false;  // a checkpoint job is queued or running on the pool
 
   // Shared with the endpoint thread.
   mutable std::mutex state_mu;
@@ -167,6 +168,7 @@ struct Service::Impl {
     slot.running = false;
     --running;
     note_cycle(rep);
+    maybe_checkpoint();
     if (callback) callback(rep);
     if (stopping) {
       maybe_finish();
@@ -269,11 +271,24 @@ struct Service::Impl {
     }
   }
 
+  // ---- signed checkpoints ------------------------------------------------------------------
+
+  // Due checkpoints are signed on the pool: the event loop never waits for the database.
+  void maybe_checkpoint() {
+    if (signing || stopping || !pool || !rt.checkpointer->due(deps.clock->now())) return;
+    signing = true;
+    asio::post(*pool, [this] {
+      rt.checkpointer->sign(deps.clock->now());
+      asio::post(ioc, [this] { signing = false; });
+    });
+  }
+
   // ---- heartbeat, watchdog, readiness -------------------------------------------------------
 
   void heartbeat() {
     loop_tick.store(steady_ns());
     if (watchdog && deps.notify_systemd) notifier.watchdog();
+    maybe_checkpoint();
     heartbeat_timer->expires_after(heartbeat_period);
     heartbeat_timer->async_wait([this](const boost::system::error_code& ec) {
       if (ec || finished) return;
@@ -417,6 +432,11 @@ struct Service::Impl {
       failed(first_problem(files.errors));
       return;
     }
+    auto key = load_configured_key(*load.config, deps.credentials_directory);
+    if (!key.ok()) {
+      failed(key.error().message);
+      return;
+    }
     Config next = std::move(*load.config);
     for (const auto& w : load.warnings) log.warn("configuration: " + w);
     for (const auto& w : files.warnings) log.warn("configuration: " + w);
@@ -469,6 +489,7 @@ struct Service::Impl {
     const std::size_t changed = plan.changed.size();
     config = std::move(next);
     deps.sink->set_level(config.daemon.log_level);
+    apply_checkpoint_key(std::move(*key), now);
     if (deps.set_log_format) deps.set_log_format(config.daemon.log_format);
     if (rt.alerts)
       rt.alerts->reconfigure(config.alerting.alertmanager_url, config.alerting.webhook_url);
@@ -512,6 +533,15 @@ struct Service::Impl {
     if (deps.notify_systemd) notifier.ready("running; configuration reloaded");
   }
 
+  void apply_checkpoint_key(std::optional<ed25519::PrivateKey> key, Timestamp now) {
+    const bool was_enabled = rt.checkpointer->enabled();
+    rt.checkpointer->configure(std::move(key), config.audit);
+    if (was_enabled || !rt.checkpointer->enabled()) return;
+    if (auto st = rt.checkpointer->start(now); !st.ok()) {
+      log.error("could not read the last checkpoint", {{"error", st.error().message}});
+    }
+  }
+
   // ---- stop ---------------------------------------------------------------------------------
 
   void stop() {
@@ -550,6 +580,7 @@ struct Service::Impl {
         .end_object();
     auto s = append_daemon_event(*rt.store, EventKind::kDaemonStopped, d, deps.clock->now());
     if (!s.ok()) log.error("could not record daemon_stopped", {{"error", s.error().message}});
+    rt.checkpointer->sign(deps.clock->now());  // the last checkpoint covers daemon_stopped
     log.info("stopped");
     guard.reset();
   }

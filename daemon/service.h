@@ -7,6 +7,9 @@
 // daemon.max_concurrent_polls cycles run at once. On SIGTERM/SIGINT no new cycle starts; running
 // cycles get 5 s to finish, then their network calls are cancelled; `daemon_stopped` is recorded
 // and run() returns 0. The event loop itself never blocks on the network or the database.
+// With [audit] signing_key_file, a checkpoint that is due (daemon/checkpointer.h) is signed on the
+// worker pool, checked after every cycle and every heartbeat; the last one at a clean stop,
+// right after `daemon_stopped`, so that it covers it.
 //
 // The HTTP endpoint ([http] listen: /metrics, /healthz, /readyz) is bound before READY=1 is sent
 // to systemd; a heartbeat timer on the event loop feeds the systemd watchdog and /healthz.

@@ -34,6 +34,8 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Gauge>& last_success;
   prometheus::Family<prometheus::Gauge>& mgmt_expiry;
   prometheus::Family<prometheus::Counter>& audit_events;
+  prometheus::Family<prometheus::Gauge>& checkpoint_seq;
+  prometheus::Family<prometheus::Gauge>& checkpoint_at;
   prometheus::Family<prometheus::Gauge>& exemptions;
   prometheus::Family<prometheus::Counter>& alerts;
   prometheus::Gauge& reload_ok;
@@ -115,6 +117,14 @@ struct Metrics::Impl {
                          .Name("tokenwarden_audit_events_total")
                          .Help("Events appended to the audit log")
                          .Register(registry)),
+        checkpoint_seq(BuildGauge()
+                           .Name("tokenwarden_audit_checkpoint_seq")
+                           .Help("Seq of the last signed checkpoint this process appended")
+                           .Register(registry)),
+        checkpoint_at(BuildGauge()
+                          .Name("tokenwarden_audit_checkpoint_timestamp_seconds")
+                          .Help("Unix time of the last signed checkpoint this process appended")
+                          .Register(registry)),
         exemptions(
             BuildGauge()
                 .Name("tokenwarden_exemptions_active")
@@ -267,6 +277,12 @@ void Metrics::audit_events(const EventCounts& counts) {
           .Increment(static_cast<double>(n));
     }
   }
+}
+
+void Metrics::checkpoint_signed(std::int64_t seq, Timestamp at) {
+  const Touched touched(*impl_);
+  impl_->checkpoint_seq.Add({}).Set(static_cast<double>(seq));
+  impl_->checkpoint_at.Add({}).Set(unix_seconds(at));
 }
 
 void Metrics::exemptions_active(const std::map<std::string, std::int64_t>& by_policy) {

@@ -63,6 +63,9 @@ class Metrics {
               std::string_view result, std::int64_t n = 1);
   void enforcement_halted(const std::string& cluster, bool halted);
   void audit_events(const EventCounts& counts);
+  // A checkpoint_signed event was appended (tokenwarden_audit_checkpoint_seq and _timestamp_
+  // seconds; absent until the first one).
+  void checkpoint_signed(std::int64_t seq, Timestamp at);
   void exemptions_active(const std::map<std::string, std::int64_t>& by_policy);
   // Totals as counted by the alert dispatcher (monotonic); the counters follow them.
   void alerts_sent(const std::string& receiver, std::string_view result, std::int64_t total);

@@ -539,8 +539,16 @@ Result<Integrity> integrity_of(ReadTxn& txn, const ReportData& data) {
     verified = std::move(*v);
   }
   const auto& v = *verified;
-  p.result = Integrity{
-      v.ok, v.rows, v.head_seq, v.head_hash, v.bad_seq, v.problem, v.append_only_triggers};
+  auto checkpoint = storage::last_checkpoint(txn, data.context.public_keys);
+  if (!checkpoint.ok()) return checkpoint.take_error();
+  p.result = Integrity{v.ok,
+                       v.rows,
+                       v.head_seq,
+                       v.head_hash,
+                       v.bad_seq,
+                       v.problem,
+                       v.append_only_triggers,
+                       std::move(*checkpoint)};
   data.integrity = *p.result;
   return *p.result;
 }
@@ -584,6 +592,21 @@ Status write_report(ReadTxn& txn, const ReportData& data, Format format, const S
       return render_html(txn, data, sink);
   }
   return make_error(ErrorCode::kInvalidArgument, "unknown report format");
+}
+
+std::string_view checkpoint_verification(const Integrity& g) {
+  if (!g.checkpoint) return "none";
+  if (!g.checkpoint->checked) return "not_checked";
+  return g.checkpoint->problem.empty() ? "verified" : "invalid";
+}
+
+std::string checkpoint_note(const Integrity& g) {
+  if (!g.checkpoint) return "no signed checkpoint in the audit log";
+  if (!g.checkpoint->checked) {
+    return "not checked: no public key (report --public-key or [audit] public_key_file)";
+  }
+  if (g.checkpoint->problem.empty()) return "verified with key " + g.checkpoint->key_id;
+  return "not verified: " + g.checkpoint->problem;
 }
 
 }  // namespace tw::report

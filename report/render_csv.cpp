@@ -292,6 +292,15 @@ void integrity_csv(Csv& csv, const Integrity& g) {
   else
     csv.empty();
   csv.text(g.problem).end();
+  csv.section("checkpoint",
+              {"seq", "head_seq", "signed_at", "key_id", "host", "verification", "note"});
+  if (g.checkpoint) {
+    const auto& c = *g.checkpoint;
+    csv.value(c.seq).value(c.head_seq).text(c.signed_at).text(c.key_id).text(c.host);
+  } else {
+    csv.empty().empty().empty().empty().empty();
+  }
+  csv.text(checkpoint_verification(g)).text(checkpoint_note(g)).end();
 }
 
 }  // namespace

@@ -493,6 +493,15 @@ void integrity_html(std::string& o, const Integrity& g) {
     o += "<p><b>The append-only triggers of the audit table are missing</b>: someone removed "
          "them.</p>\n";
   }
+  if (g.checkpoint) {
+    const auto& c = *g.checkpoint;
+    o += "<p>Last signed checkpoint: seq <b>" + std::to_string(c.seq) +
+         "</b>, signing the head at seq " + std::to_string(c.head_seq) + ", signed at " +
+         h(c.signed_at, 40) + " by key <code>" + h(c.key_id, 40) + "</code> on " + h(c.host, 100) +
+         ": <b>" + h(checkpoint_note(g), 400) + "</b>.</p>\n";
+  } else {
+    o += "<p>Signed checkpoints: none in the audit log.</p>\n";
+  }
   o += "<p>Head of the chain: seq <b>" + std::to_string(g.head_seq) + "</b>, hash <code>" +
        h(g.head_hash, 80) +
        "</code>. A later <code>tokenwarden verify</code> that still shows this row with this hash "

@@ -272,7 +272,23 @@ void integrity_json(JsonWriter& w, const Integrity& g) {
   else
     w.null();
   text_or_null(w, "problem", g.problem);
-  w.field("append_only_triggers", g.append_only_triggers).end_object();
+  w.field("append_only_triggers", g.append_only_triggers);
+  w.key("checkpoint");
+  if (g.checkpoint) {
+    const auto& c = *g.checkpoint;
+    w.begin_object()
+        .field("seq", c.seq)
+        .field("head_seq", c.head_seq)
+        .field("signed_at", c.signed_at)
+        .field("key_id", c.key_id)
+        .field("host", c.host)
+        .field("verification", checkpoint_verification(g))
+        .field("note", checkpoint_note(g))
+        .end_object();
+  } else {
+    w.null();
+  }
+  w.end_object();
 }
 
 }  // namespace

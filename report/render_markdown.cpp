@@ -272,6 +272,15 @@ void integrity_md(std::string& o, const Integrity& g) {
                               : std::string()) +
          " Events from there on cannot be trusted.\n\n";
   }
+  if (g.checkpoint) {
+    const auto& c = *g.checkpoint;
+    o += "Last signed checkpoint: seq " + std::to_string(c.seq) + ", signing the head at seq " +
+         std::to_string(c.head_seq) + ", signed at " + md(c.signed_at, 40) + " by key `" +
+         md(c.key_id, 40) + "` on " + md(c.host, 100) + ": " + md(checkpoint_note(g), 400) +
+         ".\n\n";
+  } else {
+    o += "Signed checkpoints: none in the audit log.\n\n";
+  }
   o += "Head of the chain: seq " + std::to_string(g.head_seq) + ", hash `" + md(g.head_hash, 80) +
        "`. A later `tokenwarden verify` that still shows this row with this hash proves that the "
        "history up "

@@ -28,12 +28,14 @@
 #include <string_view>
 #include <vector>
 
+#include "core/ed25519.h"
 #include "core/result.h"
 #include "core/time.h"
 #include "policy/policy_spec.h"
 #include "storage/anomalies.h"
 #include "storage/chain.h"
 #include "storage/queries.h"
+#include "storage/report_queries.h"
 
 namespace tw::storage {
 class ReadTxn;
@@ -59,6 +61,8 @@ struct Context {
   std::map<std::string, ClusterSettings> clusters;
   std::vector<policy::PolicySpec> policies;
   std::vector<policy::ExemptionSpec> exemptions;
+  // report --public-key or [audit] public_key_file: the last checkpoint is checked with these.
+  std::vector<ed25519::PublicKey> public_keys;
 };
 
 struct Request {
@@ -173,7 +177,14 @@ struct Integrity {
   std::int64_t first_bad_seq = 0;  // 0: the problem is not one row
   std::string problem;
   bool append_only_triggers = true;
+  // The last signed checkpoint (docs/database.md "Signed checkpoints"), if any.
+  std::optional<storage::CheckpointSummary> checkpoint;
 };
+
+// "verified", "invalid", "not_checked" (no public key) or "none" (no checkpoint), and one
+// sentence saying so.
+std::string_view checkpoint_verification(const Integrity& g);
+std::string checkpoint_note(const Integrity& g);
 
 // Progress for long reports: one line per stage ("reading polls", …) with an optional count.
 using Progress = std::function<void(std::string_view stage, std::int64_t done, std::int64_t total)>;

@@ -35,18 +35,27 @@ WriteTxn::~WriteTxn() = default;  // Transaction rolls back, then the lock is re
 
 Db& WriteTxn::db() { return *impl_->db; }
 
+Status WriteTxn::load_head() {
+  if (impl_->head_loaded) return ok_status();
+  auto q = impl_->db->cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
+  if (!q.ok()) return q.take_error();
+  auto row = (*q)->step();
+  if (!row.ok()) return row.take_error();
+  impl_->head_seq = *row ? (*q)->int64(0) : 0;
+  impl_->head_hash = *row ? (*q)->text(1) : std::string(kGenesisHash);
+  (*q)->reset();
+  impl_->head_loaded = true;
+  return ok_status();
+}
+
+Result<ChainHead> WriteTxn::head() {
+  TW_RETURN_IF_ERROR(load_head());
+  return ChainHead{impl_->head_seq, impl_->head_hash};
+}
+
 Result<std::int64_t> WriteTxn::append(const NewEvent& event, Timestamp recorded_at) {
   Db& db = *impl_->db;
-  if (!impl_->head_loaded) {
-    auto q = db.cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
-    if (!q.ok()) return q.take_error();
-    auto row = (*q)->step();
-    if (!row.ok()) return row.take_error();
-    impl_->head_seq = *row ? (*q)->int64(0) : 0;
-    impl_->head_hash = *row ? (*q)->text(1) : std::string(kGenesisHash);
-    (*q)->reset();
-    impl_->head_loaded = true;
-  }
+  TW_RETURN_IF_ERROR(load_head());
   std::int64_t seq = impl_->head_seq + 1;
   std::string at = format_timestamp(recorded_at);
   std::optional<std::string> cluster, token;

@@ -20,6 +20,7 @@
 
 #include "core/audit_event.h"
 #include "core/result.h"
+#include "storage/export_log.h"
 #include "storage/inventory.h"
 
 namespace tw::storage {
@@ -56,6 +57,8 @@ class WriteTxn {
 
   // Appends to the hash chain; returns the row's seq.
   Result<std::int64_t> append(const NewEvent& event, Timestamp recorded_at);
+  // The last seq and hash, including what this transaction appended (genesis when empty).
+  Result<ChainHead> head();
   Status put_token(const std::string& cluster, const KnownToken& token);
   Result<std::int64_t> insert_poll(const PollRecord& poll);
   Status commit();
@@ -69,6 +72,7 @@ class WriteTxn {
   friend class AuditStore;
   struct Impl;
   explicit WriteTxn(std::unique_ptr<Impl> impl);
+  Status load_head();
   std::unique_ptr<Impl> impl_;
   EventCounts counts_{};
 };

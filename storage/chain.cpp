@@ -2,6 +2,7 @@
 
 #include "core/json_writer.h"
 #include "core/sha256.h"
+#include "storage/checkpoints.h"
 #include "storage/sqlite.h"
 
 namespace tw::storage {
@@ -28,8 +29,8 @@ std::string chain_hash(std::string_view prev_hash, std::string_view canonical) {
   return sha256_hex(prev_hash, canonical);
 }
 
-Result<VerifyReport> verify_chain(Db& db, void (*progress)(std::int64_t, void*),
-                                  void* progress_arg) {
+Result<VerifyReport> verify_chain(Db& db, void (*progress)(std::int64_t, void*), void* progress_arg,
+                                  CheckpointVerifier* checkpoints) {
   VerifyReport rep;
   auto stmt = db.prepare(
       "SELECT seq, recorded_at, cluster, token_id, event, detail, prev_hash, hash "
@@ -79,6 +80,7 @@ Result<VerifyReport> verify_chain(Db& db, void (*progress)(std::int64_t, void*),
                       ") was modified: its hash does not match its content");
       }
     }
+    if (checkpoints != nullptr) checkpoints->add(seq, event, prev_hash, detail);
     prev = hash;
     expected_seq = seq + 1;
     rep.head_seq = seq;

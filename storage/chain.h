@@ -20,6 +20,7 @@
 namespace tw::storage {
 
 class Db;
+class CheckpointVerifier;
 
 inline constexpr std::string_view kGenesisHash =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -40,8 +41,10 @@ struct VerifyReport {
   bool append_only_triggers = true;  // false: someone removed them (reported, not a chain break)
 };
 
-// progress(rows_done) is called every 100k rows if set.
+// progress(rows_done) is called every 100k rows if set; `checkpoints`, if set, is given every
+// row in seq order (storage/checkpoints.h), so one pass checks the chain and the signatures.
 Result<VerifyReport> verify_chain(Db& db, void (*progress)(std::int64_t, void*) = nullptr,
-                                  void* progress_arg = nullptr);
+                                  void* progress_arg = nullptr,
+                                  CheckpointVerifier* checkpoints = nullptr);
 
 }  // namespace tw::storage

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "core/strings.h"
+#include "storage/checkpoints.h"
 #include "storage/pipeline.h"
 #include "storage/sqlite.h"
 
@@ -271,6 +273,25 @@ Result<std::int64_t> audit_event_count(ReadTxn& txn) {
   TW_RETURN_IF_ERROR(each_row(txn, "SELECT count(*) FROM audit_log", ReportPeriod{},
                               [&](Stmt& s) { n = s.int64(0); }));
   return n;
+}
+
+Result<std::optional<CheckpointSummary>> last_checkpoint(
+    ReadTxn& txn, const std::vector<ed25519::PublicKey>& keys) {
+  auto row = read_last_checkpoint(txn.db());
+  if (!row.ok()) return row.take_error();
+  if (!*row) return std::optional<CheckpointSummary>();
+  CheckpointSummary c;
+  c.seq = (*row)->seq;
+  if (auto d = parse_checkpoint_detail((*row)->detail)) {
+    c.head_seq = d->head_seq;
+    // Text from the database: control characters shown escaped, lengths bounded.
+    c.signed_at = printable(d->signed_at, 64);
+    c.key_id = printable(d->key_id, 64);
+    c.host = printable(d->host, 255);
+  }
+  c.checked = !keys.empty();
+  if (c.checked) c.problem = check_checkpoint(c.seq, (*row)->prev_hash, (*row)->detail, keys);
+  return std::optional<CheckpointSummary>(std::move(c));
 }
 
 }  // namespace tw::storage

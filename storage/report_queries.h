@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/ed25519.h"
 #include "core/result.h"
 #include "core/time.h"
 #include "storage/read_txn.h"
@@ -122,5 +123,17 @@ Status for_each_token_change(ReadTxn& txn, const ReportPeriod& period,
 // The seq of the chain head row, if any; and the number of events in the audit log.
 Result<std::optional<std::int64_t>> chain_head_seq(ReadTxn& txn);
 Result<std::int64_t> audit_event_count(ReadTxn& txn);
+
+// The last signed checkpoint (storage/checkpoints.h) and what checking it with `keys` found;
+// its text fields pass through printable() (they are read from a file anyone may have edited).
+struct CheckpointSummary {
+  std::int64_t seq = 0;       // the checkpoint_signed row
+  std::int64_t head_seq = 0;  // the head it signs
+  std::string signed_at, key_id, host;
+  bool checked = false;  // keys were given
+  std::string problem;   // checked: "" if it verifies with one of the keys, else why not
+};
+Result<std::optional<CheckpointSummary>> last_checkpoint(
+    ReadTxn& txn, const std::vector<ed25519::PublicKey>& keys);
 
 }  // namespace tw::storage

@@ -781,7 +781,8 @@ def check_json(rep: dict, exp: dict, h: History, frm, to, inv_at, cluster=None, 
     # Integrity: the chain head is the database's own.
     rows, head_seq, head_hash = chain_head(h.tw)
     assert rep["integrity"] == {"ok": True, "rows_checked": rows, "head_seq": head_seq, "head_hash": head_hash,
-                                "first_bad_seq": None, "problem": None, "append_only_triggers": True}
+                                "first_bad_seq": None, "problem": None, "append_only_triggers": True,
+                                "checkpoint": None}
 
 
 def test_history_matches_the_script(history):
@@ -1020,7 +1021,7 @@ def test_markdown_csv_html_carry_the_same_figures(history, tmp_path):
     s = csv_sections(raw_csv)
     assert set(s) == {"report", "coverage", "gaps", "inventory_summary", "inventory", "time_anomalies",
                       "change_counts", "changes", "policies", "resolutions", "halts", "exemptions", "series",
-                      "integrity"}
+                      "integrity", "checkpoint"}
     meta = {r["key"]: r["value"] for r in s["report"]}
     assert meta["period_from"] == iso(FROM) and meta["period_to"] == iso(TO) and meta["schema_version"] == "1"
     assert meta["cluster_filter"] == "" and meta["database"] == str(history.tw.db_path)
@@ -1192,7 +1193,7 @@ def test_csv_reads_back_with_a_csv_reader(history, tmp_path):
         assert (json.loads(r["before"]) if r["before"] else None) == e["before"]
         assert (json.loads(r["after"]) if r["after"] else None) == e["after"]
     assert len(s["series"]) == len(rep["series"])
-    assert text.count("\r\n\r\nsection,") == 13
+    assert text.count("\r\n\r\nsection,") == 14
 
 
 # --------------------------------------------------------------------------------------------

@@ -252,6 +252,7 @@ void touch_everything(Metrics& m) {
   EventCounts counts{};
   counts[static_cast<std::size_t>(EventKind::kTokenCreated)] = 1;
   m.audit_events(counts);
+  m.checkpoint_signed(42, ts("2026-06-01T00:00:00Z"));
   m.exemptions_active({{"p1", 1}});
   m.alerts_sent("webhook", "ok", 1);
   m.config_reload(true, ts("2026-06-01T00:00:00Z"));
@@ -274,6 +275,8 @@ TEST(Metrics, EveryFamilyHasHelpTypeAndSamples) {
       {"tokenwarden_poll_duration_seconds", "histogram"},
       {"tokenwarden_last_successful_poll_timestamp_seconds", "gauge"},
       {"tokenwarden_audit_events_total", "counter"},
+      {"tokenwarden_audit_checkpoint_seq", "gauge"},
+      {"tokenwarden_audit_checkpoint_timestamp_seconds", "gauge"},
       {"tokenwarden_exemptions_active", "gauge"},
       {"tokenwarden_alerts_sent_total", "counter"},
       {"tokenwarden_config_last_reload_successful", "gauge"},
@@ -310,6 +313,8 @@ TEST(Metrics, LabelNamesFollowTheSpec) {
       {"tokenwarden_audit_events_total", {"event"}},
       {"tokenwarden_exemptions_active", {"policy"}},
       {"tokenwarden_alerts_sent_total", {"receiver", "result"}},
+      {"tokenwarden_audit_checkpoint_seq", {}},
+      {"tokenwarden_audit_checkpoint_timestamp_seconds", {}},
       {"tokenwarden_config_last_reload_successful", {}},
       {"tokenwarden_config_last_reload_success_timestamp_seconds", {}},
   };
@@ -579,6 +584,16 @@ TEST(Metrics, AuditEventsAddPerKindAndSkipZeroKinds) {
   EXPECT_EQ(e.value("tokenwarden_audit_events_total", {{"event", "token_discovered"}}), 1.0);
   EXPECT_EQ(e.matching("tokenwarden_audit_events_total").size(), 4u)
       << "no series for kinds never counted";
+}
+
+TEST(Metrics, CheckpointSignedSetsSeqAndTime) {
+  Metrics m("v");
+  EXPECT_TRUE(render(m).matching("tokenwarden_audit_checkpoint_seq").empty());
+  m.checkpoint_signed(7, ts("2026-06-01T00:00:00Z"));
+  m.checkpoint_signed(12, ts("2026-06-01T01:00:00Z"));
+  auto e = render(m);
+  EXPECT_EQ(e.value("tokenwarden_audit_checkpoint_seq", {}), 12.0);
+  EXPECT_EQ(e.value("tokenwarden_audit_checkpoint_timestamp_seconds", {}), kJune1 + 3600);
 }
 
 TEST(Metrics, ExemptionsActiveReplacesTheSet) {

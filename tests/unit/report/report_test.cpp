@@ -16,6 +16,7 @@
 #include "core/strings.h"
 #include "report/text_util.h"
 #include "storage/anomalies.h"
+#include "storage/checkpoints.h"
 #include "storage/read_txn.h"
 #include "tests/unit/storage/store_fixture.h"
 
@@ -450,6 +451,12 @@ TEST_F(HostileTest, JsonKeepsTheTextAsValidUtf8) {
   EXPECT_TRUE(found);
 }
 
+// A fixed key, so that the golden files' key id and signature do not change.
+constexpr const char* kGoldenKey =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDK2VwBCIEIB93fbzeNBHpxJcwjiW9xkiv5bnt6rgeLbctgbJEus9A\n"
+    "-----END PRIVATE KEY-----\n";
+
 // Golden files: every format of two small reports, compared byte for byte with
 // tests/unit/report/golden/ (output formats are contracts; a change to the bytes has to show in
 // the diff of those files). TW_UPDATE_GOLDEN=1 rewrites them from the current renderers.
@@ -497,7 +504,16 @@ TEST_F(HistoryTest, GoldenReportInEveryFormat) {
         "prod", TimeAnomaly{"d", kCreatedInFuture, "2027-01-01T00:00:00.000Z"}, kStart + hours(2));
     append(ev.kind, ev.cluster, ev.token_id, ev.detail, kStart + hours(2));
   }
+  auto key = ed25519::PrivateKey::from_pem(kGoldenKey, "golden");
+  ASSERT_TRUE(key.ok());
+  {
+    auto txn = store_->begin();
+    ASSERT_TRUE(txn.ok());
+    ASSERT_TRUE(storage::sign_checkpoint(*txn, *key, "golden-host", kStart + hours(6)).ok());
+    ASSERT_TRUE(txn->commit().ok());
+  }
   Context ctx;
+  ctx.public_keys.push_back(key->public_key());
   ctx.from_config = true;
   ctx.config_path = "/etc/tokenwarden/config.toml";
   ctx.clusters["prod"].poll_interval = hours(1);
@@ -521,6 +537,11 @@ TEST_F(HistoryTest, GoldenReportInEveryFormat) {
 TEST_F(HostileTest, GoldenReportInEveryFormat) {
   exec(storage::testing::kDropTriggers);
   exec("UPDATE audit_events SET detail = '{\"x\":1}' WHERE seq = 3");
+  // A checkpoint whose every field is hostile text (no key given: not checked).
+  append(EventKind::kCheckpointSigned, "", "",
+         R"({"head_seq":3,"head_hash":"<i>h</i>","signed_at":"2026\n|x|","key_id":"<b>k</b>",)"
+         R"("host":"<script>x</script>\r\u001b[31m,=cmd|'","signature":"*"})",
+         kStart + hours(1));
   const auto d = collect_ok(request(kStart, kStart + hours(1)));
   expect_goldens("hostile", render(d, Format::kHtml), render(d, Format::kMarkdown),
                  render(d, Format::kCsv), render(d, Format::kJson));
