@@ -254,3 +254,69 @@ def test_tls_collector_with_an_unknown_ca_is_refused(tmp_path, sim_factory, tw_f
     assert tw.stop_daemon() == 0
     assert rsys.lines() == []
     assert "certificate" in tw.daemon_log()
+
+
+def metric(tw, key):
+    """A value from /metrics; None while the endpoint is not up yet."""
+    status, _, body = tw.http_get("/metrics")
+    return twtest.parse_metrics(body).get(key) if status == 200 else None
+
+
+def test_require_export_holds_actions_until_the_export_catches_up(tmp_path, sim_factory,
+                                                                  tw_factory, rsyslog_factory):
+    sim = sim_factory()
+    import datetime
+    week = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=7)
+    sim.create("fine", [{"action": "read", "resource": "db"}],
+               expires_at=week.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    rsys = rsyslog_factory()  # not started yet: the export lags
+    policy = ('\n[[policies]]\nname = "must-expire"\nkind = "max_lifetime"\naction = "revoke"\n'
+              'grace_period = "0s"\nseverity = "critical"\nmax_lifetime = "30d"\n')
+    extra = export_config(rsys).replace("[audit]\n",
+                                        '[audit]\nrequire_export = true\nexport_max_lag = "10s"\n')
+    tw = tw_factory([twtest.clustered_block("c1", sim, tmp_path / "t")], extra=extra + policy,
+                    safety="max_actions_per_cycle = 100\nmax_actions_percent = 100\n",
+                    listen=f"127.0.0.1:{twtest.free_port()}")
+    tw.start_daemon()
+    blocked = ("tokenwarden_enforcement_export_blocked", frozenset())
+    twtest.wait_for(lambda: metric(tw, blocked) == 1, timeout=30,
+                    what="the export to lag more than export_max_lag")
+    bad = sim.create("no expiry", [{"action": "write", "resource": "db"}])
+    twtest.wait_for(lambda: [e for e in tw.events() if e["event"] == "enforcement_halted"],
+                    timeout=20, what="the hold to be recorded")
+    time.sleep(3)  # several polls while the export lags
+    assert [r for r in sim.requests() if r["method"] == "DELETE"] == []
+    held = [e for e in tw.events() if e["event"] == "enforcement_halted"]
+    assert len(held) == 1 and held[0]["detail"]["reason"] == "export_lagging", held
+    assert held[0]["detail"]["planned"] == 1
+    assert [e["event"] for e in tw.events() if e["token_id"] == bad["id"]].count("action_planned") == 1
+    rsys.start()
+    twtest.wait_for(lambda: [r for r in sim.requests() if r["method"] == "DELETE"], timeout=30,
+                    what="the revocation once the export caught up")
+    deletes = [r for r in sim.requests() if r["method"] == "DELETE"]
+    assert len(deletes) == 1 and deletes[0]["path"].endswith("/" + bad["id"])
+    twtest.wait_for(lambda: metric(tw, blocked) == 0, timeout=10, what="the gauge back to 0")
+    assert tw.stop_daemon() == 0
+    twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=20, what="everything exported")
+    check_export(rsys.lines(), db_rows(tw))
+    assert tw.daemon_log().count("enforcement actions held back") == 1
+
+
+def test_file_sink_follows_logrotate(tmp_path, sim_factory, tw_factory):
+    sim = sim_factory(extra_args=["--seed-tokens", "50"])
+    path = tmp_path / "export.jsonl"
+    tw = tw_factory([twtest.clustered_block("c1", sim, tmp_path / "t")],
+                    extra=export_config(file_path=path))
+    lines_of = lambda p: [l for l in p.read_text().split("\n") if l] if p.exists() else []  # noqa
+    tw.start_daemon()
+    twtest.wait_for(lambda: caught_up(tw, lambda: lines_of(path)), timeout=30, what="the export")
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    rotated = tmp_path / "export.jsonl.1"
+    path.rename(rotated)  # logrotate's `create` mode, then its postrotate SIGHUP
+    tw.daemon.send_signal(signal.SIGHUP)
+    sim.control("POST", "/churn", {"percent": 20})
+    twtest.wait_for(lambda: lines_of(path) and caught_up(tw, lambda: lines_of(path)), timeout=30,
+                    what="the export into the new file")
+    assert tw.stop_daemon() == 0
+    twtest.wait_for(lambda: caught_up(tw, lambda: lines_of(path)), timeout=20, what="the rest")
+    assert check_export(lines_of(rotated) + lines_of(path), db_rows(tw)) == 0
