@@ -1,5 +1,8 @@
 #include "export/exporter.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -167,6 +170,12 @@ void ExportThread::drain_and_stop(Duration grace) {
 }
 
 void ExportThread::loop() {
+  // OpenSSL writes to the socket with write(): a collector that reset a TLS connection must give
+  // this thread EPIPE, not a SIGPIPE that would end the daemon.
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   while (true) {
     const StepResult r = exporter_->step();
     std::unique_lock lock(mu_);
