@@ -297,26 +297,32 @@ struct SyslogSink::Conn {
     return ok_status();
   }
 
-  // Whether the collector closed the connection (or reset it) since the last batch. A collector
-  // sends nothing on a syslog connection but, with TLS, session tickets and close_notify.
-  bool peer_closed() {
+  // What became of the connection since the last batch. The collector sends nothing on a syslog
+  // connection but, with TLS, session tickets and close_notify. A collector that closes its
+  // socket after reading everything sends FIN (kClosed); one that closes it with data still
+  // unread — a restart in the middle of a batch — makes the kernel answer with RST (kBroken).
+  enum class State { kAlive, kClosed, kBroken };
+  State state() {
     char c;
     const auto n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) return true;
-    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-    if (ssl == nullptr) {
-      char sink[4096];
-      while (::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
-      }
-      return false;
+    if (n == 0) return State::kClosed;
+    if (n < 0) {
+      return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? State::kAlive
+                                                                       : State::kBroken;
     }
     char sink[4096];
+    if (ssl == nullptr) {
+      while (::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+      }
+      return State::kAlive;
+    }
     while (true) {
       const int r = SSL_read(ssl, sink, sizeof sink);
       if (r > 0) continue;
       const int e = SSL_get_error(ssl, r);
       ERR_clear_error();
-      return e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE;
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return State::kAlive;
+      return e == SSL_ERROR_ZERO_RETURN ? State::kClosed : State::kBroken;
     }
   }
 };
@@ -334,9 +340,37 @@ std::string SyslogSink::target() const {
   return std::string(options_.tls ? "syslog+tls://" : "syslog://") + options_.address;
 }
 
+// Drops what the collector has certainly read: everything once it closed the connection in
+// order (FIN), else what was sent more than kSettle ago on a connection still alive — and, past
+// kMaxUnsettled bytes, the oldest regardless.
+void SyslogSink::settle(bool all) {
+  const auto now = Clock::now();
+  while (!unsettled_.empty() &&
+         (all || now - unsettled_.front().at > kSettle || unsettled_bytes_ > kMaxUnsettled)) {
+    unsettled_bytes_ -= unsettled_.front().bytes.size();
+    unsettled_.pop_front();
+  }
+}
+
 Status SyslogSink::ensure_connected() {
-  if (reopen_.exchange(false)) conn_.reset();
-  if (conn_ && conn_->peer_closed()) conn_.reset();
+  if (reopen_.exchange(false) && conn_) {
+    conn_.reset();  // our close: the collector still reads what we sent before it
+    settle(true);
+  }
+  if (conn_) {
+    switch (conn_->state()) {
+      case Conn::State::kAlive:
+        settle(false);
+        break;
+      case Conn::State::kClosed:
+        conn_.reset();
+        settle(true);
+        break;
+      case Conn::State::kBroken:
+        conn_.reset();  // what was not settled may be lost: it is sent again below
+        break;
+    }
+  }
   if (conn_) return ok_status();
   const auto deadline = Clock::now() + options_.timeout;
   const HostPort hp = split_address(options_.address);
@@ -347,6 +381,10 @@ Status SyslogSink::ensure_connected() {
     TW_RETURN_IF_ERROR(c->tls_setup(options_, hp));
     TW_RETURN_IF_ERROR(c->handshake(deadline));
   }
+  for (const auto& sent : unsettled_) {
+    TW_RETURN_IF_ERROR(c->send_all(sent.bytes, Clock::now() + options_.timeout));
+  }
+  for (auto& sent : unsettled_) sent.at = Clock::now();
   conn_ = std::move(c);
   return ok_status();
 }
@@ -357,8 +395,13 @@ Status SyslogSink::deliver(std::span<const storage::AuditRow> rows) {
   buf.reserve(rows.size() * 1200);
   for (const auto& row : rows) append_octet_counted(buf, syslog_record(row, hostname_, procid_));
   Status s = conn_->send_all(buf, Clock::now() + options_.timeout);
-  if (!s.ok()) conn_.reset();  // the batch is sent again on a new connection
-  return s;
+  if (!s.ok()) {
+    conn_.reset();  // the exporter sends the batch again, on a new connection
+    return s;
+  }
+  unsettled_bytes_ += buf.size();
+  unsettled_.push_back({std::move(buf), Clock::now()});
+  return ok_status();
 }
 
 }  // namespace tw::exporting

@@ -14,9 +14,12 @@
 // A batch goes out in as few writes as the socket takes. Before each batch the sink checks
 // whether the collector closed the connection (it then reconnects): without that, the first
 // batch after a collector restart would be written into a dead connection and lost. Connect,
-// TLS handshake and writes have a deadline (10 s). Plain TCP has no acknowledgement: a batch
-// the collector did not store before it went away is delivered again, so it may see duplicates
-// (at least once); records are never reordered.
+// TLS handshake and writes have a deadline (10 s). RFC 6587 has no acknowledgement, so the sink
+// keeps what it sent until it can tell the collector read it: the collector closed in order
+// (FIN), or the connection was still alive 2 s after the send (at most 32 MiB are kept). A
+// collector that went away with data unread (a restart mid-batch: the kernel answers RST) gets
+// that data again, first, on the next connection: it may see duplicates (at least once),
+// records are never reordered or skipped.
 // With TLS the collector's certificate is verified against ca_file (the system store when
 // empty) and the host of `address`; cert_file/key_file present a client certificate.
 //
@@ -24,7 +27,9 @@
 // Errors: kNetwork, kTimeout or kIo with one sentence naming the collector (never a key).
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -66,10 +71,19 @@ class SyslogSink : public Sink {
 
  private:
   struct Conn;
+  struct Sent {
+    std::string bytes;  // framed records
+    std::chrono::steady_clock::time_point at;
+  };
+  static constexpr std::chrono::seconds kSettle{2};
+  static constexpr std::size_t kMaxUnsettled = std::size_t{32} << 20;
   Status ensure_connected();
+  void settle(bool all);
   SyslogOptions options_;
   std::string hostname_, procid_;
   std::unique_ptr<Conn> conn_;
+  std::deque<Sent> unsettled_;  // sent, not yet known to be read by the collector
+  std::size_t unsettled_bytes_ = 0;
   std::atomic<bool> reopen_{false};
 };
 

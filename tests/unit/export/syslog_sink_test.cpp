@@ -119,6 +119,13 @@ class Listener {
     ::close(conn_);
     conn_ = -1;
   }
+  // Waits until data has arrived, then closes without reading it: the kernel answers RST, as
+  // when a collector restarts in the middle of a batch.
+  void close_unread() {
+    pollfd p{conn_, POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1);
+    close_conn();
+  }
   // Reads until `n` bytes arrived.
   std::string read(std::size_t n) {
     std::string out;
@@ -170,6 +177,24 @@ TEST(SyslogSink, SendsABatchAndReconnectsAfterTheCollectorClosed) {
   l.accept_one();
   const std::string want2 = framed(second, pid);
   EXPECT_EQ(l.read(want2.size()), want2);
+}
+
+TEST(SyslogSink, DataTheCollectorDroppedUnreadIsSentAgainFirst) {
+  Listener l;
+  SyslogSink sink(options(l.address()));
+  const std::string pid = std::to_string(::getpid());
+  const std::vector<storage::AuditRow> first{row(1)}, second{row(2), row(3)}, third{row(4)};
+  ASSERT_TRUE(sink.deliver(first).ok());
+  l.accept_one();
+  EXPECT_EQ(l.read(framed(first, pid).size()), framed(first, pid));
+  ASSERT_TRUE(sink.deliver(second).ok());  // reaches the collector's socket, never read
+  l.close_unread();
+  ASSERT_TRUE(sink.deliver(third).ok());
+  l.accept_one();
+  // Everything sent within the last 2 s is sent again, in order: the first batch too (it was
+  // read, but the sink cannot know), so the collector sees it twice.
+  const std::string want = framed(first, pid) + framed(second, pid) + framed(third, pid);
+  EXPECT_EQ(l.read(want.size()), want);
 }
 
 TEST(SyslogSink, FailsWithOneSentenceWhenNobodyListens) {
