@@ -23,6 +23,16 @@ pytestmark = pytest.mark.skipif(not os.path.exists(RSYSLOGD), reason="rsyslog is
                                 "(scripts/install-deps --test-tools)")
 
 
+def complete_lines(path: Path):
+    """The complete lines of a file another process is appending to (a last line without its
+    "\n" is still being written)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    text = data[:data.rfind(b"\n") + 1].decode()
+    return [line for line in text.split("\n") if line.strip()]
+
+
 class Rsyslog:
     """An unprivileged-style rsyslogd: its own work dir, config, pid file and output file."""
 
@@ -74,9 +84,7 @@ class Rsyslog:
         self.proc = None
 
     def lines(self):
-        if not self.out.exists():
-            return []
-        return [line for line in self.out.read_text().split("\n") if line.strip()]
+        return complete_lines(self.out)
 
 
 @pytest.fixture
@@ -182,8 +190,7 @@ def test_collector_restart_under_polling_loses_nothing(tmp_path, sim_factory, tw
     twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=20, what="daemon_stopped exported")
     dups = check_export(rsys.lines(), rows)
     print(f"collector restart: {len(rows)} events, {dups} duplicates at rsyslog")
-    assert check_export([l for l in (tmp_path / "export.jsonl").read_text().split("\n") if l],
-                        rows) == 0
+    assert check_export(complete_lines(tmp_path / "export.jsonl"), rows) == 0
     log = tw.daemon_log()
     assert log.count("export failed; retrying") == 1, "an outage is logged once"
     assert "export recovered" in log
@@ -206,14 +213,14 @@ def test_kill_during_backlog_resumes(tmp_path, sim_factory, tw_factory, rsyslog_
     print(f"killed with {delivered} of {total} events at rsyslog")
     tw.start_daemon()
     twtest.wait_for(lambda: caught_up(tw, rsys.lines) and caught_up(
-        tw, lambda: [l for l in export_file.read_text().split("\n") if l]),
+        tw, lambda: complete_lines(export_file)),
         timeout=120, what="the export after the restart")
     assert tw.stop_daemon() == 0
     rows = db_rows(tw)
     twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=20, what="daemon_stopped exported")
     dups = check_export(rsys.lines(), rows)
     print(f"kill -9 during backlog: {len(rows)} events, {dups} identical duplicates at rsyslog")
-    file_lines = [l for l in export_file.read_text().split("\n") if l]
+    file_lines = complete_lines(export_file)
     assert check_export(file_lines, rows) == 0, "the file sink delivers exactly once"
     cursors = tw.query("SELECT name, target, delivered_seq FROM export_cursors ORDER BY name")
     assert cursors == [("collector", f"syslog://127.0.0.1:{rsys.port}", max(rows)),
@@ -279,8 +286,10 @@ def test_require_export_holds_actions_until_the_export_catches_up(tmp_path, sim_
                     listen=f"127.0.0.1:{twtest.free_port()}")
     tw.start_daemon()
     blocked = ("tokenwarden_enforcement_export_blocked", frozenset())
-    twtest.wait_for(lambda: metric(tw, blocked) == 1, timeout=30,
+    lag = ("tokenwarden_export_lag_seconds", frozenset({("sink", "collector")}))
+    twtest.wait_for(lambda: (metric(tw, lag) or 0) > 10, timeout=45,
                     what="the export to lag more than export_max_lag")
+    assert metric(tw, blocked) == 1
     bad = sim.create("no expiry", [{"action": "write", "resource": "db"}])
     twtest.wait_for(lambda: [e for e in tw.events() if e["event"] == "enforcement_halted"],
                     timeout=20, what="the hold to be recorded")
@@ -307,7 +316,7 @@ def test_file_sink_follows_logrotate(tmp_path, sim_factory, tw_factory):
     path = tmp_path / "export.jsonl"
     tw = tw_factory([twtest.clustered_block("c1", sim, tmp_path / "t")],
                     extra=export_config(file_path=path))
-    lines_of = lambda p: [l for l in p.read_text().split("\n") if l] if p.exists() else []  # noqa
+    lines_of = complete_lines
     tw.start_daemon()
     twtest.wait_for(lambda: caught_up(tw, lambda: lines_of(path)), timeout=30, what="the export")
     assert oct(path.stat().st_mode & 0o777) == "0o640"
