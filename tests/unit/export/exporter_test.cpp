@@ -217,6 +217,25 @@ TEST_F(ExporterTest, PublishesLagAndFailuresAsMetrics) {
   EXPECT_NE(text.find("tokenwarden_export_up{sink=\"remote\"} 1"), std::string::npos);
 }
 
+TEST_F(ExporterTest, TheThreadDrainsEverythingBeforeItStops) {
+  append(10);
+  ExportThread t(make(3));
+  t.notify();
+  t.drain_and_stop(std::chrono::seconds(60));  // returns once caught up, not after 60 s
+  EXPECT_EQ(delivered(), seqs(1, 10));
+  EXPECT_EQ(cursor(), 10);
+}
+
+TEST_F(ExporterTest, ADrainStopsAtItsGraceWhenTheSinkKeepsFailing) {
+  append(2);
+  state_.fail_next = 1'000'000;
+  ExportThread t(make());
+  t.drain_and_stop(std::chrono::milliseconds(50));
+  EXPECT_GE(state_.attempts, 1);
+  EXPECT_TRUE(state_.batches.empty());
+  EXPECT_EQ(cursor(), -1);
+}
+
 TEST(ExportBackoff, DoublesFromOneSecondToThirty) {
   EXPECT_EQ(export_backoff(1), std::chrono::seconds(1));
   EXPECT_EQ(export_backoff(2), std::chrono::seconds(2));
