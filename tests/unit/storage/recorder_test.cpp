@@ -447,13 +447,15 @@ TEST_F(RecorderTest, ReadOnlyOpen) {
 TEST_F(RecorderTest, VersionTwoIsReadableAndMigrated) {
   poll_ok(rec_, make_tokens(2));
   store_.reset();
-  exec("DROP INDEX audit_events_by_event; DROP TABLE poll_checkpoints; PRAGMA user_version = 2");
+  exec(
+      "DROP INDEX audit_events_by_event; DROP TABLE poll_checkpoints; DROP TABLE export_cursors; "
+      "PRAGMA user_version = 2");
   auto ro = AuditStore::open(path_, AuditStore::Mode::kReadOnly);
   ASSERT_TRUE(ro.ok()) << ro.error().message;
   ro->reset();
   auto rw = AuditStore::open(path_, AuditStore::Mode::kReadWrite);
   ASSERT_TRUE(rw.ok()) << rw.error().message;
-  EXPECT_EQ(count("PRAGMA user_version"), 4);
+  EXPECT_EQ(count("PRAGMA user_version"), 5);
   EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = "
                   "'audit_events_by_event'"),
             1);
