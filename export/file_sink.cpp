@@ -50,7 +50,14 @@ void FileSink::close_file() {
 Status FileSink::open_file() {
   if (reopen_.exchange(false)) close_file();
   if (fd_ >= 0) return ok_status();
-  const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  // A new file gets 0640 whatever the umask (the service's may be 0077); an existing one keeps
+  // the mode its owner (logrotate's `create`) gave it.
+  int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+  if (fd >= 0) {
+    ::fchmod(fd, 0640);
+  } else if (errno == EEXIST) {
+    fd = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+  }
   if (fd < 0) return io_error(path_, "open", errno);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {

@@ -7,7 +7,7 @@
 // after its last "\n") when the file is opened again, before anything else is appended.
 // resume_point() reads the seq of the last complete line, so the exporter resumes exactly after
 // what the file holds: no event is written twice, even after a crash between the write and the
-// cursor's update. The file is created with mode 0640.
+// cursor's update. A new file gets mode 0640 whatever the umask; an existing one keeps its mode.
 //
 // reopen() (SIGHUP, after logrotate moved the file away) closes the file; the next delivery
 // opens the path again — a new, empty file when it was rotated — and the exporter then resumes

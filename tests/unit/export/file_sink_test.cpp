@@ -55,6 +55,22 @@ TEST(FileSink, AppendsOneLinePerEventWithMode0640) {
   EXPECT_EQ(sink.resume_point(), 3);
 }
 
+TEST(FileSink, ANewFileIs0640WhateverTheUmaskAndAnExistingOneKeepsItsMode) {
+  TempDir dir;
+  const mode_t old = ::umask(077);
+  FileSink sink(dir.file("new.jsonl"));
+  ASSERT_TRUE(sink.deliver(rows(1, 1)).ok());
+  const std::string existing = dir.write("existing.jsonl", "", 0600);
+  FileSink other(existing);
+  ASSERT_TRUE(other.deliver(rows(1, 1)).ok());
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.file("new.jsonl").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  ASSERT_EQ(::stat(existing.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
 TEST(FileSink, ResumePointCutsATornLastLineOff) {
   TempDir dir;
   const std::string whole = lines(rows(1, 5));
