@@ -329,3 +329,28 @@ def test_file_sink_follows_logrotate(tmp_path, sim_factory, tw_factory):
     assert tw.stop_daemon() == 0
     twtest.wait_for(lambda: caught_up(tw, lambda: lines_of(path)), timeout=20, what="the rest")
     assert check_export(lines_of(rotated) + lines_of(path), db_rows(tw)) == 0
+
+
+def test_a_reload_changing_the_export_is_refused(tmp_path, sim_factory, tw_factory):
+    sim = sim_factory(extra_args=["--seed-tokens", "20"])
+    path = tmp_path / "export.jsonl"
+    tw = tw_factory([twtest.clustered_block("c1", sim, tmp_path / "t")],
+                    extra=export_config(file_path=path))
+    tw.start_daemon()
+    twtest.wait_for(lambda: caught_up(tw, lambda: complete_lines(path)), timeout=30,
+                    what="the export")
+    tw.config_path.write_text(tw.config_path.read_text().replace(str(path),
+                                                                 str(tmp_path / "other.jsonl")))
+    tw.daemon.send_signal(signal.SIGHUP)
+    rejected = twtest.wait_for(
+        lambda: [e for e in tw.events() if e["event"] == "config_rejected"], timeout=20,
+        what="the reload to be refused")
+    assert "[audit] export settings changed" in rejected[0]["detail"]["reason"]
+    before = tw.query("SELECT max(seq) FROM audit_log")[0][0]
+    sim.control("POST", "/churn", {"percent": 20})
+    twtest.wait_for(lambda: tw.query("SELECT max(seq) FROM audit_log")[0][0] > before and
+                    caught_up(tw, lambda: complete_lines(path)), timeout=30,
+                    what="the running sink to go on")
+    assert tw.stop_daemon() == 0
+    assert not (tmp_path / "other.jsonl").exists()
+    assert check_export(complete_lines(path), db_rows(tw)) == 0
