@@ -340,14 +340,17 @@ std::string SyslogSink::target() const {
   return std::string(options_.tls ? "syslog+tls://" : "syslog://") + options_.address;
 }
 
-// Drops what the collector has certainly read: everything once it closed the connection in
-// order (FIN), else what was sent more than kSettle ago on a connection still alive — and, past
-// kMaxUnsettled bytes, the oldest regardless.
+// Drops what the collector has read: everything once it closed the connection in order (FIN);
+// on a connection still alive, what was sent more than kSettle ago, except the last kKeepBytes
+// (more than a stalled collector's socket can hold unread); past kMaxUnsettled, the oldest.
 void SyslogSink::settle(bool all) {
   const auto now = Clock::now();
-  while (!unsettled_.empty() &&
-         (all || now - unsettled_.front().at > kSettle || unsettled_bytes_ > kMaxUnsettled)) {
-    unsettled_bytes_ -= unsettled_.front().bytes.size();
+  while (!unsettled_.empty()) {
+    const Sent& oldest = unsettled_.front();
+    const bool read =
+        all || (now - oldest.at > kSettle && unsettled_bytes_ - oldest.bytes.size() >= kKeepBytes);
+    if (!read && unsettled_bytes_ <= kMaxUnsettled) break;
+    unsettled_bytes_ -= oldest.bytes.size();
     unsettled_.pop_front();
   }
 }

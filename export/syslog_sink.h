@@ -16,10 +16,11 @@
 // batch after a collector restart would be written into a dead connection and lost. Connect,
 // TLS handshake and writes have a deadline (10 s). RFC 6587 has no acknowledgement, so the sink
 // keeps what it sent until it can tell the collector read it: the collector closed in order
-// (FIN), or the connection was still alive 2 s after the send (at most 32 MiB are kept). A
-// collector that went away with data unread (a restart mid-batch: the kernel answers RST) gets
-// that data again, first, on the next connection: it may see duplicates (at least once),
-// records are never reordered or skipped.
+// (FIN), or the connection was still alive 2 s after the send — except the last 8 MiB, kept
+// always, more than a stalled collector's socket holds unread (at most 32 MiB in all). A
+// collector that went away with data unread (a restart mid-batch, a kill after a stall: the
+// kernel answers RST) gets that data again, first, on the next connection: it may see
+// duplicates (at least once); records are never reordered or skipped.
 // With TLS the collector's certificate is verified against ca_file (the system store when
 // empty) and the host of `address`; cert_file/key_file present a client certificate.
 //
@@ -76,6 +77,7 @@ class SyslogSink : public Sink {
     std::chrono::steady_clock::time_point at;
   };
   static constexpr std::chrono::seconds kSettle{2};
+  static constexpr std::size_t kKeepBytes = std::size_t{8} << 20;
   static constexpr std::size_t kMaxUnsettled = std::size_t{32} << 20;
   Status ensure_connected();
   void settle(bool all);

@@ -354,3 +354,40 @@ def test_a_reload_changing_the_export_is_refused(tmp_path, sim_factory, tw_facto
     assert tw.stop_daemon() == 0
     assert not (tmp_path / "other.jsonl").exists()
     assert check_export(complete_lines(path), db_rows(tw)) == 0
+
+
+def test_a_stalled_collector_killed_with_data_unread_loses_nothing(tmp_path, sim_factory,
+                                                                    tw_factory, rsyslog_factory):
+    # rsyslog stops reading (SIGSTOP) while events keep coming; the sink's writes succeed into the
+    # sockets' buffers and the cursor moves on; then rsyslog is killed with that data unread (the
+    # kernel answers RST) and started again. The sink must send the unread data again.
+    sim = sim_factory(extra_args=["--seed-tokens", "200"])
+    rsys = rsyslog_factory()
+    rsys.start()
+    tw = tw_factory([twtest.clustered_block("c1", sim, tmp_path / "t")], extra=export_config(rsys))
+    tw.start_daemon()
+    twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=30, what="the first export")
+    rsys.proc.send_signal(signal.SIGSTOP)
+    stored = len(rsys.lines())
+
+    def cursor_at_head():
+        head = tw.query("SELECT max(seq) FROM audit_log")[0][0]
+        cur = tw.query("SELECT delivered_seq FROM export_cursors WHERE name = 'collector'")
+        return cur and cur[0][0] == head and head > stored + 100
+
+    for _ in range(4):  # several deliveries, more than 2 s apart, while rsyslog reads nothing
+        sim.control("POST", "/churn", {"percent": 20})
+        time.sleep(1.2)
+    twtest.wait_for(cursor_at_head, timeout=20, what="the cursor past the unread events")
+    rsys.proc.kill()  # SIGKILL while stopped: its sockets close with data unread
+    rsys.proc.wait()
+    rsys.proc = None
+    rsys.start()
+    sim.control("POST", "/churn", {"percent": 20})
+    twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=60, what="the export after it")
+    assert tw.stop_daemon() == 0
+    twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=20, what="daemon_stopped exported")
+    rows = db_rows(tw)
+    dups = check_export(rsys.lines(), rows)
+    print(f"stalled collector killed: {stored} stored before the stall, {len(rows)} events, "
+          f"{dups} identical duplicates")
