@@ -351,6 +351,7 @@ void SyslogSink::settle(bool all) {
         all || (now - oldest.at > kSettle && unsettled_bytes_ - oldest.bytes.size() >= kKeepBytes);
     if (!read && unsettled_bytes_ <= kMaxUnsettled) break;
     unsettled_bytes_ -= oldest.bytes.size();
+    if (oldest.bytes.capacity() > spare_.capacity()) spare_ = std::move(unsettled_.front().bytes);
     unsettled_.pop_front();
   }
 }
@@ -394,7 +395,9 @@ Status SyslogSink::ensure_connected() {
 
 Status SyslogSink::deliver(std::span<const storage::AuditRow> rows) {
   TW_RETURN_IF_ERROR(ensure_connected());
-  std::string buf;
+  std::string buf = std::move(spare_);  // a settled batch's buffer: its pages are warm
+  spare_ = {};
+  buf.clear();
   buf.reserve(rows.size() * 1200);
   for (const auto& row : rows) append_octet_counted(buf, syslog_record(row, hostname_, procid_));
   Status s = conn_->send_all(buf, Clock::now() + options_.timeout);

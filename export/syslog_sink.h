@@ -86,6 +86,7 @@ class SyslogSink : public Sink {
   std::unique_ptr<Conn> conn_;
   std::deque<Sent> unsettled_;  // sent, not yet known to be read by the collector
   std::size_t unsettled_bytes_ = 0;
+  std::string spare_;  // the buffer of a settled batch, reused for the next one
   std::atomic<bool> reopen_{false};
 };
 
