@@ -108,6 +108,8 @@ void append_octet_counted(std::string& out, std::string_view record) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// How long a new TLS 1.3 session waits for the collector to refuse our certificate.
+constexpr std::chrono::milliseconds kRefusalWindow{300};
 
 struct HostPort {
   std::string host, port;
@@ -270,6 +272,28 @@ struct SyslogSink::Conn {
       }
       return r.take_error();
     }
+    return SSL_version(ssl) == TLS1_3_VERSION ? await_refusal() : ok_status();
+  }
+
+  // TLS 1.3: the collector checks our client certificate (or its absence) after the handshake
+  // has completed on our side, and answers a refusal with an alert. Without waiting for it, every
+  // batch would be written into a session the collector drops: a refused client would look
+  // like a working export.
+  Status await_refusal() {
+    const auto until = Clock::now() + kRefusalWindow;
+    char buf[512];
+    while (wait_fd(fd, POLLIN, until)) {
+      if (Clock::now() >= until) break;
+      const int r = SSL_read(ssl, buf, sizeof buf);
+      if (r > 0) continue;
+      const int e = SSL_get_error(ssl, r);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) continue;  // session tickets
+      return fail(ErrorCode::kNetwork,
+                  "it ended the TLS session after the handshake (a client certificate it does "
+                  "not accept, or none?): " +
+                      openssl_reason());
+    }
+    ERR_clear_error();
     return ok_status();
   }
 

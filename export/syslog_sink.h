@@ -22,7 +22,9 @@
 // kernel answers RST) gets that data again, first, on the next connection: it may see
 // duplicates (at least once); records are never reordered or skipped.
 // With TLS the collector's certificate is verified against ca_file (the system store when
-// empty) and the host of `address`; cert_file/key_file present a client certificate.
+// empty) and the host of `address`; cert_file/key_file present a client certificate. A TLS 1.3
+// collector refuses a client certificate only after the handshake: a new session waits 300 ms
+// for such a refusal, so it fails the delivery instead of swallowing it.
 //
 // Thread safety: one exporter thread; reopen() from any thread.
 // Errors: kNetwork, kTimeout or kIo with one sentence naming the collector (never a key).

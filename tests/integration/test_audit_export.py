@@ -36,7 +36,7 @@ def complete_lines(path: Path):
 class Rsyslog:
     """An unprivileged-style rsyslogd: its own work dir, config, pid file and output file."""
 
-    def __init__(self, workdir: Path, port: int, tls=None):
+    def __init__(self, workdir: Path, port: int, tls=None, auth_mode="anon"):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port
@@ -51,7 +51,7 @@ class Rsyslog:
                           f'defaultNetstreamDriverCertFile="{tls["cert"]}" '
                           f'defaultNetstreamDriverKeyFile="{tls["key"]}")\n')
             tls_input = 'module(load="imtcp" streamDriver.name="gtls" streamDriver.mode="1" ' \
-                        'streamDriver.authMode="anon")\n'
+                        f'streamDriver.authMode="{auth_mode}")\n'
         else:
             tls_input = 'module(load="imtcp")\n'
         self.conf.write_text(
@@ -91,8 +91,8 @@ class Rsyslog:
 def rsyslog_factory(tmp_path):
     started = []
 
-    def make(name="rsyslog", tls=None):
-        r = Rsyslog(tmp_path / name, twtest.free_port(), tls)
+    def make(name="rsyslog", tls=None, auth_mode="anon"):
+        r = Rsyslog(tmp_path / name, twtest.free_port(), tls, auth_mode)
         started.append(r)
         return r
 
@@ -142,12 +142,14 @@ def export_block(name, kind, **keys):
     return f'\n[[audit.export]]\nname = "{name}"\ntype = "{kind}"\n{body}'
 
 
-def export_config(rsys=None, file_path=None, tls=None):
+def export_config(rsys=None, file_path=None, tls=None, client=None):
     text = "\n[audit]\n"
     if rsys is not None:
         keys = {"address": f"127.0.0.1:{rsys.port}"}
         if tls:
             keys.update(tls=True, ca_file=str(tls["ca"]))
+        if client:
+            keys.update(cert_file=str(client["cert"]), key_file=str(client["key"]))
         text += export_block("collector", "syslog", **keys)
     if file_path is not None:
         text += export_block("local", "file", path=str(file_path))
@@ -391,3 +393,44 @@ def test_a_stalled_collector_killed_with_data_unread_loses_nothing(tmp_path, sim
     dups = check_export(rsys.lines(), rows)
     print(f"stalled collector killed: {stored} stored before the stall, {len(rows)} events, "
           f"{dups} identical duplicates")
+
+
+def client_certificate(ca_dir: Path) -> dict:
+    """A client certificate signed by make_test_ca's CA (openssl CLI)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=ca_dir)
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+        "-subj", "/CN=tokenwarden")
+    (ca_dir / "client.cnf").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "client.pem", "-days", "2", "-extfile", "client.cnf")
+    return {"cert": ca_dir / "client.pem", "key": ca_dir / "client.key"}
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so"),
+                    reason="rsyslog-gnutls is not installed")
+def test_tls_collector_requiring_a_client_certificate(tmp_path, sim_factory, tw_factory,
+                                                      rsyslog_factory):
+    tls = twtest.make_test_ca(tmp_path / "ca")
+    client = client_certificate(tmp_path / "ca")
+    sim = sim_factory(extra_args=["--seed-tokens", "20"])
+    rsys = rsyslog_factory(tls=tls, auth_mode="x509/certvalid")
+    rsys.start()
+    without = tw_factory([twtest.clustered_block("c1", sim, tmp_path / "t1")],
+                         extra=export_config(rsys, tls=tls), name="without")
+    without.start_daemon()
+    twtest.wait_for(lambda: "export failed" in without.daemon_log(), timeout=20,
+                    what="the refusal to be noticed (TLS 1.3 refuses after the handshake)")
+    assert without.stop_daemon() == 0
+    assert rsys.lines() == [], "rsyslog accepted a client without a certificate"
+    assert without.query("SELECT delivered_seq FROM export_cursors") == [], \
+        "the cursor moved although rsyslog stored nothing"
+    tw = tw_factory([twtest.clustered_block("c1", sim, tmp_path / "t2")],
+                    extra=export_config(rsys, tls=tls, client=client), name="with")
+    tw.start_daemon()
+    twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=30, what="the export with a client "
+                    "certificate")
+    assert tw.stop_daemon() == 0
+    twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=20, what="daemon_stopped exported")
+    check_export(rsys.lines(), db_rows(tw))
+    assert "client.key" not in "".join(rsys.lines())
