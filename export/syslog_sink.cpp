@@ -364,15 +364,20 @@ std::string SyslogSink::target() const {
   return std::string(options_.tls ? "syslog+tls://" : "syslog://") + options_.address;
 }
 
-// Drops what the collector has read: everything once it closed the connection in order (FIN);
-// on a connection still alive, what was sent more than kSettle ago, except the last kKeepBytes
-// (more than a stalled collector's socket can hold unread); past kMaxUnsettled, the oldest.
-void SyslogSink::settle(bool all) {
+// Drops what the collector has read. On a connection still alive: what was sent more than
+// kSettle ago, except the last kKeepBytes (more than a stalled collector's socket holds unread).
+// After an orderly close (FIN) the kernel had nothing unread, but a collector shutting down can
+// still drop what it had just read (rsyslog does): only the last kSettle is kept then. `all`:
+// we closed the connection ourselves (the collector still reads everything). Past
+// kMaxUnsettled bytes, the oldest goes regardless.
+void SyslogSink::settle(Settle how) {
   const auto now = Clock::now();
   while (!unsettled_.empty()) {
     const Sent& oldest = unsettled_.front();
+    const bool old = now - oldest.at > kSettle;
     const bool read =
-        all || (now - oldest.at > kSettle && unsettled_bytes_ - oldest.bytes.size() >= kKeepBytes);
+        how == Settle::kAll || (how == Settle::kClosed && old) ||
+        (how == Settle::kAlive && old && unsettled_bytes_ - oldest.bytes.size() >= kKeepBytes);
     if (!read && unsettled_bytes_ <= kMaxUnsettled) break;
     unsettled_bytes_ -= oldest.bytes.size();
     if (oldest.bytes.capacity() > spare_.capacity()) spare_ = std::move(unsettled_.front().bytes);
@@ -383,16 +388,16 @@ void SyslogSink::settle(bool all) {
 Status SyslogSink::ensure_connected() {
   if (reopen_.exchange(false) && conn_) {
     conn_.reset();  // our close: the collector still reads what we sent before it
-    settle(true);
+    settle(Settle::kAll);
   }
   if (conn_) {
     switch (conn_->state()) {
       case Conn::State::kAlive:
-        settle(false);
+        settle(Settle::kAlive);
         break;
       case Conn::State::kClosed:
         conn_.reset();
-        settle(true);
+        settle(Settle::kClosed);
         break;
       case Conn::State::kBroken:
         conn_.reset();  // what was not settled may be lost: it is sent again below

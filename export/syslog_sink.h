@@ -15,12 +15,12 @@
 // whether the collector closed the connection (it then reconnects): without that, the first
 // batch after a collector restart would be written into a dead connection and lost. Connect,
 // TLS handshake and writes have a deadline (10 s). RFC 6587 has no acknowledgement, so the sink
-// keeps what it sent until it can tell the collector read it: the collector closed in order
-// (FIN), or the connection was still alive 2 s after the send — except the last 8 MiB, kept
-// always, more than a stalled collector's socket holds unread (at most 32 MiB in all). A
-// collector that went away with data unread (a restart mid-batch, a kill after a stall: the
-// kernel answers RST) gets that data again, first, on the next connection: it may see
-// duplicates (at least once); records are never reordered or skipped.
+// keeps what it sent until it can tell the collector read and kept it: on a connection still
+// alive, what is older than 2 s except the last 8 MiB (more than a stalled collector's socket
+// holds unread); after an orderly close, what is older than 2 s (a collector shutting down may
+// drop what it had just read, as rsyslog does); at most 32 MiB in all. What is kept is sent
+// again, first, on the next connection when the collector went away: it may see duplicates
+// (at least once); records are never reordered or skipped.
 // With TLS the collector's certificate is verified against ca_file (the system store when
 // empty) and the host of `address`; cert_file/key_file present a client certificate. A TLS 1.3
 // collector refuses a client certificate only after the handshake: a new session waits 300 ms
@@ -82,7 +82,8 @@ class SyslogSink : public Sink {
   static constexpr std::size_t kKeepBytes = std::size_t{8} << 20;
   static constexpr std::size_t kMaxUnsettled = std::size_t{32} << 20;
   Status ensure_connected();
-  void settle(bool all);
+  enum class Settle { kAlive, kClosed, kAll };
+  void settle(Settle how);
   SyslogOptions options_;
   std::string hostname_, procid_;
   std::unique_ptr<Conn> conn_;
