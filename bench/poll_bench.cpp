@@ -2,6 +2,11 @@
 //
 //   tw-bench-poll --tokens N [--policies [--unscoped]] [--sim PATH] [--tokenwarden PATH]
 //                 [--steady K] [--churn K] [--growth K] [--one-shot K] [--no-trim]
+//                 [--export syslog://HOST:PORT | file:PATH]
+//
+// --export: an exporter thread (as the daemon runs one per [[audit.export]] sink) delivers the
+// audit log to that sink while the cycles run, woken after each commit, to show what it costs
+// the poll cycle.
 //
 // --no-trim: no malloc_trim after a decoded list (RunOptions::trim_heap), to measure what it
 // costs and what it returns.
@@ -34,10 +39,12 @@
 #include "bench/bench_policies.h"
 #include "cli/cli.h"
 #include "core/json_writer.h"
+#include "daemon/exports.h"
 #include "daemon/poller.h"
 #include "influx/http_client.h"
 #include "influx/subprocess.h"
 #include "storage/audit_store.h"
+#include "storage/export_log.h"
 #include "storage/sqlite.h"
 
 namespace {
@@ -113,6 +120,7 @@ int main(int argc, char** argv) {
   bool keep = false;  // --keep: leave the database (and the rest) in its temporary directory
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
   std::string tw_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden";
+  std::string export_to;  // --export: syslog://HOST:PORT or file:PATH
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string v = i + 1 < argc ? argv[i + 1] : "";
@@ -147,6 +155,8 @@ int main(int argc, char** argv) {
       one_shots = std::stoi(v);
     else if (a == "--tokenwarden")
       tw_path = v;
+    else if (a == "--export")
+      export_to = v;
     else
       die("unknown argument " + a);
   }
@@ -190,6 +200,24 @@ int main(int argc, char** argv) {
   if (!store.ok()) die(store.error().message);
   storage::InventoryRecorder recorder(**store);
   SystemClock clock;
+  std::unique_ptr<exporting::ExportThread> exporter;
+  if (!export_to.empty()) {
+    daemon::ExportSinkConfig sink;
+    sink.name = "bench";
+    if (export_to.rfind("syslog://", 0) == 0) {
+      sink.type = daemon::ExportType::kSyslog;
+      sink.address = export_to.substr(9);
+    } else {
+      sink.type = daemon::ExportType::kFile;
+      sink.path = export_to.substr(export_to.find(':') + 1);
+    }
+    auto conn = storage::Db::open(db_path, storage::Db::Mode::kReadWrite);
+    if (!conn.ok()) die(conn.error().message);
+    exporter = std::make_unique<exporting::ExportThread>(std::make_unique<exporting::Exporter>(
+        exporting::ExporterOptions{.name = "bench", .target = sink.target()},
+        daemon::make_sink(sink), std::move(*conn), clock, null_logger(), nullptr));
+    (*store)->on_commit([x = exporter.get()](const EventCounts&) { x->notify(); });
+  }
   // With --policies: the 50 policies of the evaluation benchmark (all `alert`: cycles plan no
   // action), evaluated inside every poll as the daemon does.
   std::unique_ptr<daemon::Enforcer> enforcer;
@@ -239,6 +267,17 @@ int main(int argc, char** argv) {
     if (!st.ok()) die(st.error().message);
     (void)st->step();
     violating_tokens = st->int64(0);
+  }
+  if (exporter) {  // steady cycles are measured once the first poll's events are exported
+    const double t0 = wall_ms();
+    auto head = storage::read_chain_head((*store)->db());
+    if (!head.ok()) die(head.error().message);
+    while (exporter->exporter().delivered_seq() < head->seq) {
+      if (wall_ms() - t0 > 300'000) die("the export did not catch up within 5 minutes");
+      usleep(20'000);
+    }
+    std::fprintf(stderr, "tw-bench-poll: the first poll's events exported %.0f ms after it\n",
+                 wall_ms() - t0);
   }
   long rss_after_first = peak_rss_kb();
   checkpoint();

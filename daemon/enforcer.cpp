@@ -853,8 +853,51 @@ Enforcer::Claim Enforcer::claim(storage::AuditStore& store, const storage::Actio
   return claimed.ok() && *claimed && txn->commit().ok() ? Claim::kOurs : Claim::kTaken;
 }
 
+// [audit] require_export: while an export sink lags too long no request is sent. The actions
+// stay planned in the database and the next poll evaluates again (next_due_), so they run in the
+// first cycle after the export caught up. The hold is logged and recorded once.
+bool Enforcer::held_for_export(storage::AuditStore& store, EnforcementReport& report) {
+  if (!export_gate_ || report.to_run.empty()) return false;
+  const Timestamp now = clock_.now();
+  const auto why = export_gate_(now);
+  if (!why) {
+    if (export_held_) {
+      log_.info("the audit export caught up; enforcement actions run again",
+                {{"cluster", cluster_.name}});
+    }
+    export_held_ = false;
+    return false;
+  }
+  next_due_ = Timestamp::min();
+  const auto n = static_cast<std::int64_t>(report.to_run.size());
+  report.export_held = static_cast<int>(n);
+  if (export_held_) return true;
+  log_.error("enforcement actions held back until the audit export catches up: " + *why,
+             {{"cluster", cluster_.name}, {"actions", n}});
+  std::map<std::string, std::int64_t> by_policy;
+  for (const auto& r : report.to_run) ++by_policy[r.action.policy];
+  std::string d;
+  JsonWriter w(d);
+  w.begin_object().field("reason", "export_lagging").field("why", *why).field("planned", n);
+  w.key("policies").begin_object();
+  for (const auto& [name, k] : by_policy) w.field(name, k);
+  w.end_object().end_object();
+  auto txn = store.begin();
+  Status s = txn.ok() ? record(*txn, EventKind::kEnforcementHalted, {}, d, now, nullptr)
+                      : Status(txn.take_error());
+  if (s.ok()) s = txn->commit();
+  if (!s.ok()) {
+    log_.error("cannot record the hold of enforcement actions",
+               {{"cluster", cluster_.name}, {"error", s.error().message}});
+    return true;  // recorded at the next attempt
+  }
+  export_held_ = true;
+  return true;
+}
+
 void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client,
                        const influx::CallContext& ctx, EnforcementReport& report) {
+  if (held_for_export(store, report)) return;
   for (auto& run : report.to_run) {
     // Shutdown: no new action starts; planned ones stay durable and run after the restart.
     if (ctx.cancel != nullptr && ctx.cancel->load()) return;

@@ -30,6 +30,7 @@
 // failures are recorded, logged and retried, never thrown.
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -72,6 +73,7 @@ struct EnforcementReport {
   int failed = 0;
   int reconciled = 0;    // actions found done by the next poll (no request sent)
   int did_not_hold = 0;  // succeeded actions the next poll contradicted (planned again)
+  int export_held = 0;   // actions held back by [audit] require_export (they stay planned)
   std::vector<PendingRun> to_run;
   // The cluster asked to wait this long (429/503 Retry-After) during execute(); the actions
   // left were not started.
@@ -91,6 +93,9 @@ ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow&
 ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRow& a,
                           const influx::CallContext& ctx);
 
+// [audit] require_export: why actions must wait for the audit export now, or nullopt.
+using ExportGate = std::function<std::optional<std::string>(Timestamp now)>;
+
 // The daemon-wide enforcement settings and compiled policies of a configuration.
 EnforcementSettings enforcement_settings(const Config& config);
 Result<std::shared_ptr<const policy::PolicySet>> compile_policies(const Config& config);
@@ -102,6 +107,10 @@ class Enforcer {
   void configure(std::shared_ptr<const policy::PolicySet> policies, EnforcementSettings settings);
   // Metrics to keep current (violations, actions, halt); may be null.
   void set_metrics(metrics::Metrics* m) { metrics_ = m; }
+  // [audit] require_export: while the gate gives a reason, execute() sends no request; the
+  // planned actions stay planned (durable), the hold is recorded once (enforcement_halted with
+  // reason "export_lagging") and the actions run in the first cycle after the gate opens.
+  void set_export_gate(ExportGate gate) { export_gate_ = std::move(gate); }
 
   // In the poll's transaction, with the inventory after the poll and what the poll changed.
   Status on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory,
@@ -167,6 +176,7 @@ class Enforcer {
                       const ActionResult& result, EnforcementReport& report);
   Status write_outcome(storage::WriteTxn& txn, const storage::ActionRow& a,
                        const ActionResult& result, std::optional<Timestamp> retry, Timestamp now);
+  bool held_for_export(storage::AuditStore& store, EnforcementReport& report);
   void rebuild_alerts(Timestamp now);
   void count_action(const std::string& policy, std::string_view action, std::string_view result);
   bool alerting() const { return sink_ != nullptr && sink_->wanted(); }
@@ -178,6 +188,8 @@ class Enforcer {
   Logger log_;
   AlertSink* sink_;
   metrics::Metrics* metrics_ = nullptr;
+  ExportGate export_gate_;
+  bool export_held_ = false;  // the current hold is recorded
   bool counts_dirty_ = true;  // open violations changed since the gauges were set
   std::shared_ptr<const policy::PolicySet> policies_;
   EnforcementSettings settings_;

@@ -1,5 +1,8 @@
 #include "daemon/preflight.h"
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <map>
 
 #include "daemon/checkpointer.h"
@@ -8,6 +11,37 @@
 #include "metrics/http_endpoint.h"
 
 namespace tw::daemon {
+
+namespace {
+
+// [[audit.export]]: the TLS files of syslog sinks exist (unreadable: a warning, as for token
+// files), and a file sink's directory exists. Nothing is read: a key never reaches a message.
+void check_export_files(const Config& config, RuntimeFileCheck& out) {
+  for (std::size_t i = 0; i < config.audit.exports.size(); ++i) {
+    const auto& e = config.audit.exports[i];
+    const std::string key = "audit.export[" + std::to_string(i) + "].";
+    for (auto [name, path] : {std::pair<const char*, const std::string*>{"ca_file", &e.ca_file},
+                              {"cert_file", &e.cert_file},
+                              {"key_file", &e.key_file}}) {
+      if (!e.tls || path->empty()) continue;
+      if (::access(path->c_str(), F_OK) != 0) {
+        out.errors.push_back(key + name + ": " + *path + " does not exist");
+      } else if (::access(path->c_str(), R_OK) != 0) {
+        out.warnings.push_back(key + name + ": " + *path +
+                               " is not readable by this user; the export fails until it is");
+      }
+    }
+    if (e.type == ExportType::kFile) {
+      const auto dir = std::filesystem::path(e.path).parent_path();
+      std::error_code ec;
+      if (!dir.empty() && !std::filesystem::is_directory(dir, ec)) {
+        out.errors.push_back(key + "path: the directory " + dir.string() + " does not exist");
+      }
+    }
+  }
+}
+
+}  // namespace
 
 RuntimeFileCheck check_influxctl_versions(const Config& config, const std::string& only) {
   RuntimeFileCheck out;
@@ -53,6 +87,7 @@ RuntimeFileCheck check_runtime_files(const Config& config,
     if (check.error) out.errors.push_back("audit.signing_key_file: " + *check.error);
     for (const auto& w : check.warnings) out.warnings.push_back("audit.signing_key_file: " + w);
   }
+  check_export_files(config, out);
   auto versions = check_influxctl_versions(config);
   out.errors.insert(out.errors.end(), versions.errors.begin(), versions.errors.end());
   out.warnings.insert(out.warnings.end(), versions.warnings.begin(), versions.warnings.end());

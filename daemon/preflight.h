@@ -7,6 +7,8 @@
 // - each influxctl cluster's influxctl_path is influxctl 2.10.0 or later (`influxctl version`,
 //   influx/influxctl_version.h); one that cannot be run at all is a warning (like an unreadable
 //   token file: it may not be installed yet where check-config runs), and its polls fail.
+// - [[audit.export]]: a syslog sink's ca_file, cert_file and key_file exist (with tls), and a
+//   file sink's directory exists (the file itself is created by the export).
 // A token file this user cannot read is a warning (check-config may run as another user, or
 // before systemd provides the credential); so is one that group or others may read.
 //

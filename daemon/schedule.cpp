@@ -18,6 +18,18 @@ bool same_web(const metrics::WebConfig& a, const metrics::WebConfig& b) {
          a.tls_client_ca_file == b.tls_client_ca_file && a.users == b.users;
 }
 
+// The sinks and the fail-closed gate (signing settings are not export settings).
+bool same_export(const AuditSection& a, const AuditSection& b) {
+  auto same_sink = [](const ExportSinkConfig& x, const ExportSinkConfig& y) {
+    return x.name == y.name && x.type == y.type && x.address == y.address && x.tls == y.tls &&
+           x.ca_file == y.ca_file && x.cert_file == y.cert_file && x.key_file == y.key_file &&
+           x.path == y.path && x.socket == y.socket;
+  };
+  return a.require_export == b.require_export && a.export_max_lag == b.export_max_lag &&
+         std::equal(a.exports.begin(), a.exports.end(), b.exports.begin(), b.exports.end(),
+                    same_sink);
+}
+
 }  // namespace
 
 NextPoll next_poll(Timestamp planned, Duration interval, Timestamp now,
@@ -49,6 +61,10 @@ std::optional<std::string> restart_only_change(const Config& running, const Conf
       next.http.reuse_metrics_text != running.http.reuse_metrics_text) {
     return "[http] or its web_config changed; the endpoint's settings take effect only at a "
            "restart";
+  }
+  if (!same_export(next.audit, running.audit)) {
+    return "[audit] export settings changed (export sinks, require_export, export_max_lag); they "
+           "take effect only at a restart";
   }
   return std::nullopt;
 }

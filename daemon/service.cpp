@@ -16,6 +16,7 @@
 #include "core/json_writer.h"
 #include "core/strings.h"
 #include "core/version.h"
+#include "daemon/exports.h"
 #include "daemon/notify.h"
 #include "daemon/preflight.h"
 #include "daemon/records.h"
@@ -27,6 +28,9 @@
 namespace tw::daemon {
 
 namespace asio = boost::asio;
+
+// How long the exporters may keep delivering after daemon_stopped at a clean shutdown.
+constexpr Duration kExportDrain = std::chrono::seconds(5);
 
 namespace {
 
@@ -88,6 +92,7 @@ struct Service::Impl {
   Logger log;
   Notifier notifier;
   Runtime rt;
+  std::unique_ptr<Exports> exports;  // stopped before the runtime (it reads the metrics)
   asio::io_context ioc{1};
   std::unique_ptr<asio::thread_pool> pool;
   std::unique_ptr<asio::signal_set> signals;
@@ -133,6 +138,13 @@ struct Service::Impl {
     if (max.count() <= 0) return Duration(0);
     std::uniform_int_distribution<Duration::rep> dist(0, max.count());
     return Duration(dist(rng));
+  }
+
+  // [audit] require_export: a poller's enforcer asks the exports before it acts.
+  void gate(ClusterPoller& poller) {
+    Enforcer* e = poller.enforcer();
+    if (e == nullptr || !exports || !config.audit.require_export) return;
+    e->set_export_gate([x = exports.get()](Timestamp now) { return x->blocking_reason(now); });
   }
 
   // ---- scheduling -------------------------------------------------------------------------
@@ -360,6 +372,8 @@ struct Service::Impl {
         rt.metrics->alerts_sent("webhook", "dropped", c.dropped.load());
       }
     }
+    if (exports && config.audit.require_export)
+      rt.metrics->export_blocked(exports->blocking_reason(now).has_value());
     return rt.metrics->render();
   }
 
@@ -479,6 +493,7 @@ struct Service::Impl {
         failed(p.error().message);
         return;
       }
+      gate(**p);
       built.push_back({slot_named(cl.name), std::move(*p)});
     }
     // Everything is valid: apply it all.
@@ -590,6 +605,7 @@ struct Service::Impl {
       if (ec) return;
       if (signo == SIGHUP) {
         log.info("SIGHUP received; reloading the configuration", {{"path", config.path}});
+        if (exports) exports->reopen();  // file sinks: logrotate
         reload();
         wait_signal();
         return;
@@ -632,8 +648,22 @@ Result<std::unique_ptr<Service>> Service::create(Config config, ServiceDeps deps
   auto rt = build_runtime(impl->config, *impl->deps.clock, impl->deps.sink, ro);
   if (!rt.ok()) return rt.take_error();
   impl->rt = std::move(*rt);
+  auto exports =
+      Exports::create(impl->config, *impl->deps.clock, impl->deps.sink, impl->rt.metrics.get());
+  if (!exports.ok()) return exports.take_error();
+  impl->exports = std::move(*exports);
+  if (!impl->exports->empty()) {  // exporters wake after every commit
+    auto observer = impl->rt.store->commit_observer();
+    impl->rt.store->on_commit([observer, x = impl->exports.get()](const EventCounts& counts) {
+      if (observer) observer(counts);
+      x->notify();
+    });
+  }
   const Timestamp now = impl->deps.clock->now();
-  for (auto& poller : impl->rt.pollers) impl->add_slot(std::move(poller), now);
+  for (auto& poller : impl->rt.pollers) {
+    impl->gate(*poller);
+    impl->add_slot(std::move(poller), now);
+  }
   impl->rt.pollers.clear();
   impl->publish_config_state();
   return std::unique_ptr<Service>(new Service(std::move(impl)));
@@ -656,6 +686,7 @@ int Service::run() {
                 {{"error", started.error().message}});
     return 1;
   }
+  s.exports->start();
   s.pool = std::make_unique<asio::thread_pool>(
       static_cast<std::size_t>(s.config.daemon.max_concurrent_polls));
   if (s.deps.handle_signals) {
@@ -695,6 +726,8 @@ int Service::run() {
   s.guard.emplace(asio::make_work_guard(s.ioc));
   s.ioc.run();
   s.pool->join();
+  // daemon_stopped is recorded: the exporters get a bounded time to deliver the rest.
+  s.exports->drain_and_stop(kExportDrain);
   if (s.endpoint) s.endpoint->stop();
   return 0;
 }

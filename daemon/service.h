@@ -10,6 +10,8 @@
 // With [audit] signing_key_file, a checkpoint that is due (daemon/checkpointer.h) is signed on the
 // worker pool, checked after every cycle and every heartbeat; the last one at a clean stop,
 // right after `daemon_stopped`, so that it covers it.
+// The audit export ([[audit.export]], daemon/exports.h) runs on threads of its own from the start
+// of run(); after `daemon_stopped` and the final checkpoint are recorded the exporters get up to 5 s to deliver the rest.
 //
 // The HTTP endpoint ([http] listen: /metrics, /healthz, /readyz) is bound before READY=1 is sent
 // to systemd; a heartbeat timer on the event loop feeds the systemd watchdog and /healthz.
@@ -18,7 +20,8 @@
 // policies, exemptions, safety, alerting, log level and format — or keeps the running
 // configuration, says why in one log line, sets the reload metric to 0 and records
 // `config_rejected`. A file without [[clusters]] (empty, truncated) is rejected like any other.
-// daemon.database, daemon.max_concurrent_polls and [http] take effect only at start. Cycles in
+// daemon.database, daemon.max_concurrent_polls, [http] and the export settings of [audit] take
+// effect only at start; SIGHUP reopens the export's file sinks in any case (logrotate). Cycles in
 // flight finish with the configuration they started with; polling never pauses for a reload.
 //
 // Thread safety: run() on one thread; request_stop() from any thread.

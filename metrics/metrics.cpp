@@ -33,6 +33,12 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Histogram>& poll_duration;
   prometheus::Family<prometheus::Gauge>& last_success;
   prometheus::Family<prometheus::Gauge>& mgmt_expiry;
+  prometheus::Family<prometheus::Gauge>& export_delivered;
+  prometheus::Family<prometheus::Gauge>& export_lag_events;
+  prometheus::Family<prometheus::Gauge>& export_lag_seconds;
+  prometheus::Family<prometheus::Gauge>& export_up;
+  prometheus::Family<prometheus::Counter>& export_failures;
+  prometheus::Gauge& export_blocked;
   prometheus::Family<prometheus::Counter>& audit_events;
   prometheus::Family<prometheus::Gauge>& checkpoint_seq;
   prometheus::Family<prometheus::Gauge>& checkpoint_at;
@@ -113,6 +119,33 @@ struct Metrics::Impl {
                         .Help("Unix time at which the management token tokenwarden uses for the "
                               "cluster expires (influxctl sources; absent if it never expires)")
                         .Register(registry)),
+        export_delivered(BuildGauge()
+                             .Name("tokenwarden_export_delivered_seq")
+                             .Help("The last audit seq an export sink delivered")
+                             .Register(registry)),
+        export_lag_events(BuildGauge()
+                              .Name("tokenwarden_export_lag_events")
+                              .Help("Audit events not yet delivered by an export sink")
+                              .Register(registry)),
+        export_lag_seconds(BuildGauge()
+                               .Name("tokenwarden_export_lag_seconds")
+                               .Help("Age of the oldest audit event an export sink has not "
+                                     "delivered (0 when caught up)")
+                               .Register(registry)),
+        export_up(BuildGauge()
+                      .Name("tokenwarden_export_up")
+                      .Help("1 if the export sink's last attempt succeeded")
+                      .Register(registry)),
+        export_failures(BuildCounter()
+                            .Name("tokenwarden_export_failures_total")
+                            .Help("Failed export attempts (each retried with backoff)")
+                            .Register(registry)),
+        export_blocked(BuildGauge()
+                           .Name("tokenwarden_enforcement_export_blocked")
+                           .Help("1 while [audit] require_export holds enforcement actions back "
+                                 "because an export sink lags more than export_max_lag")
+                           .Register(registry)
+                           .Add({})),
         audit_events(BuildCounter()
                          .Name("tokenwarden_audit_events_total")
                          .Help("Events appended to the audit log")
@@ -203,6 +236,26 @@ void Metrics::management_token_expiry(const std::string& cluster, std::optional<
   } else {
     impl_->mgmt_expiry.Remove(&gauge);
   }
+}
+
+void Metrics::export_status(const std::string& sink, std::int64_t delivered_seq,
+                            std::int64_t lag_events, double lag_seconds, bool up) {
+  const Touched touched(*impl_);
+  impl_->export_delivered.Add({{"sink", sink}}).Set(static_cast<double>(delivered_seq));
+  impl_->export_lag_events.Add({{"sink", sink}}).Set(static_cast<double>(lag_events));
+  impl_->export_lag_seconds.Add({{"sink", sink}}).Set(lag_seconds);
+  impl_->export_up.Add({{"sink", sink}}).Set(up ? 1 : 0);
+  impl_->export_failures.Add({{"sink", sink}});
+}
+
+void Metrics::export_failed(const std::string& sink) {
+  const Touched touched(*impl_);
+  impl_->export_failures.Add({{"sink", sink}}).Increment();
+}
+
+void Metrics::export_blocked(bool blocked) {
+  const Touched touched(*impl_);
+  impl_->export_blocked.Set(blocked ? 1 : 0);
 }
 
 void Metrics::inventory(const std::string& cluster, const InventoryCounts& c) {

@@ -74,6 +74,14 @@ class Metrics {
   // (tokenwarden_management_token_expiry_timestamp_seconds); nullopt removes the series (it never
   // expires, or the source cannot tell).
   void management_token_expiry(const std::string& cluster, std::optional<Timestamp> at);
+  // An export sink's position (docs/audit-export.md): the last seq it delivered, how many
+  // events and how many seconds (age of the oldest undelivered event, 0 when caught up) it lags,
+  // and whether its last attempt succeeded (tokenwarden_export_*{sink}).
+  void export_status(const std::string& sink, std::int64_t delivered_seq, std::int64_t lag_events,
+                     double lag_seconds, bool up);
+  void export_failed(const std::string& sink);  // tokenwarden_export_failures_total
+  // 1 while [audit] require_export holds enforcement actions back (a sink lags too long).
+  void export_blocked(bool blocked);
   // Drops the gauge series of a cluster (removed by a reload) or of policies no longer configured.
   // Counters and the poll-duration histogram stay (a counter that vanishes and comes back would
   // look like a reset); they simply stop increasing.

@@ -46,12 +46,20 @@ SPEC_METRICS = {
     "tokenwarden_config_last_reload_successful": set(),
     "tokenwarden_config_last_reload_success_timestamp_seconds": set(),
     "tokenwarden_management_token_expiry_timestamp_seconds": {"cluster"},  # issue 10
+    # issue 12: the audit export
+    "tokenwarden_export_delivered_seq": {"sink"},
+    "tokenwarden_export_lag_events": {"sink"},
+    "tokenwarden_export_lag_seconds": {"sink"},
+    "tokenwarden_export_up": {"sink"},
+    "tokenwarden_export_failures_total": {"sink"},
+    "tokenwarden_enforcement_export_blocked": set(),
 }
 EXPECTED_ALERTS = {
     "TokenwardenDown", "TokenwardenAbsent", "TokenwardenPollsStale", "TokenwardenPollsFailing",
     "TokenwardenCriticalViolationsOpen", "TokenwardenEnforcementHalted",
     "TokenwardenActionsFailed", "TokenwardenConfigReloadFailed",
     "TokenwardenManagementTokenExpiring", "TokenwardenManagementTokenExpiresSoon",
+    "TokenwardenExportLagging", "TokenwardenEnforcementBlockedByExport",
 }
 
 

@@ -457,6 +457,43 @@ TEST_F(EnforcerTest, RevokeAfterGracePeriodThenResolvedRevoked) {
   EXPECT_NE(alerts_.changes[0].violation_id, 0);
 }
 
+// [audit] require_export: while the export gate is closed the due action stays planned, nothing
+// is sent, the hold is recorded once; the action runs in the first cycle after the gate opens.
+TEST_F(EnforcerTest, ActionsWaitForTheAuditExportToCatchUp) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start({write_all_policy()});
+  std::optional<std::string> lagging =
+      "export sink remote has not delivered events recorded 6m ago";
+  poller_->enforcer()->set_export_gate([&](Timestamp) { return lagging; });
+  const Timestamp t0 = clock_.now();
+  cycle();
+  auto held = cycle_at(t0 + kGrace);
+  EXPECT_EQ(held.enforcement.planned, 1);
+  EXPECT_EQ(held.enforcement.export_held, 1);
+  EXPECT_EQ(held.enforcement.succeeded, 0);
+  EXPECT_EQ(cluster_->revoke_calls(), 0);
+  EXPECT_EQ(action_state("bad-1"), "planned");
+  ASSERT_EQ(events("enforcement_halted"), 1);
+  json d = details("enforcement_halted").at(0);
+  EXPECT_EQ(d.value("reason", ""), "export_lagging");
+  EXPECT_EQ(d.value("planned", 0), 1);
+  EXPECT_EQ(d["policies"].value("no-write-all", 0), 1);
+
+  // Still lagging: still nothing sent, the hold is not recorded again.
+  auto again = cycle_after(minutes(1));
+  EXPECT_EQ(again.enforcement.export_held, 1);
+  EXPECT_EQ(cluster_->revoke_calls(), 0);
+  EXPECT_EQ(events("enforcement_halted"), 1);
+
+  // Caught up: the planned action runs once, in the next cycle.
+  lagging.reset();
+  auto run = cycle_after(minutes(1));
+  EXPECT_EQ(run.enforcement.succeeded, 1);
+  EXPECT_EQ(cluster_->revokes_of("bad-1"), 1);
+  EXPECT_EQ(action_state("bad-1"), "succeeded");
+  EXPECT_EQ(events("action_planned"), 1);
+}
+
 TEST_F(EnforcerTest, RestrictPatchesTheCompliantPermissionsThenResolvedRestricted) {
   populate(
       *cluster_, 3,

@@ -115,5 +115,29 @@ TEST_F(PreflightTest, CheckRuntimeFilesIncludesTheVersions) {
   EXPECT_EQ(r.warnings[0].rfind("clusters[1].influxctl_path: ", 0), 0u) << r.warnings[0];
 }
 
+TEST_F(PreflightTest, ExportTlsFilesAndFileSinkDirectoriesMustExist) {
+  ExportSinkConfig tls;
+  tls.name = "siem";
+  tls.type = ExportType::kSyslog;
+  tls.address = "logs.example.com:6514";
+  tls.tls = true;
+  tls.ca_file = dir_.write("ca.pem", "not read");
+  tls.cert_file = dir_.file("missing-cert.pem");
+  tls.key_file = dir_.file("missing-key.pem");
+  ExportSinkConfig file;
+  file.name = "local";
+  file.type = ExportType::kFile;
+  file.path = dir_.file("no-such-dir/audit.jsonl");
+  ExportSinkConfig fine = file;
+  fine.name = "fine";
+  fine.path = dir_.file("audit.jsonl");
+  config_.audit.exports = {tls, file, fine};
+  auto r = check_runtime_files(config_, "");
+  ASSERT_EQ(r.errors.size(), 3u) << all(r.errors);
+  EXPECT_EQ(r.errors[0].rfind("audit.export[0].cert_file: ", 0), 0u) << r.errors[0];
+  EXPECT_EQ(r.errors[1].rfind("audit.export[0].key_file: ", 0), 0u) << r.errors[1];
+  EXPECT_EQ(r.errors[2].rfind("audit.export[1].path: the directory ", 0), 0u) << r.errors[2];
+}
+
 }  // namespace
 }  // namespace tw::daemon

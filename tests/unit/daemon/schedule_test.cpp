@@ -166,6 +166,32 @@ TEST(PlanClusters, FromNothingAndToNothing) {
   EXPECT_EQ(plan_clusters({&a}, {}).removed, (std::vector<std::string>{"a"}));
 }
 
+TEST(RestartOnlyChange, AuditExportSettingsNeedARestart) {
+  Config running;
+  running.clusters = {cluster("a")};
+  ExportSinkConfig sink;
+  sink.name = "remote";
+  sink.type = ExportType::kSyslog;
+  sink.address = "logs.example.com:6514";
+  running.audit.exports = {sink};
+  Config next = running;
+  next.audit.checkpoint_events = 5;  // not an export setting
+  EXPECT_FALSE(restart_only_change(running, next).has_value());
+  next = running;
+  next.audit.exports[0].address = "other.example.com:6514";
+  EXPECT_NE(restart_only_change(running, next).value_or("").find("[audit] export"),
+            std::string::npos);
+  next = running;
+  next.audit.exports.push_back(sink);
+  EXPECT_TRUE(restart_only_change(running, next).has_value());
+  next = running;
+  next.audit.require_export = true;
+  EXPECT_TRUE(restart_only_change(running, next).has_value());
+  next = running;
+  next.audit.export_max_lag = std::chrono::minutes(1);
+  EXPECT_TRUE(restart_only_change(running, next).has_value());
+}
+
 TEST(RestartOnlyChange, NamesTheSettingThatNeedsARestart) {
   Config running;
   running.clusters = {cluster("a")};

@@ -256,6 +256,9 @@ void touch_everything(Metrics& m) {
   m.exemptions_active({{"p1", 1}});
   m.alerts_sent("webhook", "ok", 1);
   m.config_reload(true, ts("2026-06-01T00:00:00Z"));
+  m.export_status("siem", 10, 2, 1.5, true);
+  m.export_failed("siem");
+  m.export_blocked(false);
 }
 
 TEST(Metrics, EveryFamilyHasHelpTypeAndSamples) {
@@ -281,6 +284,12 @@ TEST(Metrics, EveryFamilyHasHelpTypeAndSamples) {
       {"tokenwarden_alerts_sent_total", "counter"},
       {"tokenwarden_config_last_reload_successful", "gauge"},
       {"tokenwarden_config_last_reload_success_timestamp_seconds", "gauge"},
+      {"tokenwarden_export_delivered_seq", "gauge"},
+      {"tokenwarden_export_lag_events", "gauge"},
+      {"tokenwarden_export_lag_seconds", "gauge"},
+      {"tokenwarden_export_up", "gauge"},
+      {"tokenwarden_export_failures_total", "counter"},
+      {"tokenwarden_enforcement_export_blocked", "gauge"},
   };
   for (const auto& [name, type] : families) {
     SCOPED_TRACE(name);
@@ -317,6 +326,12 @@ TEST(Metrics, LabelNamesFollowTheSpec) {
       {"tokenwarden_audit_checkpoint_timestamp_seconds", {}},
       {"tokenwarden_config_last_reload_successful", {}},
       {"tokenwarden_config_last_reload_success_timestamp_seconds", {}},
+      {"tokenwarden_export_delivered_seq", {"sink"}},
+      {"tokenwarden_export_lag_events", {"sink"}},
+      {"tokenwarden_export_lag_seconds", {"sink"}},
+      {"tokenwarden_export_up", {"sink"}},
+      {"tokenwarden_export_failures_total", {"sink"}},
+      {"tokenwarden_enforcement_export_blocked", {}},
   };
   for (const auto& [name, names] : labels) {
     SCOPED_TRACE(name);
@@ -340,6 +355,26 @@ TEST(Metrics, FreshRegistryHasBuildInfoAndReloadGaugesOnly) {
   EXPECT_TRUE(e.matching("tokenwarden_tokens").empty());
   EXPECT_TRUE(e.matching("tokenwarden_polls_total").empty());
   EXPECT_TRUE(e.matching("tokenwarden_poll_duration_seconds_count").empty());
+}
+
+TEST(Metrics, ExportSeriesPerSinkAndTheBlockedGauge) {
+  Metrics m("v");
+  EXPECT_EQ(render(m).value("tokenwarden_enforcement_export_blocked"), 0.0);
+  m.export_status("siem", 40, 0, 0, true);
+  auto e = render(m);
+  EXPECT_EQ(e.value("tokenwarden_export_failures_total", {{"sink", "siem"}}), 0.0)
+      << "the counter exists from the first status";
+  m.export_status("siem", 42, 7, 61.5, false);
+  m.export_failed("siem");
+  m.export_failed("siem");
+  m.export_blocked(true);
+  e = render(m);
+  EXPECT_EQ(e.value("tokenwarden_export_delivered_seq", {{"sink", "siem"}}), 42.0);
+  EXPECT_EQ(e.value("tokenwarden_export_lag_events", {{"sink", "siem"}}), 7.0);
+  EXPECT_EQ(e.value("tokenwarden_export_lag_seconds", {{"sink", "siem"}}), 61.5);
+  EXPECT_EQ(e.value("tokenwarden_export_up", {{"sink", "siem"}}), 0.0);
+  EXPECT_EQ(e.value("tokenwarden_export_failures_total", {{"sink", "siem"}}), 2.0);
+  EXPECT_EQ(e.value("tokenwarden_enforcement_export_blocked"), 1.0);
 }
 
 // --- polls

@@ -1,0 +1,81 @@
+#include "daemon/exports.h"
+
+#include "export/file_sink.h"
+#include "export/journald_sink.h"
+#include "export/syslog_sink.h"
+#include "storage/sqlite.h"
+
+namespace tw::daemon {
+
+std::unique_ptr<exporting::Sink> make_sink(const ExportSinkConfig& c) {
+  switch (c.type) {
+    case ExportType::kSyslog:
+      return std::make_unique<exporting::SyslogSink>(exporting::SyslogOptions{
+          .address = c.address,
+          .tls = c.tls,
+          .ca_file = c.ca_file,
+          .cert_file = c.cert_file,
+          .key_file = c.key_file,
+      });
+    case ExportType::kJournald:
+      return std::make_unique<exporting::JournaldSink>(c.socket);
+    case ExportType::kFile:
+      return std::make_unique<exporting::FileSink>(c.path);
+  }
+  return nullptr;
+}
+
+Result<std::unique_ptr<Exports>> Exports::create(const Config& config, const Clock& clock,
+                                                 const std::shared_ptr<LogSink>& sink,
+                                                 metrics::Metrics* metrics) {
+  std::unique_ptr<Exports> out(new Exports(clock, config.audit.export_max_lag));
+  for (const auto& e : config.audit.exports) {
+    auto db = storage::Db::open(config.daemon.database, storage::Db::Mode::kReadWrite);
+    if (!db.ok())
+      return make_error(db.error().code, "export " + e.name + ": " + db.error().message);
+    out->exporters_.push_back(std::make_unique<exporting::Exporter>(
+        exporting::ExporterOptions{.name = e.name, .target = e.target()}, make_sink(e),
+        std::move(*db), clock, Logger("export", sink), metrics));
+    out->view_.push_back(out->exporters_.back().get());
+  }
+  return out;
+}
+
+Exports::~Exports() = default;
+
+void Exports::start() {
+  for (auto& e : exporters_)
+    threads_.push_back(std::make_unique<exporting::ExportThread>(std::move(e)));
+  exporters_.clear();
+}
+
+void Exports::notify() {
+  for (auto& t : threads_) t->notify();
+}
+
+void Exports::reopen() {
+  for (auto& t : threads_) t->reopen();
+}
+
+void Exports::drain_and_stop(Duration grace) {
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  for (auto& t : threads_) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    t->drain_and_stop(std::max<Duration>(Duration(0), std::chrono::duration_cast<Duration>(left)));
+  }
+}
+
+std::optional<std::string> Exports::blocking_reason(Timestamp now) const {
+  for (const exporting::Exporter* e : view_) {
+    if (!e->reported()) return "export sink " + e->name() + " has not reported its position yet";
+    auto oldest = e->oldest_undelivered();
+    if (oldest && now - *oldest > max_lag_) {
+      return "export sink " + e->name() + " has not delivered events recorded " +
+             format_duration(now - *oldest) + " ago (export_max_lag " + format_duration(max_lag_) +
+             ")";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace tw::daemon
