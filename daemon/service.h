@@ -11,7 +11,8 @@
 // worker pool, checked after every cycle and every heartbeat; the last one at a clean stop,
 // right after `daemon_stopped`, so that it covers it.
 // The audit export ([[audit.export]], daemon/exports.h) runs on threads of its own from the start
-// of run(); after `daemon_stopped` and the final checkpoint are recorded the exporters get up to 5 s to deliver the rest.
+// of run(); after `daemon_stopped` and the final checkpoint are recorded the exporters get up to 5
+// s to deliver the rest.
 //
 // The HTTP endpoint ([http] listen: /metrics, /healthz, /readyz) is bound before READY=1 is sent
 // to systemd; a heartbeat timer on the event loop feeds the systemd watchdog and /healthz.

@@ -38,7 +38,7 @@ def journal():
     socket = Path(f"/run/systemd/journal.{namespace}/socket")
     machine = Path("/etc/machine-id").read_text().strip()
     dirs = [Path(f"/var/log/journal/{machine}.{namespace}"),
-            Path(f"/run/log/journal/{machine}.{namespace}"), socket.parent]
+            Path(f"/run/log/journal/{machine}.{namespace}")]
     try:
         twtest.wait_for(socket.exists, timeout=10, what="journald's socket")
         yield {"namespace": namespace, "socket": socket, "dirs": dirs, "proc": proc}
@@ -48,18 +48,22 @@ def journal():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        for d in dirs:
+        for d in [*dirs, socket.parent]:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def journal_files(journal) -> list[str]:
+    return [str(p) for d in journal["dirs"] if d.exists() for p in d.glob("*.journal")]
 
 
 def journal_entries(journal) -> list[dict]:
     """Every tokenwarden entry in the namespace's journal files, read with journalctl --file."""
-    files = [str(p) for d in journal["dirs"] if d.exists() for p in d.glob("*.journal")]
+    files = journal_files(journal)
     if not files:
         return []
     out = []
     for f in files:
-        proc = subprocess.run(["journalctl", "--file", f, "-o", "json", "--no-pager",
+        proc = subprocess.run(["journalctl", "--file", f, "-o", "json", "--all", "--no-pager",
                                "SYSLOG_IDENTIFIER=tokenwarden"], capture_output=True, text=True)
         out += [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return sorted(out, key=lambda e: int(e["TOKENWARDEN_SEQ"]))
@@ -69,6 +73,8 @@ def test_every_event_reaches_journald_with_native_fields(tmp_path, sim_factory, 
     sim = sim_factory()
     sim.create("etl writer (owner: data-eng)", [{"action": "write", "resource": "prod"}])
     sim.create("multi\nline \"quoted\" description", [])
+    # An entry larger than a datagram: the sink passes it to journald in a sealed memfd.
+    big = sim.create("x" * 300_000, [])
     sink = f"""
 [[audit.export]]
 name = "journal"
@@ -94,12 +100,14 @@ socket = "{journal['socket']}"
         assert e["TOKENWARDEN_DETAIL"] == detail and e["TOKENWARDEN_HASH"] == hash_
         assert json.loads(e["TOKENWARDEN_EXPORT"])["hash"] == hash_
     # journalctl selects by MESSAGE_ID, as an operator (or Promtail) would.
-    files = [str(p) for d in journal["dirs"] if d.exists() for p in d.glob("*.journal")]
+    files = journal_files(journal)
     created = subprocess.run(["journalctl", "--no-pager", "-o", "json",
                               *[a for f in files for a in ("--file", f)],
                               f"MESSAGE_ID={message_id('token_discovered')}"],
                              capture_output=True, text=True).stdout.splitlines()
-    assert len(created) == sum(1 for r in rows if r[1] == "token_discovered") == 2
+    assert len(created) == sum(1 for r in rows if r[1] == "token_discovered") == 3
+    big_entry = next(e for e in entries if e.get("TOKENWARDEN_TOKEN_ID") == big["id"])
+    assert json.loads(big_entry["TOKENWARDEN_DETAIL"])["description"] == "x" * 300_000
     # The export lines form a copy `verify --export` checks against the database.
     copy = tmp_path / "journal-export.jsonl"
     copy.write_text("".join(e["TOKENWARDEN_EXPORT"] + "\n" for e in entries))
