@@ -113,3 +113,14 @@ socket = "{journal['socket']}"
     copy.write_text("".join(e["TOKENWARDEN_EXPORT"] + "\n" for e in entries))
     proc = tw.run("verify", "--export", str(copy))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_documented_message_ids_are_the_ones_sent():
+    """docs/audit-export.md lists every event kind's MESSAGE_ID; they are what the sink sends."""
+    import re
+    doc = (twtest.SOURCE_DIR / "docs" / "audit-export.md").read_text()
+    table = dict(re.findall(r"^\| `([a-z_]+)` \| `([0-9a-f]{32})` \|$", doc, flags=re.M))
+    kinds = re.findall(r'"([a-z_]+)"', (twtest.SOURCE_DIR / "core" / "audit_event.cpp").read_text()
+                       .split("kNames{", 1)[1].split("};", 1)[0])
+    assert sorted(table) == sorted(kinds)
+    assert all(table[k] == message_id(k) for k in kinds)
