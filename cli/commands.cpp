@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "daemon/config.h"
+#include "daemon/export_gate.h"
 #include "daemon/preflight.h"
 #include "daemon/runtime.h"
 #include "daemon/service.h"
@@ -20,6 +21,7 @@
 #include "storage/audit_store.h"
 #include "storage/chain.h"
 #include "storage/queries.h"
+#include "storage/sqlite.h"
 
 namespace tw::cli {
 namespace {
@@ -238,6 +240,30 @@ int cmd_run(const GlobalOptions& g) {
   return (*service)->run();
 }
 
+namespace {
+
+// [audit] require_export in a one-shot poll: it runs no exporter, so its enforcers ask the
+// cursors the daemon's exporters stored (daemon/export_gate.h) before they act.
+bool gate_on_stored_export(const daemon::Config& config, daemon::Runtime& rt) {
+  if (!config.audit.require_export) return true;
+  auto db = storage::Db::open(config.daemon.database, storage::Db::Mode::kReadOnly);
+  if (!db.ok()) {
+    print_error(db.error().message);
+    return false;
+  }
+  std::shared_ptr<storage::Db> shared(std::move(*db));
+  for (auto& poller : rt.pollers) {
+    if (daemon::Enforcer* e = poller->enforcer()) {
+      e->set_export_gate([shared, &audit = config.audit](Timestamp now) {
+        return daemon::stored_export_blocking_reason(*shared, audit, now);
+      });
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
   auto config = load_config(g);
   if (!config) return kExitUsage;
@@ -253,6 +279,7 @@ int cmd_poll(const GlobalOptions& g, const PollOptions& o) {
     print_error(rt.error().message);
     return kExitFailure;
   }
+  if (!o.dry_run && !gate_on_stored_export(*config, *rt)) return kExitFailure;
   Table table = poll_table();
   bool failed = false;
   for (auto& poller : rt->pollers) {

@@ -129,8 +129,8 @@ struct Metrics::Impl {
                               .Register(registry)),
         export_lag_seconds(BuildGauge()
                                .Name("tokenwarden_export_lag_seconds")
-                               .Help("Age of the oldest audit event an export sink has not "
-                                     "delivered (0 when caught up)")
+                               .Help("Seconds since the first audit event an export sink has "
+                                     "not delivered was recorded (0 when caught up)")
                                .Register(registry)),
         export_up(BuildGauge()
                       .Name("tokenwarden_export_up")
@@ -142,8 +142,8 @@ struct Metrics::Impl {
                             .Register(registry)),
         export_blocked(BuildGauge()
                            .Name("tokenwarden_enforcement_export_blocked")
-                           .Help("1 while [audit] require_export holds enforcement actions back "
-                                 "because an export sink lags more than export_max_lag")
+                           .Help("1 while [audit] require_export keeps enforcement actions "
+                                 "waiting because an export sink lags more than export_max_lag")
                            .Register(registry)
                            .Add({})),
         audit_events(BuildCounter()
