@@ -8,31 +8,42 @@ namespace tw::storage {
 namespace {
 
 constexpr std::size_t kHashLen = 64;
+// Duplicates are recognised this far back (an exporter resends at most a few batches); the
+// hashes of older seqs are let go, so memory stays bounded (about 64 MB at most) for any copy.
+constexpr std::size_t kWindow = 500000;
 
-// Walks the database's (seq, hash) in seq order, one row per new seq of the copy.
+// Walks the database's rows in seq order, one row per new seq of the copy, and compares every
+// column: a row edited in place (its hash left alone) differs from the copy as much as a
+// rewritten one.
 class DbCursor {
  public:
   explicit DbCursor(Db& db) : db_(db) {}
-  // "" if the database holds `seq` with `hash`; else why not.
-  Result<std::string> compare(std::int64_t seq, const std::string& hash) {
+  // "" if the database holds `row` exactly; else why not.
+  Result<std::string> compare(const AuditRow& row) {
+    const std::int64_t seq = row.seq;
     if (!stmt_) {
-      auto st = db_.prepare("SELECT seq, hash FROM audit_events WHERE seq >= ? ORDER BY seq");
+      auto st = db_.prepare(
+          "SELECT seq, recorded_at, cluster, token_id, event, detail, prev_hash, hash "
+          "FROM audit_events WHERE seq >= ? ORDER BY seq");
       if (!st.ok()) return st.take_error();
       stmt_.emplace(std::move(*st));
       stmt_->bind(1, seq);
     }
-    auto row = stmt_->step();
-    if (!row.ok()) return row.take_error();
-    if (!*row) {
+    auto step = stmt_->step();
+    if (!step.ok()) return step.take_error();
+    if (!*step) {
       return "the database ends before seq " + std::to_string(seq) +
              ", which the export holds: rows were deleted from the database";
     }
-    std::int64_t db_seq = stmt_->int64(0);
-    if (db_seq != seq) {
+    if (stmt_->int64(0) != seq) {
       return "the database has no seq " + std::to_string(seq) +
              ", which the export holds: rows were deleted from the database";
     }
-    if (stmt_->view(1) != hash) {
+    const bool same = stmt_->view(1) == row.recorded_at && stmt_->opt_text(2) == row.cluster &&
+                      stmt_->opt_text(3) == row.token_id && stmt_->view(4) == row.event &&
+                      stmt_->view(5) == row.detail && stmt_->view(6) == row.prev_hash &&
+                      stmt_->view(7) == row.hash;
+    if (!same) {
       return "the database's seq " + std::to_string(seq) +
              " differs from the exported copy: the database was rewritten after the event left "
              "the host";
@@ -94,14 +105,18 @@ class ExportChecker {
 
  private:
   Result<bool> accept(const AuditRow& row) {
-    if (rep_.events == 0) rep_.first_seq = row.seq;
+    if (rep_.events == 0) rep_.first_seq = window_first_ = row.seq;
     ++rep_.events;
     rep_.last_seq = row.seq;
     hashes_ += row.hash;
+    if (hashes_.size() >= 2 * kWindow * kHashLen) {  // keep the last kWindow seqs' hashes
+      hashes_.erase(0, kWindow * kHashLen);
+      window_first_ += static_cast<std::int64_t>(kWindow);
+    }
     if (verifier_) verifier_->add(row.seq, row.event, row.prev_hash, row.detail);
     if (cursor_) {
       rep_.compared = true;
-      auto diff = cursor_->compare(row.seq, row.hash);
+      auto diff = cursor_->compare(row);
       if (!diff.ok()) return diff.take_error();
       if (!diff->empty()) return fail_db(*diff);
     }
@@ -109,9 +124,17 @@ class ExportChecker {
   }
 
   Result<bool> duplicate(const AuditRow& row, const std::string& computed) {
-    bool same = row.seq >= rep_.first_seq && computed == row.hash && row.hash == hash_of(row.seq) &&
-                (row.seq == rep_.first_seq || row.prev_hash == hash_of(row.seq - 1));
-    if (!same) {
+    if (row.seq < rep_.first_seq) {
+      return fail("goes back to seq " + std::to_string(row.seq) +
+                  ", before the copy's first seq " + std::to_string(rep_.first_seq));
+    }
+    if (row.seq < window_first_) {
+      return fail("repeats seq " + std::to_string(row.seq) + ", more than " +
+                  std::to_string(kWindow) +
+                  " seqs back: an export never resends that far, so the copy was spliced");
+    }
+    // The hash covers prev_hash and the content: equal hashes, recomputed, are the same row.
+    if (computed != row.hash || row.hash != hash_of(row.seq)) {
       return fail("repeats seq " + std::to_string(row.seq) +
                   " with a different content than its first copy");
     }
@@ -121,7 +144,7 @@ class ExportChecker {
 
   std::string_view hash_of(std::int64_t seq) const {
     return std::string_view(hashes_).substr(
-        static_cast<std::size_t>(seq - rep_.first_seq) * kHashLen, kHashLen);
+        static_cast<std::size_t>(seq - window_first_) * kHashLen, kHashLen);
   }
 
   bool fail(const std::string& what) {
@@ -140,7 +163,8 @@ class ExportChecker {
 
   const ExportVerifyOptions& o_;
   ExportVerifyReport rep_;
-  std::string hashes_;  // every accepted seq's hash, 64 characters each, from first_seq
+  std::string hashes_;  // the accepted seqs' hashes, 64 characters each, from window_first_
+  std::int64_t window_first_ = 0;
   std::optional<CheckpointVerifier> verifier_;
   std::optional<DbCursor> cursor_;
 };

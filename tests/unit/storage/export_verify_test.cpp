@@ -141,6 +141,26 @@ TEST_F(ExportVerifyTest, RewrittenDatabaseDivergesAtTheFirstChangedSeq) {
       << r.problem;
 }
 
+TEST_F(ExportVerifyTest, ARowEditedInPlaceWithItsHashLeftAloneDiverges) {
+  // Not a rewrite of the chain: one detail changed, every hash as it was.
+  tamper("UPDATE audit_events SET detail = '{\"n\":99}' WHERE seq = 6;");
+  auto r = check(lines_, true);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.problem.find("the database's seq 6 differs from the exported copy"),
+            std::string::npos)
+      << r.problem;
+}
+
+TEST_F(ExportVerifyTest, AResentLineFromBeforeTheCopyStartsIsAnError) {
+  std::vector<std::string> lines(lines_.begin() + 4, lines_.end());
+  lines.push_back(lines_[2]);  // seq 3, which this copy never held
+  auto r = check(lines);
+  EXPECT_FALSE(r.ok);
+  EXPECT_NE(r.problem.find("goes back to seq 3, before the copy's first seq 5"),
+            std::string::npos)
+      << r.problem;
+}
+
 TEST_F(ExportVerifyTest, TruncatedDatabaseIsAnError) {
   tamper("DELETE FROM audit_events WHERE seq > 7;");
   auto r = check(lines_, true);
