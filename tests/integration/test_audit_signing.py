@@ -161,6 +161,21 @@ def test_rewrite_with_recomputed_hashes(signed, tmp_path):
     tw.run("verify", "--export", str(export), "--export-only", "--public-key", pub, check=0)
 
 
+def test_report_does_not_vouch_for_a_checkpoint_over_a_broken_chain(signed):
+    """A row edited in place before the last checkpoint: the signature itself still verifies
+    against the row's stored prev_hash, but the chain no longer reaches it."""
+    tw, keys, _ = signed
+    con = sqlite3.connect(tw.db_path)
+    con.executescript("DROP TRIGGER IF EXISTS audit_events_no_update;")
+    con.execute("UPDATE audit_events SET detail = '{\"edited\":true}' WHERE seq = 2")
+    con.commit()
+    con.close()
+    report = json.loads(tw.run("report", "--public-key", str(keys / "checkpoint.pub"),
+                               "--format", "json", check=0).stdout)
+    assert report["integrity"]["ok"] is False
+    assert report["integrity"]["checkpoint"]["verification"] == "invalid", report["integrity"]
+
+
 def test_forged_checkpoint_with_another_key(signed, tmp_path):
     tw, keys, sim = signed
     other, _ = keygen(tmp_path, "other")
