@@ -4,8 +4,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "core/sha256.h"
 #include "core/strings.h"
@@ -26,21 +26,34 @@ struct MdCtxFree {
 
 std::string named(const std::string& origin) { return "\"" + printable(origin, 200) + "\""; }
 
+constexpr std::size_t kMaxKeyFile = 64 * 1024;
+
+// A key file: a regular file (never a FIFO or a device, which could block or never end), read
+// whole into one buffer that the caller cleanses.
 Result<std::string> read_file(const std::string& path, const char* what) {
+  const std::string cannot = std::string("cannot read the ") + what + " " + named(path);
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (ec) return make_error(ErrorCode::kIo, cannot + ": " + ec.message());
+  if (!std::filesystem::is_regular_file(status)) {
+    return make_error(ErrorCode::kIo, cannot + ": not a regular file");
+  }
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return make_error(ErrorCode::kIo, std::string("cannot read the ") + what + " " + named(path));
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad())
-    return make_error(ErrorCode::kIo, std::string("cannot read the ") + what + " " + named(path));
-  std::string text = s.str();
-  if (text.size() > 64 * 1024) {
+  if (!in) return make_error(ErrorCode::kIo, cannot);
+  std::string text(kMaxKeyFile + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) return make_error(ErrorCode::kIo, cannot);
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxKeyFile) {
+    OPENSSL_cleanse(text.data(), text.size());
     return make_error(ErrorCode::kInvalidArgument,
                       named(path) + " is too large to be an Ed25519 " + what);
   }
   return text;
 }
+
+// An encrypted key is refused, never prompted for: the daemon has no terminal to ask on.
+int no_passphrase(char*, int, int, void*) { return -1; }
 
 std::string raw_public(EVP_PKEY* key) {
   std::string raw(32, '\0');
@@ -67,8 +80,8 @@ std::string to_pem(EVP_PKEY* key, bool is_private) {
 Pkey parse_pem(std::string_view pem, bool is_private) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return nullptr;
-  EVP_PKEY* key = is_private ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
-                             : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
+  EVP_PKEY* key = is_private ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr)
+                             : PEM_read_bio_PUBKEY(bio.get(), nullptr, no_passphrase, nullptr);
   return Pkey(key);
 }
 

@@ -542,8 +542,8 @@ Result<Integrity> integrity_of(ReadTxn& txn, const ReportData& data) {
   auto checkpoint = storage::last_checkpoint(txn, data.context.public_keys);
   if (!checkpoint.ok()) return checkpoint.take_error();
   // A valid signature over a head the chain no longer reaches proves nothing about these rows.
-  if (auto& c = *checkpoint; c && c->checked && c->problem.empty() && !v.ok &&
-                             (v.bad_seq == 0 || v.bad_seq <= c->seq)) {
+  if (auto& c = *checkpoint;
+      c && c->checked && c->problem.empty() && !v.ok && (v.bad_seq == 0 || v.bad_seq <= c->seq)) {
     c->problem = "the hash chain is broken before it (" + v.problem + ")";
   }
   p.result = Integrity{v.ok,

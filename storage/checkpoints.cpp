@@ -1,6 +1,7 @@
 #include "storage/checkpoints.h"
 
 #include "core/base64.h"
+#include "core/strings.h"
 #include "storage/audit_store.h"
 #include "storage/sqlite.h"
 
@@ -37,7 +38,11 @@ Result<std::optional<SignedCheckpoint>> sign_checkpoint(WriteTxn& txn,
   s.checkpoint.signed_at = format_timestamp(now);
   s.checkpoint.key_id = key.key_id();
   s.checkpoint.host = host;
-  s.checkpoint.signature = base64_encode(key.sign(checkpoint_message(s.checkpoint)));
+  const std::string signature = key.sign(checkpoint_message(s.checkpoint));
+  if (signature.empty()) {
+    return make_error(ErrorCode::kInternal, "OpenSSL could not sign the checkpoint");
+  }
+  s.checkpoint.signature = base64_encode(signature);
   auto seq = txn.append(
       NewEvent{EventKind::kCheckpointSigned, "", "", checkpoint_detail(s.checkpoint)}, now);
   if (!seq.ok()) return seq.take_error();
@@ -56,7 +61,7 @@ std::string check_checkpoint(std::int64_t seq, std::string_view prev_hash, std::
     if (k.key_id() == c->key_id) key = &k;
   }
   if (key == nullptr) {
-    return name + " was signed by another key (key id \"" + c->key_id.substr(0, 64) +
+    return name + " was signed by another key (key id \"" + printable(c->key_id, 64) +
            "\" is not one of the given public keys)";
   }
   auto sig = base64_decode(c->signature);

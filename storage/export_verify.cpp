@@ -125,8 +125,8 @@ class ExportChecker {
 
   Result<bool> duplicate(const AuditRow& row, const std::string& computed) {
     if (row.seq < rep_.first_seq) {
-      return fail("goes back to seq " + std::to_string(row.seq) +
-                  ", before the copy's first seq " + std::to_string(rep_.first_seq));
+      return fail("goes back to seq " + std::to_string(row.seq) + ", before the copy's first seq " +
+                  std::to_string(rep_.first_seq));
     }
     if (row.seq < window_first_) {
       return fail("repeats seq " + std::to_string(row.seq) + ", more than " +

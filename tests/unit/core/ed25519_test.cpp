@@ -4,6 +4,7 @@
 #include "core/ed25519.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <string>
 
@@ -113,6 +114,42 @@ TEST(Ed25519, APrivateKeyIsNotAPublicKeyAndBack) {
   // The private key's base64 body never appears in an error.
   std::string body = key.pem().substr(28, 40);
   EXPECT_EQ(e.error().message.find(body), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tw::ed25519
+
+namespace tw::ed25519 {
+namespace {
+
+// `openssl genpkey -algorithm ed25519 -aes256 -pass pass:secret`
+constexpr const char* kEncryptedKey = R"(-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIGbMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAjgqpsD17+QHAICCAAw
+DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEEULxy5N6JN3jwCyRSwVCF0EQFXT
+4rlaiMenDWxeiqSgxMyFkpzAzV2BSmWVldwSoVJt3DWa3S+YV17PrfpIc9xYnO6H
+jSVX3dhwdxRZYETYY4Y=
+-----END ENCRYPTED PRIVATE KEY-----
+)";
+
+TEST(Ed25519, AnEncryptedKeyIsRefusedWithoutAskingForAPassphrase) {
+  // OpenSSL's default would prompt on the terminal; a daemon must fail instead.
+  auto k = PrivateKey::from_pem(kEncryptedKey, "enc.key");
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(k.error().message.find("MIGb"), std::string::npos);
+}
+
+TEST(Ed25519, AKeyPathThatIsNotARegularFileIsRefused) {
+  tw::testing::TempDir dir;
+  const std::string fifo = dir.file("key.fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto k = PrivateKey::load(fifo);  // would block forever if it were opened and read
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.error().code, ErrorCode::kIo);
+  EXPECT_NE(k.error().message.find("not a regular file"), std::string::npos) << k.error().message;
+  auto d = PublicKey::load(dir.path().string());
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.error().message.find("not a regular file"), std::string::npos);
 }
 
 }  // namespace

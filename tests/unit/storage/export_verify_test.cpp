@@ -156,8 +156,7 @@ TEST_F(ExportVerifyTest, AResentLineFromBeforeTheCopyStartsIsAnError) {
   lines.push_back(lines_[2]);  // seq 3, which this copy never held
   auto r = check(lines);
   EXPECT_FALSE(r.ok);
-  EXPECT_NE(r.problem.find("goes back to seq 3, before the copy's first seq 5"),
-            std::string::npos)
+  EXPECT_NE(r.problem.find("goes back to seq 3, before the copy's first seq 5"), std::string::npos)
       << r.problem;
 }
 
