@@ -236,7 +236,10 @@ struct SyslogSink::Conn {
       // SNI (SSL_set_tlsext_host_name, a macro with an old-style cast).
       SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                static_cast<void*>(const_cast<char*>(hp.host.c_str())));
-      SSL_set1_host(ssl, hp.host.c_str());
+      if (SSL_set1_host(ssl, hp.host.c_str()) != 1) {
+        ERR_clear_error();
+        return fail(ErrorCode::kNetwork, "cannot set the host name to verify");
+      }
     }
     return ok_status();
   }
