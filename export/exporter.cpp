@@ -133,15 +133,15 @@ bool Exporter::persist() {
 }
 
 void Exporter::publish(std::optional<Timestamp> oldest, std::int64_t head) {
-  delivered_pub_.store(delivered_);
+  delivered_pub_.store(sent_);
   oldest_ms_.store(oldest ? oldest->time_since_epoch().count() : -1);
   last_ok_ms_.store(clock_.now().time_since_epoch().count());
   reported_.store(true);
   if (metrics_ == nullptr) return;
   double lag_s = 0;
   if (oldest) lag_s = std::max(0.0, std::chrono::duration<double>(clock_.now() - *oldest).count());
-  metrics_->export_status(options_.name, delivered_, std::max<std::int64_t>(0, head - delivered_),
-                          lag_s, failures_.load() == 0);
+  metrics_->export_status(options_.name, sent_, std::max<std::int64_t>(0, head - sent_), lag_s,
+                          failures_.load() == 0);
 }
 
 // `unknown`: the oldest undelivered event is not known any more (the gate closes).
@@ -178,7 +178,7 @@ StepResult Exporter::step() {
   if (!s.ok()) {
     failed(s.error().message, false);
     resync_ = true;
-    auto oldest = storage::first_recorded_after(*db_, delivered_);
+    auto oldest = storage::first_recorded_after(*db_, sent_);
     if (oldest.ok()) {
       publish(*oldest, head->seq);
     } else {
@@ -191,13 +191,7 @@ StepResult Exporter::step() {
   return settle() ? StepResult::kDelivered : StepResult::kFailed;
 }
 
-void Exporter::finish() {
-  if (!started_) return;
-  sink_->reopen();
-  settle();
-}
-
-// Advances the cursor to what the sink settled, then publishes the position.
+// Advances the cursor to what the sink settled, then publishes the position delivered (sent).
 bool Exporter::settle() {
   const std::int64_t settled = std::min(sink_->settled_seq(sent_), sent_);
   if (settled > delivered_) {
@@ -205,12 +199,12 @@ bool Exporter::settle() {
     persist();
   }
   auto head = storage::read_chain_head(*db_);
-  auto next = storage::first_recorded_after(*db_, delivered_);
+  auto next = storage::first_recorded_after(*db_, sent_);
   if (!head.ok() || !next.ok()) {
     failed(!head.ok() ? head.error().message : next.error().message, true);
     return false;
   }
-  publish(*next, std::max(head->seq, delivered_));
+  publish(*next, std::max(head->seq, sent_));
   return true;
 }
 
@@ -263,11 +257,7 @@ void ExportThread::loop() {
     std::unique_lock lock(mu_);
     if (stop_) return;
     const auto now = std::chrono::steady_clock::now();
-    if (draining_ && (r == StepResult::kIdle || now >= drain_deadline_)) {
-      lock.unlock();
-      exporter_->finish();
-      return;
-    }
+    if (draining_ && (r == StepResult::kIdle || now >= drain_deadline_)) return;
     if (r == StepResult::kDelivered) continue;
     if (r == StepResult::kIdle) {
       cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_ || draining_ || notified_; });

@@ -3,8 +3,11 @@
 // events after the sink's durable cursor, in seq order and in batches, hands them to the sink,
 // and then advances the cursor (storage/export_log.h). Every event is delivered at least once
 // and none is skipped: the cursor moves only past a batch the sink accepted, and a failed batch
-// is sent again, whole. The cursor holds the sink's settled seq (Sink::settled_seq): a sink that
-// keeps sent events for resending (syslog) has them sent again after a restart. A sink that can
+// is sent again, whole. The stored cursor holds the sink's settled seq (Sink::settled_seq): a
+// sink that keeps sent events for resending (syslog) has them sent again after a restart. The
+// delivered position (delivered_seq(), the lag, the metrics, the require_export gate) is what the
+// sink accepted: for syslog, in the kernel's hands, so an idle connection does not look lagging
+// because the sink keeps its last 6 MiB. A sink that can
 // read back what it holds (the file sink) is resumed right after its resume point, once the
 // audit database confirms that seq and hash; a destination ahead of the database or holding
 // other events fails the step (counted, retried) instead of being appended to.
@@ -67,9 +70,6 @@ class Exporter {
   ~Exporter();
 
   StepResult step();
-  // At the end of a drain: closes the destination in order (Sink::reopen) and stores what that
-  // settled in the cursor (the syslog sink settles what it sent on a live connection).
-  void finish();
   // The destination is reopened before the next delivery (SIGHUP, logrotate).
   void reopen();
 
@@ -105,7 +105,7 @@ class Exporter {
   bool cursor_dirty_ = false;  // delivered_ is ahead of the stored cursor
   bool cursor_warned_ = false;
   std::int64_t sent_ = 0;       // the last seq handed to the sink (where the next batch starts)
-  std::int64_t delivered_ = 0;  // the last settled seq: what the cursor stores
+  std::int64_t delivered_ = 0;  // the last settled seq: what the cursor stores (<= sent_)
   std::atomic<bool> reopen_{false};
   std::atomic<std::int64_t> delivered_pub_{0};
   std::atomic<std::int64_t> oldest_ms_{-1};  // -1: caught up, kUnknown: not known

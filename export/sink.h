@@ -38,7 +38,7 @@ class Sink {
   };
   virtual Result<std::optional<ResumePoint>> resume_point() { return std::optional<ResumePoint>(); }
   // The last seq that cannot be lost any more, given that everything up to `sent` was delivered:
-  // the exporter stores only this in the cursor (and reports it as delivered), so a restart
+  // the exporter stores only this in the cursor, so a restart
   // sends again what the sink still keeps for resending (the syslog sink). Default: `sent`.
   virtual std::int64_t settled_seq(std::int64_t sent) { return sent; }
   // Closes the destination; the next delivery opens it again (SIGHUP: logrotate).

@@ -377,8 +377,8 @@ std::string SyslogSink::target() const {
 }
 
 // Drops what the collector has read. On a connection still alive: what was sent more than
-// kSettle ago, was acknowledged by the collector's kernel, and is followed by kPeerAllowance
-// bytes (its socket's receive buffer) or is older than kQuiet. After an orderly close (FIN) the
+// kSettle ago and is followed by the bytes its kernel has not acknowledged (SIOCOUTQ) plus
+// kPeerAllowance (what its socket may hold unread). After an orderly close (FIN) the
 // kernel had nothing unread, but a collector shutting down can still drop what it had just read
 // (rsyslog does): only the last kSettle is kept then. `all`: we closed the connection ourselves
 // (the collector still reads everything). Past kMaxUnsettled bytes, the oldest goes regardless.
@@ -389,8 +389,7 @@ void SyslogSink::settle(Settle how) {
     const Sent& oldest = unsettled_.front();
     const bool old = now - oldest.at > kSettle;
     const std::size_t after = unsettled_bytes_ - oldest.bytes.size();
-    const bool alive_read =
-        old && after >= unacked && (after >= kPeerAllowance || now - oldest.at > kQuiet);
+    const bool alive_read = old && after >= unacked + kPeerAllowance;
     const bool read = how == Settle::kAll || (how == Settle::kClosed && old) ||
                       (how == Settle::kAlive && alive_read);
     if (!read && unsettled_bytes_ <= kMaxUnsettled) break;

@@ -16,12 +16,12 @@
 // batch after a collector restart would be written into a dead connection and lost. Connect,
 // TLS handshake and writes have a deadline (10 s). RFC 6587 has no acknowledgement, so the sink
 // keeps what it sent until it can tell the collector read and kept it: on a connection still
-// alive, a batch older than 2 s that the collector's kernel acknowledged (SIOCOUTQ) and that is
-// followed by 6 MiB (the default tcp_rmem maximum: what the collector's socket may hold unread)
-// or is older than 5 s; after an orderly close, what is older than 2 s (a collector shutting
+// alive, a batch older than 2 s that is followed by what the collector's kernel has not
+// acknowledged (SIOCOUTQ) plus 6 MiB (the default tcp_rmem maximum: what the collector's socket
+// may hold unread); after an orderly close, what is older than 2 s (a collector shutting
 // down may drop what it had just read, as rsyslog does); at most 32 MiB in all. What is kept is
 // sent again, first, on the next connection when the collector went away, and settled_seq()
-// stops before it, so the exporter's cursor does too: after a restart of the daemon the kept
+// stops before it, so the exporter's stored cursor does too: after a restart of the daemon the kept
 // range is sent again from the database. The collector may see duplicates (at least once);
 // records are never reordered or skipped. reopen() closes the connection in order: what was
 // sent is then settled (the collector still reads it).
@@ -86,7 +86,6 @@ class SyslogSink : public Sink {
     std::chrono::steady_clock::time_point at;
   };
   static constexpr std::chrono::seconds kSettle{2};
-  static constexpr std::chrono::seconds kQuiet{5};
   static constexpr std::size_t kPeerAllowance = std::size_t{6} << 20;
   static constexpr std::size_t kMaxUnsettled = std::size_t{32} << 20;
   Status ensure_connected();
