@@ -606,6 +606,12 @@ void read_export_sink(const TomlValue& v, std::size_t i, Config& c, Problems& p,
   read_export_type(r, e, type_ok);
   read_export_keys(r, e, type_ok, origin);
   if (type_ok) check_export_sink(r, e);
+  for (const auto& other : c.audit.exports) {
+    if (e.type == ExportType::kFile && other.type == ExportType::kFile && !e.path.empty() &&
+        other.path == e.path) {
+      r.error("path", "\"" + e.path + "\" is written by sink \"" + other.name + "\" already");
+    }
+  }
   r.finish();
   c.audit.exports.push_back(std::move(e));
 }

@@ -65,15 +65,32 @@ void Exports::drain_and_stop(Duration grace) {
   }
 }
 
+std::optional<std::string> export_gate_reason(const exporting::ExportStatus& st, Timestamp now,
+                                              Duration max_lag) {
+  const std::string sink = "export sink " + st.name;
+  if (!st.reported || !st.last_ok) return sink + " has not reported its position yet";
+  const Duration bound = std::min<Duration>(max_lag, std::chrono::seconds(30)) +
+                         exporting::export_backoff(st.failures);
+  if (now - *st.last_ok > bound) {
+    return sink + " has not read the audit log for " + format_duration(now - *st.last_ok) +
+           " (stuck or failing; the bound is " + format_duration(bound) + ")";
+  }
+  if (!st.oldest_known) return sink + " failed and cannot tell what it has not delivered";
+  if (st.oldest_undelivered && now - *st.oldest_undelivered > max_lag) {
+    return sink + " has not delivered events recorded " +
+           format_duration(now - *st.oldest_undelivered) + " ago (export_max_lag " +
+           format_duration(max_lag) + ")";
+  }
+  return std::nullopt;
+}
+
+void Exports::refresh_metrics(Timestamp now) const {
+  for (const exporting::Exporter* e : view_) e->refresh_lag_metric(now);
+}
+
 std::optional<std::string> Exports::blocking_reason(Timestamp now) const {
   for (const exporting::Exporter* e : view_) {
-    if (!e->reported()) return "export sink " + e->name() + " has not reported its position yet";
-    auto oldest = e->oldest_undelivered();
-    if (oldest && now - *oldest > max_lag_) {
-      return "export sink " + e->name() + " has not delivered events recorded " +
-             format_duration(now - *oldest) + " ago (export_max_lag " + format_duration(max_lag_) +
-             ")";
-    }
+    if (auto why = export_gate_reason(e->status(), now, max_lag_)) return why;
   }
   return std::nullopt;
 }

@@ -22,6 +22,14 @@
 
 namespace tw::daemon {
 
+// Why one exporter's last report must hold enforcement back (require_export), else nullopt:
+// it has not reported yet; its last successful read of the database is older than
+// min(max_lag, 30 s) plus its current backoff (a thread stuck in a delivery, a database that
+// keeps failing); the last step could not tell the oldest undelivered event (a database error,
+// a destination it refuses to append to); or that event is older than max_lag.
+std::optional<std::string> export_gate_reason(const exporting::ExportStatus& status, Timestamp now,
+                                              Duration max_lag);
+
 // The sink a [[audit.export]] entry describes.
 std::unique_ptr<exporting::Sink> make_sink(const ExportSinkConfig& config);
 
@@ -38,9 +46,11 @@ class Exports {
   // Lets every exporter deliver what is left for at most `grace`, then stops them.
   void drain_and_stop(Duration grace);
   bool empty() const { return exporters_.empty(); }
+  // Brings tokenwarden_export_lag_seconds up to `now` (at a scrape).
+  void refresh_metrics(Timestamp now) const;
 
-  // With require_export: why enforcement actions must wait now — a sink whose oldest
-  // undelivered event is older than export_max_lag, or that has not reported yet — else nullopt.
+  // With require_export: why enforcement actions must wait now (export_gate_reason of the
+  // first sink that holds it back), else nullopt.
   std::optional<std::string> blocking_reason(Timestamp now) const;
 
  private:

@@ -372,6 +372,7 @@ struct Service::Impl {
         rt.metrics->alerts_sent("webhook", "dropped", c.dropped.load());
       }
     }
+    if (exports) exports->refresh_metrics(now);
     if (exports && config.audit.require_export)
       rt.metrics->export_blocked(exports->blocking_reason(now).has_value());
     return rt.metrics->render();

@@ -34,32 +34,89 @@ void Exporter::reopen() {
   reopen_.store(true);
 }
 
+namespace {
+constexpr std::int64_t kUnknown = -2;  // oldest_ms_: the last step could not read the database
+}  // namespace
+
 std::optional<Timestamp> Exporter::oldest_undelivered() const {
   const auto ms = oldest_ms_.load();
   if (ms < 0) return std::nullopt;
   return Timestamp(Duration(ms));
 }
 
-// The stored cursor, then where the sink itself stands: resume after the later of the two.
+ExportStatus Exporter::status() const {
+  ExportStatus st;
+  st.name = options_.name;
+  st.reported = reported_.load();
+  st.oldest_known = oldest_ms_.load() != kUnknown;
+  st.oldest_undelivered = oldest_undelivered();
+  if (st.reported) st.last_ok = Timestamp(Duration(last_ok_ms_.load()));
+  st.failures = failures_.load();
+  return st;
+}
+
+void Exporter::refresh_lag_metric(Timestamp now) const {
+  if (metrics_ == nullptr || !reported_.load()) return;
+  const auto oldest = oldest_undelivered();
+  double lag_s = 0;
+  if (oldest) lag_s = std::max(0.0, std::chrono::duration<double>(now - *oldest).count());
+  metrics_->export_lag_seconds(options_.name, lag_s);
+}
+
+// The stored cursor, then where the sink itself stands (resync).
 bool Exporter::start() {
   if (!started_) {
     auto cursor = storage::read_export_cursor(*db_, options_.name);
     if (!cursor.ok()) {
-      failed(cursor.error().message);
+      failed(cursor.error().message, true);
       return false;
     }
     delivered_ = *cursor ? (*cursor)->delivered_seq : 0;
+    sent_ = delivered_;
+    if (*cursor && (*cursor)->target != options_.target) {
+      log_.warn("the export cursor was stored for another target; resuming from it",
+                {{"sink", options_.name},
+                 {"cursor_target", (*cursor)->target},
+                 {"target", options_.target},
+                 {"delivered_seq", delivered_}});
+    }
     started_ = true;
     resync_ = true;
   }
-  if (resync_) {
-    if (auto at = sink_->resume_point(); at && *at > delivered_) {
-      delivered_ = *at;
+  if (resync_ && !resync()) return false;
+  if (cursor_dirty_) persist();
+  return true;
+}
+
+// Resumes right after the sink's own resume point if the database holds that seq and hash.
+bool Exporter::resync() {
+  auto at = sink_->resume_point();
+  if (!at.ok()) {
+    failed(at.error().message, true);
+    return false;
+  }
+  if (*at) {
+    const auto seq = (*at)->seq;
+    auto hash = storage::read_event_hash(*db_, seq);
+    if (!hash.ok()) {
+      failed(hash.error().message, true);
+      return false;
+    }
+    if (!*hash || **hash != (*at)->hash) {
+      failed("export sink " + options_.name + ": " + sink_->target() + " ends at seq " +
+                 std::to_string(seq) +
+                 ", which the audit database does not hold (or holds with another hash): "
+                 "refusing to append; move it away",
+             true);
+      return false;
+    }
+    if (seq != sent_) {
+      sent_ = seq;
+      delivered_ = seq;
       cursor_dirty_ = true;
     }
-    resync_ = false;
   }
-  if (cursor_dirty_) persist();
+  resync_ = false;
   return true;
 }
 
@@ -76,17 +133,20 @@ bool Exporter::persist() {
 }
 
 void Exporter::publish(std::optional<Timestamp> oldest, std::int64_t head) {
-  delivered_pub_.store(delivered_);
+  delivered_pub_.store(sent_);
   oldest_ms_.store(oldest ? oldest->time_since_epoch().count() : -1);
+  last_ok_ms_.store(clock_.now().time_since_epoch().count());
   reported_.store(true);
   if (metrics_ == nullptr) return;
   double lag_s = 0;
   if (oldest) lag_s = std::max(0.0, std::chrono::duration<double>(clock_.now() - *oldest).count());
-  metrics_->export_status(options_.name, delivered_, std::max<std::int64_t>(0, head - delivered_),
-                          lag_s, failures_.load() == 0);
+  metrics_->export_status(options_.name, sent_, std::max<std::int64_t>(0, head - sent_), lag_s,
+                          failures_.load() == 0);
 }
 
-void Exporter::failed(const std::string& why) {
+// `unknown`: the oldest undelivered event is not known any more (the gate closes).
+void Exporter::failed(const std::string& why, bool unknown) {
+  if (unknown) oldest_ms_.store(kUnknown);
   if (failures_.fetch_add(1) == 0) {
     log_.warn("export failed; retrying with backoff until it recovers: " + why,
               {{"sink", options_.name}, {"target", options_.target}});
@@ -105,31 +165,47 @@ StepResult Exporter::step() {
   if (reopen_.exchange(false)) resync_ = true;
   if (!start()) return StepResult::kFailed;
   auto head = storage::read_chain_head(*db_);
-  auto rows = storage::read_rows_after(*db_, delivered_, options_.batch);
+  auto rows = storage::read_rows_after(*db_, sent_, options_.batch);
   if (!head.ok() || !rows.ok()) {
-    failed(!head.ok() ? head.error().message : rows.error().message);
+    failed(!head.ok() ? head.error().message : rows.error().message, true);
     return StepResult::kFailed;
   }
   if (rows->empty()) {
-    publish(std::nullopt, head->seq);
+    if (!settle()) return StepResult::kFailed;
     return StepResult::kIdle;
   }
-  auto oldest = parse_rfc3339(rows->front().recorded_at);
-  publish(oldest.ok() ? std::optional<Timestamp>(*oldest) : std::optional<Timestamp>(clock_.now()),
-          head->seq);
   Status s = sink_->deliver(*rows);
   if (!s.ok()) {
-    failed(s.error().message);
+    failed(s.error().message, false);
     resync_ = true;
-    publish(oldest.ok() ? std::optional<Timestamp>(*oldest) : std::nullopt, head->seq);
+    auto oldest = storage::first_recorded_after(*db_, sent_);
+    if (oldest.ok()) {
+      publish(*oldest, head->seq);
+    } else {
+      oldest_ms_.store(kUnknown);
+    }
     return StepResult::kFailed;
   }
-  delivered_ = rows->back().seq;
-  persist();
+  sent_ = rows->back().seq;
   recovered();
-  auto next = storage::first_recorded_after(*db_, delivered_);
-  publish(next.ok() ? *next : std::nullopt, std::max(head->seq, delivered_));
-  return StepResult::kDelivered;
+  return settle() ? StepResult::kDelivered : StepResult::kFailed;
+}
+
+// Advances the cursor to what the sink settled, then publishes the position delivered (sent).
+bool Exporter::settle() {
+  const std::int64_t settled = std::min(sink_->settled_seq(sent_), sent_);
+  if (settled > delivered_) {
+    delivered_ = settled;
+    persist();
+  }
+  auto head = storage::read_chain_head(*db_);
+  auto next = storage::first_recorded_after(*db_, sent_);
+  if (!head.ok() || !next.ok()) {
+    failed(!head.ok() ? head.error().message : next.error().message, true);
+    return false;
+  }
+  publish(*next, std::max(head->seq, sent_));
+  return true;
 }
 
 // ---- the thread -------------------------------------------------------------------------------

@@ -3,8 +3,14 @@
 // events after the sink's durable cursor, in seq order and in batches, hands them to the sink,
 // and then advances the cursor (storage/export_log.h). Every event is delivered at least once
 // and none is skipped: the cursor moves only past a batch the sink accepted, and a failed batch
-// is sent again, whole. The exporter resumes after max(cursor, sink.resume_point()), so a sink
-// that can read back what it holds (the file sink) gets each event exactly once.
+// is sent again, whole. The stored cursor holds the sink's settled seq (Sink::settled_seq): a
+// sink that keeps sent events for resending (syslog) has them sent again after a restart. The
+// delivered position (delivered_seq(), the lag, the metrics, the require_export gate) is what the
+// sink accepted: for syslog, in the kernel's hands, so an idle connection does not look lagging
+// because the sink keeps its last 6 MiB. A sink that can
+// read back what it holds (the file sink) is resumed right after its resume point, once the
+// audit database confirms that seq and hash; a destination ahead of the database or holding
+// other events fails the step (counted, retried) instead of being appended to.
 //
 // Exporter::step() is one cycle (deliver at most one batch), called directly by tests;
 // ExportThread runs it on a thread of its own: again at once while there is a backlog, after
@@ -43,6 +49,16 @@ struct ExporterOptions {
 
 enum class StepResult { kIdle, kDelivered, kFailed };
 
+// What an exporter last reported, for the require_export gate (daemon/exports.h).
+struct ExportStatus {
+  std::string name;
+  bool reported = false;      // a step has read the database at least once
+  bool oldest_known = false;  // false after a failure to read the database or to start
+  std::optional<Timestamp> oldest_undelivered;  // when known; nullopt: caught up
+  std::optional<Timestamp> last_ok;             // the last step that read the database successfully
+  int failures = 0;
+};
+
 // The wait after `failures` consecutive failures: 1 s, 2 s, 4 s, … at most 30 s.
 Duration export_backoff(int failures);
 
@@ -64,12 +80,18 @@ class Exporter {
   int consecutive_failures() const { return failures_.load(); }
   // Whether a step has looked at the database yet (before that, the lag is unknown).
   bool reported() const { return reported_.load(); }
+  ExportStatus status() const;
+  // Sets tokenwarden_export_lag_seconds from the last report as of `now` (called at a scrape,
+  // so the gauge keeps growing while a delivery takes long). Any thread.
+  void refresh_lag_metric(Timestamp now) const;
 
  private:
   bool start();
   bool persist();
   void publish(std::optional<Timestamp> oldest, std::int64_t head);
-  void failed(const std::string& why);
+  bool resync();
+  bool settle();
+  void failed(const std::string& why, bool unknown);
   void recovered();
 
   ExporterOptions options_;
@@ -82,10 +104,12 @@ class Exporter {
   bool resync_ = false;        // ask the sink where it stands again (after a failure, a reopen)
   bool cursor_dirty_ = false;  // delivered_ is ahead of the stored cursor
   bool cursor_warned_ = false;
-  std::int64_t delivered_ = 0;
+  std::int64_t sent_ = 0;       // the last seq handed to the sink (where the next batch starts)
+  std::int64_t delivered_ = 0;  // the last settled seq: what the cursor stores (<= sent_)
   std::atomic<bool> reopen_{false};
   std::atomic<std::int64_t> delivered_pub_{0};
-  std::atomic<std::int64_t> oldest_ms_{-1};  // -1: caught up
+  std::atomic<std::int64_t> oldest_ms_{-1};  // -1: caught up, kUnknown: not known
+  std::atomic<std::int64_t> last_ok_ms_{0};
   std::atomic<int> failures_{0};
   std::atomic<bool> reported_{false};
 };

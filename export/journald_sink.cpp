@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -105,6 +106,10 @@ Status JournaldSink::deliver(std::span<const storage::AuditRow> rows) {
       return make_error(ErrorCode::kIo,
                         target() + ": cannot create a socket: " + std::strerror(errno));
     }
+    // A journald that stops reading must not hold the exporter thread (and the gate) forever:
+    // a send blocked for 5 s fails (EAGAIN) and is retried with backoff.
+    const timeval timeout{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
   }
   for (const auto& row : rows) TW_RETURN_IF_ERROR(send_entry(encode_journal_entry(row)));
   return ok_status();

@@ -1,5 +1,6 @@
 #include "export/syslog_sink.h"
 
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -7,6 +8,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -236,7 +238,10 @@ struct SyslogSink::Conn {
       // SNI (SSL_set_tlsext_host_name, a macro with an old-style cast).
       SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                static_cast<void*>(const_cast<char*>(hp.host.c_str())));
-      SSL_set1_host(ssl, hp.host.c_str());
+      if (SSL_set1_host(ssl, hp.host.c_str()) != 1) {
+        ERR_clear_error();
+        return fail(ErrorCode::kNetwork, "cannot set the host name to verify");
+      }
     }
     return ok_status();
   }
@@ -321,6 +326,13 @@ struct SyslogSink::Conn {
     return ok_status();
   }
 
+  // Bytes written and not yet acknowledged by the collector's kernel (everything if unknown).
+  std::size_t unacked(std::size_t all) const {
+    int n = 0;
+    if (::ioctl(fd, SIOCOUTQ, &n) != 0 || n < 0) return all;
+    return static_cast<std::size_t>(n);
+  }
+
   // What became of the connection since the last batch. The collector sends nothing on a syslog
   // connection but, with TLS, session tickets and close_notify. A collector that closes its
   // socket after reading everything sends FIN (kClosed); one that closes it with data still
@@ -365,24 +377,38 @@ std::string SyslogSink::target() const {
 }
 
 // Drops what the collector has read. On a connection still alive: what was sent more than
-// kSettle ago, except the last kKeepBytes (more than a stalled collector's socket holds unread).
-// After an orderly close (FIN) the kernel had nothing unread, but a collector shutting down can
-// still drop what it had just read (rsyslog does): only the last kSettle is kept then. `all`:
-// we closed the connection ourselves (the collector still reads everything). Past
-// kMaxUnsettled bytes, the oldest goes regardless.
+// kSettle ago and is followed by the bytes its kernel has not acknowledged (SIOCOUTQ) plus
+// kPeerAllowance (what its socket may hold unread). After an orderly close (FIN) the
+// kernel had nothing unread, but a collector shutting down can still drop what it had just read
+// (rsyslog does): only the last kSettle is kept then. `all`: we closed the connection ourselves
+// (the collector still reads everything). Past kMaxUnsettled bytes, the oldest goes regardless.
 void SyslogSink::settle(Settle how) {
   const auto now = Clock::now();
+  const std::size_t unacked = how == Settle::kAlive && conn_ ? conn_->unacked(unsettled_bytes_) : 0;
   while (!unsettled_.empty()) {
     const Sent& oldest = unsettled_.front();
     const bool old = now - oldest.at > kSettle;
-    const bool read =
-        how == Settle::kAll || (how == Settle::kClosed && old) ||
-        (how == Settle::kAlive && old && unsettled_bytes_ - oldest.bytes.size() >= kKeepBytes);
+    const std::size_t after = unsettled_bytes_ - oldest.bytes.size();
+    const bool alive_read = old && after >= unacked + kPeerAllowance;
+    const bool read = how == Settle::kAll || (how == Settle::kClosed && old) ||
+                      (how == Settle::kAlive && alive_read);
     if (!read && unsettled_bytes_ <= kMaxUnsettled) break;
     unsettled_bytes_ -= oldest.bytes.size();
     if (oldest.bytes.capacity() > spare_.capacity()) spare_ = std::move(unsettled_.front().bytes);
     unsettled_.pop_front();
   }
+}
+
+std::int64_t SyslogSink::settled_seq(std::int64_t sent) {
+  if (conn_ && conn_->state() == Conn::State::kAlive) {
+    if (reopen_.exchange(false)) {
+      conn_.reset();  // our orderly close: the collector still reads what we sent
+      settle(Settle::kAll);
+    } else {
+      settle(Settle::kAlive);
+    }
+  }
+  return unsettled_.empty() ? sent : std::min(sent, unsettled_.front().first_seq - 1);
 }
 
 Status SyslogSink::ensure_connected() {
@@ -435,7 +461,7 @@ Status SyslogSink::deliver(std::span<const storage::AuditRow> rows) {
     return s;
   }
   unsettled_bytes_ += buf.size();
-  unsettled_.push_back({std::move(buf), Clock::now()});
+  unsettled_.push_back({std::move(buf), rows.front().seq, Clock::now()});
   return ok_status();
 }
 

@@ -16,11 +16,15 @@
 // batch after a collector restart would be written into a dead connection and lost. Connect,
 // TLS handshake and writes have a deadline (10 s). RFC 6587 has no acknowledgement, so the sink
 // keeps what it sent until it can tell the collector read and kept it: on a connection still
-// alive, what is older than 2 s except the last 8 MiB (more than a stalled collector's socket
-// holds unread); after an orderly close, what is older than 2 s (a collector shutting down may
-// drop what it had just read, as rsyslog does); at most 32 MiB in all. What is kept is sent
-// again, first, on the next connection when the collector went away: it may see duplicates
-// (at least once); records are never reordered or skipped.
+// alive, a batch older than 2 s that is followed by what the collector's kernel has not
+// acknowledged (SIOCOUTQ) plus 6 MiB (the default tcp_rmem maximum: what the collector's socket
+// may hold unread); after an orderly close, what is older than 2 s (a collector shutting
+// down may drop what it had just read, as rsyslog does); at most 32 MiB in all. What is kept is
+// sent again, first, on the next connection when the collector went away, and settled_seq()
+// stops before it, so the exporter's stored cursor does too: after a restart of the daemon the kept
+// range is sent again from the database. The collector may see duplicates (at least once);
+// records are never reordered or skipped. reopen() closes the connection in order: what was
+// sent is then settled (the collector still reads it).
 // With TLS the collector's certificate is verified against ca_file (the system store when
 // empty) and the host of `address`; cert_file/key_file present a client certificate. A TLS 1.3
 // collector refuses a client certificate only after the handshake: a new session waits 300 ms
@@ -69,6 +73,8 @@ class SyslogSink : public Sink {
   SyslogSink& operator=(const SyslogSink&) = delete;
 
   Status deliver(std::span<const storage::AuditRow> rows) override;
+  // Everything up to `sent` except what is still kept for resending.
+  std::int64_t settled_seq(std::int64_t sent) override;
   void reopen() override { reopen_.store(true); }
   std::string target() const override;
 
@@ -76,10 +82,11 @@ class SyslogSink : public Sink {
   struct Conn;
   struct Sent {
     std::string bytes;  // framed records
+    std::int64_t first_seq = 0;
     std::chrono::steady_clock::time_point at;
   };
   static constexpr std::chrono::seconds kSettle{2};
-  static constexpr std::size_t kKeepBytes = std::size_t{8} << 20;
+  static constexpr std::size_t kPeerAllowance = std::size_t{6} << 20;
   static constexpr std::size_t kMaxUnsettled = std::size_t{32} << 20;
   Status ensure_connected();
   enum class Settle { kAlive, kClosed, kAll };

@@ -248,6 +248,11 @@ void Metrics::export_status(const std::string& sink, std::int64_t delivered_seq,
   impl_->export_failures.Add({{"sink", sink}});
 }
 
+void Metrics::export_lag_seconds(const std::string& sink, double lag_seconds) {
+  const Touched touched(*impl_);
+  impl_->export_lag_seconds.Add({{"sink", sink}}).Set(lag_seconds);
+}
+
 void Metrics::export_failed(const std::string& sink) {
   const Touched touched(*impl_);
   impl_->export_failures.Add({{"sink", sink}}).Increment();

@@ -79,6 +79,8 @@ class Metrics {
   // and whether its last attempt succeeded (tokenwarden_export_*{sink}).
   void export_status(const std::string& sink, std::int64_t delivered_seq, std::int64_t lag_events,
                      double lag_seconds, bool up);
+  // Only the age of the oldest undelivered event, recomputed at a scrape (a long delivery).
+  void export_lag_seconds(const std::string& sink, double lag_seconds);
   void export_failed(const std::string& sink);  // tokenwarden_export_failures_total
   // 1 while [audit] require_export holds enforcement actions back (a sink lags too long).
   void export_blocked(bool blocked);

@@ -122,6 +122,19 @@ Result<ChainHead> read_chain_head(Db& db) {
   return head;
 }
 
+Result<std::optional<std::string>> read_event_hash(Db& db, std::int64_t seq) {
+  auto st = db.cached("SELECT hash FROM audit_events WHERE seq = ?1");
+  if (!st.ok()) return st.take_error();
+  Stmt& s = **st;
+  s.bind(1, seq);
+  auto r = s.step();
+  if (!r.ok()) return r.take_error();
+  std::optional<std::string> hash;
+  if (*r) hash = s.text(0);
+  s.reset();
+  return hash;
+}
+
 Result<std::optional<Timestamp>> first_recorded_after(Db& db, std::int64_t after_seq) {
   auto st = db.cached("SELECT recorded_at FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT 1");
   if (!st.ok()) return st.take_error();

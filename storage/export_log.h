@@ -41,6 +41,9 @@ struct ChainHead {
 };
 Result<ChainHead> read_chain_head(Db& db);
 
+// The hash of the event `seq`, if the audit log holds it (a sink's resume point is checked so).
+Result<std::optional<std::string>> read_event_hash(Db& db, std::int64_t seq);
+
 // recorded_at of the first event after `after_seq` (the oldest not yet delivered), if any.
 Result<std::optional<Timestamp>> first_recorded_after(Db& db, std::int64_t after_seq);
 

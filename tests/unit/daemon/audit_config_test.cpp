@@ -129,6 +129,23 @@ ca_file = "/ca.pem"
   EXPECT_TRUE(has_error(r, "audit.export[3].ca_file")) << all(r.errors);
 }
 
+TEST(AuditConfig, TwoFileSinksCannotShareAPath) {
+  auto r = load(R"toml(
+[[audit.export]]
+name = "a"
+type = "file"
+path = "export/audit.jsonl"
+
+[[audit.export]]
+name = "b"
+type = "file"
+path = "/etc/tokenwarden/export/audit.jsonl"
+)toml");
+  EXPECT_FALSE(r.config);
+  EXPECT_FALSE(has_error(r, "audit.export[0].path")) << all(r.errors);
+  EXPECT_TRUE(has_error(r, "audit.export[1].path")) << all(r.errors);
+}
+
 TEST(AuditConfig, RequireExportNeedsASink) {
   auto r = load("[audit]\nrequire_export = true\n");
   EXPECT_FALSE(r.config);

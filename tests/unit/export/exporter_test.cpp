@@ -25,12 +25,14 @@ struct FakeState {
   int fail_next = 0;
   int attempts = 0;
   std::optional<std::int64_t> resume;
+  std::string resume_hash;              // empty: the database's hash of `resume`
+  std::optional<std::int64_t> settled;  // settled_seq's answer (nullopt: everything sent)
   int reopened = 0;
 };
 
 class FakeSink : public Sink {
  public:
-  explicit FakeSink(FakeState& s) : s_(s) {}
+  FakeSink(FakeState& s, const std::string& db_path) : s_(s), db_path_(db_path) {}
   Status deliver(std::span<const storage::AuditRow> rows) override {
     ++s_.attempts;
     if (s_.fail_next > 0) {
@@ -42,12 +44,25 @@ class FakeSink : public Sink {
     s_.batches.push_back(seqs);
     return ok_status();
   }
-  std::optional<std::int64_t> resume_point() override { return s_.resume; }
+  Result<std::optional<ResumePoint>> resume_point() override {
+    if (!s_.resume) return std::optional<ResumePoint>();
+    std::string hash = s_.resume_hash;
+    if (hash.empty()) {
+      auto db = storage::Db::open(db_path_, storage::Db::Mode::kReadWrite);
+      auto h = storage::read_event_hash(**db, *s_.resume);
+      hash = h.ok() && *h ? **h : "none";
+    }
+    return std::optional<ResumePoint>(ResumePoint{*s_.resume, hash});
+  }
+  std::int64_t settled_seq(std::int64_t sent) override {
+    return s_.settled ? std::min(sent, *s_.settled) : sent;
+  }
   void reopen() override { ++s_.reopened; }
   std::string target() const override { return "fake:x"; }
 
  private:
   FakeState& s_;
+  std::string db_path_;
 };
 
 class ExporterTest : public ::testing::Test {
@@ -71,8 +86,8 @@ class ExporterTest : public ::testing::Test {
     auto db = storage::Db::open(path_, storage::Db::Mode::kReadWrite);
     EXPECT_TRUE(db.ok());
     return std::make_unique<Exporter>(ExporterOptions{"remote", "fake:x", batch},
-                                      std::make_unique<FakeSink>(state_), std::move(*db), clock_,
-                                      Logger("export", nullptr), m);
+                                      std::make_unique<FakeSink>(state_, path_), std::move(*db),
+                                      clock_, Logger("export", nullptr), m);
   }
 
   std::int64_t cursor() {
@@ -157,15 +172,92 @@ TEST_F(ExporterTest, ResumesAfterTheSinksOwnResumePointWhenItIsAhead) {
   EXPECT_EQ(cursor(), 6);
 }
 
-TEST_F(ExporterTest, ACursorAheadOfTheSinkWins) {
+TEST_F(ExporterTest, AResumePointBehindTheCursorIsResumedFromAndTheGapSentAgain) {
   append(6);
   ASSERT_TRUE(
       storage::write_export_cursor(store_->db(), {"remote", "fake:x", 5, std::nullopt}).ok());
-  state_.resume = 2;  // e.g. a rotated file: the cursor says where to go on
+  state_.resume = 2;  // the destination lost 3..5 (restored from a backup): no hole is left
   auto ex = make();
   while (ex->step() == StepResult::kDelivered) {
   }
-  EXPECT_EQ(delivered(), seqs(6, 6));
+  EXPECT_EQ(delivered(), seqs(3, 6));
+  EXPECT_EQ(cursor(), 6);
+}
+
+TEST_F(ExporterTest, ADestinationAheadOfTheDatabaseIsRefusedAndTheGateStaysClosed) {
+  append(3);
+  state_.resume = 800;  // e.g. a database restored from a backup, or another instance's file
+  auto ex = make();
+  EXPECT_EQ(ex->step(), StepResult::kFailed);
+  EXPECT_EQ(ex->step(), StepResult::kFailed);  // retried, refused again
+  EXPECT_TRUE(state_.batches.empty());
+  EXPECT_EQ(ex->consecutive_failures(), 2);
+  EXPECT_EQ(ex->delivered_seq(), 0);
+  EXPECT_FALSE(ex->status().oldest_known);
+  EXPECT_FALSE(ex->reported());
+}
+
+TEST_F(ExporterTest, AResumePointWithAnotherHashIsRefused) {
+  append(3);
+  state_.resume = 2;
+  state_.resume_hash = std::string(64, '0');  // another chain's event 2
+  auto ex = make();
+  EXPECT_EQ(ex->step(), StepResult::kFailed);
+  EXPECT_TRUE(state_.batches.empty());
+  state_.resume_hash.clear();  // the file moved away and a matching one in its place
+  ex->reopen();
+  while (ex->step() == StepResult::kDelivered) {
+  }
+  EXPECT_EQ(delivered(), seqs(3, 3));
+}
+
+TEST_F(ExporterTest, TheCursorStoresOnlyTheSettledSeqAndARestartResendsTheRest) {
+  append(6);
+  state_.settled = 2;  // the sink still keeps 3..6 for resending
+  {
+    auto ex = make();
+    while (ex->step() == StepResult::kDelivered) {
+    }
+    EXPECT_EQ(delivered(), seqs(1, 6));  // the next batch starts after what was sent
+    EXPECT_EQ(cursor(), 2);
+    EXPECT_EQ(ex->delivered_seq(), 6);  // accepted by the sink: the lag and the gate count it
+    state_.settled = 4;                 // settles while idle
+    EXPECT_EQ(ex->step(), StepResult::kIdle);
+    EXPECT_EQ(cursor(), 4);
+  }
+  state_.batches.clear();
+  state_.settled.reset();
+  auto ex = make();  // a restart: the kept range is sent again
+  while (ex->step() == StepResult::kDelivered) {
+  }
+  EXPECT_EQ(delivered(), seqs(5, 6));
+  EXPECT_EQ(cursor(), 6);
+}
+
+TEST_F(ExporterTest, AFailedDatabaseReadMakesTheOldestUndeliveredUnknown) {
+  append(2);
+  auto ex = make();
+  while (ex->step() == StepResult::kDelivered) {
+  }
+  EXPECT_TRUE(ex->status().oldest_known);
+  ASSERT_TRUE(ex->status().last_ok.has_value());
+  EXPECT_EQ(*ex->status().last_ok, clock_.now());
+  ASSERT_TRUE(store_->db().exec("DROP TABLE IF EXISTS chain_head").ok());
+  clock_.advance(std::chrono::seconds(5));
+  EXPECT_EQ(ex->step(), StepResult::kFailed);
+  EXPECT_FALSE(ex->status().oldest_known);
+  EXPECT_EQ(*ex->status().last_ok, clock_.now() - std::chrono::seconds(5));
+}
+
+TEST_F(ExporterTest, WarnsButResumesWhenTheCursorWasStoredForAnotherTarget) {
+  append(3);
+  ASSERT_TRUE(
+      storage::write_export_cursor(store_->db(), {"remote", "fake:elsewhere", 2, std::nullopt})
+          .ok());
+  auto ex = make();
+  while (ex->step() == StepResult::kDelivered) {
+  }
+  EXPECT_EQ(delivered(), seqs(3, 3));
 }
 
 TEST_F(ExporterTest, CatchesUpEventsWrittenByAnotherConnection) {
@@ -215,6 +307,19 @@ TEST_F(ExporterTest, PublishesLagAndFailuresAsMetrics) {
   EXPECT_NE(text.find("tokenwarden_export_lag_events{sink=\"remote\"} 0"), std::string::npos);
   EXPECT_NE(text.find("tokenwarden_export_lag_seconds{sink=\"remote\"} 0"), std::string::npos);
   EXPECT_NE(text.find("tokenwarden_export_up{sink=\"remote\"} 1"), std::string::npos);
+}
+
+TEST_F(ExporterTest, TheLagInSecondsKeepsGrowingAtAScrapeDuringALongDelivery) {
+  metrics::Metrics m("test");
+  append(4);
+  clock_.advance(std::chrono::minutes(10));
+  auto ex = make(3, &m);
+  state_.fail_next = 1;
+  EXPECT_EQ(ex->step(), StepResult::kFailed);
+  clock_.advance(std::chrono::minutes(1));  // no step since: the thread is busy delivering
+  ex->refresh_lag_metric(clock_.now());
+  EXPECT_NE(m.render().find("tokenwarden_export_lag_seconds{sink=\"remote\"} 660"),
+            std::string::npos);
 }
 
 TEST_F(ExporterTest, TheThreadDrainsEverythingBeforeItStops) {

@@ -40,19 +40,28 @@ std::string lines(const std::vector<storage::AuditRow>& rs) {
   return out;
 }
 
+// The seq of the sink's resume point (nullopt: none), which must not fail.
+std::optional<std::int64_t> resume_seq(FileSink& sink) {
+  auto at = sink.resume_point();
+  EXPECT_TRUE(at.ok()) << at.error().message;
+  if (!at.ok() || !*at) return std::nullopt;
+  return (*at)->seq;
+}
+
 TEST(FileSink, AppendsOneLinePerEventWithMode0640) {
   TempDir dir;
   const std::string path = dir.file("audit.jsonl");
   FileSink sink(path);
   EXPECT_EQ(sink.target(), "file:" + path);
-  EXPECT_EQ(sink.resume_point(), std::nullopt);  // empty file
+  EXPECT_EQ(resume_seq(sink), std::nullopt);  // empty file
   ASSERT_TRUE(sink.deliver(rows(1, 2)).ok());
   ASSERT_TRUE(sink.deliver(rows(3, 3)).ok());
   EXPECT_EQ(read_file(path), lines(rows(1, 3)));
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0640u);
-  EXPECT_EQ(sink.resume_point(), 3);
+  EXPECT_EQ(resume_seq(sink), 3);
+  EXPECT_EQ((*sink.resume_point())->hash, std::string(64, '1'));
 }
 
 TEST(FileSink, ANewFileIs0640WhateverTheUmaskAndAnExistingOneKeepsItsMode) {
@@ -77,10 +86,50 @@ TEST(FileSink, ResumePointCutsATornLastLineOff) {
   const std::string torn = storage::export_line(rows(6, 6)[0]).substr(0, 40);
   const std::string path = dir.write("audit.jsonl", whole + torn, 0640);
   FileSink sink(path);
-  EXPECT_EQ(sink.resume_point(), 5);
+  EXPECT_EQ(resume_seq(sink), 5);
   EXPECT_EQ(read_file(path), whole);
   ASSERT_TRUE(sink.deliver(rows(6, 7)).ok());
   EXPECT_EQ(read_file(path), lines(rows(1, 7)));
+}
+
+TEST(FileSink, AForeignFileWithoutANewlineIsNeitherTruncatedNorAppendedTo) {
+  TempDir dir;
+  const std::string path = dir.write("notes.txt", "precious data without a newline", 0640);
+  FileSink sink(path);
+  auto at = sink.resume_point();
+  ASSERT_FALSE(at.ok());
+  EXPECT_NE(at.error().message.find(path), std::string::npos);
+  EXPECT_FALSE(sink.deliver(rows(1, 1)).ok());
+  EXPECT_EQ(read_file(path), "precious data without a newline");
+}
+
+TEST(FileSink, ATornLookingTailAfterAForeignLineIsNotCut) {
+  TempDir dir;
+  const std::string content = "some log line\n{\"seq\":12,\"recorded_at";
+  const std::string path = dir.write("other.log", content, 0640);
+  FileSink sink(path);
+  EXPECT_FALSE(sink.resume_point().ok());
+  EXPECT_FALSE(sink.deliver(rows(1, 1)).ok());
+  EXPECT_EQ(read_file(path), content);
+}
+
+TEST(FileSink, AFileNotEndingWithAnExportLineIsRefused) {
+  TempDir dir;
+  const std::string path = dir.write("other.log", "a\nb\n", 0640);
+  FileSink sink(path);
+  auto at = sink.resume_point();
+  ASSERT_FALSE(at.ok());
+  EXPECT_EQ(at.error().code, ErrorCode::kIo);
+  EXPECT_EQ(read_file(path), "a\nb\n");
+}
+
+TEST(FileSink, ATornFirstLineIsCut) {
+  TempDir dir;
+  const std::string torn = storage::export_line(rows(1, 1)[0]).substr(0, 30);
+  const std::string path = dir.write("audit.jsonl", torn, 0640);
+  FileSink sink(path);
+  EXPECT_EQ(resume_seq(sink), std::nullopt);
+  EXPECT_EQ(read_file(path), "");
 }
 
 TEST(FileSink, ReopenAfterRotationStartsANewFile) {
@@ -90,7 +139,7 @@ TEST(FileSink, ReopenAfterRotationStartsANewFile) {
   ASSERT_TRUE(sink.deliver(rows(1, 2)).ok());
   std::filesystem::rename(path, dir.file("audit.jsonl.1"));
   sink.reopen();
-  EXPECT_EQ(sink.resume_point(), std::nullopt);  // the new file is empty: resume from the cursor
+  EXPECT_EQ(resume_seq(sink), std::nullopt);  // the new file is empty: resume from the cursor
   ASSERT_TRUE(sink.deliver(rows(3, 4)).ok());
   EXPECT_EQ(read_file(dir.file("audit.jsonl.1")), lines(rows(1, 2)));
   EXPECT_EQ(read_file(path), lines(rows(3, 4)));

@@ -199,6 +199,32 @@ TEST(SyslogSink, DataTheCollectorDroppedUnreadIsSentAgainFirst) {
   EXPECT_EQ(l.read(want.size()), want);
 }
 
+TEST(SyslogSink, TheSettledSeqStopsBeforeWhatIsKeptForResending) {
+  Listener l;
+  SyslogSink sink(options(l.address()));
+  const std::vector<storage::AuditRow> first{row(1), row(2)}, second{row(3)};
+  ASSERT_TRUE(sink.deliver(first).ok());
+  l.accept_one();
+  ASSERT_TRUE(sink.deliver(second).ok());
+  // Just sent: kept for resending, so a restart of the daemon must send 1..3 again.
+  EXPECT_EQ(sink.settled_seq(3), 0);
+  // An orderly close of ours (SIGHUP, the end of a drain): the collector reads all of it.
+  sink.reopen();
+  EXPECT_EQ(sink.settled_seq(3), 3);
+  const std::string want = framed({row(1), row(2), row(3)}, std::to_string(::getpid()));
+  EXPECT_EQ(l.read(want.size()), want);
+}
+
+TEST(SyslogSink, NothingSettlesWhileTheCollectorIsGone) {
+  Listener l;
+  SyslogSink sink(options(l.address()));
+  ASSERT_TRUE(sink.deliver(std::vector<storage::AuditRow>{row(1)}).ok());
+  l.accept_one();
+  l.close_unread();  // reset: what it held is lost
+  sink.reopen();
+  EXPECT_EQ(sink.settled_seq(1), 0);
+}
+
 TEST(SyslogSink, FailsWithOneSentenceWhenNobodyListens) {
   std::string address;
   {
