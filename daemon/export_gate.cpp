@@ -12,7 +12,9 @@ std::optional<std::string> stored_export_blocking_reason(storage::Db& db, const 
       return "cannot read the cursor of export sink " + sink.name + ": " + cursor.error().message;
     }
     if (!*cursor) return "export sink " + sink.name + " has not delivered anything yet";
-    auto oldest = storage::first_recorded_after(db, (*cursor)->delivered_seq);
+    // What the daemon's sink accepted, as its own gate counts it (daemon/exports.h); a syslog
+    // sink's settled cursor stays behind by what it keeps for resending.
+    auto oldest = storage::first_recorded_after(db, (*cursor)->sent_seq);
     if (!oldest.ok()) {
       return "cannot read what export sink " + sink.name +
              " has not delivered: " + oldest.error().message;

@@ -3,7 +3,8 @@
 // `tokenwarden poll` — read from the sinks' durable cursors in the database (the running
 // daemon's exporters write them). It fails closed exactly like the daemon's own gate
 // (daemon/exports.h): a configured sink without a cursor, a cursor whose oldest undelivered event
-// is older than export_max_lag, or a database that cannot be read all hold actions back.
+// is older than export_max_lag, or a database that cannot be read all hold actions back. It
+// counts what each sink accepted (the cursor's sent_seq), as the daemon's gate does.
 //
 // Thread safety: uses `db` from the calling thread only. Errors: none; a read error is a reason
 // to wait, given in the returned sentence.

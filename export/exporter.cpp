@@ -72,6 +72,7 @@ bool Exporter::start() {
       return false;
     }
     delivered_ = *cursor ? (*cursor)->delivered_seq : 0;
+    stored_sent_ = *cursor ? (*cursor)->sent_seq : 0;
     sent_ = delivered_;
     if (*cursor && (*cursor)->target != options_.target) {
       log_.warn("the export cursor was stored for another target; resuming from it",
@@ -121,9 +122,11 @@ bool Exporter::resync() {
 }
 
 bool Exporter::persist() {
-  storage::ExportCursor c{options_.name, options_.target, delivered_, clock_.now()};
+  const Timestamp now = clock_.now();
+  storage::ExportCursor c{options_.name, options_.target, delivered_, now, sent_, now};
   Status s = storage::write_export_cursor(*db_, c);
   cursor_dirty_ = !s.ok();
+  if (s.ok()) stored_sent_ = sent_;
   if (!s.ok() && !cursor_warned_) {
     log_.warn("cannot store the export cursor; retrying (events are not sent twice meanwhile)",
               {{"sink", options_.name}, {"error", s.error().message}});
@@ -194,8 +197,8 @@ StepResult Exporter::step() {
 // Advances the cursor to what the sink settled, then publishes the position delivered (sent).
 bool Exporter::settle() {
   const std::int64_t settled = std::min(sink_->settled_seq(sent_), sent_);
-  if (settled > delivered_) {
-    delivered_ = settled;
+  if (settled > delivered_ || sent_ > stored_sent_) {
+    delivered_ = std::max(delivered_, settled);
     persist();
   }
   auto head = storage::read_chain_head(*db_);

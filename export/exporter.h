@@ -104,8 +104,9 @@ class Exporter {
   bool resync_ = false;        // ask the sink where it stands again (after a failure, a reopen)
   bool cursor_dirty_ = false;  // delivered_ is ahead of the stored cursor
   bool cursor_warned_ = false;
-  std::int64_t sent_ = 0;       // the last seq handed to the sink (where the next batch starts)
-  std::int64_t delivered_ = 0;  // the last settled seq: what the cursor stores (<= sent_)
+  std::int64_t sent_ = 0;         // the last seq handed to the sink (where the next batch starts)
+  std::int64_t delivered_ = 0;    // the last settled seq: what the cursor stores (<= sent_)
+  std::int64_t stored_sent_ = 0;  // sent_ as last stored with the cursor (for other processes)
   std::atomic<bool> reopen_{false};
   std::atomic<std::int64_t> delivered_pub_{0};
   std::atomic<std::int64_t> oldest_ms_{-1};  // -1: caught up, kUnknown: not known

@@ -1,5 +1,6 @@
 #include "storage/export_log.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/json_writer.h"
@@ -154,7 +155,7 @@ Result<std::optional<Timestamp>> first_recorded_after(Db& db, std::int64_t after
 namespace {
 
 constexpr const char* kCursorColumns =
-    "SELECT name, target, delivered_seq, delivered_at FROM export_cursors";
+    "SELECT name, target, delivered_seq, delivered_at, sent_seq, sent_at FROM export_cursors";
 
 ExportCursor cursor_from(const Stmt& s) {
   ExportCursor c;
@@ -162,6 +163,8 @@ ExportCursor cursor_from(const Stmt& s) {
   c.target = s.text(1);
   c.delivered_seq = s.int64(2);
   if (!s.is_null(3)) c.delivered_at = Timestamp(Duration(s.int64(3)));
+  c.sent_seq = std::max(s.int64(4), c.delivered_seq);
+  if (!s.is_null(5)) c.sent_at = Timestamp(Duration(s.int64(5)));
   return c;
 }
 
@@ -195,18 +198,28 @@ Result<std::vector<ExportCursor>> read_export_cursors(Db& db) {
 
 Status write_export_cursor(Db& db, const ExportCursor& cursor) {
   auto st = db.cached(
-      "INSERT INTO export_cursors(name, target, delivered_seq, delivered_at) "
-      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET target = excluded.target, "
-      "delivered_seq = max(delivered_seq, excluded.delivered_seq), "
+      "INSERT INTO export_cursors(name, target, delivered_seq, delivered_at, sent_seq, sent_at) "
+      "VALUES (?1, ?2, ?3, ?4, max(?3, ?5), ?6) ON CONFLICT(name) DO UPDATE SET "
+      "target = excluded.target, "
       "delivered_at = CASE WHEN excluded.delivered_seq > delivered_seq "
-      "THEN excluded.delivered_at ELSE delivered_at END");
+      "THEN excluded.delivered_at ELSE delivered_at END, "
+      "delivered_seq = max(delivered_seq, excluded.delivered_seq), "
+      "sent_at = CASE WHEN excluded.sent_seq > sent_seq THEN excluded.sent_at ELSE sent_at END, "
+      "sent_seq = max(sent_seq, excluded.sent_seq)");
   if (!st.ok()) return st.take_error();
   Stmt& s = **st;
+  auto ms = [](const std::optional<Timestamp>& t) {
+    return t ? std::optional<std::int64_t>(t->time_since_epoch().count()) : std::nullopt;
+  };
   s.bind(1, cursor.name).bind(2, cursor.target).bind(3, cursor.delivered_seq);
-  if (cursor.delivered_at) {
-    s.bind(4, static_cast<std::int64_t>(cursor.delivered_at->time_since_epoch().count()));
-  } else {
-    s.bind_null(4);
+  s.bind(5, cursor.sent_seq);
+  for (auto [index, value] :
+       {std::pair{4, ms(cursor.delivered_at)}, std::pair{6, ms(cursor.sent_at)}}) {
+    if (value) {
+      s.bind(index, *value);
+    } else {
+      s.bind_null(index);
+    }
   }
   return s.run();
 }

@@ -52,12 +52,14 @@ Result<std::optional<Timestamp>> first_recorded_after(Db& db, std::int64_t after
 struct ExportCursor {
   std::string name;
   std::string target;
-  std::int64_t delivered_seq = 0;
+  std::int64_t delivered_seq = 0;         // settled: a restart resumes after it
   std::optional<Timestamp> delivered_at;  // when delivered_seq last advanced
+  std::int64_t sent_seq = 0;              // accepted by the sink (>= delivered_seq)
+  std::optional<Timestamp> sent_at;       // when sent_seq last advanced
 };
 Result<std::optional<ExportCursor>> read_export_cursor(Db& db, const std::string& name);
 Result<std::vector<ExportCursor>> read_export_cursors(Db& db);
-// Inserts or updates (in its own short write transaction; delivered_seq never moves back).
+// Inserts or updates (in its own short write transaction; neither seq ever moves back).
 Status write_export_cursor(Db& db, const ExportCursor& cursor);
 
 }  // namespace tw::storage

@@ -189,8 +189,12 @@ constexpr const char* kV5 = R"sql(
 CREATE TABLE export_cursors(
   name          TEXT PRIMARY KEY,  -- the sink's name in the configuration
   target        TEXT NOT NULL,     -- type and address or path, as configured (no secrets)
-  delivered_seq INTEGER NOT NULL,  -- the last audit seq the sink delivered
-  delivered_at  INTEGER            -- ms since the epoch: when delivered_seq last advanced
+  delivered_seq INTEGER NOT NULL,  -- the last audit seq the destination settled: a restart
+                                 -- resumes after it (at least once)
+  delivered_at  INTEGER,           -- ms since the epoch: when delivered_seq last advanced
+  sent_seq      INTEGER NOT NULL DEFAULT 0,  -- the last seq the sink accepted (>= delivered_seq;
+                                 -- a syslog sink keeps what its collector may not have read yet)
+  sent_at       INTEGER            -- ms since the epoch: when sent_seq last advanced
 ) WITHOUT ROWID;
 )sql";
 

@@ -42,10 +42,11 @@ class ExportGateTest : public ::testing::Test {
     }
   }
 
-  void cursor(const std::string& name, std::int64_t seq) {
-    ASSERT_TRUE(storage::write_export_cursor(store_->db(),
-                                             {name, "file:x", seq, ts("2026-12-07T10:30:00Z")})
-                    .ok());
+  // `settled` behind `sent`: a syslog sink keeping what its collector may not have read.
+  void cursor(const std::string& name, std::int64_t sent, std::int64_t settled = -1) {
+    const Timestamp at = ts("2026-12-07T10:30:00Z");
+    storage::ExportCursor c{name, "file:x", settled < 0 ? sent : settled, at, sent, at};
+    ASSERT_TRUE(storage::write_export_cursor(store_->db(), c).ok());
   }
   std::optional<std::string> reason(const char* now) {
     return stored_export_blocking_reason(store_->db(), audit_, ts(now));
@@ -69,6 +70,12 @@ TEST_F(ExportGateTest, ACursorBehindByMoreThanTheLagHoldsActionsBack) {
   auto r = reason("2026-12-07T10:21:00Z");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(*r, "export sink copy has not delivered events recorded 11m ago (export_max_lag 5m)");
+}
+
+TEST_F(ExportGateTest, WhatTheSinkAcceptedCountsNotWhatItStillKeeps) {
+  cursor("siem", 3, 1);  // sent everything; seq 2 and 3 kept for resending
+  cursor("copy", 3);
+  EXPECT_EQ(reason("2026-12-07T12:00:00Z"), std::nullopt);
 }
 
 TEST_F(ExportGateTest, CaughtUpOrWithinTheLagLetsActionsRun) {

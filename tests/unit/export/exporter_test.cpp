@@ -174,8 +174,9 @@ TEST_F(ExporterTest, ResumesAfterTheSinksOwnResumePointWhenItIsAhead) {
 
 TEST_F(ExporterTest, AResumePointBehindTheCursorIsResumedFromAndTheGapSentAgain) {
   append(6);
-  ASSERT_TRUE(
-      storage::write_export_cursor(store_->db(), {"remote", "fake:x", 5, std::nullopt}).ok());
+  ASSERT_TRUE(storage::write_export_cursor(store_->db(),
+                                           {"remote", "fake:x", 5, std::nullopt, 5, std::nullopt})
+                  .ok());
   state_.resume = 2;  // the destination lost 3..5 (restored from a backup): no hole is left
   auto ex = make();
   while (ex->step() == StepResult::kDelivered) {
@@ -221,7 +222,12 @@ TEST_F(ExporterTest, TheCursorStoresOnlyTheSettledSeqAndARestartResendsTheRest) 
     EXPECT_EQ(delivered(), seqs(1, 6));  // the next batch starts after what was sent
     EXPECT_EQ(cursor(), 2);
     EXPECT_EQ(ex->delivered_seq(), 6);  // accepted by the sink: the lag and the gate count it
-    state_.settled = 4;                 // settles while idle
+    // ... and so does a one-shot poll's gate, from the stored cursor (daemon/export_gate.h).
+    auto stored = storage::read_export_cursor(store_->db(), "remote");
+    ASSERT_TRUE(stored.ok() && stored->has_value());
+    EXPECT_EQ((*stored)->sent_seq, 6);
+    EXPECT_EQ((*stored)->delivered_seq, 2);
+    state_.settled = 4;  // settles while idle
     EXPECT_EQ(ex->step(), StepResult::kIdle);
     EXPECT_EQ(cursor(), 4);
   }
@@ -251,9 +257,9 @@ TEST_F(ExporterTest, AFailedDatabaseReadMakesTheOldestUndeliveredUnknown) {
 
 TEST_F(ExporterTest, WarnsButResumesWhenTheCursorWasStoredForAnotherTarget) {
   append(3);
-  ASSERT_TRUE(
-      storage::write_export_cursor(store_->db(), {"remote", "fake:elsewhere", 2, std::nullopt})
-          .ok());
+  ASSERT_TRUE(storage::write_export_cursor(
+                  store_->db(), {"remote", "fake:elsewhere", 2, std::nullopt, 2, std::nullopt})
+                  .ok());
   auto ex = make();
   while (ex->step() == StepResult::kDelivered) {
   }
