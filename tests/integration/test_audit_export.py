@@ -136,6 +136,14 @@ def check_export(lines, rows):
     return duplicates
 
 
+def verify_export_file(tw, path):
+    """`tokenwarden verify --export` on a collector's file: alone and against the database."""
+    proc = tw.run("verify", "--export", str(path), check=0)
+    assert "exported copy intact" in proc.stdout and "for every seq it holds" in proc.stdout, \
+        proc.stdout
+    tw.run("verify", "--export", str(path), "--export-only", check=0)
+
+
 def export_block(name, kind, **keys):
     body = "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {str(v).lower()}\n"
                    for k, v in keys.items())
@@ -192,6 +200,7 @@ def test_collector_restart_under_polling_loses_nothing(tmp_path, sim_factory, tw
     twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=20, what="daemon_stopped exported")
     dups = check_export(rsys.lines(), rows)
     print(f"collector restart: {len(rows)} events, {dups} duplicates at rsyslog")
+    verify_export_file(tw, rsys.out)
     assert check_export(complete_lines(tmp_path / "export.jsonl"), rows) == 0
     log = tw.daemon_log()
     assert log.count("export failed; retrying") == 1, "an outage is logged once"
@@ -225,6 +234,7 @@ def test_kill_during_backlog_resumes(tmp_path, sim_factory, tw_factory, rsyslog_
     twtest.wait_for(lambda: caught_up(tw, rsys.lines), timeout=20, what="daemon_stopped exported")
     dups = check_export(rsys.lines(), rows)
     print(f"kill -9 during backlog: {len(rows)} events, {dups} identical duplicates at rsyslog")
+    verify_export_file(tw, rsys.out)
     file_lines = complete_lines(export_file)
     assert check_export(file_lines, rows) == 0, "the file sink delivers exactly once"
     cursors = tw.query("SELECT name, target, delivered_seq FROM export_cursors ORDER BY name")
