@@ -24,11 +24,13 @@
 #include "cli/command_support.h"
 #include "cli/commands.h"
 #include "cli/sim_process.h"
+#include "core/ed25519.h"
 #include "core/strings.h"
 #include "daemon/config.h"
 #include "daemon/service.h"
 #include "storage/audit_store.h"
 #include "storage/chain.h"
+#include "storage/checkpoints.h"
 #include "storage/enforcement.h"
 #include "storage/queries.h"
 
@@ -481,6 +483,7 @@ class Demo {
   bool narrate_cycles();  // false: interrupted
   void print_summary();
   void print_enforcement(storage::Db& db) const;
+  void print_audit(storage::Db& db) const;
   void write_report() const;
   void keep_polling();
   void stop();
@@ -555,10 +558,38 @@ int Demo::start_simulators() {
   return kExitOk;
 }
 
+namespace {
+
+// The demo's signing key pair (as `tokenwarden keygen` writes it) and the [audit] section that
+// signs checkpoints with it and exports the history to a JSON-lines file beside the database.
+std::optional<std::string> demo_audit(const std::string& dir) {
+  auto key = ed25519::PrivateKey::generate();
+  if (!key.ok()) return std::nullopt;
+  const std::string key_path = dir + "/checkpoint.key", pub_path = dir + "/checkpoint.pub";
+  {
+    std::ofstream out(key_path);
+    out << key->pem();
+    if (!out) return std::nullopt;
+  }
+  ::chmod(key_path.c_str(), 0600);
+  std::ofstream(pub_path) << key->public_key().pem();
+  return "\n[audit]\nsigning_key_file = \"" + key_path + "\"\npublic_key_file = \"" + pub_path +
+         "\"\ncheckpoint_events = 100\n\n[[audit.export]]\nname = \"copy\"\ntype = \"file\"\n"
+         "path = \"" +
+         dir + "/audit-export.jsonl\"\n";
+}
+
+}  // namespace
+
 int Demo::write_config() {
   started_ = clock_.now();
   listen_ = demo_listen(o_.listen);
-  const std::string cfg = demo_config(dir_, o_, listen_, clusters_, token_file_, started_);
+  auto audit = demo_audit(dir_);
+  if (!audit) {
+    print_error("cannot write the demo's checkpoint key into " + dir_);
+    return kExitFailure;
+  }
+  const std::string cfg = demo_config(dir_, o_, listen_, clusters_, token_file_, started_) + *audit;
   config_path_ = dir_ + "/tokenwarden.toml";
   std::ofstream(config_path_) << cfg;
   auto load = daemon::load_config_string(cfg, config_path_, started_);
@@ -671,11 +702,7 @@ void Demo::print_summary() {
     }
   }
   print_enforcement(db);
-  if (auto v = storage::verify_chain(db); v.ok()) {
-    std::printf("\naudit log: %lld events, hash chain %s, head seq %lld hash %s\n",
-                static_cast<long long>(v->rows), v->ok ? "intact" : "BROKEN",
-                static_cast<long long>(v->head_seq), v->head_hash.c_str());
-  }
+  print_audit(db);
   write_report();
   const char* c = config_path_.c_str();
   std::printf(
@@ -684,14 +711,34 @@ void Demo::print_summary() {
       "  tokenwarden --config %s violations --open\n"
       "  tokenwarden --config %s history --since 10m\n"
       "  tokenwarden --config %s tokens --at <a time from the history>\n"
-      "  tokenwarden --config %s verify\n"
+      "  tokenwarden --config %s verify            # with [audit] public_key_file: the signatures "
+      "too\n"
+      "  tokenwarden --config %s verify --export %s/audit-export.jsonl\n"
       "  tokenwarden --config %s report --from 1h -o report.md\n",
-      c, c, c, c, c, c);
+      c, c, c, c, c, c, dir_.c_str(), c);
   if (!o_.once) {
     std::printf(
         "\nthe daemon keeps polling (the simulators keep changing a little); Ctrl-C stops it\n");
   }
   std::fflush(stdout);
+}
+
+// The chain, the signed checkpoints (verified with the demo's public key) and the exported copy.
+void Demo::print_audit(storage::Db& db) const {
+  auto pub = ed25519::PublicKey::load(dir_ + "/checkpoint.pub");
+  if (!pub.ok()) return;
+  storage::CheckpointVerifier checkpoints({*pub});
+  auto v = storage::verify_chain(db, nullptr, nullptr, &checkpoints);
+  if (!v.ok()) return;
+  std::printf("\naudit log: %lld events, hash chain %s, head seq %lld hash %s\n",
+              static_cast<long long>(v->rows), v->ok ? "intact" : "BROKEN",
+              static_cast<long long>(v->head_seq), v->head_hash.c_str());
+  const auto c = checkpoints.report();
+  std::printf(
+      "signed checkpoints: %lld (key %s), history proven up to seq %lld, %lld events after it\n"
+      "exported copy: %s/audit-export.jsonl (JSON lines, one per event)\n",
+      static_cast<long long>(c.checkpoints), pub->key_id().c_str(),
+      static_cast<long long>(c.proven_seq), static_cast<long long>(c.unsigned_tail), dir_.c_str());
 }
 
 void Demo::print_enforcement(storage::Db& db) const {

@@ -42,6 +42,18 @@ def test_demo_once_stops_its_simulators(tmp_path):
     assert "cycle 2" in proc.stdout and "demo stopped" in proc.stdout, proc.stdout
     assert "the simulator refused" not in proc.stdout, proc.stdout
     assert simulators_of(demo_dir) == []
+    # The history is signed and exported: the demo's own config verifies both.
+    assert "signed checkpoints: " in proc.stdout and "exported copy: " in proc.stdout, proc.stdout
+    assert oct((demo_dir / "checkpoint.key").stat().st_mode & 0o777) == "0o600"
+    config = str(demo_dir / "tokenwarden.toml")
+    verify = subprocess.run([twtest.binary("tokenwarden"), "--config", config, "verify"],
+                            capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and "0 events after it are not signed yet" in verify.stdout, \
+        verify.stdout + verify.stderr
+    copy = subprocess.run([twtest.binary("tokenwarden"), "--config", config, "verify", "--export",
+                           str(demo_dir / "audit-export.jsonl")],
+                          capture_output=True, text=True, timeout=60)
+    assert copy.returncode == 0, copy.stdout + copy.stderr
 
 
 def test_an_interrupted_demo_stops_its_simulators(tmp_path):
