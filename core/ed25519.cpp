@@ -142,12 +142,8 @@ PrivateKey::PrivateKey(PrivateKey&&) noexcept = default;
 PrivateKey& PrivateKey::operator=(PrivateKey&&) noexcept = default;
 PrivateKey::~PrivateKey() = default;
 
-Result<PrivateKey> PrivateKey::generate() {
-  EVP_PKEY* raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
-  if (raw == nullptr) {
-    return make_error(ErrorCode::kInternal, "OpenSSL could not generate an Ed25519 key");
-  }
-  Pkey key(raw);
+Result<PrivateKey> PrivateKey::adopt(EVP_PKEY* owned) {
+  Pkey key(owned);
   std::string pub = raw_public(key.get());
   Pkey pub_key(EVP_PKEY_new_raw_public_key(
       EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(pub.data()), pub.size()));
@@ -159,6 +155,14 @@ Result<PrivateKey> PrivateKey::generate() {
   return PrivateKey(std::move(impl), PublicKey(std::move(pimpl)));
 }
 
+Result<PrivateKey> PrivateKey::generate() {
+  EVP_PKEY* raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  if (raw == nullptr) {
+    return make_error(ErrorCode::kInternal, "OpenSSL could not generate an Ed25519 key");
+  }
+  return adopt(raw);
+}
+
 Result<PrivateKey> PrivateKey::from_pem(std::string_view pem, const std::string& origin) {
   Pkey key = parse_pem(pem, true);
   if (!key || EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
@@ -167,15 +171,7 @@ Result<PrivateKey> PrivateKey::from_pem(std::string_view pem, const std::string&
                           " is not an Ed25519 private key in PEM form (\"-----BEGIN "
                           "PRIVATE KEY-----\", as `tokenwarden keygen` writes it)");
   }
-  std::string pub = raw_public(key.get());
-  Pkey pub_key(EVP_PKEY_new_raw_public_key(
-      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(pub.data()), pub.size()));
-  if (!pub_key) return make_error(ErrorCode::kInternal, "OpenSSL could not derive a public key");
-  auto pimpl = std::make_shared<PublicKey::Impl>();
-  pimpl->key = std::move(pub_key);
-  auto impl = std::make_unique<Impl>();
-  impl->key = std::move(key);
-  return PrivateKey(std::move(impl), PublicKey(std::move(pimpl)));
+  return adopt(key.release());
 }
 
 Result<PrivateKey> PrivateKey::load(const std::string& path) {

@@ -15,6 +15,8 @@
 
 #include "core/result.h"
 
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY
+
 namespace tw::ed25519 {
 
 class PrivateKey;
@@ -63,6 +65,8 @@ class PrivateKey {
  private:
   struct Impl;
   PrivateKey(std::unique_ptr<Impl> impl, PublicKey pub);
+  // Takes ownership of an Ed25519 private key and derives its public key.
+  static Result<PrivateKey> adopt(evp_pkey_st* owned);
   std::unique_ptr<Impl> impl_;
   PublicKey public_;
 };

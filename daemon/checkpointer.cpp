@@ -1,7 +1,6 @@
 #include "daemon/checkpointer.h"
 
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,18 +40,7 @@ KeyFileCheck check_signing_key_file(const std::string& key_file,
     out.error = "signing key " + quoted(path) + " is not a regular file";
     return out;
   }
-  // As for token files: with a POSIX ACL the group bits are the ACL's mask.
-  const bool has_acl = ::getxattr(path.c_str(), "system.posix_acl_access", nullptr, 0) > 0;
-  if ((st.st_mode & (has_acl ? S_IROTH : (S_IRGRP | S_IROTH))) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    out.warnings.push_back(quoted(path) + " is readable by group or others (mode " + mode +
-                           "); only the daemon's user should read it (chmod 600)");
-  }
-  if (::access(path.c_str(), R_OK) != 0) {
-    out.warnings.push_back(quoted(path) + " is not readable by this user: " + std::strerror(errno));
-    return out;
-  }
+  if (!influx::check_secret_file_access(path, st, out.warnings)) return out;
   auto key = ed25519::PrivateKey::load(path);
   if (!key.ok()) out.error = key.error().message;
   return out;

@@ -82,6 +82,25 @@ Result<std::string> read_management_token(const std::string& token_file,
   return token;
 }
 
+bool check_secret_file_access(const std::string& path, const struct stat& st,
+                              std::vector<std::string>& warnings) {
+  // With a POSIX ACL the group bits are the ACL's mask, not a group's access (systemd grants the
+  // service's user that way when it cannot chown a credential), so only "others" counts then.
+  const bool has_acl = ::getxattr(path.c_str(), "system.posix_acl_access", nullptr, 0) > 0;
+  const mode_t exposed = st.st_mode & (has_acl ? S_IROTH : (S_IRGRP | S_IROTH));
+  if (exposed != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    warnings.push_back(quoted(path) + " is readable by group or others (mode " + mode +
+                       "); only the daemon's user should read it (chmod 600)");
+  }
+  if (::access(path.c_str(), R_OK) != 0) {
+    warnings.push_back(quoted(path) + " is not readable by this user: " + std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 TokenFileCheck check_token_file(const std::string& token_file,
                                 const std::string& credentials_directory) {
   TokenFileCheck out;
@@ -96,20 +115,7 @@ TokenFileCheck check_token_file(const std::string& token_file,
     out.error = *why;
     return out;
   }
-  // With a POSIX ACL the group bits are the ACL's mask, not a group's access (systemd grants the
-  // service's user that way when it cannot chown a credential), so only "others" counts then.
-  const bool has_acl = ::getxattr(path.c_str(), "system.posix_acl_access", nullptr, 0) > 0;
-  const mode_t exposed = st.st_mode & (has_acl ? S_IROTH : (S_IRGRP | S_IROTH));
-  if (exposed != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    out.warnings.push_back(quoted(path) + " is readable by group or others (mode " + mode +
-                           "); only the daemon's user should read it (chmod 600)");
-  }
-  if (::access(path.c_str(), R_OK) != 0) {
-    out.warnings.push_back(quoted(path) + " is not readable by this user: " + std::strerror(errno));
-    return out;
-  }
+  if (!check_secret_file_access(path, st, out.warnings)) return out;
   auto token = read_management_token(token_file, credentials_directory);
   if (!token.ok()) out.error = token.error().message;
   return out;

@@ -10,6 +10,8 @@
 //
 // Thread safety: reentrant. Errors: kIo naming the file (never its content).
 
+#include <sys/stat.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,5 +35,11 @@ struct TokenFileCheck {
 };
 TokenFileCheck check_token_file(const std::string& token_file,
                                 const std::string& credentials_directory);
+
+// The warnings every secret file (a token file, the checkpoint signing key) gets once it exists
+// and is a regular file (`st` from stat): readable by group or others (with a POSIX ACL, by
+// others), or not readable by this user. Returns false when this user cannot read it.
+bool check_secret_file_access(const std::string& path, const struct stat& st,
+                              std::vector<std::string>& warnings);
 
 }  // namespace tw::influx
