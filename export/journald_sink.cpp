@@ -12,6 +12,7 @@
 
 #include "core/sha256.h"
 #include "core/strings.h"
+#include "export/syslog_sink.h"
 #include "storage/export_log.h"
 
 namespace tw::exporting {
@@ -49,16 +50,6 @@ void append_journal_field(std::string& out, std::string_view name, std::string_v
 
 namespace {
 
-// PRIORITY (syslog levels): failures and broken safety are warnings, the rest informational.
-const char* priority_of(std::string_view event) {
-  if (event == "action_failed" || event == "enforcement_halted" || event == "poll_suspect" ||
-      event == "token_anomaly" || event == "config_rejected") {
-    return "4";
-  }
-  if (event == "poll_failed" || event == "violation_opened") return "5";
-  return "6";
-}
-
 std::string readable(const storage::AuditRow& row) {
   std::string m = "audit seq " + std::to_string(row.seq) + ": " + row.event;
   if (row.cluster) m += " cluster=" + printable(*row.cluster, 100);
@@ -73,7 +64,7 @@ std::string encode_journal_entry(const storage::AuditRow& row) {
   out.reserve(2 * row.detail.size() + 1024);
   append_journal_field(out, "MESSAGE", readable(row));
   append_journal_field(out, "MESSAGE_ID", journal_message_id(row.event));
-  append_journal_field(out, "PRIORITY", priority_of(row.event));
+  append_journal_field(out, "PRIORITY", std::to_string(syslog_severity(row.event)));
   append_journal_field(out, "SYSLOG_IDENTIFIER", "tokenwarden");
   append_journal_field(out, "TOKENWARDEN_SEQ", std::to_string(row.seq));
   append_journal_field(out, "TOKENWARDEN_EVENT", row.event);
