@@ -21,6 +21,29 @@ namespace {
 
 using TomlValue = toml::value;
 
+struct TextPosition {
+  std::size_t line = 1;
+  std::size_t column = 1;  // in characters
+};
+
+// Where the first byte that is not valid UTF-8 sits, or nothing when the text is valid.
+std::optional<TextPosition> first_invalid_utf8(std::string_view text) {
+  TextPosition at;
+  for (std::size_t i = 0; i < text.size();) {
+    std::uint32_t cp = 0;
+    std::size_t n = utf8_sequence(text, i, cp);
+    if (n == 0) return at;
+    if (cp == '\n') {
+      ++at.line;
+      at.column = 1;
+    } else {
+      ++at.column;
+    }
+    i += n;
+  }
+  return std::nullopt;
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
@@ -1157,6 +1180,14 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
   if (base == nullptr && trim(text).empty()) {
     out.errors.push_back(
         origin + ": the file is empty; a configuration needs at least one [[clusters]] table");
+    return out;
+  }
+  // TOML documents are UTF-8. Checked here, before toml11 sees the text: toml11 3.7's report of
+  // invalid UTF-8 inside a string reads past its buffer (found by fuzz/config_fuzz.cpp).
+  if (auto bad = first_invalid_utf8(text)) {
+    out.errors.push_back(origin + ": line " + std::to_string(bad->line) + ", column " +
+                         std::to_string(bad->column) +
+                         ": not valid UTF-8 (a TOML file must be UTF-8 text)");
     return out;
   }
   Problems p;

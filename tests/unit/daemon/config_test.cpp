@@ -720,6 +720,20 @@ TEST(LoadConfig, ErrorsCarryTheLine) {
   EXPECT_NE(r.errors[0].find("(line 3)"), std::string::npos) << r.errors[0];
 }
 
+// toml11 3.7 reads past its buffer when it reports invalid UTF-8 in a string (the config
+// fuzzer found it); the loader refuses such text itself, naming the line and column.
+TEST(LoadConfig, InvalidUtf8IsRefusedWithItsPosition) {
+  auto r = load(std::string(kGoodCluster) +
+                "[[policies]]\nname = \"p\"\nkind = \"description_pattern\"\n"
+                "pattern = '^svc-\xac\xac\\d+$'\n");
+  ASSERT_FALSE(r.config.has_value());
+  ASSERT_EQ(r.errors.size(), 1u) << all(r.errors);
+  EXPECT_EQ(r.errors[0], "<string>: line 10, column 17: not valid UTF-8 (a TOML file must be UTF-8 text)");
+  // Valid multi-byte text is counted in characters.
+  auto ok = load(std::string(kGoodCluster) + "labels = { team = \"caf\u00e9\" }\n");
+  EXPECT_TRUE(ok.config.has_value()) << all(ok.errors);
+}
+
 TEST(LoadConfig, SecretsInUrlsNeverAppearInErrors) {
   auto r = load(
       "[[clusters]]\nname = \"c\"\ntype = \"clustered\"\n"
