@@ -36,3 +36,6 @@ def tw_factory(tmp_path):
     yield make
     for t in instances:
         t.kill_daemon()
+
+
+from etcd import etcd_cluster  # noqa: E402,F401  (a real 3-member etcd, tests/support/etcd.py)
