@@ -358,7 +358,8 @@ def metric(metrics: dict, name: str, **labels) -> float | None:
     return metrics.get((name, frozenset(labels.items())))
 
 
-def clustered_block(name: str, sim: Sim, token_file: Path, extra: str = "") -> str:
+def clustered_block(name: str, sim: Sim, token_file: Path, extra: str = "",
+                    timeout: str = "3s") -> str:
     token_file.write_text(MANAGEMENT_TOKEN + "\n")
     token_file.chmod(0o600)  # as documented; 0644 gets a warning at start
     ca = f'ca_file = "{sim.tls["ca"]}"\n' if sim.tls else ""
@@ -373,7 +374,7 @@ name = "{name}"
 type = "{kind}"
 url = "{url}"
 token_file = "{token_file}"
-timeout = "3s"
+timeout = "{timeout}"
 {ca}{ids}{extra}
 """
 

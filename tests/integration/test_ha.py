@@ -1,0 +1,584 @@
+"""High availability on etcd (issue 13): a real 3-member etcd cluster on loopback (Debian
+etcd-server, tests/support/etcd.py), several `tokenwarden run` daemons with separate databases
+against one tokenwarden-sim.
+
+- failover: the leader is killed (SIGKILL) at random moments, also right after it wrote an
+  intent and right after its DELETE reached the cluster, over at least 50 failovers while
+  violating tokens keep appearing: every violation ends acted on, no token ever gets two DELETEs
+  (or two PATCHes), every database verifies and holds every token with the same final status;
+- a leader paused (SIGSTOP) past its lease is deposed and, resumed, records leadership_lost and
+  sends nothing;
+- without an etcd quorum nobody acts while everybody keeps polling; once quorum returns a leader
+  acts;
+- a standby never sends alerts;
+- check-config refuses a bad [ha].
+"""
+import collections
+import datetime
+import json
+import random
+import signal
+import time
+
+import pytest
+import twtest
+from etcd import EtcdError
+
+# -- names of the contract (adjust here if the implementation spells them differently) -------
+M_LEADER = "tokenwarden_ha_leader"
+M_TERM = "tokenwarden_ha_term"
+M_ETCD_UP = "tokenwarden_ha_etcd_up"
+M_ETCD_REQUESTS = "tokenwarden_ha_etcd_requests_total"
+EV_ACQUIRED = "leadership_acquired"
+EV_LOST = "leadership_lost"
+EV_OBSERVED = "action_observed"
+KEY_PREFIX = "/tokenwarden/"
+LEADER_KEY = KEY_PREFIX + "leader"
+MEMBERS_PREFIX = KEY_PREFIX + "members/"
+ACTIONS_PREFIX = KEY_PREFIX + "actions/"
+INTENT_STATE = "intent"
+SUCCEEDED_STATE = "succeeded"
+CHECK_CONFIG_REFUSED = 2  # exit status of check-config on an invalid configuration
+
+# -- timings -----------------------------------------------------------------------------------
+LEASE_TTL = 3.0          # seconds; [ha] lease_ttl
+CLUSTER_TIMEOUT = "1s"   # [[clusters]] timeout, below lease_ttl as the contract requires
+POLL = 1.0               # [daemon] poll_interval
+FAILOVERS = 50
+SEED = 20261207
+
+TOKEN_EVENTS = {"token_discovered", "token_created"}
+
+POLICIES = """
+[[policies]]
+name = "doomed-must-expire"
+kind = "max_lifetime"
+max_lifetime = "30d"
+action = "revoke"
+grace_period = "0s"
+scope = { description = "^doomed" }
+
+[[policies]]
+name = "no-star-write"
+kind = "all_databases_grant"
+actions = ["write"]
+action = "restrict"
+grace_period = "0s"
+"""
+NO_LIMITS = "max_actions_per_cycle = 100\nmax_actions_percent = 100\n"
+NARROW = [{"action": "read", "resource": "db"}]
+WIDE = [{"action": "write", "resource": "*"}, {"action": "read", "resource": "db"}]
+
+
+def soon(days):
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dur(seconds):
+    """A duration as the config writes it: "3s", or "1500ms"."""
+    return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(seconds * 1000)}ms"
+
+
+class Webhook:
+    """Receives the daemon's webhook alerts (as in test_alerting.py)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.received = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def ha_block(endpoints, instance, lease_ttl=LEASE_TTL, prefix=KEY_PREFIX, extra=""):
+    eps = ", ".join(f'"{e}"' for e in endpoints)
+    return f"""
+[ha]
+backend = "etcd"
+endpoints = [{eps}]
+lease_ttl = "{dur(lease_ttl)}"
+instance = "{instance}"
+key_prefix = "{prefix}"
+{extra}
+"""
+
+
+class Fleet:
+    """Daemons a, b, c... sharing one sim and one etcd, each with its own workdir, DB and port."""
+
+    def __init__(self, tmp_path, sim, etcd, tw_factory, names=("a", "b", "c"), policies=POLICIES,
+                 alerting=None, lease_ttl=LEASE_TTL):
+        self.sim, self.etcd = sim, etcd
+        self.tws = {}
+        for n in names:
+            block = twtest.clustered_block("c1", sim, tmp_path / f"token-{n}", timeout=CLUSTER_TIMEOUT)
+            self.tws[n] = tw_factory([block], name=f"tw-{n}",
+                                     extra=policies + ha_block(etcd.endpoints, n, lease_ttl),
+                                     safety=NO_LIMITS, listen=f"127.0.0.1:{twtest.free_port()}",
+                                     poll_interval=dur(POLL),
+                                     alerting=(alerting or {}).get(n, ""))
+
+    def start(self, *names):
+        for n in names or self.tws:
+            self.tws[n].start_daemon()
+
+    def kill(self, n):
+        tw = self.tws[n]
+        tw.daemon.send_signal(signal.SIGCONT)
+        tw.kill_daemon()
+
+    def gauge(self, n, name):
+        """The value of an unlabelled (or the first) series of `name` on daemon n; None when
+        the daemon does not answer."""
+        tw = self.tws[n]
+        if tw.daemon is None or tw.daemon.poll() is not None:
+            return None
+        status, _, body = tw.http_get("/metrics", timeout=2)
+        if status != 200:
+            return None
+        for (metric_name, _labels), value in twtest.parse_metrics(body).items():
+            if metric_name == name:
+                return value
+        return None
+
+    def leader_key(self):
+        """(instance, term) from the etcd leader key, None when there is none or etcd does not
+        answer."""
+        try:
+            kv = self.etcd.get(LEADER_KEY, timeout=2)
+        except EtcdError:
+            return None
+        return (kv["value"], kv["create_revision"]) if kv else None
+
+    def wait_leader(self, newer_than=0, timeout=LEASE_TTL * 4 + 10):
+        """Waits for a leader key with a term above newer_than whose daemon reports itself leader
+        with that term; returns (instance, term)."""
+        def acting():
+            lk = self.leader_key()
+            if not lk or lk[1] <= newer_than or lk[0] not in self.tws:
+                return None
+            if self.gauge(lk[0], M_LEADER) != 1:
+                return None
+            term = self.gauge(lk[0], M_TERM)
+            return lk if term == lk[1] else None
+        return twtest.wait_for(acting, timeout=timeout, interval=0.05,
+                               what=f"a leader with a term above {newer_than}")
+
+    def stop_all(self):
+        rcs = {}
+        for n, tw in self.tws.items():
+            if tw.daemon is not None:
+                tw.daemon.send_signal(signal.SIGCONT)
+                rcs[n] = tw.stop_daemon(timeout=30)
+        return rcs
+
+    def logs(self):
+        return "\n".join(f"--- {n} ---\n{tw.daemon_log()[-4000:]}" for n, tw in self.tws.items())
+
+
+def deletes(sim):
+    return collections.Counter(r["path"].rsplit("/", 1)[1] for r in sim.requests()
+                               if r["method"] == "DELETE")
+
+
+def patches(sim, ids):
+    ids = set(ids)
+    return collections.Counter(r["path"].rsplit("/", 1)[1] for r in sim.requests()
+                               if r["method"] == "PATCH" and r["path"].rsplit("/", 1)[1] in ids)
+
+
+def intents(etcd):
+    """Every action record under the prefix: {key: parsed JSON value}."""
+    out = {}
+    for k, kv in etcd.get_prefix(ACTIONS_PREFIX, timeout=2).items():
+        try:
+            out[k] = json.loads(kv["value"])
+        except ValueError:
+            out[k] = {"unparsed": kv["value"]}
+    return out
+
+
+def intent_for(etcd, token_id, state=None):
+    try:
+        recs = intents(etcd)
+    except EtcdError:
+        return None
+    for k, v in recs.items():
+        if token_id in k and (state is None or v.get("state") == state):
+            return v
+    return None
+
+
+def sim_status(sim):
+    """{token_id: ("revoked"|"active", sorted permissions)} as the cluster has it."""
+    out = {}
+    for t in sim.tokens():
+        perms = sorted((p["action"], p["resource"]) for p in t.get("permissions", []))
+        out[t["id"]] = ("revoked" if t.get("revokedAt") else "active", perms)
+    return out
+
+
+def db_status(tw):
+    out = {}
+    for t in tw.json("tokens"):
+        perms = sorted((p["action"], p["resource"]) for p in t.get("permissions") or [])
+        out[t["token_id"]] = (t.get("status"), perms)
+    return out
+
+
+# -- the harness on its own --------------------------------------------------------------------
+
+def test_etcd_harness_loses_and_regains_quorum(etcd_cluster):
+    e = etcd_cluster
+    e.put("/h/a", "1")
+    e.put("/h/b", "2")
+    e.put("/other", "3")
+    assert {k: v["value"] for k, v in e.get_prefix("/h/").items()} == {"/h/a": "1", "/h/b": "2"}
+    e.stop(1)
+    e.put("/h/c", "3")  # two of three: still a quorum
+    e.kill(2)
+    with pytest.raises(EtcdError):
+        e.put("/h/d", "4", timeout=3)
+    assert "/h/c" in e.get_prefix("/h/", serializable=True)  # the local copy stays readable
+    e.start(1)
+    e.start(2)
+    e.wait_healthy()
+    e.put("/h/d", "5")
+    assert e.get("/h/d")["value"] == "5"
+    health = e.etcdctl("endpoint", "health")
+    assert health.returncode == 0, health.stderr
+
+
+# -- failover ----------------------------------------------------------------------------------
+
+def test_fifty_failovers_act_exactly_once_and_every_host_records_everything(
+        tmp_path, sim_factory, tw_factory, etcd_cluster):
+    rng = random.Random(SEED)
+    started = time.monotonic()
+    sim = sim_factory()
+    # Single-token reads (the read before an action and the read-back after it) and PATCHes
+    # answer slowly: a kill lands between intent and request, and between request and outcome.
+    sim.fault(kind="slow", method="GET", path="/tokens/", delay="300ms")
+    sim.fault(kind="slow", method="PATCH", delay="300ms")
+    for i in range(20):
+        sim.create(f"svc-base-{i}", [{"action": "read", "resource": f"db{i}"}], expires_at=soon(7))
+    doomed, wide, others = [], [], []
+    doomed.append(sim.create("doomed first", NARROW)["id"])
+    wide.append(sim.create("svc-wide-first", WIDE, expires_at=soon(7))["id"])
+
+    fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory)
+    fleet.start()
+    leader, term = fleet.wait_leader()
+    terms_seen = [term]
+    kinds = collections.Counter()
+    for it in range(FAILOVERS):
+        # Churn: new violating and compliant tokens, renames.
+        fresh = None
+        r = rng.random()
+        if r < 0.45:
+            fresh = sim.create(f"doomed {it}", NARROW)["id"]
+            doomed.append(fresh)
+        elif r < 0.8:
+            fresh = sim.create(f"svc-wide-{it}", WIDE, expires_at=soon(7))["id"]
+            wide.append(fresh)
+        if rng.random() < 0.4:
+            others.append(sim.create(f"svc-new-{it}", [], expires_at=soon(7))["id"])
+        if others and rng.random() < 0.3:
+            sim.api("PATCH", f"/tokens/{rng.choice(others)}", {"description": f"svc-renamed-{it}"})
+
+        # When to kill: right after the intent for the fresh token is in etcd, right after its
+        # request reached the cluster, or at a random moment.
+        how = rng.choice(["intent", "request", "random", "random"]) if fresh else "random"
+        hit = False
+        if how == "intent":
+            hit = bool(_poll_until(lambda: intent_for(etcd_cluster, fresh, INTENT_STATE), 2 * POLL + 1))
+        elif how == "request":
+            method = "DELETE" if fresh in doomed else "PATCH"
+            hit = bool(_poll_until(lambda: [q for q in sim.requests() if q["method"] == method
+                                            and q["path"].endswith(fresh)], 2 * POLL + 1))
+        else:
+            time.sleep(rng.uniform(0, 1.5))
+        kinds[how + (":hit" if hit else "")] += 1
+        fleet.kill(leader)
+        if rng.random() < 0.7:
+            fleet.start(leader)  # back at once: it competes (and may win) once the lease expires
+        else:
+            dead = leader
+            leader, term = fleet.wait_leader(newer_than=term)
+            fleet.start(dead)
+            terms_seen.append(term)
+            continue
+        leader, term = fleet.wait_leader(newer_than=term)
+        terms_seen.append(term)
+    print(f"{FAILOVERS} failovers in {time.monotonic() - started:.0f}s; kill moments {dict(kinds)}")
+
+    # The last leader finishes the work, with every daemon running.
+    sim.clear_faults()
+    expect_perms = sorted((p["action"], p["resource"]) for p in NARROW)
+
+    def settled_in_sim():
+        st = sim_status(sim)
+        return (all(st[d][0] == "revoked" for d in doomed) and
+                all(st[w][1] == expect_perms for w in wide))
+    twtest.wait_for(settled_in_sim, timeout=60, interval=0.5,
+                    what="every doomed token revoked and every wide one restricted")
+    final = sim_status(sim)
+
+    def every_db_has_it():
+        for tw in fleet.tws.values():
+            st = db_status(tw)
+            if any(st.get(t) != final[t] for t in final):
+                return False
+        return True
+    twtest.wait_for(every_db_has_it, timeout=30, interval=0.5, what="every DB to match the cluster")
+    rcs = fleet.stop_all()
+    assert all(rc == 0 for rc in rcs.values()), (rcs, fleet.logs())
+
+    # Exactly once: no token got two DELETEs or two PATCHes.
+    dels = deletes(sim)
+    assert set(dels) == set(doomed), (set(dels) ^ set(doomed), dels)
+    assert max(dels.values()) == 1, {t: n for t, n in dels.items() if n > 1}
+    pats = patches(sim, wide)
+    assert set(pats) == set(wide), set(pats) ^ set(wide)
+    assert max(pats.values()) == 1, {t: n for t, n in pats.items() if n > 1}
+
+    for n, tw in fleet.tws.items():
+        tw.run("verify", check=0)
+        events = tw.events()
+        by_token = collections.defaultdict(collections.Counter)
+        for e in events:
+            if e["token_id"]:
+                by_token[e["token_id"]][e["event"]] += 1
+        # Every token of the cluster, once, in every DB; every change recorded.
+        for t in final:
+            assert sum(by_token[t][k] for k in TOKEN_EVENTS) == 1, (n, t, by_token[t])
+        for t in doomed:
+            assert by_token[t]["token_revoked"] == 1, (n, t, by_token[t])
+            assert by_token[t]["violation_resolved"] == 1, (n, t, by_token[t])
+        for t in wide:
+            assert by_token[t]["token_updated"] == 1, (n, t, by_token[t])
+            assert by_token[t]["violation_resolved"] == 1, (n, t, by_token[t])
+        # Each daemon's own terms increase; every action it took carries its term.
+        acquired = [e["detail"] for e in events if e["event"] == EV_ACQUIRED]
+        own_terms = [d["term"] for d in acquired]
+        assert own_terms == sorted(set(own_terms)), (n, own_terms)
+        assert all(d["instance"] == n for d in acquired), (n, acquired)
+        for e in events:
+            if e["event"] in ("action_succeeded", "action_failed"):
+                assert isinstance(e["detail"].get("term"), int), (n, e)
+                assert e["detail"]["term"] in own_terms, (n, e, own_terms)
+        # Every action taken anywhere is in every DB: performed here or observed.
+        for t in doomed + wide:
+            own = by_token[t]["action_succeeded"]
+            observed = [e for e in events if e["event"] == EV_OBSERVED and e["token_id"] == t
+                        and e["detail"].get("state") == SUCCEEDED_STATE]
+            assert own + len(observed) >= 1, (n, t, by_token[t])
+            for o in observed:
+                assert o["detail"]["instance"] != n and isinstance(o["detail"]["term"], int), (n, o)
+
+    # Terms across the fleet: each belongs to one instance, and there is one per failover.
+    holders = collections.defaultdict(set)
+    for n, tw in fleet.tws.items():
+        for e in tw.events(kinds={EV_ACQUIRED}):
+            holders[e["detail"]["term"]].add(n)
+    assert all(len(h) == 1 for h in holders.values()), holders
+    assert set(terms_seen) <= set(holders), set(terms_seen) - set(holders)
+    assert len(holders) >= FAILOVERS + 1
+    # Every record in etcd ended with an outcome.
+    open_intents = {k: v for k, v in intents(etcd_cluster).items() if v.get("state") == INTENT_STATE}
+    assert not open_intents, open_intents
+    print(f"test took {time.monotonic() - started:.0f}s")
+
+
+def _poll_until(predicate, timeout, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(interval)
+    return None
+
+
+# -- a paused leader ---------------------------------------------------------------------------
+
+def test_a_leader_paused_past_its_lease_is_deposed_and_sends_nothing(
+        tmp_path, sim_factory, tw_factory, etcd_cluster):
+    sim = sim_factory()
+    for i in range(5):
+        sim.create(f"svc-base-{i}", NARROW, expires_at=soon(7))
+    fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory, names=("a", "b"))
+    fleet.start()
+    old, old_term = fleet.wait_leader()
+    other = "b" if old == "a" else "a"
+    # The read before the DELETE is slow: the pause falls between intent and request.
+    sim.fault(kind="slow", method="GET", path="/tokens/", delay="500ms")
+    x0 = sim.create("doomed while pausing", NARROW)["id"]
+    intent = _poll_until(lambda: intent_for(etcd_cluster, x0, INTENT_STATE), 3 * POLL)
+    paused_tw = fleet.tws[old]
+    paused_tw.daemon.send_signal(signal.SIGSTOP)
+    time.sleep(0.2)  # the signal has landed; no write of the paused daemon is under way
+    seq_at_pause = max(e["seq"] for e in paused_tw.events())
+    sim.clear_faults()
+
+    new, new_term = fleet.wait_leader(newer_than=old_term)
+    assert new == other and new_term > old_term
+    x1 = sim.create("doomed after takeover", NARROW)["id"]
+    twtest.wait_for(lambda: deletes(sim)[x1] == 1 and deletes(sim)[x0] == 1, timeout=10 * POLL,
+                    what="the new leader to revoke both tokens")
+    before = deletes(sim)
+    reqs_before = len([r for r in sim.requests() if r["method"] in ("DELETE", "PATCH")])
+
+    paused_tw.daemon.send_signal(signal.SIGCONT)
+
+    def lost():
+        return [e for e in paused_tw.events(kinds={EV_LOST}) if e["seq"] > seq_at_pause]
+    ev = twtest.wait_for(lost, timeout=5 * POLL + LEASE_TTL, what=f"{old} to record {EV_LOST}")
+    assert ev[0]["detail"]["term"] == old_term and ev[0]["detail"].get("reason"), ev
+    # A few cycles on: it is a standby, has sent nothing and taken no action with its old term.
+    time.sleep(3 * POLL)
+    assert fleet.gauge(old, M_LEADER) == 0
+    assert fleet.gauge(new, M_LEADER) == 1
+    assert deletes(sim) == before
+    assert len([r for r in sim.requests() if r["method"] in ("DELETE", "PATCH")]) == reqs_before
+    late = [e for e in paused_tw.events(kinds={"action_succeeded"})
+            if e["seq"] > seq_at_pause and e["detail"].get("term") == old_term]
+    assert not late, late
+    # It still polls and records: the tokens revoked by the new leader are revoked in its DB.
+    twtest.wait_for(lambda: db_status(paused_tw).get(x1, ("",))[0] == "revoked", timeout=5 * POLL,
+                    what="the resumed daemon to record the revocation")
+    assert fleet.leader_key() == (new, new_term)
+    rcs = fleet.stop_all()
+    assert all(rc == 0 for rc in rcs.values()), rcs
+    assert max(deletes(sim).values()) == 1
+    for tw in fleet.tws.values():
+        tw.run("verify", check=0)
+    print("intent seen before the pause:", bool(intent))
+
+
+# -- etcd quorum lost --------------------------------------------------------------------------
+
+def test_without_quorum_nobody_acts_and_everybody_polls(tmp_path, sim_factory, tw_factory,
+                                                        etcd_cluster):
+    sim = sim_factory()
+    for i in range(5):
+        sim.create(f"svc-base-{i}", NARROW, expires_at=soon(7))
+    fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory)
+    fleet.start()
+    leader, term = fleet.wait_leader()
+    etcd_cluster.stop(1)
+    etcd_cluster.stop(2)
+    lost_at = time.monotonic()
+    doomed = sim.create("doomed without quorum", NARROW)["id"]
+    wide = sim.create("svc-wide-without-quorum", WIDE, expires_at=soon(7))["id"]
+    polls_before = {n: len(tw.polls()) for n, tw in fleet.tws.items()}
+
+    # Until the lease has run out at the latest, then for a few more polls: nobody acts.
+    twtest.wait_for(lambda: all(fleet.gauge(n, M_LEADER) == 0 for n in fleet.tws),
+                    timeout=LEASE_TTL + 2 * POLL + 2, what=f"{M_LEADER} 0 everywhere")
+    assert time.monotonic() - lost_at <= LEASE_TTL + 2 * POLL + 2
+    time.sleep(LEASE_TTL + 3 * POLL)
+    assert not [r for r in sim.requests() if r["method"] in ("DELETE", "PATCH")]
+    for n, tw in fleet.tws.items():
+        assert fleet.gauge(n, M_LEADER) == 0, n
+        assert len(tw.polls()) >= polls_before[n] + 3, (n, len(tw.polls()), polls_before[n])
+        seen = {e["token_id"] for e in tw.events(kinds=TOKEN_EVENTS)}
+        assert {doomed, wide} <= seen, (n, seen)
+        lost = tw.events(kinds={EV_LOST})
+        if n == leader:
+            assert lost and lost[-1]["detail"]["term"] == term, lost
+    # Quorum back: a leader is elected and acts, once.
+    etcd_cluster.start(1, wait=False)
+    etcd_cluster.start(2, wait=False)
+    etcd_cluster.wait_healthy()
+    new, new_term = fleet.wait_leader(newer_than=term, timeout=30)
+    twtest.wait_for(lambda: sim_status(sim)[doomed][0] == "revoked" and
+                    sim_status(sim)[wide][1] == sorted((p["action"], p["resource"]) for p in NARROW),
+                    timeout=10 * POLL, what="the new leader to act")
+    time.sleep(2 * POLL)
+    assert deletes(sim) == {doomed: 1}
+    assert patches(sim, [wide]) == {wide: 1}
+    rcs = fleet.stop_all()
+    assert all(rc == 0 for rc in rcs.values()), rcs
+    for tw in fleet.tws.values():
+        tw.run("verify", check=0)
+
+
+# -- alerts come from the leader only ----------------------------------------------------------
+
+def test_a_standby_never_alerts(tmp_path, sim_factory, tw_factory, etcd_cluster):
+    hooks = {n: Webhook() for n in ("a", "b")}
+    try:
+        sim = sim_factory()
+        sim.create("svc-base", NARROW, expires_at=soon(7))
+        fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory, names=("a", "b"),
+                      alerting={n: f'webhook_url = "{h.url}"\n' for n, h in hooks.items()})
+        fleet.start()
+        leader, _ = fleet.wait_leader()
+        standby = "b" if leader == "a" else "a"
+        bad = sim.create("doomed alerting", NARROW)["id"]
+        twtest.wait_for(lambda: [m for m in hooks[leader].received if m.get("token_id") == bad],
+                        timeout=10 * POLL, what="the leader's alert")
+        # The standby saw the same violation, and alerted nobody.
+        twtest.wait_for(lambda: [e for e in fleet.tws[standby].events(kinds={"violation_opened"})
+                                 if e["token_id"] == bad], timeout=5 * POLL,
+                        what="the standby to record the violation")
+        time.sleep(2 * POLL)
+        assert hooks[standby].received == []
+        rcs = fleet.stop_all()
+        assert all(rc == 0 for rc in rcs.values()), rcs
+    finally:
+        for h in hooks.values():
+            h.stop()
+
+
+# -- check-config ------------------------------------------------------------------------------
+
+BAD_HA = {
+    "lease-not-longer-than-timeout": ('backend = "etcd"\nendpoints = ["http://127.0.0.1:2379"]\n'
+                                      'lease_ttl = "3s"\n', "3s"),
+    "lease-shorter-than-timeout": ('backend = "etcd"\nendpoints = ["http://127.0.0.1:2379"]\n'
+                                   'lease_ttl = "2s"\n', "3s"),
+    "unknown-backend": ('backend = "zookeeper"\nendpoints = ["http://127.0.0.1:2379"]\n', "1s"),
+    "no-endpoints": ('backend = "etcd"\nendpoints = []\n', "1s"),
+    "endpoints-missing": ('backend = "etcd"\n', "1s"),
+    "unknown-key": ('backend = "etcd"\nendpoints = ["http://127.0.0.1:2379"]\nleas_ttl = "9s"\n', "1s"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HA))
+def test_check_config_refuses_a_bad_ha_section(case, tmp_path, sim, tw_factory):
+    body, timeout = BAD_HA[case]
+    block = twtest.clustered_block("c1", sim, tmp_path / "t", timeout=timeout)
+    tw = tw_factory([block], extra=POLICIES + "\n[ha]\n" + body)
+    proc = tw.run("check-config")
+    assert proc.returncode == CHECK_CONFIG_REFUSED, (proc.returncode, proc.stdout, proc.stderr)
+    assert "ha" in (proc.stderr + proc.stdout).lower(), proc.stderr
+    # `run` refuses it too, and writes nothing.
+    run = tw.run("run", timeout=15)
+    assert run.returncode != 0, run.stderr
+    assert not tw.db_path.exists()
+
+
+def test_check_config_accepts_a_good_ha_section(tmp_path, sim, tw_factory, etcd_cluster):
+    block = twtest.clustered_block("c1", sim, tmp_path / "t", timeout=CLUSTER_TIMEOUT)
+    tw = tw_factory([block], extra=POLICIES + ha_block(etcd_cluster.endpoints, "a"))
+    proc = tw.run("check-config")
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
