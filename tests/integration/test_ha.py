@@ -266,6 +266,97 @@ def test_etcd_harness_loses_and_regains_quorum(etcd_cluster):
     assert health.returncode == 0, health.stderr
 
 
+# -- the basics: etcd's records, the events, the metrics -------------------------------------
+
+def test_one_leader_its_records_in_etcd_and_every_host_observes_its_actions(
+        tmp_path, sim_factory, tw_factory, etcd_cluster):
+    sim = sim_factory()
+    for i in range(5):
+        sim.create(f"svc-base-{i}", NARROW, expires_at=soon(7))
+    fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory)
+    fleet.start()
+    leader, term = fleet.wait_leader()
+    standbys = [n for n in fleet.tws if n != leader]
+    twtest.wait_for(lambda: set(etcd_cluster.get_prefix(MEMBERS_PREFIX)) ==
+                    {MEMBERS_PREFIX + n for n in fleet.tws}, timeout=5 * POLL, what="members/ keys")
+    members = etcd_cluster.get_prefix(MEMBERS_PREFIX)
+    assert all(kv["lease"] for kv in members.values()), members
+    assert etcd_cluster.get(LEADER_KEY)["lease"] != 0
+    for n in standbys:
+        assert fleet.gauge(n, M_LEADER) == 0, n
+        assert fleet.tws[n].http_get("/readyz")[0] == 200, n  # a standby is doing its job
+    for n in fleet.tws:
+        assert fleet.gauge(n, M_ETCD_UP) == 1, n
+        m = fleet.tws[n].metrics()
+        ops = {dict(labels).get("op") for (name, labels), v in m.items() if name == M_ETCD_REQUESTS and v > 0}
+        assert "keepalive" in ops, (n, ops)
+    acquired = fleet.tws[leader].events(kinds={EV_ACQUIRED})
+    assert [e["detail"] for e in acquired] == [{"term": term, "instance": leader}]
+    for n in standbys:
+        assert fleet.tws[n].events(kinds={EV_ACQUIRED}) == [], n
+
+    doomed = sim.create("doomed one", NARROW)["id"]
+    wide = sim.create("svc-wide-one", WIDE, expires_at=soon(7))["id"]
+    twtest.wait_for(lambda: deletes(sim)[doomed] == 1 and patches(sim, [wide])[wide] == 1,
+                    timeout=5 * POLL, what="the leader to act")
+    # The records in etcd: one per (cluster, token, policy), ended with their outcome.
+    recs = twtest.wait_for(lambda: (lambda r: r if len(r) == 2 and all(
+        v.get("state") == SUCCEEDED_STATE for v in r.values()) else None)(intents(etcd_cluster)),
+        timeout=5 * POLL, what="two action records with their outcome")
+    assert set(recs) == {f"{ACTIONS_PREFIX}c1/{doomed}/doomed-must-expire",
+                         f"{ACTIONS_PREFIX}c1/{wide}/no-star-write"}, recs
+    for v in recs.values():
+        assert v["term"] == term and v["instance"] == leader, v
+        for field in ("action", "action_id", "planned_at", "updated_at"):
+            assert field in v, (field, v)
+    # The leader's own events carry the term; the standbys observe them.
+    ok = [e for e in fleet.tws[leader].events(kinds={"action_succeeded"})]
+    assert {e["token_id"] for e in ok} == {doomed, wide} and all(e["detail"]["term"] == term for e in ok), ok
+    for n in standbys:
+        def observed():
+            obs = fleet.tws[n].events(kinds={EV_OBSERVED})
+            done = {e["token_id"] for e in obs if e["detail"].get("state") == SUCCEEDED_STATE}
+            return obs if done >= {doomed, wide} else None
+        obs = twtest.wait_for(observed, timeout=5 * POLL, what=f"{n} to observe both actions")
+        for e in obs:
+            d = e["detail"]
+            assert e["cluster"] == "c1" and d["instance"] == leader and d["term"] == term, e
+            assert d["policy"] in ("doomed-must-expire", "no-star-write") and d["action"], e
+        assert fleet.tws[n].events(kinds={"action_succeeded", "action_failed"}) == [], n
+
+    # kill -9 the leader: another one acts within lease_ttl + one poll (issue 13, performance).
+    killed_at = time.monotonic()
+    fleet.kill(leader)
+    new, new_term = fleet.wait_leader(newer_than=term)
+    late = sim.create("doomed after failover", NARROW)["id"]
+    twtest.wait_for(lambda: deletes(sim)[late] == 1, timeout=5 * POLL, what="the new leader to act")
+    took = time.monotonic() - killed_at
+    assert new != leader and new_term > term
+    assert took <= LEASE_TTL + 2 * POLL + 1.5, f"failover took {took:.1f}s"
+    rcs = fleet.stop_all()
+    assert all(rc == 0 for rc in rcs.values()), rcs
+    assert [e["detail"]["reason"] for e in fleet.tws[new].events(kinds={EV_LOST})] == ["shutdown"]
+    for tw in fleet.tws.values():
+        tw.run("verify", check=0)
+
+
+def test_a_reload_cannot_change_the_ha_section(tmp_path, sim_factory, tw_factory, etcd_cluster):
+    sim = sim_factory()
+    sim.create("svc-base", NARROW, expires_at=soon(7))
+    fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory, names=("a",))
+    fleet.start()
+    fleet.wait_leader()
+    tw = fleet.tws["a"]
+    tw.config_path.write_text(tw.config_path.read_text().replace('instance = "a"', 'instance = "z"'))
+    tw.daemon.send_signal(signal.SIGHUP)
+    rejected = twtest.wait_for(lambda: tw.events(kinds={"config_rejected"}), timeout=10,
+                               what="config_rejected")
+    assert "ha" in rejected[0]["detail"]["reason"], rejected
+    assert twtest.metric(tw.metrics(), "tokenwarden_config_last_reload_successful") == 0
+    assert fleet.leader_key()[0] == "a" and fleet.gauge("a", M_LEADER) == 1
+    assert tw.stop_daemon() == 0
+
+
 # -- failover ----------------------------------------------------------------------------------
 
 def test_fifty_failovers_act_exactly_once_and_every_host_records_everything(
