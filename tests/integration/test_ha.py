@@ -172,6 +172,7 @@ class Fleet:
         """Waits for a leader key with a term above newer_than whose daemon reports itself leader
         with that term; returns (instance, term)."""
         def acting():
+            self.check_alive()
             lk = self.leader_key()
             if not lk or lk[1] <= newer_than or lk[0] not in self.tws:
                 return None
@@ -181,6 +182,12 @@ class Fleet:
             return lk if term == lk[1] else None
         return twtest.wait_for(acting, timeout=timeout, interval=0.05,
                                what=f"a leader with a term above {newer_than}")
+
+    def check_alive(self):
+        """Fails at once (with its log) when a daemon we did not stop has exited."""
+        for n, tw in self.tws.items():
+            if tw.daemon is not None and tw.daemon.poll() is not None:
+                raise AssertionError(f"daemon {n} exited {tw.daemon.returncode}:\n{tw.daemon_log()[-3000:]}")
 
     def stop_all(self):
         rcs = {}
