@@ -125,13 +125,13 @@ class Fleet:
     """Daemons a, b, c... sharing one sim and one etcd, each with its own workdir, DB and port."""
 
     def __init__(self, tmp_path, sim, etcd, tw_factory, names=("a", "b", "c"), policies=POLICIES,
-                 alerting=None, lease_ttl=LEASE_TTL):
+                 alerting=None, lease_ttl=LEASE_TTL, ha_extra=""):
         self.sim, self.etcd = sim, etcd
         self.tws = {}
         for n in names:
             block = twtest.clustered_block("c1", sim, tmp_path / f"token-{n}", timeout=CLUSTER_TIMEOUT)
             self.tws[n] = tw_factory([block], name=f"tw-{n}",
-                                     extra=policies + ha_block(etcd.endpoints, n, lease_ttl),
+                                     extra=policies + ha_block(etcd.endpoints, n, lease_ttl, extra=ha_extra),
                                      safety=NO_LIMITS, listen=f"127.0.0.1:{twtest.free_port()}",
                                      poll_interval=dur(POLL),
                                      alerting=(alerting or {}).get(n, ""))
@@ -363,6 +363,30 @@ def test_a_reload_cannot_change_the_ha_section(tmp_path, sim_factory, tw_factory
     assert twtest.metric(tw.metrics(), "tokenwarden_config_last_reload_successful") == 0
     assert fleet.leader_key()[0] == "a" and fleet.gauge("a", M_LEADER) == 1
     assert tw.stop_daemon() == 0
+
+
+def test_etcd_harness_speaks_tls_with_client_certificates(etcd_tls_cluster):
+    e = etcd_tls_cluster
+    assert all(ep.startswith("https://") for ep in e.endpoints)
+    e.put("/h/tls", "1")
+    assert e.get("/h/tls")["value"] == "1"
+    assert e.etcdctl("endpoint", "health").returncode == 0
+
+
+def test_ha_over_tls_with_a_client_certificate(tmp_path, sim_factory, tw_factory, etcd_tls_cluster):
+    tls = etcd_tls_cluster.tls
+    sim = sim_factory()
+    sim.create("svc-base", NARROW, expires_at=soon(7))
+    fleet = Fleet(tmp_path, sim, etcd_tls_cluster, tw_factory, names=("a", "b"),
+                  ha_extra=f'ca_file = "{tls["ca"]}"\ncert_file = "{tls["client_cert"]}"\n'
+                           f'key_file = "{tls["client_key"]}"\n')
+    fleet.start()
+    leader, term = fleet.wait_leader()
+    doomed = sim.create("doomed over tls", NARROW)["id"]
+    twtest.wait_for(lambda: deletes(sim)[doomed] == 1, timeout=5 * POLL, what="the leader to act")
+    assert intent_for(etcd_tls_cluster, doomed)["term"] == term
+    rcs = fleet.stop_all()
+    assert all(rc == 0 for rc in rcs.values()), rcs
 
 
 # -- failover ----------------------------------------------------------------------------------

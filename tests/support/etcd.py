@@ -52,13 +52,37 @@ def prefix_end(prefix: str) -> bytes:
     return b"\0"
 
 
+def make_tls(workdir: Path) -> dict:
+    """The test CA and server certificate (twtest.make_test_ca) plus a client certificate."""
+    tls = twtest.make_test_ca(workdir)
+    d = Path(workdir)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    # etcd's JSON gateway calls its own gRPC server presenting the server certificate as a client
+    # certificate (with --client-cert-auth): the server certificate needs clientAuth too.
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                               "extendedKeyUsage=serverAuth,clientAuth\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+        "-subj", "/CN=tokenwarden")
+    (d / "client.cnf").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "client.pem", "-days", "2", "-extfile", "client.cnf")
+    (d / "client.key").chmod(0o600)
+    tls.update(client_cert=d / "client.pem", client_key=d / "client.key")
+    return tls
+
+
 class EtcdError(RuntimeError):
     pass
 
 
 class EtcdCluster:
     def __init__(self, workdir: Path, size: int = 3, heartbeat_ms: int = HEARTBEAT_MS,
-                 election_ms: int = ELECTION_MS, start: bool = True):
+                 election_ms: int = ELECTION_MS, start: bool = True, tls: bool = False):
         if not Path(ETCD).exists():
             raise FileNotFoundError(ETCD)
         self.workdir = Path(workdir)
@@ -69,7 +93,11 @@ class EtcdCluster:
         self.names = [f"m{i}" for i in range(size)]
         self.client_ports = [twtest.free_port() for _ in range(size)]
         self.peer_ports = [twtest.free_port() for _ in range(size)]
-        self.endpoints = [f"http://127.0.0.1:{p}" for p in self.client_ports]
+        # tls: clients speak HTTPS and must present a certificate of the test CA (self.tls:
+        # ca, cert, key of the server; client_cert, client_key); peers stay on plain HTTP.
+        self.tls = make_tls(self.workdir / "tls") if tls else None
+        scheme = "https" if tls else "http"
+        self.endpoints = [f"{scheme}://127.0.0.1:{p}" for p in self.client_ports]
         self.peer_urls = [f"http://127.0.0.1:{p}" for p in self.peer_ports]
         self.initial_cluster = ",".join(f"{n}={u}" for n, u in zip(self.names, self.peer_urls))
         self.procs: list[subprocess.Popen | None] = [None] * size
@@ -104,6 +132,9 @@ class EtcdCluster:
                 "--election-timeout", str(self.election_ms),
                 "--enable-v2=false",
                 "--logger", "zap", "--log-outputs", "stderr"]
+        if self.tls:
+            args += ["--cert-file", str(self.tls["cert"]), "--key-file", str(self.tls["key"]),
+                     "--trusted-ca-file", str(self.tls["ca"]), "--client-cert-auth"]
         log = open(self.log_path(i), "a")
         log.write(f"\n=== start ({state}) {time.strftime('%H:%M:%S')} ===\n")
         log.flush()
@@ -153,7 +184,8 @@ class EtcdCluster:
     # -- health ------------------------------------------------------------------------------
     def healthy(self, i: int) -> bool:
         try:
-            with urllib.request.urlopen(self.endpoints[i] + "/health", timeout=2) as r:
+            with urllib.request.urlopen(self.endpoints[i] + "/health", timeout=2,
+                                        context=self.ssl_context()) as r:
                 return json.loads(r.read()).get("health") in ("true", True)
         except (OSError, ValueError):
             return False
@@ -180,7 +212,7 @@ class EtcdCluster:
         req = urllib.request.Request(eps[0] + path, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=self.ssl_context()) as r:
                 out = json.loads(r.read())
         except urllib.error.HTTPError as e:
             raise EtcdError(f"{path}: HTTP {e.code}: {e.read()[:500]!r}") from e
@@ -189,6 +221,14 @@ class EtcdCluster:
         if "error" in out and "header" not in out:
             raise EtcdError(f"{path}: {out}")
         return out
+
+    def ssl_context(self):
+        if not self.tls:
+            return None
+        import ssl
+        ctx = ssl.create_default_context(cafile=str(self.tls["ca"]))
+        ctx.load_cert_chain(str(self.tls["client_cert"]), str(self.tls["client_key"]))
+        return ctx
 
     def put(self, key: str, value: str, timeout: float = 5, endpoint: str | None = None):
         return self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)}, timeout, endpoint)
@@ -217,7 +257,11 @@ class EtcdCluster:
 
     def etcdctl(self, *args, timeout: float = 10):
         env = dict(os.environ, ETCDCTL_API="3")
-        return subprocess.run([ETCDCTL, "--endpoints", ",".join(self.endpoints), *args],
+        tls = []
+        if self.tls:
+            tls = ["--cacert", str(self.tls["ca"]), "--cert", str(self.tls["client_cert"]),
+                   "--key", str(self.tls["client_key"])]
+        return subprocess.run([ETCDCTL, "--endpoints", ",".join(self.endpoints), *tls, *args],
                               capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -227,6 +271,21 @@ def etcd_cluster(tmp_path):
     if not Path(ETCD).exists():
         pytest.skip(f"{ETCD} is missing (Debian package etcd-server)")
     c = EtcdCluster(tmp_path / "etcd", size=3, start=False)
+    try:
+        for i in range(c.size):
+            c.start(i, wait=False)
+        c.wait_healthy()
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def etcd_tls_cluster(tmp_path):
+    """Like etcd_cluster, with HTTPS and client-certificate authentication towards clients."""
+    if not Path(ETCD).exists():
+        pytest.skip(f"{ETCD} is missing (Debian package etcd-server)")
+    c = EtcdCluster(tmp_path / "etcd-tls", size=3, start=False, tls=True)
     try:
         for i in range(c.size):
             c.start(i, wait=False)

@@ -38,4 +38,4 @@ def tw_factory(tmp_path):
         t.kill_daemon()
 
 
-from etcd import etcd_cluster  # noqa: E402,F401  (a real 3-member etcd, tests/support/etcd.py)
+from etcd import etcd_cluster, etcd_tls_cluster  # noqa: E402,F401  (a real 3-member etcd, tests/support/etcd.py)
