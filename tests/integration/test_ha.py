@@ -682,6 +682,8 @@ BAD_HA = {
     "unknown-backend": ('backend = "zookeeper"\nendpoints = ["http://127.0.0.1:2379"]\n', "1s"),
     "no-endpoints": ('backend = "etcd"\nendpoints = []\n', "1s"),
     "endpoints-missing": ('backend = "etcd"\n', "1s"),
+    "cert-without-key": ('backend = "etcd"\nendpoints = ["https://127.0.0.1:2379"]\n'
+                         'cert_file = "/etc/hostname"\n', "1s"),
     "unknown-key": ('backend = "etcd"\nendpoints = ["http://127.0.0.1:2379"]\nleas_ttl = "9s"\n', "1s"),
 }
 
