@@ -12,6 +12,7 @@ constexpr std::array<std::string_view, kEventKindCount> kNames{
     "action_approved",    "action_succeeded",  "action_failed",      "action_skipped",
     "enforcement_halted", "exemption_applied", "config_applied",     "daemon_started",
     "daemon_stopped",     "token_anomaly",     "config_rejected",    "checkpoint_signed",
+    "leadership_acquired", "leadership_lost", "action_observed",
 };
 
 }  // namespace

@@ -36,9 +36,12 @@ enum class EventKind {
   kTokenAnomaly,
   kConfigRejected,
   kCheckpointSigned,
+  kLeadershipAcquired,
+  kLeadershipLost,
+  kActionObserved,
 };
 
-inline constexpr int kEventKindCount = 24;
+inline constexpr int kEventKindCount = 27;
 
 // Events appended, per kind (indexed by EventKind).
 using EventCounts = std::array<std::int64_t, kEventKindCount>;

@@ -82,6 +82,26 @@ void AlertDispatcher::reconfigure(const std::string& alertmanager_url,
   cv_.notify_all();
 }
 
+void AlertDispatcher::set_muted(bool muted) {
+  {
+    std::lock_guard lock(mu_);
+    if (muted_ == muted) return;
+    muted_ = muted;
+    if (muted) {
+      resolved_.clear();  // the leader resolves what it sees resolved
+      webhook_queue_.clear();
+    } else {
+      post_active_now_ = !active_.empty();
+    }
+  }
+  cv_.notify_all();
+}
+
+bool AlertDispatcher::muted() const {
+  std::lock_guard lock(mu_);
+  return muted_;
+}
+
 void AlertDispatcher::set_active(const std::string& cluster, std::vector<Alert> alerts) {
   {
     std::lock_guard lock(mu_);
@@ -99,7 +119,8 @@ void AlertDispatcher::set_active(const std::string& cluster, std::vector<Alert> 
       for (const auto& [f, a] : next) changed = changed || !old.contains(f);
     }
     current = std::move(alerts);
-    if (changed) post_active_now_ = true;
+    if (muted_) resolved_.clear();
+    if (changed && !muted_) post_active_now_ = true;
   }
   cv_.notify_all();
 }
@@ -107,7 +128,7 @@ void AlertDispatcher::set_active(const std::string& cluster, std::vector<Alert> 
 void AlertDispatcher::state_changed(const StateChange& c) {
   {
     std::lock_guard lock(mu_);
-    if (options_.webhook_url.empty()) return;
+    if (options_.webhook_url.empty() || muted_) return;
   }
   std::string body;
   JsonWriter w(body);
@@ -205,7 +226,7 @@ void AlertDispatcher::run() {
     };
     const bool any_active = std::any_of(active_.begin(), active_.end(),
                                         [](const auto& kv) { return !kv.second.empty(); });
-    if (!any_active) {
+    if (!any_active || muted_) {
       cv_.wait(lock, work);
     } else {
       Duration left = last_repost + options_.repost - clock_.now();
@@ -214,11 +235,12 @@ void AlertDispatcher::run() {
     }
     if (stopping_) return;
     const Timestamp now = clock_.now();
-    bool repost_due = !active_.empty() && now - last_repost >= options_.repost;
+    bool repost_due = !muted_ && !active_.empty() && now - last_repost >= options_.repost;
     if (wake_) {
       wake_ = false;
       cv_.notify_all();  // idle() waits for the wake to be handled
     }
+    if (muted_) post_active_now_ = false;
     if (webhook_queue_.empty() && resolved_.empty() && !post_active_now_ && !repost_due) continue;
     busy_ = true;
     std::vector<Alert> resolved = std::move(resolved_);

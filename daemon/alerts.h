@@ -55,6 +55,11 @@ class AlertDispatcher final : public AlertSink {
   void set_active(const std::string& cluster, std::vector<Alert> alerts) override;
   void state_changed(const StateChange& change) override;
   bool wanted() const override;
+  // [ha]: a standby keeps its set of active alerts current but sends nothing — no Alertmanager
+  // post, no webhook message (dropped, not queued) — so receivers hear one voice, the leader's.
+  // Unmuted (it leads), the active set is posted at once.
+  void set_muted(bool muted);
+  bool muted() const;
   // New receivers (a reload); queued messages go to the new ones.
   void reconfigure(const std::string& alertmanager_url, const std::string& webhook_url);
 
@@ -87,6 +92,7 @@ class AlertDispatcher final : public AlertSink {
   std::map<std::string, std::vector<Alert>> active_;  // by cluster
   std::vector<Alert> resolved_;                       // to post once with endsAt = now
   bool post_active_now_ = false;
+  bool muted_ = false;
   std::deque<std::string> webhook_queue_;
   std::thread worker_;
 };

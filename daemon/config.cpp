@@ -667,6 +667,99 @@ void read_audit(const TomlValue* v, Config& c, Problems& p, const std::string& o
   r.finish();
 }
 
+std::string default_instance() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "tokenwarden";
+  return host;
+}
+
+bool valid_instance(std::string_view s) {
+  return !s.empty() && s.size() <= 128 &&
+         s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+             std::string_view::npos;
+}
+
+void read_ha_endpoints(TableReader& r, HaSection& ha) {
+  auto endpoints = r.string_array("endpoints");
+  if (!endpoints) {
+    if (!r.has("endpoints")) r.error("endpoints", "is required (the etcd members' client URLs)");
+    return;
+  }
+  if (endpoints->empty()) r.error("endpoints", "needs at least one etcd member's client URL");
+  for (const auto& e : *endpoints) {
+    auto u = influx::parse_url(e);
+    if (!u.ok()) {
+      r.error("endpoints", "\"" + printable(e, 100) + "\": " + u.error().message);
+    } else if (!u->path.empty()) {
+      r.error("endpoints", "\"" + printable(e, 100) + "\" must be http(s)://host:port without a path");
+    } else if (!u->tls() && !is_loopback_host(u->host)) {
+      r.warning("endpoints", "\"" + printable(e, 100) +
+                                 "\" is plain HTTP to another host: use https (etcd --cert-file) "
+                                 "so that leadership and intents cannot be forged on the way");
+    }
+  }
+  ha.endpoints = std::move(*endpoints);
+}
+
+void read_ha(const TomlValue* v, Config& c, Problems& p, const std::string& origin) {
+  if (v == nullptr) return;
+  TableReader r(*v, "ha", p);
+  HaSection& ha = c.ha;
+  ha.enabled = true;
+  if (auto b = r.string("backend")) {
+    if (*b != "etcd") {
+      r.error("backend", "must be \"etcd\" (the one backend so far), not \"" + printable(*b, 40) + "\"");
+    }
+    ha.backend = *b;
+  }
+  read_ha_endpoints(r, ha);
+  if (auto s = r.string("ca_file")) ha.ca_file = resolve_relative(*s, origin);
+  if (auto s = r.string("cert_file")) ha.cert_file = resolve_relative(*s, origin);
+  if (auto s = r.string("key_file")) ha.key_file = resolve_relative(*s, origin);
+  if (ha.cert_file.empty() != ha.key_file.empty()) {
+    r.error(ha.cert_file.empty() ? "cert_file" : "key_file",
+            "cert_file and key_file go together (a client certificate and its key)");
+  }
+  if (auto d = r.duration("lease_ttl", std::chrono::seconds(2), std::chrono::minutes(10))) {
+    if (*d % std::chrono::seconds(1) != Duration(0)) {
+      r.error("lease_ttl", "must be whole seconds (etcd grants leases in seconds)");
+    }
+    ha.lease_ttl = *d;
+  }
+  if (auto s = r.string("instance")) {
+    if (!valid_instance(*s)) {
+      r.error("instance", "\"" + printable(*s, 64) +
+                              "\" must be 1-128 letters, digits, '_', '.' or '-'");
+    }
+    ha.instance = *s;
+  } else {
+    ha.instance = default_instance();
+  }
+  if (auto s = r.string("key_prefix")) {
+    if (s->size() < 2 || s->front() != '/' || s->back() != '/' || !is_valid_utf8(*s) ||
+        s->find_first_of(std::string("\0\n\r", 3)) != std::string::npos) {
+      r.error("key_prefix", "must start and end with '/', like \"/tokenwarden/\"");
+    }
+    ha.key_prefix = *s;
+  }
+  r.finish();
+}
+
+// A fenced action must finish inside the leader's lease: every cluster's timeout (one request)
+// must be shorter than lease_ttl.
+void check_ha_timeouts(const Config& c, Problems& p) {
+  if (!c.ha.enabled) return;
+  for (const auto& cl : c.clusters) {
+    if (cl.source.timeout >= c.ha.lease_ttl) {
+      p.errors.push_back("ha.lease_ttl: " + format_duration(c.ha.lease_ttl) +
+                         " must be longer than the timeout of cluster \"" + cl.name + "\" (" +
+                         format_duration(cl.source.timeout) +
+                         "): an action is only started when it can finish inside the leader's "
+                         "lease; raise lease_ttl or lower the cluster's timeout");
+    }
+  }
+}
+
 // Keys that only some source types take: set for another type, they are errors.
 struct SourceKeys {
   TableReader& r;
@@ -1230,6 +1323,7 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
     read_safety(section("safety"), c, p);
     read_alerting(section("alerting"), c, p);
     read_audit(section("audit"), c, p, origin);
+    read_ha(section("ha"), c, p, origin);
     if (!c.http.web_config.empty() && !c.http.listen.empty()) {
       auto web = load_web_config_file(resolve_relative(c.http.web_config, origin),
                                       "http.web_config", p.errors);
@@ -1238,6 +1332,7 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
     top.know("clusters");
     read_array_of_tables(root, "clusters", p,
                          [&](const TomlValue& v, std::size_t i) { read_cluster(v, i, c, p); });
+    check_ha_timeouts(c, p);
   }
   for (const char* key : {"policies", "exemptions"}) top.know(key);
   read_array_of_tables(root, "policies", p,
@@ -1423,6 +1518,19 @@ std::string ExportSinkConfig::target() const {
 
 namespace {
 
+void render_ha(std::string& out, const HaSection& ha) {
+  if (!ha.enabled) return;
+  out += "\n[ha]\n";
+  kv(out, "backend", ha.backend);
+  kv_raw(out, "endpoints", string_list(ha.endpoints));
+  if (!ha.ca_file.empty()) kv(out, "ca_file", ha.ca_file);
+  if (!ha.cert_file.empty()) kv(out, "cert_file", ha.cert_file);
+  if (!ha.key_file.empty()) kv(out, "key_file", ha.key_file);
+  kv(out, "lease_ttl", format_duration(ha.lease_ttl));
+  kv(out, "instance", ha.instance);
+  kv(out, "key_prefix", ha.key_prefix);
+}
+
 void render_audit(std::string& out, const AuditSection& a) {
   out += "\n[audit]\n";
   kv(out, "signing_key_file", a.signing_key_file);
@@ -1479,6 +1587,7 @@ std::string render_config(const Config& c) {
   kv(out, "alertmanager_url", redact_url(c.alerting.alertmanager_url, true));
   kv(out, "webhook_url", redact_url(c.alerting.webhook_url, false));
   render_audit(out, c.audit);
+  render_ha(out, c.ha);
   for (const auto& cl : c.clusters) {
     out += "\n[[clusters]]\n";
     kv(out, "name", cl.name);

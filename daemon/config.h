@@ -92,6 +92,23 @@ struct AuditSection {
   std::vector<ExportSinkConfig> exports;
 };
 
+// [ha] (docs/high-availability.md): active/standby daemons coordinated by etcd.
+struct HaSection {
+  bool enabled = false;  // the section is present
+  std::string backend = "etcd";
+  std::vector<std::string> endpoints;  // http(s)://host:port of etcd members
+  // TLS to etcd: ca_file verifies the members (system store when empty), cert_file/key_file
+  // authenticate us. Relative paths are from the configuration file's directory.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  Duration lease_ttl = std::chrono::seconds(15);
+  std::string instance;  // default: the host name
+  std::string key_prefix = "/tokenwarden/";
+
+  bool operator==(const HaSection&) const = default;
+};
+
 struct ClusterConfig {
   std::string name;
   influx::SourceConfig source;  // source.cluster == name
@@ -106,6 +123,7 @@ struct Config {
   SafetySection safety;
   AlertingSection alerting;
   AuditSection audit;
+  HaSection ha;
   std::vector<ClusterConfig> clusters;
   std::vector<policy::PolicySpec> policies;
   std::vector<policy::ExemptionSpec> exemptions;

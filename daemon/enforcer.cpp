@@ -17,6 +17,19 @@
 namespace tw::daemon {
 namespace {
 
+bool is_action_event(EventKind kind) {
+  switch (kind) {
+    case EventKind::kActionPlanned:
+    case EventKind::kActionApproved:
+    case EventKind::kActionSucceeded:
+    case EventKind::kActionFailed:
+    case EventKind::kActionSkipped:
+      return true;
+    default:
+      return false;
+  }
+}
+
 using policy::Violation;
 using storage::ActionState;
 using storage::Resolution;
@@ -271,6 +284,12 @@ Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::strin
     c.at = now;
     c.detail = detail;
     outbox_.push_back(std::move(c));
+  }
+  if (fence_ != nullptr && is_action_event(kind) && detail.size() >= 2 && detail.back() == '}') {
+    // [ha]: every action event carries the term it happened in.
+    detail.pop_back();
+    if (detail.size() > 1) detail += ',';
+    detail += "\"term\":" + std::to_string(fence_->term()) + "}";
   }
   auto seq = txn.append({kind, cluster_.name, token_id, std::move(detail)}, now);
   if (!seq.ok()) return seq.take_error();
@@ -755,6 +774,14 @@ namespace {
 // A request the cluster refused with Retry-After: the attempt stops there.
 ActionResult told_to_wait(const Error& e) { return {{}, e.message, e.retry_after}; }
 
+// [ha]: leadership could not be proven for the request's whole deadline.
+ActionResult not_sent() {
+  return {{},
+          "not sent: this instance could not prove it still leads for the request's whole "
+          "deadline (docs/high-availability.md)",
+          {}};
+}
+
 std::vector<Permission> sorted(std::vector<Permission> p) {
   std::sort(p.begin(), p.end(), [](const Permission& a, const Permission& b) {
     return std::tie(a.action, a.resource) < std::tie(b.action, b.resource);
@@ -768,8 +795,8 @@ std::vector<Permission> sorted(std::vector<Permission> p) {
 // A retry reads first, so an earlier attempt that took effect (its answer or read-back lost) is
 // not sent again; a request that failed is read back too, since it may have taken effect.
 ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a,
-                        const influx::CallContext& ctx) {
-  if (a.attempts > 0) {
+                        const influx::CallContext& ctx, const ActionGuard* guard) {
+  if (a.attempts > 0 || (guard != nullptr && guard->read_first)) {
     auto before = client.get_token(a.token_id, ctx);
     if (!before.ok() && before.error().retry_after) return told_to_wait(before.error());
     if (before.ok() && !before->has_value()) return {"gone", {}, {}};
@@ -777,6 +804,7 @@ ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow&
     // by someone else — nothing acknowledged it to us, so it is not recorded as our revocation.
     if (before.ok() && (*before)->revoked_at) return {"already_revoked", {}, {}};
   }
+  if (guard != nullptr && guard->may_send && !guard->may_send()) return not_sent();
   auto r = client.revoke(a.token_id, ctx);
   // Told to wait (429/503): refused, not carried out; the retry reads the token first anyway.
   if (!r.ok() && r.error().retry_after) return told_to_wait(r.error());
@@ -807,8 +835,10 @@ ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow&
 
 // A restriction counts only when the token read back holds exactly the compliant permissions.
 ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRow& a,
-                          const influx::CallContext& ctx) {
-  if (a.attempts > 0) {  // an earlier attempt may have taken effect: nothing is sent again then
+                          const influx::CallContext& ctx, const ActionGuard* guard) {
+  // An earlier attempt (or, with [ha], another instance) may have taken effect: nothing is sent
+  // again then.
+  if (a.attempts > 0 || (guard != nullptr && guard->read_first)) {
     auto before = client.get_token(a.token_id, ctx);
     if (!before.ok() && before.error().retry_after) return told_to_wait(before.error());
     if (before.ok() && before->has_value() && !(*before)->revoked_at &&
@@ -816,6 +846,7 @@ ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRo
       return {"restricted", {}, {}};
     }
   }
+  if (guard != nullptr && guard->may_send && !guard->may_send()) return not_sent();
   auto r = client.restrict(a.token_id, a.target, ctx);
   if (!r.ok()) return told_to_wait(r.error());
   auto back = client.get_token(a.token_id, ctx);
@@ -895,23 +926,43 @@ bool Enforcer::held_for_export(storage::AuditStore& store, EnforcementReport& re
   return true;
 }
 
+// [ha]: a standby (or a leader whose takeover reconciliation is not done) runs no action; the
+// planned ones stay planned and are evaluated again at the next poll.
+bool Enforcer::held_for_leadership(influx::ClusterClient& client, const influx::CallContext& ctx,
+                                   EnforcementReport& report) {
+  if (fence_ == nullptr) return false;
+  if (!fence_->leading()) {
+    if (!report.to_run.empty()) {
+      next_due_ = Timestamp::min();
+      if (!standby_noted_) {
+        log_.info("standby: planned actions are left to the leader",
+                  {{"cluster", cluster_.name},
+                   {"actions", static_cast<std::int64_t>(report.to_run.size())}});
+        standby_noted_ = true;
+      }
+    }
+    return true;
+  }
+  standby_noted_ = false;
+  if (!fence_->reconcile(cluster_.name, client, ctx)) {
+    next_due_ = Timestamp::min();
+    return true;
+  }
+  return false;
+}
+
 void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client,
                        const influx::CallContext& ctx, EnforcementReport& report) {
+  if (held_for_leadership(client, ctx, report)) return;
   if (held_for_export(store, report)) return;
   for (auto& run : report.to_run) {
     // Shutdown: no new action starts; planned ones stay durable and run after the restart.
     if (ctx.cancel != nullptr && ctx.cancel->load()) return;
     const storage::ActionRow& a = run.action;
-    const Claim claimed = claim(store, a);
-    if (claimed == Claim::kNoDatabase) return;
-    if (claimed == Claim::kTaken) continue;
-    const bool revoke = kind_of(a) == ActionKind::kRevoke;
-    log_.warn(revoke ? "revoking token" : "restricting token", {{"cluster", cluster_.name},
-                                                                {"token_id", a.token_id},
-                                                                {"policy", a.policy},
-                                                                {"action_id", a.id},
-                                                                {"attempt", a.attempts + 1}});
-    ActionResult result = revoke ? run_revoke(client, a, ctx) : run_restrict(client, a, ctx);
+    ActionResult result;
+    bool claimed_it = false;
+    if (!run_fenced(store, client, ctx, a, result, claimed_it)) return;
+    if (!claimed_it) continue;
     if (!result.error.empty() && ctx.cancel != nullptr && ctx.cancel->load()) {
       // Shutdown: the attempt stays claimed and is reconciled against the next poll.
       log_.info("action interrupted by shutdown",
@@ -928,6 +979,50 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
       return;
     }
   }
+}
+
+// One action: its intent ([ha]), the claim, the attempt with its read-back. False: nothing more
+// runs this cycle (no database, or leadership could not be proven). `claimed_it` false: someone
+// else has the action.
+bool Enforcer::run_fenced(storage::AuditStore& store, influx::ClusterClient& client,
+                          const influx::CallContext& ctx, const storage::ActionRow& a,
+                          ActionResult& result, bool& claimed_it) {
+  const Duration deadline = cluster_.source.timeout;
+  std::optional<ActionTicket> ticket;
+  if (fence_ != nullptr) {
+    auto t = fence_->begin(cluster_.name, a, deadline);
+    if (!t.ok()) {
+      log_.warn("action not started: " + t.error().message,
+                {{"cluster", cluster_.name}, {"token_id", a.token_id}, {"action_id", a.id}});
+      next_due_ = Timestamp::min();
+      return false;
+    }
+    ticket = std::move(*t);
+  }
+  const Claim claimed = claim(store, a);
+  if (claimed == Claim::kNoDatabase) return false;
+  if (claimed == Claim::kTaken) return true;
+  claimed_it = true;
+  const bool revoke = kind_of(a) == ActionKind::kRevoke;
+  log_.warn(revoke ? "revoking token" : "restricting token", {{"cluster", cluster_.name},
+                                                              {"token_id", a.token_id},
+                                                              {"policy", a.policy},
+                                                              {"action_id", a.id},
+                                                              {"attempt", a.attempts + 1}});
+  ActionGuard guard;
+  if (ticket) {
+    guard.read_first = true;
+    guard.may_send = [&] { return fence_->may_send(*ticket, deadline); };
+  }
+  const ActionGuard* g = ticket ? &guard : nullptr;
+  result = revoke ? run_revoke(client, a, ctx, g) : run_restrict(client, a, ctx, g);
+  if (ticket) {
+    const bool ok = result.error.empty();
+    const bool final = !ok && a.attempts + 1 >= kMaxAttempts;
+    fence_->finish(*ticket, cluster_.name, a, ok ? "succeeded" : final ? "failed" : "retry",
+                   result.outcome, result.error);
+  }
+  return true;
 }
 
 // Records an attempt's outcome in a transaction of its own; false if it could not be recorded

@@ -41,6 +41,7 @@
 
 #include "core/log.h"
 #include "core/time.h"
+#include "daemon/action_fence.h"
 #include "daemon/alert_sink.h"
 #include "daemon/config.h"
 #include "influx/token_source.h"
@@ -88,10 +89,17 @@ struct ActionResult {
   std::string error;
   std::optional<Duration> retry_after;
 };
+// [ha]: every attempt reads the token first (another instance may have acted since our poll),
+// and `may_send` is asked right before the request that changes the token (false: nothing is
+// sent, the attempt fails with that reason).
+struct ActionGuard {
+  bool read_first = false;
+  std::function<bool()> may_send;
+};
 ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a,
-                        const influx::CallContext& ctx);
+                        const influx::CallContext& ctx, const ActionGuard* guard = nullptr);
 ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRow& a,
-                          const influx::CallContext& ctx);
+                          const influx::CallContext& ctx, const ActionGuard* guard = nullptr);
 
 // [audit] require_export: why actions must wait for the audit export now, or nullopt.
 using ExportGate = std::function<std::optional<std::string>(Timestamp now)>;
@@ -111,6 +119,12 @@ class Enforcer {
   // planned actions stay planned (durable), the hold is recorded once (enforcement_halted with
   // reason "export_lagging") and the actions run in the first cycle after the gate opens.
   void set_export_gate(ExportGate gate) { export_gate_ = std::move(gate); }
+  // [ha] (daemon/action_fence.h): only while the fence says this instance leads do actions run,
+  // each after its intent was written; a standby keeps its planned actions planned. Action
+  // events carry the fence's term. May be null (no [ha]).
+  void set_fence(ActionFence* fence) { fence_ = fence; }
+  // Whether execute() has work even without actions to run (a leader's reconciliation).
+  bool wants_execute() const { return fence_ != nullptr && fence_->leading(); }
 
   // In the poll's transaction, with the inventory after the poll and what the poll changed.
   Status on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory,
@@ -177,6 +191,12 @@ class Enforcer {
   Status write_outcome(storage::WriteTxn& txn, const storage::ActionRow& a,
                        const ActionResult& result, std::optional<Timestamp> retry, Timestamp now);
   bool held_for_export(storage::AuditStore& store, EnforcementReport& report);
+  bool held_for_leadership(influx::ClusterClient& client, const influx::CallContext& ctx,
+                           EnforcementReport& report);
+  // One action under the fence: intent, claim, guarded attempt, outcome; false: stop the cycle.
+  bool run_fenced(storage::AuditStore& store, influx::ClusterClient& client,
+                  const influx::CallContext& ctx, const storage::ActionRow& a,
+                  ActionResult& result, bool& claimed_it);
   void rebuild_alerts(Timestamp now);
   void count_action(const std::string& policy, std::string_view action, std::string_view result);
   bool alerting() const { return sink_ != nullptr && sink_->wanted(); }
@@ -189,6 +209,8 @@ class Enforcer {
   AlertSink* sink_;
   metrics::Metrics* metrics_ = nullptr;
   ExportGate export_gate_;
+  ActionFence* fence_ = nullptr;
+  bool standby_noted_ = false;  // the standby's hold of planned actions is logged
   bool export_held_ = false;  // the current hold is recorded
   bool counts_dirty_ = true;  // open violations changed since the gauges were set
   std::shared_ptr<const policy::PolicySet> policies_;

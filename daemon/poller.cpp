@@ -360,7 +360,8 @@ void ClusterPoller::after_record(Cycle& c, bool committed) {
                                                    {"value", a.value}});
     if (metrics_ != nullptr) metrics_->token_anomalies(cluster_.name, a.reason, 1);
   }
-  if (enforcer_ && committed && !c.options.dry_run && !c.rep.enforcement.to_run.empty()) {
+  if (enforcer_ && committed && !c.options.dry_run &&
+      (!c.rep.enforcement.to_run.empty() || enforcer_->wants_execute())) {
     enforcer_->execute(recorder_.store(), *client_, c.ctx, c.rep.enforcement);
     note_wait(c.rep.retry_after, c.rep.enforcement.retry_after);
   }

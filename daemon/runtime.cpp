@@ -16,6 +16,12 @@ Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config,
   auto enforcer =
       std::make_unique<Enforcer>(cluster, clock, Logger("policy", sink), rt.alerts.get());
   enforcer->configure(rt.policies, enforcement_settings(config));
+  if (config.ha.enabled) {
+    // Only the leading daemon acts (the service gives its enforcers the real fence); a one-shot
+    // process takes no part in the election.
+    static NoLeadership no_leadership;
+    enforcer->set_fence(&no_leadership);
+  }
   auto poller = std::make_unique<ClusterPoller>(cluster, std::move(*client), *rt.recorder, clock,
                                                 Logger("poller", sink), std::move(enforcer));
   poller->set_metrics(rt.metrics.get());

@@ -62,6 +62,9 @@ std::optional<std::string> restart_only_change(const Config& running, const Conf
     return "[http] or its web_config changed; the endpoint's settings take effect only at a "
            "restart";
   }
+  if (!(next.ha == running.ha)) {
+    return "[ha] changed; high-availability settings take effect only at a restart";
+  }
   if (!same_export(next.audit, running.audit)) {
     return "[audit] export settings changed (export sinks, require_export, export_max_lag); they "
            "take effect only at a restart";

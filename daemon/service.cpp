@@ -17,6 +17,7 @@
 #include "core/strings.h"
 #include "core/version.h"
 #include "daemon/exports.h"
+#include "daemon/ha.h"
 #include "daemon/notify.h"
 #include "daemon/preflight.h"
 #include "daemon/records.h"
@@ -93,6 +94,7 @@ struct Service::Impl {
   Notifier notifier;
   Runtime rt;
   std::unique_ptr<Exports> exports;  // stopped before the runtime (it reads the metrics)
+  std::unique_ptr<HaCoordinator> ha;  // [ha]: uses the runtime (store, metrics, alerts)
   asio::io_context ioc{1};
   std::unique_ptr<asio::thread_pool> pool;
   std::unique_ptr<asio::signal_set> signals;
@@ -143,6 +145,7 @@ struct Service::Impl {
   // [audit] require_export: a poller's enforcer asks the exports before it acts.
   void gate(ClusterPoller& poller) {
     Enforcer* e = poller.enforcer();
+    if (e != nullptr && ha) e->set_fence(ha.get());
     if (e == nullptr || !exports || !config.audit.require_export) return;
     e->set_export_gate([x = exports.get()](Timestamp now) { return x->blocking_reason(now); });
   }
@@ -594,6 +597,7 @@ struct Service::Impl {
         .field("version", kVersion)
         .field("pid", static_cast<std::int64_t>(::getpid()))
         .end_object();
+    if (ha) ha->stop();  // leadership_lost (shutdown) comes before daemon_stopped
     auto s = append_daemon_event(*rt.store, EventKind::kDaemonStopped, d, deps.clock->now());
     if (!s.ok()) log.error("could not record daemon_stopped", {{"error", s.error().message}});
     rt.checkpointer->sign(deps.clock->now());  // the last checkpoint covers daemon_stopped
@@ -620,6 +624,7 @@ struct Service::Impl {
 Service::Service(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Service::~Service() {
   if (!impl_) return;
+  if (impl_->ha) impl_->ha->stop();
   if (impl_->endpoint) impl_->endpoint->stop();
   if (impl_->pool) impl_->pool->join();
 }
@@ -660,6 +665,16 @@ Result<std::unique_ptr<Service>> Service::create(Config config, ServiceDeps deps
       x->notify();
     });
   }
+  if (impl->config.ha.enabled) {
+    HaDeps hd;
+    hd.clock = impl->deps.clock;
+    hd.sink = impl->deps.sink;
+    hd.metrics = impl->rt.metrics.get();
+    hd.alerts = impl->rt.alerts.get();
+    auto ha = HaCoordinator::create(impl->config.ha, *impl->rt.store, std::move(hd));
+    if (!ha.ok()) return ha.take_error();
+    impl->ha = std::move(*ha);
+  }
   const Timestamp now = impl->deps.clock->now();
   for (auto& poller : impl->rt.pollers) {
     impl->gate(*poller);
@@ -688,6 +703,7 @@ int Service::run() {
     return 1;
   }
   s.exports->start();
+  if (s.ha) s.ha->start();
   s.pool = std::make_unique<asio::thread_pool>(
       static_cast<std::size_t>(s.config.daemon.max_concurrent_polls));
   if (s.deps.handle_signals) {

@@ -280,6 +280,17 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
   } else {
     ctx.set_default_verify_paths(ec);
   }
+  if (!options.cert_file.empty()) {
+    ctx.use_certificate_chain_file(options.cert_file, ec);
+    if (!ec) ctx.use_private_key_file(options.key_file, ssl::context::pem, ec);
+    if (ec) {
+      state->result = make_error(ErrorCode::kInvalidArgument,
+                                 "cannot load the client certificate \"" +
+                                     printable(options.cert_file, 200) + "\" or its key: " +
+                                     ec.message());
+      co_return;
+    }
+  }
   ctx.set_verify_mode(ssl::verify_peer);
   beast::ssl_stream<beast::tcp_stream> stream(executor, ctx);
   beast::error_code addr_ec;

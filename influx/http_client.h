@@ -79,6 +79,9 @@ struct HttpResponse {
 
 struct HttpOptions {
   std::string ca_file;  // PEM bundle; empty: system CAs
+  // A client certificate (PEM chain) and its key, for servers that authenticate clients (etcd).
+  std::string cert_file;
+  std::string key_file;
   Duration timeout = std::chrono::seconds(10);
   std::size_t max_body_bytes = std::size_t{512} << 20;
   const std::atomic<bool>* cancel = nullptr;

@@ -40,6 +40,12 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Counter>& export_failures;
   prometheus::Gauge& export_blocked;
   prometheus::Family<prometheus::Counter>& audit_events;
+  prometheus::Family<prometheus::Gauge>& ha_leader;
+  prometheus::Family<prometheus::Gauge>& ha_term;
+  prometheus::Family<prometheus::Gauge>& ha_etcd_up;
+  prometheus::Family<prometheus::Gauge>& ha_lease_remaining;
+  prometheus::Family<prometheus::Counter>& ha_etcd_requests;
+  prometheus::Family<prometheus::Counter>& ha_fence_refusals;
   prometheus::Family<prometheus::Gauge>& checkpoint_seq;
   prometheus::Family<prometheus::Gauge>& checkpoint_at;
   prometheus::Family<prometheus::Gauge>& exemptions;
@@ -150,6 +156,33 @@ struct Metrics::Impl {
                          .Name("tokenwarden_audit_events_total")
                          .Help("Events appended to the audit log")
                          .Register(registry)),
+        ha_leader(BuildGauge()
+                      .Name("tokenwarden_ha_leader")
+                      .Help("1 while this instance leads its [ha] group (and may act), else 0")
+                      .Register(registry)),
+        ha_term(BuildGauge()
+                    .Name("tokenwarden_ha_term")
+                    .Help("The [ha] term this instance leads, or the last leader's it saw (the "
+                          "leader key's etcd create revision)")
+                    .Register(registry)),
+        ha_etcd_up(BuildGauge()
+                       .Name("tokenwarden_ha_etcd_up")
+                       .Help("1 if this instance's last call to etcd succeeded")
+                       .Register(registry)),
+        ha_lease_remaining(BuildGauge()
+                               .Name("tokenwarden_ha_lease_remaining_seconds")
+                               .Help("How long this instance's etcd lease lasts by its own "
+                                     "conservative reckoning (0: no lease)")
+                               .Register(registry)),
+        ha_etcd_requests(BuildCounter()
+                             .Name("tokenwarden_ha_etcd_requests_total")
+                             .Help("Calls to etcd by operation and result")
+                             .Register(registry)),
+        ha_fence_refusals(BuildCounter()
+                              .Name("tokenwarden_ha_fence_refusals_total")
+                              .Help("Enforcement actions not started because this instance could "
+                                    "not prove its leadership for the action's whole deadline")
+                              .Register(registry)),
         checkpoint_seq(BuildGauge()
                            .Name("tokenwarden_audit_checkpoint_seq")
                            .Help("Seq of the last signed checkpoint this process appended")
@@ -256,6 +289,27 @@ void Metrics::export_lag_seconds(const std::string& sink, double lag_seconds) {
 void Metrics::export_failed(const std::string& sink) {
   const Touched touched(*impl_);
   impl_->export_failures.Add({{"sink", sink}}).Increment();
+}
+
+void Metrics::ha_status(bool leader, std::int64_t term, bool etcd_up,
+                        double lease_remaining_seconds) {
+  const Touched touched(*impl_);
+  impl_->ha_leader.Add({}).Set(leader ? 1 : 0);
+  impl_->ha_term.Add({}).Set(static_cast<double>(term));
+  impl_->ha_etcd_up.Add({}).Set(etcd_up ? 1 : 0);
+  impl_->ha_lease_remaining.Add({}).Set(lease_remaining_seconds);
+  impl_->ha_fence_refusals.Add({});
+}
+
+void Metrics::ha_etcd_call(std::string_view op, bool ok) {
+  const Touched touched(*impl_);
+  impl_->ha_etcd_requests.Add({{"op", std::string(op)}, {"result", ok ? "ok" : "error"}})
+      .Increment();
+}
+
+void Metrics::ha_fence_refused() {
+  const Touched touched(*impl_);
+  impl_->ha_fence_refusals.Add({}).Increment();
 }
 
 void Metrics::export_blocked(bool blocked) {

@@ -84,6 +84,12 @@ class Metrics {
   void export_failed(const std::string& sink);  // tokenwarden_export_failures_total
   // 1 while [audit] require_export holds enforcement actions back (a sink lags too long).
   void export_blocked(bool blocked);
+  // [ha] (docs/high-availability.md): this instance's role and term, whether its last call to
+  // the coordination service succeeded, and how long its lease lasts (tokenwarden_ha_*; absent
+  // without [ha]).
+  void ha_status(bool leader, std::int64_t term, bool etcd_up, double lease_remaining_seconds);
+  void ha_etcd_call(std::string_view op, bool ok);  // tokenwarden_ha_etcd_requests_total
+  void ha_fence_refused();  // an action not started: leadership could not be proven for it
   // Drops the gauge series of a cluster (removed by a reload) or of policies no longer configured.
   // Counters and the poll-duration histogram stay (a counter that vanishes and comes back would
   // look like a reset); they simply stop increasing.

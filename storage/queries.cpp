@@ -122,4 +122,15 @@ Result<std::string> last_applied_config_hash(Db& db) {
   return hash;
 }
 
+Result<std::int64_t> last_observed_intent_revision(Db& db, const std::string& key_prefix) {
+  auto q = db.prepare(
+      "SELECT max(CAST(json_extract(detail, '$.revision') AS INTEGER)) FROM audit_log "
+      "WHERE event = 'action_observed' AND json_extract(detail, '$.key_prefix') = ?1");
+  if (!q.ok()) return q.take_error();
+  q->bind(1, key_prefix);
+  auto row = q->step();
+  if (!row.ok()) return row.take_error();
+  return *row && !q->is_null(0) ? q->int64(0) : std::int64_t{0};
+}
+
 }  // namespace tw::storage

@@ -118,4 +118,8 @@ Result<bool> cluster_recorded(Db& db, const std::string& cluster);
 // configuration only when it differs).
 Result<std::string> last_applied_config_hash(Db& db);
 
+// [ha]: the highest etcd mod revision an action_observed event recorded under `key_prefix`
+// (0 if none), so a restarted daemon mirrors only what it has not recorded yet.
+Result<std::int64_t> last_observed_intent_revision(Db& db, const std::string& key_prefix);
+
 }  // namespace tw::storage

@@ -1,5 +1,6 @@
-// Tests for core/audit_event.h: the 20 event names of SPEC §3 and the three issue 9 added
-// (token_reappeared, token_anomaly, config_rejected).
+// Tests for core/audit_event.h: the 20 event names of SPEC §3, the three issue 9 added
+// (token_reappeared, token_anomaly, config_rejected), issue 12's checkpoint_signed and issue 13's
+// leadership_acquired, leadership_lost and action_observed.
 
 #include "core/audit_event.h"
 
@@ -18,10 +19,11 @@ constexpr const char* kSpecNames[] = {
     "poll_suspect",       "violation_opened",  "violation_resolved", "action_planned",
     "action_approved",    "action_succeeded",  "action_failed",      "action_skipped",
     "enforcement_halted", "exemption_applied", "config_applied",     "daemon_started",
-    "daemon_stopped",     "token_anomaly",     "config_rejected",    "checkpoint_signed"};
+    "daemon_stopped",     "token_anomaly",     "config_rejected",    "checkpoint_signed",
+    "leadership_acquired", "leadership_lost",  "action_observed"};
 
-TEST(AuditEvent, TwentyThreeKinds) {
-  static_assert(kEventKindCount == 24);
+TEST(AuditEvent, TwentySevenKinds) {
+  static_assert(kEventKindCount == 27);
   EXPECT_EQ(std::size(kSpecNames), static_cast<std::size_t>(kEventKindCount));
 }
 
