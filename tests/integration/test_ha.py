@@ -650,19 +650,35 @@ def test_without_quorum_nobody_acts_and_everybody_polls(tmp_path, sim_factory, t
 
 # -- alerts come from the leader only ----------------------------------------------------------
 
+ALERT_ONLY = """
+[[policies]]
+name = "no-prod-write"
+kind = "forbidden_grant"
+actions = ["write"]
+databases = ["prod*"]
+severity = "critical"
+action = "alert"
+"""
+
+
 def test_a_standby_never_alerts(tmp_path, sim_factory, tw_factory, etcd_cluster):
     hooks = {n: Webhook() for n in ("a", "b")}
     try:
         sim = sim_factory()
         sim.create("svc-base", NARROW, expires_at=soon(7))
         fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory, names=("a", "b"),
+                      policies=POLICIES + ALERT_ONLY,
                       alerting={n: f'webhook_url = "{h.url}"\n' for n, h in hooks.items()})
         fleet.start()
         leader, _ = fleet.wait_leader()
         standby = "b" if leader == "a" else "a"
-        bad = sim.create("doomed alerting", NARROW)["id"]
-        twtest.wait_for(lambda: [m for m in hooks[leader].received if m.get("token_id") == bad],
-                        timeout=10 * POLL, what="the leader's alert")
+        # A violation that stays open (alert only), and one the leader revokes at once.
+        bad = sim.create("svc-prod-writer", [{"action": "write", "resource": "prod1"}],
+                         expires_at=soon(7))["id"]
+        doomed = sim.create("doomed alerting", NARROW)["id"]
+        for t in (bad, doomed):
+            twtest.wait_for(lambda: [m for m in hooks[leader].received if m.get("token_id") == t],
+                            timeout=10 * POLL, what="the leader's alert")
         # The standby saw the same violation, and alerted nobody.
         twtest.wait_for(lambda: [e for e in fleet.tws[standby].events(kinds={"violation_opened"})
                                  if e["token_id"] == bad], timeout=5 * POLL,
