@@ -486,6 +486,15 @@ def test_fifty_failovers_act_exactly_once_and_every_host_records_everything(
     assert set(pats) == set(wide), set(pats) ^ set(wide)
     assert max(pats.values()) == 1, {t: n for t, n in pats.items() if n > 1}
 
+    # Every database: the chain verifies, every token is there once with every change.
+    # Problems are gathered (not asserted one by one) so that one run shows all of them.
+    problems = collections.Counter()
+    examples = {}
+
+    def problem(n, what, example):
+        problems[(n, what)] += 1
+        examples.setdefault((n, what), example)
+
     for n, tw in fleet.tws.items():
         tw.run("verify", check=0)
         events = tw.events()
@@ -493,32 +502,48 @@ def test_fifty_failovers_act_exactly_once_and_every_host_records_everything(
         for e in events:
             if e["token_id"]:
                 by_token[e["token_id"]][e["event"]] += 1
-        # Every token of the cluster, once, in every DB; every change recorded.
         for t in final:
-            assert sum(by_token[t][k] for k in TOKEN_EVENTS) == 1, (n, t, by_token[t])
+            if sum(by_token[t][k] for k in TOKEN_EVENTS) != 1:
+                problem(n, "a token not discovered/created exactly once", (t, by_token[t]))
         for t in doomed:
-            assert by_token[t]["token_revoked"] == 1, (n, t, by_token[t])
-            assert by_token[t]["violation_resolved"] == 1, (n, t, by_token[t])
+            if by_token[t]["token_revoked"] != 1:
+                problem(n, "a doomed token without exactly one token_revoked", (t, by_token[t]))
+            if by_token[t]["violation_resolved"] != 1:
+                problem(n, "a doomed token without exactly one violation_resolved", (t, by_token[t]))
         for t in wide:
-            assert by_token[t]["token_updated"] == 1, (n, t, by_token[t])
-            assert by_token[t]["violation_resolved"] == 1, (n, t, by_token[t])
-        # Each daemon's own terms increase; every action it took carries its term.
+            if by_token[t]["token_updated"] != 1:
+                problem(n, "a wide token without exactly one token_updated", (t, by_token[t]))
+            if by_token[t]["violation_resolved"] != 1:
+                problem(n, "a wide token without exactly one violation_resolved", (t, by_token[t]))
+        # Each daemon's own terms increase; every action it took carries a term it held.
         acquired = [e["detail"] for e in events if e["event"] == EV_ACQUIRED]
         own_terms = [d["term"] for d in acquired]
-        assert own_terms == sorted(set(own_terms)), (n, own_terms)
-        assert all(d["instance"] == n for d in acquired), (n, acquired)
+        if own_terms != sorted(set(own_terms)):
+            problem(n, "leadership_acquired terms do not increase", own_terms)
+        for d in acquired:
+            if d.get("instance") != n:
+                problem(n, "leadership_acquired of another instance", d)
         for e in events:
             if e["event"] in ("action_succeeded", "action_failed"):
-                assert isinstance(e["detail"].get("term"), int), (n, e)
-                assert e["detail"]["term"] in own_terms, (n, e, own_terms)
+                term = e["detail"].get("term")
+                if not isinstance(term, int):
+                    problem(n, f"{e['event']} without a term", e)
+                elif term not in own_terms:
+                    problem(n, f"{e['event']} (outcome {e['detail'].get('outcome')}) with a term "
+                               "this instance never held", e)
         # Every action taken anywhere is in every DB: performed here or observed.
         for t in doomed + wide:
             own = by_token[t]["action_succeeded"]
             observed = [e for e in events if e["event"] == EV_OBSERVED and e["token_id"] == t
                         and e["detail"].get("state") in DONE_STATES]
-            assert own + len(observed) >= 1, (n, t, by_token[t])
+            if own + len(observed) < 1:
+                problem(n, "an action neither performed nor observed", (t, by_token[t]))
             for o in observed:
-                assert o["detail"]["instance"] != n and isinstance(o["detail"]["term"], int), (n, o)
+                if not isinstance(o["detail"].get("term"), int) or not o["detail"].get("instance"):
+                    problem(n, "action_observed without instance and term", o)
+    report = "\n".join(f"{n}: {what}: {count}x, e.g. {examples[(n, what)]}"
+                       for (n, what), count in sorted(problems.items()))
+    assert not problems, "\n" + report
 
     # Terms across the fleet: each belongs to one instance, and there is one per failover.
     holders = collections.defaultdict(set)
