@@ -541,21 +541,25 @@ def test_fifty_failovers_act_exactly_once_and_every_host_records_everything(
             for o in observed:
                 if not isinstance(o["detail"].get("term"), int) or not o["detail"].get("instance"):
                     problem(n, "action_observed without instance and term", o)
-    report = "\n".join(f"{n}: {what}: {count}x, e.g. {examples[(n, what)]}"
-                       for (n, what), count in sorted(problems.items()))
-    assert not problems, "\n" + report
-
     # Terms across the fleet: each belongs to one instance, and there is one per failover.
     holders = collections.defaultdict(set)
     for n, tw in fleet.tws.items():
         for e in tw.events(kinds={EV_ACQUIRED}):
             holders[e["detail"]["term"]].add(n)
-    assert all(len(h) == 1 for h in holders.values()), holders
-    assert set(terms_seen) <= set(holders), set(terms_seen) - set(holders)
-    assert len(holders) >= FAILOVERS + 1
+    for term, h in holders.items():
+        if len(h) != 1:
+            problem("*", "a term acquired by several instances", (term, h))
+    if not set(terms_seen) <= set(holders):
+        problem("*", "a term seen in etcd without leadership_acquired", set(terms_seen) - set(holders))
+    if len(holders) < FAILOVERS + 1:
+        problem("*", "fewer terms than failovers", len(holders))
     # Every record in etcd ended with an outcome.
-    open_intents = {k: v for k, v in intents(etcd_cluster).items() if v.get("state") == INTENT_STATE}
-    assert not open_intents, open_intents
+    for k, v in intents(etcd_cluster).items():
+        if v.get("state") == INTENT_STATE:
+            problem("*", "an intent left open in etcd", (k, v))
+    report = "\n".join(f"{n}: {what}: {count}x, e.g. {examples[(n, what)]}"
+                       for (n, what), count in sorted(problems.items()))
+    assert not problems, "\n" + report
     print(f"test took {time.monotonic() - started:.0f}s")
 
 
