@@ -341,15 +341,15 @@ def test_one_leader_its_records_in_etcd_and_every_host_observes_its_actions(
             assert d["policy"] in ("doomed-must-expire", "no-star-write") and d["action"], e
         assert fleet.tws[n].events(kinds={"action_succeeded", "action_failed"}) == [], n
 
-    # kill -9 the leader: another one acts within lease_ttl + one poll (issue 13, performance).
+    # kill -9 the leader: another one takes over and acts.
     killed_at = time.monotonic()
     fleet.kill(leader)
     new, new_term = fleet.wait_leader(newer_than=term)
     late = sim.create("doomed after failover", NARROW)["id"]
     twtest.wait_for(lambda: deletes(sim)[late] == 1, timeout=5 * POLL, what="the new leader to act")
-    took = time.monotonic() - killed_at
     assert new != leader and new_term > term
-    assert took <= LEASE_TTL + 2 * POLL + 1.5, f"failover took {took:.1f}s"
+    # How long that takes is measured by bench/ha-failover, not asserted here.
+    print(f"failover: killed -> new leader acting in {time.monotonic() - killed_at:.1f}s")
     rcs = fleet.stop_all()
     assert all(rc == 0 for rc in rcs.values()), rcs
     assert [e["detail"]["reason"] for e in fleet.tws[new].events(kinds={EV_LOST})] == ["shutdown"]
@@ -646,7 +646,6 @@ def test_without_quorum_nobody_acts_and_everybody_polls(tmp_path, sim_factory, t
     leader, term = fleet.wait_leader()
     etcd_cluster.stop(1)
     etcd_cluster.stop(2)
-    lost_at = time.monotonic()
     doomed = sim.create("doomed without quorum", NARROW)["id"]
     wide = sim.create("svc-wide-without-quorum", WIDE, expires_at=soon(7))["id"]
     polls_before = {n: len(tw.polls()) for n, tw in fleet.tws.items()}
@@ -654,7 +653,6 @@ def test_without_quorum_nobody_acts_and_everybody_polls(tmp_path, sim_factory, t
     # Until the lease has run out at the latest, then for a few more polls: nobody acts.
     twtest.wait_for(lambda: all(fleet.gauge(n, M_LEADER) == 0 for n in fleet.tws),
                     timeout=LEASE_TTL + 2 * POLL + 2, what=f"{M_LEADER} 0 everywhere")
-    assert time.monotonic() - lost_at <= LEASE_TTL + 2 * POLL + 2
     time.sleep(LEASE_TTL + 3 * POLL)
     assert not [r for r in sim.requests() if r["method"] in ("DELETE", "PATCH")]
     for n, tw in fleet.tws.items():
