@@ -2,7 +2,11 @@
 //
 //   tw-bench-poll --tokens N [--policies [--unscoped]] [--sim PATH] [--tokenwarden PATH]
 //                 [--steady K] [--churn K] [--growth K] [--one-shot K] [--no-trim]
-//                 [--export syslog://HOST:PORT | file:PATH]
+//                 [--export syslog://HOST:PORT | file:PATH] [--ha http://ETCD:PORT]
+//
+// --ha: the poller's enforcer acts through a real HaCoordinator leading on that etcd (as a
+// daemon with [ha] does; its renewal thread runs beside the cycles), to show what high
+// availability costs the cycle; the JSON gains the etcd calls made during the steady cycles.
 //
 // --export: an exporter thread (as the daemon runs one per [[audit.export]] sink) delivers the
 // audit log to that sink while the cycles run, woken after each commit, to show what it costs
@@ -40,6 +44,8 @@
 #include "cli/cli.h"
 #include "core/json_writer.h"
 #include "daemon/exports.h"
+#include "daemon/ha.h"
+#include "metrics/metrics.h"
 #include "daemon/poller.h"
 #include "influx/http_client.h"
 #include "influx/subprocess.h"
@@ -55,6 +61,28 @@ double thread_cpu_ms() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// The tokenwarden_ha_etcd_requests_total lines of `m`, "op=n op=n …" (op and result).
+std::string etcd_calls(const metrics::Metrics& m) {
+  std::string out;
+  const std::string text = m.render();
+  std::size_t pos = 0;
+  while ((pos = text.find("\ntokenwarden_ha_etcd_requests_total{", pos)) != std::string::npos) {
+    auto end = text.find('\n', pos + 1);
+    std::string line = text.substr(pos + 1, end - pos - 1);
+    auto op = line.find("op=\"");
+    auto result = line.find("result=\"");
+    auto space = line.rfind(' ');
+    if (op != std::string::npos && result != std::string::npos && space != std::string::npos) {
+      if (!out.empty()) out += ' ';
+      out += line.substr(op + 4, line.find('"', op + 4) - op - 4) + "/" +
+             line.substr(result + 8, line.find('"', result + 8) - result - 8) + "=" +
+             line.substr(space + 1);
+    }
+    pos = end;
+  }
+  return out;
 }
 
 double wall_ms() {
@@ -121,6 +149,7 @@ int main(int argc, char** argv) {
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
   std::string tw_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden";
   std::string export_to;  // --export: syslog://HOST:PORT or file:PATH
+  std::string ha_endpoint;  // --ha: an etcd client URL
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string v = i + 1 < argc ? argv[i + 1] : "";
@@ -157,6 +186,8 @@ int main(int argc, char** argv) {
       tw_path = v;
     else if (a == "--export")
       export_to = v;
+    else if (a == "--ha")
+      ha_endpoint = v;
     else
       die("unknown argument " + a);
   }
@@ -232,6 +263,36 @@ int main(int argc, char** argv) {
     enforcer = std::make_unique<daemon::Enforcer>(cluster, clock, null_logger(), nullptr);
     enforcer->configure(*set, daemon::EnforcementSettings{});
   }
+  // --ha: a leading HaCoordinator (its own metrics count the calls to etcd).
+  metrics::Metrics ha_metrics("bench");
+  std::unique_ptr<daemon::HaCoordinator> ha;
+  if (!ha_endpoint.empty()) {
+    if (!enforcer) {
+      enforcer = std::make_unique<daemon::Enforcer>(cluster, clock, null_logger(), nullptr);
+      auto set = policy::PolicySet::compile({}, {});
+      if (!set.ok()) die(set.error().message);
+      enforcer->configure(*set, daemon::EnforcementSettings{});
+    }
+    daemon::HaSection hs;
+    hs.enabled = true;
+    hs.endpoints = {ha_endpoint};
+    hs.instance = "bench";
+    hs.key_prefix = "/tw-bench-" + std::to_string(::getpid()) + "/";
+    daemon::HaDeps hd;
+    hd.clock = &clock;
+    hd.sink = nullptr;  // no log
+    hd.metrics = &ha_metrics;
+    auto h = daemon::HaCoordinator::create(hs, **store, std::move(hd));
+    if (!h.ok()) die(h.error().message);
+    ha = std::move(*h);
+    ha->start();
+    const double t0 = wall_ms();
+    while (!ha->leading()) {
+      if (wall_ms() - t0 > 30'000) die("--ha: no leadership within 30 s (is etcd up?)");
+      usleep(20'000);
+    }
+    enforcer->set_fence(ha.get());
+  }
   daemon::ClusterPoller poller(cluster, std::move(*client), recorder, clock, null_logger(),
                                std::move(enforcer));
   daemon::RunOptions opts;
@@ -285,11 +346,15 @@ int main(int argc, char** argv) {
 
   std::vector<double> sw, sc, fw, fc;
   evaluations = 0;
+  const std::string ha_before = ha ? etcd_calls(ha_metrics) : std::string();
+  const double steady_start = wall_ms();
   for (int i = 0; i < steady; ++i) {
     auto s = cycle("steady");
     sw.push_back(s.wall);
     sc.push_back(s.cpu);
   }
+  const double steady_seconds = (wall_ms() - steady_start) / 1000;
+  const std::string ha_after = ha ? etcd_calls(ha_metrics) : std::string();
   // The same unchanged list, decoded and compared in full (what a list that differs in bytes but
   // not in content, or the first poll after a restart, costs).
   opts.full_compare = true;
@@ -448,7 +513,12 @@ int main(int argc, char** argv) {
       .field("one_shot_cpu_ms", median(oc))
       .field("one_shot_minor_faults", median(of))
       .field("one_shot_peak_rss_kb", static_cast<std::int64_t>(one_shot_rss))
+      .field("ha", ha != nullptr)
+      .field("steady_seconds", steady_seconds)
+      .field("ha_etcd_calls_before_steady", ha_before)
+      .field("ha_etcd_calls_after_steady", ha_after)
       .end_object();
+  if (ha) ha->stop();
   std::puts(out.c_str());
   if (keep) {
     std::fprintf(stderr, "kept %s\n", dir.c_str());

@@ -53,6 +53,13 @@ SPEC_METRICS = {
     "tokenwarden_export_up": {"sink"},
     "tokenwarden_export_failures_total": {"sink"},
     "tokenwarden_enforcement_export_blocked": set(),
+    # issue 13: high availability
+    "tokenwarden_ha_leader": set(),
+    "tokenwarden_ha_term": set(),
+    "tokenwarden_ha_etcd_up": set(),
+    "tokenwarden_ha_lease_remaining_seconds": set(),
+    "tokenwarden_ha_etcd_requests_total": {"op", "result"},
+    "tokenwarden_ha_fence_refusals_total": set(),
 }
 EXPECTED_ALERTS = {
     "TokenwardenDown", "TokenwardenAbsent", "TokenwardenPollsStale", "TokenwardenPollsFailing",
@@ -60,6 +67,7 @@ EXPECTED_ALERTS = {
     "TokenwardenActionsFailed", "TokenwardenConfigReloadFailed",
     "TokenwardenManagementTokenExpiring", "TokenwardenManagementTokenExpiresSoon",
     "TokenwardenExportLagging", "TokenwardenEnforcementBlockedByExport",
+    "TokenwardenHaEtcdUnreachable", "TokenwardenHaNoLeader",
 }
 
 
