@@ -621,7 +621,9 @@ def test_a_leader_paused_past_its_lease_is_deposed_and_sends_nothing(
     assert len([r for r in sim.requests() if r["method"] in ("DELETE", "PATCH")]) == reqs_before
     late = [e for e in paused_tw.events(kinds={"action_succeeded"})
             if e["seq"] > seq_at_pause and e["detail"].get("term") == old_term]
-    assert not late, late
+    assert not late, ("the deposed leader recorded an action outcome under its old term after "
+                      f"the resume (leadership_lost is seq {ev[0]['seq']}): "
+                      + json.dumps([{k: e[k] for k in ("seq", "event", "detail")} for e in late]))
     # It still polls and records: the tokens revoked by the new leader are revoked in its DB.
     twtest.wait_for(lambda: db_status(paused_tw).get(x1, ("",))[0] == "revoked", timeout=5 * POLL,
                     what="the resumed daemon to record the revocation")
