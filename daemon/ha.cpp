@@ -320,10 +320,12 @@ Result<ActionTicket> HaCoordinator::begin(const std::string& cluster, const stor
   };
   auto f = election_->fence(deadline);
   if (!f.ok()) return refuse(f.error().message);
+  bool ready;
   {
     std::lock_guard lock(mu_);
-    if (ready_term_ != f->term) return refuse("the intents of earlier terms are not read yet");
+    ready = ready_term_ == f->term;
   }
+  if (!ready) return refuse("the intents of earlier terms are not read yet");
   ha::Intent i = intent_of(cluster, a);
   i.state = "intent";
   i.term = f->term;
