@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -43,8 +44,9 @@ constexpr Duration kTtl = 15s;
 // grant, keepalive, revoke, campaign, put, txn, range, get). The test keeps the fake.
 class FlakyCoordination final : public ha::Coordination {
  public:
-  FlakyCoordination(FakeCoordination& fake, const std::set<std::string>& failing)
-      : fake_(fake), failing_(failing) {}
+  FlakyCoordination(FakeCoordination& fake, const std::set<std::string>& failing,
+                    std::deque<bool>& range_plan)
+      : fake_(fake), failing_(failing), range_plan_(range_plan) {}
 
   Result<ha::Lease> grant(Duration ttl) override {
     if (fails("grant")) return failure("grant");
@@ -75,6 +77,11 @@ class FlakyCoordination final : public ha::Coordination {
   }
   Result<ha::Range> range_prefix(const std::string& prefix, std::int64_t min_mod) override {
     if (fails("range")) return failure("range");
+    if (!range_plan_.empty()) {
+      const bool fail = range_plan_.front();
+      range_plan_.pop_front();
+      if (fail) return failure("range");
+    }
     return fake_.range_prefix(prefix, min_mod);
   }
   Result<std::optional<ha::KeyValue>> get(const std::string& key) override {
@@ -89,6 +96,7 @@ class FlakyCoordination final : public ha::Coordination {
   }
   FakeCoordination& fake_;
   const std::set<std::string>& failing_;
+  std::deque<bool>& range_plan_;  // the next range calls: true fails one
 };
 
 // A cluster whose get_token fails for one token id (the others are read from the fake).
@@ -159,7 +167,7 @@ class HaTest : public ::testing::Test {
     deps.clock = &clock_;
     deps.sink = logs_;
     deps.metrics = metrics;
-    deps.backend = std::make_unique<FlakyCoordination>(etcd_, failing_);
+    deps.backend = std::make_unique<FlakyCoordination>(etcd_, failing_, range_plan_);
     deps.steady = &steady_;
     auto h = HaCoordinator::create(config(instance), *store_, std::move(deps));
     EXPECT_TRUE(h.ok()) << (h.ok() ? "" : h.error().message);
@@ -264,6 +272,7 @@ class HaTest : public ::testing::Test {
   ha::ManualSteadyClock steady_;
   FakeCoordination etcd_{steady_};
   std::set<std::string> failing_;
+  std::deque<bool> range_plan_;
   std::shared_ptr<MemoryLogSink> logs_ = std::make_shared<MemoryLogSink>();
   std::unique_ptr<ha::Election> other_;
   std::unique_ptr<HaCoordinator> coordinator_;
@@ -651,6 +660,42 @@ TEST_F(HaTest, MirrorCatchesUpAfterAFailedRange) {
   EXPECT_EQ(events("action_observed"), 1u);
   coordinator_->step();
   EXPECT_EQ(events("action_observed"), 1u);
+}
+
+// BUG (daemon/ha.cpp reconcile(), the action_observed it records with "revision" = the
+// reconciliation's own write and "key_prefix"; storage::last_observed_intent_revision reads the
+// cursor back as the highest such revision): a reconciliation's event advances the durable mirror
+// cursor past intents of other instances that were not mirrored yet. Scenario: at the
+// acquisition the intents are loaded but the mirror's range fails (mirror_pending stays set);
+// the enforcer reconciles an open intent (event with revision R); the daemon restarts before the
+// next mirror succeeds. Expected: the former leader's finished intent (revision < R) is recorded
+// as action_observed once after the restart. Actual: the restarted coordinator starts its mirror
+// at R + 1 and that intent is never recorded.
+TEST_F(HaTest, DISABLED_ReconciliationDoesNotMoveTheMirrorCursorPastUnmirroredIntents) {
+  write(foreign("tok-done", "old", 2, "succeeded"));  // finished by the former leader
+  write(foreign("tok-open", "old", 2));               // left open
+  auto cluster = std::make_shared<FakeClusterState>();
+  cluster->put(token("tok-open"));
+  FakeCluster client(cluster, clock_);
+
+  range_plan_ = {false, true};  // the open intents are read, the mirror's range fails
+  coordinator_ = make("a");
+  coordinator_->step();
+  ASSERT_TRUE(coordinator_->leading());
+  ASSERT_EQ(events("action_observed"), 0u);
+  ASSERT_TRUE(coordinator_->reconcile(kCluster, client, {}));
+  ASSERT_EQ(stored(key("tok-open"))->state, "reconciled");
+
+  // Restart before the mirror caught up.
+  coordinator_.reset();
+  store_.reset();
+  open_store();
+  coordinator_ = make("a");
+  coordinator_->step();
+  std::size_t done = 0;
+  auto ids = token_ids("action_observed");
+  for (const auto& id : ids) done += id == "tok-done" ? 1u : 0u;
+  EXPECT_EQ(done, 1u) << "the former leader's finished intent is recorded once";
 }
 
 // ---- stop ------------------------------------------------------------------------------------
