@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/alerts.h"
 #include "ha/intent.h"
 #include "metrics/metrics.h"
 #include "storage/audit_store.h"
@@ -162,9 +163,11 @@ class HaTest : public ::testing::Test {
   }
 
   std::unique_ptr<HaCoordinator> make(const std::string& instance,
-                                      metrics::Metrics* metrics = nullptr) {
+                                      metrics::Metrics* metrics = nullptr,
+                                      AlertDispatcher* alerts = nullptr) {
     HaDeps deps;
     deps.clock = &clock_;
+    deps.alerts = alerts;
     deps.sink = logs_;
     deps.metrics = metrics;
     deps.backend = std::make_unique<FlakyCoordination>(etcd_, failing_, range_plan_);
@@ -451,6 +454,58 @@ TEST_F(HaTest, MaySendRenewsWhenTheLeaseWouldNotLastTheDeadline) {
   EXPECT_TRUE(h.may_send(*t, 5s));
   EXPECT_EQ(etcd_.calls["keepalive"], renewals + 1);
   EXPECT_TRUE(h.leading());
+}
+
+TEST_F(HaTest, LeadershipUnmutesTheAlertsAndItsLossMutesThem) {
+  AlertDispatcher alerts(AlertingOptions{}, clock_,
+                         Logger("alerts", std::make_shared<MemoryLogSink>()));
+  alerts.set_muted(true);  // as start() leaves it
+  metrics::Metrics m("test");
+  {
+    auto h = make("a", &m, &alerts);
+    h->step();
+    ASSERT_TRUE(h->leading());
+    EXPECT_FALSE(alerts.muted()) << "the leader alerts";
+    const std::string text = m.render();
+    EXPECT_NE(text.find("\ntokenwarden_ha_leader 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("\ntokenwarden_ha_term " + std::to_string(h->term()) + "\n"),
+              std::string::npos)
+        << text;
+    h->stop();
+    EXPECT_TRUE(alerts.muted()) << "a former leader is silent";
+    EXPECT_NE(m.render().find("\ntokenwarden_ha_leader 0\n"), std::string::npos);
+  }
+}
+
+TEST_F(HaTest, ALostTermReacquiredLoadsTheOpenIntentsAgain) {
+  HaCoordinator& h = leader();
+  const std::int64_t first = h.term();
+  // Someone else's key: lost at the next re-read.
+  etcd_.erase(kLeaderKey);
+  etcd_.overwrite(kLeaderKey, "intruder");
+  steady_.advance(kTtl / 3);
+  h.step();
+  ASSERT_FALSE(h.leading());
+  ASSERT_EQ(events("leadership_lost"), 1u);
+  EXPECT_EQ(details("leadership_lost").at(0).value("reason", ""), "leader_key_lost");
+
+  // Meanwhile the intruder left an intent open, then its key went away.
+  write(foreign("tok-9", "intruder", etcd_.kv.at(kLeaderKey).create_revision));
+  etcd_.erase(kLeaderKey);
+  auto cluster = std::make_shared<FakeClusterState>();
+  cluster->put(token("tok-9"));
+  FakeCluster client(cluster, clock_);
+  EXPECT_FALSE(h.reconcile(kCluster, client, {})) << "a standby does not reconcile";
+  steady_.advance(kTtl / 3);
+  h.step();
+  ASSERT_TRUE(h.leading());
+  EXPECT_GT(h.term(), first);
+  ASSERT_EQ(events("leadership_acquired"), 2u);
+  EXPECT_EQ(details("leadership_acquired").at(1).value("term", std::int64_t{0}), h.term());
+  EXPECT_TRUE(h.reconcile(kCluster, client, {}));
+  ASSERT_TRUE(stored(key("tok-9")).has_value());
+  EXPECT_EQ(stored(key("tok-9"))->state, "reconciled");
+  EXPECT_EQ(stored(key("tok-9"))->outcome, "not_done");
 }
 
 // ---- takeover --------------------------------------------------------------------------------
