@@ -11,8 +11,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "tests/unit/core/test_support.h"
 #include "tests/unit/influx/test_http_server.h"

@@ -1925,8 +1925,8 @@ class FakeFence final : public ActionFence {
   }
   void finish(const ActionTicket& ticket, const std::string&, const storage::ActionRow& a,
               std::string_view state, std::string_view outcome, std::string_view error) override {
-    finished.push_back({a.token_id, std::string(state), std::string(outcome), std::string(error),
-                        ticket.term});
+    finished.push_back(
+        {a.token_id, std::string(state), std::string(outcome), std::string(error), ticket.term});
   }
 };
 

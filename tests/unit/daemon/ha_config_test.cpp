@@ -101,7 +101,8 @@ key_prefix = "/prod/tokenwarden/"
 TEST(HaConfig, RelativeFilesAreFromTheConfigurationsDirectory) {
   auto r = load_config_string(std::string("[ha]\n") + kEndpoints +
                                   "ca_file = \"ca.pem\"\ncert_file = \"c.crt\"\nkey_file = "
-                                  "\"c.key\"\n" + kCluster,
+                                  "\"c.key\"\n" +
+                                  kCluster,
                               "/etc/tokenwarden/tokenwarden.toml", kNow);
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_EQ(r.config->ha.ca_file, "/etc/tokenwarden/ca.pem");
@@ -122,9 +123,8 @@ TEST_P(HaConfigErrors, ReportedWithKeyPath) {
   const auto& c = GetParam();
   auto r = load_ha(c.lines);
   EXPECT_FALSE(r.config.has_value()) << c.name;
-  EXPECT_TRUE(has(r.errors, c.want, c.part))
-      << c.name << ": no error \"" << c.want << "\" (with \"" << c.part << "\") in"
-      << all(r.errors);
+  EXPECT_TRUE(has(r.errors, c.want, c.part)) << c.name << ": no error \"" << c.want << "\" (with \""
+                                             << c.part << "\") in" << all(r.errors);
 }
 
 const std::string kE = kEndpoints;
@@ -193,7 +193,8 @@ TEST(HaConfig, PlainHttpToAnotherHostIsAWarning) {
   auto r = load_ha("endpoints = [\"http://etcd1.example.com:2379\"]\n");
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
   EXPECT_TRUE(has(r.warnings, "ha.endpoints:", "http://etcd1.example.com:2379")) << all(r.warnings);
-  for (const char* local : {"http://127.0.0.1:2379", "http://localhost:2379", "http://[::1]:2379"}) {
+  for (const char* local :
+       {"http://127.0.0.1:2379", "http://localhost:2379", "http://[::1]:2379"}) {
     auto l = load_ha(std::string("endpoints = [\"") + local + "\"]\n");
     ASSERT_TRUE(l.config.has_value()) << local << all(l.errors);
     EXPECT_FALSE(has(l.warnings, "ha.")) << local << all(l.warnings);
@@ -201,7 +202,8 @@ TEST(HaConfig, PlainHttpToAnotherHostIsAWarning) {
 }
 
 TEST(HaConfig, RenderRoundTrips) {
-  auto first = load_ha(R"toml(endpoints = ["https://etcd1.example.com:2379", "http://127.0.0.1:2379"]
+  auto first =
+      load_ha(R"toml(endpoints = ["https://etcd1.example.com:2379", "http://127.0.0.1:2379"]
 ca_file = "/etc/tokenwarden/etcd-ca.pem"
 cert_file = "/etc/tokenwarden/etcd.crt"
 key_file = "/etc/tokenwarden/etcd.key"

@@ -103,7 +103,8 @@ class FlakyCoordination final : public ha::Coordination {
 // A cluster whose get_token fails for one token id (the others are read from the fake).
 class FailingReads final : public influx::ClusterClient {
  public:
-  FailingReads(FakeCluster& inner, std::string failing) : inner_(inner), failing_(std::move(failing)) {}
+  FailingReads(FakeCluster& inner, std::string failing)
+      : inner_(inner), failing_(std::move(failing)) {}
   Result<influx::TokenList> list_tokens(const influx::CallContext& ctx) override {
     return inner_.list_tokens(ctx);
   }
@@ -185,8 +186,8 @@ class HaTest : public ::testing::Test {
   }
   // Another instance ("x", a bare election) holds the leader key.
   void other_leads() {
-    other_ = std::make_unique<ha::Election>(etcd_, steady_,
-                                            ha::ElectionOptions{kPrefix, "x", kTtl});
+    other_ =
+        std::make_unique<ha::Election>(etcd_, steady_, ha::ElectionOptions{kPrefix, "x", kTtl});
     other_->tick();
     ASSERT_EQ(other_->role(), ha::Role::kLeader);
   }
@@ -207,9 +208,8 @@ class HaTest : public ::testing::Test {
     return ha::intent_key(kPrefix, cluster, token_id, policy);
   }
   // An intent as another instance (or an earlier term) wrote it.
-  ha::Intent foreign(const std::string& token_id, const std::string& instance,
-                     std::int64_t term, const std::string& state = "intent",
-                     const std::string& cluster = kCluster) {
+  ha::Intent foreign(const std::string& token_id, const std::string& instance, std::int64_t term,
+                     const std::string& state = "intent", const std::string& cluster = kCluster) {
     ha::Intent i;
     i.cluster = cluster;
     i.token_id = token_id;
