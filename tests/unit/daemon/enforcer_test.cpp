@@ -1994,6 +1994,41 @@ TEST_F(EnforcerFenceTest, StandbyRunsNoActionAndKeepsItPlanned) {
   for (const auto& d : details("violation_opened")) EXPECT_FALSE(d.contains("term")) << d;
 }
 
+TEST_F(EnforcerFenceTest, StandbyLogsItsHoldOncePerStandbyPeriod) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  fence_.lead = false;
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cycle_at(t0 + kGrace);
+  cycle_after(minutes(1));
+  cycle_after(minutes(1));
+  auto held = [&] {
+    int n = 0;
+    for (const auto& l : logs_->lines()) {
+      n += l.find("standby: planned actions are left to the leader") != std::string::npos ? 1 : 0;
+    }
+    return n;
+  };
+  EXPECT_EQ(held(), 1);
+}
+
+// `tokenwarden poll` with [ha]: a one-shot process never leads, so it never acts.
+TEST_F(EnforcerFenceTest, OneShotPollWithHaNeverActs) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  NoLeadership never;
+  start({write_all_policy()});
+  poller_->enforcer()->set_fence(&never);
+  const Timestamp t0 = clock_.now();
+  cycle();
+  auto due = cycle_at(t0 + kGrace);
+  EXPECT_EQ(due.enforcement.planned, 1);
+  cycle_after(minutes(5));
+  EXPECT_EQ(cluster_->revoke_calls(), 0);
+  EXPECT_EQ(action_state("bad-1"), "planned");
+  EXPECT_EQ(details("action_planned").at(0).value("term", std::int64_t{-1}), 0);
+}
+
 TEST_F(EnforcerFenceTest, WithoutAFenceActionEventsHaveNoTerm) {
   populate(*cluster_, 5, {bad("bad-1")});
   start({write_all_policy()});
