@@ -2063,6 +2063,23 @@ TEST_F(EnforcerFenceTest, EveryAttemptReadsFirstAndARevokedTokenGetsNoDelete) {
   EXPECT_EQ(details("action_succeeded").at(0).value("term", std::int64_t{-1}), 5);
 }
 
+// With [ha], a token that cannot be read first is not touched: another instance may have acted.
+TEST_F(EnforcerFenceTest, UnreadableTokenGetsNoRequest) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cluster_->read_error = make_error(ErrorCode::kNetwork, "connection reset while reading");
+  cycle_at(t0 + kGrace);
+  EXPECT_EQ(cluster_->revokes_of("bad-1"), 0) << "no DELETE without a read first";
+  ASSERT_EQ(events("action_failed"), 1);
+  const auto error = details("action_failed").at(0).value("error", "");
+  EXPECT_NE(error.find("not sent: the token could not be read first"), std::string::npos) << error;
+  ASSERT_EQ(fence_.finished.size(), 1u);
+  EXPECT_EQ(fence_.finished[0].state, "retry");
+  EXPECT_EQ(action_state("bad-1"), "planned");  // retried later
+}
+
 TEST_F(EnforcerFenceTest, FirstAttemptOfAnActiveTokenReadsThenRevokes) {
   populate(*cluster_, 5, {bad("bad-1")});
   start_fenced({write_all_policy()});

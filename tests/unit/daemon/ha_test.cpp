@@ -297,7 +297,7 @@ TEST_F(HaTest, AcquisitionIsRecordedAndLeadsOnlyOnceOpenIntentsAreLoaded) {
   EXPECT_EQ(h->term(), term);
   // The election won, but the intents of earlier terms are not read: no action may start.
   EXPECT_FALSE(h->leading());
-  // (begin() in this state is DISABLED_BeginBeforeTheOpenIntentsAreLoadedIsRefused below.)
+  // (begin() in this state: BeginBeforeTheOpenIntentsAreLoadedIsRefused below.)
 
   failing_.clear();
   h->step();
@@ -306,13 +306,9 @@ TEST_F(HaTest, AcquisitionIsRecordedAndLeadsOnlyOnceOpenIntentsAreLoaded) {
   EXPECT_TRUE(h->begin(kCluster, action("tok-1"), 5s).ok());
 }
 
-// BUG (daemon/ha.cpp:323-325): begin() holds mu_ while it calls refuse(), and refuse() locks
-// mu_ again (ha.cpp:315) to set wake_: a leader whose open intents are not loaded yet (the
-// election won, the range of intents failed or not yet run -- or a term re-acquired while an
-// enforcement cycle is in progress) deadlocks the calling poll thread on a non-recursive
-// std::mutex, and with it the election thread (after_tick locks mu_). Expected: an error
-// "the intents of earlier terms are not read yet", no intent written. Actual: the test hangs.
-TEST_F(HaTest, DISABLED_BeginBeforeTheOpenIntentsAreLoadedIsRefused) {
+// A leader whose open intents are not loaded yet (the range failed) refuses begin() — it once
+// deadlocked there, refusing under its own lock.
+TEST_F(HaTest, BeginBeforeTheOpenIntentsAreLoadedIsRefused) {
   failing_ = {"range"};
   auto h = make("a");
   h->step();
@@ -717,16 +713,10 @@ TEST_F(HaTest, MirrorCatchesUpAfterAFailedRange) {
   EXPECT_EQ(events("action_observed"), 1u);
 }
 
-// BUG (daemon/ha.cpp reconcile(), the action_observed it records with "revision" = the
-// reconciliation's own write and "key_prefix"; storage::last_observed_intent_revision reads the
-// cursor back as the highest such revision): a reconciliation's event advances the durable mirror
-// cursor past intents of other instances that were not mirrored yet. Scenario: at the
-// acquisition the intents are loaded but the mirror's range fails (mirror_pending stays set);
-// the enforcer reconciles an open intent (event with revision R); the daemon restarts before the
-// next mirror succeeds. Expected: the former leader's finished intent (revision < R) is recorded
-// as action_observed once after the restart. Actual: the restarted coordinator starts its mirror
-// at R + 1 and that intent is never recorded.
-TEST_F(HaTest, DISABLED_ReconciliationDoesNotMoveTheMirrorCursorPastUnmirroredIntents) {
+// A reconciliation's action_observed event must not advance the durable mirror cursor past
+// intents of other instances not mirrored yet (the mirror's range failed at the acquisition, the
+// daemon restarts before the next one succeeds).
+TEST_F(HaTest, ReconciliationDoesNotMoveTheMirrorCursorPastUnmirroredIntents) {
   write(foreign("tok-done", "old", 2, "succeeded"));  // finished by the former leader
   write(foreign("tok-open", "old", 2));               // left open
   auto cluster = std::make_shared<FakeClusterState>();
