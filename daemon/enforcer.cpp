@@ -774,6 +774,12 @@ namespace {
 // A request the cluster refused with Retry-After: the attempt stops there.
 ActionResult told_to_wait(const Error& e) { return {{}, e.message, e.retry_after}; }
 
+// [ha]: the token could not be read first; another instance may have acted on it, so nothing
+// is sent (when in doubt, do not act).
+ActionResult unread(const Error& e) {
+  return {{}, "not sent: the token could not be read first: " + e.message, {}};
+}
+
 // [ha]: leadership could not be proven for the request's whole deadline.
 ActionResult not_sent() {
   return {{},
@@ -799,6 +805,7 @@ ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow&
   if (a.attempts > 0 || (guard != nullptr && guard->read_first)) {
     auto before = client.get_token(a.token_id, ctx);
     if (!before.ok() && before.error().retry_after) return told_to_wait(before.error());
+    if (!before.ok() && guard != nullptr && guard->read_first) return unread(before.error());
     if (before.ok() && !before->has_value()) return {"gone", {}, {}};
     // Revoked before this attempt sent anything: by an earlier attempt whose answer was lost, or
     // by someone else — nothing acknowledged it to us, so it is not recorded as our revocation.
@@ -841,6 +848,7 @@ ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRo
   if (a.attempts > 0 || (guard != nullptr && guard->read_first)) {
     auto before = client.get_token(a.token_id, ctx);
     if (!before.ok() && before.error().retry_after) return told_to_wait(before.error());
+    if (!before.ok() && guard != nullptr && guard->read_first) return unread(before.error());
     if (before.ok() && before->has_value() && !(*before)->revoked_at &&
         sorted((*before)->permissions) == sorted(a.target)) {
       return {"restricted", {}, {}};
@@ -1000,8 +1008,14 @@ bool Enforcer::run_fenced(storage::AuditStore& store, influx::ClusterClient& cli
     ticket = std::move(*t);
   }
   const Claim claimed = claim(store, a);
-  if (claimed == Claim::kNoDatabase) return false;
-  if (claimed == Claim::kTaken) return true;
+  if (claimed != Claim::kOurs) {
+    // The intent is closed at once: nothing was sent.
+    if (ticket) {
+      fence_->finish(*ticket, cluster_.name, a, "retry", "",
+                     "not started: the action could not be claimed in the database");
+    }
+    return claimed == Claim::kTaken;
+  }
   claimed_it = true;
   const bool revoke = kind_of(a) == ActionKind::kRevoke;
   log_.warn(revoke ? "revoking token" : "restricting token", {{"cluster", cluster_.name},

@@ -271,8 +271,9 @@ bool HaCoordinator::reconcile(const std::string& cluster, influx::ClusterClient&
         .field("outcome", r.outcome)
         .field("reconciled_by", config_.instance)
         .field("reconciled_in_term", term)
-        .field("revision", w->revision)
-        .field("key_prefix", config_.key_prefix)
+        // Not "revision": that names the mirror's cursor (storage::last_observed_intent_revision),
+        // which this write must not move past intents not yet mirrored.
+        .field("reconciled_revision", w->revision)
         .end_object();
     (void)append(EventKind::kActionObserved, clip(cluster), clip(intent.token_id), d);
     log_.warn("intent left open by an earlier term reconciled",

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "tests/unit/core/test_support.h"
 #include "tests/unit/influx/test_http_server.h"
@@ -172,6 +173,100 @@ TEST(AlertDispatcher, RepostsFollowTheManualClock) {
   d.wake();
   ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
   EXPECT_EQ(am.request_count(), 3u) << "nothing active, nothing re-posted";
+}
+
+// ---- [ha]: a standby is muted (set_muted) ----------------------------------------------------
+
+Alert token_alert(const std::string& token_id, Timestamp starts_at) {
+  Alert a;
+  a.labels = {{"alertname", "TokenPolicyViolation"}, {"cluster", "c1"}, {"token_id", token_id}};
+  a.starts_at = starts_at;
+  return a;
+}
+
+TEST(HaAlertMute, MutedSendsNothingAndUnmutingPostsTheActiveSetAtOnce) {
+  ManualClock clock(ts("2026-11-28T10:00:00Z"));
+  tw::testing::TestHttpServer am([](const tw::testing::RecordedRequest&) { return ok(); });
+  tw::testing::TestHttpServer hook([](const tw::testing::RecordedRequest&) { return ok(); });
+  AlertingOptions o;
+  o.alertmanager_url = am.base_url("");
+  o.webhook_url = hook.base_url("/hook");
+  o.repost = std::chrono::minutes(1);
+  AlertDispatcher d(o, clock, Logger("alerts", std::make_shared<MemoryLogSink>()));
+  EXPECT_FALSE(d.muted());
+  d.set_muted(true);
+  EXPECT_TRUE(d.muted());
+
+  d.set_active("c1", {token_alert("t1", clock.now())});
+  d.state_changed(violation_opened());
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(am.request_count(), 0u) << "a standby posts nothing to Alertmanager";
+  EXPECT_EQ(hook.request_count(), 0u) << "a standby sends no webhook message";
+  // Nor at the repost interval.
+  clock.advance(std::chrono::minutes(2));
+  d.wake();
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(am.request_count(), 0u);
+  // The active set is kept current while muted.
+  d.set_active("c1", {token_alert("t1", clock.now()), token_alert("t2", clock.now())});
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(am.request_count(), 0u);
+
+  // Leading: the active set is posted at once (no clock advance, no wake), the webhook message
+  // dropped while muted is not sent late.
+  d.set_muted(false);
+  EXPECT_FALSE(d.muted());
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  ASSERT_EQ(am.request_count(), 1u);
+  auto body = nlohmann::json::parse(am.requests().at(0).body);
+  ASSERT_TRUE(body.is_array());
+  ASSERT_EQ(body.size(), 2u);
+  std::set<std::string> ids;
+  for (const auto& a : body) ids.insert(a.at("labels").at("token_id").get<std::string>());
+  EXPECT_EQ(ids, (std::set<std::string>{"t1", "t2"}));
+  EXPECT_EQ(hook.request_count(), 0u);
+  EXPECT_EQ(d.counters().webhook_ok.load() + d.counters().webhook_failed.load(), 0);
+
+  // Unmuted, the webhook works again.
+  d.state_changed(violation_opened());
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(hook.request_count(), 1u);
+}
+
+TEST(HaAlertMute, UnmutingWithNothingActivePostsNothing) {
+  ManualClock clock(ts("2026-11-28T10:00:00Z"));
+  tw::testing::TestHttpServer am([](const tw::testing::RecordedRequest&) { return ok(); });
+  AlertingOptions o;
+  o.alertmanager_url = am.base_url("");
+  AlertDispatcher d(o, clock, Logger("alerts", std::make_shared<MemoryLogSink>()));
+  d.set_muted(true);
+  d.set_muted(false);
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(am.request_count(), 0u);
+}
+
+TEST(HaAlertMute, AMutedFormerLeaderStopsRepostingAndLeavesResolvingToTheLeader) {
+  ManualClock clock(ts("2026-11-28T10:00:00Z"));
+  tw::testing::TestHttpServer am([](const tw::testing::RecordedRequest&) { return ok(); });
+  AlertingOptions o;
+  o.alertmanager_url = am.base_url("");
+  o.repost = std::chrono::minutes(1);
+  AlertDispatcher d(o, clock, Logger("alerts", std::make_shared<MemoryLogSink>()));
+  d.set_active("c1", {token_alert("t1", clock.now())});
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  ASSERT_EQ(am.request_count(), 1u);
+
+  d.set_muted(true);  // leadership lost
+  clock.advance(std::chrono::minutes(2));
+  d.wake();
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(am.request_count(), 1u) << "no repost while muted";
+  d.set_active("c1", {});  // resolved, as a standby sees it
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(am.request_count(), 1u) << "the leader resolves it, not a standby";
+  d.set_muted(false);
+  ASSERT_TRUE(d.idle(std::chrono::seconds(30)));
+  EXPECT_EQ(am.request_count(), 1u) << "nothing active, nothing resolved to post";
 }
 
 }  // namespace

@@ -1882,5 +1882,298 @@ alertname=TokenPolicyViolation cluster=prod-eu policy=no-write-all severity=crit
 )txt");
 }
 
+// ---- [ha]: actions through an ActionFence (daemon/action_fence.h) ------------------------------
+
+// A fence whose answers the test sets: leading or not, the term, whether takeover reconciliation
+// is done, whether begin() refuses and whether may_send() allows the request. Records each call.
+class FakeFence final : public ActionFence {
+ public:
+  bool lead = true;
+  std::int64_t current_term = 5;
+  bool reconciled = true;
+  bool refuse_begin = false;
+  bool allow_send = true;
+
+  struct Begun {
+    std::string cluster, token_id;
+    Duration deadline;
+  };
+  struct Finished {
+    std::string token_id, state, outcome, error;
+    std::int64_t term;
+  };
+  int reconcile_calls = 0;
+  std::vector<Begun> begun;
+  std::vector<Duration> send_deadlines;
+  std::vector<Finished> finished;
+
+  bool leading() const override { return lead; }
+  std::int64_t term() const override { return current_term; }
+  bool reconcile(const std::string&, influx::ClusterClient&, const influx::CallContext&) override {
+    ++reconcile_calls;
+    return reconciled;
+  }
+  Result<ActionTicket> begin(const std::string& cluster, const storage::ActionRow& a,
+                             Duration deadline) override {
+    begun.push_back({cluster, a.token_id, deadline});
+    if (refuse_begin) return make_error(ErrorCode::kUnsupported, "this instance is not the leader");
+    return ActionTicket{current_term, "/tw/actions/" + cluster + "/" + a.token_id + "/" + a.policy};
+  }
+  bool may_send(const ActionTicket&, Duration deadline) override {
+    send_deadlines.push_back(deadline);
+    return allow_send;
+  }
+  void finish(const ActionTicket& ticket, const std::string&, const storage::ActionRow& a,
+              std::string_view state, std::string_view outcome, std::string_view error) override {
+    finished.push_back(
+        {a.token_id, std::string(state), std::string(outcome), std::string(error), ticket.term});
+  }
+};
+
+class EnforcerFenceTest : public EnforcerTest {
+ protected:
+  void start_fenced(std::vector<policy::PolicySpec> policies) {
+    start(std::move(policies));
+    poller_->enforcer()->set_fence(&fence_);
+  }
+  std::int64_t attempts(const std::string& token_id) {
+    return count("SELECT attempts FROM enforcement_actions WHERE token_id = '" + token_id + "'");
+  }
+  FakeFence fence_;
+};
+
+TEST_F(EnforcerFenceTest, StandbyRunsNoActionAndKeepsItPlanned) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  fence_.lead = false;
+  fence_.current_term = 4;  // the leader's, as a standby sees it
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  auto due = cycle_at(t0 + kGrace);
+  EXPECT_EQ(due.enforcement.planned, 1);
+  EXPECT_EQ(due.enforcement.succeeded, 0);
+  EXPECT_EQ(cluster_->revoke_calls(), 0);
+  EXPECT_EQ(cluster_->reads["bad-1"], 0);
+  EXPECT_EQ(action_state("bad-1"), "planned");
+  EXPECT_EQ(attempts("bad-1"), 0);
+  EXPECT_TRUE(fence_.begun.empty());
+  EXPECT_EQ(fence_.reconcile_calls, 0) << "a standby reconciles nothing";
+  cycle_after(minutes(1));
+  cycle_after(minutes(1));
+  EXPECT_EQ(cluster_->revoke_calls(), 0);
+  EXPECT_EQ(action_state("bad-1"), "planned");
+  EXPECT_EQ(events("action_succeeded") + events("action_failed"), 0);
+
+  // Leadership acquired: the planned action runs at the next poll, once.
+  fence_.lead = true;
+  fence_.current_term = 9;
+  auto run = cycle_after(minutes(1));
+  EXPECT_EQ(run.enforcement.succeeded, 1);
+  EXPECT_EQ(cluster_->revokes_of("bad-1"), 1);
+  EXPECT_EQ(action_state("bad-1"), "succeeded");
+  EXPECT_GE(fence_.reconcile_calls, 1);
+  ASSERT_EQ(fence_.begun.size(), 1u);
+  EXPECT_EQ(fence_.begun[0].cluster, kCluster);
+  EXPECT_EQ(fence_.begun[0].token_id, "bad-1");
+  EXPECT_EQ(fence_.begun[0].deadline, seconds(10)) << "the cluster's timeout";
+  ASSERT_EQ(fence_.send_deadlines.size(), 1u);
+  EXPECT_EQ(fence_.send_deadlines[0], seconds(10));
+  ASSERT_EQ(fence_.finished.size(), 1u);
+  EXPECT_EQ(fence_.finished[0].state, "succeeded");
+  EXPECT_EQ(fence_.finished[0].outcome, "revoked");
+  EXPECT_EQ(fence_.finished[0].term, 9);
+
+  // Every action event carries the term it happened in.
+  ASSERT_EQ(events("action_planned"), 1);
+  EXPECT_EQ(details("action_planned").at(0).value("term", std::int64_t{-1}), 4);
+  EXPECT_EQ(details("action_planned").at(0).value("policy", ""), "no-write-all");
+  ASSERT_EQ(events("action_succeeded"), 1);
+  EXPECT_EQ(details("action_succeeded").at(0).value("term", std::int64_t{-1}), 9);
+  EXPECT_EQ(details("action_succeeded").at(0).value("outcome", ""), "revoked");
+  // ...and only action events do.
+  for (const auto& d : details("violation_opened")) EXPECT_FALSE(d.contains("term")) << d;
+}
+
+TEST_F(EnforcerFenceTest, StandbyLogsItsHoldOncePerStandbyPeriod) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  fence_.lead = false;
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cycle_at(t0 + kGrace);
+  cycle_after(minutes(1));
+  cycle_after(minutes(1));
+  auto held = [&] {
+    int n = 0;
+    for (const auto& l : logs_->lines()) {
+      n += l.find("standby: planned actions are left to the leader") != std::string::npos ? 1 : 0;
+    }
+    return n;
+  };
+  EXPECT_EQ(held(), 1);
+}
+
+// `tokenwarden poll` with [ha]: a one-shot process never leads, so it never acts.
+TEST_F(EnforcerFenceTest, OneShotPollWithHaNeverActs) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  NoLeadership never;
+  start({write_all_policy()});
+  poller_->enforcer()->set_fence(&never);
+  const Timestamp t0 = clock_.now();
+  cycle();
+  auto due = cycle_at(t0 + kGrace);
+  EXPECT_EQ(due.enforcement.planned, 1);
+  cycle_after(minutes(5));
+  EXPECT_EQ(cluster_->revoke_calls(), 0);
+  EXPECT_EQ(action_state("bad-1"), "planned");
+  EXPECT_EQ(details("action_planned").at(0).value("term", std::int64_t{-1}), 0);
+}
+
+TEST_F(EnforcerFenceTest, WithoutAFenceActionEventsHaveNoTerm) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cycle_at(t0 + kGrace);
+  ASSERT_EQ(events("action_succeeded"), 1);
+  EXPECT_FALSE(details("action_planned").at(0).contains("term"));
+  EXPECT_FALSE(details("action_succeeded").at(0).contains("term"));
+}
+
+TEST_F(EnforcerFenceTest, EveryAttemptReadsFirstAndARevokedTokenGetsNoDelete) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  // The poll still lists bad-1 active, but another instance revoked it since: the read finds it.
+  influx::TokenList listed;
+  listed.tokens = cluster_->list();
+  cluster_->script.push_back(listed);
+  cluster_->tokens["bad-1"].revoked_at = t0 + kGrace - minutes(1);
+  auto due = cycle_at(t0 + kGrace);
+  EXPECT_EQ(due.enforcement.planned, 1);
+  EXPECT_EQ(cluster_->revokes_of("bad-1"), 0) << "no DELETE for a token already revoked";
+  EXPECT_GE(cluster_->reads["bad-1"], 1);
+  EXPECT_TRUE(fence_.send_deadlines.empty()) << "nothing was about to be sent";
+  ASSERT_EQ(fence_.finished.size(), 1u);
+  EXPECT_EQ(fence_.finished[0].outcome, "already_revoked");
+  EXPECT_EQ(fence_.finished[0].state, "succeeded");
+  ASSERT_EQ(events("action_succeeded"), 1);
+  EXPECT_EQ(details("action_succeeded").at(0).value("outcome", ""), "already_revoked");
+  EXPECT_EQ(details("action_succeeded").at(0).value("term", std::int64_t{-1}), 5);
+}
+
+// With [ha], a token that cannot be read first is not touched: another instance may have acted.
+TEST_F(EnforcerFenceTest, UnreadableTokenGetsNoRequest) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cluster_->read_error = make_error(ErrorCode::kNetwork, "connection reset while reading");
+  cycle_at(t0 + kGrace);
+  EXPECT_EQ(cluster_->revokes_of("bad-1"), 0) << "no DELETE without a read first";
+  ASSERT_EQ(events("action_failed"), 1);
+  const auto error = details("action_failed").at(0).value("error", "");
+  EXPECT_NE(error.find("not sent: the token could not be read first"), std::string::npos) << error;
+  ASSERT_EQ(fence_.finished.size(), 1u);
+  EXPECT_EQ(fence_.finished[0].state, "retry");
+  EXPECT_EQ(action_state("bad-1"), "planned");  // retried later
+}
+
+TEST_F(EnforcerFenceTest, FirstAttemptOfAnActiveTokenReadsThenRevokes) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  const int reads_before = cluster_->reads["bad-1"];
+  cycle_at(t0 + kGrace);
+  // One read before the request (with [ha], even a first attempt), one read-back after it.
+  EXPECT_EQ(cluster_->reads["bad-1"] - reads_before, 2);
+  EXPECT_EQ(cluster_->revokes_of("bad-1"), 1);
+  EXPECT_EQ(action_state("bad-1"), "succeeded");
+}
+
+TEST_F(EnforcerFenceTest, RefusedBeginLeavesTheActionPlannedWithNothingSent) {
+  populate(*cluster_, 5, {bad("bad-1"), bad("bad-2")});
+  fence_.refuse_begin = true;
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  auto due = cycle_at(t0 + kGrace);
+  EXPECT_EQ(due.enforcement.planned, 2);
+  EXPECT_EQ(due.enforcement.succeeded, 0);
+  EXPECT_EQ(cluster_->revoke_calls(), 0);
+  EXPECT_EQ(cluster_->reads["bad-1"] + cluster_->reads["bad-2"], 0);
+  EXPECT_EQ(fence_.begun.size(), 1u) << "the cycle stops at the first refusal";
+  EXPECT_TRUE(fence_.finished.empty());
+  EXPECT_EQ(action_state("bad-1"), "planned");
+  EXPECT_EQ(action_state("bad-2"), "planned");
+  EXPECT_EQ(attempts("bad-1") + attempts("bad-2"), 0) << "no attempt was claimed";
+  EXPECT_EQ(events("action_failed"), 0);
+
+  fence_.refuse_begin = false;
+  cycle_after(minutes(1));
+  EXPECT_EQ(cluster_->revokes_of("bad-1"), 1);
+  EXPECT_EQ(cluster_->revokes_of("bad-2"), 1);
+  EXPECT_EQ(action_state("bad-1"), "succeeded");
+  EXPECT_EQ(action_state("bad-2"), "succeeded");
+}
+
+TEST_F(EnforcerFenceTest, MaySendFalseSendsNothingAndTheAttemptFails) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  fence_.allow_send = false;
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  auto due = cycle_at(t0 + kGrace);
+  EXPECT_EQ(due.enforcement.succeeded, 0);
+  EXPECT_EQ(cluster_->revoke_calls(), 0);
+  ASSERT_EQ(fence_.send_deadlines.size(), 1u);
+  ASSERT_EQ(fence_.finished.size(), 1u);
+  EXPECT_EQ(fence_.finished[0].state, "retry");
+  EXPECT_EQ(fence_.finished[0].error.rfind("not sent", 0), 0u) << fence_.finished[0].error;
+  ASSERT_EQ(events("action_failed"), 1);
+  json failed = details("action_failed").at(0);
+  EXPECT_EQ(failed.value("error", "").rfind("not sent", 0), 0u) << failed;
+  EXPECT_EQ(failed.value("term", std::int64_t{-1}), 5);
+  EXPECT_FALSE(failed.value("final", true));
+  EXPECT_EQ(action_state("bad-1"), "planned") << "retried later";
+  EXPECT_EQ(attempts("bad-1"), 1);
+}
+
+TEST_F(EnforcerFenceTest, MaySendFalseSendsNoRestriction) {
+  populate(*cluster_, 3,
+           {make_token("wide", {{"read", "metrics_a"}, {"write", "metrics_a"}, {"write", "*"}})});
+  fence_.allow_send = false;
+  start_fenced({metrics_write_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cycle_at(t0 + kGrace);
+  EXPECT_EQ(cluster_->restrict_calls(), 0);
+  EXPECT_GE(cluster_->reads["wide"], 1) << "read first";
+  ASSERT_EQ(events("action_failed"), 1);
+  EXPECT_EQ(details("action_failed").at(0).value("error", "").rfind("not sent", 0), 0u);
+}
+
+TEST_F(EnforcerFenceTest, NoActionUntilTakeoverReconciliationIsDone) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  fence_.reconciled = false;
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  cycle_at(t0 + kGrace);
+  EXPECT_GE(fence_.reconcile_calls, 1);
+  EXPECT_EQ(cluster_->revoke_calls(), 0);
+  EXPECT_TRUE(fence_.begun.empty());
+  EXPECT_EQ(action_state("bad-1"), "planned");
+  const int calls = fence_.reconcile_calls;
+  cycle_after(minutes(1));
+  EXPECT_GT(fence_.reconcile_calls, calls) << "tried again at every poll";
+  fence_.reconciled = true;
+  cycle_after(minutes(1));
+  EXPECT_EQ(cluster_->revokes_of("bad-1"), 1);
+  EXPECT_EQ(action_state("bad-1"), "succeeded");
+}
+
 }  // namespace
 }  // namespace tw::daemon
