@@ -40,6 +40,11 @@ class ActionFence {
                                      Duration deadline) = 0;
   // Right before the request that changes the token: the lease still outlasts `deadline`.
   virtual bool may_send(const ActionTicket& ticket, Duration deadline) = 0;
+  // Whether this instance still leads in the ticket's term, by its own reckoning (no call to the
+  // coordination service).
+  virtual bool holds(const ActionTicket& ticket) const {
+    return leading() && term() == ticket.term;
+  }
   // After the read-back: the attempt's outcome (best effort; a later leader reconciles).
   virtual void finish(const ActionTicket& ticket, const std::string& cluster,
                       const storage::ActionRow& a, std::string_view state,

@@ -801,7 +801,7 @@ std::vector<Permission> sorted(std::vector<Permission> p) {
 // A retry reads first, so an earlier attempt that took effect (its answer or read-back lost) is
 // not sent again; a request that failed is read back too, since it may have taken effect.
 ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a,
-                        const influx::CallContext& ctx, const ActionGuard* guard) {
+                        const influx::CallContext& ctx, ActionGuard* guard) {
   if (a.attempts > 0 || (guard != nullptr && guard->read_first)) {
     auto before = client.get_token(a.token_id, ctx);
     if (!before.ok() && before.error().retry_after) return told_to_wait(before.error());
@@ -811,7 +811,10 @@ ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow&
     // by someone else — nothing acknowledged it to us, so it is not recorded as our revocation.
     if (before.ok() && (*before)->revoked_at) return {"already_revoked", {}, {}};
   }
-  if (guard != nullptr && guard->may_send && !guard->may_send()) return not_sent();
+  if (guard != nullptr && guard->may_send) {
+    if (!guard->may_send()) return not_sent();
+    guard->sent = true;
+  }
   auto r = client.revoke(a.token_id, ctx);
   // Told to wait (429/503): refused, not carried out; the retry reads the token first anyway.
   if (!r.ok() && r.error().retry_after) return told_to_wait(r.error());
@@ -842,7 +845,7 @@ ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow&
 
 // A restriction counts only when the token read back holds exactly the compliant permissions.
 ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRow& a,
-                          const influx::CallContext& ctx, const ActionGuard* guard) {
+                          const influx::CallContext& ctx, ActionGuard* guard) {
   // An earlier attempt (or, with [ha], another instance) may have taken effect: nothing is sent
   // again then.
   if (a.attempts > 0 || (guard != nullptr && guard->read_first)) {
@@ -854,7 +857,10 @@ ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRo
       return {"restricted", {}, {}};
     }
   }
-  if (guard != nullptr && guard->may_send && !guard->may_send()) return not_sent();
+  if (guard != nullptr && guard->may_send) {
+    if (!guard->may_send()) return not_sent();
+    guard->sent = true;
+  }
   auto r = client.restrict(a.token_id, a.target, ctx);
   if (!r.ok()) return told_to_wait(r.error());
   auto back = client.get_token(a.token_id, ctx);
@@ -1028,8 +1034,16 @@ bool Enforcer::run_fenced(storage::AuditStore& store, influx::ClusterClient& cli
     guard.read_first = true;
     guard.may_send = [&] { return fence_->may_send(*ticket, deadline); };
   }
-  const ActionGuard* g = ticket ? &guard : nullptr;
+  ActionGuard* g = ticket ? &guard : nullptr;
   result = revoke ? run_revoke(client, a, ctx, g) : run_restrict(client, a, ctx, g);
+  if (ticket && !guard.sent && result.error.empty() && !fence_->holds(*ticket)) {
+    // Leadership was lost during the attempt (a pause) and this instance sent nothing: what its
+    // read found is no outcome of its term. The new leader settles the action.
+    result = {{},
+              "not recorded as done: leadership was lost during the attempt and nothing was sent "
+              "(the read found \"" + result.outcome + "\")",
+              {}};
+  }
   if (ticket) {
     const bool ok = result.error.empty();
     const bool final = !ok && a.attempts + 1 >= kMaxAttempts;

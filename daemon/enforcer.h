@@ -95,11 +95,12 @@ struct ActionResult {
 struct ActionGuard {
   bool read_first = false;
   std::function<bool()> may_send;
+  bool sent = false;  // set when may_send allowed the request that changes the token
 };
 ActionResult run_revoke(influx::ClusterClient& client, const storage::ActionRow& a,
-                        const influx::CallContext& ctx, const ActionGuard* guard = nullptr);
+                        const influx::CallContext& ctx, ActionGuard* guard = nullptr);
 ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRow& a,
-                          const influx::CallContext& ctx, const ActionGuard* guard = nullptr);
+                          const influx::CallContext& ctx, ActionGuard* guard = nullptr);
 
 // [audit] require_export: why actions must wait for the audit export now, or nullopt.
 using ExportGate = std::function<std::optional<std::string>(Timestamp now)>;

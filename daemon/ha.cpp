@@ -216,10 +216,13 @@ void HaCoordinator::load_open_intents(std::int64_t term) {
     log_.warn("intents left open by earlier terms are reconciled before any action",
               {{"term", term}, {"open_intents", n}});
   }
-  std::lock_guard lock(mu_);
-  if (election_->term() != term || election_->role() != ha::Role::kLeader) return;
-  open_ = std::move(open);
-  ready_term_ = term;
+  {
+    std::lock_guard lock(mu_);
+    if (election_->term() != term || election_->role() != ha::Role::kLeader) return;
+    open_ = std::move(open);
+    ready_term_ = term;
+  }
+  if (on_leading_) on_leading_();
 }
 
 bool HaCoordinator::reconcile(const std::string& cluster, influx::ClusterClient& client,
@@ -338,6 +341,11 @@ Result<ActionTicket> HaCoordinator::begin(const std::string& cluster, const stor
     return refuse("the leader key moved: this instance no longer leads");
   }
   return ActionTicket{f->term, key};
+}
+
+bool HaCoordinator::holds(const ActionTicket& ticket) const {
+  return election_->role() == ha::Role::kLeader && election_->term() == ticket.term &&
+         election_->lease_remaining() > Duration(0);
 }
 
 bool HaCoordinator::may_send(const ActionTicket& ticket, Duration deadline) {

@@ -21,6 +21,7 @@
 // counted; a database failure to record an event is logged and retried at the next tick.
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,6 +71,10 @@ class HaCoordinator final : public ActionFence, public ha::CallObserver {
   Result<ActionTicket> begin(const std::string& cluster, const storage::ActionRow& a,
                              Duration deadline) override;
   bool may_send(const ActionTicket& ticket, Duration deadline) override;
+  bool holds(const ActionTicket& ticket) const override;
+  // Called on the election's thread when this instance starts leading (after the open intents
+  // were read): the service polls every cluster at once instead of at its next slot.
+  void on_leading(std::function<void()> callback) { on_leading_ = std::move(callback); }
   void finish(const ActionTicket& ticket, const std::string& cluster, const storage::ActionRow& a,
               std::string_view state, std::string_view outcome, std::string_view error) override;
 
@@ -105,6 +110,7 @@ class HaCoordinator final : public ActionFence, public ha::CallObserver {
   std::int64_t mirrored_ = 0;     // the highest intent revision recorded as action_observed
   bool mirror_pending_ = true;     // catch up at start and after a failed range
   std::int64_t ready_term_ = 0;    // open intents of this term's predecessors are loaded
+  std::function<void()> on_leading_;
   // Intents earlier terms left open, by cluster: key → intent.
   std::map<std::string, std::vector<std::pair<std::string, ha::Intent>>> open_;
 };

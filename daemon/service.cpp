@@ -162,6 +162,20 @@ struct Service::Impl {
     });
   }
 
+  // [ha]: this instance just started leading: every idle cluster is polled now rather than at
+  // its next slot, so that what the old leader left is acted on within one cycle (a slot
+  // stretched by a cluster's Retry-After keeps its wait).
+  void poll_now() {
+    if (stopping) return;
+    const Timestamp now = deps.clock->now();
+    for (auto& s : slots) {
+      if (s->running || s->planned - now > s->poller->cluster().poll_interval) continue;
+      s->timer->cancel();
+      s->planned = now;
+      start_cycle(*s);
+    }
+  }
+
   void start_cycle(Slot& slot) {
     if (slot.running) {  // cannot happen with re-arming on completion; kept as a guard
       schedule_next(slot);
@@ -674,6 +688,7 @@ Result<std::unique_ptr<Service>> Service::create(Config config, ServiceDeps deps
     auto ha = HaCoordinator::create(impl->config.ha, *impl->rt.store, std::move(hd));
     if (!ha.ok()) return ha.take_error();
     impl->ha = std::move(*ha);
+    impl->ha->on_leading([impl = impl.get()] { asio::post(impl->ioc, [impl] { impl->poll_now(); }); });
   }
   const Timestamp now = impl->deps.clock->now();
   for (auto& poller : impl->rt.pollers) {

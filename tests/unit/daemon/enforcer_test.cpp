@@ -1893,6 +1893,7 @@ class FakeFence final : public ActionFence {
   bool reconciled = true;
   bool refuse_begin = false;
   bool allow_send = true;
+  bool lost_after_begin = false;  // holds() false once begin() ran: a pause during the attempt
 
   struct Begun {
     std::string cluster, token_id;
@@ -1922,6 +1923,9 @@ class FakeFence final : public ActionFence {
   bool may_send(const ActionTicket&, Duration deadline) override {
     send_deadlines.push_back(deadline);
     return allow_send;
+  }
+  bool holds(const ActionTicket& ticket) const override {
+    return !lost_after_begin && lead && ticket.term == current_term;
   }
   void finish(const ActionTicket& ticket, const std::string&, const storage::ActionRow& a,
               std::string_view state, std::string_view outcome, std::string_view error) override {
@@ -2078,6 +2082,26 @@ TEST_F(EnforcerFenceTest, UnreadableTokenGetsNoRequest) {
   ASSERT_EQ(fence_.finished.size(), 1u);
   EXPECT_EQ(fence_.finished[0].state, "retry");
   EXPECT_EQ(action_state("bad-1"), "planned");  // retried later
+}
+
+// A leader paused during its attempt resumes deposed: what its read found (the new leader's
+// revocation) is not recorded as its own success in a term that has ended.
+TEST_F(EnforcerFenceTest, ReadFindingsAfterLosingLeadershipAreNotRecordedAsSuccess) {
+  populate(*cluster_, 5, {bad("bad-1")});
+  start_fenced({write_all_policy()});
+  const Timestamp t0 = clock_.now();
+  cycle();
+  influx::TokenList listed;
+  listed.tokens = cluster_->list();
+  cluster_->script.push_back(listed);
+  cluster_->tokens["bad-1"].revoked_at = t0 + kGrace - minutes(1);  // the new leader's work
+  fence_.lost_after_begin = true;
+  cycle_at(t0 + kGrace);
+  EXPECT_EQ(cluster_->revokes_of("bad-1"), 0);
+  EXPECT_EQ(events("action_succeeded"), 0) << "no success in the ended term";
+  ASSERT_EQ(events("action_failed"), 1);
+  EXPECT_NE(details("action_failed").at(0).value("error", "").find("leadership was lost"),
+            std::string::npos);
 }
 
 TEST_F(EnforcerFenceTest, FirstAttemptOfAnActiveTokenReadsThenRevokes) {
