@@ -20,7 +20,8 @@ namespace tw::daemon {
 
 struct ActionTicket {
   std::int64_t term = 0;
-  std::string key;  // the intent's key
+  std::string key;    // the intent's key
+  std::string value;  // the intent as written (may_send writes it again, fenced, as its proof)
 };
 
 class ActionFence {
@@ -38,7 +39,10 @@ class ActionFence {
   // outlasts `deadline`. An error (one sentence) means: do not act.
   virtual Result<ActionTicket> begin(const std::string& cluster, const storage::ActionRow& a,
                                      Duration deadline) = 0;
-  // Right before the request that changes the token: the lease still outlasts `deadline`.
+  // Right before the request that changes the token: leadership proven *now* by the coordination
+  // service (the lease renewed, the intent rewritten fenced on the leader key) and the lease
+  // outlasting `deadline`. A process frozen past its lease — SIGSTOP, a suspended VM whose clocks
+  // stopped too — is refused here by the service, whatever its own clock says.
   virtual bool may_send(const ActionTicket& ticket, Duration deadline) = 0;
   // Whether this instance still leads in the ticket's term, by its own reckoning (no call to the
   // coordination service).

@@ -750,9 +750,13 @@ void read_ha(const TomlValue* v, Config& c, Problems& p, const std::string& orig
 void check_ha_timeouts(const Config& c, Problems& p) {
   if (!c.ha.enabled) return;
   for (const auto& cl : c.clusters) {
-    if (cl.source.timeout >= c.ha.lease_ttl) {
+    // An influxdb3 revocation is two requests (find the token's name, then DELETE it).
+    const bool two = cl.source.type == influx::SourceType::kInfluxdb3;
+    const Duration need = cl.source.timeout * (two ? 2 : 1);
+    if (need >= c.ha.lease_ttl) {
       p.errors.push_back("ha.lease_ttl: " + format_duration(c.ha.lease_ttl) +
-                         " must be longer than the timeout of cluster \"" + cl.name + "\" (" +
+                         " must be longer than " + (two ? "twice " : "") +
+                         "the timeout of cluster \"" + cl.name + "\" (" +
                          format_duration(cl.source.timeout) +
                          "): an action is only started when it can finish inside the leader's "
                          "lease; raise lease_ttl or lower the cluster's timeout");

@@ -1001,7 +1001,11 @@ void Enforcer::execute(storage::AuditStore& store, influx::ClusterClient& client
 bool Enforcer::run_fenced(storage::AuditStore& store, influx::ClusterClient& client,
                           const influx::CallContext& ctx, const storage::ActionRow& a,
                           ActionResult& result, bool& claimed_it) {
-  const Duration deadline = cluster_.source.timeout;
+  // The request that changes the token must end inside the lease: one request's timeout, two
+  // for a source whose revocation is a lookup and then a DELETE (influxdb3).
+  const bool revoke_kind = kind_of(a) == ActionKind::kRevoke;
+  const Duration deadline =
+      cluster_.source.timeout * (revoke_kind && client.revoke_deletes() ? 2 : 1);
   std::optional<ActionTicket> ticket;
   if (fence_ != nullptr) {
     auto t = fence_->begin(cluster_.name, a, deadline);

@@ -334,13 +334,14 @@ Result<ActionTicket> HaCoordinator::begin(const std::string& cluster, const stor
   i.state = "intent";
   i.term = f->term;
   const std::string key = ha::intent_key(config_.key_prefix, cluster, a.token_id, a.policy);
-  auto w = backend_->put_fenced(key, ha::encode_intent(i), f->leader_key, f->term);
+  std::string value = ha::encode_intent(i);
+  auto w = backend_->put_fenced(key, value, f->leader_key, f->term);
   if (!w.ok()) return refuse("the action's intent could not be written to etcd: " + w.error().message);
   if (!w->ok) {
     election_->lost_leadership(f->term, "leader_key_lost");
     return refuse("the leader key moved: this instance no longer leads");
   }
-  return ActionTicket{f->term, key};
+  return ActionTicket{f->term, key, std::move(value)};
 }
 
 bool HaCoordinator::holds(const ActionTicket& ticket) const {
@@ -349,12 +350,30 @@ bool HaCoordinator::holds(const ActionTicket& ticket) const {
 }
 
 bool HaCoordinator::may_send(const ActionTicket& ticket, Duration deadline) {
+  auto refuse = [&](const std::string& why) {
+    if (deps_.metrics != nullptr) deps_.metrics->ha_fence_refused();
+    log_.warn("request not sent: leadership could not be proven for its deadline: " + why,
+              {{"term", ticket.term}, {"deadline", format_duration(deadline)}});
+    {
+      std::lock_guard lock(mu_);
+      wake_ = true;  // record a step-down (and mute the alerts) now
+    }
+    cv_.notify_all();
+    return false;
+  };
+  // Proof from etcd, not from our own clock: the lease still exists (renewed now, which also
+  // restarts our reckoning of it) and the leader key still has our term.
+  if (!election_->renew_now()) return refuse("the lease could not be renewed");
   auto f = election_->fence(deadline);
-  if (f.ok() && f->term == ticket.term) return true;
-  if (deps_.metrics != nullptr) deps_.metrics->ha_fence_refused();
-  log_.warn("request not sent: leadership could not be proven for its deadline",
-            {{"term", ticket.term}, {"deadline", format_duration(deadline)}});
-  return false;
+  if (!f.ok()) return refuse(f.error().message);
+  if (f->term != ticket.term) return refuse("another term began");
+  auto w = backend_->put_fenced(ticket.key, ticket.value, f->leader_key, f->term);
+  if (!w.ok()) return refuse(w.error().message);
+  if (!w->ok) {
+    election_->lost_leadership(f->term, "leader_key_lost");
+    return refuse("the leader key moved");
+  }
+  return true;
 }
 
 void HaCoordinator::finish(const ActionTicket& ticket, const std::string& cluster,

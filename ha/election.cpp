@@ -218,7 +218,8 @@ bool Election::renew_now() {
     state_.next_renewal = now;
   }
   renew(now, ignored);
-  return ignored.error.empty();
+  std::lock_guard lock(mu_);
+  return ignored.error.empty() && state_.lease != 0;
 }
 
 Result<Fence> Election::fence(Duration need) {

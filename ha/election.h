@@ -104,7 +104,8 @@ class Election {
   TickResult tick();
   // A clean stop: a leader records its loss, and the lease is revoked (best effort).
   void resign();
-  // Renews now (an action about to need more of the lease than is left).
+  // Renews now (an action about to send its request proves the lease still exists); false if
+  // the service did not answer or no longer knows the lease (then this instance stepped down).
   bool renew_now();
 
   Role role() const;

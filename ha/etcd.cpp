@@ -98,7 +98,10 @@ Result<std::string> EtcdCoordination::call(const char* op, const char* path,
     http.ca_file = options_.ca_file;
     http.cert_file = options_.cert_file;
     http.key_file = options_.key_file;
-    http.timeout = std::chrono::duration_cast<Duration>(deadline - now);
+    // Each endpoint left gets an equal share of the time left, so a member that drops packets
+    // cannot use up the whole call while another would answer.
+    http.timeout = std::chrono::duration_cast<Duration>((deadline - now) /
+                                                        static_cast<long>(n - i));
     http.max_body_bytes = std::size_t{64} << 20;
     http.max_redirects = 0;
     influx::HttpRequest req;
@@ -147,7 +150,8 @@ Result<Lease> EtcdCoordination::grant(Duration ttl) {
   if (!body.ok()) return body.take_error();
   return parse_answer<Lease>("grant", *body, [](const json& j) -> Result<Lease> {
     if (j.contains("error") && j["error"].is_string() && !j["error"].get<std::string>().empty())
-      return make_error(ErrorCode::kHttpStatus, "etcd refused a lease: " + j["error"].get<std::string>());
+      return make_error(ErrorCode::kHttpStatus,
+                        "etcd refused a lease: " + printable(j["error"].get<std::string>(), 200));
     Lease l;
     l.id = int_field(j, "ID");
     l.ttl = std::chrono::seconds(int_field(j, "TTL"));

@@ -1918,7 +1918,8 @@ class FakeFence final : public ActionFence {
                              Duration deadline) override {
     begun.push_back({cluster, a.token_id, deadline});
     if (refuse_begin) return make_error(ErrorCode::kUnsupported, "this instance is not the leader");
-    return ActionTicket{current_term, "/tw/actions/" + cluster + "/" + a.token_id + "/" + a.policy};
+    return ActionTicket{current_term, "/tw/actions/" + cluster + "/" + a.token_id + "/" + a.policy,
+                        "{}"};
   }
   bool may_send(const ActionTicket&, Duration deadline) override {
     send_deadlines.push_back(deadline);

@@ -189,6 +189,25 @@ timeout = "30s"
   EXPECT_TRUE(r.config.has_value()) << all(r.errors);
 }
 
+// An influxdb3 revocation is a lookup and then a DELETE: the lease must outlast both.
+TEST(HaConfig, InfluxDb3ClustersNeedTwiceTheirTimeout) {
+  auto block = [](const char* ttl) {
+    return std::string("[ha]\n") + kEndpoints + "lease_ttl = \"" + ttl + "\"\n" + R"toml(
+[[clusters]]
+name = "core"
+type = "influxdb3"
+url = "http://127.0.0.1:8181"
+token_file = "/etc/tokenwarden/core.token"
+timeout = "5s"
+)toml";
+  };
+  auto r = load(block("10s"));
+  EXPECT_FALSE(r.config.has_value());
+  EXPECT_TRUE(has(r.errors, "ha.lease_ttl:", "twice the timeout of cluster \"core\"")) << all(r.errors);
+  r = load(block("11s"));
+  EXPECT_TRUE(r.config.has_value()) << all(r.errors);
+}
+
 TEST(HaConfig, PlainHttpToAnotherHostIsAWarning) {
   auto r = load_ha("endpoints = [\"http://etcd1.example.com:2379\"]\n");
   ASSERT_TRUE(r.config.has_value()) << all(r.errors);
