@@ -45,10 +45,10 @@
 #include "core/json_writer.h"
 #include "daemon/exports.h"
 #include "daemon/ha.h"
-#include "metrics/metrics.h"
 #include "daemon/poller.h"
 #include "influx/http_client.h"
 #include "influx/subprocess.h"
+#include "metrics/metrics.h"
 #include "storage/audit_store.h"
 #include "storage/export_log.h"
 #include "storage/sqlite.h"
@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
   bool keep = false;  // --keep: leave the database (and the rest) in its temporary directory
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
   std::string tw_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden";
-  std::string export_to;  // --export: syslog://HOST:PORT or file:PATH
+  std::string export_to;    // --export: syslog://HOST:PORT or file:PATH
   std::string ha_endpoint;  // --ha: an etcd client URL
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

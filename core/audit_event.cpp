@@ -6,13 +6,13 @@ namespace tw {
 namespace {
 
 constexpr std::array<std::string_view, kEventKindCount> kNames{
-    "token_discovered",   "token_created",     "token_updated",      "token_revoked",
-    "token_expired",      "token_removed",     "token_reappeared",   "poll_failed",
-    "poll_suspect",       "violation_opened",  "violation_resolved", "action_planned",
-    "action_approved",    "action_succeeded",  "action_failed",      "action_skipped",
-    "enforcement_halted", "exemption_applied", "config_applied",     "daemon_started",
-    "daemon_stopped",     "token_anomaly",     "config_rejected",    "checkpoint_signed",
-    "leadership_acquired", "leadership_lost", "action_observed",
+    "token_discovered",    "token_created",     "token_updated",      "token_revoked",
+    "token_expired",       "token_removed",     "token_reappeared",   "poll_failed",
+    "poll_suspect",        "violation_opened",  "violation_resolved", "action_planned",
+    "action_approved",     "action_succeeded",  "action_failed",      "action_skipped",
+    "enforcement_halted",  "exemption_applied", "config_applied",     "daemon_started",
+    "daemon_stopped",      "token_anomaly",     "config_rejected",    "checkpoint_signed",
+    "leadership_acquired", "leadership_lost",   "action_observed",
 };
 
 }  // namespace

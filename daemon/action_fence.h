@@ -51,8 +51,8 @@ class ActionFence {
   }
   // After the read-back: the attempt's outcome (best effort; a later leader reconciles).
   virtual void finish(const ActionTicket& ticket, const std::string& cluster,
-                      const storage::ActionRow& a, std::string_view state,
-                      std::string_view outcome, std::string_view error) = 0;
+                      const storage::ActionRow& a, std::string_view state, std::string_view outcome,
+                      std::string_view error) = 0;
 };
 
 // `tokenwarden poll` with [ha]: never leads, so never acts.

@@ -691,7 +691,8 @@ void read_ha_endpoints(TableReader& r, HaSection& ha) {
     if (!u.ok()) {
       r.error("endpoints", "\"" + printable(e, 100) + "\": " + u.error().message);
     } else if (!u->path.empty()) {
-      r.error("endpoints", "\"" + printable(e, 100) + "\" must be http(s)://host:port without a path");
+      r.error("endpoints",
+              "\"" + printable(e, 100) + "\" must be http(s)://host:port without a path");
     } else if (!u->tls() && !is_loopback_host(u->host)) {
       r.warning("endpoints", "\"" + printable(e, 100) +
                                  "\" is plain HTTP to another host: use https (etcd --cert-file) "
@@ -708,7 +709,8 @@ void read_ha(const TomlValue* v, Config& c, Problems& p, const std::string& orig
   ha.enabled = true;
   if (auto b = r.string("backend")) {
     if (*b != "etcd") {
-      r.error("backend", "must be \"etcd\" (the one backend so far), not \"" + printable(*b, 40) + "\"");
+      r.error("backend",
+              "must be \"etcd\" (the one backend so far), not \"" + printable(*b, 40) + "\"");
     }
     ha.backend = *b;
   }
@@ -720,6 +722,19 @@ void read_ha(const TomlValue* v, Config& c, Problems& p, const std::string& orig
     r.error(ha.cert_file.empty() ? "cert_file" : "key_file",
             "cert_file and key_file go together (a client certificate and its key)");
   }
+  if (auto s = r.string("username")) {
+    if (s->empty() || s->size() > 128 || !is_valid_utf8(*s) ||
+        std::any_of(s->begin(), s->end(),
+                    [](char ch) { return static_cast<unsigned char>(ch) < 0x20; })) {
+      r.error("username", "must be 1-128 printable characters");
+    }
+    ha.username = *s;
+  }
+  if (auto s = r.string("password_file")) ha.password_file = *s;  // as written, like token_file
+  if (ha.username.empty() != ha.password_file.empty()) {
+    r.error(ha.username.empty() ? "username" : "password_file",
+            "username and password_file go together (etcd's user and its password)");
+  }
   if (auto d = r.duration("lease_ttl", std::chrono::seconds(2), std::chrono::minutes(10))) {
     if (*d % std::chrono::seconds(1) != Duration(0)) {
       r.error("lease_ttl", "must be whole seconds (etcd grants leases in seconds)");
@@ -728,8 +743,8 @@ void read_ha(const TomlValue* v, Config& c, Problems& p, const std::string& orig
   }
   if (auto s = r.string("instance")) {
     if (!valid_instance(*s)) {
-      r.error("instance", "\"" + printable(*s, 64) +
-                              "\" must be 1-128 letters, digits, '_', '.' or '-'");
+      r.error("instance",
+              "\"" + printable(*s, 64) + "\" must be 1-128 letters, digits, '_', '.' or '-'");
     }
     ha.instance = *s;
   } else {
@@ -1530,6 +1545,10 @@ void render_ha(std::string& out, const HaSection& ha) {
   if (!ha.ca_file.empty()) kv(out, "ca_file", ha.ca_file);
   if (!ha.cert_file.empty()) kv(out, "cert_file", ha.cert_file);
   if (!ha.key_file.empty()) kv(out, "key_file", ha.key_file);
+  if (!ha.username.empty()) {
+    kv(out, "username", ha.username);
+    kv(out, "password_file", ha.password_file);
+  }
   kv(out, "lease_ttl", format_duration(ha.lease_ttl));
   kv(out, "instance", ha.instance);
   kv(out, "key_prefix", ha.key_prefix);

@@ -102,6 +102,10 @@ struct HaSection {
   std::string ca_file;
   std::string cert_file;
   std::string key_file;
+  // etcd RBAC: the user tokenwarden logs in as, and the file holding its password (one word of
+  // printable ASCII; relative: looked up in $CREDENTIALS_DIRECTORY first, like a token_file).
+  std::string username;
+  std::string password_file;
   Duration lease_ttl = std::chrono::seconds(15);
   std::string instance;  // default: the host name
   std::string key_prefix = "/tokenwarden/";

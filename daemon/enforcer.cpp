@@ -1045,13 +1045,17 @@ bool Enforcer::run_fenced(storage::AuditStore& store, influx::ClusterClient& cli
     // read found is no outcome of its term. The new leader settles the action.
     result = {{},
               "not recorded as done: leadership was lost during the attempt and nothing was sent "
-              "(the read found \"" + result.outcome + "\")",
+              "(the read found \"" +
+                  result.outcome + "\")",
               {}};
   }
   if (ticket) {
     const bool ok = result.error.empty();
     const bool final = !ok && a.attempts + 1 >= kMaxAttempts;
-    fence_->finish(*ticket, cluster_.name, a, ok ? "succeeded" : final ? "failed" : "retry",
+    fence_->finish(*ticket, cluster_.name, a,
+                   ok      ? "succeeded"
+                   : final ? "failed"
+                           : "retry",
                    result.outcome, result.error);
   }
   return true;

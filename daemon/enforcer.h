@@ -196,8 +196,8 @@ class Enforcer {
                            EnforcementReport& report);
   // One action under the fence: intent, claim, guarded attempt, outcome; false: stop the cycle.
   bool run_fenced(storage::AuditStore& store, influx::ClusterClient& client,
-                  const influx::CallContext& ctx, const storage::ActionRow& a,
-                  ActionResult& result, bool& claimed_it);
+                  const influx::CallContext& ctx, const storage::ActionRow& a, ActionResult& result,
+                  bool& claimed_it);
   void rebuild_alerts(Timestamp now);
   void count_action(const std::string& policy, std::string_view action, std::string_view result);
   bool alerting() const { return sink_ != nullptr && sink_->wanted(); }
@@ -212,8 +212,8 @@ class Enforcer {
   ExportGate export_gate_;
   ActionFence* fence_ = nullptr;
   bool standby_noted_ = false;  // the standby's hold of planned actions is logged
-  bool export_held_ = false;  // the current hold is recorded
-  bool counts_dirty_ = true;  // open violations changed since the gauges were set
+  bool export_held_ = false;    // the current hold is recorded
+  bool counts_dirty_ = true;    // open violations changed since the gauges were set
   std::shared_ptr<const policy::PolicySet> policies_;
   EnforcementSettings settings_;
   bool configured_changed_ = true;

@@ -5,6 +5,7 @@
 #include "core/json_writer.h"
 #include "core/strings.h"
 #include "daemon/alerts.h"
+#include "influx/management_token.h"
 #include "storage/queries.h"
 
 namespace tw::daemon {
@@ -56,12 +57,22 @@ Result<std::unique_ptr<HaCoordinator>> HaCoordinator::create(const HaSection& co
     ha::EtcdOptions o;
     for (const auto& e : config.endpoints) {
       auto u = influx::parse_url(e);
-      if (!u.ok()) return make_error(ErrorCode::kInvalidArgument, "ha.endpoints: " + u.error().message);
+      if (!u.ok())
+        return make_error(ErrorCode::kInvalidArgument, "ha.endpoints: " + u.error().message);
       o.endpoints.push_back(*u);
     }
     o.ca_file = config.ca_file;
     o.cert_file = config.cert_file;
     o.key_file = config.key_file;
+    if (!config.username.empty()) {
+      auto password =
+          influx::read_management_token(config.password_file, h->deps_.credentials_directory);
+      if (!password.ok()) {
+        return make_error(password.error().code, "ha.password_file: " + password.error().message);
+      }
+      o.username = config.username;
+      o.password = std::move(*password);
+    }
     // A renewal must come back well inside the lease: a third of the renewal interval.
     o.timeout = std::clamp<Duration>(config.lease_ttl / 3, std::chrono::milliseconds(500),
                                      std::chrono::seconds(5));
@@ -174,8 +185,8 @@ void HaCoordinator::record_leadership() {
     w.begin_object().field("term", e.term).field("instance", config_.instance);
     if (!e.acquired) w.field("reason", e.reason);
     w.end_object();
-    auto s = append(e.acquired ? EventKind::kLeadershipAcquired : EventKind::kLeadershipLost, {},
-                    {}, d);
+    auto s =
+        append(e.acquired ? EventKind::kLeadershipAcquired : EventKind::kLeadershipLost, {}, {}, d);
     if (!s.ok()) {
       log_.error("cannot record a leadership change in the audit log",
                  {{"term", e.term}, {"error", s.error().message}});
@@ -243,8 +254,9 @@ bool HaCoordinator::reconcile(const std::string& cluster, influx::ClusterClient&
     const auto& [key, intent] = todo[done];
     auto t = client.get_token(intent.token_id, ctx);
     if (!t.ok()) {
-      log_.warn("cannot read a token back to reconcile an open intent; no action until it is",
-                {{"cluster", cluster}, {"token_id", intent.token_id}, {"error", t.error().message}});
+      log_.warn(
+          "cannot read a token back to reconcile an open intent; no action until it is",
+          {{"cluster", cluster}, {"token_id", intent.token_id}, {"error", t.error().message}});
       break;
     }
     auto f = election_->fence(Duration(0));
@@ -279,24 +291,23 @@ bool HaCoordinator::reconcile(const std::string& cluster, influx::ClusterClient&
         .field("reconciled_revision", w->revision)
         .end_object();
     (void)append(EventKind::kActionObserved, clip(cluster), clip(intent.token_id), d);
-    log_.warn("intent left open by an earlier term reconciled",
-              {{"cluster", cluster},
-               {"token_id", intent.token_id},
-               {"from_term", intent.term},
-               {"finding", r.outcome}});
+    log_.warn("intent left open by an earlier term reconciled", {{"cluster", cluster},
+                                                                 {"token_id", intent.token_id},
+                                                                 {"from_term", intent.term},
+                                                                 {"finding", r.outcome}});
   }
   if (done == todo.size()) return true;
   std::lock_guard lock(mu_);
   if (ready_term_ == term) {
     auto& back = open_[cluster];
-    back.insert(back.begin(), std::make_move_iterator(todo.begin() + static_cast<std::ptrdiff_t>(done)),
+    back.insert(back.begin(),
+                std::make_move_iterator(todo.begin() + static_cast<std::ptrdiff_t>(done)),
                 std::make_move_iterator(todo.end()));
   }
   return false;
 }
 
-ha::Intent HaCoordinator::intent_of(const std::string& cluster,
-                                    const storage::ActionRow& a) const {
+ha::Intent HaCoordinator::intent_of(const std::string& cluster, const storage::ActionRow& a) const {
   ha::Intent i;
   i.cluster = cluster;
   i.token_id = a.token_id;
@@ -336,7 +347,8 @@ Result<ActionTicket> HaCoordinator::begin(const std::string& cluster, const stor
   const std::string key = ha::intent_key(config_.key_prefix, cluster, a.token_id, a.policy);
   std::string value = ha::encode_intent(i);
   auto w = backend_->put_fenced(key, value, f->leader_key, f->term);
-  if (!w.ok()) return refuse("the action's intent could not be written to etcd: " + w.error().message);
+  if (!w.ok())
+    return refuse("the action's intent could not be written to etcd: " + w.error().message);
   if (!w->ok) {
     election_->lost_leadership(f->term, "leader_key_lost");
     return refuse("the leader key moved: this instance no longer leads");
@@ -384,8 +396,8 @@ void HaCoordinator::finish(const ActionTicket& ticket, const std::string& cluste
   i.term = ticket.term;
   i.outcome = std::string(outcome);
   i.error = clip(error, 512);
-  auto w = backend_->put_fenced(ticket.key, ha::encode_intent(i), election_->leader_key(),
-                                ticket.term);
+  auto w =
+      backend_->put_fenced(ticket.key, ha::encode_intent(i), election_->leader_key(), ticket.term);
   if (!w.ok() || !w->ok) {
     log_.warn("the action's outcome could not be written to etcd; the next leader reconciles it",
               {{"cluster", cluster},
@@ -405,7 +417,8 @@ bool HaCoordinator::mirror() {
   if (!r.ok()) return false;
   std::vector<const ha::KeyValue*> kvs;
   for (const auto& kv : r->kvs) kvs.push_back(&kv);
-  std::sort(kvs.begin(), kvs.end(), [](auto* a, auto* b) { return a->mod_revision < b->mod_revision; });
+  std::sort(kvs.begin(), kvs.end(),
+            [](auto* a, auto* b) { return a->mod_revision < b->mod_revision; });
   std::int64_t last = mirrored_;
   auto txn = store_.begin();
   if (!txn.ok()) return false;

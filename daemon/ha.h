@@ -46,6 +46,7 @@ struct HaDeps {
   std::shared_ptr<LogSink> sink;
   metrics::Metrics* metrics = nullptr;
   AlertDispatcher* alerts = nullptr;  // muted while standing by; may be null
+  std::string credentials_directory;  // where a relative password_file is looked up first
   // Tests: another coordination service and steady clock (default: etcd, the real clock).
   std::unique_ptr<ha::Coordination> backend;
   const ha::SteadyClock* steady = nullptr;
@@ -107,9 +108,9 @@ class HaCoordinator final : public ActionFence, public ha::CallObserver {
   bool wake_ = false;
   std::thread thread_;
   bool outage_logged_ = false;
-  std::int64_t mirrored_ = 0;     // the highest intent revision recorded as action_observed
-  bool mirror_pending_ = true;     // catch up at start and after a failed range
-  std::int64_t ready_term_ = 0;    // open intents of this term's predecessors are loaded
+  std::int64_t mirrored_ = 0;    // the highest intent revision recorded as action_observed
+  bool mirror_pending_ = true;   // catch up at start and after a failed range
+  std::int64_t ready_term_ = 0;  // open intents of this term's predecessors are loaded
   std::function<void()> on_leading_;
   // Intents earlier terms left open, by cluster: key → intent.
   std::map<std::string, std::vector<std::pair<std::string, ha::Intent>>> open_;

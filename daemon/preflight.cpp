@@ -42,11 +42,18 @@ void check_export_files(const Config& config, RuntimeFileCheck& out) {
 }
 
 // [ha]: the TLS files for etcd exist (unreadable: a warning). Nothing is read.
-void check_ha_files(const Config& config, RuntimeFileCheck& out) {
+void check_ha_files(const Config& config, const std::string& credentials_directory,
+                    RuntimeFileCheck& out) {
   if (!config.ha.enabled) return;
-  for (auto [name, path] : {std::pair<const char*, const std::string*>{"ca_file", &config.ha.ca_file},
-                            {"cert_file", &config.ha.cert_file},
-                            {"key_file", &config.ha.key_file}}) {
+  if (!config.ha.password_file.empty()) {
+    auto check = influx::check_token_file(config.ha.password_file, credentials_directory);
+    if (check.error) out.errors.push_back("ha.password_file: " + *check.error);
+    for (const auto& w : check.warnings) out.warnings.push_back("ha.password_file: " + w);
+  }
+  for (auto [name, path] :
+       {std::pair<const char*, const std::string*>{"ca_file", &config.ha.ca_file},
+        {"cert_file", &config.ha.cert_file},
+        {"key_file", &config.ha.key_file}}) {
     if (path->empty()) continue;
     if (::access(path->c_str(), F_OK) != 0) {
       out.errors.push_back(std::string("ha.") + name + ": " + *path + " does not exist");
@@ -98,7 +105,7 @@ RuntimeFileCheck check_runtime_files(const Config& config,
     if (check.error) out.errors.push_back(key + *check.error);
     for (const auto& w : check.warnings) out.warnings.push_back(key + w);
   }
-  check_ha_files(config, out);
+  check_ha_files(config, credentials_directory, out);
   if (!config.audit.signing_key_file.empty()) {
     auto check = check_signing_key_file(config.audit.signing_key_file, credentials_directory);
     if (check.error) out.errors.push_back("audit.signing_key_file: " + *check.error);

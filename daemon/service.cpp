@@ -93,7 +93,7 @@ struct Service::Impl {
   Logger log;
   Notifier notifier;
   Runtime rt;
-  std::unique_ptr<Exports> exports;  // stopped before the runtime (it reads the metrics)
+  std::unique_ptr<Exports> exports;   // stopped before the runtime (it reads the metrics)
   std::unique_ptr<HaCoordinator> ha;  // [ha]: uses the runtime (store, metrics, alerts)
   asio::io_context ioc{1};
   std::unique_ptr<asio::thread_pool> pool;
@@ -685,10 +685,12 @@ Result<std::unique_ptr<Service>> Service::create(Config config, ServiceDeps deps
     hd.sink = impl->deps.sink;
     hd.metrics = impl->rt.metrics.get();
     hd.alerts = impl->rt.alerts.get();
+    hd.credentials_directory = impl->deps.credentials_directory;
     auto ha = HaCoordinator::create(impl->config.ha, *impl->rt.store, std::move(hd));
     if (!ha.ok()) return ha.take_error();
     impl->ha = std::move(*ha);
-    impl->ha->on_leading([impl = impl.get()] { asio::post(impl->ioc, [impl] { impl->poll_now(); }); });
+    impl->ha->on_leading(
+        [impl = impl.get()] { asio::post(impl->ioc, [impl] { impl->poll_now(); }); });
   }
   const Timestamp now = impl->deps.clock->now();
   for (auto& poller : impl->rt.pollers) {

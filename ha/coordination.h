@@ -24,7 +24,7 @@ using LeaseId = std::int64_t;
 
 struct Lease {
   LeaseId id = 0;
-  Duration ttl{0};           // what the service granted
+  Duration ttl{0};            // what the service granted
   std::int64_t revision = 0;  // the store's revision when it answered
 };
 

@@ -203,7 +203,8 @@ TickResult Election::tick() {
     SteadyTime next = state_.next_renewal;
     if (state_.role == Role::kLeader) next = std::min(next, state_.valid_until);
     if (state_.revision != state_.acted_revision) next = now;  // a campaign or re-read failed
-    out.next = std::max(until(next, now), Duration(std::chrono::milliseconds(!out.error.empty() ? 200 : 0)));
+    out.next = std::max(until(next, now),
+                        Duration(std::chrono::milliseconds(!out.error.empty() ? 200 : 0)));
   }
   return out;
 }
@@ -240,9 +241,9 @@ Result<Fence> Election::fence(Duration need) {
     }
     if (attempt == 0 && !renew_now()) break;
   }
-  return make_error(ErrorCode::kTimeout,
-                    "the leader's lease would not last the action's deadline of " +
-                        format_duration(need));
+  return make_error(
+      ErrorCode::kTimeout,
+      "the leader's lease would not last the action's deadline of " + format_duration(need));
 }
 
 void Election::resign() {

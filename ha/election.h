@@ -91,8 +91,8 @@ struct Fence {
 struct TickResult {
   bool store_changed = false;  // the revision moved since the last tick (mirror the intents)
   std::int64_t revision = 0;
-  std::string error;           // the call that failed this tick, one sentence ("" if none)
-  Duration next{0};            // call tick() again after this long
+  std::string error;  // the call that failed this tick, one sentence ("" if none)
+  Duration next{0};   // call tick() again after this long
 };
 
 class Election {
@@ -109,7 +109,7 @@ class Election {
   bool renew_now();
 
   Role role() const;
-  std::int64_t term() const;  // ours while leading, else the last leader's we saw (0: none)
+  std::int64_t term() const;   // ours while leading, else the last leader's we saw (0: none)
   std::string leader() const;  // the leading instance as last seen ("" unknown)
   // How long our lease still lasts by our conservative reckoning (0 without one).
   Duration lease_remaining() const;

@@ -71,8 +71,8 @@ Result<T> parse_answer(const char* op, const std::string& body, F read) {
     if (!j.is_object()) throw std::runtime_error("the answer is not a JSON object");
     return read(j);
   } catch (const std::exception& e) {
-    return make_error(ErrorCode::kParse,
-                      std::string("etcd answered ") + op + " with something unreadable: " + e.what());
+    return make_error(ErrorCode::kParse, std::string("etcd answered ") + op +
+                                             " with something unreadable: " + e.what());
   }
 }
 
@@ -81,8 +81,43 @@ Result<T> parse_answer(const char* op, const std::string& body, F read) {
 EtcdCoordination::EtcdCoordination(EtcdOptions options, CallObserver* observer)
     : options_(std::move(options)), observer_(observer) {}
 
+Result<std::string> EtcdCoordination::auth_token(bool renew) {
+  std::lock_guard lock(auth_mu_);
+  if (!token_.empty() && !renew) return token_;
+  json j{{"name", options_.username}, {"password", options_.password}};
+  auto body = call_once("authenticate", "/v3/auth/authenticate", j.dump(), "");
+  if (!body.ok()) {
+    return make_error(body.error().code, "cannot log in to etcd as \"" +
+                                             printable(options_.username, 64) +
+                                             "\": " + body.error().message);
+  }
+  auto a = json::parse(*body, nullptr, false);
+  if (!a.is_object() || !a.contains("token") || !a["token"].is_string() ||
+      a["token"].get<std::string>().empty()) {
+    return make_error(ErrorCode::kParse, "etcd answered the login without a token");
+  }
+  token_ = a["token"].get<std::string>();
+  return token_;
+}
+
 Result<std::string> EtcdCoordination::call(const char* op, const char* path,
                                            const std::string& body) {
+  if (options_.username.empty()) return call_once(op, path, body, "");
+  auto token = auth_token(false);
+  if (!token.ok()) return token.take_error();
+  auto r = call_once(op, path, body, *token);
+  // etcd's simple tokens expire after a while without use, and a restarted member forgets them.
+  if (!r.ok() && r.error().http_status == 401) {
+    token = auth_token(true);
+    if (!token.ok()) return token.take_error();
+    r = call_once(op, path, body, *token);
+  }
+  return r;
+}
+
+Result<std::string> EtcdCoordination::call_once(const char* op, const char* path,
+                                                const std::string& body,
+                                                const std::string& auth_token) {
   const auto n = options_.endpoints.size();
   if (n == 0) return make_error(ErrorCode::kInvalidArgument, "no etcd endpoint is configured");
   const auto start = std::chrono::steady_clock::now();
@@ -100,14 +135,15 @@ Result<std::string> EtcdCoordination::call(const char* op, const char* path,
     http.key_file = options_.key_file;
     // Each endpoint left gets an equal share of the time left, so a member that drops packets
     // cannot use up the whole call while another would answer.
-    http.timeout = std::chrono::duration_cast<Duration>((deadline - now) /
-                                                        static_cast<long>(n - i));
+    http.timeout =
+        std::chrono::duration_cast<Duration>((deadline - now) / static_cast<long>(n - i));
     http.max_body_bytes = std::size_t{64} << 20;
     http.max_redirects = 0;
     influx::HttpRequest req;
     req.method = "POST";
     req.target = path;
     req.body = body;
+    if (!auth_token.empty()) req.headers.emplace_back("Authorization", auth_token);
     auto r = influx::http_request(url, req, http);
     if (r.ok() && r->status >= 200 && r->status < 300) {
       current_.store(index);
@@ -171,7 +207,8 @@ Result<Renewal> EtcdCoordination::keep_alive(LeaseId lease) {
       std::string why = e.is_object() && e.contains("message") && e["message"].is_string()
                             ? e["message"].get<std::string>()
                             : e.dump();
-      return make_error(ErrorCode::kHttpStatus, "etcd refused the keep-alive: " + printable(why, 200));
+      return make_error(ErrorCode::kHttpStatus,
+                        "etcd refused the keep-alive: " + printable(why, 200));
     }
     const json& r = j.contains("result") ? j["result"] : j;
     if (!r.is_object()) throw std::runtime_error("\"result\" is not an object");
@@ -190,11 +227,11 @@ Status EtcdCoordination::revoke(LeaseId lease) {
 std::string EtcdCoordination::campaign_body(const std::string& key, const std::string& value,
                                             LeaseId lease) {
   json j;
-  j["compare"] = json::array(
-      {json{{"key", b64(key)}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}}});
-  j["success"] = json::array({json{
-      {"request_put",
-       json{{"key", b64(key)}, {"value", b64(value)}, {"lease", std::to_string(lease)}}}}});
+  j["compare"] = json::array({json{
+      {"key", b64(key)}, {"target", "CREATE"}, {"result", "EQUAL"}, {"create_revision", "0"}}});
+  j["success"] = json::array(
+      {json{{"request_put",
+             json{{"key", b64(key)}, {"value", b64(value)}, {"lease", std::to_string(lease)}}}}});
   j["failure"] = json::array({json{{"request_range", json{{"key", b64(key)}}}}});
   return j.dump();
 }

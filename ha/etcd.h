@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,11 @@ struct EtcdOptions {
   std::string ca_file;
   std::string cert_file;
   std::string key_file;
+  // etcd RBAC (auth enabled): log in as `username` (POST /v3/auth/authenticate) and send the
+  // token etcd gives in the Authorization header; log in again when etcd says it expired. The
+  // password and the token never appear in a message.
+  std::string username;
+  std::string password;
   Duration timeout = std::chrono::seconds(5);  // per call, all endpoints included
 };
 
@@ -61,20 +67,25 @@ class EtcdCoordination final : public Coordination {
   Result<std::optional<KeyValue>> get(const std::string& key) override;
 
   // The JSON bodies, for tests.
-  static std::string campaign_body(const std::string& key, const std::string& value,
-                                   LeaseId lease);
+  static std::string campaign_body(const std::string& key, const std::string& value, LeaseId lease);
   static std::string fenced_put_body(const std::string& key, const std::string& value,
                                      const std::string& fence_key, std::int64_t fence_revision);
   // The range_end that selects every key starting with `prefix` (etcd's prefix convention).
   static std::string prefix_end(const std::string& prefix);
 
  private:
-  // POSTs `body` to `path`; returns the answer's body (2xx) or an error naming the call.
+  // POSTs `body` to `path`; returns the answer's body (2xx) or an error naming the call. With a
+  // username, logs in first if needed and once more if etcd refuses the token as invalid.
   Result<std::string> call(const char* op, const char* path, const std::string& body);
+  Result<std::string> call_once(const char* op, const char* path, const std::string& body,
+                                const std::string& auth_token);
+  Result<std::string> auth_token(bool renew);
 
   EtcdOptions options_;
   CallObserver* observer_;
   std::atomic<std::size_t> current_{0};
+  std::mutex auth_mu_;
+  std::string token_;  // the login's token ("" before the first)
 };
 
 }  // namespace tw::ha

@@ -34,10 +34,10 @@ struct Intent {
   std::int64_t attempt = 0;
   Timestamp planned_at;
   Timestamp updated_at;
-  std::string outcome;          // revoked, already_revoked, restricted, gone, deleted, not_done
-  std::string error;            // a failed attempt's sentence
-  std::int64_t from_term = 0;   // reconciled: the term that left it open
-  std::string target;           // restrict: the wanted permissions (JSON array) for the read-back
+  std::string outcome;         // revoked, already_revoked, restricted, gone, deleted, not_done
+  std::string error;           // a failed attempt's sentence
+  std::int64_t from_term = 0;  // reconciled: the term that left it open
+  std::string target;          // restrict: the wanted permissions (JSON array) for the read-back
 };
 
 std::string intents_prefix(std::string_view key_prefix);

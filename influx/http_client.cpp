@@ -284,10 +284,10 @@ asio::awaitable<void> run_call(Url url, HttpRequest request, HttpOptions options
     ctx.use_certificate_chain_file(options.cert_file, ec);
     if (!ec) ctx.use_private_key_file(options.key_file, ssl::context::pem, ec);
     if (ec) {
-      state->result = make_error(ErrorCode::kInvalidArgument,
-                                 "cannot load the client certificate \"" +
-                                     printable(options.cert_file, 200) + "\" or its key: " +
-                                     ec.message());
+      state->result =
+          make_error(ErrorCode::kInvalidArgument, "cannot load the client certificate \"" +
+                                                      printable(options.cert_file, 200) +
+                                                      "\" or its key: " + ec.message());
       co_return;
     }
   }

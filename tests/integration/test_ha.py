@@ -765,3 +765,53 @@ def test_check_config_accepts_a_good_ha_section(tmp_path, sim, tw_factory, etcd_
     tw = tw_factory([block], extra=POLICIES + ha_block(etcd_cluster.endpoints, "a"))
     proc = tw.run("check-config")
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
+
+
+# -- etcd RBAC ---------------------------------------------------------------------------------
+
+def test_ha_with_an_etcd_user_limited_to_its_prefix(tmp_path, sim_factory, tw_factory, etcd_cluster):
+    """etcd with auth enabled and a role that may touch only key_prefix: tokenwarden logs in with
+    username/password_file (the JSON gateway cannot take the user from a certificate's CN), leads
+    and acts; the password never reaches the log or the database; a wrong one is one clear
+    sentence and nobody leads."""
+    e = etcd_cluster
+    for args in (["user", "add", "root:root-pw"], ["user", "grant-role", "root", "root"],
+                 ["role", "add", "tokenwarden"],
+                 ["role", "grant-permission", "tokenwarden", "readwrite", KEY_PREFIX, "--prefix=true"],
+                 ["user", "add", "tw:tw-secret-pw-1"], ["user", "grant-role", "tw", "tokenwarden"],
+                 ["auth", "enable"]):
+        p = e.etcdctl(*args)
+        assert p.returncode == 0, (args, p.stdout, p.stderr)
+    good = tmp_path / "etcd-password"
+    good.write_text("tw-secret-pw-1\n")
+    good.chmod(0o600)
+    sim = sim_factory()
+    sim.create("svc-base", NARROW, expires_at=soon(7))
+    fleet = Fleet(tmp_path, sim, e, tw_factory, names=("a",),
+                  ha_extra=f'username = "tw"\npassword_file = "{good}"\n')
+    tw = fleet.tws["a"]
+    assert tw.run("check-config").returncode == 0
+    fleet.start()
+    twtest.wait_for(lambda: fleet.gauge("a", M_LEADER) == 1, timeout=LEASE_TTL * 4 + 10,
+                    what="a to lead through its etcd user")
+    doomed = sim.create("doomed with rbac", NARROW)["id"]
+    twtest.wait_for(lambda: deletes(sim)[doomed] == 1, timeout=5 * POLL, what="the leader to act")
+    rcs = fleet.stop_all()
+    assert all(rc == 0 for rc in rcs.values()), rcs
+    for blob in (tw.daemon_log().encode(), tw.db_path.read_bytes()):
+        assert b"tw-secret-pw-1" not in blob
+
+    # The wrong password: the daemon runs (it polls and records), never leads, and says why.
+    bad = tmp_path / "etcd-password-bad"
+    bad.write_text("not-the-password\n")
+    bad.chmod(0o600)
+    (tmp_path / "bad").mkdir()
+    fleet2 = Fleet(tmp_path / "bad", sim, e, tw_factory, names=("b",),
+                   ha_extra=f'username = "tw"\npassword_file = "{bad}"\n')
+    fleet2.start()
+    twb = fleet2.tws["b"]
+    twtest.wait_for(lambda: "cannot log in to etcd as \"tw\"" in twb.daemon_log(), timeout=20,
+                    what="the login failure in the log")
+    assert fleet2.gauge("b", M_LEADER) == 0
+    assert "not-the-password" not in twb.daemon_log()
+    fleet2.stop_all()

@@ -728,7 +728,8 @@ TEST(LoadConfig, InvalidUtf8IsRefusedWithItsPosition) {
                 "pattern = '^svc-\xac\xac\\d+$'\n");
   ASSERT_FALSE(r.config.has_value());
   ASSERT_EQ(r.errors.size(), 1u) << all(r.errors);
-  EXPECT_EQ(r.errors[0], "<string>: line 10, column 17: not valid UTF-8 (a TOML file must be UTF-8 text)");
+  EXPECT_EQ(r.errors[0],
+            "<string>: line 10, column 17: not valid UTF-8 (a TOML file must be UTF-8 text)");
   // Valid multi-byte text is counted in characters.
   auto ok = load(std::string(kGoodCluster) + "labels = { team = \"caf\u00e9\" }\n");
   EXPECT_TRUE(ok.config.has_value()) << all(ok.errors);

@@ -158,6 +158,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "ha.instance:"},
         HaError{"CertWithoutKey", kE + "cert_file = \"/etc/tw/etcd.crt\"\n",
                 "ha.key_file: cert_file and key_file go together"},
+        HaError{"UsernameWithoutPassword", kE + "username = \"tw\"\n",
+                "ha.password_file: username and password_file go together"},
+        HaError{"PasswordWithoutUsername", kE + "password_file = \"etcd-password\"\n",
+                "ha.username: username and password_file go together"},
         HaError{"KeyWithoutCert", kE + "key_file = \"/etc/tw/etcd.key\"\n",
                 "ha.cert_file: cert_file and key_file go together"},
         HaError{"UnknownKey", kE + "lease = \"15s\"\n", "ha.lease"},
@@ -203,7 +207,8 @@ timeout = "5s"
   };
   auto r = load(block("10s"));
   EXPECT_FALSE(r.config.has_value());
-  EXPECT_TRUE(has(r.errors, "ha.lease_ttl:", "twice the timeout of cluster \"core\"")) << all(r.errors);
+  EXPECT_TRUE(has(r.errors, "ha.lease_ttl:", "twice the timeout of cluster \"core\""))
+      << all(r.errors);
   r = load(block("11s"));
   EXPECT_TRUE(r.config.has_value()) << all(r.errors);
 }

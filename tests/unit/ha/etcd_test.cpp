@@ -28,8 +28,8 @@ TEST(EtcdBodies, CampaignCreatesTheKeyOnlyIfAbsentAndReadsItOtherwise) {
 }
 
 TEST(EtcdBodies, FencedPutComparesTheLeaderKeysCreateRevision) {
-  auto j = json::parse(EtcdCoordination::fenced_put_body("/tw/actions/c/t/p", "{\"state\":1}",
-                                                        "/tw/leader", 42));
+  auto j = json::parse(
+      EtcdCoordination::fenced_put_body("/tw/actions/c/t/p", "{\"state\":1}", "/tw/leader", 42));
   EXPECT_EQ(j["compare"][0]["key"], base64_encode("/tw/leader"));
   EXPECT_EQ(j["compare"][0]["target"], "CREATE");
   EXPECT_EQ(j["compare"][0]["create_revision"], "42");
@@ -49,7 +49,8 @@ TEST(EtcdBodies, PrefixEndIsThePrefixWithItsLastByteIncremented) {
 TEST(EtcdClient, NoEndpointAnsweringIsOneSentenceWithinTheDeadline) {
   EtcdOptions o;
   // Nothing listens on port 1 of loopback: refused at once, on every endpoint.
-  o.endpoints = {*influx::parse_url("http://127.0.0.1:1"), *influx::parse_url("http://127.0.0.1:2")};
+  o.endpoints = {*influx::parse_url("http://127.0.0.1:1"),
+                 *influx::parse_url("http://127.0.0.1:2")};
   o.timeout = std::chrono::seconds(2);
   struct Counter : CallObserver {
     int failed = 0;

@@ -80,7 +80,8 @@ class FakeCoordination final : public Coordination {
     Campaign c;
     auto it = kv.find(key);
     if (it == kv.end()) {
-      if (leases_.count(lease) == 0) return make_error(ErrorCode::kHttpStatus, "lease not found", 400);
+      if (leases_.count(lease) == 0)
+        return make_error(ErrorCode::kHttpStatus, "lease not found", 400);
       overwrite(key, value, lease);
       c.won = true;
       c.leader = kv[key];

@@ -49,10 +49,12 @@ TEST(Intent, RoundTrips) {
 }
 
 TEST(Intent, ValuesThatAreNotOursDecodeToNothing) {
-  for (const char* v : {"", "null", "[]", "{}", "not json", R"({"cluster":"c"})",
-                        R"({"cluster":"c","token_id":"t","policy":"p","action":"revoke","state":"intent","term":"7","instance":"a","planned_at":"2026-12-07T10:00:00Z","updated_at":"2026-12-07T10:00:00Z"})",
-                        R"({"cluster":"c","token_id":"t","policy":"p","action":"revoke","state":"intent","term":0,"instance":"a","planned_at":"2026-12-07T10:00:00Z","updated_at":"2026-12-07T10:00:00Z"})",
-                        R"({"cluster":"c","token_id":"t","policy":"p","action":"revoke","state":"intent","term":3,"instance":"a","planned_at":"yesterday","updated_at":"2026-12-07T10:00:00Z"})"}) {
+  for (
+      const char* v :
+      {"", "null", "[]", "{}", "not json", R"({"cluster":"c"})",
+       R"({"cluster":"c","token_id":"t","policy":"p","action":"revoke","state":"intent","term":"7","instance":"a","planned_at":"2026-12-07T10:00:00Z","updated_at":"2026-12-07T10:00:00Z"})",
+       R"({"cluster":"c","token_id":"t","policy":"p","action":"revoke","state":"intent","term":0,"instance":"a","planned_at":"2026-12-07T10:00:00Z","updated_at":"2026-12-07T10:00:00Z"})",
+       R"({"cluster":"c","token_id":"t","policy":"p","action":"revoke","state":"intent","term":3,"instance":"a","planned_at":"yesterday","updated_at":"2026-12-07T10:00:00Z"})"}) {
     EXPECT_FALSE(decode_intent(v).has_value()) << v;
   }
   auto ok = decode_intent(
