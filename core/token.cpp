@@ -39,6 +39,12 @@ void sort_permissions(std::vector<Permission>& permissions) {
   std::sort(permissions.begin(), permissions.end());
 }
 
+bool same_permissions(std::vector<Permission> a, std::vector<Permission> b) {
+  sort_permissions(a);
+  sort_permissions(b);
+  return a == b;
+}
+
 void append_permissions_json(std::string& out, const std::vector<Permission>& permissions) {
   out += '[';
   bool first = true;

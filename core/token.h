@@ -51,6 +51,8 @@ struct Token {
 TokenStatus status_at(const Token& token, Timestamp now);
 
 void sort_permissions(std::vector<Permission>& permissions);
+// The same grants, in any order.
+bool same_permissions(std::vector<Permission> a, std::vector<Permission> b);
 
 // Canonical JSON renderings used in the audit log and the inventory (stable key order,
 // timestamps as format_timestamp, absent values as null).

@@ -13,6 +13,7 @@
 
 #include "core/sha256.h"
 #include "core/strings.h"
+#include "daemon/checkpointer.h"
 #include "influx/http_client.h"
 #include "policy/engine.h"
 
@@ -56,6 +57,13 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
     std::swap(prev, cur);
   }
   return prev[b.size()];
+}
+
+// 1 to `max` of A-Z a-z 0-9 _ . - (export sink names, [ha] instance names).
+bool valid_identifier(std::string_view s, std::size_t max) {
+  return !s.empty() && s.size() <= max &&
+         s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+             std::string_view::npos;
 }
 
 std::string line_of(const TomlValue& v) {
@@ -611,10 +619,7 @@ void read_export_sink(const TomlValue& v, std::size_t i, Config& c, Problems& p,
   }
   ExportSinkConfig e;
   if (auto name = r.string("name")) {
-    if (name->empty() || name->size() > 64 ||
-        name->find_first_not_of(
-            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-            std::string::npos) {
+    if (!valid_identifier(*name, 64)) {
       r.error("name", "must be 1 to 64 letters, digits, '_', '.' or '-'");
     } else {
       for (const auto& other : c.audit.exports) {
@@ -665,18 +670,6 @@ void read_audit(const TomlValue* v, Config& c, Problems& p, const std::string& o
     r.error("require_export", "needs at least one [[audit.export]] sink");
   }
   r.finish();
-}
-
-std::string default_instance() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "tokenwarden";
-  return host;
-}
-
-bool valid_instance(std::string_view s) {
-  return !s.empty() && s.size() <= 128 &&
-         s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
-             std::string_view::npos;
 }
 
 void read_ha_endpoints(TableReader& r, HaSection& ha) {
@@ -742,13 +735,13 @@ void read_ha(const TomlValue* v, Config& c, Problems& p, const std::string& orig
     ha.lease_ttl = *d;
   }
   if (auto s = r.string("instance")) {
-    if (!valid_instance(*s)) {
+    if (!valid_identifier(*s, 128)) {
       r.error("instance",
               "\"" + printable(*s, 64) + "\" must be 1-128 letters, digits, '_', '.' or '-'");
     }
     ha.instance = *s;
   } else {
-    ha.instance = default_instance();
+    ha.instance = host_name();
   }
   if (auto s = r.string("key_prefix")) {
     if (s->size() < 2 || s->front() != '/' || s->back() != '/' || !is_valid_utf8(*s) ||

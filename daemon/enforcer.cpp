@@ -788,13 +788,6 @@ ActionResult not_sent() {
           {}};
 }
 
-std::vector<Permission> sorted(std::vector<Permission> p) {
-  std::sort(p.begin(), p.end(), [](const Permission& a, const Permission& b) {
-    return std::tie(a.action, a.resource) < std::tie(b.action, b.resource);
-  });
-  return p;
-}
-
 }  // namespace
 
 // A revocation counts only when a read-back shows it: the answer to the request is not believed.
@@ -853,7 +846,7 @@ ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRo
     if (!before.ok() && before.error().retry_after) return told_to_wait(before.error());
     if (!before.ok() && guard != nullptr && guard->read_first) return unread(before.error());
     if (before.ok() && before->has_value() && !(*before)->revoked_at &&
-        sorted((*before)->permissions) == sorted(a.target)) {
+        same_permissions((*before)->permissions, a.target)) {
       return {"restricted", {}, {}};
     }
   }
@@ -873,7 +866,7 @@ ActionResult run_restrict(influx::ClusterClient& client, const storage::ActionRo
     return {{}, "the cluster accepted the update but the token no longer exists", {}};
   const Token& t = **back;
   if (t.revoked_at) return {{}, "the cluster accepted the update but the token is revoked", {}};
-  if (sorted(t.permissions) != sorted(a.target)) {
+  if (!same_permissions(t.permissions, a.target)) {
     return {{},
             "the cluster accepted the update but the token's permissions are " +
                 printable(permissions_json(t.permissions), 300) + ", not " +

@@ -26,16 +26,7 @@ std::string finding(const ha::Intent& i, const std::optional<Token>& t) {
   if (t->revoked_at) return "revoked";
   if (i.action == "restrict" && !i.target.empty()) {
     auto target = parse_permissions_json(i.target);
-    if (target.ok()) {
-      auto have = t->permissions;
-      auto want = *target;
-      auto order = [](const Permission& a, const Permission& b) {
-        return std::tie(a.action, a.resource) < std::tie(b.action, b.resource);
-      };
-      std::sort(have.begin(), have.end(), order);
-      std::sort(want.begin(), want.end(), order);
-      if (have == want) return "restricted";
-    }
+    if (target.ok() && same_permissions(t->permissions, *target)) return "restricted";
   }
   return "not_done";
 }

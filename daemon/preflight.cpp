@@ -14,22 +14,32 @@ namespace tw::daemon {
 
 namespace {
 
+// TLS files given (ca_file, cert_file, key_file under `key`) exist; one this user cannot read is
+// a warning ending with `consequence`. Nothing is read: a key never reaches a message.
+void check_tls_files(const std::string& key, const std::string& ca_file,
+                     const std::string& cert_file, const std::string& key_file,
+                     const char* consequence, RuntimeFileCheck& out) {
+  for (auto [name, path] : {std::pair<const char*, const std::string*>{"ca_file", &ca_file},
+                            {"cert_file", &cert_file},
+                            {"key_file", &key_file}}) {
+    if (path->empty()) continue;
+    if (::access(path->c_str(), F_OK) != 0) {
+      out.errors.push_back(key + name + ": " + *path + " does not exist");
+    } else if (::access(path->c_str(), R_OK) != 0) {
+      out.warnings.push_back(key + name + ": " + *path + " is not readable by this user; " +
+                             consequence);
+    }
+  }
+}
+
 // [[audit.export]]: the TLS files of syslog sinks exist (unreadable: a warning, as for token
 // files), and a file sink's directory exists. Nothing is read: a key never reaches a message.
 void check_export_files(const Config& config, RuntimeFileCheck& out) {
   for (std::size_t i = 0; i < config.audit.exports.size(); ++i) {
     const auto& e = config.audit.exports[i];
     const std::string key = "audit.export[" + std::to_string(i) + "].";
-    for (auto [name, path] : {std::pair<const char*, const std::string*>{"ca_file", &e.ca_file},
-                              {"cert_file", &e.cert_file},
-                              {"key_file", &e.key_file}}) {
-      if (!e.tls || path->empty()) continue;
-      if (::access(path->c_str(), F_OK) != 0) {
-        out.errors.push_back(key + name + ": " + *path + " does not exist");
-      } else if (::access(path->c_str(), R_OK) != 0) {
-        out.warnings.push_back(key + name + ": " + *path +
-                               " is not readable by this user; the export fails until it is");
-      }
+    if (e.tls) {
+      check_tls_files(key, e.ca_file, e.cert_file, e.key_file, "the export fails until it is", out);
     }
     if (e.type == ExportType::kFile) {
       const auto dir = std::filesystem::path(e.path).parent_path();
@@ -41,7 +51,7 @@ void check_export_files(const Config& config, RuntimeFileCheck& out) {
   }
 }
 
-// [ha]: the TLS files for etcd exist (unreadable: a warning). Nothing is read.
+// [ha]: the password file (checked like a token file) and the TLS files for etcd.
 void check_ha_files(const Config& config, const std::string& credentials_directory,
                     RuntimeFileCheck& out) {
   if (!config.ha.enabled) return;
@@ -50,18 +60,8 @@ void check_ha_files(const Config& config, const std::string& credentials_directo
     if (check.error) out.errors.push_back("ha.password_file: " + *check.error);
     for (const auto& w : check.warnings) out.warnings.push_back("ha.password_file: " + w);
   }
-  for (auto [name, path] :
-       {std::pair<const char*, const std::string*>{"ca_file", &config.ha.ca_file},
-        {"cert_file", &config.ha.cert_file},
-        {"key_file", &config.ha.key_file}}) {
-    if (path->empty()) continue;
-    if (::access(path->c_str(), F_OK) != 0) {
-      out.errors.push_back(std::string("ha.") + name + ": " + *path + " does not exist");
-    } else if (::access(path->c_str(), R_OK) != 0) {
-      out.warnings.push_back(std::string("ha.") + name + ": " + *path +
-                             " is not readable by this user; etcd cannot be reached until it is");
-    }
-  }
+  check_tls_files("ha.", config.ha.ca_file, config.ha.cert_file, config.ha.key_file,
+                  "etcd cannot be reached until it is", out);
 }
 
 }  // namespace

@@ -171,6 +171,17 @@ void Election::check_leadership(TickResult& out) {
   }
 }
 
+// When tick() should run again: at the renewal, at a leader's lease end, at once when a
+// campaign or re-read is still owed (after a failed call no sooner than 200 ms: no busy loop).
+Duration Election::next_tick(SteadyTime now, bool failed) const {
+  if (state_.lease == 0) return retry_delay(options_.lease_ttl);
+  SteadyTime next = state_.next_renewal;
+  if (state_.role == Role::kLeader) next = std::min(next, state_.valid_until);
+  if (state_.revision != state_.acted_revision) next = now;
+  const Duration wait = until(next, now);
+  return failed ? std::max(wait, Duration(std::chrono::milliseconds(200))) : wait;
+}
+
 TickResult Election::tick() {
   std::lock_guard calls(call_mu_);
   TickResult out;
@@ -197,15 +208,7 @@ TickResult Election::tick() {
   }
   std::lock_guard lock(mu_);
   out.revision = state_.revision;
-  if (state_.lease == 0) {
-    out.next = retry_delay(options_.lease_ttl);
-  } else {
-    SteadyTime next = state_.next_renewal;
-    if (state_.role == Role::kLeader) next = std::min(next, state_.valid_until);
-    if (state_.revision != state_.acted_revision) next = now;  // a campaign or re-read failed
-    out.next = std::max(until(next, now),
-                        Duration(std::chrono::milliseconds(!out.error.empty() ? 200 : 0)));
-  }
+  out.next = next_tick(now, !out.error.empty());
   return out;
 }
 

@@ -145,6 +145,7 @@ class Election {
   void check_leadership(TickResult& out);
   void step_down_locked(const std::string& reason);  // mu_ held
   void note_error(TickResult& out, const Error& e);
+  Duration next_tick(SteadyTime now, bool failed) const;  // mu_ held
 
   Coordination& service_;
   const SteadyClock& clock_;

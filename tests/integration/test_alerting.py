@@ -1,11 +1,9 @@
 """Alerting against a real Alertmanager (Debian's prometheus-alertmanager on loopback) and a
 webhook receiver: the alert appears in Alertmanager's API while the violation is open and
 disappears when it is resolved; every state change reaches the webhook."""
-import http.server
 import json
 import shutil
 import subprocess
-import threading
 import urllib.request
 
 import pytest
@@ -45,29 +43,6 @@ class Alertmanager:
         self.proc.wait(timeout=10)
 
 
-class Webhook:
-    def __init__(self):
-        self.received = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-
-
 POLICIES = """
 [[policies]]
 name = "no-prod-write"
@@ -87,7 +62,7 @@ grace_period = "0s"
 
 def test_alert_fires_and_resolves(tmp_path, sim_factory, tw_factory):
     am = Alertmanager(tmp_path / "am")
-    hook = Webhook()
+    hook = twtest.WebhookReceiver()
     try:
         sim = sim_factory()
         writer = sim.create("dashboards <b>\"quoted\"</b>", [{"action": "write", "resource": "prod1"}])

@@ -2,7 +2,6 @@
 tokens change. Afterwards the audit chain verifies, SQLite's integrity check passes, every
 expected event exists exactly once, and no token received two DELETEs (or two PATCHes)."""
 import collections
-import datetime
 import random
 import signal
 import subprocess
@@ -11,34 +10,14 @@ import time
 import twtest
 
 
-def soon(days):
-    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-POLICIES = """
-[[policies]]
-name = "doomed-must-expire"
-kind = "max_lifetime"
-max_lifetime = "30d"
-action = "revoke"
-grace_period = "0s"
-scope = { description = "^doomed" }
-
-[[policies]]
-name = "no-star-write"
-kind = "all_databases_grant"
-actions = ["write"]
-action = "restrict"
-grace_period = "0s"
-"""
+POLICIES = twtest.REVOKE_AND_RESTRICT_POLICIES
 
 
 def test_sigkill_at_random_moments(tmp_path, sim_factory, tw_factory):
     rng = random.Random(20261128)
     sim = sim_factory()
     for i in range(30):
-        sim.create(f"svc-base-{i}", [{"action": "read", "resource": f"db{i}"}], expires_at=soon(7))
+        sim.create(f"svc-base-{i}", [{"action": "read", "resource": f"db{i}"}], expires_at=twtest.soon(7))
     tw = tw_factory([twtest.clustered_block("c1", sim, tmp_path / "t")], extra=POLICIES,
                     safety="max_actions_per_cycle = 100\nmax_actions_percent = 100\n")
     doomed, wide, others = [], [], []
@@ -49,9 +28,9 @@ def test_sigkill_at_random_moments(tmp_path, sim_factory, tw_factory):
         if rng.random() < 0.5:
             wide.append(sim.create(f"svc-wide-{it}", [{"action": "write", "resource": "*"},
                                                       {"action": "read", "resource": "db"}],
-                                   expires_at=soon(7))["id"])
+                                   expires_at=twtest.soon(7))["id"])
         if rng.random() < 0.4:
-            others.append(sim.create(f"svc-new-{it}", [], expires_at=soon(7))["id"])
+            others.append(sim.create(f"svc-new-{it}", [], expires_at=twtest.soon(7))["id"])
         if others and rng.random() < 0.3:
             sim.api("PATCH", f"/tokens/{rng.choice(others)}", {"description": f"svc-renamed-{it}"})
         tw.start_daemon()

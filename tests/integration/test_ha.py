@@ -14,7 +14,6 @@ against one tokenwarden-sim.
 - check-config refuses a bad [ha].
 """
 import collections
-import datetime
 import json
 import random
 import signal
@@ -55,62 +54,15 @@ TOKEN_EVENTS = {"token_discovered", "token_created"}
 # Every other action outcome is recorded only by the instance that acted, under its own term.
 CLOSED_BY_OBSERVATION = {"reconciled"}
 
-POLICIES = """
-[[policies]]
-name = "doomed-must-expire"
-kind = "max_lifetime"
-max_lifetime = "30d"
-action = "revoke"
-grace_period = "0s"
-scope = { description = "^doomed" }
-
-[[policies]]
-name = "no-star-write"
-kind = "all_databases_grant"
-actions = ["write"]
-action = "restrict"
-grace_period = "0s"
-"""
+POLICIES = twtest.REVOKE_AND_RESTRICT_POLICIES
 NO_LIMITS = "max_actions_per_cycle = 100\nmax_actions_percent = 100\n"
 NARROW = [{"action": "read", "resource": "db"}]
 WIDE = [{"action": "write", "resource": "*"}, {"action": "read", "resource": "db"}]
 
 
-def soon(days):
-    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def dur(seconds):
     """A duration as the config writes it: "3s", or "1500ms"."""
     return f"{int(seconds)}s" if float(seconds).is_integer() else f"{int(seconds * 1000)}ms"
-
-
-class Webhook:
-    """Receives the daemon's webhook alerts (as in test_alerting.py)."""
-
-    def __init__(self):
-        import http.server
-        import threading
-        self.received = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
 
 
 def ha_block(endpoints, instance, lease_ttl=LEASE_TTL, prefix=KEY_PREFIX, extra=""):
@@ -285,7 +237,7 @@ def test_one_leader_its_records_in_etcd_and_every_host_observes_its_actions(
         tmp_path, sim_factory, tw_factory, etcd_cluster):
     sim = sim_factory()
     for i in range(5):
-        sim.create(f"svc-base-{i}", NARROW, expires_at=soon(7))
+        sim.create(f"svc-base-{i}", NARROW, expires_at=twtest.soon(7))
     fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory)
     fleet.start()
     leader, term = fleet.wait_leader()
@@ -313,7 +265,7 @@ def test_one_leader_its_records_in_etcd_and_every_host_observes_its_actions(
         assert fleet.tws[n].events(kinds={EV_ACQUIRED}) == [], n
 
     doomed = sim.create("doomed one", NARROW)["id"]
-    wide = sim.create("svc-wide-one", WIDE, expires_at=soon(7))["id"]
+    wide = sim.create("svc-wide-one", WIDE, expires_at=twtest.soon(7))["id"]
     twtest.wait_for(lambda: deletes(sim)[doomed] == 1 and patches(sim, [wide])[wide] == 1,
                     timeout=5 * POLL, what="the leader to act")
     # The records in etcd: one per (cluster, token, policy), ended with their outcome.
@@ -363,7 +315,7 @@ def test_one_leader_its_records_in_etcd_and_every_host_observes_its_actions(
 
 def test_a_reload_cannot_change_the_ha_section(tmp_path, sim_factory, tw_factory, etcd_cluster):
     sim = sim_factory()
-    sim.create("svc-base", NARROW, expires_at=soon(7))
+    sim.create("svc-base", NARROW, expires_at=twtest.soon(7))
     fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory, names=("a",))
     fleet.start()
     fleet.wait_leader()
@@ -389,7 +341,7 @@ def test_etcd_harness_speaks_tls_with_client_certificates(etcd_tls_cluster):
 def test_ha_over_tls_with_a_client_certificate(tmp_path, sim_factory, tw_factory, etcd_tls_cluster):
     tls = etcd_tls_cluster.tls
     sim = sim_factory()
-    sim.create("svc-base", NARROW, expires_at=soon(7))
+    sim.create("svc-base", NARROW, expires_at=twtest.soon(7))
     fleet = Fleet(tmp_path, sim, etcd_tls_cluster, tw_factory, names=("a", "b"),
                   ha_extra=f'ca_file = "{tls["ca"]}"\ncert_file = "{tls["client_cert"]}"\n'
                            f'key_file = "{tls["client_key"]}"\n')
@@ -414,10 +366,10 @@ def test_fifty_failovers_act_exactly_once_and_every_host_records_everything(
     sim.fault(kind="slow", method="GET", path="/tokens/", delay="300ms")
     sim.fault(kind="slow", method="PATCH", delay="300ms")
     for i in range(20):
-        sim.create(f"svc-base-{i}", [{"action": "read", "resource": f"db{i}"}], expires_at=soon(7))
+        sim.create(f"svc-base-{i}", [{"action": "read", "resource": f"db{i}"}], expires_at=twtest.soon(7))
     doomed, wide, others = [], [], []
     doomed.append(sim.create("doomed first", NARROW)["id"])
-    wide.append(sim.create("svc-wide-first", WIDE, expires_at=soon(7))["id"])
+    wide.append(sim.create("svc-wide-first", WIDE, expires_at=twtest.soon(7))["id"])
 
     fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory)
     fleet.start()
@@ -432,10 +384,10 @@ def test_fifty_failovers_act_exactly_once_and_every_host_records_everything(
             fresh = sim.create(f"doomed {it}", NARROW)["id"]
             doomed.append(fresh)
         elif r < 0.8:
-            fresh = sim.create(f"svc-wide-{it}", WIDE, expires_at=soon(7))["id"]
+            fresh = sim.create(f"svc-wide-{it}", WIDE, expires_at=twtest.soon(7))["id"]
             wide.append(fresh)
         if rng.random() < 0.4:
-            others.append(sim.create(f"svc-new-{it}", [], expires_at=soon(7))["id"])
+            others.append(sim.create(f"svc-new-{it}", [], expires_at=twtest.soon(7))["id"])
         if others and rng.random() < 0.3:
             sim.api("PATCH", f"/tokens/{rng.choice(others)}", {"description": f"svc-renamed-{it}"})
 
@@ -588,7 +540,7 @@ def test_a_leader_paused_past_its_lease_is_deposed_and_sends_nothing(
         tmp_path, sim_factory, tw_factory, etcd_cluster):
     sim = sim_factory()
     for i in range(5):
-        sim.create(f"svc-base-{i}", NARROW, expires_at=soon(7))
+        sim.create(f"svc-base-{i}", NARROW, expires_at=twtest.soon(7))
     fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory, names=("a", "b"))
     fleet.start()
     old, old_term = fleet.wait_leader()
@@ -650,14 +602,14 @@ def test_without_quorum_nobody_acts_and_everybody_polls(tmp_path, sim_factory, t
                                                         etcd_cluster):
     sim = sim_factory()
     for i in range(5):
-        sim.create(f"svc-base-{i}", NARROW, expires_at=soon(7))
+        sim.create(f"svc-base-{i}", NARROW, expires_at=twtest.soon(7))
     fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory)
     fleet.start()
     leader, term = fleet.wait_leader()
     etcd_cluster.stop(1)
     etcd_cluster.stop(2)
     doomed = sim.create("doomed without quorum", NARROW)["id"]
-    wide = sim.create("svc-wide-without-quorum", WIDE, expires_at=soon(7))["id"]
+    wide = sim.create("svc-wide-without-quorum", WIDE, expires_at=twtest.soon(7))["id"]
     polls_before = {n: len(tw.polls()) for n, tw in fleet.tws.items()}
 
     # Until the lease has run out at the latest, then for a few more polls: nobody acts.
@@ -704,10 +656,10 @@ action = "alert"
 
 
 def test_a_standby_never_alerts(tmp_path, sim_factory, tw_factory, etcd_cluster):
-    hooks = {n: Webhook() for n in ("a", "b")}
+    hooks = {n: twtest.WebhookReceiver() for n in ("a", "b")}
     try:
         sim = sim_factory()
-        sim.create("svc-base", NARROW, expires_at=soon(7))
+        sim.create("svc-base", NARROW, expires_at=twtest.soon(7))
         fleet = Fleet(tmp_path, sim, etcd_cluster, tw_factory, names=("a", "b"),
                       policies=POLICIES + ALERT_ONLY,
                       alerting={n: f'webhook_url = "{h.url}"\n' for n, h in hooks.items()})
@@ -716,7 +668,7 @@ def test_a_standby_never_alerts(tmp_path, sim_factory, tw_factory, etcd_cluster)
         standby = "b" if leader == "a" else "a"
         # A violation that stays open (alert only), and one the leader revokes at once.
         bad = sim.create("svc-prod-writer", [{"action": "write", "resource": "prod1"}],
-                         expires_at=soon(7))["id"]
+                         expires_at=twtest.soon(7))["id"]
         doomed = sim.create("doomed alerting", NARROW)["id"]
         for t in (bad, doomed):
             twtest.wait_for(lambda: [m for m in hooks[leader].received if m.get("token_id") == t],
@@ -790,7 +742,7 @@ def test_ha_with_an_etcd_user_limited_to_its_prefix(tmp_path, sim_factory, tw_fa
     good.write_text("tw-secret-pw-1\n")
     good.chmod(0o600)
     sim = sim_factory()
-    sim.create("svc-base", NARROW, expires_at=soon(7))
+    sim.create("svc-base", NARROW, expires_at=twtest.soon(7))
     fleet = Fleet(tmp_path, sim, e, tw_factory, names=("a",),
                   ha_extra=f'username = "tw"\npassword_file = "{good}"\n')
     tw = fleet.tws["a"]

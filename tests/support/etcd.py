@@ -265,12 +265,11 @@ class EtcdCluster:
                               capture_output=True, text=True, timeout=timeout, env=env)
 
 
-@pytest.fixture
-def etcd_cluster(tmp_path):
-    """A started, healthy 3-member etcd cluster (EtcdCluster); every member is killed at the end."""
+def started_cluster(workdir: Path, tls: bool = False):
+    """Start a 3-member cluster, wait until it is healthy, yield it and kill every member at the end."""
     if not Path(ETCD).exists():
         pytest.skip(f"{ETCD} is missing (Debian package etcd-server)")
-    c = EtcdCluster(tmp_path / "etcd", size=3, start=False)
+    c = EtcdCluster(workdir, size=3, start=False, tls=tls)
     try:
         for i in range(c.size):
             c.start(i, wait=False)
@@ -278,18 +277,15 @@ def etcd_cluster(tmp_path):
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path):
+    """A started, healthy 3-member etcd cluster (EtcdCluster); every member is killed at the end."""
+    yield from started_cluster(tmp_path / "etcd")
 
 
 @pytest.fixture
 def etcd_tls_cluster(tmp_path):
     """Like etcd_cluster, with HTTPS and client-certificate authentication towards clients."""
-    if not Path(ETCD).exists():
-        pytest.skip(f"{ETCD} is missing (Debian package etcd-server)")
-    c = EtcdCluster(tmp_path / "etcd-tls", size=3, start=False, tls=True)
-    try:
-        for i in range(c.size):
-            c.start(i, wait=False)
-        c.wait_healthy()
-        yield c
-    finally:
-        c.close()
+    yield from started_cluster(tmp_path / "etcd-tls", tls=True)

@@ -5,6 +5,7 @@ tmp_path, and nothing waits on the wall clock longer than a bounded poll for a c
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -409,3 +410,57 @@ influxctl_config = "{cfg}"
 timeout = "5s"
 {extra}
 """
+
+
+def soon(days: float) -> str:
+    """An RFC 3339 time `days` from now (token expiries in tests)."""
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Two enforcing policies the crash and high-availability tests use: tokens described "doomed…"
+# without a near expiry are revoked, `*` write grants are restricted; no grace period.
+REVOKE_AND_RESTRICT_POLICIES = """
+[[policies]]
+name = "doomed-must-expire"
+kind = "max_lifetime"
+max_lifetime = "30d"
+action = "revoke"
+grace_period = "0s"
+scope = { description = "^doomed" }
+
+[[policies]]
+name = "no-star-write"
+kind = "all_databases_grant"
+actions = ["write"]
+action = "restrict"
+grace_period = "0s"
+"""
+
+
+class WebhookReceiver:
+    """Receives the daemon's webhook alerts on a loopback port: `received` holds the JSON bodies."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.received = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+

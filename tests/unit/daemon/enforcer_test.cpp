@@ -1944,6 +1944,23 @@ class EnforcerFenceTest : public EnforcerTest {
   std::int64_t attempts(const std::string& token_id) {
     return count("SELECT attempts FROM enforcement_actions WHERE token_id = '" + token_id + "'");
   }
+  // One violating token ("bad-1") among five, the fence set, the first poll done; returns its
+  // time (the action comes due at + kGrace).
+  Timestamp one_violation_polled() {
+    populate(*cluster_, 5, {bad("bad-1")});
+    start_fenced({write_all_policy()});
+    const Timestamp t0 = clock_.now();
+    cycle();
+    return t0;
+  }
+  // The next poll still lists the tokens as they are now, but `id` is revoked on the cluster at
+  // `at` (by another instance) before the action runs: only a read finds it.
+  void revoked_behind_the_next_poll(const std::string& id, Timestamp at) {
+    influx::TokenList listed;
+    listed.tokens = cluster_->list();
+    cluster_->script.push_back(listed);
+    cluster_->tokens[id].revoked_at = at;
+  }
   FakeFence fence_;
 };
 
@@ -2046,15 +2063,9 @@ TEST_F(EnforcerFenceTest, WithoutAFenceActionEventsHaveNoTerm) {
 }
 
 TEST_F(EnforcerFenceTest, EveryAttemptReadsFirstAndARevokedTokenGetsNoDelete) {
-  populate(*cluster_, 5, {bad("bad-1")});
-  start_fenced({write_all_policy()});
-  const Timestamp t0 = clock_.now();
-  cycle();
+  const Timestamp t0 = one_violation_polled();
   // The poll still lists bad-1 active, but another instance revoked it since: the read finds it.
-  influx::TokenList listed;
-  listed.tokens = cluster_->list();
-  cluster_->script.push_back(listed);
-  cluster_->tokens["bad-1"].revoked_at = t0 + kGrace - minutes(1);
+  revoked_behind_the_next_poll("bad-1", t0 + kGrace - minutes(1));
   auto due = cycle_at(t0 + kGrace);
   EXPECT_EQ(due.enforcement.planned, 1);
   EXPECT_EQ(cluster_->revokes_of("bad-1"), 0) << "no DELETE for a token already revoked";
@@ -2070,10 +2081,7 @@ TEST_F(EnforcerFenceTest, EveryAttemptReadsFirstAndARevokedTokenGetsNoDelete) {
 
 // With [ha], a token that cannot be read first is not touched: another instance may have acted.
 TEST_F(EnforcerFenceTest, UnreadableTokenGetsNoRequest) {
-  populate(*cluster_, 5, {bad("bad-1")});
-  start_fenced({write_all_policy()});
-  const Timestamp t0 = clock_.now();
-  cycle();
+  const Timestamp t0 = one_violation_polled();
   cluster_->read_error = make_error(ErrorCode::kNetwork, "connection reset while reading");
   cycle_at(t0 + kGrace);
   EXPECT_EQ(cluster_->revokes_of("bad-1"), 0) << "no DELETE without a read first";
@@ -2088,14 +2096,8 @@ TEST_F(EnforcerFenceTest, UnreadableTokenGetsNoRequest) {
 // A leader paused during its attempt resumes deposed: what its read found (the new leader's
 // revocation) is not recorded as its own success in a term that has ended.
 TEST_F(EnforcerFenceTest, ReadFindingsAfterLosingLeadershipAreNotRecordedAsSuccess) {
-  populate(*cluster_, 5, {bad("bad-1")});
-  start_fenced({write_all_policy()});
-  const Timestamp t0 = clock_.now();
-  cycle();
-  influx::TokenList listed;
-  listed.tokens = cluster_->list();
-  cluster_->script.push_back(listed);
-  cluster_->tokens["bad-1"].revoked_at = t0 + kGrace - minutes(1);  // the new leader's work
+  const Timestamp t0 = one_violation_polled();
+  revoked_behind_the_next_poll("bad-1", t0 + kGrace - minutes(1));  // the new leader's work
   fence_.lost_after_begin = true;
   cycle_at(t0 + kGrace);
   EXPECT_EQ(cluster_->revokes_of("bad-1"), 0);
@@ -2106,10 +2108,7 @@ TEST_F(EnforcerFenceTest, ReadFindingsAfterLosingLeadershipAreNotRecordedAsSucce
 }
 
 TEST_F(EnforcerFenceTest, FirstAttemptOfAnActiveTokenReadsThenRevokes) {
-  populate(*cluster_, 5, {bad("bad-1")});
-  start_fenced({write_all_policy()});
-  const Timestamp t0 = clock_.now();
-  cycle();
+  const Timestamp t0 = one_violation_polled();
   const int reads_before = cluster_->reads["bad-1"];
   cycle_at(t0 + kGrace);
   // One read before the request (with [ha], even a first attempt), one read-back after it.

@@ -170,26 +170,23 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<HaError>& p) { return std::string(p.param.name); });
 
 TEST(HaConfig, LeaseTtlMustOutlastEveryClustersTimeout) {
-  auto r = load(std::string("[ha]\n") + kEndpoints + "lease_ttl = \"20s\"\n" + kCluster + R"toml(
+  auto with_slow_cluster = [](const char* ttl) {
+    return std::string("[ha]\n") + kEndpoints + "lease_ttl = \"" + ttl + "\"\n" + kCluster +
+           R"toml(
 [[clusters]]
 name = "slow"
 type = "clustered"
 url = "https://h1.example.com/api/v0"
 token_file = "/etc/t1"
 timeout = "30s"
-)toml");
+)toml";
+  };
+  auto r = load(with_slow_cluster("20s"));
   EXPECT_FALSE(r.config.has_value());
   EXPECT_TRUE(has(r.errors, "ha.lease_ttl:", "cluster \"slow\"")) << all(r.errors);
   EXPECT_FALSE(has(r.errors, "ha.lease_ttl:", "cluster \"c0\"")) << all(r.errors);
   // The longest timeout is the one that counts; just above it is enough.
-  r = load(std::string("[ha]\n") + kEndpoints + "lease_ttl = \"31s\"\n" + kCluster + R"toml(
-[[clusters]]
-name = "slow"
-type = "clustered"
-url = "https://h1.example.com/api/v0"
-token_file = "/etc/t1"
-timeout = "30s"
-)toml");
+  r = load(with_slow_cluster("31s"));
   EXPECT_TRUE(r.config.has_value()) << all(r.errors);
 }
 
