@@ -12,7 +12,8 @@ constexpr std::array<std::string_view, kEventKindCount> kNames{
     "action_approved",     "action_succeeded",  "action_failed",      "action_skipped",
     "enforcement_halted",  "exemption_applied", "config_applied",     "daemon_started",
     "daemon_stopped",      "token_anomaly",     "config_rejected",    "checkpoint_signed",
-    "leadership_acquired", "leadership_lost",   "action_observed",
+    "leadership_acquired", "leadership_lost",   "action_observed",    "owner_changed",
+    "notice_sent",
 };
 
 }  // namespace

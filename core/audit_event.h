@@ -39,9 +39,11 @@ enum class EventKind {
   kLeadershipAcquired,
   kLeadershipLost,
   kActionObserved,
+  kOwnerChanged,
+  kNoticeSent,
 };
 
-inline constexpr int kEventKindCount = 27;
+inline constexpr int kEventKindCount = 29;
 
 // Events appended, per kind (indexed by EventKind).
 using EventCounts = std::array<std::int64_t, kEventKindCount>;

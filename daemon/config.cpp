@@ -1199,6 +1199,87 @@ void read_exemption(const TomlValue& v, std::size_t index, Config& c, Timestamp 
   c.exemptions.push_back(std::move(e));
 }
 
+// Alert labels a rule adds: Prometheus label names that do not replace tokenwarden's own.
+void check_owner_labels(TableReader& r, const std::map<std::string, std::string>& labels) {
+  static constexpr std::string_view kReserved[] = {"alertname", "cluster", "policy", "severity",
+                                                   "token_id",  "owner",   "team",   "threshold"};
+  for (const auto& [k, value] : labels) {
+    if (!valid_label_name(k) || k.starts_with("__")) {
+      r.error("labels",
+              "label name \"" + printable(k, 40) + "\" must match [a-zA-Z_][a-zA-Z0-9_]*");
+    } else if (std::find(std::begin(kReserved), std::end(kReserved), k) != std::end(kReserved)) {
+      r.error("labels", "label \"" + k + "\" is set by tokenwarden itself and cannot be assigned");
+    }
+    if (!policy::valid_owner_value(value)) {
+      r.error("labels",
+              "the value of \"" + printable(k, 40) + "\" must be one line of 1 to 128 characters");
+    }
+  }
+}
+
+// What an [[owners]] rule assigns: a static owner/team/contact, or named groups of its regex.
+void read_owner_assignment(TableReader& r, policy::OwnerRuleSpec& o, bool captures) {
+  for (auto [key, field] : {std::pair{"owner", &o.owner}, std::pair{"team", &o.team},
+                            std::pair{"contact", &o.contact}}) {
+    if (auto s = r.string(key)) {
+      if (!policy::valid_owner_value(*s)) {
+        r.error(key, "must be one line of 1 to 128 characters");
+      }
+      *field = std::string(trim(*s));
+    }
+  }
+  if (auto l = r.string_table("labels")) {
+    check_owner_labels(r, *l);
+    o.labels = *l;
+  }
+  if (o.owner.empty() && o.team.empty() && !captures) {
+    r.error("owner",
+            "the rule assigns nobody: set owner or team, or capture them with named groups "
+            "(?P<owner>…) / (?P<team>…) in description_regex");
+  }
+}
+
+void read_owner_rule(const TomlValue& v, std::size_t index, Config& c, Problems& p) {
+  std::string path = "owners[" + std::to_string(index) + "]";
+  if (!v.is_table()) {
+    p.errors.push_back(path + ": expected a table");
+    return;
+  }
+  TableReader r(v, path, p);
+  policy::OwnerRuleSpec o;
+  o.name = path;
+  if (auto s = r.string("name")) {
+    if (!valid_name(*s, true)) r.error("name", "must be 1-64 characters of [a-zA-Z0-9_.-]");
+    o.name = *s;
+  }
+  bool captures = false;
+  if (auto s = r.string("token_id")) {
+    if (s->empty()) r.error("token_id", "must not be empty");
+    o.token_id = *s;
+  }
+  if (auto s = r.string("description_regex")) {
+    auto st = policy::validate_regex(*s);
+    if (!st.ok()) r.error("description_regex", st.error().message);
+    captures =
+        s->find("(?P<owner>") != std::string::npos || s->find("(?P<team>") != std::string::npos;
+    o.description_regex = *s;
+  }
+  if (auto s = r.string("description_glob")) o.description_glob = *s;
+  if (auto cl = r.string_array("clusters")) o.clusters = *cl;
+  if (o.token_id.empty() && o.description_regex.empty() && o.description_glob.empty() &&
+      o.clusters.empty() && !r.has("token_id")) {
+    r.error("token_id",
+            "an owner rule needs a matcher: token_id, description_regex, description_glob or "
+            "clusters");
+  }
+  read_owner_assignment(r, o, captures);
+  for (const auto& other : c.owners) {
+    if (other.name == o.name) r.error("name", "\"" + o.name + "\" is used by another owner rule");
+  }
+  r.finish();
+  c.owners.push_back(std::move(o));
+}
+
 template <class F>
 void read_array_of_tables(const TomlValue& root, const char* key, Problems& p, F&& read_one) {
   if (!root.contains(key)) return;
@@ -1346,11 +1427,15 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
                          [&](const TomlValue& v, std::size_t i) { read_cluster(v, i, c, p); });
     check_ha_timeouts(c, p);
   }
-  for (const char* key : {"policies", "exemptions"}) top.know(key);
+  for (const char* key : {"policies", "exemptions", "owners"}) top.know(key);
   read_array_of_tables(root, "policies", p,
                        [&](const TomlValue& v, std::size_t i) { read_policy(v, i, c, p); });
   read_array_of_tables(root, "exemptions", p,
                        [&](const TomlValue& v, std::size_t i) { read_exemption(v, i, c, now, p); });
+  if (base == nullptr) {
+    read_array_of_tables(root, "owners", p,
+                         [&](const TomlValue& v, std::size_t i) { read_owner_rule(v, i, c, p); });
+  }
   top.finish();
   cross_checks(c, p);
   out.errors = std::move(p.errors);
@@ -1674,6 +1759,18 @@ std::string render_config(const Config& c) {
     if (!e.cluster.empty()) kv(out, "cluster", e.cluster);
     kv(out, "reason", e.reason);
     kv_raw(out, "expires", format_timestamp(e.expires));
+  }
+  for (const auto& o : c.owners) {
+    out += "\n[[owners]]\n";
+    kv(out, "name", o.name);
+    if (!o.token_id.empty()) kv(out, "token_id", o.token_id);
+    if (!o.description_regex.empty()) kv(out, "description_regex", o.description_regex);
+    if (!o.description_glob.empty()) kv(out, "description_glob", o.description_glob);
+    if (!o.clusters.empty()) kv_raw(out, "clusters", string_list(o.clusters));
+    if (!o.owner.empty()) kv(out, "owner", o.owner);
+    if (!o.team.empty()) kv(out, "team", o.team);
+    if (!o.contact.empty()) kv(out, "contact", o.contact);
+    if (!o.labels.empty()) kv_raw(out, "labels", inline_table(o.labels));
   }
   return out;
 }

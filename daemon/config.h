@@ -18,6 +18,7 @@
 #include "core/time.h"
 #include "influx/source_config.h"
 #include "metrics/http_endpoint.h"
+#include "policy/owners.h"
 #include "policy/policy_spec.h"
 
 namespace tw::daemon {
@@ -131,8 +132,9 @@ struct Config {
   std::vector<ClusterConfig> clusters;
   std::vector<policy::PolicySpec> policies;
   std::vector<policy::ExemptionSpec> exemptions;
-  std::string path;  // where it was loaded from ("<string>" for tests)
-  std::string hash;  // sha256 of the file's bytes
+  std::vector<policy::OwnerRuleSpec> owners;  // [[owners]], in order: the first match wins
+  std::string path;                           // where it was loaded from ("<string>" for tests)
+  std::string hash;                           // sha256 of the file's bytes
 
   const ClusterConfig* find_cluster(std::string_view name) const;
 };

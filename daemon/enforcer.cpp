@@ -350,7 +350,8 @@ bool Enforcer::judge(const storage::Inventory& inventory, const storage::PollSum
   if (out.full) {
     out.subjects.reserve(inventory.size());
     for (const auto& [id, k] : inventory) {
-      if (k.status != TokenStatus::kRemoved) out.subjects.push_back({&k.token, k.first_seen});
+      if (k.status != TokenStatus::kRemoved)
+        out.subjects.push_back({&k.token, k.first_seen, ownership_of(id)});
     }
     // In id order, so that the violations a first poll opens go into the indexes keyed by token
     // id at one edge (as the incremental path's sorted ids do).
@@ -362,7 +363,7 @@ bool Enforcer::judge(const storage::Inventory& inventory, const storage::PollSum
     for (const auto& id : out.ids) {
       auto k = inventory.find(id);
       if (k != inventory.end() && k->second.status != TokenStatus::kRemoved) {
-        out.subjects.push_back({&k->second.token, k->second.first_seen});
+        out.subjects.push_back({&k->second.token, k->second.first_seen, ownership_of(id)});
       } else {
         out.absent.push_back(&id);
       }

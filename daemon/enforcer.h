@@ -44,6 +44,7 @@
 #include "daemon/action_fence.h"
 #include "daemon/alert_sink.h"
 #include "daemon/config.h"
+#include "daemon/owners.h"
 #include "influx/token_source.h"
 #include "metrics/metrics.h"
 #include "policy/engine.h"
@@ -124,6 +125,8 @@ class Enforcer {
   // each after its intent was written; a standby keeps its planned actions planned. Action
   // events carry the fence's term. May be null (no [ha]).
   void set_fence(ActionFence* fence) { fence_ = fence; }
+  // Who owns each token (the cluster poller's tracker); may stay null (every token unowned).
+  void set_owners(const OwnerTracker* owners) { owners_ = owners; }
   // Whether execute() has work even without actions to run (a leader's reconciliation).
   bool wants_execute() const { return fence_ != nullptr && fence_->leading(); }
 
@@ -201,6 +204,9 @@ class Enforcer {
   void rebuild_alerts(Timestamp now);
   void count_action(const std::string& policy, std::string_view action, std::string_view result);
   bool alerting() const { return sink_ != nullptr && sink_->wanted(); }
+  const Ownership* ownership_of(const std::string& token_id) const {
+    return owners_ != nullptr ? &owners_->of(token_id) : nullptr;
+  }
   void publish_metrics();
 
   ClusterConfig cluster_;
@@ -211,6 +217,7 @@ class Enforcer {
   metrics::Metrics* metrics_ = nullptr;
   ExportGate export_gate_;
   ActionFence* fence_ = nullptr;
+  const OwnerTracker* owners_ = nullptr;
   bool standby_noted_ = false;  // the standby's hold of planned actions is logged
   bool export_held_ = false;    // the current hold is recorded
   bool counts_dirty_ = true;    // open violations changed since the gauges were set

@@ -37,10 +37,12 @@ void put(std::string& out, const std::optional<Duration>& d) {
 // Identity of the policy evaluation the enforcer runs for this cluster: every field of every
 // policy and exemption, the settings, the cluster's labels and timeout, this build's version.
 // A checkpoint saved under another identity never stands for this one. "" without policies.
-std::string evaluation_identity(const ClusterConfig& cluster, const Enforcer* enforcer) {
+std::string evaluation_identity(const ClusterConfig& cluster, const Enforcer* enforcer,
+                                const OwnerTracker& owners) {
   if (enforcer == nullptr || enforcer->policies() == nullptr) return {};
   std::string s;
   put(s, kVersion);
+  put(s, owners.identity());
   put(s, cluster.name);
   for (const auto& [k, v] : cluster.labels) {
     put(s, k);
@@ -100,9 +102,16 @@ ClusterPoller::ClusterPoller(ClusterConfig cluster, std::unique_ptr<influx::Clus
       recorder_(recorder),
       clock_(clock),
       log_(std::move(log)),
+      owners_(cluster_.name),
       enforcer_(std::move(enforcer)),
       anomalies_(cluster_.name),
-      credential_(cluster_.name, log_) {}
+      credential_(cluster_.name, log_) {
+  if (enforcer_) enforcer_->set_owners(&owners_);
+}
+
+void ClusterPoller::set_owner_rules(std::shared_ptr<const policy::OwnerRules> rules) {
+  owners_.set_rules(std::move(rules));
+}
 
 void ClusterPoller::set_metrics(metrics::Metrics* m) {
   metrics_ = m;
@@ -203,7 +212,7 @@ CycleReport ClusterPoller::run_once(const RunOptions& options) {
   c.rep.cluster = cluster_.name;
   c.rep.started_at = clock_.now();
   c.ctx.cancel = options.cancel;
-  c.evaluation = evaluation_identity(cluster_, enforcer_.get());
+  c.evaluation = evaluation_identity(cluster_, enforcer_.get(), owners_);
   offer_digest(c);
   // A management token known to have lapsed fails the poll with that reason, not the cluster's.
   c.lapsed =
@@ -337,6 +346,7 @@ Status ClusterPoller::on_recorded(Cycle& c, storage::WriteTxn& txn,
                                   const storage::Inventory& inventory, storage::PollSummary& s) {
   c.hook_ran = true;
   TW_RETURN_IF_ERROR(anomalies_.record(txn, c.anomalies, c.rep.finished_at, s.inventory_reloaded));
+  TW_RETURN_IF_ERROR(owners_.on_poll(txn, inventory, s, c.rep.finished_at));
   if (metrics_ != nullptr && (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded))
     count_inventory(inventory);
   if (!enforcer_) return ok_status();
@@ -351,6 +361,7 @@ Status ClusterPoller::on_recorded(Cycle& c, storage::WriteTxn& txn,
 void ClusterPoller::after_record(Cycle& c, bool committed) {
   if (!c.hook_ran) return;
   if (!committed) stats_ready_ = false;  // computed from state that was rolled back
+  owners_.after_commit(committed && !c.options.dry_run);
   if (enforcer_) enforcer_->after_commit(committed);
   anomalies_.after_commit(committed && !c.options.dry_run);
   for (const auto& a : anomalies_.recorded()) {

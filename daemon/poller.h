@@ -19,6 +19,7 @@
 #include "daemon/config.h"
 #include "daemon/credential_watch.h"
 #include "daemon/enforcer.h"
+#include "daemon/owners.h"
 #include "influx/token_source.h"
 #include "metrics/metrics.h"
 #include "storage/recorder.h"
@@ -68,6 +69,9 @@ class ClusterPoller {
   Enforcer* enforcer() { return enforcer_.get(); }
   // Metrics to keep current (polls, inventory gauges); may be null. Set before the first cycle.
   void set_metrics(metrics::Metrics* m);
+  // The [[owners]] rules (null: none); applied at the next poll.
+  void set_owner_rules(std::shared_ptr<const policy::OwnerRules> rules);
+  const OwnerTracker& owners() const { return owners_; }
 
  private:
   // The steps of run_once (poller.cpp).
@@ -96,6 +100,7 @@ class ClusterPoller {
   storage::InventoryRecorder& recorder_;
   const Clock& clock_;
   Logger log_;
+  OwnerTracker owners_;  // before enforcer_, which reads it
   std::unique_ptr<Enforcer> enforcer_;
   AnomalyRecorder anomalies_;   // token_anomaly events, once per token and reason
   CredentialWatch credential_;  // the management token's expiry, where the source tells it

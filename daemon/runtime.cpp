@@ -25,6 +25,7 @@ Result<std::unique_ptr<ClusterPoller>> make_poller(const Config& config,
   auto poller = std::make_unique<ClusterPoller>(cluster, std::move(*client), *rt.recorder, clock,
                                                 Logger("poller", sink), std::move(enforcer));
   poller->set_metrics(rt.metrics.get());
+  poller->set_owner_rules(rt.owners);
   return poller;
 }
 
@@ -72,6 +73,9 @@ Result<Runtime> build_runtime(const Config& config, const Clock& clock,
   auto policies = compile_policies(config);
   if (!policies.ok()) return policies.take_error();
   rt.policies = std::move(*policies);
+  auto owners = compile_owner_rules(config.owners);
+  if (!owners.ok()) return owners.take_error();
+  rt.owners = std::move(*owners);
   if (options.alerting && (options.always_dispatch || !config.alerting.alertmanager_url.empty() ||
                            !config.alerting.webhook_url.empty())) {
     AlertingOptions ao;

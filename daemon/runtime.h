@@ -32,7 +32,8 @@ struct Runtime {
   // Always built; signs only with [audit] signing_key_file (the key is loaded by build_runtime).
   std::unique_ptr<Checkpointer> checkpointer;
   std::shared_ptr<const policy::PolicySet> policies;
-  std::unique_ptr<AlertDispatcher> alerts;  // null when no receiver is configured
+  std::shared_ptr<const policy::OwnerRules> owners;  // null: no [[owners]] rules
+  std::unique_ptr<AlertDispatcher> alerts;           // null when no receiver is configured
   std::vector<std::unique_ptr<ClusterPoller>> pollers;
 };
 

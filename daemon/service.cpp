@@ -294,6 +294,7 @@ struct Service::Impl {
       h.interval = slot.poller->cluster().poll_interval;
     }
     if (slot.reconfigure) {
+      slot.poller->set_owner_rules(rt.owners);
       if (Enforcer* e = slot.poller->enforcer())
         e->configure(rt.policies, enforcement_settings(config));
       slot.reconfigure = false;
@@ -481,9 +482,16 @@ struct Service::Impl {
       failed(policies.error().message);
       return;
     }
+    auto owners = compile_owner_rules(next.owners);
+    if (!owners.ok()) {
+      failed(owners.error().message);
+      return;
+    }
     // Build every new or changed cluster's poller before touching anything.
     auto old_policies = rt.policies;
+    auto old_owners = rt.owners;
     rt.policies = *policies;
+    rt.owners = *owners;
     struct Change {
       Slot* slot = nullptr;  // null: an added cluster
       std::unique_ptr<ClusterPoller> poller;
@@ -508,6 +516,7 @@ struct Service::Impl {
       auto p = make_poller(next, cl, rt, *deps.clock, deps.sink, deps.credentials_directory);
       if (!p.ok()) {
         rt.policies = old_policies;
+        rt.owners = old_owners;
         failed(p.error().message);
         return;
       }

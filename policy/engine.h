@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/ownership.h"
 #include "core/result.h"
 #include "core/token.h"
 #include "policy/policy_spec.h"
@@ -38,6 +39,7 @@ struct ClusterInfo {
 struct Subject {
   const Token* token = nullptr;
   Timestamp first_seen;  // when tokenwarden first listed it; ages run from min(created_at, this)
+  const Ownership* ownership = nullptr;  // null: no rule matched (the `orphaned` policy)
 };
 
 struct Finding {

@@ -198,11 +198,52 @@ CREATE TABLE export_cursors(
 ) WITHOUT ROWID;
 )sql";
 
+// Version 6: who owns each token, as the [[owners]] rules resolved it at the token's last change
+// (issue 14), and the expiry notices already sent. Not part of the chain: an owner change of a
+// known token is also an `owner_changed` event, and a notice a `notice_sent` event; these tables
+// are what the daemon consults so that neither is repeated. token_inventory gains the owner
+// columns (NULL for a token no rule matched, or not yet resolved).
+constexpr const char* kV6 = R"sql(
+CREATE TABLE token_owners(
+  cluster     TEXT NOT NULL,
+  token_id    TEXT NOT NULL,
+  owner       TEXT,             -- NULL: the rule assigns none, or no rule matched
+  team        TEXT,
+  contact     TEXT,
+  owner_rule  TEXT,             -- the [[owners]] rule that matched; NULL: none (orphaned)
+  resolved_at TEXT NOT NULL,    -- when this resolution was recorded
+  PRIMARY KEY (cluster, token_id)
+) WITHOUT ROWID;
+
+CREATE TABLE expiry_notices(
+  cluster    TEXT NOT NULL,
+  token_id   TEXT NOT NULL,
+  policy     TEXT NOT NULL,
+  expires_at TEXT NOT NULL,     -- the expiry the notice was about: a new expiry starts afresh
+  threshold  TEXT NOT NULL,     -- one of the policy's notify_before values, e.g. "7d"
+  sent_at    TEXT NOT NULL,
+  seq        INTEGER NOT NULL,  -- the notice_sent event
+  PRIMARY KEY (cluster, token_id, policy, expires_at, threshold)
+) WITHOUT ROWID;
+
+DROP VIEW token_inventory;
+CREATE VIEW token_inventory AS
+  SELECT t.cluster, t.token_id, t.description, t.permissions, t.created_at, t.expires_at,
+         t.revoked_at, t.status, t.first_seen,
+         CASE WHEN t.status = 'removed' THEN t.last_seen
+              ELSE COALESCE((SELECT p.finished_at FROM poll_runs p
+                             WHERE p.cluster = t.cluster AND p.outcome = 'ok'
+                             ORDER BY p.id DESC LIMIT 1), t.last_seen)
+         END AS last_seen,
+         o.owner, o.team, o.owner_rule
+  FROM tokens t LEFT JOIN token_owners o ON o.cluster = t.cluster AND o.token_id = t.token_id;
+)sql";
+
 struct Migration {
   int version;
   const char* sql;
 };
-constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}, {5, kV5}};
+constexpr Migration kMigrations[] = {{1, kV1}, {2, kV2}, {3, kV3}, {4, kV4}, {5, kV5}, {6, kV6}};
 
 }  // namespace
 

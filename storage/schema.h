@@ -12,7 +12,7 @@
 
 namespace tw::storage {
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 // The oldest version read-only commands accept as it is (later versions only added an index and
 // the poll_checkpoints table, which only writers use).
 inline constexpr int kMinReadableSchemaVersion = 2;

@@ -20,10 +20,11 @@ constexpr const char* kSpecNames[] = {
     "action_approved",     "action_succeeded",  "action_failed",      "action_skipped",
     "enforcement_halted",  "exemption_applied", "config_applied",     "daemon_started",
     "daemon_stopped",      "token_anomaly",     "config_rejected",    "checkpoint_signed",
-    "leadership_acquired", "leadership_lost",   "action_observed"};
+    "leadership_acquired", "leadership_lost",   "action_observed",    "owner_changed",
+    "notice_sent"};
 
-TEST(AuditEvent, TwentySevenKinds) {
-  static_assert(kEventKindCount == 27);
+TEST(AuditEvent, TwentyNineKinds) {
+  static_assert(kEventKindCount == 29);
   EXPECT_EQ(std::size(kSpecNames), static_cast<std::size_t>(kEventKindCount));
 }
 

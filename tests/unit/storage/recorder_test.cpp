@@ -418,13 +418,20 @@ TEST_F(RecorderTest, SchemaVersionAndPragmas) {
   auto v = schema_version(store_->db());
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, kSchemaVersion);
-  EXPECT_EQ(kSchemaVersion, 5);
+  EXPECT_EQ(kSchemaVersion, 6);
   EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = "
                   "'audit_events_by_event'"),
             1);
   EXPECT_EQ(count("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = "
                   "'poll_checkpoints'"),
             1);
+  for (const char* table : {"token_owners", "expiry_notices"}) {
+    EXPECT_EQ(count(std::string("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
+                                "name = '") +
+                    table + "'"),
+              1)
+        << table;
+  }
   EXPECT_EQ(text("PRAGMA journal_mode"), "wal");
   for (const char* view : {"audit_log", "token_inventory", "polls"}) {
     EXPECT_EQ(
@@ -449,6 +456,9 @@ TEST_F(RecorderTest, VersionTwoIsReadableAndMigrated) {
   store_.reset();
   exec(
       "DROP INDEX audit_events_by_event; DROP TABLE poll_checkpoints; DROP TABLE export_cursors; "
+      "DROP TABLE token_owners; DROP TABLE expiry_notices; DROP VIEW token_inventory; "
+      "CREATE VIEW token_inventory AS SELECT cluster, token_id, description, permissions, "
+      "created_at, expires_at, revoked_at, status, first_seen, last_seen FROM tokens; "
       "PRAGMA user_version = 2");
   auto ro = AuditStore::open(path_, AuditStore::Mode::kReadOnly);
   ASSERT_TRUE(ro.ok()) << ro.error().message;
@@ -460,6 +470,7 @@ TEST_F(RecorderTest, VersionTwoIsReadableAndMigrated) {
                   "'audit_events_by_event'"),
             1);
   EXPECT_EQ(count("SELECT COUNT(*) FROM poll_checkpoints"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM token_inventory WHERE owner IS NULL"), 2);
 }
 
 TEST_F(RecorderTest, NewerSchemaIsRefused) {

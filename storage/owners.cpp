@@ -1,0 +1,103 @@
+#include "storage/owners.h"
+
+#include "core/json_writer.h"
+#include "storage/audit_store.h"
+#include "storage/sqlite.h"
+
+namespace tw::storage {
+namespace {
+
+std::optional<std::string> nullable(const std::string& s) {
+  return s.empty() ? std::nullopt : std::optional<std::string>(s);
+}
+
+void nullable_field(JsonWriter& w, std::string_view key, const std::string& value) {
+  if (value.empty()) {
+    w.key(key).null();
+  } else {
+    w.field(key, value);
+  }
+}
+
+}  // namespace
+
+Result<std::unordered_map<std::string, Ownership>> load_owners(Db& db, const std::string& cluster) {
+  auto st = db.prepare(
+      "SELECT token_id, owner, team, contact, owner_rule FROM token_owners WHERE cluster = ?1");
+  if (!st.ok()) return st.take_error();
+  st->bind(1, cluster);
+  std::unordered_map<std::string, Ownership> out;
+  while (true) {
+    auto r = st->step();
+    if (!r.ok()) return r.take_error();
+    if (!*r) break;
+    Ownership o;
+    o.owner = st->opt_text(1).value_or("");
+    o.team = st->opt_text(2).value_or("");
+    o.contact = st->opt_text(3).value_or("");
+    o.rule = st->opt_text(4).value_or("");
+    out.emplace(st->text(0), std::move(o));
+  }
+  return out;
+}
+
+Status put_owner(WriteTxn& txn, const std::string& cluster, const std::string& token_id,
+                 const Ownership& o, Timestamp at) {
+  auto st = txn.db().cached(
+      "INSERT OR REPLACE INTO token_owners(cluster, token_id, owner, team, contact, owner_rule, "
+      "resolved_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  if (!st.ok()) return st.take_error();
+  (*st)->bind(1, cluster).bind(2, token_id).bind(3, nullable(o.owner)).bind(4, nullable(o.team));
+  (*st)->bind(5, nullable(o.contact)).bind(6, nullable(o.rule)).bind(7, format_timestamp(at));
+  return (*st)->run();
+}
+
+NewEvent owner_changed_event(const std::string& cluster, const std::string& token_id,
+                             const Ownership& before, const Ownership& after,
+                             std::string_view cause) {
+  std::string detail;
+  JsonWriter w(detail);
+  w.begin_object();
+  nullable_field(w, "owner", after.owner);
+  nullable_field(w, "team", after.team);
+  nullable_field(w, "owner_rule", after.rule);
+  nullable_field(w, "contact", after.contact);
+  nullable_field(w, "previous_owner", before.owner);
+  nullable_field(w, "previous_team", before.team);
+  nullable_field(w, "previous_owner_rule", before.rule);
+  w.field("cause", cause);
+  w.end_object();
+  return NewEvent{EventKind::kOwnerChanged, cluster, token_id, std::move(detail)};
+}
+
+Result<std::vector<SentNotice>> load_notices(Db& db, const std::string& cluster) {
+  auto st = db.prepare(
+      "SELECT token_id, policy, expires_at, threshold FROM expiry_notices WHERE cluster = ?1");
+  if (!st.ok()) return st.take_error();
+  st->bind(1, cluster);
+  std::vector<SentNotice> out;
+  while (true) {
+    auto r = st->step();
+    if (!r.ok()) return r.take_error();
+    if (!*r) break;
+    out.push_back(SentNotice{st->text(0), st->text(1), st->text(2), st->text(3)});
+  }
+  return out;
+}
+
+Result<std::int64_t> record_notice(WriteTxn& txn, const std::string& cluster, const SentNotice& n,
+                                   std::string detail, Timestamp at) {
+  auto seq =
+      txn.append(NewEvent{EventKind::kNoticeSent, cluster, n.token_id, std::move(detail)}, at);
+  if (!seq.ok()) return seq.take_error();
+  auto st = txn.db().cached(
+      "INSERT OR IGNORE INTO expiry_notices(cluster, token_id, policy, expires_at, threshold, "
+      "sent_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  if (!st.ok()) return st.take_error();
+  (*st)->bind(1, cluster).bind(2, n.token_id).bind(3, n.policy).bind(4, n.expires_at);
+  (*st)->bind(5, n.threshold).bind(6, format_timestamp(at)).bind(7, *seq);
+  TW_RETURN_IF_ERROR((*st)->run());
+  return seq;
+}
+
+}  // namespace tw::storage
