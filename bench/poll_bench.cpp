@@ -2,7 +2,10 @@
 //
 //   tw-bench-poll --tokens N [--policies [--unscoped]] [--sim PATH] [--tokenwarden PATH]
 //                 [--steady K] [--churn K] [--growth K] [--one-shot K] [--no-trim]
-//                 [--export syslog://HOST:PORT | file:PATH] [--ha http://ETCD:PORT]
+//                 [--export syslog://HOST:PORT | file:PATH] [--ha http://ETCD:PORT] [--owners]
+//
+// --owners: four [[owners]] rules (two regexes with named groups, a glob, a catch-all) resolve
+// every token at the first poll and every changed one after, as the daemon does.
 //
 // --ha: the poller's enforcer acts through a real HaCoordinator leading on that etcd (as a
 // daemon with [ha] does; its renewal thread runs beside the cycles), to show what high
@@ -138,12 +141,33 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
+// --owners: rules shaped like a real deployment's (regexes with named groups, a glob, a
+// catch-all), so that every generated token is resolved and owned (the worst first poll).
+std::shared_ptr<const policy::OwnerRules> bench_owner_rules() {
+  std::vector<policy::OwnerRuleSpec> rules(4);
+  rules[0].name = "services";
+  rules[0].description_regex = "^svc-(?P<team>[a-z]+)-";
+  rules[1].name = "grafana";
+  rules[1].description_regex = "^grafana (?P<team>[a-z]+)$";
+  rules[1].owner = "grafana";
+  rules[2].name = "telegraf";
+  rules[2].description_glob = "telegraf writer *";
+  rules[2].team = "observability";
+  rules[3].name = "rest";
+  rules[3].description_glob = "*";
+  rules[3].team = "admins";
+  auto compiled = policy::OwnerRules::compile(std::move(rules));
+  if (!compiled.ok()) die(compiled.error().message);
+  return *compiled;
+}
+
 int main(int argc, char** argv) {
   cli::configure_process();  // as tokenwarden itself does
   std::size_t tokens = 1000;
   int steady = 10, churn = 5, growth = 200;
   int one_shots = 5;
   bool with_policies = false, unscoped = false;
+  bool with_owners = false;  // --owners: four [[owners]] rules, the last matching every token
   bool trim_heap = true;
   bool keep = false;  // --keep: leave the database (and the rest) in its temporary directory
   std::string sim_path = std::filesystem::path(argv[0]).parent_path() / "tokenwarden-sim";
@@ -159,6 +183,10 @@ int main(int argc, char** argv) {
     }
     if (a == "--unscoped") {
       unscoped = true;
+      continue;
+    }
+    if (a == "--owners") {
+      with_owners = true;
       continue;
     }
     if (a == "--keep") {
@@ -295,6 +323,7 @@ int main(int argc, char** argv) {
   }
   daemon::ClusterPoller poller(cluster, std::move(*client), recorder, clock, null_logger(),
                                std::move(enforcer));
+  if (with_owners) poller.set_owner_rules(bench_owner_rules());
   daemon::RunOptions opts;
   opts.trim_heap = trim_heap;
 
@@ -480,6 +509,7 @@ int main(int argc, char** argv) {
   w.begin_object()
       .field("tokens", static_cast<std::int64_t>(tokens))
       .field("policies", with_policies ? 50 : 0)
+      .field("owners", with_owners)
       .field("evaluations_in_unchanged_cycles", steady_evaluations)
       .field("first_wall_ms", first.wall)
       .field("first_cpu_ms", first.cpu)

@@ -141,12 +141,19 @@ Subcommand add_tokens(CLI::App& app) {
                   "Rebuild the inventory as it was at TIME from the audit history (RFC 3339, "
                   "a date like 2026-11-01, or an age like 7d)")
       ->check(non_empty());
+  cmd->add_option("--owner", o.owner, "Only tokens whose owner ([[owners]] rules) is exactly OWNER")
+      ->check(non_empty());
+  cmd->add_option("--team", o.team, "Only tokens whose team ([[owners]] rules) is exactly TEAM")
+      ->check(non_empty());
   cmd->add_option("--db", o.db, "Read this database instead of the configured one")
       ->check(non_empty());
   add_format(cmd, b->format);
   cmd->footer(
+      "The owner, team and owner_rule columns are the tokens' current owners as the daemon last\n"
+      "resolved them (also with --at: ownership is not replayed). owner_rule is shown with\n"
+      "--format json or csv.\n\n"
       "Examples:\n  tokenwarden tokens --status active --format csv\n  tokenwarden tokens --at "
-      "2026-10-01 --cluster prod-eu");
+      "2026-10-01 --cluster prod-eu\n  tokenwarden tokens --team data --status active");
   return {cmd, [b](const GlobalOptions& g) {
             b->options.format = b->format.get();
             return cmd_tokens(g, b->options);

@@ -116,6 +116,8 @@ std::vector<Cell> poll_row(const daemon::CycleReport& rep) {
 std::optional<storage::InventoryFilter> tokens_filter(const TokensOptions& o) {
   storage::InventoryFilter filter;
   filter.cluster = o.cluster;
+  filter.owner = o.owner;
+  filter.team = o.team;
   if (!o.status.empty()) {
     filter.status = parse_token_status(o.status);
     if (!filter.status) {
@@ -131,6 +133,9 @@ std::vector<Column> token_columns() {
   return {{"cluster"},
           {"token_id"},
           {"status"},
+          {"owner", true, 24},
+          {"team", true, 16},
+          {"owner_rule", false},
           {"description", true, 40},
           {"permissions", true, 48},
           {"created_at", false},
@@ -159,6 +164,11 @@ std::optional<AnomalyReasons> anomaly_reasons(storage::Db& db, const std::string
   return anomalies;
 }
 
+// An owner, team or rule: null when there is none.
+Cell owner_cell(const std::string& value) {
+  return value.empty() ? Cell::null() : Cell::str(value);
+}
+
 // A token's row; `table_format` adds the brief text of the JSON cells.
 std::vector<Cell> token_cells(const storage::InventoryRow& r, const AnomalyReasons& anomalies,
                               bool table_format) {
@@ -175,6 +185,9 @@ std::vector<Cell> token_cells(const storage::InventoryRow& r, const AnomalyReaso
       Cell::str(r.cluster),
       Cell::str(r.token.id),
       Cell::str(std::string(to_string(r.status))),
+      owner_cell(r.ownership.owner),
+      owner_cell(r.ownership.team),
+      owner_cell(r.ownership.rule),
       Cell::str(r.token.description),
       Cell::json(permissions_json(r.token.permissions),
                  table_format ? brief_permissions(r.token.permissions) : std::string()),
@@ -324,9 +337,17 @@ int cmd_tokens(const GlobalOptions& g, const TokensOptions& o) {
       print_error(s.error().message);
       return kExitFailure;
     }
+    auto owners = storage::current_owners(store->db());
+    if (!owners.ok()) {
+      print_error(owners.error().message);
+      return kExitFailure;
+    }
     RowStream out(columns, o.format, stdout);
-    replay.for_each(*at, filter->status, [&](const storage::InventoryRow& r) {
-      out.row(token_cells(r, *anomalies, table_format));
+    replay.for_each(*at, filter->status, [&](const storage::InventoryRow& replayed) {
+      storage::InventoryRow r = replayed;
+      if (auto it = owners->find({r.cluster, r.token.id}); it != owners->end())
+        r.ownership = it->second;
+      if (filter->matches(r.ownership)) out.row(token_cells(r, *anomalies, table_format));
       return true;
     });
     out.finish();

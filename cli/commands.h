@@ -35,6 +35,8 @@ struct TokensOptions {
   std::string cluster;
   std::string status;
   std::string at;
+  std::string owner;
+  std::string team;
   OutputFormat format = OutputFormat::kTable;
 };
 

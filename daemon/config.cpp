@@ -1762,7 +1762,7 @@ std::string render_config(const Config& c) {
   }
   for (const auto& o : c.owners) {
     out += "\n[[owners]]\n";
-    kv(out, "name", o.name);
+    if (!o.name.starts_with("owners[")) kv(out, "name", o.name);  // else the default, by position
     if (!o.token_id.empty()) kv(out, "token_id", o.token_id);
     if (!o.description_regex.empty()) kv(out, "description_regex", o.description_regex);
     if (!o.description_glob.empty()) kv(out, "description_glob", o.description_glob);

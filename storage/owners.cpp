@@ -43,6 +43,12 @@ Result<std::unordered_map<std::string, Ownership>> load_owners(Db& db, const std
 
 Status put_owner(WriteTxn& txn, const std::string& cluster, const std::string& token_id,
                  const Ownership& o, Timestamp at) {
+  if (!o.matched()) {
+    auto del = txn.db().cached("DELETE FROM token_owners WHERE cluster = ?1 AND token_id = ?2");
+    if (!del.ok()) return del.take_error();
+    (*del)->bind(1, cluster).bind(2, token_id);
+    return (*del)->run();
+  }
   auto st = txn.db().cached(
       "INSERT OR REPLACE INTO token_owners(cluster, token_id, owner, team, contact, owner_rule, "
       "resolved_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");

@@ -2,8 +2,8 @@
 // The owner of each token and the expiry notices sent (issue 14): every SQL statement about
 // the token_owners and expiry_notices tables, and the audit events that go with them.
 //
-// token_owners holds the latest resolution of every token the daemon resolved (docs/owners.md);
-// a token no rule matched has a row with a NULL owner_rule. expiry_notices remembers which
+// token_owners holds the latest resolution of every token a rule matched (docs/owners.md); a
+// token no rule matched has no row. expiry_notices remembers which
 // notify_before thresholds were announced for which expiry, so that a restarted daemon does not
 // announce them again.
 //
@@ -27,7 +27,7 @@ class WriteTxn;
 // The recorded resolution of every token of `cluster`, by token id.
 Result<std::unordered_map<std::string, Ownership>> load_owners(Db& db, const std::string& cluster);
 
-// Inserts or replaces one token's resolution.
+// Inserts or replaces one token's resolution; an unmatched one deletes the token's row.
 Status put_owner(WriteTxn& txn, const std::string& cluster, const std::string& token_id,
                  const Ownership& ownership, Timestamp at);
 

@@ -1,38 +1,79 @@
 #include "storage/queries.h"
 
+#include "storage/schema.h"
 #include "storage/sqlite.h"
 
 namespace tw::storage {
+namespace {
+
+// One row of the token_inventory query in query_inventory (columns in its order).
+InventoryRow inventory_row(const Stmt& st) {
+  InventoryRow row;
+  row.cluster = st.text(0);
+  row.token.id = st.text(1);
+  row.token.description = st.text(2);
+  auto perms = parse_permissions_json(st.text(3));
+  if (perms.ok()) row.token.permissions = std::move(*perms);
+  row.token.created_at = parse_optional_timestamp(st.opt_text(4));
+  row.token.expires_at = parse_optional_timestamp(st.opt_text(5));
+  row.token.revoked_at = parse_optional_timestamp(st.opt_text(6));
+  row.status = parse_token_status(st.text(7)).value_or(TokenStatus::kActive);
+  row.first_seen = st.text(8);
+  row.last_seen = st.text(9);
+  row.ownership.owner = st.opt_text(10).value_or("");
+  row.ownership.team = st.opt_text(11).value_or("");
+  row.ownership.rule = st.opt_text(12).value_or("");
+  return row;
+}
+
+}  // namespace
+
+Result<std::map<std::pair<std::string, std::string>, Ownership>> current_owners(Db& db) {
+  std::map<std::pair<std::string, std::string>, Ownership> out;
+  auto version = schema_version(db);
+  if (!version.ok()) return version.take_error();
+  if (*version < 6) return out;
+  auto st = db.prepare(
+      "SELECT cluster, token_id, owner, team, contact, owner_rule FROM token_owners "
+      "WHERE owner_rule IS NOT NULL");
+  if (!st.ok()) return st.take_error();
+  while (true) {
+    auto r = st->step();
+    if (!r.ok()) return r.take_error();
+    if (!*r) break;
+    out[{st->text(0), st->text(1)}] =
+        Ownership{st->opt_text(2).value_or(""), st->opt_text(3).value_or(""),
+                  st->opt_text(4).value_or(""), st->opt_text(5).value_or("")};
+  }
+  return out;
+}
 
 Result<std::vector<InventoryRow>> query_inventory(Db& db, const InventoryFilter& filter) {
+  auto version = schema_version(db);
+  if (!version.ok()) return version.take_error();
+  const bool owners = *version >= 6;
   std::string sql =
       "SELECT cluster, token_id, description, permissions, created_at, expires_at, revoked_at, "
-      "status, first_seen, last_seen FROM token_inventory WHERE 1";
+      "status, first_seen, last_seen, ";
+  sql += owners ? "owner, team, owner_rule" : "NULL, NULL, NULL";
+  sql += " FROM token_inventory WHERE 1";
   if (!filter.cluster.empty()) sql += " AND cluster = ?1";
   if (filter.status) sql += " AND status = ?2";
+  if (!filter.owner.empty()) sql += owners ? " AND owner = ?3" : " AND 0";
+  if (!filter.team.empty()) sql += owners ? " AND team = ?4" : " AND 0";
   sql += " ORDER BY cluster, token_id";
   auto st = db.prepare(sql);
   if (!st.ok()) return st.take_error();
   if (!filter.cluster.empty()) st->bind(1, filter.cluster);
   if (filter.status) st->bind(2, std::string(to_string(*filter.status)));
+  if (owners && !filter.owner.empty()) st->bind(3, filter.owner);
+  if (owners && !filter.team.empty()) st->bind(4, filter.team);
   std::vector<InventoryRow> rows;
   while (true) {
     auto r = st->step();
     if (!r.ok()) return r.take_error();
     if (!*r) break;
-    InventoryRow row;
-    row.cluster = st->text(0);
-    row.token.id = st->text(1);
-    row.token.description = st->text(2);
-    auto perms = parse_permissions_json(st->text(3));
-    if (perms.ok()) row.token.permissions = std::move(*perms);
-    row.token.created_at = parse_optional_timestamp(st->opt_text(4));
-    row.token.expires_at = parse_optional_timestamp(st->opt_text(5));
-    row.token.revoked_at = parse_optional_timestamp(st->opt_text(6));
-    row.status = parse_token_status(st->text(7)).value_or(TokenStatus::kActive);
-    row.first_seen = st->text(8);
-    row.last_seen = st->text(9);
-    rows.push_back(std::move(row));
+    rows.push_back(inventory_row(*st));
   }
   return rows;
 }

@@ -7,12 +7,14 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/ownership.h"
 #include "core/result.h"
 #include "core/token.h"
 
@@ -26,14 +28,25 @@ struct InventoryRow {
   TokenStatus status = TokenStatus::kActive;
   std::string first_seen;
   std::string last_seen;
+  Ownership ownership;  // as last resolved (token_owners); unmatched when no rule matched
 };
 
 struct InventoryFilter {
   std::string cluster;                // empty: all
   std::optional<TokenStatus> status;  // nullopt: all
+  std::string owner;                  // empty: any
+  std::string team;                   // empty: any
+  bool matches(const Ownership& o) const {
+    return (owner.empty() || o.owner == owner) && (team.empty() || o.team == team);
+  }
 };
 
-// The token_inventory view, ordered by cluster and token id.
+// The recorded owners of every token of every cluster, by (cluster, token id): what `tokens --at`
+// shows beside a replayed inventory (ownership is not replayed: it is the current one).
+Result<std::map<std::pair<std::string, std::string>, Ownership>> current_owners(Db& db);
+
+// The token_inventory view, ordered by cluster and token id. A database of schema 5 or older
+// (not yet opened by this version's daemon) has no owner columns: every token is unowned.
 Result<std::vector<InventoryRow>> query_inventory(Db& db, const InventoryFilter& filter);
 
 // The inventory as tokenwarden knew it at `at`, replayed from token events recorded up to then.

@@ -204,13 +204,13 @@ CREATE TABLE export_cursors(
 // are what the daemon consults so that neither is repeated. token_inventory gains the owner
 // columns (NULL for a token no rule matched, or not yet resolved).
 constexpr const char* kV6 = R"sql(
-CREATE TABLE token_owners(
+CREATE TABLE token_owners(     -- a row per token a rule matched; none for an orphaned token
   cluster     TEXT NOT NULL,
   token_id    TEXT NOT NULL,
-  owner       TEXT,             -- NULL: the rule assigns none, or no rule matched
+  owner       TEXT,             -- NULL: the rule assigns no owner (a team only)
   team        TEXT,
   contact     TEXT,
-  owner_rule  TEXT,             -- the [[owners]] rule that matched; NULL: none (orphaned)
+  owner_rule  TEXT NOT NULL,    -- the [[owners]] rule that matched
   resolved_at TEXT NOT NULL,    -- when this resolution was recorded
   PRIMARY KEY (cluster, token_id)
 ) WITHOUT ROWID;
