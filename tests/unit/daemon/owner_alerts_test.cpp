@@ -183,12 +183,18 @@ TEST_F(OwnerAlertsTest, EachThresholdIsAnnouncedOnceAsTheClockAdvances) {
                         R"(","remaining":"30d","owner":"alice","team":"payments",)"
                         R"("contact":"alice@example.com"})"));
   EXPECT_EQ(poller_->enforcer()->next_due(), t0 + days(24)) << "the 7d crossing";
+  ASSERT_NE(alert_of("pay-1"), nullptr);
+  EXPECT_EQ(alert_of("pay-1")->labels.at("threshold"), "30d");
   for (int i = 1; i <= 3; ++i) cycle_at(t0 + days(1) + hours(i));
   cycle_at(t0 + days(20));
   EXPECT_EQ(notices().size(), 1u) << "later polls repeat nothing";
 
   cycle_at(t0 + days(24));
   cycle_at(t0 + days(24) + minutes(5));
+  ASSERT_NE(alert_of("pay-1"), nullptr);
+  EXPECT_EQ(alert_of("pay-1")->labels.at("threshold"), "7d")
+      << "a new alert per threshold: the 30d one is no longer in the active set";
+  EXPECT_EQ(alerts_.active_named("TokenPolicyViolation", kCluster), 1);
   cycle_at(t0 + days(30) + hours(1));
   cycle_at(t0 + days(30) + hours(2));
   EXPECT_EQ(notices(),
