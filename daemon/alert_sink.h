@@ -15,6 +15,9 @@
 
 namespace tw::daemon {
 
+// A violation's alert also carries the token's owner and team (when known), its [[owners]]
+// rule's static labels, and, for expires_soon with notify_before, the current threshold; its
+// annotations the owner's contact (docs/alerting.md). Labels stay bounded: never a description.
 struct Alert {
   std::map<std::string, std::string> labels;       // alertname, cluster, policy, severity, token_id
   std::map<std::string, std::string> annotations;  // summary, description, …
@@ -23,7 +26,7 @@ struct Alert {
 
 // One violation state change, as posted to the generic webhook.
 struct StateChange {
-  std::string event;  // the audit event: violation_opened, action_succeeded, …
+  std::string event;  // the audit event: violation_opened, action_succeeded, notice_sent, …
   std::string cluster;
   std::string token_id;
   std::string policy;
@@ -32,6 +35,10 @@ struct StateChange {
   std::int64_t violation_id = 0;
   Timestamp at;
   std::string detail;  // the audit event's JSON detail
+  // The token's owner, team and contact as the [[owners]] rules resolve it ("": unknown).
+  std::string owner;
+  std::string team;
+  std::string contact;
 };
 
 class AlertSink {

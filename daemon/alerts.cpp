@@ -142,10 +142,18 @@ void AlertDispatcher::state_changed(const StateChange& c) {
       .field("policy", c.policy)
       .field("severity", c.severity)
       .field("violation_id", c.violation_id)
-      .field("state", c.state)
-      .key("detail")
-      .raw(c.detail.empty() ? "{}" : c.detail)
-      .end_object();
+      .field("state", c.state);
+  // Who to tell: null when no [[owners]] rule gives it.
+  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"owner", &c.owner},
+                                   {"team", &c.team},
+                                   {"contact", &c.contact}}) {
+    if (value->empty()) {
+      w.key(key).null();
+    } else {
+      w.field(key, *value);
+    }
+  }
+  w.key("detail").raw(c.detail.empty() ? "{}" : c.detail).end_object();
   {
     std::lock_guard lock(mu_);
     if (webhook_queue_.size() >= options_.queue_capacity) {

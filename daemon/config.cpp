@@ -966,7 +966,7 @@ void read_scope(const TomlValue& v, const std::string& path, policy::Scope& scop
 
 constexpr const char* kPolicyKinds =
     "max_lifetime, max_age, forbidden_grant, all_databases_grant, max_databases, "
-    "description_pattern, expires_soon";
+    "description_pattern, expires_soon, orphaned";
 
 // The policy's name and kind; the kind is empty when it is missing or unknown.
 std::optional<policy::Kind> read_policy_name_and_kind(TableReader& r, policy::PolicySpec& ps) {
@@ -1034,7 +1034,9 @@ class KindParameters {
       {"databases", {policy::Kind::kForbiddenGrant}},
       {"max", {policy::Kind::kMaxDatabases}},
       {"pattern", {policy::Kind::kDescriptionPattern}},
-      {"within", {policy::Kind::kExpiresSoon}}};
+      {"within", {policy::Kind::kExpiresSoon}},
+      {"notify_before", {policy::Kind::kExpiresSoon}},
+      {"known_owners", {policy::Kind::kOrphaned}}};
   TableReader& r_;
   std::optional<policy::Kind> kind_;
 };
@@ -1065,6 +1067,42 @@ void read_grant_parameters(TableReader& r, KindParameters& k, std::optional<poli
   if (k.required("max")) ps.max = r.integer("max", 0, 1'000'000);
 }
 
+// expires_soon: `within` and the notice ladder `notify_before` (within defaults to its largest
+// threshold and must not be smaller).
+void read_expiry_parameters(TableReader& r, KindParameters& k, policy::PolicySpec& ps) {
+  if (!k.applies("within")) return;
+  constexpr auto kDecade = std::chrono::hours(24 * 366 * 10);
+  if (auto n = r.string_array("notify_before")) {
+    if (n->empty()) r.error("notify_before", "must list at least one duration, e.g. [\"7d\"]");
+    for (const auto& text : *n) {
+      auto d = parse_duration(text);
+      if (!d.ok()) {
+        r.error("notify_before", d.error().message);
+      } else if (*d < std::chrono::minutes(1) || *d > kDecade) {
+        r.error("notify_before", "\"" + printable(text, 40) + "\" must be between 1m and " +
+                                     format_duration(kDecade));
+      } else if (std::find(ps.notify_before.begin(), ps.notify_before.end(), *d) !=
+                 ps.notify_before.end()) {
+        r.error("notify_before", "\"" + printable(text, 40) + "\" is listed twice");
+      } else {
+        ps.notify_before.push_back(*d);
+      }
+    }
+  }
+  if (ps.notify_before.empty() && !r.has("notify_before")) k.required("within");
+  if (r.has("within")) ps.within = r.duration("within", std::chrono::minutes(1), kDecade);
+  if (ps.within && !ps.notify_before.empty()) {
+    const Duration largest = *std::max_element(ps.notify_before.begin(), ps.notify_before.end());
+    if (*ps.within < largest) {
+      r.error("within", format_duration(*ps.within) +
+                            " is smaller than the largest notify_before threshold " +
+                            format_duration(largest) + " (leave within out to use it)");
+    }
+  }
+  if (!ps.within && !ps.notify_before.empty())
+    ps.within = *std::max_element(ps.notify_before.begin(), ps.notify_before.end());
+}
+
 void read_kind_parameters(TableReader& r, std::optional<policy::Kind> kind,
                           policy::PolicySpec& ps) {
   KindParameters k(r, kind);
@@ -1082,8 +1120,12 @@ void read_kind_parameters(TableReader& r, std::optional<policy::Kind> kind,
       ps.pattern = *pat;
     }
   }
-  if (k.required("within")) {
-    ps.within = r.duration("within", std::chrono::minutes(1), std::chrono::hours(24 * 366 * 10));
+  read_expiry_parameters(r, k, ps);
+  if (k.applies("known_owners")) {
+    if (auto o = r.string_array("known_owners")) {
+      if (o->empty()) r.error("known_owners", "must list at least one owner (or be left out)");
+      ps.known_owners = *o;
+    }
   }
 }
 
@@ -1312,8 +1354,20 @@ void check_restrict_support(const Config& c, Problems& p) {
   }
 }
 
+// An orphaned policy without [[owners]] rules: every token would be orphaned.
+void check_orphaned_policies(const Config& c, Problems& p) {
+  if (!c.owners.empty()) return;
+  for (std::size_t i = 0; i < c.policies.size(); ++i) {
+    if (c.policies[i].kind != policy::Kind::kOrphaned) continue;
+    p.warnings.push_back("policies[" + std::to_string(i) + "]: policy \"" + c.policies[i].name +
+                         "\" is of kind orphaned, but no [[owners]] rules are configured: every "
+                         "token is orphaned");
+  }
+}
+
 void cross_checks(Config& c, Problems& p) {
   check_restrict_support(c, p);
+  check_orphaned_policies(c, p);
   std::set<std::string> names;
   for (std::size_t i = 0; i < c.clusters.size(); ++i) {
     const auto& n = c.clusters[i].name;
@@ -1740,6 +1794,12 @@ std::string render_config(const Config& c) {
     if (ps.max) kv_raw(out, "max", std::to_string(*ps.max));
     if (ps.kind == policy::Kind::kDescriptionPattern) kv(out, "pattern", ps.pattern);
     if (ps.within) kv(out, "within", format_duration(*ps.within));
+    if (!ps.notify_before.empty()) {
+      std::vector<std::string> ladder;
+      for (Duration d : ps.notify_before) ladder.push_back(format_duration(d));
+      kv_raw(out, "notify_before", string_list(ladder));
+    }
+    if (!ps.known_owners.empty()) kv_raw(out, "known_owners", string_list(ps.known_owners));
     kv(out, "severity", policy::to_string(ps.severity));
     kv(out, "action", policy::to_string(ps.action));
     kv(out, "mode", policy::to_string(ps.mode.value_or(c.daemon.mode)));

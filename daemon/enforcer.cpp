@@ -13,9 +13,15 @@
 
 #include "core/json_writer.h"
 #include "core/strings.h"
+#include "policy/notices.h"
 
 namespace tw::daemon {
 namespace {
+
+// Identifies a notice in notices_sent_.
+std::string notice_key(const storage::SentNotice& n) {
+  return n.token_id + '\n' + n.policy + '\n' + n.expires_at + '\n' + n.threshold;
+}
 
 bool is_action_event(EventKind kind) {
   switch (kind) {
@@ -245,6 +251,10 @@ Status Enforcer::load(storage::WriteTxn& txn) {
   auto halted = storage::cluster_halted(txn.db(), cluster_.name);
   if (!halted.ok()) return halted.take_error();
   halted_ = *halted;
+  auto notices = storage::load_notices(txn.db(), cluster_.name);
+  if (!notices.ok()) return notices.take_error();
+  notices_sent_.clear();
+  for (const auto& n : *notices) notices_sent_.insert(notice_key(n));
   loaded_ = true;
   counts_dirty_ = true;
   evaluated_once_ = false;  // the cached verdict times belong to the old state
@@ -283,6 +293,11 @@ Status Enforcer::record(storage::WriteTxn& txn, EventKind kind, const std::strin
     c.violation_id = v->id;
     c.at = now;
     c.detail = detail;
+    if (const Ownership* o = ownership_of(token_id)) {
+      c.owner = o->owner;
+      c.team = o->team;
+      c.contact = o->contact;
+    }
     outbox_.push_back(std::move(c));
   }
   if (fence_ != nullptr && is_action_event(kind) && detail.size() >= 2 && detail.back() == '}') {
@@ -323,7 +338,86 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
   report.evaluated = !judged.subjects.empty() || !judged.absent.empty() || judged.full;
   TW_RETURN_IF_ERROR(apply_verdicts(txn, inventory, poll, judged, now, report));
   TW_RETURN_IF_ERROR(apply_actions(txn, inventory, now, report));
+  TW_RETURN_IF_ERROR(send_notices(txn, inventory, now));
   if (alerts_dirty_ && alerting()) rebuild_alerts(now);
+  return ok_status();
+}
+
+Status Enforcer::send_notices(storage::WriteTxn& txn, const storage::Inventory& inventory,
+                              Timestamp now) {
+  std::unordered_map<std::int64_t, std::string> thresholds;
+  for (const auto& [token, vs] : open_) {
+    for (const auto& v : vs) {
+      if (v.state == ViolationState::kResolved) continue;
+      const policy::PolicySpec* p = policies_->find(v.policy);
+      if (p == nullptr || p->kind != policy::Kind::kExpiresSoon || p->notify_before.empty())
+        continue;
+      auto k = inventory.find(token);
+      if (k == inventory.end() || k->second.status == TokenStatus::kRemoved ||
+          !k->second.token.expires_at)
+        continue;
+      const Timestamp expires_at = *k->second.token.expires_at;
+      auto step = policy::notice_step(p->notify_before, expires_at, now);
+      if (!step.current) continue;
+      storage::SentNotice n{token, v.policy, format_timestamp(expires_at),
+                            policy::threshold_label(*step.current)};
+      thresholds[v.id] = n.threshold;
+      std::string key = notice_key(n);
+      if (notices_sent_.contains(key)) continue;
+      TW_RETURN_IF_ERROR(send_notice(txn, v, n, expires_at, now));
+      notices_sent_.insert(key);
+      notices_pending_.push_back(std::move(key));
+    }
+  }
+  if (thresholds != thresholds_) {
+    thresholds_ = std::move(thresholds);
+    alerts_dirty_ = true;
+  }
+  return ok_status();
+}
+
+// One notice: the notice_sent event and its expiry_notices row, and the webhook's message.
+Status Enforcer::send_notice(storage::WriteTxn& txn, const Violation& v,
+                             const storage::SentNotice& n, Timestamp expires_at, Timestamp now) {
+  static const Ownership kNobody;
+  const Ownership* o = ownership_of(n.token_id);
+  if (o == nullptr) o = &kNobody;
+  std::string detail;
+  JsonWriter w(detail);
+  w.begin_object()
+      .field("policy", n.policy)
+      .field("threshold", n.threshold)
+      .field("expires_at", expires_at)
+      .field("remaining", format_duration(std::chrono::floor<std::chrono::seconds>(
+                              std::max(expires_at - now, Duration(0)))));
+  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"owner", &o->owner},
+                                   {"team", &o->team},
+                                   {"contact", &o->contact}}) {
+    if (value->empty()) {
+      w.key(key).null();
+    } else {
+      w.field(key, *value);
+    }
+  }
+  w.end_object();
+  auto seq = storage::record_notice(txn, cluster_.name, n, detail, now);
+  if (!seq.ok()) return seq.take_error();
+  if (alerting()) {
+    StateChange c;
+    c.event = std::string(to_string(EventKind::kNoticeSent));
+    c.cluster = cluster_.name;
+    c.token_id = n.token_id;
+    c.policy = v.policy;
+    c.severity = v.severity;
+    c.state = std::string(to_string(v.state));
+    c.violation_id = v.id;
+    c.at = now;
+    c.detail = std::move(detail);
+    c.owner = o->owner;
+    c.team = o->team;
+    c.contact = o->contact;
+    outbox_.push_back(std::move(c));
+  }
   return ok_status();
 }
 
@@ -756,8 +850,11 @@ void Enforcer::after_commit(bool committed) {
     configured_changed_ = true;
     outbox_.clear();
     unheld_pending_.clear();
+    for (const auto& key : notices_pending_) notices_sent_.erase(key);
+    notices_pending_.clear();
     return;
   }
+  notices_pending_.clear();
   for (auto id : unheld_pending_) unheld_[id] = clock_.now();
   unheld_pending_.clear();
   if (alerting()) {
@@ -1211,13 +1308,31 @@ Alert halted_alert(const std::string& cluster, Timestamp now) {
 
 }  // namespace
 
+// Owner and team labels (omitted when empty), the [[owners]] rule's static labels (never in
+// place of tokenwarden's own), and the contact annotation.
+void Enforcer::address(Alert& a, const std::string& token_id) const {
+  const Ownership* o = ownership_of(token_id);
+  if (o == nullptr || !o->matched()) return;
+  if (!o->owner.empty()) a.labels["owner"] = o->owner;
+  if (!o->team.empty()) a.labels["team"] = o->team;
+  if (!o->contact.empty()) a.annotations["contact"] = o->contact;
+  const policy::OwnerRules* rules = owners_->rules();
+  const policy::OwnerRuleSpec* rule = rules != nullptr ? rules->find(o->rule) : nullptr;
+  if (rule != nullptr) {
+    for (const auto& [k, value] : rule->labels) a.labels.emplace(k, value);
+  }
+}
+
 void Enforcer::rebuild_alerts(Timestamp now) {
   alerts_.clear();
   std::erase_if(unheld_, [&](const auto& u) { return find_violation(u.first) == nullptr; });
   for (const auto& [token, vs] : open_) {
     for (const auto& v : vs) {
       if (v.state == ViolationState::kResolved) continue;
+      const std::size_t first = alerts_.size();
       alerts_.push_back(violation_alert(cluster_.name, v));
+      if (auto t = thresholds_.find(v.id); t != thresholds_.end())
+        alerts_.back().labels["threshold"] = t->second;
       auto unheld = unheld_.find(v.id);
       if (unheld != unheld_.end() && v.state != ViolationState::kFailed &&
           v.state != ViolationState::kEnforced) {
@@ -1225,6 +1340,7 @@ void Enforcer::rebuild_alerts(Timestamp now) {
       }
       if (v.state == ViolationState::kFailed)
         alerts_.push_back(failed_alert(cluster_.name, v, now));
+      for (std::size_t i = first; i < alerts_.size(); ++i) address(alerts_[i], token);
     }
   }
   if (halted_) alerts_.push_back(halted_alert(cluster_.name, now));

@@ -22,6 +22,10 @@
 // The decisions are policy/planner.h's pure functions; this class is their applier: it loads the
 // rows, writes the plan in the poll's transaction (audit events, alerts, metrics) and runs the
 // actions against the cluster with read-backs.
+// expires_soon policies with notify_before announce each threshold a token's expiry crosses once
+// (policy/notices.h): a notice_sent event, remembered in expiry_notices (a restart never
+// announces again), a webhook message, and the alert's `threshold` label. Every violation's alert
+// and webhook message carries the token's owner, team and contact (docs/alerting.md).
 // An unchanged inventory is not re-evaluated until a clock-driven verdict, a due action or an
 // outside change (approval) needs it, so the steady-state cycle stays cheap.
 //
@@ -51,6 +55,7 @@
 #include "policy/planner.h"
 #include "storage/audit_store.h"
 #include "storage/enforcement.h"
+#include "storage/owners.h"
 #include "storage/recorder.h"
 
 namespace tw::daemon {
@@ -183,6 +188,13 @@ class Enforcer {
   Status apply(Cycle& c, const policy::Halt& s, std::size_t step);
   Status apply(Cycle& c, const policy::SkipPending& s, std::size_t step);
   Status apply(Cycle& c, const policy::Retarget& s, std::size_t step);
+  // The notice ladder: announces the current threshold of every open expires_soon violation
+  // with notify_before, once per (token, policy, expiry, threshold).
+  Status send_notices(storage::WriteTxn& txn, const storage::Inventory& inventory, Timestamp now);
+  Status send_notice(storage::WriteTxn& txn, const policy::Violation& v,
+                     const storage::SentNotice& n, Timestamp expires_at, Timestamp now);
+  // The token's owner labels, rule labels and contact on a violation's alert.
+  void address(Alert& a, const std::string& token_id) const;
   Status record(storage::WriteTxn& txn, EventKind kind, const std::string& token_id,
                 std::string detail, Timestamp now, const policy::Violation* violation);
   void remember_clock(const std::string& id, Timestamp next);
@@ -244,6 +256,11 @@ class Enforcer {
   Timestamp next_due_ = Timestamp::min();  // an action comes due or is retried
   std::vector<Alert> alerts_;
   bool alerts_dirty_ = true;
+  // The notice ladder: the notices recorded (keys of (token, policy, expires_at, threshold)),
+  // those recorded by the poll in progress, and each open violation's current threshold.
+  std::unordered_set<std::string> notices_sent_;
+  std::vector<std::string> notices_pending_;
+  std::unordered_map<std::int64_t, std::string> thresholds_;
   std::vector<StateChange> outbox_;  // sent after commit
 };
 

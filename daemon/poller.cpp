@@ -66,6 +66,10 @@ std::string evaluation_identity(const ClusterConfig& cluster, const Enforcer* en
     put(s, p.max ? std::to_string(*p.max) : std::string("-"));
     put(s, p.pattern);
     put(s, p.within);
+    for (Duration d : p.notify_before) put(s, std::optional<Duration>(d));
+    put(s, "|");
+    for (const auto& o : p.known_owners) put(s, o);
+    put(s, "|");
     put(s, policy::to_string(p.severity));
     put(s, policy::to_string(p.action));
     put(s, p.mode ? policy::to_string(*p.mode) : std::string_view("-"));

@@ -9,6 +9,7 @@
 #include "core/sha256.h"
 #include "core/strings.h"
 #include "core/time_anomaly.h"
+#include "policy/notices.h"
 
 namespace tw::policy {
 namespace {
@@ -87,6 +88,12 @@ Result<std::shared_ptr<const PolicySet>> PolicySet::compile(std::vector<PolicySp
   set->compiled_ = std::make_unique<Compiled>();
   Compiled& c = *set->compiled_;
   std::string error;
+  for (auto& p : set->specs_) {
+    // The ladder largest first; `within` defaults to its largest threshold.
+    std::sort(p.notify_before.begin(), p.notify_before.end(), std::greater<>());
+    if (p.kind == Kind::kExpiresSoon && !p.within && !p.notify_before.empty())
+      p.within = p.notify_before.front();
+  }
   for (const auto& p : set->specs_) {
     Compiled::Policy cp;
     if (!p.scope.description.empty()) {
@@ -237,6 +244,11 @@ std::string PolicySet::explain(std::size_t policy, const Subject& subject, Times
     case Kind::kExpiresSoon:
       return "expires at " + (t.expires_at ? format_timestamp(*t.expires_at) : std::string("?")) +
              ", within " + format_duration(*p.within);
+    case Kind::kOrphaned:
+      if (subject.ownership == nullptr || !subject.ownership->matched())
+        return "no [[owners]] rule matches this token";
+      return "its owner \"" + printable(subject.ownership->owner, 128) +
+             "\" is not in known_owners";
   }
   return "violates " + p.name;
 }
@@ -247,6 +259,17 @@ std::string PolicySet::exemption_key(std::size_t exemption) const {
                     format_timestamp(e.expires))
       .substr(0, 16);
 }
+
+namespace {
+
+// No [[owners]] rule matched, or (known_owners) the owner is not a known one.
+bool orphaned(const PolicySpec& p, const Ownership* o) {
+  if (o == nullptr || !o->matched()) return true;
+  if (p.known_owners.empty()) return false;
+  return std::find(p.known_owners.begin(), p.known_owners.end(), o->owner) == p.known_owners.end();
+}
+
+}  // namespace
 
 Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster,
                     std::span<const Subject> subjects, Timestamp now) {
@@ -342,7 +365,13 @@ Evaluation evaluate(const PolicySet& set, const ClusterInfo& cluster,
           if (t.expires_at) {
             violated = *t.expires_at - now <= *p.within;
             if (!violated) lower(*t.expires_at - *p.within);
+            // Each step of the notice ladder is a change the caller must see.
+            if (violated && !p.notify_before.empty())
+              lower(notice_step(p.notify_before, *t.expires_at, now).next);
           }
+          break;
+        case Kind::kOrphaned:
+          violated = orphaned(p, s.ownership);
           break;
       }
       if (!violated) continue;

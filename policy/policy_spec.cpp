@@ -9,9 +9,10 @@
 namespace tw::policy {
 namespace {
 
-constexpr std::array<std::string_view, 7> kKinds{
-    "max_lifetime",        "max_age",     "forbidden_grant", "all_databases_grant", "max_databases",
-    "description_pattern", "expires_soon"};
+constexpr std::array<std::string_view, 8> kKinds{"max_lifetime",    "max_age",
+                                                 "forbidden_grant", "all_databases_grant",
+                                                 "max_databases",   "description_pattern",
+                                                 "expires_soon",    "orphaned"};
 constexpr std::array<std::string_view, 3> kSeverities{"info", "warning", "critical"};
 constexpr std::array<std::string_view, 3> kActions{"alert", "restrict", "revoke"};
 constexpr std::array<std::string_view, 2> kModes{"enforce", "monitor"};

@@ -24,6 +24,7 @@ enum class Kind {
   kMaxDatabases,
   kDescriptionPattern,
   kExpiresSoon,
+  kOrphaned,
 };
 enum class Severity { kInfo, kWarning, kCritical };
 enum class Action { kAlert, kRestrict, kRevoke };
@@ -56,6 +57,10 @@ struct PolicySpec {
   std::optional<std::int64_t> max;
   std::string pattern;  // regex (RE2)
   std::optional<Duration> within;
+  // expires_soon: the notice ladder (policy/notices.h), distinct, largest first; empty: none.
+  std::vector<Duration> notify_before;
+  // orphaned: owners a matched token may have; empty: any owner (only unmatched tokens violate).
+  std::vector<std::string> known_owners;
   // Handling.
   Severity severity = Severity::kWarning;
   Action action = Action::kAlert;

@@ -351,6 +351,41 @@ expires = 2026-01-01T00:00:00Z
 
 // Found by fuzz/config_fuzz.cpp: a TOML date-time outside 1678-2262 overflowed (undefined
 // behaviour) in toml11's conversion to std::chrono::system_clock. Read from its fields instead.
+TEST(LoadConfig, OrphanedPolicyAndNoticeLadder) {
+  const std::string policies = std::string(kGoodCluster) + R"toml(
+[[policies]]
+name = "orphans"
+kind = "orphaned"
+known_owners = ["alice", "bob"]
+[[policies]]
+name = "expiry"
+kind = "expires_soon"
+notify_before = ["7d", "30d", "1d"]
+)toml";
+  auto r = load(policies);
+  ASSERT_TRUE(r.config.has_value()) << all(r.errors);
+  const auto& ps = r.config->policies;
+  ASSERT_EQ(ps.size(), 2u);
+  EXPECT_EQ(ps[0].kind, policy::Kind::kOrphaned);
+  EXPECT_EQ(ps[0].action, policy::Action::kAlert) << "alert only by default";
+  EXPECT_EQ(ps[0].known_owners, (std::vector<std::string>{"alice", "bob"}));
+  ASSERT_TRUE(ps[1].within);
+  EXPECT_EQ(*ps[1].within, std::chrono::hours(24 * 30)) << "within defaults to the largest";
+  EXPECT_EQ(ps[1].notify_before.size(), 3u);
+  ASSERT_EQ(r.warnings.size(), 1u) << all(r.warnings);
+  EXPECT_NE(r.warnings[0].find("no [[owners]] rules are configured: every token is orphaned"),
+            std::string::npos);
+
+  auto owned = load(policies + "[[owners]]\ntoken_id = \"t1\"\nowner = \"alice\"\n");
+  ASSERT_TRUE(owned.config.has_value()) << all(owned.errors);
+  EXPECT_TRUE(owned.warnings.empty()) << all(owned.warnings);
+
+  auto revoke = load(std::string(kGoodCluster) +
+                     "[[policies]]\nname = \"o\"\nkind = \"orphaned\"\naction = \"revoke\"\n");
+  ASSERT_TRUE(revoke.config.has_value()) << all(revoke.errors);
+  EXPECT_EQ(revoke.config->policies[0].action, policy::Action::kRevoke);
+}
+
 TEST(LoadConfig, TomlDateTimesOfAnyYearAndOffset) {
   struct Case {
     const char* expires;
@@ -588,6 +623,26 @@ require_approval = "yes"
                   "[[policies]]\nname = \"p\"\nkind = \"expires_soon\"\nwithin = \"7d\"\naction = "
                   "\"revoke\"\n",
                   {"policies[0].action: expires_soon is a notice; its action must be alert"}},
+        ErrorCase{"notify_before: bad, repeated, wider than within",
+                  "[[policies]]\nname = \"p\"\nkind = \"expires_soon\"\nwithin = \"7d\"\n"
+                  "notify_before = [\"30d\", \"7d\", \"7d\", \"soon\", \"10s\"]\n"
+                  "[[policies]]\nname = \"q\"\nkind = \"expires_soon\"\nnotify_before = []\n"
+                  "[[policies]]\nname = \"r\"\nkind = \"max_age\"\nmax_age = \"9d\"\n"
+                  "notify_before = [\"1d\"]\n",
+                  {"policies[0].notify_before: \"7d\" is listed twice",
+                   "~policies[0].notify_before: invalid duration",
+                   "policies[0].notify_before: \"10s\" must be between 1m and",
+                   "policies[0].within: 7d is smaller than the largest notify_before threshold 30d",
+                   "policies[1].notify_before: must list at least one duration",
+                   "policies[2].notify_before: is not a parameter of kind max_age"}},
+        ErrorCase{"orphaned: restrict refused, known_owners only for orphaned",
+                  "[[policies]]\nname = \"o\"\nkind = \"orphaned\"\naction = \"restrict\"\n"
+                  "known_owners = []\n"
+                  "[[policies]]\nname = \"p\"\nkind = \"max_age\"\nmax_age = \"9d\"\n"
+                  "known_owners = [\"alice\"]\n",
+                  {"policies[0].action: restrict is only possible for forbidden_grant",
+                   "policies[0].known_owners: must list at least one owner",
+                   "policies[1].known_owners: is not a parameter of kind max_age"}},
         ErrorCase{"policy parameter of another kind",
                   "[[policies]]\nname = \"p\"\nkind = \"max_lifetime\"\nmax_lifetime = \"90d\"\n"
                   "max_age = \"30d\"\npattern = \"x\"\n",
