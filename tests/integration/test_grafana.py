@@ -172,13 +172,14 @@ team = "data"
 def seed(sim):
     now = datetime.now(timezone.utc)
     iso = lambda days: (now + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    sim.create("svc-ingest", [{"action": "write", "resource": "*"}])           # data, critical
+    star = sim.create("svc-ingest", [{"action": "write", "resource": "*"}])    # data, critical
     sim.create("svc-reader", [{"action": "read", "resource": "db1"}])          # data, no expiry
     sim.create("grafana (team: payments)", [{"action": "read", "resource": "db2"}])
     sim.create("ci (team: payments)", [], expires_at=iso(0.5))
     sim.create("svc-20d", [], expires_at=iso(20))
     sim.create("adhoc", [], expires_at=iso(3))                                 # no team
     sim.create("doomed legacy (team: growth)", [{"action": "read", "resource": "db1"}])  # revoked
+    return star
 
 
 def substitute(expr):
@@ -212,7 +213,7 @@ def empty_panels(port, d):
 def test_every_panel_returns_data_from_a_real_prometheus(tmp_path, sim, tw_factory):
     prometheus = shutil.which("prometheus")
     assert prometheus, "prometheus is not installed: run scripts/install-deps --test-tools"
-    seed(sim)
+    star = seed(sim)
     hook = twtest.WebhookReceiver()
     listen = f"127.0.0.1:{twtest.free_port()}"
     export = (f'\n[audit]\n[[audit.export]]\nname = "local"\ntype = "file"\n'
@@ -265,6 +266,15 @@ def test_every_panel_returns_data_from_a_real_prometheus(tmp_path, sim, tw_facto
         twtest.wait_for(lambda: len(hook.received) > sent, timeout=30, what="its alert delivered")
         twtest.wait_for(lambda: one('sum(tokenwarden_actions_total{result="succeeded"})') == 2,
                         timeout=30, interval=0.5, what="the second action scraped")
+
+        # A description change moves the token to another team: its open violation follows
+        # (the enforcer counts its open violations again when owners may have changed).
+        sim.api("PATCH", f"/tokens/{star['id']}", {"description": "svc-ingest (team: payments)"})
+        star_q = 'sum(tokenwarden_violations_open{cluster="c1",policy="no-star-write",team="%s"})'
+        twtest.wait_for(lambda: one(star_q % "payments") == 1, timeout=30, interval=0.5,
+                        what="the critical violation counted under its new team")
+        assert one(star_q % "data") == 0
+        assert one('sum(tokenwarden_tokens_never_expiring{cluster="c1",team="payments"})') == 2
 
         # 3. The renderer draws every panel from the same data (no chromium needed for HTML).
         page = tmp_path / "dashboard.html"
