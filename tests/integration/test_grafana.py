@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import urllib.parse
@@ -275,6 +276,16 @@ def test_every_panel_returns_data_from_a_real_prometheus(tmp_path, sim, tw_facto
                         what="the critical violation counted under its new team")
         assert one(star_q % "data") == 0
         assert one('sum(tokenwarden_tokens_never_expiring{cluster="c1",team="payments"})') == 2
+        # New rules give the services another team, no token changes: the open violations are
+        # counted again all the same (svc-reader's must-expire violation moves to "platform").
+        tw.config_path.write_text(tw.config_path.read_text().replace('team = "data"',
+                                                                     'team = "platform"'))
+        tw.daemon.send_signal(signal.SIGHUP)
+        reader_q = 'sum(tokenwarden_violations_open{cluster="c1",policy="must-expire",team="%s"})'
+        twtest.wait_for(lambda: one(reader_q % "platform") == 1, timeout=30, interval=0.5,
+                        what="the violation counted under the team the new rules give")
+        assert one(reader_q % "data") in (0, None)
+        assert one('sum(tokenwarden_tokens_never_expiring{cluster="c1",team="platform"})') == 1
 
         # 3. The renderer draws every panel from the same data (no chromium needed for HTML).
         page = tmp_path / "dashboard.html"
