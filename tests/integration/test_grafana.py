@@ -7,6 +7,8 @@
    tokenwarden-sim (tokens that violate policies, [[owners]] rules giving teams, a revoke, a webhook
    receiver, a file export sink), and each target's expression, with the variables substituted as
    Grafana would, must return at least one series — an empty panel fails the test by its title.
+   The by-team gauges have the values the owner rules give, and follow a token to a new team
+   (a description change; new rules on SIGHUP).
 3. scripts/render-dashboard draws the page from the same Prometheus (HTML only here: the test does
    not need chromium). With TW_DASHBOARD_PNG=path set, it also takes the screenshot there (the
    docs/img/dashboard.png of docs/operations.md is made so).
@@ -24,7 +26,6 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 
-import pytest
 import twtest
 from twtest import SOURCE_DIR
 
