@@ -833,9 +833,12 @@ void Enforcer::count_action(const std::string& policy, std::string_view action,
 
 void Enforcer::publish_metrics() {
   if (metrics_ == nullptr || !counts_dirty_) return;
-  std::map<std::pair<std::string, std::string>, std::int64_t> open;
+  // By the token's raw team: Metrics maps teams to their bounded labels.
+  std::map<metrics::OpenKey, std::int64_t> open;
   for (const auto& [token, vs] : open_) {
-    for (const auto& v : vs) ++open[{v.policy, v.severity}];
+    const Ownership* owner = vs.empty() ? nullptr : ownership_of(token);
+    for (const auto& v : vs)
+      ++open[{v.policy, v.severity, owner != nullptr ? owner->team : std::string()}];
   }
   metrics_->violations_open(cluster_.name, open);
   metrics_->enforcement_halted(cluster_.name, halted_);

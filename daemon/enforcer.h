@@ -132,6 +132,9 @@ class Enforcer {
   void set_fence(ActionFence* fence) { fence_ = fence; }
   // Who owns each token (the cluster poller's tracker); may stay null (every token unowned).
   void set_owners(const OwnerTracker* owners) { owners_ = owners; }
+  // Tokens' owners may have changed: the open-violation gauges (by team) are set again after the
+  // next committed poll (publish_metrics).
+  void recount_open_violations() { counts_dirty_ = true; }
   // Whether execute() has work even without actions to run (a leader's reconciliation).
   bool wants_execute() const { return fence_ != nullptr && fence_->leading(); }
 

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <optional>
+#include <string_view>
+#include <unordered_map>
 
 #include "core/sha256.h"
 #include "core/version.h"
@@ -127,17 +129,21 @@ void ClusterPoller::set_metrics(metrics::Metrics* m) {
 
 void ClusterPoller::count_inventory(const storage::Inventory& inventory) {
   counts_ = {};
-  active_expiries_.clear();
+  // Active tokens by raw team first (owners_ keeps the strings while the hook runs).
+  std::unordered_map<std::string_view, TeamTokens> by_team;
   for (const auto& [id, k] : inventory) {
     switch (k.status) {
-      case TokenStatus::kActive:
+      case TokenStatus::kActive: {
         ++counts_.active;
+        TeamTokens& t = by_team[owners_.of(id).team];
         if (k.token.expires_at) {
-          active_expiries_.push_back(*k.token.expires_at);
+          t.expiries.push_back(*k.token.expires_at);
         } else {
           ++counts_.without_expiry;
+          ++t.never_expiring;
         }
         break;
+      }
       case TokenStatus::kExpired:
         ++counts_.expired;
         break;
@@ -149,20 +155,52 @@ void ClusterPoller::count_inventory(const storage::Inventory& inventory) {
         break;
     }
   }
-  std::sort(active_expiries_.begin(), active_expiries_.end());
+  rank_teams(by_team);
   stats_ready_ = true;
+}
+
+// The teams with the most active tokens (then by name) get labels of their own; the tokens of
+// each label are merged into team_tokens_.
+void ClusterPoller::rank_teams(std::unordered_map<std::string_view, TeamTokens>& by_team) {
+  std::vector<std::pair<std::int64_t, std::string_view>> ranked;
+  ranked.reserve(by_team.size());
+  for (const auto& [team, t] : by_team) {
+    ranked.emplace_back(-(t.never_expiring + static_cast<std::int64_t>(t.expiries.size())), team);
+  }
+  std::sort(ranked.begin(), ranked.end());
+  std::vector<std::string> names;
+  for (const auto& [n, team] : ranked) {
+    if (names.size() > metrics::kMaxTeamLabels) break;  // room for "" among them
+    names.emplace_back(team);
+  }
+  metrics_->team_labels(cluster_.name, names);
+  team_tokens_.clear();
+  for (auto& [team, t] : by_team) {
+    TeamTokens& to = team_tokens_[metrics_->team_label(cluster_.name, std::string(team))];
+    to.never_expiring += t.never_expiring;
+    if (to.expiries.empty()) {
+      to.expiries = std::move(t.expiries);
+    } else {
+      to.expiries.insert(to.expiries.end(), t.expiries.begin(), t.expiries.end());
+    }
+  }
+  for (auto& [team, t] : team_tokens_) std::sort(t.expiries.begin(), t.expiries.end());
 }
 
 void ClusterPoller::publish_inventory(Timestamp now) {
   // The expiry windows move with the clock; counted from the sorted expiries at every poll.
-  auto within = [&](Duration d) {
-    auto from = std::upper_bound(active_expiries_.begin(), active_expiries_.end(), now);
-    auto to = std::upper_bound(active_expiries_.begin(), active_expiries_.end(), now + d);
-    return static_cast<std::int64_t>(to - from);
-  };
-  counts_.expiring_1d = within(std::chrono::hours(24));
-  counts_.expiring_7d = within(std::chrono::hours(24 * 7));
-  counts_.expiring_30d = within(std::chrono::hours(24 * 30));
+  counts_.teams.clear();
+  for (const auto& [team, t] : team_tokens_) {
+    auto within = [&](Duration d) {
+      auto from = std::upper_bound(t.expiries.begin(), t.expiries.end(), now);
+      auto to = std::upper_bound(t.expiries.begin(), t.expiries.end(), now + d);
+      return static_cast<std::int64_t>(to - from);
+    };
+    counts_.teams[team] = {.never_expiring = t.never_expiring,
+                           .expiring_1d = within(std::chrono::hours(24)),
+                           .expiring_7d = within(std::chrono::hours(24 * 7)),
+                           .expiring_30d = within(std::chrono::hours(24 * 30))};
+  }
   metrics_->inventory(cluster_.name, counts_);
 }
 
@@ -351,8 +389,11 @@ Status ClusterPoller::on_recorded(Cycle& c, storage::WriteTxn& txn,
   c.hook_ran = true;
   TW_RETURN_IF_ERROR(anomalies_.record(txn, c.anomalies, c.rep.finished_at, s.inventory_reloaded));
   TW_RETURN_IF_ERROR(owners_.on_poll(txn, inventory, s, c.rep.finished_at));
-  if (metrics_ != nullptr && (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded))
+  if (metrics_ != nullptr && (!stats_ready_ || !s.changed_tokens.empty() || s.inventory_reloaded)) {
     count_inventory(inventory);
+    // A token's team may have changed: its open violations are counted again under it.
+    if (enforcer_) enforcer_->recount_open_violations();
+  }
   if (!enforcer_) return ok_status();
   c.rep.enforcement = EnforcementReport{};
   TW_RETURN_IF_ERROR(enforcer_->on_poll(txn, inventory, s, c.rep.finished_at, c.rep.enforcement));

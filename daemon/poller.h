@@ -9,9 +9,13 @@
 // logged with cluster=…), and nothing partial is recorded.
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "core/log.h"
 #include "core/time.h"
@@ -74,6 +78,11 @@ class ClusterPoller {
   const OwnerTracker& owners() const { return owners_; }
 
  private:
+  // One team's active tokens (inventory gauges).
+  struct TeamTokens {
+    std::int64_t never_expiring = 0;
+    std::vector<Timestamp> expiries;  // sorted once counted
+  };
   // The steps of run_once (poller.cpp).
   struct Cycle;
   void offer_digest(Cycle& c);
@@ -87,7 +96,10 @@ class ClusterPoller {
   void log_outcome(CycleReport& rep);
   void log_recorded(const storage::PollSummary& s, Duration total_time);
 
+  // Counts the inventory by status and the active tokens by team (and ranks the teams for their
+  // metric labels).
   void count_inventory(const storage::Inventory& inventory);
+  void rank_teams(std::unordered_map<std::string_view, TeamTokens>& by_team);
   // Reads each id directly into in.confirmations (ids already read are skipped); false if
   // shutdown cut the reads short. Once the cluster asks to wait (`wait` set), the ids left are
   // not read but recorded as failed reads.
@@ -105,11 +117,12 @@ class ClusterPoller {
   AnomalyRecorder anomalies_;   // token_anomaly events, once per token and reason
   CredentialWatch credential_;  // the management token's expiry, where the source tells it
   metrics::Metrics* metrics_ = nullptr;
-  // Inventory gauges, recomputed when a poll changed the inventory.
+  // Inventory gauges, recomputed when a poll changed the inventory or the tokens' owners.
   bool stats_ready_ = false;
   bool last_success_known_ = false;  // the last-success gauge holds the database's value
   metrics::InventoryCounts counts_;
-  std::vector<Timestamp> active_expiries_;  // sorted
+  // Active tokens by team label (metrics::Metrics::team_label: at most kMaxTeamLabels + 2).
+  std::map<std::string, TeamTokens> team_tokens_;
 };
 
 }  // namespace tw::daemon

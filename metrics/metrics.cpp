@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -24,6 +25,7 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Gauge>& tokens;
   prometheus::Family<prometheus::Gauge>& without_expiry;
   prometheus::Family<prometheus::Gauge>& expiring;
+  prometheus::Family<prometheus::Gauge>& never_expiring;
   prometheus::Family<prometheus::Gauge>& violations_open;
   prometheus::Family<prometheus::Counter>& violations_opened;
   prometheus::Family<prometheus::Counter>& token_anomalies;
@@ -54,9 +56,13 @@ struct Metrics::Impl {
   prometheus::Gauge& reload_at;
 
   std::mutex mu;
-  // Open-violation series per cluster: (policy, severity).
-  std::map<std::string, std::set<std::pair<std::string, std::string>>> violation_series;
-  std::map<std::string, std::int64_t> alert_totals;  // receiver '\0' result
+  // Open-violation series per cluster (teams mapped), and the last counts with raw team names
+  // (published again when the team labels change).
+  std::map<std::string, std::set<OpenKey>> violation_series;
+  std::map<std::string, std::map<OpenKey, std::int64_t>> violations_raw;
+  std::map<std::string, std::set<std::string>> team_slots;       // teams with a label of their own
+  std::map<std::string, std::set<std::string>> inventory_teams;  // team labels published
+  std::map<std::string, std::int64_t> alert_totals;              // receiver '\0' result
   std::set<std::string> exemption_policies;
   std::map<std::string, std::int64_t> exemption_values;
 
@@ -69,6 +75,11 @@ struct Metrics::Impl {
   std::string cached;
 
   void touch() { generation.fetch_add(1, std::memory_order_acq_rel); }
+
+  // Callers hold mu.
+  std::string team_label(const std::string& cluster, const std::string& team) const;
+  void publish_violations(const std::string& cluster);
+  void remove_team_inventory(const std::string& cluster, const std::string& team);
 
   Impl()
       : build_info(BuildGauge()
@@ -85,11 +96,16 @@ struct Metrics::Impl {
                            .Register(registry)),
         expiring(BuildGauge()
                      .Name("tokenwarden_tokens_expiring")
-                     .Help("Active tokens that expire within the given window")
+                     .Help("Active tokens that expire within the given window, by team")
                      .Register(registry)),
+        never_expiring(BuildGauge()
+                           .Name("tokenwarden_tokens_never_expiring")
+                           .Help("Active tokens that never expire, by team")
+                           .Register(registry)),
         violations_open(BuildGauge()
                             .Name("tokenwarden_violations_open")
-                            .Help("Unresolved policy violations (any state but resolved)")
+                            .Help("Unresolved policy violations (any state but resolved), by "
+                                  "policy, severity and the token's team")
                             .Register(registry)),
         violations_opened(BuildCounter()
                               .Name("tokenwarden_violations_opened_total")
@@ -233,7 +249,57 @@ double unix_seconds(Timestamp t) {
 const prometheus::Histogram::BucketBoundaries kPollBuckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                                            1,     2.5,  5,     10,   30,  60};
 
+// A series' labels; an empty team is left out (Prometheus reads team="" as no label at all).
+prometheus::Labels with_team(prometheus::Labels labels, const std::string& team) {
+  if (!team.empty()) labels.emplace("team", team);
+  return labels;
+}
+
+constexpr const char* kWindows[] = {"1d", "7d", "30d"};
+
 }  // namespace
+
+std::string Metrics::Impl::team_label(const std::string& cluster, const std::string& team) const {
+  if (team.empty()) return team;
+  auto it = team_slots.find(cluster);
+  if (it != team_slots.end() && it->second.contains(team)) return team;
+  return std::string(kOtherTeam);
+}
+
+void Metrics::Impl::publish_violations(const std::string& cluster) {
+  std::map<OpenKey, std::int64_t> open;
+  for (const auto& [key, n] : violations_raw[cluster])
+    open[{key.policy, key.severity, team_label(cluster, key.team)}] += n;
+  auto& series = violation_series[cluster];
+  for (auto it = series.begin(); it != series.end();) {
+    if (open.contains(*it)) {
+      ++it;
+      continue;
+    }
+    auto& gauge = violations_open.Add(with_team(
+        {{"cluster", cluster}, {"policy", it->policy}, {"severity", it->severity}}, it->team));
+    if (team_label(cluster, it->team) == it->team) {  // the team still has this label: 0
+      gauge.Set(0);
+      ++it;
+    } else {
+      violations_open.Remove(&gauge);
+      it = series.erase(it);
+    }
+  }
+  for (const auto& [key, n] : open) {
+    violations_open
+        .Add(with_team({{"cluster", cluster}, {"policy", key.policy}, {"severity", key.severity}},
+                       key.team))
+        .Set(static_cast<double>(n));
+    series.insert(key);
+  }
+}
+
+void Metrics::Impl::remove_team_inventory(const std::string& cluster, const std::string& team) {
+  for (const char* within : kWindows)
+    expiring.Remove(&expiring.Add(with_team({{"cluster", cluster}, {"within", within}}, team)));
+  never_expiring.Remove(&never_expiring.Add(with_team({{"cluster", cluster}}, team)));
+}
 
 Metrics::Metrics(std::string version, MetricsOptions options) : impl_(std::make_unique<Impl>()) {
   if (!options.reuse_text) impl_->external = true;  // as if families changed behind our back
@@ -317,38 +383,68 @@ void Metrics::export_blocked(bool blocked) {
   impl_->export_blocked.Set(blocked ? 1 : 0);
 }
 
+void Metrics::team_labels(const std::string& cluster, const std::vector<std::string>& ranked) {
+  std::lock_guard lock(impl_->mu);
+  std::set<std::string> slots;
+  for (const auto& team : ranked) {
+    if (slots.size() == kMaxTeamLabels) break;
+    if (!team.empty() && team != kOtherTeam) slots.insert(team);
+  }
+  auto& current = impl_->team_slots[cluster];
+  if (slots == current) return;
+  current = std::move(slots);
+  impl_->publish_violations(cluster);
+  impl_->touch();
+}
+
+std::string Metrics::team_label(const std::string& cluster, const std::string& team) const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->team_label(cluster, team);
+}
+
 void Metrics::inventory(const std::string& cluster, const InventoryCounts& c) {
   const Touched touched(*impl_);
+  std::lock_guard lock(impl_->mu);
   for (auto [status, n] : {std::pair{"active", c.active}, std::pair{"expired", c.expired},
                            std::pair{"revoked", c.revoked}, std::pair{"removed", c.removed}}) {
     impl_->tokens.Add({{"cluster", cluster}, {"status", status}}).Set(static_cast<double>(n));
   }
   impl_->without_expiry.Add({{"cluster", cluster}}).Set(static_cast<double>(c.without_expiry));
-  for (auto [within, n] : {std::pair{"1d", c.expiring_1d}, std::pair{"7d", c.expiring_7d},
-                           std::pair{"30d", c.expiring_30d}}) {
-    impl_->expiring.Add({{"cluster", cluster}, {"within", within}}).Set(static_cast<double>(n));
+  std::map<std::string, TeamExpiry> teams{{"", {}}};
+  for (const auto& [team, e] : c.teams) {
+    TeamExpiry& t = teams[impl_->team_label(cluster, team)];
+    t.never_expiring += e.never_expiring;
+    t.expiring_1d += e.expiring_1d;
+    t.expiring_7d += e.expiring_7d;
+    t.expiring_30d += e.expiring_30d;
+  }
+  auto& published = impl_->inventory_teams[cluster];
+  for (auto it = published.begin(); it != published.end();) {
+    if (teams.contains(*it)) {
+      ++it;
+    } else {
+      impl_->remove_team_inventory(cluster, *it);
+      it = published.erase(it);
+    }
+  }
+  for (const auto& [team, e] : teams) {
+    impl_->never_expiring.Add(with_team({{"cluster", cluster}}, team))
+        .Set(static_cast<double>(e.never_expiring));
+    const std::int64_t n[] = {e.expiring_1d, e.expiring_7d, e.expiring_30d};
+    for (std::size_t i = 0; i < std::size(kWindows); ++i) {
+      impl_->expiring.Add(with_team({{"cluster", cluster}, {"within", kWindows[i]}}, team))
+          .Set(static_cast<double>(n[i]));
+    }
+    published.insert(team);
   }
 }
 
-void Metrics::violations_open(
-    const std::string& cluster,
-    const std::map<std::pair<std::string, std::string>, std::int64_t>& open) {
+void Metrics::violations_open(const std::string& cluster,
+                              const std::map<OpenKey, std::int64_t>& open) {
   const Touched touched(*impl_);
   std::lock_guard lock(impl_->mu);
-  auto& series = impl_->violation_series[cluster];
-  for (const auto& key : series) {
-    if (!open.contains(key)) {
-      impl_->violations_open
-          .Add({{"cluster", cluster}, {"policy", key.first}, {"severity", key.second}})
-          .Set(0);
-    }
-  }
-  for (const auto& [key, n] : open) {
-    impl_->violations_open
-        .Add({{"cluster", cluster}, {"policy", key.first}, {"severity", key.second}})
-        .Set(static_cast<double>(n));
-    series.insert(key);
-  }
+  impl_->violations_raw[cluster] = open;
+  impl_->publish_violations(cluster);
 }
 
 void Metrics::violation_opened(const std::string& cluster, const std::string& policy,
@@ -433,16 +529,18 @@ void Metrics::forget_cluster(const std::string& cluster) {
   const Touched touched(*impl_);
   std::lock_guard lock(impl_->mu);
   // Families cannot be iterated; each label set this cluster can have is removed by name.
-  for (const auto& [policy, severity] : impl_->violation_series[cluster]) {
-    impl_->violations_open.Remove(&impl_->violations_open.Add(
-        {{"cluster", cluster}, {"policy", policy}, {"severity", severity}}));
+  for (const auto& key : impl_->violation_series[cluster]) {
+    impl_->violations_open.Remove(&impl_->violations_open.Add(with_team(
+        {{"cluster", cluster}, {"policy", key.policy}, {"severity", key.severity}}, key.team)));
   }
   impl_->violation_series.erase(cluster);
+  impl_->violations_raw.erase(cluster);
+  for (const auto& team : impl_->inventory_teams[cluster])
+    impl_->remove_team_inventory(cluster, team);
+  impl_->inventory_teams.erase(cluster);
+  impl_->team_slots.erase(cluster);
   for (const char* status : {"active", "expired", "revoked", "removed"}) {
     impl_->tokens.Remove(&impl_->tokens.Add({{"cluster", cluster}, {"status", status}}));
-  }
-  for (const char* within : {"1d", "7d", "30d"}) {
-    impl_->expiring.Remove(&impl_->expiring.Add({{"cluster", cluster}, {"within", within}}));
   }
   impl_->without_expiry.Remove(&impl_->without_expiry.Add({{"cluster", cluster}}));
   impl_->halted.Remove(&impl_->halted.Add({{"cluster", cluster}}));
@@ -456,15 +554,17 @@ void Metrics::keep_policies(const std::vector<std::string>& configured) {
   std::set<std::string> keep(configured.begin(), configured.end());
   for (auto& [cluster, series] : impl_->violation_series) {
     for (auto it = series.begin(); it != series.end();) {
-      if (keep.contains(it->first)) {
+      if (keep.contains(it->policy)) {
         ++it;
         continue;
       }
-      impl_->violations_open.Remove(&impl_->violations_open.Add(
-          {{"cluster", cluster}, {"policy", it->first}, {"severity", it->second}}));
+      impl_->violations_open.Remove(&impl_->violations_open.Add(with_team(
+          {{"cluster", cluster}, {"policy", it->policy}, {"severity", it->severity}}, it->team)));
       it = series.erase(it);
     }
   }
+  for (auto& [cluster, raw] : impl_->violations_raw)
+    std::erase_if(raw, [&](const auto& kv) { return !keep.contains(kv.first.policy); });
 }
 
 std::string Metrics::render() const {

@@ -2,7 +2,13 @@
 // The Prometheus metrics of SPEC §5, on a prometheus-cpp registry (core library only; no HTTP
 // here). The daemon updates them from its poll cycle and enforcement; render() produces the text
 // exposition for GET /metrics. Labels are bounded: clusters, policies, severities, statuses,
-// outcomes, actions, receivers, event names — never token ids or descriptions.
+// outcomes, actions, receivers, event names, teams — never token ids or descriptions.
+//
+// Teams ([[owners]], docs/owners.md) may be captured from token descriptions, so their number is
+// capped per cluster: team_labels() names the kMaxTeamLabels teams with the most active tokens
+// (the poller, whenever it recounts the inventory); every other team is counted under
+// team="other" (kOtherTeam). Tokens without a team are counted in the series without a team
+// label (PromQL selects them with team=""). The same mapping applies to the open violations.
 //
 // render() reuses the previous text while no metric changed (every mutator advances a generation
 // counter), so frequent scrapes between polls cost a copy, not a serialization. Benchmarks turn
@@ -12,6 +18,8 @@
 // Thread safety: every method is thread-safe (prometheus-cpp metrics are atomic; label-set
 // bookkeeping is guarded by a mutex). Errors: none.
 
+#include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -31,10 +39,30 @@ class Registry;
 
 namespace tw::metrics {
 
+inline constexpr std::size_t kMaxTeamLabels = 50;
+inline constexpr std::string_view kOtherTeam = "other";
+
+// One team's active tokens: how many never expire, how many expire within 1, 7 and 30 days.
+struct TeamExpiry {
+  std::int64_t never_expiring = 0;
+  std::int64_t expiring_1d = 0, expiring_7d = 0, expiring_30d = 0;
+  bool operator==(const TeamExpiry&) const = default;
+};
+
 struct InventoryCounts {
   std::int64_t active = 0, expired = 0, revoked = 0, removed = 0;
   std::int64_t without_expiry = 0;  // active tokens that never expire
-  std::int64_t expiring_1d = 0, expiring_7d = 0, expiring_30d = 0;  // active, expiring within
+  // By team label (team_label(): "" for no team, "other" past the cap). The no-team series are
+  // published even when this has no "" entry (zeros), so they always exist.
+  std::map<std::string, TeamExpiry> teams{};
+};
+
+// Open violations of a cluster by policy, severity and team (the token's team, "" for none).
+struct OpenKey {
+  std::string policy;
+  std::string severity;
+  std::string team{};
+  auto operator<=>(const OpenKey&) const = default;
 };
 
 struct MetricsOptions {
@@ -51,11 +79,20 @@ class Metrics {
   // The last successful poll as recorded before this process polled (0 if there never was one),
   // so a cluster that has not been polled successfully since a restart still has the series.
   void last_success(const std::string& cluster, std::optional<Timestamp> at);
+  // The teams of a cluster that get a label of their own, ranked (most active tokens first): the
+  // first kMaxTeamLabels non-empty ones are kept. Series of teams that lose their label go away;
+  // the open violations are published again under the new mapping.
+  void team_labels(const std::string& cluster, const std::vector<std::string>& ranked);
+  // The label value a team's series carry in `cluster`: "" for "", the team if it has a label,
+  // else "other".
+  std::string team_label(const std::string& cluster, const std::string& team) const;
+  // Sets tokenwarden_tokens, _tokens_without_expiry, and per team _tokens_expiring and
+  // _tokens_never_expiring (teams mapped by team_label(); teams no longer reported go away).
   void inventory(const std::string& cluster, const InventoryCounts& counts);
-  // The open violations of a cluster by (policy, severity); replaces the previous set (series of
-  // policies no longer reported go to 0, or away if the policy is no longer configured).
-  void violations_open(const std::string& cluster,
-                       const std::map<std::pair<std::string, std::string>, std::int64_t>& open);
+  // The open violations of a cluster by (policy, severity, team) with raw team names (mapped by
+  // team_label()); replaces the previous set (series no longer reported go to 0, or away if the
+  // policy is no longer configured or the team lost its label).
+  void violations_open(const std::string& cluster, const std::map<OpenKey, std::int64_t>& open);
   void violation_opened(const std::string& cluster, const std::string& policy, std::int64_t n = 1);
   // token_anomaly events recorded (tokenwarden_token_anomalies_total); n = 0 creates the series.
   void token_anomalies(const std::string& cluster, std::string_view reason, std::int64_t n = 1);

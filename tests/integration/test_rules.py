@@ -32,8 +32,9 @@ SPEC_METRICS = {
     "tokenwarden_build_info": {"version"},
     "tokenwarden_tokens": {"cluster", "status"},
     "tokenwarden_tokens_without_expiry": {"cluster"},
-    "tokenwarden_tokens_expiring": {"cluster", "within"},
-    "tokenwarden_violations_open": {"cluster", "policy", "severity"},
+    "tokenwarden_tokens_expiring": {"cluster", "within", "team"},  # team: issue 14
+    "tokenwarden_tokens_never_expiring": {"cluster", "team"},  # issue 14
+    "tokenwarden_violations_open": {"cluster", "policy", "severity", "team"},
     "tokenwarden_violations_opened_total": {"cluster", "policy"},
     "tokenwarden_actions_total": {"cluster", "policy", "action", "result"},
     "tokenwarden_enforcement_halted": {"cluster"},

@@ -9,6 +9,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cstdint>
@@ -244,8 +245,9 @@ TEST(ExpositionParser, RejectsMalformedLines) {
 // Calls every method once, so that every family has at least one series.
 void touch_everything(Metrics& m) {
   m.poll_finished("a", "ok", 0.2, ts("2026-06-01T00:00:00Z"));
-  m.inventory("a", InventoryCounts{.active = 5, .without_expiry = 1, .expiring_1d = 1});
-  m.violations_open("a", {{{"p1", "critical"}, 2}});
+  m.inventory(
+      "a", InventoryCounts{.active = 5, .without_expiry = 1, .teams = {{"", {.expiring_1d = 1}}}});
+  m.violations_open("a", {{{"p1", "critical", ""}, 2}});
   m.violation_opened("a", "p1");
   m.action("a", "p1", "revoke", "succeeded");
   m.enforcement_halted("a", false);
@@ -270,6 +272,7 @@ TEST(Metrics, EveryFamilyHasHelpTypeAndSamples) {
       {"tokenwarden_tokens", "gauge"},
       {"tokenwarden_tokens_without_expiry", "gauge"},
       {"tokenwarden_tokens_expiring", "gauge"},
+      {"tokenwarden_tokens_never_expiring", "gauge"},
       {"tokenwarden_violations_open", "gauge"},
       {"tokenwarden_violations_opened_total", "counter"},
       {"tokenwarden_actions_total", "counter"},
@@ -444,14 +447,13 @@ TEST(Metrics, LastSuccessSeedsTheSeriesFromBeforeARestart) {
 
 TEST(Metrics, InventorySetsGaugesAndOverwrites) {
   Metrics m("v");
-  m.inventory("a", InventoryCounts{.active = 10,
-                                   .expired = 2,
-                                   .revoked = 3,
-                                   .removed = 4,
-                                   .without_expiry = 5,
-                                   .expiring_1d = 1,
-                                   .expiring_7d = 6,
-                                   .expiring_30d = 7});
+  m.inventory("a", InventoryCounts{
+                       .active = 10,
+                       .expired = 2,
+                       .revoked = 3,
+                       .removed = 4,
+                       .without_expiry = 5,
+                       .teams = {{"", {.expiring_1d = 1, .expiring_7d = 6, .expiring_30d = 7}}}});
   auto e = render(m);
   EXPECT_EQ(e.value("tokenwarden_tokens", {{"cluster", "a"}, {"status", "active"}}), 10.0);
   EXPECT_EQ(e.value("tokenwarden_tokens", {{"cluster", "a"}, {"status", "expired"}}), 2.0);
@@ -472,13 +474,114 @@ TEST(Metrics, InventorySetsGaugesAndOverwrites) {
   EXPECT_EQ(e.value("tokenwarden_tokens_expiring", {{"cluster", "a"}, {"within", "30d"}}), 0.0);
 }
 
+TEST(Metrics, InventoryByTeamLabelsTeamsAndLeavesNoTeamUnlabelled) {
+  Metrics m("v");
+  m.team_labels("a", {"data", "web"});
+  m.inventory("a", InventoryCounts{.active = 9,
+                                   .without_expiry = 4,
+                                   .teams = {{"data", {.never_expiring = 3, .expiring_7d = 2}},
+                                             {"web", {.expiring_30d = 1}},
+                                             {"", {.never_expiring = 1}}}});
+  auto e = render(m);
+  const std::string exp = "tokenwarden_tokens_expiring",
+                    never = "tokenwarden_tokens_never_expiring";
+  EXPECT_EQ(e.value(never, {{"cluster", "a"}, {"team", "data"}}), 3.0);
+  EXPECT_EQ(e.value(never, {{"cluster", "a"}}), 1.0) << "no team: no team label";
+  EXPECT_EQ(e.value(never, {{"cluster", "a"}, {"team", "web"}}), 0.0);
+  EXPECT_EQ(e.value(exp, {{"cluster", "a"}, {"within", "7d"}, {"team", "data"}}), 2.0);
+  EXPECT_EQ(e.value(exp, {{"cluster", "a"}, {"within", "30d"}, {"team", "web"}}), 1.0);
+  EXPECT_EQ(e.value(exp, {{"cluster", "a"}, {"within", "1d"}}), 0.0);
+  EXPECT_EQ(e.matching(exp).size(), 9u) << "3 windows x (data, web, no team)";
+  EXPECT_EQ(e.value("tokenwarden_tokens_without_expiry", {{"cluster", "a"}}), 4.0)
+      << "the cluster total stays";
+
+  // A team with no active token left: its series go away; the no-team series stay.
+  m.inventory("a", InventoryCounts{.active = 1, .teams = {{"web", {.expiring_30d = 1}}}});
+  e = render(m);
+  EXPECT_TRUE(e.matching(exp, {{"team", "data"}}).empty());
+  EXPECT_TRUE(e.matching(never, {{"team", "data"}}).empty());
+  EXPECT_EQ(e.value(never, {{"cluster", "a"}}), 0.0);
+  EXPECT_EQ(e.matching(exp).size(), 6u);
+}
+
+TEST(Metrics, TeamLabelsAreCappedPerClusterAndTheRestIsOther) {
+  Metrics m("v");
+  std::vector<std::string> ranked;
+  std::map<std::string, TeamExpiry> teams;
+  std::map<OpenKey, std::int64_t> open;
+  for (int i = 0; i < 60; ++i) {
+    std::string team = "team" + std::to_string(100 + i);  // ranked in this order
+    ranked.push_back(team);
+    teams[team] = {.never_expiring = 1};
+    open[{"p1", "warning", team}] = 2;
+  }
+  m.team_labels("a", ranked);
+  m.inventory("a", InventoryCounts{.active = 60, .without_expiry = 60, .teams = teams});
+  m.violations_open("a", open);
+  auto e = render(m);
+  const std::string never = "tokenwarden_tokens_never_expiring", v = "tokenwarden_violations_open";
+  EXPECT_EQ(e.matching(never).size(), kMaxTeamLabels + 2) << "50 teams, other, no team";
+  EXPECT_EQ(e.value(never, {{"cluster", "a"}, {"team", "team149"}}), 1.0) << "the 50th";
+  EXPECT_EQ(e.value(never, {{"cluster", "a"}, {"team", "team150"}}), std::nullopt);
+  EXPECT_EQ(e.value(never, {{"cluster", "a"}, {"team", "other"}}), 10.0);
+  EXPECT_EQ(e.matching(v).size(), kMaxTeamLabels + 1);
+  EXPECT_EQ(
+      e.value(v, {{"cluster", "a"}, {"policy", "p1"}, {"severity", "warning"}, {"team", "other"}}),
+      20.0);
+  EXPECT_EQ(m.team_label("b", "team100"), "other") << "labels are per cluster";
+  EXPECT_EQ(m.team_label("a", ""), "");
+
+  // The ranking changes: a team that loses its label moves under "other", at once for the open
+  // violations (published again), at the next inventory for the inventory gauges.
+  std::rotate(ranked.begin(), ranked.begin() + 1, ranked.end());  // team100 last
+  m.team_labels("a", ranked);
+  e = render(m);
+  EXPECT_TRUE(e.matching(v, {{"team", "team100"}}).empty());
+  EXPECT_EQ(
+      e.value(v,
+              {{"cluster", "a"}, {"policy", "p1"}, {"severity", "warning"}, {"team", "team150"}}),
+      2.0);
+  EXPECT_EQ(
+      e.value(v, {{"cluster", "a"}, {"policy", "p1"}, {"severity", "warning"}, {"team", "other"}}),
+      20.0);
+  m.inventory("a", InventoryCounts{.active = 60, .without_expiry = 60, .teams = teams});
+  e = render(m);
+  EXPECT_TRUE(e.matching(never, {{"team", "team100"}}).empty());
+  EXPECT_EQ(e.value(never, {{"cluster", "a"}, {"team", "team150"}}), 1.0);
+  EXPECT_EQ(e.matching(never).size(), kMaxTeamLabels + 2);
+
+  m.forget_cluster("a");
+  e = render(m);
+  EXPECT_TRUE(e.matching(never).empty());
+  EXPECT_TRUE(e.matching(v).empty());
+  EXPECT_EQ(m.team_label("a", "team150"), "other");
+}
+
+TEST(Metrics, OpenViolationsByTeam) {
+  Metrics m("v");
+  m.team_labels("a", {"data"});
+  m.violations_open("a", {{{"p1", "critical", "data"}, 2}, {{"p1", "critical", ""}, 1}});
+  auto e = render(m);
+  const std::string v = "tokenwarden_violations_open";
+  EXPECT_EQ(
+      e.value(v, {{"cluster", "a"}, {"policy", "p1"}, {"severity", "critical"}, {"team", "data"}}),
+      2.0);
+  EXPECT_EQ(e.value(v, {{"cluster", "a"}, {"policy", "p1"}, {"severity", "critical"}}), 1.0);
+  m.violations_open("a", {{{"p1", "critical", ""}, 3}});
+  e = render(m);
+  EXPECT_EQ(
+      e.value(v, {{"cluster", "a"}, {"policy", "p1"}, {"severity", "critical"}, {"team", "data"}}),
+      0.0)
+      << "a team that keeps its label goes to 0";
+}
+
 // --- violations
 // -------------------------------------------------------------------------------------------
 
 TEST(Metrics, ViolationsOpenReplacesTheSetAndZeroesMissingSeries) {
   Metrics m("v");
-  m.violations_open("a", {{{"p1", "critical"}, 2}, {{"p2", "warning"}, 1}});
-  m.violations_open("b", {{{"p2", "warning"}, 4}});
+  m.violations_open("a", {{{"p1", "critical", ""}, 2}, {{"p2", "warning", ""}, 1}});
+  m.violations_open("b", {{{"p2", "warning", ""}, 4}});
   auto e = render(m);
   EXPECT_EQ(e.value("tokenwarden_violations_open",
                     {{"cluster", "a"}, {"policy", "p1"}, {"severity", "critical"}}),
@@ -487,7 +590,7 @@ TEST(Metrics, ViolationsOpenReplacesTheSetAndZeroesMissingSeries) {
                     {{"cluster", "a"}, {"policy", "p2"}, {"severity", "warning"}}),
             1.0);
 
-  m.violations_open("a", {{{"p1", "critical"}, 1}});
+  m.violations_open("a", {{{"p1", "critical", ""}, 1}});
   e = render(m);
   EXPECT_EQ(e.value("tokenwarden_violations_open",
                     {{"cluster", "a"}, {"policy", "p1"}, {"severity", "critical"}}),
@@ -508,7 +611,7 @@ TEST(Metrics, ViolationsOpenReplacesTheSetAndZeroesMissingSeries) {
             0.0);
   EXPECT_EQ(e.matching("tokenwarden_violations_open", {{"cluster", "a"}}).size(), 2u);
 
-  m.violations_open("a", {{{"p2", "warning"}, 3}});
+  m.violations_open("a", {{{"p2", "warning", ""}, 3}});
   e = render(m);
   EXPECT_EQ(e.value("tokenwarden_violations_open",
                     {{"cluster", "a"}, {"policy", "p2"}, {"severity", "warning"}}),
@@ -517,8 +620,8 @@ TEST(Metrics, ViolationsOpenReplacesTheSetAndZeroesMissingSeries) {
 
 TEST(Metrics, SeverityChangeOfAPolicyZeroesTheOldSeverity) {
   Metrics m("v");
-  m.violations_open("a", {{{"p1", "warning"}, 2}});
-  m.violations_open("a", {{{"p1", "critical"}, 2}});
+  m.violations_open("a", {{{"p1", "warning", ""}, 2}});
+  m.violations_open("a", {{{"p1", "critical", ""}, 2}});
   auto e = render(m);
   EXPECT_EQ(e.value("tokenwarden_violations_open",
                     {{"cluster", "a"}, {"policy", "p1"}, {"severity", "warning"}}),
@@ -530,8 +633,8 @@ TEST(Metrics, SeverityChangeOfAPolicyZeroesTheOldSeverity) {
 
 TEST(Metrics, KeepPoliciesDropsViolationSeriesOfUnconfiguredPolicies) {
   Metrics m("v");
-  m.violations_open("a", {{{"p1", "critical"}, 2}, {{"p2", "warning"}, 1}});
-  m.violations_open("b", {{{"p2", "warning"}, 4}, {{"p3", "info"}, 5}});
+  m.violations_open("a", {{{"p1", "critical", ""}, 2}, {{"p2", "warning", ""}, 1}});
+  m.violations_open("b", {{{"p2", "warning", ""}, 4}, {{"p3", "info", ""}, 5}});
   m.keep_policies({"p1", "p3"});
   auto e = render(m);
   EXPECT_EQ(e.matching("tokenwarden_violations_open", {{"policy", "p2"}}).size(), 0u)
@@ -692,8 +795,9 @@ TEST(Metrics, ConfigReloadFailureKeepsTheLastSuccessTimestamp) {
 
 void populate(Metrics& m, const std::string& cluster) {
   m.poll_finished(cluster, "ok", 0.1, ts("2026-06-01T00:00:00Z"));
-  m.inventory(cluster, InventoryCounts{.active = 3, .without_expiry = 1, .expiring_7d = 2});
-  m.violations_open(cluster, {{{"p1", "critical"}, 1}, {{"p2", "warning"}, 2}});
+  m.inventory(cluster, InventoryCounts{
+                           .active = 3, .without_expiry = 1, .teams = {{"", {.expiring_7d = 2}}}});
+  m.violations_open(cluster, {{{"p1", "critical", ""}, 1}, {{"p2", "warning", ""}, 2}});
   m.enforcement_halted(cluster, true);
 }
 
@@ -718,7 +822,7 @@ TEST(Metrics, ForgetClusterRemovesItsGaugesOnly) {
   EXPECT_EQ(e.value("tokenwarden_enforcement_halted", {{"cluster", "stays"}}), 1.0);
 
   // A cluster added back starts from nothing: its old violation series do not return as zeros.
-  m.violations_open("gone", {{{"p1", "critical"}, 5}});
+  m.violations_open("gone", {{{"p1", "critical", ""}, 5}});
   e = render(m);
   EXPECT_EQ(e.matching("tokenwarden_violations_open", {{"cluster", "gone"}}).size(), 1u);
   EXPECT_EQ(e.value("tokenwarden_violations_open",
@@ -741,7 +845,7 @@ TEST(Metrics, LabelValuesAreEscaped) {
   const std::string hostile = "q\"uote\\back\nnew line";
   Metrics m("1.0 \"beta\"\\x");
   m.enforcement_halted(hostile, true);
-  m.violations_open("a", {{{hostile, "critical"}, 1}});
+  m.violations_open("a", {{{hostile, "critical", ""}, 1}});
   const std::string text = m.render();
   auto e = render(m);
   EXPECT_EQ(e.value("tokenwarden_enforcement_halted", {{"cluster", hostile}}), 1.0);
@@ -798,7 +902,7 @@ TEST(Metrics, ConcurrentUpdatesAreNotLost) {
       const std::string cluster = "c" + std::to_string(t % 2);
       for (int i = 0; i < kEach; ++i) {
         m.action("a", "p1", "revoke", "succeeded");
-        m.violations_open(cluster, {{{"p" + std::to_string(i % 3), "warning"}, i}});
+        m.violations_open(cluster, {{{"p" + std::to_string(i % 3), "warning", ""}, i}});
         m.alerts_sent("webhook", "ok", i + 1);
         if (i % 50 == 0) (void)m.render();
       }
@@ -847,7 +951,7 @@ TEST(MetricsCache, EveryMutatorInvalidatesTheRenderedText) {
        }},
       {"violations_open",
        [&] {
-         m.violations_open("a", {{{"p", "critical"}, 3}});
+         m.violations_open("a", {{{"p", "critical", ""}, 3}});
        },
        [](const Exposition& e) {
          return e.value("tokenwarden_violations_open",
