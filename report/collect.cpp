@@ -468,7 +468,7 @@ InventoryEntry make_entry(const storage::InventoryRow& row) {
 }
 
 bool InventorySection::covers(std::string_view cluster, std::string_view token_id) const {
-  return !only || only->contains(token_key(cluster, token_id));
+  return !only || only->contains(cluster, token_id);
 }
 
 void InventorySection::for_each_token(

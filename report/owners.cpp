@@ -71,12 +71,9 @@ class Groups {
 // Active tokens at the end of the period, by their recorded owner.
 void count_tokens(const Owners& owners, const ReportData& data, Groups& groups) {
   if (!data.period_end) return;
-  std::string key;
   data.period_end->summarize(data.request.to, [&](const storage::InventoryReplay::Summary& t) {
     if (t.status != TokenStatus::kActive || !data.inventory.covers(t.cluster, t.token_id)) return;
-    key = token_key(t.cluster, t.token_id);
-    auto it = owners.by_key.find(key);
-    const storage::TokenOwnerRow* o = it == owners.by_key.end() ? nullptr : it->second;
+    const Owners::Owner* o = owners.find(t.cluster, t.token_id);
     const GroupKey k = o != nullptr ? key_of(o->owned, o->team, o->owner) : key_of(false, {}, {});
     ++groups.get(k).row.tokens;
   });
@@ -84,12 +81,13 @@ void count_tokens(const Owners& owners, const ReportData& data, Groups& groups) 
 
 }  // namespace
 
-std::string token_key(std::string_view cluster, std::string_view token_id) {
-  std::string k;
-  k.reserve(cluster.size() + 1 + token_id.size());
-  k.append(cluster).push_back('\0');
-  k.append(token_id);
-  return k;
+void TokenSet::insert(const std::string& cluster, const std::string& token_id) {
+  by_cluster_[cluster].insert(token_id);
+}
+
+bool TokenSet::contains(std::string_view cluster, std::string_view token_id) const {
+  auto c = by_cluster_.find(cluster);
+  return c != by_cluster_.end() && c->second.find(token_id) != c->second.end();
 }
 
 std::string owner_filter_text(const Request& r) {
@@ -114,19 +112,33 @@ std::string owner_label(const OwnerRow& row) {
   return row.owner ? *row.owner : "(no owner)";
 }
 
+const Owners::Owner* Owners::find(std::string_view cluster, std::string_view token_id) const {
+  auto c = by_cluster.find(cluster);
+  if (c == by_cluster.end()) return nullptr;
+  auto t = c->second.find(token_id);
+  return t == c->second.end() ? nullptr : &distinct[t->second];
+}
+
 Result<Owners> read_owners(storage::ReadTxn& txn, const std::string& cluster) {
   Owners o;
   auto recorded = storage::owners_recorded(txn);
   if (!recorded.ok()) return recorded.take_error();
   o.recorded = *recorded;
-  if (!o.recorded) return o;
   storage::ReportPeriod p;
   p.cluster = cluster;
-  auto rows = storage::token_owner_rows(txn, p);
-  if (!rows.ok()) return rows.take_error();
-  o.rows = std::move(*rows);
-  o.by_key.reserve(o.rows.size());
-  for (const auto& r : o.rows) o.by_key.emplace(token_key(r.cluster, r.token_id), &r);
+  p.owners_recorded = o.recorded;
+  std::map<Owners::Owner, std::uint32_t> index;
+  Owners::Owner owner;
+  TW_RETURN_IF_ERROR(storage::for_each_token_owner(txn, p, [&](const storage::TokenOwnerRow& r) {
+    owner.owned = r.owned;
+    owner.team = r.team;
+    owner.owner = r.owner;
+    auto [it, added] = index.try_emplace(owner, static_cast<std::uint32_t>(o.distinct.size()));
+    if (added) o.distinct.push_back(owner);
+    auto c = o.by_cluster.find(r.cluster);
+    if (c == o.by_cluster.end()) c = o.by_cluster.emplace(r.cluster, Owners::ByToken{}).first;
+    c->second.emplace(r.token_id, it->second);
+  }));
   return o;
 }
 
@@ -138,11 +150,14 @@ Result<std::shared_ptr<const TokenSet>> covered_tokens(const Owners& owners, con
                       "this database records no owners (schema before 6): no report for " + who);
   }
   auto set = std::make_shared<TokenSet>();
-  for (const auto& r : owners.rows) {
-    if (!r.owned || (!req.team.empty() && r.team != req.team) ||
-        (!req.owner.empty() && r.owner != req.owner))
-      continue;
-    set->insert(token_key(r.cluster, r.token_id));
+  for (const auto& [cluster, tokens] : owners.by_cluster) {
+    for (const auto& [id, i] : tokens) {
+      const Owners::Owner& o = owners.distinct[i];
+      if (!o.owned || (!req.team.empty() && o.team != req.team) ||
+          (!req.owner.empty() && o.owner != req.owner))
+        continue;
+      set->insert(cluster, id);
+    }
   }
   if (set->empty()) {
     return make_error(ErrorCode::kInvalidArgument,

@@ -6,7 +6,15 @@
 // Thread safety: as the ReadTxn. Errors: kDatabase; kInvalidArgument (a team or owner that no
 // recorded token has, or a database that records no owners).
 
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.h"
@@ -15,11 +23,25 @@
 
 namespace tw::report {
 
-// The ownership of `cluster`'s tokens ("" = every cluster), read once per report.
+// The ownership of `cluster`'s tokens ("" = every cluster), read once per report and kept
+// compact: each token points at one of the few distinct (owned, team, owner) triples.
 struct Owners {
+  struct Owner {
+    bool owned = false;
+    std::optional<std::string> team, owner;
+    auto operator<=>(const Owner&) const = default;
+  };
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using ByToken = std::unordered_map<std::string, std::uint32_t, Hash, std::equal_to<>>;
+
   bool recorded = true;  // the database has token_owners
-  std::vector<storage::TokenOwnerRow> rows;
-  std::unordered_map<std::string, const storage::TokenOwnerRow*> by_key;  // token_key()
+  std::vector<Owner> distinct;
+  std::map<std::string, ByToken, std::less<>> by_cluster;  // token id -> index into distinct
+  // The token's recorded owner; nullptr: none recorded (unowned).
+  const Owner* find(std::string_view cluster, std::string_view token_id) const;
 };
 Result<Owners> read_owners(storage::ReadTxn& txn, const std::string& cluster);
 

@@ -113,9 +113,21 @@ struct InventoryEntry {
 
 InventoryEntry make_entry(const storage::InventoryRow& row);
 
-// The tokens a team/owner report covers, by token_key(); no set: every token.
-using TokenSet = std::unordered_set<std::string>;
-std::string token_key(std::string_view cluster, std::string_view token_id);
+// The tokens a team/owner report covers (looked up without copying the ids).
+class TokenSet {
+ public:
+  void insert(const std::string& cluster, const std::string& token_id);
+  bool contains(std::string_view cluster, std::string_view token_id) const;
+  bool empty() const { return by_cluster_.empty(); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Ids = std::unordered_set<std::string, Hash, std::equal_to<>>;
+  std::map<std::string, Ids, std::less<>> by_cluster_;
+};
 
 struct InventorySection {
   Timestamp at;

@@ -199,19 +199,21 @@ Result<std::vector<ResolvedViolation>> violations_resolved(ReadTxn& txn, const R
   return out;
 }
 
-Result<std::vector<TokenOwnerRow>> token_owner_rows(ReadTxn& txn, const ReportPeriod& p) {
-  std::vector<TokenOwnerRow> out;
-  if (!p.owners_recorded) return out;
-  TW_RETURN_IF_ERROR(each_row(txn,
-                              "SELECT cluster, token_id, owner, team, owner_rule IS NOT NULL FROM "
-                              "token_owners WHERE ?3 = '' OR cluster = ?3",
-                              p, [&](Stmt& s) {
-                                const bool is_owned = s.int64(4) != 0;
-                                out.push_back({s.text(0), s.text(1),
-                                               is_owned ? s.opt_text(2) : std::nullopt,
-                                               is_owned ? s.opt_text(3) : std::nullopt, is_owned});
-                              }));
-  return out;
+Status for_each_token_owner(ReadTxn& txn, const ReportPeriod& p,
+                            const std::function<void(const TokenOwnerRow&)>& visit) {
+  if (!p.owners_recorded) return ok_status();
+  TokenOwnerRow row;
+  return each_row(txn,
+                  "SELECT cluster, token_id, owner, team, owner_rule IS NOT NULL FROM token_owners "
+                  "WHERE ?3 = '' OR cluster = ?3",
+                  p, [&](Stmt& s) {
+                    row.cluster.assign(s.view(0));
+                    row.token_id.assign(s.view(1));
+                    row.owned = s.int64(4) != 0;
+                    row.owner = row.owned ? s.opt_text(2) : std::nullopt;
+                    row.team = row.owned ? s.opt_text(3) : std::nullopt;
+                    visit(row);
+                  });
 }
 
 Result<std::vector<OwnerViolationCount>> violations_by_owner(ReadTxn& txn, const ReportPeriod& p) {

@@ -45,8 +45,10 @@ struct TokenOwnerRow {
   std::optional<std::string> owner, team;
   bool owned = false;
 };
-// The recorded owners of period.cluster's tokens ("" = every cluster); team and owner ignored.
-Result<std::vector<TokenOwnerRow>> token_owner_rows(ReadTxn& txn, const ReportPeriod& period);
+// Visits the recorded owner of each of period.cluster's tokens ("" = every cluster; team and
+// owner ignored); `row` is valid during the call only.
+Status for_each_token_owner(ReadTxn& txn, const ReportPeriod& period,
+                            const std::function<void(const TokenOwnerRow& row)>& visit);
 
 // Violations per recorded owner: opened in the period, and open at its end.
 struct OwnerViolationCount {
