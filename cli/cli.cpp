@@ -364,15 +364,16 @@ constexpr const char* kReportFooter =
     "Sections: coverage (polls, gaps of more than 3 intervals), the inventory at --at with "
     "tokens\n"
     "that never expire, * grants and write grants highlighted, the token changes of the period,\n"
-    "policy compliance (violations, time to remediate, actions, exemptions), charts over time, "
-    "and\n"
+    "policy compliance (violations, time to remediate, actions, exemptions), owners (per team\n"
+    "and owner, with a chart of open violations per team), charts over time, and\n"
     "the integrity of the hash chain with its head (seq, hash) and the last signed checkpoint\n"
     "(checked with --public-key or [audit] public_key_file). Times: RFC 3339, a date, `now` "
     "or\n"
     "an age such as 7d. JSON follows docs/report-schema.json; CSV is one file of sections (each\n"
     "starts with a `section,<name>` row). On a terminal, progress goes to stderr. Examples:\n"
     "  tokenwarden report --from 2026-10-01 --to 2026-11-01 --format html -o october.html\n"
-    "  tokenwarden report --db /var/backups/tokenwarden/audit.db --format json > report.json";
+    "  tokenwarden report --db /var/backups/tokenwarden/audit.db --format json > report.json\n"
+    "  tokenwarden report --team data --format html -o data-team.html";
 
 Subcommand add_report(CLI::App& app) {
   auto o = std::make_shared<ReportOptions>();
@@ -389,6 +390,12 @@ Subcommand add_report(CLI::App& app) {
                   "Write to this file, atomically (default or `-`: stdout)")
       ->check(non_empty());
   cmd->add_option("--cluster", o->cluster, "Only this cluster")->check(non_empty());
+  cmd->add_option("--team", o->team,
+                  "Only the tokens of this team (their current recorded owner; exact match)")
+      ->check(non_empty());
+  cmd->add_option("--owner", o->owner,
+                  "Only the tokens of this owner (exact match; with --team: both must hold)")
+      ->check(non_empty());
   cmd->add_option("--db", o->db, "Report on this database (e.g. a backup copy)")
       ->check(non_empty());
   cmd->add_option("--limit", o->limit,

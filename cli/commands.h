@@ -112,6 +112,8 @@ struct ReportOptions {
   std::string format;  // html, md, csv, json; default: from --output's extension, else md
   std::string output;  // default: stdout
   std::string cluster;
+  std::string team;                      // only the tokens of this team (current recorded owner)
+  std::string owner;                     // only the tokens of this owner
   std::size_t limit = 5000;              // html/md: rows listed per long section (0: all)
   std::vector<std::string> public_keys;  // check the last checkpoint (--public-key)
 };

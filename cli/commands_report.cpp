@@ -89,6 +89,8 @@ std::optional<report::Request> request_of(const ReportOptions& o, Timestamp now)
   req.generated_at = now;
   req.version = kVersion;
   req.cluster = o.cluster;
+  req.team = o.team;
+  req.owner = o.owner;
   req.list_limit = o.limit == 0 ? static_cast<std::size_t>(-1) : o.limit;
   auto time_arg = [&](const std::string& text, const char* name,
                       Timestamp fallback) -> std::optional<Timestamp> {

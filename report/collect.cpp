@@ -7,6 +7,7 @@
 
 #include "core/strings.h"
 #include "policy/engine.h"
+#include "report/owners.h"
 #include "report/report.h"
 #include "report/text_util.h"
 #include "storage/chain.h"
@@ -20,12 +21,18 @@ using storage::ReadTxn;
 using storage::ReportPeriod;
 
 ReportPeriod period_of(const Request& req, const std::string& cluster) {
-  return ReportPeriod{req.from, req.to, cluster};
+  return ReportPeriod{req.from, req.to, cluster, req.team, req.owner};
 }
 
-const std::set<std::string>& remediating() {
-  static const std::set<std::string> r{"compliant", "revoked", "restricted", "removed"};
-  return r;
+// Status counts as of `t` of the tokens the report covers.
+std::array<std::int64_t, 4> covered_counts(const storage::InventoryReplay& replay,
+                                           const InventorySection& inv, Timestamp t) {
+  if (!inv.only) return replay.counts(t);
+  std::array<std::int64_t, 4> out{};
+  replay.summarize(t, [&](const storage::InventoryReplay::Summary& s) {
+    if (inv.covers(s.cluster, s.token_id)) ++out[static_cast<std::size_t>(s.status)];
+  });
+  return out;
 }
 
 // The poll interval: configured, else the median spacing of the period's polls.
@@ -111,7 +118,7 @@ Status inventory_and_series(ReadTxn& txn, const Request& req, ReportData& data,
   TW_RETURN_IF_ERROR(replay->run(txn.db(), req.to, req.cluster, samples, [&](Timestamp t) {
     if (k < samples.size() && samples[k] == t) {
       data.series[k].at = t;
-      data.series[k].tokens = replay->counts(t);
+      data.series[k].tokens = covered_counts(*replay, data.inventory, t);
       ++k;
     }
   }));
@@ -126,6 +133,7 @@ Status inventory_and_series(ReadTxn& txn, const Request& req, ReportData& data,
   inv.at = req.at;
   inv.replay = replay;
   replay->summarize(req.at, [&](const storage::InventoryReplay::Summary& t) {
+    if (!inv.covers(t.cluster, t.token_id)) return;
     ++inv.token_count;
     ++inv.by_status[static_cast<std::size_t>(t.status)];
     if (t.status != TokenStatus::kActive) return;
@@ -140,7 +148,9 @@ Status inventory_and_series(ReadTxn& txn, const Request& req, ReportData& data,
   });
   auto anomalies = storage::recorded_anomalies(txn.db(), req.cluster, req.at);
   if (!anomalies.ok()) return anomalies.take_error();
-  inv.anomalies = std::move(*anomalies);
+  for (auto& a : *anomalies) {
+    if (inv.covers(a.cluster, a.token_id)) inv.anomalies.push_back(std::move(a));
+  }
   return ok_status();
 }
 
@@ -203,23 +213,18 @@ void remediation_times(const std::vector<storage::ResolvedViolation>& resolved,
                        PolicyTable& table) {
   std::map<std::string, std::vector<double>> ttr;
   for (const auto& v : resolved) {
-    if (!remediating().contains(v.resolution.value_or(""))) continue;
+    if (!remediates(v)) continue;
     auto o = parse_rfc3339(v.opened_at);
     auto r = parse_rfc3339(v.resolved_at);
     if (o.ok() && r.ok()) ttr[v.policy].push_back(seconds(*r - *o));
   }
-  for (auto& [name, v] : ttr) {
-    std::sort(v.begin(), v.end());
-    TimeToRemediate& t = table.get(name).time_to_remediate;
-    t.count = static_cast<std::int64_t>(v.size());
-    t.max_seconds = v.back();
-    const std::size_t m = v.size() / 2;
-    t.median_seconds = v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
-  }
+  for (auto& [name, v] : ttr) table.get(name).time_to_remediate = time_to_remediate(std::move(v));
 }
 
-// Violations opened, resolved (by resolution) and open at the end, and the time to remediate.
-Status violation_stats(ReadTxn& txn, const ReportPeriod& p, PolicyTable& table) {
+// Violations opened, resolved (by resolution; the rows in `resolved`) and open at the end, and
+// the time to remediate.
+Status violation_stats(ReadTxn& txn, const ReportPeriod& p, PolicyTable& table,
+                       std::vector<storage::ResolvedViolation>& resolved) {
   auto opened = storage::violations_opened(txn, p);
   if (!opened.ok()) return opened.take_error();
   for (const auto& o : *opened) {
@@ -230,9 +235,10 @@ Status violation_stats(ReadTxn& txn, const ReportPeriod& p, PolicyTable& table) 
     }
     pc.opened = o.opened;
   }
-  auto resolved = storage::violations_resolved(txn, p);
-  if (!resolved.ok()) return resolved.take_error();
-  for (const auto& v : *resolved) {
+  auto rows = storage::violations_resolved(txn, p);
+  if (!rows.ok()) return rows.take_error();
+  resolved = std::move(*rows);
+  for (const auto& v : resolved) {
     PolicyCompliance& pc = table.get(v.policy);
     ++pc.resolved;
     ++pc.resolutions[v.resolution.value_or("unknown")];
@@ -240,7 +246,7 @@ Status violation_stats(ReadTxn& txn, const ReportPeriod& p, PolicyTable& table) 
   auto open = storage::violations_open_at_end(txn, p);
   if (!open.ok()) return open.take_error();
   for (const auto& c : *open) table.get(c.policy).open_at_end = c.count;
-  remediation_times(*resolved, table);
+  remediation_times(resolved, table);
   return ok_status();
 }
 
@@ -266,12 +272,23 @@ Status action_stats(ReadTxn& txn, const Request& req, const ReportPeriod& p, Pol
   for (const auto& h : *halts) {
     data.halts.push_back(
         HaltEvent{parse_rfc3339(h.recorded_at).value_or(req.from), h.cluster, h.planned});
+    // A halt holds back a cluster's actions: not attributed to a team's or owner's tokens.
+    if (data.inventory.only) continue;
     for (const auto& [name, n] : h.by_policy) table.get(name).actions_halted += n;
   }
   auto awaiting = storage::awaiting_approval_at_end(txn, p);
   if (!awaiting.ok()) return awaiting.take_error();
   for (const auto& c : *awaiting) table.get(c.policy).awaiting_approval_at_end = c.count;
   return ok_status();
+}
+
+// A team/owner report lists the exemptions used for its tokens, or naming one of them.
+bool concerns_covered(const ReportData& data, const policy::ExemptionSpec& e, std::int64_t used) {
+  if (!data.inventory.only || used > 0) return true;
+  if (e.token_id.empty()) return false;
+  if (!e.cluster.empty()) return data.inventory.covers(e.cluster, e.token_id);
+  return std::any_of(data.clusters.begin(), data.clusters.end(),
+                     [&](const std::string& c) { return data.inventory.covers(c, e.token_id); });
 }
 
 // Exemptions used (tokens whose violation an exemption suppressed, first recorded up to the end,
@@ -296,6 +313,7 @@ Status exemption_stats(ReadTxn& txn, const Request& req, const Context& ctx, con
       auto it = used_by_key.find((*set)->exemption_key(i));
       if (it != used_by_key.end()) x.used = it->second;
     }
+    if (!concerns_covered(data, e, x.used)) continue;
     data.exemptions.push_back(x);
     if (e.expires <= req.from) continue;
     if (e.policy == "*") {
@@ -338,6 +356,7 @@ void tokens_judged(const Context& ctx, const ReportData& data, PolicyTable& tabl
   };
   data.inventory.replay->for_each(
       data.inventory.at, TokenStatus::kActive, [&](const storage::InventoryRow& r) {
+        if (!data.inventory.covers(r.cluster, r.token.id)) return true;
         if (r.cluster != current) {
           flush();
           current = r.cluster;
@@ -351,11 +370,15 @@ void tokens_judged(const Context& ctx, const ReportData& data, PolicyTable& tabl
     table.get((*set)->specs()[i].name).tokens_judged = judged[i];
 }
 
-Status compliance(ReadTxn& txn, const Request& req, const Context& ctx, ReportData& data) {
-  const ReportPeriod p = period_of(req, req.cluster);
+Status compliance(ReadTxn& txn, const Request& req, const Context& ctx, const Owners& owners,
+                  ReportData& data) {
+  ReportPeriod p = period_of(req, req.cluster);
+  p.owners_recorded = owners.recorded;
   PolicyTable table;
   configured_policies(ctx, table);
-  TW_RETURN_IF_ERROR(violation_stats(txn, p, table));
+  std::vector<storage::ResolvedViolation> resolved;
+  TW_RETURN_IF_ERROR(violation_stats(txn, p, table, resolved));
+  TW_RETURN_IF_ERROR(owners_section(txn, p, owners, resolved, data));
   TW_RETURN_IF_ERROR(action_stats(txn, req, p, table, data));
   TW_RETURN_IF_ERROR(exemption_stats(txn, req, ctx, p, table, data));
   tokens_judged(ctx, data, table);
@@ -444,11 +467,16 @@ InventoryEntry make_entry(const storage::InventoryRow& row) {
   return e;
 }
 
+bool InventorySection::covers(std::string_view cluster, std::string_view token_id) const {
+  return !only || only->contains(cluster, token_id);
+}
+
 void InventorySection::for_each_token(
     const std::function<bool(const InventoryEntry&)>& visit) const {
   if (!replay) return;
-  replay->for_each(at, std::nullopt,
-                   [&](const storage::InventoryRow& row) { return visit(make_entry(row)); });
+  replay->for_each(at, std::nullopt, [&](const storage::InventoryRow& row) {
+    return !covers(row.cluster, row.token.id) || visit(make_entry(row));
+  });
 }
 
 std::string_view status_name(std::size_t index) {
@@ -499,11 +527,16 @@ Result<ReportData> collect(ReadTxn& txn, const Request& request, const Context& 
     TW_RETURN_IF_ERROR(coverage(txn, request, context, c, cov));
     data.coverage.push_back(std::move(cov));
   }
+  auto owners = read_owners(txn, request.cluster);
+  if (!owners.ok()) return owners.take_error();
+  auto only = covered_tokens(*owners, request);
+  if (!only.ok()) return only.take_error();
+  data.inventory.only = std::move(*only);
   TW_RETURN_IF_ERROR(inventory_and_series(txn, request, data, progress));
   if (progress) progress("reading violations and actions", 0, 0);
   TW_RETURN_IF_ERROR(open_violation_series(txn, request, data));
   TW_RETURN_IF_ERROR(change_counts(txn, request, data));
-  TW_RETURN_IF_ERROR(compliance(txn, request, context, data));
+  TW_RETURN_IF_ERROR(compliance(txn, request, context, *owners, data));
   data.pending = std::make_shared<PendingIntegrity>();
   data.pending->parallel = std::move(parallel);
   data.pending->snapshot_head = *snapshot_head;

@@ -102,6 +102,8 @@ void report_csv(Csv& csv, const ReportData& d) {
   csv.text("period_from").time(r.from).end();
   csv.text("period_to").time(r.to).end();
   csv.text("cluster_filter").text(r.cluster).end();
+  csv.text("team_filter").text(r.team).end();
+  csv.text("owner_filter").text(r.owner).end();
   csv.text("schema_version").value(static_cast<std::int64_t>(kSchemaVersion)).end();
 }
 
@@ -270,6 +272,36 @@ void compliance_csv(Csv& csv, const ReportData& d) {
   }
 }
 
+void owner_cells(Csv& csv, const OwnerRow& r) {
+  csv.value(r.unowned)
+      .value(r.tokens)
+      .value(r.opened)
+      .value(r.open_at_end)
+      .value(r.time_to_remediate.count);
+  optional_value(csv, r.time_to_remediate.median_seconds);
+  optional_value(csv, r.time_to_remediate.max_seconds);
+  csv.end();
+}
+
+// The sections owners_by_team (also the data of the chart of open violations per team) and
+// owners_by_owner; a team or owner the rule does not assign is empty.
+void owners_csv(Csv& csv, const ReportData& d) {
+  csv.section("owners_by_team",
+              {"team", "unowned", "tokens", "violations_opened", "open_at_end", "remediated",
+               "time_to_remediate_median_seconds", "time_to_remediate_max_seconds"});
+  for (const auto& r : d.owners.by_team) {
+    csv.text(r.team.value_or(""));
+    owner_cells(csv, r);
+  }
+  csv.section("owners_by_owner",
+              {"team", "owner", "unowned", "tokens", "violations_opened", "open_at_end",
+               "remediated", "time_to_remediate_median_seconds", "time_to_remediate_max_seconds"});
+  for (const auto& r : d.owners.by_owner) {
+    csv.text(r.team.value_or("")).text(r.owner.value_or(""));
+    owner_cells(csv, r);
+  }
+}
+
 void series_csv(Csv& csv, const ReportData& d) {
   csv.section("series", {"at", "active", "expired", "revoked", "removed", "open_violations"});
   for (const auto& s : d.series) {
@@ -315,6 +347,7 @@ Status render_csv(storage::ReadTxn& txn, const ReportData& d, const Sink& sink) 
   inventory_csv(csv, d.inventory);
   TW_RETURN_IF_ERROR(changes_csv(csv, txn, d));
   compliance_csv(csv, d);
+  owners_csv(csv, d);
   series_csv(csv, d);
   auto integrity = integrity_of(txn, d);
   if (!integrity.ok()) return integrity.take_error();

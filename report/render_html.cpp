@@ -204,6 +204,38 @@ std::string policy_bars(const std::vector<PolicyCompliance>& policies) {
   return s;
 }
 
+// Horizontal bars per team: violations open at the end of the period.
+std::string team_bars(const std::vector<OwnerRow>& teams) {
+  std::vector<const OwnerRow*> shown;
+  for (const auto& t : teams) {
+    if (t.open_at_end > 0) shown.push_back(&t);
+  }
+  std::stable_sort(shown.begin(), shown.end(),
+                   [](auto* a, auto* b) { return a->open_at_end > b->open_at_end; });
+  if (shown.size() > 25) shown.resize(25);
+  if (shown.empty()) return "<p class=\"note\">No violation open at the end of the period.</p>";
+  double maxv = 1;
+  for (auto* t : shown) maxv = std::max(maxv, static_cast<double>(t->open_at_end));
+  const double W = 720, left = 210, right = 70, bar = 14, row = 22;
+  const double H = 8 + row * static_cast<double>(shown.size());
+  std::string s = "<svg viewBox=\"0 0 720 " + fmt(H, 0) +
+                  "\" role=\"img\" aria-label=\"open violations per team\" "
+                  "xmlns=\"http://www.w3.org/2000/svg\">";
+  double y = 4;
+  for (auto* t : shown) {
+    const double w = (W - left - right) * static_cast<double>(t->open_at_end) / maxv;
+    s += "<text x=\"" + fmt(left - 8) + "\" y=\"" + fmt(y + 11) + "\" text-anchor=\"end\">" +
+         h(team_label(*t), 40) + "</text>";
+    s += "<rect x=\"" + fmt(left) + "\" y=\"" + fmt(y) + "\" width=\"" + fmt(w) + "\" height=\"" +
+         fmt(bar) + "\" fill=\"#f04438\"/>";
+    s += "<text x=\"" + fmt(left + w + 4) + "\" y=\"" + fmt(y + 11) + "\">" +
+         thousands(t->open_at_end) + "</text>";
+    y += row;
+  }
+  s += "</svg>";
+  return s;
+}
+
 std::string card(const std::string& label, const std::string& value, const char* cls = "") {
   return std::string("<div class=\"card ") + cls + "\"><b>" + value + "</b>" + label + "</div>";
 }
@@ -237,6 +269,10 @@ void head_html(std::string& o, const ReportData& d) {
        (d.context.from_config ? " with <code>" + h(d.context.config_path) + "</code>"
                               : std::string()) +
        "</p>\n";
+  if (const std::string who = owner_filter_text(r); !who.empty()) {
+    o += "<p class=\"meta\"><b>Tokens of " + h(who) +
+         " only</b> (their current recorded owner): every section leaves the others out.</p>\n";
+  }
 }
 
 std::int64_t gap_count(const ReportData& d) {
@@ -447,6 +483,46 @@ void compliance_html(std::string& o, const ReportData& d) {
        "in the policy's scope at the inventory's instant (needs the configuration).</p>\n";
 }
 
+std::string ttr_html(const TimeToRemediate& t) {
+  if (!t.median_seconds) return "—";
+  return h(human_duration(*t.median_seconds)) + " / " + h(human_duration(*t.max_seconds));
+}
+
+std::string owner_cells(const OwnerRow& r) {
+  return "<td class=\"n\">" + thousands(r.tokens) + "</td><td class=\"n\">" + thousands(r.opened) +
+         "</td><td class=\"n\">" + thousands(r.open_at_end) + "</td><td class=\"n\">" +
+         ttr_html(r.time_to_remediate) + "</td></tr>\n";
+}
+
+constexpr const char* kOwnerColumns =
+    "<th class=\"n\">tokens<br>active at end</th><th class=\"n\">violations opened</th><th "
+    "class=\"n\">open at end</th><th class=\"n\">time to remediate<br>median / max</th>"
+    "</tr></thead><tbody>\n";
+
+// Per team with the chart of open violations per team, then per owner.
+void owners_html(std::string& o, const ReportData& d) {
+  o += "<h2 id=\"owners\">Owners</h2>\n";
+  if (!d.owners.recorded) {
+    o += "<p class=\"note\">This database records no owners (schema before 6).</p>\n";
+    return;
+  }
+  o += std::string("<table><thead><tr><th>team</th>") + kOwnerColumns;
+  for (const auto& r : d.owners.by_team)
+    o += "<tr><td>" + h(team_label(r)) + "</td>" + owner_cells(r);
+  o += "</tbody></table>\n<h3>Open violations per team</h3>\n" + team_bars(d.owners.by_team) + "\n";
+  if (!d.owners.by_owner.empty()) {
+    o += std::string("<h3>By owner</h3>\n<table><thead><tr><th>team</th><th>owner</th>") +
+         kOwnerColumns;
+    for (const auto& r : d.owners.by_owner) {
+      o += "<tr><td>" + h(team_label(r)) + "</td><td>" + h(owner_label(r)) + "</td>" +
+           owner_cells(r);
+    }
+    o += "</tbody></table>\n";
+  }
+  o += "<p class=\"note\">Owners are the tokens' current recorded owners ([[owners]] rules); "
+       "(unowned): no rule matched. Time to remediate as in the policy compliance table.</p>\n";
+}
+
 void halts_html(std::string& o, const ReportData& d) {
   if (!d.halts.empty()) {
     o += "<h3>Enforcement halted</h3>\n<table><thead><tr><th>time</th><th>cluster</th><th "
@@ -527,6 +603,7 @@ Status render_html(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
   compliance_html(o, d);
   halts_html(o, d);
   exemptions_html(o, d);
+  owners_html(o, d);
   integrity_html(o, *integrity);
   out.flush();
   return ok_status();

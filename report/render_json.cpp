@@ -23,6 +23,15 @@ void optional_seconds(JsonWriter& w, std::string_view key, const std::optional<d
     w.null();
 }
 
+// A text field that is null when empty.
+void text_or_null(JsonWriter& w, std::string_view key, const std::string& v) {
+  w.key(key);
+  if (v.empty())
+    w.null();
+  else
+    w.value(v);
+}
+
 // Where the report comes from: schema, generation, configuration, period and clusters.
 void header_json(JsonWriter& w, const ReportData& d) {
   const Request& r = d.request;
@@ -42,6 +51,15 @@ void header_json(JsonWriter& w, const ReportData& d) {
     w.null();
   else
     w.value(r.cluster);
+  w.key("owner_filter");
+  if (r.team.empty() && r.owner.empty()) {
+    w.null();
+  } else {
+    w.begin_object();
+    text_or_null(w, "team", r.team);
+    text_or_null(w, "owner", r.owner);
+    w.end_object();
+  }
   w.key("clusters").begin_array();
   for (const auto& c : d.clusters) w.value(c);
   w.end_array();
@@ -171,13 +189,11 @@ Status changes_json(JsonWriter& w, SinkBuffer& out, storage::ReadTxn& txn, const
   return ok_status();
 }
 
-// A text field that is null when empty.
-void text_or_null(JsonWriter& w, std::string_view key, const std::string& v) {
-  w.key(key);
-  if (v.empty())
-    w.null();
-  else
-    w.value(v);
+void time_to_remediate_json(JsonWriter& w, const TimeToRemediate& t) {
+  w.key("time_to_remediate").begin_object().field("count", t.count);
+  optional_seconds(w, "median_seconds", t.median_seconds);
+  optional_seconds(w, "max_seconds", t.max_seconds);
+  w.end_object();
 }
 
 void policy_json(JsonWriter& w, const PolicyCompliance& p) {
@@ -201,10 +217,7 @@ void policy_json(JsonWriter& w, const PolicyCompliance& p) {
   w.key("resolutions").begin_object();
   for (const auto& [k, n] : p.resolutions) w.field(k, n);
   w.end_object().end_object();
-  w.key("time_to_remediate").begin_object().field("count", p.time_to_remediate.count);
-  optional_seconds(w, "median_seconds", p.time_to_remediate.median_seconds);
-  optional_seconds(w, "max_seconds", p.time_to_remediate.max_seconds);
-  w.end_object();
+  time_to_remediate_json(w, p.time_to_remediate);
   w.key("actions")
       .begin_object()
       .field("planned", p.actions_planned)
@@ -245,6 +258,39 @@ void compliance_json(JsonWriter& w, const ReportData& d) {
     text_or_null(w, "cluster", e.cluster);
     w.field("reason", e.reason).field("expires", e.expires).field("used", e.used).end_object();
   }
+  w.end_array().end_object();
+}
+
+void optional_text(JsonWriter& w, std::string_view key, const std::optional<std::string>& v) {
+  w.key(key);
+  if (v)
+    w.value(*v);
+  else
+    w.null();
+}
+
+void owner_row_json(JsonWriter& w, const OwnerRow& r, bool with_owner) {
+  w.begin_object();
+  optional_text(w, "team", r.team);
+  if (with_owner) optional_text(w, "owner", r.owner);
+  w.field("unowned", r.unowned).field("tokens", r.tokens);
+  w.key("violations")
+      .begin_object()
+      .field("opened", r.opened)
+      .field("open_at_end", r.open_at_end)
+      .end_object();
+  time_to_remediate_json(w, r.time_to_remediate);
+  w.end_object();
+}
+
+// Per team (also the data of the chart of open violations per team) and per owner.
+void owners_json(JsonWriter& w, const ReportData& d) {
+  w.key("owners").begin_object().field("recorded", d.owners.recorded);
+  w.key("by_team").begin_array();
+  for (const auto& r : d.owners.by_team) owner_row_json(w, r, false);
+  w.end_array();
+  w.key("by_owner").begin_array();
+  for (const auto& r : d.owners.by_owner) owner_row_json(w, r, true);
   w.end_array().end_object();
 }
 
@@ -305,6 +351,7 @@ Status render_json(storage::ReadTxn& txn, const ReportData& d, const Sink& sink)
   inventory_json(w, out, d.inventory);
   TW_RETURN_IF_ERROR(changes_json(w, out, txn, d));
   compliance_json(w, d);
+  owners_json(w, d);
   series_json(w, d);
   auto integrity = integrity_of(txn, d);
   if (!integrity.ok()) return integrity.take_error();

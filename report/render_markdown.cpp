@@ -79,6 +79,10 @@ void head_md(std::string& o, const ReportData& d) {
   o += "- Generated: " + short_time(r.generated_at) + " by tokenwarden " + md(r.version) +
        " from `" + md(r.database) + "`" +
        (d.context.from_config ? " with " + md(d.context.config_path) : "") + "\n";
+  if (const std::string who = owner_filter_text(r); !who.empty()) {
+    o += "- Tokens: only those of " + md(who) +
+         " (their current recorded owner); every section leaves the others out\n";
+  }
 }
 
 // The last item of that list: the verdict of the chain check.
@@ -221,6 +225,42 @@ void compliance_md(std::string& o, const ReportData& d) {
        "violations resolved in the period.\n\n";
 }
 
+std::string ttr_md(const TimeToRemediate& t) {
+  if (!t.median_seconds) return "—";
+  return human_duration(*t.median_seconds) + " / " + human_duration(*t.max_seconds);
+}
+
+void owner_cells(std::string& o, const OwnerRow& r) {
+  o += thousands(r.tokens) + " | " + thousands(r.opened) + " | " + thousands(r.open_at_end) +
+       " | " + ttr_md(r.time_to_remediate) + " |\n";
+}
+
+// Per team (the chart of open violations per team, as a table) and per owner.
+void owners_md(std::string& o, const ReportData& d) {
+  o += "## Owners\n\n";
+  if (!d.owners.recorded) {
+    o += "This database records no owners (schema before 6).\n\n";
+    return;
+  }
+  table_header(o, {"team", "tokens (active at end)", "violations opened", "open at end",
+                   "time to remediate (median / max)"});
+  for (const auto& r : d.owners.by_team) {
+    o += "| " + md(team_label(r)) + " | ";
+    owner_cells(o, r);
+  }
+  o += "\nOwners are the tokens' current recorded owners (`[[owners]]` rules); \"(unowned)\": no "
+       "rule matched.\n\n";
+  if (d.owners.by_owner.empty()) return;
+  o += "### By owner\n\n";
+  table_header(o, {"team", "owner", "tokens (active at end)", "violations opened", "open at end",
+                   "time to remediate (median / max)"});
+  for (const auto& r : d.owners.by_owner) {
+    o += "| " + md(team_label(r)) + " | " + md(owner_label(r)) + " | ";
+    owner_cells(o, r);
+  }
+  o += '\n';
+}
+
 void halts_md(std::string& o, const ReportData& d) {
   if (!d.halts.empty()) {
     o += "### Enforcement halted\n\n";
@@ -304,6 +344,7 @@ Status render_markdown(storage::ReadTxn& txn, const ReportData& d, const Sink& s
   compliance_md(o, d);
   halts_md(o, d);
   exemptions_md(o, d);
+  owners_md(o, d);
   series_md(o, d);
   integrity_md(o, *integrity);
   out.flush();

@@ -13,6 +13,10 @@
 // policy settings, scopes (for "tokens judged") and exemptions. The database is only read,
 // through storage's typed queries inside the caller's ReadTxn (one snapshot for every section).
 //
+// A report for one team or owner (Request::team, ::owner) keeps, in every section, only the
+// tokens whose current recorded owner (token_owners) is that team/owner; the owners section
+// sums the tokens, violations and time to remediate per team and per owner.
+//
 // Thread safety: one report per ReadTxn at a time. Errors: kDatabase (unreadable database),
 // kInvalidArgument (bad period); a broken hash chain is reported, not an error.
 
@@ -26,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "core/ed25519.h"
@@ -70,6 +75,8 @@ struct Request {
   Timestamp to;
   Timestamp at;         // the inventory's instant (default: to)
   std::string cluster;  // "" = every cluster
+  std::string team;     // "" = every team; else only the tokens of this team (exact match)
+  std::string owner;    // "" = every owner; else only the tokens of this owner (exact match)
   Timestamp generated_at;
   std::string database;           // as shown in the report
   std::string version;            // tokenwarden's
@@ -106,6 +113,22 @@ struct InventoryEntry {
 
 InventoryEntry make_entry(const storage::InventoryRow& row);
 
+// The tokens a team/owner report covers (looked up without copying the ids).
+class TokenSet {
+ public:
+  void insert(const std::string& cluster, const std::string& token_id);
+  bool contains(std::string_view cluster, std::string_view token_id) const;
+  bool empty() const { return by_cluster_.empty(); }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using Ids = std::unordered_set<std::string, Hash, std::equal_to<>>;
+  std::map<std::string, Ids, std::less<>> by_cluster_;
+};
+
 struct InventorySection {
   Timestamp at;
   std::array<std::int64_t, 4> by_status{};  // active, expired, revoked, removed
@@ -117,6 +140,9 @@ struct InventorySection {
   // Time anomalies recorded up to `at` (token_anomaly events: created_in_future,
   // created_at_unset), in the order they were recorded.
   std::vector<storage::RecordedAnomaly> anomalies;
+  // A team/owner report: the tokens it covers (for_each_token visits only these).
+  std::shared_ptr<const TokenSet> only;
+  bool covers(std::string_view cluster, std::string_view token_id) const;
   void for_each_token(const std::function<bool(const InventoryEntry&)>& visit) const;
 };
 
@@ -145,11 +171,38 @@ struct PolicyCompliance {
   TimeToRemediate
       time_to_remediate;  // opened to resolved (compliant, revoked, restricted, removed)
   std::int64_t actions_planned = 0, actions_succeeded = 0, actions_failed = 0, actions_skipped = 0;
-  std::int64_t actions_halted = 0;  // held back when enforcement halted
+  std::int64_t actions_halted = 0;  // held back when enforcement halted (not with a team/owner)
   std::int64_t awaiting_approval_at_end = 0;
   std::int64_t exemptions_in_force = 0;  // configured, in force at some point of the period
   std::int64_t exemptions_used = 0;      // tokens an exemption was applied to in the period
 };
+
+// One row of the owners section: a team (by_team) or a team's owner (by_owner).
+struct OwnerRow {
+  bool unowned = false;               // the tokens no [[owners]] rule matched
+  std::optional<std::string> team;    // none: unowned, or the rule assigns no team
+  std::optional<std::string> owner;   // by_owner rows: none if the rule assigns no owner
+  std::int64_t tokens = 0;            // active at the end of the period
+  std::int64_t opened = 0;            // violations opened in the period
+  std::int64_t open_at_end = 0;       // violations open at the end of the period
+  TimeToRemediate time_to_remediate;  // as PolicyCompliance's, over the group's tokens
+};
+
+struct OwnersSection {
+  bool recorded = true;  // false: the database predates owners (schema < 6)
+  // Teams by name, then "(no team)", then "(unowned)"; by_owner: owned tokens only, by team
+  // (same order) and owner.
+  std::vector<OwnerRow> by_team;
+  std::vector<OwnerRow> by_owner;
+};
+
+// What a team/owner report covers, e.g. `team "data", owner "ana"` (raw text: escape it);
+// "" for a report over every token.
+std::string owner_filter_text(const Request& request);
+
+// "(unowned)", "(no team)" or the team; "(no owner)" or the owner.
+std::string team_label(const OwnerRow& row);
+std::string owner_label(const OwnerRow& row);
 
 struct HaltEvent {
   Timestamp at;
@@ -206,6 +259,7 @@ struct ReportData {
   InventorySection inventory;
   ChangeCounts changes;
   std::vector<PolicyCompliance> policies;
+  OwnersSection owners;
   std::vector<HaltEvent> halts;
   std::vector<ExemptionEntry> exemptions;
   std::vector<SeriesPoint> series;

@@ -87,6 +87,7 @@ class InventoryReplay {
     TokenStatus status;
     bool expires;  // has an expiry time
     const std::vector<Permission>* permissions;
+    std::string_view token_id;
   };
   void summarize(Timestamp at, const std::function<void(const Summary&)>& visit) const;
   // A known token's description, or nullptr.

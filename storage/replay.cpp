@@ -427,7 +427,7 @@ void InventoryReplay::summarize(Timestamp at,
   const std::int64_t t = to_ms(at);
   for (const auto& e : impl_->entries) {
     visit({impl_->clusters[e.cluster], Impl::status_of(e, t), e.expires != kNone,
-           &impl_->permission_sets[e.permissions]});
+           &impl_->permission_sets[e.permissions], e.id});
   }
 }
 

@@ -12,12 +12,31 @@
 namespace tw::storage {
 namespace {
 
-// Every query binds a period the same way: ?1 from, ?2 to, ?3 cluster ("" = every cluster).
+// Every query binds a period the same way: ?1 from, ?2 to, ?3 cluster ("" = every cluster),
+// ?6 team and ?7 owner ("" = any; a statement without them ignores them).
 Result<Stmt> query(ReadTxn& txn, std::string_view sql, const ReportPeriod& p) {
   auto st = txn.db().prepare(sql);
   if (!st.ok()) return st.take_error();
   st->bind(1, format_timestamp(p.from)).bind(2, format_timestamp(p.to)).bind(3, p.cluster);
+  st->bind(6, p.team).bind(7, p.owner);
   return st;
+}
+
+// The pieces concatenated (a statement with a filter fragment).
+std::string cat(std::initializer_list<std::string_view> parts) {
+  std::string s;
+  for (auto part : parts) s.append(part);
+  return s;
+}
+
+// True for the rows of `table` (a name or alias with cluster and token_id columns) whose token
+// the period's team and owner have; "1" without them (the statement stays as it was).
+std::string owned(const ReportPeriod& p, std::string_view table) {
+  if (p.team.empty() && p.owner.empty()) return "1";
+  return cat({"((?6 = '' AND ?7 = '') OR EXISTS (SELECT 1 FROM token_owners o WHERE o.cluster = ",
+              table, ".cluster AND o.token_id = ", table,
+              ".token_id AND o.owner_rule IS NOT NULL AND (?6 = '' OR o.team = ?6) AND (?7 = '' "
+              "OR o.owner = ?7)))"});
 }
 
 // Runs `sql` (bound as above) and calls row() for each result row.
@@ -51,7 +70,31 @@ Result<std::vector<PolicyCount>> policy_counts(ReadTxn& txn, std::string_view sq
   return out;
 }
 
+// True for the audit_log rows of a cluster where the period's team or owner has a token; "1"
+// without them.
+std::string owned_cluster(const ReportPeriod& p) {
+  if (p.team.empty() && p.owner.empty()) return "1";
+  return "EXISTS (SELECT 1 FROM token_owners o WHERE o.cluster = audit_log.cluster AND "
+         "o.owner_rule IS NOT NULL AND (?6 = '' OR o.team = ?6) AND (?7 = '' OR o.owner = ?7))";
+}
+
+// `LEFT JOIN … w`: the recorded owner of violations v's token (none before schema 6).
+std::string_view owners_join(const ReportPeriod& p) {
+  if (!p.owners_recorded) {
+    return "LEFT JOIN (SELECT NULL AS owner_rule, NULL AS team, NULL AS owner) w ON 0";
+  }
+  return "LEFT JOIN token_owners w ON w.cluster = v.cluster AND w.token_id = v.token_id";
+}
+
 }  // namespace
+
+Result<bool> owners_recorded(ReadTxn& txn) {
+  bool found = false;
+  TW_RETURN_IF_ERROR(
+      each_row(txn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'token_owners'",
+               ReportPeriod{}, [&](Stmt&) { found = true; }));
+  return found;
+}
 
 Result<std::vector<std::string>> polled_clusters(ReadTxn& txn) {
   std::vector<std::string> out;
@@ -103,8 +146,9 @@ Result<ViolationTimes> violation_times(ReadTxn& txn, const ReportPeriod& p) {
   ViolationTimes v;
   TW_RETURN_IF_ERROR(
       each_row(txn,
-               "SELECT opened_at, resolved_at FROM violations WHERE opened_at <= ?2 AND "
-               "(resolved_at IS NULL OR resolved_at >= ?1) AND (?3 = '' OR cluster = ?3)",
+               cat({"SELECT opened_at, resolved_at FROM violations WHERE opened_at <= ?2 AND "
+                    "(resolved_at IS NULL OR resolved_at >= ?1) AND (?3 = '' OR cluster = ?3) AND ",
+                    owned(p, "violations")}),
                p, [&](Stmt& s) {
                  v.opened.push_back(s.text(0));
                  if (auto r = s.opt_text(1)) v.resolved.push_back(*r);
@@ -118,8 +162,9 @@ Result<std::vector<OpenedByPolicy>> violations_opened(ReadTxn& txn, const Report
   std::vector<OpenedByPolicy> out;
   TW_RETURN_IF_ERROR(each_row(
       txn,
-      "SELECT policy, max(severity), max(action), count(*) FROM violations WHERE opened_at >= ?1 "
-      "AND opened_at <= ?2 AND (?3 = '' OR cluster = ?3) GROUP BY policy",
+      cat({"SELECT policy, max(severity), max(action), count(*) FROM violations WHERE opened_at >= "
+           "?1 AND opened_at <= ?2 AND (?3 = '' OR cluster = ?3) AND ",
+           owned(p, "violations"), " GROUP BY policy"}),
       p, [&](Stmt& s) {
         out.push_back({s.text(0), s.text(1), s.text(2), s.int64(3)});
       }));
@@ -128,21 +173,62 @@ Result<std::vector<OpenedByPolicy>> violations_opened(ReadTxn& txn, const Report
 
 Result<std::vector<PolicyCount>> violations_open_at_end(ReadTxn& txn, const ReportPeriod& p) {
   return policy_counts(txn,
-                       "SELECT policy, count(*) FROM violations WHERE opened_at <= ?2 AND "
-                       "(resolved_at IS NULL OR resolved_at > ?2) AND (?3 = '' OR cluster = ?3) "
-                       "GROUP BY policy",
+                       cat({"SELECT policy, count(*) FROM violations WHERE opened_at <= ?2 AND "
+                            "(resolved_at IS NULL OR resolved_at > ?2) AND (?3 = '' OR cluster = "
+                            "?3) AND ",
+                            owned(p, "violations"), " GROUP BY policy"}),
                        p);
 }
 
 Result<std::vector<ResolvedViolation>> violations_resolved(ReadTxn& txn, const ReportPeriod& p) {
   std::vector<ResolvedViolation> out;
-  TW_RETURN_IF_ERROR(each_row(txn,
-                              "SELECT policy, resolution, opened_at, resolved_at FROM violations "
-                              "WHERE resolved_at >= ?1 AND resolved_at <= ?2 AND (?3 = '' OR "
-                              "cluster = ?3)",
-                              p, [&](Stmt& s) {
-                                out.push_back({s.text(0), s.opt_text(1), s.text(2), s.text(3)});
-                              }));
+  TW_RETURN_IF_ERROR(each_row(
+      txn,
+      cat({"SELECT v.policy, v.resolution, v.opened_at, v.resolved_at, w.owner_rule IS NOT NULL, "
+           "w.team, w.owner FROM violations v ",
+           owners_join(p),
+           " WHERE v.resolved_at >= ?1 AND v.resolved_at <= ?2 AND (?3 "
+           "= '' OR v.cluster = ?3) AND ",
+           owned(p, "v")}),
+      p, [&](Stmt& s) {
+        const bool is_owned = s.int64(4) != 0;
+        out.push_back({s.text(0), s.opt_text(1), s.text(2), s.text(3), is_owned,
+                       is_owned ? s.opt_text(5) : std::nullopt,
+                       is_owned ? s.opt_text(6) : std::nullopt});
+      }));
+  return out;
+}
+
+Status for_each_token_owner(ReadTxn& txn, const ReportPeriod& p,
+                            const std::function<void(const TokenOwnerRow&)>& visit) {
+  if (!p.owners_recorded) return ok_status();
+  TokenOwnerRow row;
+  return each_row(txn,
+                  "SELECT cluster, token_id, owner, team, owner_rule IS NOT NULL FROM token_owners "
+                  "WHERE ?3 = '' OR cluster = ?3",
+                  p, [&](Stmt& s) {
+                    row.cluster.assign(s.view(0));
+                    row.token_id.assign(s.view(1));
+                    row.owned = s.int64(4) != 0;
+                    row.owner = row.owned ? s.opt_text(2) : std::nullopt;
+                    row.team = row.owned ? s.opt_text(3) : std::nullopt;
+                    visit(row);
+                  });
+}
+
+Result<std::vector<OwnerViolationCount>> violations_by_owner(ReadTxn& txn, const ReportPeriod& p) {
+  std::vector<OwnerViolationCount> out;
+  TW_RETURN_IF_ERROR(
+      each_row(txn,
+               cat({"SELECT w.owner_rule IS NOT NULL, w.team, w.owner, sum(v.opened_at >= ?1), "
+                    "sum(v.resolved_at IS NULL OR v.resolved_at > ?2) FROM violations v ",
+                    owners_join(p), " WHERE v.opened_at <= ?2 AND (?3 = '' OR v.cluster = ?3) AND ",
+                    owned(p, "v"), " GROUP BY 1, 2, 3"}),
+               p, [&](Stmt& s) {
+                 const bool is_owned = s.int64(0) != 0;
+                 out.push_back({is_owned, is_owned ? s.opt_text(1) : std::nullopt,
+                                is_owned ? s.opt_text(2) : std::nullopt, s.int64(3), s.int64(4)});
+               }));
   return out;
 }
 
@@ -153,7 +239,8 @@ Result<std::vector<ActionEventCount>> action_event_counts(ReadTxn& txn, const Re
       "SELECT event, json_extract(detail, '$.policy'), coalesce(json_extract(detail, '$.final'), "
       "1), count(*) FROM audit_log WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND event IN "
       "('action_planned', 'action_succeeded', 'action_failed', 'action_skipped') AND "
-      "json_valid(detail) AND (?3 = '' OR cluster = ?3) GROUP BY 1, 2, 3",
+      "json_valid(detail) AND (?3 = '' OR cluster = ?3) AND " +
+          owned(p, "audit_log") + " GROUP BY 1, 2, 3",
       p, [&](Stmt& s) {
         auto policy = s.opt_text(1);
         if (policy) out.push_back({s.text(0), *policy, s.int64(2) != 0, s.int64(3)});
@@ -166,7 +253,8 @@ Result<std::vector<HaltRecord>> halts(ReadTxn& txn, const ReportPeriod& p) {
   TW_RETURN_IF_ERROR(each_row(
       txn,
       "SELECT recorded_at, cluster, detail FROM audit_log WHERE event = 'enforcement_halted' AND "
-      "recorded_at >= ?1 AND recorded_at <= ?2 AND (?3 = '' OR cluster = ?3) ORDER BY seq",
+      "recorded_at >= ?1 AND recorded_at <= ?2 AND (?3 = '' OR cluster = ?3) AND " +
+          owned_cluster(p) + " ORDER BY seq",
       p, [&](Stmt& s) {
         HaltRecord h{s.text(0), s.opt_text(1).value_or(""), 0, {}};
         auto d = nlohmann::json::parse(s.view(2), nullptr, false);
@@ -193,7 +281,8 @@ Result<std::vector<PolicyCount>> awaiting_approval_at_end(ReadTxn& txn, const Re
       "NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.token_id = a.token_id AND e.event IN "
       "('action_approved', 'action_succeeded', 'action_failed', 'action_skipped') AND "
       "e.recorded_at <= ?2 AND json_valid(e.detail) AND json_extract(e.detail, '$.action_id') = "
-      "json_extract(a.detail, '$.action_id')) GROUP BY 1",
+      "json_extract(a.detail, '$.action_id')) AND " +
+          owned(p, "a") + " GROUP BY 1",
       p);
 }
 
@@ -205,7 +294,8 @@ Result<std::vector<ExemptionUse>> exemption_uses(ReadTxn& txn, const ReportPerio
       "count(DISTINCT coalesce(cluster, '') || char(0) || coalesce(token_id, '')) FROM audit_log "
       "WHERE event = 'exemption_applied' AND recorded_at <= ?2 AND json_valid(detail) AND "
       "coalesce(CASE WHEN json_valid(detail) THEN json_extract(detail, '$.expires') END, '9') > "
-      "?1 AND (?3 = '' OR cluster = ?3) GROUP BY 1, 2",
+      "?1 AND (?3 = '' OR cluster = ?3) AND " +
+          owned(p, "audit_log") + " GROUP BY 1, 2",
       p, [&](Stmt& s) {
         out.push_back({s.opt_text(0), s.opt_text(1), s.int64(2)});
       }));
@@ -218,8 +308,8 @@ Result<std::vector<EventCount>> token_event_counts(ReadTxn& txn, const ReportPer
       txn,
       "SELECT event, count(*) FROM audit_log WHERE recorded_at >= ?1 AND recorded_at <= ?2 AND "
       "event IN ('token_discovered', 'token_created', 'token_updated', 'token_revoked', "
-      "'token_expired', 'token_removed', 'token_reappeared') AND (?3 = '' OR cluster = ?3) GROUP "
-      "BY event",
+      "'token_expired', 'token_removed', 'token_reappeared') AND (?3 = '' OR cluster = ?3) AND " +
+          owned(p, "audit_log") + " GROUP BY event",
       p, [&](Stmt& s) {
         out.push_back({s.text(0), s.int64(1)});
       }));
@@ -244,7 +334,8 @@ Status for_each_token_change(ReadTxn& txn, const ReportPeriod& p,
       "SELECT e.seq, e.recorded_at, e.cluster, e.token_id, e.event, e.detail FROM audit_log e "
       "WHERE e.seq >= ?4 AND e.seq <= ?5 AND +e.recorded_at >= ?1 AND +e.recorded_at <= ?2 AND "
       "+e.event IN ('token_created', 'token_updated', 'token_revoked', 'token_expired', "
-      "'token_removed', 'token_reappeared') AND (?3 = '' OR +e.cluster = ?3) ORDER BY e.seq",
+      "'token_removed', 'token_reappeared') AND (?3 = '' OR +e.cluster = ?3) AND " +
+          owned(p, "e") + " ORDER BY e.seq",
       p);
   if (!st.ok()) return st.take_error();
   st->bind(4, lo).bind(5, hi);

@@ -6,6 +6,10 @@
 // Times are bound as RFC 3339 text and compared as recorded; a period includes both ends.
 // Rows are returned in no particular order unless a function says otherwise.
 //
+// A period may name a team and/or an owner (report --team/--owner): every query about tokens
+// then keeps only the tokens whose current recorded owner (token_owners, matched by a rule)
+// has them; cluster-wide events (halts) are kept for the clusters where such a token is.
+//
 // Thread safety: as the ReadTxn. Errors: kDatabase.
 
 #include <cstdint>
@@ -25,8 +29,35 @@ namespace tw::storage {
 struct ReportPeriod {
   Timestamp from;
   Timestamp to;
-  std::string cluster;  // "" = every cluster
+  std::string cluster;          // "" = every cluster
+  std::string team;             // "" = any (else: tokens whose recorded team is exactly this)
+  std::string owner;            // "" = any (else: tokens whose recorded owner is exactly this)
+  bool owners_recorded = true;  // the database has token_owners (owners_recorded())
 };
+
+// Whether the database records owners (schema 6; older ones are read as unowned and cannot be
+// filtered by team or owner).
+Result<bool> owners_recorded(ReadTxn& txn);
+
+// One token's recorded owner (token_owners). `owned`: an [[owners]] rule matched it.
+struct TokenOwnerRow {
+  std::string cluster, token_id;
+  std::optional<std::string> owner, team;
+  bool owned = false;
+};
+// Visits the recorded owner of each of period.cluster's tokens ("" = every cluster; team and
+// owner ignored); `row` is valid during the call only.
+Status for_each_token_owner(ReadTxn& txn, const ReportPeriod& period,
+                            const std::function<void(const TokenOwnerRow& row)>& visit);
+
+// Violations per recorded owner: opened in the period, and open at its end.
+struct OwnerViolationCount {
+  bool owned = false;
+  std::optional<std::string> team, owner;
+  std::int64_t opened = 0, open_at_end = 0;
+};
+Result<std::vector<OwnerViolationCount>> violations_by_owner(ReadTxn& txn,
+                                                             const ReportPeriod& period);
 
 // Every cluster with a recorded poll, ordered by name.
 Result<std::vector<std::string>> polled_clusters(ReadTxn& txn);
@@ -66,6 +97,8 @@ struct ResolvedViolation {
   std::string policy;
   std::optional<std::string> resolution;
   std::string opened_at, resolved_at;
+  bool owned = false;  // the token's recorded owner, as in TokenOwnerRow
+  std::optional<std::string> team, owner;
 };
 // Violations resolved in the period, one row each.
 Result<std::vector<ResolvedViolation>> violations_resolved(ReadTxn& txn,
@@ -87,7 +120,8 @@ struct HaltRecord {
   std::int64_t planned = 0;                                     // actions held back
   std::vector<std::pair<std::string, std::int64_t>> by_policy;  // held back, per policy
 };
-// enforcement_halted events recorded in the period, in the order they were recorded.
+// enforcement_halted events recorded in the period, in the order they were recorded (with a
+// team or owner: in the clusters where one of its tokens is).
 Result<std::vector<HaltRecord>> halts(ReadTxn& txn, const ReportPeriod& period);
 
 // Actions planned for approval up to the end of the period and not yet approved, run or settled

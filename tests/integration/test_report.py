@@ -19,6 +19,7 @@ import copy
 import csv
 import datetime as dt
 import fnmatch
+import html
 import html.parser
 import http.server
 import io
@@ -140,6 +141,28 @@ policy = "must-expire"
 token_id = "%(legacy)s"
 reason = "vendor cannot rotate, OPS-7"
 expires = 2026-12-31T00:00:00Z
+
+[[owners]]
+name = "telegraf"
+description_glob = "telegraf*"
+owner = "tel"
+team = "a"
+
+[[owners]]
+name = "ci"
+description_glob = "ci *"
+owner = "ci-bot"
+team = "a"
+
+[[owners]]
+name = "ad-hoc"
+description_regex = "^(?P<owner>[a-z.]+) ad-hoc$"
+team = "b"
+
+[[owners]]
+name = "staging"
+clusters = ["staging"]
+team = "b"
 """
 NO_LIMITS = "max_actions_per_cycle = 100\nmax_actions_percent = 100\n"
 POLICY_ORDER = ["must-expire", "no-prod-write", "no-star"]
@@ -152,6 +175,19 @@ POLICY = {
                 "grace": None, "clusters": None},
 }
 EXEMPTION_EXPIRES = dt.datetime(2026, 12, 31, tzinfo=UTC)
+
+
+def owner_of(cluster: str, description: str):
+    """(team, owner) by the [[owners]] rules above, first match wins; None: unowned."""
+    if fnmatch.fnmatchcase(description, "telegraf*"):
+        return ("a", "tel")
+    if fnmatch.fnmatchcase(description, "ci *"):
+        return ("a", "ci-bot")
+    if m := re.fullmatch(r"([a-z.]+) ad-hoc", description):
+        return ("b", m.group(1))
+    if cluster == "staging":
+        return ("b", None)
+    return None
 REMEDIATING = {"compliant", "revoked", "restricted", "removed"}
 
 
@@ -343,7 +379,7 @@ class Model:
                 self.actions.append({"cluster": cluster, "token": v["token"], "policy": v["policy"],
                                      "violation": v, "state": "planned", "attempts": 0, "next": None})
                 self.action_events.append({"t": t, "cluster": cluster, "policy": v["policy"],
-                                           "event": "action_planned", "final": None})
+                                           "event": "action_planned", "final": None, "token": v["token"]})
         for a in self.actions:
             if a["cluster"] != cluster or a["state"] != "planned" or (a["next"] and a["next"] > t):
                 continue
@@ -357,7 +393,7 @@ class Model:
                 if final:
                     a["violation"]["state"] = "failed"
                 self.action_events.append({"t": t, "cluster": cluster, "policy": a["policy"],
-                                           "event": "action_failed", "final": final})
+                                           "event": "action_failed", "final": final, "token": a["token"]})
                 continue
             if POLICY[a["policy"]]["action"] == "revoke":
                 tok["revoked_at"] = t  # the simulator's clock is frozen at the poll's instant
@@ -366,7 +402,7 @@ class Model:
             a["state"] = "succeeded"
             a["violation"]["state"] = "enforced"
             self.action_events.append({"t": t, "cluster": cluster, "policy": a["policy"],
-                                       "event": "action_succeeded", "final": None})
+                                       "event": "action_succeeded", "final": None, "token": a["token"]})
 
     # -- expectations ------------------------------------------------------------------------------
     def state_at(self, cluster, t):
@@ -377,11 +413,25 @@ class Model:
                 snap = rec
         return snap or {}
 
-    def inventory(self, t, clusters):
+    def ownership(self, cluster, tid):
+        """The token's current recorded owner: by its description at the last poll that saw it."""
+        return owner_of(cluster, self.rec[cluster][tid]["tok"]["description"])
+
+    def keeper(self, team=None, owner=None):
+        """Whether a report for --team/--owner covers a token (always, without them)."""
+        def keep(cluster, tid):
+            o = self.ownership(cluster, tid)
+            return (team is None and owner is None) or (
+                o is not None and team in (None, o[0]) and owner in (None, o[1]))
+        return keep
+
+    def inventory(self, t, clusters, keep=None):
         rows = []
         for c in clusters:
             ok = [p for p in self.ok_polls(c) if p <= t]
             for tid, r in self.state_at(c, t).items():
+                if keep and not keep(c, tid):
+                    continue
                 tok = r["tok"]
                 status = r["status"]
                 if status == "active" and tok["expires_at"] is not None and tok["expires_at"] <= t:
@@ -392,13 +442,16 @@ class Model:
         rows.sort(key=lambda x: (x["cluster"], x["token_id"]))
         return rows
 
-    def expect(self, frm, to, inv_at=None, cluster=None, now=None):
-        """The report's figures for a period, derived from the bookkeeping."""
+    def expect(self, frm, to, inv_at=None, cluster=None, now=None, team=None, owner=None):
+        """The report's figures for a period, derived from the bookkeeping (--team/--owner: for the
+        tokens whose current recorded owner matches)."""
+        keep = self.keeper(team, owner)
         inv_at = inv_at or to
         now = now or REPORT_NOW
         clusters = [cluster] if cluster else list(CLUSTERS)
         inside = lambda t: frm <= t <= to  # noqa: E731
-        e = {"clusters": clusters, "coverage": {}, "policies": {}}
+        e = {"clusters": clusters, "coverage": {}, "policies": {}, "keep": keep,
+             "owner_filter": None if team is None and owner is None else {"team": team, "owner": owner}}
         for c in clusters:
             polls = [p for p in self.polls if p["cluster"] == c]
             oks = [p["t"] for p in polls if p["outcome"] == "ok"]
@@ -418,7 +471,7 @@ class Model:
                 "last_successful_poll": max(t for t in oks if t <= to),
                 "gaps": gaps,
             }
-        inv = self.inventory(inv_at, clusters)
+        inv = self.inventory(inv_at, clusters, keep)
         active = [r for r in inv if r["status"] == "active"]
         e["inventory"] = inv
         e["counts"] = {s: sum(1 for r in inv if r["status"] == s) for s in ("active", "expired", "revoked", "removed")}
@@ -427,20 +480,30 @@ class Model:
             "all_databases": sum(1 for r in active if any(p["resource"] == "*" for p in r["tok"]["permissions"])),
             "write": sum(1 for r in active if any(p["action"] == "write" for p in r["tok"]["permissions"])),
         }
-        events = [x for x in self.events if x["cluster"] in clusters and inside(x["t"])]
+        events = [x for x in self.events if x["cluster"] in clusters and inside(x["t"])
+                  and keep(x["cluster"], x["token"])]
         e["changes"] = {k: sum(1 for x in events if x["event"] == "token_" + k)
                         for k in ("discovered", "created", "updated", "revoked", "expired", "removed", "reappeared")}
         e["events"] = [x for x in events if x["event"] != "token_discovered"]
         # Each token's description as recorded by the end of the period.
         e["last_description"] = {(c, tid): r["tok"]["description"] for c in CLUSTERS
                                  for tid, r in self.state_at(c, to).items()}
+        # The exemption (of P_LEGACY) is listed in a team's report only if it names or was used for
+        # one of the team's tokens.
+        uses = [u for u in self.exemption_uses if u["cluster"] in clusters and u["t"] <= to
+                and keep(u["cluster"], u["token"])]
+        legacy_listed = (team is None and owner is None) or bool(uses) or keep("prod", P_LEGACY)
+        e["exemptions"] = [{"policy": "must-expire", "token_id": P_LEGACY, "description": None, "cluster": None,
+                            "reason": "vendor cannot rotate, OPS-7", "expires": iso(EXEMPTION_EXPIRES),
+                            "used": len(uses)}] if legacy_listed else []
         for name in POLICY_ORDER:
-            vs = [v for v in self.violations if v["policy"] == name and v["cluster"] in clusters]
+            vs = [v for v in self.violations if v["policy"] == name and v["cluster"] in clusters
+                  and keep(v["cluster"], v["token"])]
             resolved = [v for v in vs if v["resolved"] is not None and inside(v["resolved"])]
             ttr = sorted((v["resolved"] - v["opened"]).total_seconds() for v in resolved
                          if v["resolution"] in REMEDIATING)
             acts = [a for a in self.action_events if a["policy"] == name and a["cluster"] in clusters
-                    and inside(a["t"])]
+                    and inside(a["t"]) and keep(a["cluster"], a["token"])]
             resolutions = {}
             for v in resolved:
                 resolutions[v["resolution"]] = resolutions.get(v["resolution"], 0) + 1
@@ -458,18 +521,17 @@ class Model:
                 "failed": sum(1 for a in acts if a["event"] == "action_failed" and a["final"]),
                 "skipped": 0, "halted": 0, "awaiting_approval_at_end": 0,
                 "tokens_judged": sum(1 for r in active if scope is None or r["cluster"] in scope),
-                "exemptions_in_force": 1 if name == "must-expire" and EXEMPTION_EXPIRES > frm else 0,
-                "exemptions_used": len({(u["cluster"], u["token"]) for u in self.exemption_uses
-                                        if u["policy"] == name and u["cluster"] in clusters and u["t"] <= to}),
+                "exemptions_in_force": 1 if name == "must-expire" and EXEMPTION_EXPIRES > frm and legacy_listed else 0,
+                "exemptions_used": len({(u["cluster"], u["token"]) for u in uses if u["policy"] == name}),
             }
         return e
 
-    def open_violations_at(self, t, clusters):
+    def open_violations_at(self, t, clusters, keep=None):
         return sum(1 for v in self.violations if v["cluster"] in clusters and v["opened"] <= t
-                   and (v["resolved"] is None or v["resolved"] > t))
+                   and (v["resolved"] is None or v["resolved"] > t) and (keep is None or keep(v["cluster"], v["token"])))
 
-    def status_counts_at(self, t, clusters):
-        inv = self.inventory(t, clusters) if any(self.state_at(c, t) for c in clusters) else []
+    def status_counts_at(self, t, clusters, keep=None):
+        inv = self.inventory(t, clusters, keep) if any(self.state_at(c, t) for c in clusters) else []
         return {s: sum(1 for r in inv if r["status"] == s) for s in ("active", "expired", "revoked", "removed")}
 
 
@@ -665,6 +727,7 @@ def check_json(rep: dict, exp: dict, h: History, frm, to, inv_at, cluster=None, 
     assert rep["configuration"] == str(h.tw.config_path)
     assert rep["period"] == {"from": iso(frm), "to": iso(to)}
     assert rep["cluster_filter"] == cluster
+    assert rep["owner_filter"] == exp["owner_filter"]
     assert rep["clusters"] == exp["clusters"]
 
     # Coverage.
@@ -757,10 +820,7 @@ def check_json(rep: dict, exp: dict, h: History, frm, to, inv_at, cluster=None, 
                                 "awaiting_approval_at_end": x["awaiting_approval_at_end"]}, name
         assert p["exemptions"] == {"in_force": x["exemptions_in_force"], "used": x["exemptions_used"]}, name
     assert comp["halts"] == []
-    used = len([u for u in h.model.exemption_uses if cluster in (None, u["cluster"]) and u["t"] <= to])
-    assert comp["exemptions"] == [{"policy": "must-expire", "token_id": P_LEGACY, "description": None, "cluster": None,
-                                   "reason": "vendor cannot rotate, OPS-7", "expires": iso(EXEMPTION_EXPIRES),
-                                   "used": used}]
+    assert comp["exemptions"] == exp["exemptions"]
 
     # The series: evenly spaced from the start to the end, each point as the model has it then.
     series = rep["series"]
@@ -773,8 +833,8 @@ def check_json(rep: dict, exp: dict, h: History, frm, to, inv_at, cluster=None, 
         assert abs((t - (frm + step * i)).total_seconds()) < 0.002
         if any(dt.timedelta(0) <= t - p <= SLACK for p in polls):
             continue  # within a poll's own few milliseconds: either answer is right
-        assert s["tokens"] == h.model.status_counts_at(t, exp["clusters"]), (i, s)
-        assert s["open_violations"] == h.model.open_violations_at(t, exp["clusters"]), (i, s)
+        assert s["tokens"] == h.model.status_counts_at(t, exp["clusters"], exp["keep"]), (i, s)
+        assert s["open_violations"] == h.model.open_violations_at(t, exp["clusters"], exp["keep"]), (i, s)
         checked += 1
     assert checked >= 55
 
@@ -864,6 +924,162 @@ def test_json_report_period_boundaries(history):
     exact = history.report_json("--from", first_at, "--to", first_at)
     assert exact["changes"]["counts"]["discovered"] >= 1
     assert exact["changes"]["counts"]["discovered"] <= sum(1 for e in t0_events if e["event"] == "token_discovered")
+
+
+# --------------------------------------------------------------------------------------------
+# Owners: reports per team (--team, --owner) and the owners section.
+def expected_owners(m: Model, frm, to, team=None, owner=None):
+    """The owners section (by_team, by_owner) from the bookkeeping, as the JSON report has it."""
+    keep = m.keeper(team, owner)
+    groups = {}
+
+    def group(cluster, tid):
+        o = m.ownership(cluster, tid)
+        k = (2, "", 1, "") if o is None else (0, o[0], 0 if o[1] else 1, o[1] or "")
+        return groups.setdefault(k, {"tokens": 0, "opened": 0, "open_at_end": 0, "ttr": []})
+
+    for r in m.inventory(to, CLUSTERS, keep):
+        if r["status"] == "active":
+            group(r["cluster"], r["token_id"])["tokens"] += 1
+    for v in m.violations:
+        if v["opened"] > to or not keep(v["cluster"], v["token"]):
+            continue
+        g = group(v["cluster"], v["token"])
+        g["opened"] += frm <= v["opened"]
+        g["open_at_end"] += v["resolved"] is None or v["resolved"] > to
+        if v["resolved"] is not None and frm <= v["resolved"] <= to and v["resolution"] in REMEDIATING:
+            g["ttr"].append((v["resolved"] - v["opened"]).total_seconds())
+
+    def row(k, g, with_owner):
+        r = {"team": k[1] if k[0] == 0 else None, "unowned": k[0] == 2, "tokens": g["tokens"],
+             "violations": {"opened": g["opened"], "open_at_end": g["open_at_end"]},
+             "ttr": (len(g["ttr"]), statistics.median(g["ttr"]) if g["ttr"] else None,
+                     max(g["ttr"]) if g["ttr"] else None)}
+        if with_owner:
+            r["owner"] = k[3] if k[2] == 0 else None
+        return r
+
+    teams = {}
+    for k, g in groups.items():
+        t = teams.setdefault(k[:2], {"tokens": 0, "opened": 0, "open_at_end": 0, "ttr": []})
+        for f in ("tokens", "opened", "open_at_end", "ttr"):
+            t[f] += g[f]
+    return ([row(k + (0, ""), teams[k], False) for k in sorted(teams)],
+            [row(k, groups[k], True) for k in sorted(groups) if k[0] != 2])
+
+
+def check_owner_rows(got, want):
+    assert len(got) == len(want), (got, want)
+    for g, w in zip(copy.deepcopy(got), copy.deepcopy(want)):
+        ttr = g.pop("time_to_remediate")
+        count, median, mx = w.pop("ttr")
+        assert g == w, (g, w)
+        assert ttr["count"] == count, (g, ttr, count)
+        close_to(ttr["median_seconds"], median, (g, "median"))
+        close_to(ttr["max_seconds"], mx, (g, "max"))
+
+
+def team_tokens(m: Model, team):
+    return {(c, tid) for c in CLUSTERS for tid in m.rec[c] if (m.ownership(c, tid) or (None,))[0] == team}
+
+
+def test_owners_section_per_team_and_owner(history):
+    m = history.model
+    by_team, by_owner = expected_owners(m, FROM, TO)
+    # The scenario: two teams, both with violations, and unowned tokens.
+    assert [(r["team"], r["unowned"]) for r in by_team] == [("a", False), ("b", False), (None, True)]
+    assert all(r["violations"]["opened"] > 0 for r in by_team)
+    assert by_team[0]["violations"]["open_at_end"] > 0 and by_team[1]["ttr"][0] > 0
+    assert [(r["team"], r["owner"]) for r in by_owner] == [
+        ("a", "ci-bot"), ("a", "tel"), ("b", "bob"), ("b", "jane.doe"), ("b", "late"), ("b", None)]
+    rep = history.report_json(*PERIOD)
+    assert rep["owners"]["recorded"] is True
+    check_owner_rows(rep["owners"]["by_team"], by_team)
+    check_owner_rows(rep["owners"]["by_owner"], by_owner)
+    # A past period: the figures of that period, the owners of now.
+    win_team, _ = expected_owners(m, WIN_FROM, WIN_TO)
+    check_owner_rows(history.report_json("--from", iso(WIN_FROM), "--to", iso(WIN_TO))["owners"]["by_team"],
+                     win_team)
+
+    # Markdown and CSV: the same rows (the table is the chart's data); HTML: the table and the chart.
+    label = lambda r: "(unowned)" if r["unowned"] else r["team"] or "(no team)"  # noqa: E731
+    md = md_tables(history.report(*PERIOD, "--format", "md").stdout)
+    assert [r[:4] for r in md["Owners"][0][1:]] == [
+        [label(r), str(r["tokens"]), str(r["violations"]["opened"]), str(r["violations"]["open_at_end"])]
+        for r in by_team]
+    for r, x in zip(md["Owners"][0][1:], by_team):
+        assert r[4] == (f"{human(x['ttr'][1])} / {human(x['ttr'][2])}" if x["ttr"][0] else "—"), r
+    assert [r[1] for r in md["Owners"][1][1:]] == [r["owner"] or "(no owner)" for r in by_owner]
+    s = csv_sections(history.report_bytes(*PERIOD, "--format", "csv").decode())
+    assert [(r["team"], r["unowned"], int(r["tokens"]), int(r["violations_opened"]), int(r["open_at_end"]),
+             int(r["remediated"])) for r in s["owners_by_team"]] == \
+        [(r["team"] or "", "true" if r["unowned"] else "false", r["tokens"], r["violations"]["opened"],
+          r["violations"]["open_at_end"], r["ttr"][0]) for r in by_team]
+    assert [(r["team"], r["owner"]) for r in s["owners_by_owner"]] == [(r["team"], r["owner"] or "") for r in by_owner]
+    page_text = history.report(*PERIOD, "--format", "html").stdout
+    page = Page(page_text)
+    assert page.errors == []
+    assert [r[:4] for r in page.table("owners")[1:]] == [
+        [label(r), str(r["tokens"]), str(r["violations"]["opened"]), str(r["violations"]["open_at_end"])]
+        for r in by_team]
+    chart = page_text[page_text.index('aria-label="open violations per team"'):]
+    chart = chart[:chart.index("</svg>")]
+    bars = re.findall(r'text-anchor="end">([^<]*)</text><rect [^>]*/><text [^>]*>([0-9,]+)</text>', chart)
+    want = sorted(((label(r), str(r["violations"]["open_at_end"])) for r in by_team
+                   if r["violations"]["open_at_end"] > 0), key=lambda x: -int(x[1]))
+    assert sorted(bars) == sorted(want) and [int(b[1]) for b in bars] == sorted((int(b[1]) for b in bars), reverse=True)
+
+
+def test_team_report_holds_only_the_teams_tokens(history):
+    m = history.model
+    mine, theirs = team_tokens(m, "a"), team_tokens(m, "b")
+    assert len(mine) == 3 and len(theirs) == 8
+    rep = history.report_json(*PERIOD, "--team", "a")
+    exp = m.expect(FROM, TO, team="a")
+    check_json(rep, exp, history, FROM, TO, TO)
+    # Every section: no token but the team's, and the team's figures are not empty.
+    listed = {(t["cluster"], t["token_id"]) for t in rep["inventory"]["tokens"]}
+    changed = {(e["cluster"], e["token_id"]) for e in rep["changes"]["events"]}
+    assert listed == mine and changed <= mine and changed
+    assert {(a["cluster"], a["token_id"]) for a in rep["inventory"]["anomalies"]} <= mine
+    assert sum(p["violations"]["opened"] for p in rep["compliance"]["policies"]) == 2
+    assert rep["compliance"]["policies"][0]["actions"]["failed"] == 1  # ci pipeline's revoke
+    assert rep["compliance"]["exemptions"] == []  # the legacy token is nobody's
+    by_team, by_owner = expected_owners(m, FROM, TO, team="a")
+    assert [r["team"] for r in by_team] == ["a"]
+    check_owner_rows(rep["owners"]["by_team"], by_team)
+    check_owner_rows(rep["owners"]["by_owner"], by_owner)
+    # Team b, and one owner of it (both filters must hold).
+    check_json(history.report_json(*PERIOD, "--team", "b"), m.expect(FROM, TO, team="b"), history, FROM, TO, TO)
+    jane = history.report_json(*PERIOD, "--team", "b", "--owner", "jane.doe")
+    check_json(jane, m.expect(FROM, TO, team="b", owner="jane.doe"), history, FROM, TO, TO)
+    assert [t["description"] for t in jane["inventory"]["tokens"]] == ["jane.doe ad-hoc"]
+    tel = history.report_json(*PERIOD, "--owner", "tel", "--at", iso(MID))
+    check_json(tel, m.expect(FROM, TO, inv_at=MID, owner="tel"), history, FROM, TO, MID)
+    staging = history.report_json(*PERIOD, "--team", "b", "--cluster", "staging")
+    check_json(staging, m.expect(FROM, TO, cluster="staging", team="b"), history, FROM, TO, TO, cluster="staging")
+    validator, _ = schema_validator()
+    for r in (rep, jane, staging):
+        assert list(validator.iter_errors(r)) == []
+
+    # Markdown, HTML and CSV name no token of another team (nor an unowned one), and say whose
+    # report they are.
+    others = {(c, tid) for c in CLUSTERS for tid in m.rec[c]} - mine
+    descriptions = {m.rec[c][tid]["tok"]["description"] for c, tid in others}
+    descriptions |= {x["before"]["description"] for x in m.events
+                     if x["event"] == "token_updated" and (x["cluster"], x["token"]) in others
+                     and "description" in x["before"]}
+    for fmt, marker in (("md", 'only those of team "a"'), ("html", 'Tokens of team "a" only'),
+                        ("csv", "team_filter,a")):
+        raw = history.report_bytes(*PERIOD, "--team", "a", "--format", fmt).decode()
+        text = html.unescape(raw) if fmt == "html" else raw
+        assert marker in text, fmt
+        for c, tid in mine:
+            assert tid in text, (fmt, tid)
+        for c, tid in others:
+            assert tid not in text, (fmt, tid)
+        for d in descriptions:
+            assert d not in text, (fmt, d)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1020,8 +1236,8 @@ def test_markdown_csv_html_carry_the_same_figures(history, tmp_path):
     assert raw_csv.endswith("\r\n") and "\n" not in raw_csv.replace("\r\n", "")
     s = csv_sections(raw_csv)
     assert set(s) == {"report", "coverage", "gaps", "inventory_summary", "inventory", "time_anomalies",
-                      "change_counts", "changes", "policies", "resolutions", "halts", "exemptions", "series",
-                      "integrity", "checkpoint"}
+                      "change_counts", "changes", "policies", "resolutions", "halts", "exemptions",
+                      "owners_by_team", "owners_by_owner", "series", "integrity", "checkpoint"}
     meta = {r["key"]: r["value"] for r in s["report"]}
     assert meta["period_from"] == iso(FROM) and meta["period_to"] == iso(TO) and meta["schema_version"] == "1"
     assert meta["cluster_filter"] == "" and meta["database"] == str(history.tw.db_path)
@@ -1193,7 +1409,9 @@ def test_csv_reads_back_with_a_csv_reader(history, tmp_path):
         assert (json.loads(r["before"]) if r["before"] else None) == e["before"]
         assert (json.loads(r["after"]) if r["after"] else None) == e["after"]
     assert len(s["series"]) == len(rep["series"])
-    assert text.count("\r\n\r\nsection,") == 14
+    assert len(s["owners_by_team"]) == len(rep["owners"]["by_team"])
+    assert len(s["owners_by_owner"]) == len(rep["owners"]["by_owner"])
+    assert text.count("\r\n\r\nsection,") == 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -1335,6 +1553,10 @@ def test_progress_only_on_a_terminal(history, tmp_path):
     (["--at", "soon"], 2, "--at"),
     (["--from", "2026-02-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z"], 2, "before"),
     (["--cluster", "nope"], 2, "nope"),
+    (["--team", "nope"], 2, 'team "nope"'),
+    (["--team", "A"], 2, 'team "A"'),  # exact match
+    (["--team", "a", "--owner", "jane.doe"], 2, 'team "a", owner "jane.doe"'),
+    (["--owner", "tel", "--cluster", "staging"], 2, "staging"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(history, args, rc, needle):
     proc = history.report(*args, check=rc)

@@ -356,6 +356,191 @@ TEST_F(HistoryTest, JsonIsOneDocumentWithTheFigures) {
   EXPECT_TRUE(j["integrity"]["first_bad_seq"].is_null());
 }
 
+// Owners: a and b are team "data" (owners ana and bo), c is team "ops" (a rule without an
+// owner), d has no row (unowned). Violations as in ComplianceFigures, and a halt.
+class OwnersTest : public HistoryTest {
+ protected:
+  void SetUp() override {
+    HistoryTest::SetUp();
+    own("a", "'ana'", "'data'");
+    own("b", "'bo'", "'data'");
+    own("c", "NULL", "'ops'");
+    violation("a", "no-write-star", kStart + hours(1), kStart + hours(2), "compliant");
+    violation("b", "no-write-star", kStart + hours(1), kStart + hours(4), "revoked");
+    violation("c", "no-write-star", kStart + hours(2), kStart + hours(3), "exempted");
+    violation("d", "no-write-star", kStart + hours(3), std::nullopt);
+    violation("a", "max-life", kStart - hours(10), std::nullopt);
+    append(EventKind::kActionPlanned, "prod", "b", R"({"policy":"no-write-star"})",
+           kStart + hours(3));
+    append(EventKind::kActionPlanned, "prod", "d", R"({"policy":"no-write-star"})",
+           kStart + hours(4));
+    append(EventKind::kEnforcementHalted, "prod", "", R"({"planned":7,"policies":{"max-life":7}})",
+           kStart + hours(5));
+  }
+  void own(const std::string& token, const std::string& owner, const std::string& team) {
+    exec("INSERT INTO token_owners VALUES ('prod', '" + token + "', " + owner + ", " + team +
+         ", NULL, 'rule', '2026-01-01T21:00:00.000Z')");
+  }
+  Request team_request(const std::string& team, const std::string& owner = "") {
+    auto r = request(kStart, kStart + hours(21));
+    r.team = team;
+    r.owner = owner;
+    return r;
+  }
+  static const PolicyCompliance& policy_of(const ReportData& d, const std::string& name) {
+    for (const auto& p : d.policies) {
+      if (p.policy == name) return p;
+    }
+    static const PolicyCompliance none;
+    ADD_FAILURE() << "no policy " << name;
+    return none;
+  }
+  static std::vector<std::string> ids(const InventorySection& inv) {
+    std::vector<std::string> out;
+    for (const auto& t : tokens_of(inv)) out.push_back(t.row.token.id);
+    return out;
+  }
+};
+
+TEST_F(OwnersTest, SectionSumsPerTeamAndOwner) {
+  auto d = collect_ok(request(kStart, kStart + hours(21)));
+  ASSERT_TRUE(d.owners.recorded);
+  ASSERT_EQ(d.owners.by_team.size(), 3u);
+  const auto& data = d.owners.by_team[0];
+  EXPECT_EQ(team_label(data), "data");
+  EXPECT_EQ(data.tokens, 1);  // a (b was removed at +20h)
+  EXPECT_EQ(data.opened, 2);
+  EXPECT_EQ(data.open_at_end, 1);  // a's max-life, opened before the period
+  EXPECT_EQ(data.time_to_remediate.count, 2);
+  EXPECT_DOUBLE_EQ(*data.time_to_remediate.median_seconds, 2 * 3600.0);
+  EXPECT_DOUBLE_EQ(*data.time_to_remediate.max_seconds, 3 * 3600.0);
+  const auto& ops = d.owners.by_team[1];
+  EXPECT_EQ(team_label(ops), "ops");
+  EXPECT_EQ(ops.tokens, 0);  // c is revoked
+  EXPECT_EQ(ops.opened, 1);
+  EXPECT_EQ(ops.open_at_end, 0);
+  EXPECT_EQ(ops.time_to_remediate.count, 0);  // exempted is not a remediation
+  EXPECT_FALSE(ops.time_to_remediate.median_seconds);
+  const auto& unowned = d.owners.by_team[2];
+  EXPECT_TRUE(unowned.unowned);
+  EXPECT_EQ(team_label(unowned), "(unowned)");
+  EXPECT_EQ(unowned.tokens, 1);  // d
+  EXPECT_EQ(unowned.opened, 1);
+  EXPECT_EQ(unowned.open_at_end, 1);
+  ASSERT_EQ(d.owners.by_owner.size(), 3u);  // owned tokens only
+  EXPECT_EQ(owner_label(d.owners.by_owner[0]), "ana");
+  EXPECT_EQ(d.owners.by_owner[0].tokens, 1);
+  EXPECT_EQ(d.owners.by_owner[0].open_at_end, 1);
+  EXPECT_DOUBLE_EQ(*d.owners.by_owner[0].time_to_remediate.max_seconds, 3600.0);
+  EXPECT_EQ(owner_label(d.owners.by_owner[1]), "bo");
+  EXPECT_EQ(d.owners.by_owner[1].opened, 1);
+  EXPECT_DOUBLE_EQ(*d.owners.by_owner[1].time_to_remediate.median_seconds, 3 * 3600.0);
+  EXPECT_EQ(team_label(d.owners.by_owner[2]), "ops");
+  EXPECT_EQ(owner_label(d.owners.by_owner[2]), "(no owner)");
+  // The per-team figures add up to the per-policy ones.
+  std::int64_t opened = 0, open = 0;
+  for (const auto& p : d.policies) {
+    opened += p.opened;
+    open += p.open_at_end;
+  }
+  EXPECT_EQ(opened, 4);
+  EXPECT_EQ(open, 2);
+}
+
+TEST_F(OwnersTest, TeamReportKeepsOnlyTheTeamsTokensInEverySection) {
+  auto d = collect_ok(team_request("data"));
+  EXPECT_EQ(ids(d.inventory), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(d.inventory.token_count, 2);
+  EXPECT_EQ(d.inventory.by_status, (std::array<std::int64_t, 4>{1, 0, 0, 1}));
+  EXPECT_EQ(d.inventory.writes, 0);  // b (write *) is removed
+  EXPECT_EQ(d.changes.discovered, 2);
+  EXPECT_EQ(d.changes.created, 0);  // d is not the team's
+  EXPECT_EQ(d.changes.updated, 1);
+  EXPECT_EQ(d.changes.revoked, 0);  // c is not the team's
+  EXPECT_EQ(d.changes.removed, 1);
+  std::vector<std::string> changed;
+  auto txn = read();
+  ASSERT_TRUE(for_each_change(txn, d, [&](const ChangeEvent& e) {
+                changed.push_back(e.token_id + ":" + e.event);
+                return true;
+              }).ok());
+  EXPECT_EQ(changed, (std::vector<std::string>{"a:token_updated", "b:token_removed"}));
+  const auto& nws = policy_of(d, "no-write-star");
+  EXPECT_EQ(nws.opened, 2);
+  EXPECT_EQ(nws.resolved, 2);
+  EXPECT_EQ(nws.open_at_end, 0);
+  EXPECT_EQ(nws.actions_planned, 1);  // b's, not d's
+  EXPECT_DOUBLE_EQ(*nws.time_to_remediate.median_seconds, 2 * 3600.0);
+  const auto& ml = policy_of(d, "max-life");
+  EXPECT_EQ(ml.open_at_end, 1);
+  EXPECT_EQ(ml.actions_halted, 0);  // a cluster's halt is not the team's
+  ASSERT_EQ(d.halts.size(), 1u);    // but it is listed: the team has tokens in prod
+  // The series counts the team's tokens and violations only.
+  EXPECT_EQ(d.series.back().tokens, (std::array<std::int64_t, 4>{1, 0, 0, 1}));
+  EXPECT_EQ(d.series.back().open_violations, 1);
+  EXPECT_EQ(d.series.front().tokens, (std::array<std::int64_t, 4>{2, 0, 0, 0}));
+  ASSERT_EQ(d.owners.by_team.size(), 1u);
+  EXPECT_EQ(team_label(d.owners.by_team[0]), "data");
+  EXPECT_EQ(d.owners.by_owner.size(), 2u);
+}
+
+TEST_F(OwnersTest, OwnerAndTeamFiltersBothHold) {
+  auto ana = collect_ok(team_request("", "ana"));
+  EXPECT_EQ(ids(ana.inventory), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(policy_of(ana, "no-write-star").opened, 1);
+  auto bo = collect_ok(team_request("data", "bo"));
+  EXPECT_EQ(ids(bo.inventory), (std::vector<std::string>{"b"}));
+  EXPECT_EQ(bo.changes.removed, 1);
+  EXPECT_EQ(bo.changes.updated, 0);
+  auto ops = collect_ok(team_request("ops"));
+  EXPECT_EQ(ids(ops.inventory), (std::vector<std::string>{"c"}));
+  EXPECT_EQ(ops.changes.revoked, 1);
+  for (auto [team, owner] :
+       {std::pair{"ops", "ana"}, std::pair{"nope", ""}, std::pair{"Data", ""}}) {
+    auto txn = read();
+    auto bad = collect(txn, team_request(team, owner), {});
+    ASSERT_FALSE(bad.ok()) << team << "/" << owner;
+    EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_NE(bad.error().message.find(std::string("team \"") + team), std::string::npos)
+        << bad.error().message;
+  }
+}
+
+TEST_F(OwnersTest, EveryFormatSaysWhoseReportItIsAndNamesNoOtherToken) {
+  auto d = collect_ok(team_request("data"));
+  const auto j = nlohmann::json::parse(render(d, Format::kJson));
+  EXPECT_EQ(j["owner_filter"], (nlohmann::json{{"team", "data"}, {"owner", nullptr}}));
+  EXPECT_EQ(j["owners"]["by_team"].size(), 1u);
+  EXPECT_EQ(j["owners"]["by_team"][0]["violations"]["opened"], 2);
+  const std::string md = render(d, Format::kMarkdown);
+  EXPECT_NE(md.find("only those of team \"data\""), std::string::npos);
+  const std::string html = render(d, Format::kHtml);
+  EXPECT_NE(html.find("Tokens of team &quot;data&quot; only"), std::string::npos);
+  const std::string csv = render(d, Format::kCsv);
+  EXPECT_NE(csv.find("team_filter,data\r\n"), std::string::npos);
+  for (const std::string* out : {&md, &html, &csv}) {
+    EXPECT_EQ(out->find("svc c"), std::string::npos);
+    EXPECT_EQ(out->find("svc d"), std::string::npos);
+    EXPECT_NE(out->find("svc a renamed"), std::string::npos);
+  }
+  const auto all = collect_ok(request(kStart, kStart + hours(21)));
+  EXPECT_TRUE(nlohmann::json::parse(render(all, Format::kJson))["owner_filter"].is_null());
+  EXPECT_NE(render(all, Format::kHtml).find("open violations per team"), std::string::npos);
+}
+
+TEST_F(OwnersTest, ADatabaseBeforeOwnersHasNoOwnersSection) {
+  exec("DROP VIEW token_inventory");
+  exec("DROP TABLE token_owners");
+  auto d = collect_ok(request(kStart, kStart + hours(21)));
+  EXPECT_FALSE(d.owners.recorded);
+  EXPECT_TRUE(d.owners.by_team.empty());
+  EXPECT_EQ(policy_of(d, "no-write-star").opened, 4);
+  auto txn = read();
+  auto bad = collect(txn, team_request("data"), {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+}
+
 // Hostile descriptions: markup, quotes, ANSI escapes, newlines, formula starts, invalid UTF-8.
 class HostileTest : public ReportTest {
  protected:
@@ -369,6 +554,11 @@ class HostileTest : public ReportTest {
         make_token("h5", std::string(5000, 'L')),
     };
     poll_at(kStart, &t);
+    // Owners as hostile as the descriptions (the rules' named groups capture description text).
+    exec(
+        "INSERT INTO token_owners VALUES ('prod', 'h1', '=HYPERLINK(\"http://evil\")', "
+        "'<script>alert(1)</script>|*x*', NULL, 'r', 'x'), ('prod', 'h3', 'line1' || char(10) || "
+        "'line2' || char(27) || '[31m', '[l](http://e)', NULL, 'r', 'x')");
     data_ = collect_ok(request(kStart, kStart + hours(1)));
   }
   ReportData data_;
@@ -399,6 +589,23 @@ TEST_F(HostileTest, HtmlRendersEveryHostileRowEscaped) {
   EXPECT_NE(h.find(row("h3", "line1\\nline2\\x1b[31mred\\r")), std::string::npos);
   EXPECT_NE(h.find(row("h4", "bad \uFFFD\uFFFD utf8 | *x* [l](http://e)")), std::string::npos);
   EXPECT_NE(h.find(row("h5", std::string(300, 'L') + "...")), std::string::npos);
+}
+
+TEST_F(HostileTest, OwnerNamesAreEscapedInEveryFormat) {
+  const std::string h = render(data_, Format::kHtml);
+  EXPECT_NE(h.find("<td>&lt;script&gt;alert(1)&lt;/script&gt;|*x*</td>"), std::string::npos);
+  EXPECT_NE(h.find("<td>=HYPERLINK(&quot;http://evil&quot;)</td>"), std::string::npos);
+  EXPECT_NE(h.find("<td>line1\\nline2\\x1b[31m</td>"), std::string::npos);
+  const std::string md = render(data_, Format::kMarkdown);
+  EXPECT_NE(md.find("| &lt;script&gt;alert(1)&lt;/script&gt;\\|\\*x\\* | 1 |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| \\[l\\](http://e) | line1\\\\nline2\\\\x1b\\[31m |"), std::string::npos);
+  const std::string csv = render(data_, Format::kCsv);
+  EXPECT_NE(csv.find("\r\n<script>alert(1)</script>|*x*,\"'=HYPERLINK(\"\"http://evil\"\")\""),
+            std::string::npos)
+      << csv;
+  const auto j = nlohmann::json::parse(render(data_, Format::kJson));
+  EXPECT_EQ(j["owners"]["by_owner"][1]["owner"], "line1\nline2\x1b[31m");
 }
 
 TEST_F(HostileTest, MarkdownRendersEveryHostileRowEscaped) {
@@ -504,6 +711,10 @@ TEST_F(HistoryTest, GoldenReportInEveryFormat) {
         "prod", TimeAnomaly{"d", kCreatedInFuture, "2027-01-01T00:00:00.000Z"}, kStart + hours(2));
     append(ev.kind, ev.cluster, ev.token_id, ev.detail, kStart + hours(2));
   }
+  // Owners: a and b team "data" (ana, bo), c team "ops" without an owner, d unowned.
+  exec(
+      "INSERT INTO token_owners VALUES ('prod', 'a', 'ana', 'data', NULL, 'r', 'x'), ('prod', "
+      "'b', 'bo', 'data', NULL, 'r', 'x'), ('prod', 'c', NULL, 'ops', NULL, 'r', 'x')");
   auto key = ed25519::PrivateKey::from_pem(kGoldenKey, "golden");
   ASSERT_TRUE(key.ok());
   {

@@ -32,7 +32,11 @@ class ReportQueriesTest : public testing::HistoryStoreTest {
     insert_violation({cluster, token, policy, severity, "alert", opened, resolved, resolution});
   }
   static ReportPeriod period(Timestamp from, Timestamp to, std::string cluster = "") {
-    return {from, to, std::move(cluster)};
+    ReportPeriod p;
+    p.from = from;
+    p.to = to;
+    p.cluster = std::move(cluster);
+    return p;
   }
 };
 
