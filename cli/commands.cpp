@@ -133,9 +133,6 @@ std::vector<Column> token_columns() {
   return {{"cluster"},
           {"token_id"},
           {"status"},
-          {"owner", true, 24},
-          {"team", true, 16},
-          {"owner_rule", false},
           {"description", true, 40},
           {"permissions", true, 48},
           {"created_at", false},
@@ -143,7 +140,10 @@ std::vector<Column> token_columns() {
           {"revoked_at", false},
           {"first_seen", false},
           {"last_seen"},
-          {"anomalies"}};
+          {"anomalies"},
+          {"owner", true, 24},
+          {"team", true, 16},
+          {"owner_rule", false}};
 }
 
 // The reasons of the time anomalies recorded per (cluster, token id).
@@ -185,9 +185,6 @@ std::vector<Cell> token_cells(const storage::InventoryRow& r, const AnomalyReaso
       Cell::str(r.cluster),
       Cell::str(r.token.id),
       Cell::str(std::string(to_string(r.status))),
-      owner_cell(r.ownership.owner),
-      owner_cell(r.ownership.team),
-      owner_cell(r.ownership.rule),
       Cell::str(r.token.description),
       Cell::json(permissions_json(r.token.permissions),
                  table_format ? brief_permissions(r.token.permissions) : std::string()),
@@ -196,7 +193,10 @@ std::vector<Cell> token_cells(const storage::InventoryRow& r, const AnomalyReaso
       time_cell(r.token.revoked_at),
       Cell::str(r.first_seen),
       Cell::str(r.last_seen),
-      Cell::json(std::move(reasons_json), std::move(reasons_brief))};
+      Cell::json(std::move(reasons_json), std::move(reasons_brief)),
+      owner_cell(r.ownership.owner),
+      owner_cell(r.ownership.team),
+      owner_cell(r.ownership.rule)};
 }
 
 }  // namespace

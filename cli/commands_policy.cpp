@@ -262,7 +262,8 @@ void summary_rows(Simulation& sim, const std::string& name, const policy::Cluste
   }
 }
 
-// Evaluates the cluster's recorded tokens (all but the removed ones) and adds its rows.
+// Evaluates the cluster's recorded tokens (all but the removed ones) and adds its rows. Owners
+// (the `orphaned` kind) are those the daemon recorded (token_inventory), as it would judge them.
 void simulate_cluster(Simulation& sim, const std::string& name, const policy::ClusterInfo& info,
                       const std::vector<storage::InventoryRow>& all) {
   std::vector<storage::InventoryRow> rows;
@@ -272,7 +273,7 @@ void simulate_cluster(Simulation& sim, const std::string& name, const policy::Cl
   std::vector<policy::Subject> subjects;
   std::size_t active = 0;
   for (const auto& r : rows) {
-    subjects.push_back({&r.token, parse_rfc3339(r.first_seen).value_or(sim.now)});
+    subjects.push_back({&r.token, parse_rfc3339(r.first_seen).value_or(sim.now), &r.ownership});
     if (status_at(r.token, sim.now) == TokenStatus::kActive) ++active;
   }
   auto eval = policy::evaluate(sim.set, info, subjects, sim.now);

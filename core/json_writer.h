@@ -49,6 +49,11 @@ class JsonWriter {
     key(k);
     return value(v);
   }
+  // The field, or null when `v` is empty (owners, teams and contacts nobody gave).
+  JsonWriter& field_or_null(std::string_view k, std::string_view v) {
+    key(k);
+    return v.empty() ? null() : value(v);
+  }
 
  private:
   void separate();

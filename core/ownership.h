@@ -25,4 +25,7 @@ struct Ownership {
   bool operator==(const Ownership&) const = default;
 };
 
+// Nobody: what an unresolved or orphaned token is owned by.
+inline const Ownership kNoOwner{};
+
 }  // namespace tw

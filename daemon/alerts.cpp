@@ -144,15 +144,8 @@ void AlertDispatcher::state_changed(const StateChange& c) {
       .field("violation_id", c.violation_id)
       .field("state", c.state);
   // Who to tell: null when no [[owners]] rule gives it.
-  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"owner", &c.owner},
-                                   {"team", &c.team},
-                                   {"contact", &c.contact}}) {
-    if (value->empty()) {
-      w.key(key).null();
-    } else {
-      w.field(key, *value);
-    }
-  }
+  w.field_or_null("owner", c.owner).field_or_null("team", c.team);
+  w.field_or_null("contact", c.contact);
   w.key("detail").raw(c.detail.empty() ? "{}" : c.detail).end_object();
   {
     std::lock_guard lock(mu_);

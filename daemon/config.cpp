@@ -1302,8 +1302,7 @@ void read_owner_rule(const TomlValue& v, std::size_t index, Config& c, Problems&
   if (auto s = r.string("description_regex")) {
     auto st = policy::validate_regex(*s);
     if (!st.ok()) r.error("description_regex", st.error().message);
-    captures =
-        s->find("(?P<owner>") != std::string::npos || s->find("(?P<team>") != std::string::npos;
+    captures = policy::captures_owner(*s);
     o.description_regex = *s;
   }
   if (auto s = r.string("description_glob")) o.description_glob = *s;
@@ -1354,11 +1353,18 @@ void check_restrict_support(const Config& c, Problems& p) {
   }
 }
 
-// An orphaned policy without [[owners]] rules: every token would be orphaned.
+// An orphaned policy without [[owners]] rules: every token would be orphaned — an error when the
+// policy would revoke them all, a warning when it only alerts.
 void check_orphaned_policies(const Config& c, Problems& p) {
   if (!c.owners.empty()) return;
   for (std::size_t i = 0; i < c.policies.size(); ++i) {
     if (c.policies[i].kind != policy::Kind::kOrphaned) continue;
+    if (c.policies[i].action != policy::Action::kAlert) {
+      p.errors.push_back("policies[" + std::to_string(i) + "]: policy \"" + c.policies[i].name +
+                         "\" would revoke every token: it is of kind orphaned and no [[owners]] "
+                         "rules are configured");
+      continue;
+    }
     p.warnings.push_back("policies[" + std::to_string(i) + "]: policy \"" + c.policies[i].name +
                          "\" is of kind orphaned, but no [[owners]] rules are configured: every "
                          "token is orphaned");
@@ -1481,7 +1487,8 @@ ConfigLoad load(std::string_view text, const std::string& origin, Timestamp now,
                          [&](const TomlValue& v, std::size_t i) { read_cluster(v, i, c, p); });
     check_ha_timeouts(c, p);
   }
-  for (const char* key : {"policies", "exemptions", "owners"}) top.know(key);
+  for (const char* key : {"policies", "exemptions"}) top.know(key);
+  if (base == nullptr) top.know("owners");  // a policy file for `simulate` has no [[owners]]
   read_array_of_tables(root, "policies", p,
                        [&](const TomlValue& v, std::size_t i) { read_policy(v, i, c, p); });
   read_array_of_tables(root, "exemptions", p,

@@ -251,6 +251,9 @@ Status Enforcer::load(storage::WriteTxn& txn) {
   auto halted = storage::cluster_halted(txn.db(), cluster_.name);
   if (!halted.ok()) return halted.take_error();
   halted_ = *halted;
+  // Notices about expiries that have passed can never be due again: forgotten, in memory and on
+  // disk, so neither grows with every rotation.
+  TW_RETURN_IF_ERROR(storage::prune_notices(txn, cluster_.name, clock_.now()));
   auto notices = storage::load_notices(txn.db(), cluster_.name);
   if (!notices.ok()) return notices.take_error();
   notices_sent_.clear();
@@ -333,8 +336,16 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
   unheld_pending_.clear();
   list_started_at_ = poll.list_started_at;
   TW_RETURN_IF_ERROR(refresh(txn));
+  if (owners_ != nullptr && owners_->changed()) alerts_dirty_ = true;  // alerts carry owners
   Judged judged;
-  if (!judge(inventory, poll, now, judged)) return ok_status();  // nothing can have changed
+  if (!judge(inventory, poll, now, judged)) {
+    // Nothing can have changed, but a standby that now leads issues the notices it held back.
+    if (notices_held_ && (fence_ == nullptr || fence_->leading())) {
+      TW_RETURN_IF_ERROR(send_notices(txn, inventory, now));
+      if (alerts_dirty_ && alerting()) rebuild_alerts(now);
+    }
+    return ok_status();
+  }
   report.evaluated = !judged.subjects.empty() || !judged.absent.empty() || judged.full;
   TW_RETURN_IF_ERROR(apply_verdicts(txn, inventory, poll, judged, now, report));
   TW_RETURN_IF_ERROR(apply_actions(txn, inventory, now, report));
@@ -345,6 +356,10 @@ Status Enforcer::on_poll(storage::WriteTxn& txn, const storage::Inventory& inven
 
 Status Enforcer::send_notices(storage::WriteTxn& txn, const storage::Inventory& inventory,
                               Timestamp now) {
+  // With [ha] only the leader issues notices (a standby's alerts are muted: it would record a
+  // notice nobody was sent); a new leader issues those its database has not recorded.
+  const bool issuing = fence_ == nullptr || fence_->leading();
+  notices_held_ = false;
   std::unordered_map<std::int64_t, std::string> thresholds;
   for (const auto& [token, vs] : open_) {
     for (const auto& v : vs) {
@@ -364,6 +379,10 @@ Status Enforcer::send_notices(storage::WriteTxn& txn, const storage::Inventory& 
       thresholds[v.id] = n.threshold;
       std::string key = notice_key(n);
       if (notices_sent_.contains(key)) continue;
+      if (!issuing) {
+        notices_held_ = true;
+        continue;
+      }
       TW_RETURN_IF_ERROR(send_notice(txn, v, n, expires_at, now));
       notices_sent_.insert(key);
       notices_pending_.push_back(std::move(key));
@@ -379,9 +398,8 @@ Status Enforcer::send_notices(storage::WriteTxn& txn, const storage::Inventory& 
 // One notice: the notice_sent event and its expiry_notices row, and the webhook's message.
 Status Enforcer::send_notice(storage::WriteTxn& txn, const Violation& v,
                              const storage::SentNotice& n, Timestamp expires_at, Timestamp now) {
-  static const Ownership kNobody;
   const Ownership* o = ownership_of(n.token_id);
-  if (o == nullptr) o = &kNobody;
+  if (o == nullptr) o = &kNoOwner;
   std::string detail;
   JsonWriter w(detail);
   w.begin_object()
@@ -390,15 +408,8 @@ Status Enforcer::send_notice(storage::WriteTxn& txn, const Violation& v,
       .field("expires_at", expires_at)
       .field("remaining", format_duration(std::chrono::floor<std::chrono::seconds>(
                               std::max(expires_at - now, Duration(0)))));
-  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"owner", &o->owner},
-                                   {"team", &o->team},
-                                   {"contact", &o->contact}}) {
-    if (value->empty()) {
-      w.key(key).null();
-    } else {
-      w.field(key, *value);
-    }
-  }
+  w.field_or_null("owner", o->owner).field_or_null("team", o->team);
+  w.field_or_null("contact", o->contact);
   w.end_object();
   auto seq = storage::record_notice(txn, cluster_.name, n, detail, now);
   if (!seq.ok()) return seq.take_error();

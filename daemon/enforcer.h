@@ -263,6 +263,7 @@ class Enforcer {
   // those recorded by the poll in progress, and each open violation's current threshold.
   std::unordered_set<std::string> notices_sent_;
   std::vector<std::string> notices_pending_;
+  bool notices_held_ = false;  // a standby did not issue a due notice (issued once it leads)
   std::unordered_map<std::int64_t, std::string> thresholds_;
   std::vector<StateChange> outbox_;  // sent after commit
 };

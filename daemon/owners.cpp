@@ -5,12 +5,6 @@
 #include "storage/owners.h"
 
 namespace tw::daemon {
-namespace {
-
-const Ownership kNobody{};
-
-}  // namespace
-
 Result<std::shared_ptr<const policy::OwnerRules>> compile_owner_rules(
     const std::vector<policy::OwnerRuleSpec>& rules) {
   if (rules.empty()) return std::shared_ptr<const policy::OwnerRules>();
@@ -19,7 +13,7 @@ Result<std::shared_ptr<const policy::OwnerRules>> compile_owner_rules(
 
 const Ownership& OwnerTracker::of(const std::string& token_id) const {
   auto it = current_.find(token_id);
-  return it == current_.end() ? kNobody : it->second;
+  return it == current_.end() ? kNoOwner : it->second;
 }
 
 Status OwnerTracker::load(storage::WriteTxn& txn) {
@@ -57,11 +51,13 @@ Status OwnerTracker::update(storage::WriteTxn& txn, const std::string& id,
     current_.erase(id);
   }
   if (!token_changed) s.changed_tokens.push_back(id);
+  changed_ = true;
   return ok_status();
 }
 
 Status OwnerTracker::on_poll(storage::WriteTxn& txn, const storage::Inventory& inventory,
                              storage::PollSummary& s, Timestamp now) {
+  changed_ = false;
   if (!loaded_ || s.inventory_reloaded) TW_RETURN_IF_ERROR(load(txn));
   const std::string identity = this->identity();
   if (identity.empty() && current_.empty()) {

@@ -44,6 +44,8 @@ class OwnerTracker {
   // After the transaction: a rolled-back poll leaves the cache to be read again.
   void after_commit(bool committed);
 
+  // Whether the last poll changed any token's ownership (alerts carry owners: rebuild them).
+  bool changed() const { return changed_; }
   // The token's owner as last resolved; an unmatched Ownership when no rule matched.
   const Ownership& of(const std::string& token_id) const;
 
@@ -55,6 +57,7 @@ class OwnerTracker {
   std::string cluster_;
   std::shared_ptr<const policy::OwnerRules> rules_;
   bool loaded_ = false;
+  bool changed_ = false;
   std::string resolved_with_;  // identity of the rules the cache was resolved with
   std::unordered_map<std::string, Ownership> current_;  // owned tokens only
 };

@@ -41,7 +41,10 @@ void put(std::string& out, const std::optional<Duration>& d) {
 // A checkpoint saved under another identity never stands for this one. "" without policies.
 std::string evaluation_identity(const ClusterConfig& cluster, const Enforcer* enforcer,
                                 const OwnerTracker& owners) {
-  if (enforcer == nullptr || enforcer->policies() == nullptr) return {};
+  if (enforcer == nullptr || enforcer->policies() == nullptr) {
+    // No evaluation, but the owners are resolved in the hook too: new rules must run it.
+    return owners.identity().empty() ? std::string() : sha256_hex("owners\n" + owners.identity());
+  }
   std::string s;
   put(s, kVersion);
   put(s, owners.identity());

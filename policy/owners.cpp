@@ -24,11 +24,28 @@ OwnerRules::~OwnerRules() = default;
 bool valid_owner_value(std::string_view value) {
   value = trim(value);
   if (value.empty() || value.size() > kMaxOwnerValue) return false;
-  for (char ch : value) {
-    const auto c = static_cast<unsigned char>(ch);
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
     if (c < 0x20 || c == 0x7f) return false;
+    const auto next = [&](std::size_t k) {
+      return i + k < value.size() ? static_cast<unsigned char>(value[i + k]) : 0;
+    };
+    if (c == 0xc2 && next(1) >= 0x80 && next(1) <= 0x9f) return false;  // C1 controls
+    if (c == 0xe2 && next(1) == 0x80 && next(2) >= 0xa8 && next(2) <= 0xae)
+      return false;  // U+2028..U+202E: separators, bidi embeddings and overrides
+    if (c == 0xe2 && next(1) == 0x81 && next(2) >= 0xa6 && next(2) <= 0xa9)
+      return false;  // U+2066..U+2069: bidi isolates
   }
   return true;
+}
+
+bool captures_owner(const std::string& regex) {
+  RE2::Options opt;
+  opt.set_log_errors(false);
+  RE2 re(regex, opt);
+  if (!re.ok()) return false;
+  const auto& names = re.NamedCapturingGroups();
+  return names.contains("owner") || names.contains("team");
 }
 
 namespace {

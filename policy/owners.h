@@ -62,7 +62,12 @@ class OwnerRules {
 };
 
 // Whether a captured or configured owner/team value is usable: non-empty after trimming, at
-// most kMaxOwnerValue bytes, no control characters.
+// most kMaxOwnerValue bytes, no control characters (C0, DEL, C1), no line or paragraph separator
+// and no bidirectional override or isolate.
 bool valid_owner_value(std::string_view value);
+
+// Whether a regex has a named group `owner` or `team` (any RE2 spelling); false if it does not
+// compile.
+bool captures_owner(const std::string& regex);
 
 }  // namespace tw::policy

@@ -11,14 +11,6 @@ std::optional<std::string> nullable(const std::string& s) {
   return s.empty() ? std::nullopt : std::optional<std::string>(s);
 }
 
-void nullable_field(JsonWriter& w, std::string_view key, const std::string& value) {
-  if (value.empty()) {
-    w.key(key).null();
-  } else {
-    w.field(key, value);
-  }
-}
-
 }  // namespace
 
 Result<std::unordered_map<std::string, Ownership>> load_owners(Db& db, const std::string& cluster) {
@@ -64,13 +56,10 @@ NewEvent owner_changed_event(const std::string& cluster, const std::string& toke
   std::string detail;
   JsonWriter w(detail);
   w.begin_object();
-  nullable_field(w, "owner", after.owner);
-  nullable_field(w, "team", after.team);
-  nullable_field(w, "owner_rule", after.rule);
-  nullable_field(w, "contact", after.contact);
-  nullable_field(w, "previous_owner", before.owner);
-  nullable_field(w, "previous_team", before.team);
-  nullable_field(w, "previous_owner_rule", before.rule);
+  w.field_or_null("owner", after.owner).field_or_null("team", after.team);
+  w.field_or_null("owner_rule", after.rule).field_or_null("contact", after.contact);
+  w.field_or_null("previous_owner", before.owner).field_or_null("previous_team", before.team);
+  w.field_or_null("previous_owner_rule", before.rule);
   w.field("cause", cause);
   w.end_object();
   return NewEvent{EventKind::kOwnerChanged, cluster, token_id, std::move(detail)};
@@ -89,6 +78,13 @@ Result<std::vector<SentNotice>> load_notices(Db& db, const std::string& cluster)
     out.push_back(SentNotice{st->text(0), st->text(1), st->text(2), st->text(3)});
   }
   return out;
+}
+
+Status prune_notices(WriteTxn& txn, const std::string& cluster, Timestamp now) {
+  auto st = txn.db().cached("DELETE FROM expiry_notices WHERE cluster = ?1 AND expires_at < ?2");
+  if (!st.ok()) return st.take_error();
+  (*st)->bind(1, cluster).bind(2, format_timestamp(now));
+  return (*st)->run();
 }
 
 Result<std::int64_t> record_notice(WriteTxn& txn, const std::string& cluster, const SentNotice& n,

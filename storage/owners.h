@@ -48,6 +48,10 @@ struct SentNotice {
 // The notices recorded for `cluster`.
 Result<std::vector<SentNotice>> load_notices(Db& db, const std::string& cluster);
 
+// Forgets the notices about expiries before `now` (their tokens have expired: no notice about
+// that expiry can be due again). The notice_sent events stay in the audit log.
+Status prune_notices(WriteTxn& txn, const std::string& cluster, Timestamp now);
+
 // Appends a notice_sent event with `detail` and remembers the notice; returns the event's seq.
 Result<std::int64_t> record_notice(WriteTxn& txn, const std::string& cluster,
                                    const SentNotice& notice, std::string detail, Timestamp at);

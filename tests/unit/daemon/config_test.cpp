@@ -380,8 +380,14 @@ notify_before = ["7d", "30d", "1d"]
   ASSERT_TRUE(owned.config.has_value()) << all(owned.errors);
   EXPECT_TRUE(owned.warnings.empty()) << all(owned.warnings);
 
-  auto revoke = load(std::string(kGoodCluster) +
-                     "[[policies]]\nname = \"o\"\nkind = \"orphaned\"\naction = \"revoke\"\n");
+  const std::string revoking =
+      std::string(kGoodCluster) +
+      "[[policies]]\nname = \"o\"\nkind = \"orphaned\"\naction = \"revoke\"\n";
+  auto unowned = load(revoking);
+  EXPECT_FALSE(unowned.config.has_value()) << "no rules: it would revoke every token";
+  EXPECT_NE(all(unowned.errors).find("would revoke every token"), std::string::npos)
+      << all(unowned.errors);
+  auto revoke = load(revoking + "[[owners]]\ntoken_id = \"t1\"\nowner = \"alice\"\n");
   ASSERT_TRUE(revoke.config.has_value()) << all(revoke.errors);
   EXPECT_EQ(revoke.config->policies[0].action, policy::Action::kRevoke);
 }

@@ -237,6 +237,64 @@ TEST_F(OwnerAlertsTest, ARestartDoesNotAnnounceAgain) {
   EXPECT_EQ(notices().size(), 2u) << "the next threshold is still announced";
 }
 
+// [ha]: a standby's alerts are muted, so it records no notice it did not issue; once it leads,
+// it issues the current threshold.
+class StandbyFence final : public ActionFence {
+ public:
+  bool lead = false;
+  bool leading() const override { return lead; }
+  std::int64_t term() const override { return 1; }
+  bool reconcile(const std::string&, influx::ClusterClient&, const influx::CallContext&) override {
+    return true;
+  }
+  Result<ActionTicket> begin(const std::string&, const storage::ActionRow&, Duration) override {
+    return make_error(ErrorCode::kUnsupported, "the test acts on nothing");
+  }
+  bool may_send(const ActionTicket&, Duration) override { return false; }
+  void finish(const ActionTicket&, const std::string&, const storage::ActionRow&, std::string_view,
+              std::string_view, std::string_view) override {}
+};
+
+TEST_F(OwnerAlertsTest, NoticesOfPassedExpiriesAreForgottenAtLoad) {
+  const Timestamp t0 = clock_.now();
+  cluster_->put(token("pay-1", "pay-api", t0 + days(2)));
+  start({ladder_policy()});
+  cycle();
+  ASSERT_EQ(notices().size(), 1u);
+  auto rows = [&] {
+    auto db = storage::Db::open(path_, storage::Db::Mode::kReadOnly);
+    EXPECT_TRUE(db.ok());
+    auto st = (*db)->prepare("SELECT COUNT(*) FROM expiry_notices");
+    EXPECT_TRUE(st.ok() && st->step().ok());
+    return st->int64(0);
+  };
+  EXPECT_EQ(rows(), 1);
+  clock_.set(t0 + days(3));  // expired
+  restart();
+  cycle();
+  EXPECT_EQ(rows(), 0) << "an expiry that passed can never be announced again";
+  EXPECT_EQ(notices().size(), 1u) << "the event stays in the log";
+}
+
+TEST_F(OwnerAlertsTest, AStandbyIssuesNoNoticeUntilItLeads) {
+  const Timestamp t0 = clock_.now();
+  cluster_->put(token("pay-1", "pay-api", t0 + days(10)));
+  start({ladder_policy()});
+  StandbyFence fence;
+  poller_->enforcer()->set_fence(&fence);
+  cycle();
+  cycle_at(t0 + minutes(1));
+  EXPECT_TRUE(notices().empty());
+  EXPECT_EQ(webhook_notices(), 0);
+  fence.lead = true;
+  cycle_at(t0 + minutes(2));  // nothing changed, nothing due: the held notice is issued
+  ASSERT_EQ(notices().size(), 1u);
+  EXPECT_EQ(notices()[0].substr(0, 10), "pay-1 30d ");
+  EXPECT_EQ(webhook_notices(), 1);
+  cycle_at(t0 + days(4));  // the 7d crossing
+  EXPECT_EQ(notices().size(), 2u);
+}
+
 TEST_F(OwnerAlertsTest, RotationExtensionAndRevocationWithdrawTheNotice) {
   const Timestamp t0 = clock_.now();
   cluster_->put(token("pay-1", "pay-api", t0 + days(5)));

@@ -102,6 +102,23 @@ TEST(OwnerRules, ValidOwnerValue) {
   EXPECT_FALSE(valid_owner_value("  "));
   EXPECT_FALSE(valid_owner_value("a\tb"));
   EXPECT_FALSE(valid_owner_value("a\x7f"));
+  EXPECT_FALSE(
+      valid_owner_value("a\xc2\x85"
+                        "b"))
+      << "C1 NEL";
+  EXPECT_FALSE(valid_owner_value("bidi \xe2\x80\xaetxt")) << "U+202E";
+  EXPECT_FALSE(
+      valid_owner_value("a\xe2\x80\xa8"
+                        "b"))
+      << "U+2028";
+  EXPECT_FALSE(
+      valid_owner_value("a\xe2\x81\xa7"
+                        "b"))
+      << "U+2067";
+  EXPECT_TRUE(valid_owner_value("caf\xc3\xa9 \xe2\x80\x94 team")) << "e-acute and an em dash";
+  EXPECT_TRUE(captures_owner("(?P<team>x)"));
+  EXPECT_FALSE(captures_owner("(?P<other>x)"));
+  EXPECT_FALSE(captures_owner("(?P<owner>["));
 }
 
 TEST(OwnerRules, IdentityChangesWithAnyField) {
