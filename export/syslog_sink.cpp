@@ -160,6 +160,9 @@ struct SyslogSink::Conn {
   SSL_CTX* ctx = nullptr;
   SSL* ssl = nullptr;
   std::string peer;  // for messages
+  // A reset is reported once (ECONNRESET); the socket reads as closed (EOF) after that, which
+  // must not pass for the collector's orderly close: the state stays broken.
+  bool broken = false;
 
   ~Conn() {
     if (ssl != nullptr) SSL_free(ssl);
@@ -339,6 +342,17 @@ struct SyslogSink::Conn {
   // unread — a restart in the middle of a batch — makes the kernel answer with RST (kBroken).
   enum class State { kAlive, kClosed, kBroken };
   State state() {
+    if (!broken && observe() == State::kBroken) broken = true;
+    return broken ? State::kBroken : last_;
+  }
+
+ private:
+  State last_ = State::kAlive;
+  State observe() {
+    last_ = peek();
+    return last_;
+  }
+  State peek() {
     char c;
     const auto n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0) return State::kClosed;

@@ -276,6 +276,25 @@ TEST_F(OwnerAlertsTest, NoticesOfPassedExpiriesAreForgottenAtLoad) {
   EXPECT_EQ(notices().size(), 1u) << "the event stays in the log";
 }
 
+TEST_F(OwnerAlertsTest, AnOpenViolationsAlertFollowsItsTokensNewOwner) {
+  cluster_->put(token("svc-1", "svc (owner: bob)", clock_.now() + days(20)));
+  start({ladder_policy()});
+  cycle();
+  ASSERT_NE(alert_of("svc-1"), nullptr);
+  EXPECT_EQ(alert_of("svc-1")->labels.at("owner"), "bob");
+  cluster_->tokens["svc-1"].description = "svc (owner: carol)";  // the violation stays open
+  cycle_at(clock_.now() + minutes(1));
+  ASSERT_NE(alert_of("svc-1"), nullptr);
+  EXPECT_EQ(alert_of("svc-1")->labels.at("owner"), "carol") << "the new owner is told";
+  auto rules = policy::OwnerRules::compile({owner_rules()[1]});  // new rules: bob's rule gone
+  ASSERT_TRUE(rules.ok());
+  poller_->set_owner_rules(*rules);
+  cycle_at(clock_.now() + minutes(2));
+  ASSERT_NE(alert_of("svc-1"), nullptr);
+  EXPECT_FALSE(alert_of("svc-1")->labels.contains("owner")) << "nobody owns it any more";
+  EXPECT_FALSE(alert_of("svc-1")->labels.contains("team"));
+}
+
 TEST_F(OwnerAlertsTest, AStandbyIssuesNoNoticeUntilItLeads) {
   const Timestamp t0 = clock_.now();
   cluster_->put(token("pay-1", "pay-api", t0 + days(10)));

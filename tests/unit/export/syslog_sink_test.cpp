@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "storage/export_log.h"
@@ -197,6 +199,27 @@ TEST(SyslogSink, DataTheCollectorDroppedUnreadIsSentAgainFirst) {
   // read, but the sink cannot know), so the collector sees it twice.
   const std::string want = framed(first, pid) + framed(second, pid) + framed(third, pid);
   EXPECT_EQ(l.read(want.size()), want);
+}
+
+// The kernel reports a reset once; the socket then reads as closed. A look at the connection in
+// between (the exporter asks settled_seq for its metrics) must not turn the reset into an
+// orderly close, which would drop what was sent more than 2 s ago and lose it (found by
+// test_audit_export: rsyslog killed with data unread, seqs missing).
+TEST(SyslogSink, AResetSeenOnceStaysAResetAndEverythingIsSentAgain) {
+  Listener l;
+  SyslogSink sink(options(l.address()));
+  const std::string pid = std::to_string(::getpid());
+  const std::vector<storage::AuditRow> first{row(1)}, second{row(2)};
+  ASSERT_TRUE(sink.deliver(first).ok());
+  l.accept_one();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));  // older than the 2 s kept
+  l.close_unread();                                              // RST
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(sink.settled_seq(1), 0) << "sees the reset: nothing settles";
+  ASSERT_TRUE(sink.deliver(second).ok());
+  l.accept_one();
+  const std::string want = framed(first, pid) + framed(second, pid);
+  EXPECT_EQ(l.read(want.size()), want) << "the unread batch is sent again";
 }
 
 TEST(SyslogSink, TheSettledSeqStopsBeforeWhatIsKeptForResending) {
