@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/host.h"
 #include "core/strings.h"
 #include "influx/management_token.h"
 #include "storage/checkpoints.h"
@@ -44,12 +45,6 @@ KeyFileCheck check_signing_key_file(const std::string& key_file,
   auto key = ed25519::PrivateKey::load(path);
   if (!key.ok()) out.error = key.error().message;
   return out;
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "unknown";
-  return printable(buf, 255);
 }
 
 Checkpointer::Checkpointer(storage::AuditStore& store, Logger log, std::string host)

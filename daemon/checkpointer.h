@@ -79,7 +79,4 @@ class Checkpointer {
   std::atomic<std::int64_t> pending_{0};  // events appended since the last checkpoint
 };
 
-// This machine's name (gethostname), "unknown" if it has none.
-std::string host_name();
-
 }  // namespace tw::daemon

@@ -11,9 +11,9 @@
 #include <sstream>
 #include <toml.hpp>
 
+#include "core/host.h"
 #include "core/sha256.h"
 #include "core/strings.h"
-#include "daemon/checkpointer.h"
 #include "influx/http_client.h"
 #include "policy/engine.h"
 

@@ -1,5 +1,6 @@
 #include "daemon/runtime.h"
 
+#include "core/host.h"
 #include "core/version.h"
 
 namespace tw::daemon {
